@@ -1,0 +1,1 @@
+//! Byte-stream transports for spiped: address parsing, TCP, UNIX sockets and stdio.
