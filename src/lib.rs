@@ -3,3 +3,21 @@
 //! Layering, from the bottom up (each module has one job):
 //! - [`proto`]: the sans-IO protocol core (key schedule, Diffie-Hellman, handshake state
 //!   machine, packet seal/open). No sockets, no async runtime.
+//! - [`keyfile`], [`resolve`]: turning the command line's key file and addresses into
+//!   a key and endpoints.
+//! - [`pump`]: one direction of an established connection.
+//! - [`session`]: the handshake driven over a transport, then both pumps.
+//! - [`conn`]: one daemon connection's life; [`dispatch`]: the accept loop.
+//! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
+
+pub mod cli;
+pub mod conn;
+pub mod dispatch;
+pub mod errors;
+pub mod keyfile;
+pub mod log;
+pub mod proto;
+pub mod pump;
+pub mod resolve;
+pub mod session;
+pub mod tool;

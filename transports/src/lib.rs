@@ -1,5 +1,19 @@
 //! Byte-stream transports for spiped: address parsing, TCP, UNIX sockets and stdio.
+//!
+//! This crate knows nothing about keys or the protocol. It owns every socket option
+//! spiped sets (SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE, bind-before-connect), so that
+//! no other layer touches sockets directly.
 
 pub mod address;
+pub mod endpoint;
+pub mod listener;
+pub mod stdio;
+pub mod stream;
+pub mod transport;
 
 pub use address::{Address, AddressError};
+pub use endpoint::{Endpoint, StreamOptions, connect};
+pub use listener::Listener;
+pub use stdio::Stdio;
+pub use stream::SocketStream;
+pub use transport::Transport;

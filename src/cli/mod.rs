@@ -1,0 +1,239 @@
+//! The command lines of `spiped` and `spipe`: the getopt grammar of the C tools, kept
+//! byte-for-byte compatible, plus descriptive long names.
+//!
+//! Each tool has one file holding its argh struct and the validation that turns it into
+//! the options the rest of the program uses. [`argv`] sits in front of argh because argh
+//! cannot read bundled flags or attached values. Parsing never prints and never exits:
+//! it returns [`Parsed`], so `main.rs` owns the process and tests can see every byte.
+
+use std::fmt::{Display, Write as _};
+use std::time::Duration;
+
+use spiped_transports::Address;
+
+pub mod argv;
+pub mod spipe;
+pub mod spiped;
+
+/// Result of parsing a command line: run it, or print text and exit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Parsed<T> {
+    /// The command line is valid; run the tool with these options.
+    Run(T),
+    /// Nothing to run (help, version, or a usage error): write `stdout` and `stderr`
+    /// as they are and exit with `status`.
+    Exit {
+        /// Text for standard output (help and version).
+        stdout: String,
+        /// Text for standard error (a usage error and the usage text).
+        stderr: String,
+        /// The process exit status: 0 for help and version, 1 for usage errors.
+        status: i32,
+    },
+}
+
+/// The connect + handshake timeout when `-o` is not given, as upstream.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Upper bound for `-o` and `-r`. Longer values are almost certainly typos (or
+/// milliseconds), and bounding them keeps later `Instant + Duration` sums from overflowing.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// What the shared plumbing needs to know about one tool to speak for it.
+struct Tool {
+    /// The program name, used as the message prefix and in `-v` output.
+    name: &'static str,
+    /// The synopsis exactly as the C tool prints it, ending in a newline.
+    usage: &'static str,
+}
+
+impl Tool {
+    /// Runs the getopt normalisation and argh; `Err` is a finished [`Parsed::Exit`]
+    /// (help, or a usage error) for the caller to return.
+    fn parse_args<A, T>(&self, args: &[String]) -> Result<A, Parsed<T>>
+    where
+        A: argh::FromArgs + argh::ArgsInfo,
+    {
+        let spec = argv::OptSpec::table_for::<A>();
+        let normalised = argv::normalise(args, &spec).map_err(|e| self.usage_error(e))?;
+        if normalised == [argv::HELP] {
+            return Err(self.help::<A, T>());
+        }
+        let strs: Vec<&str> = normalised.iter().map(String::as_str).collect();
+        A::from_args(&[self.name], &strs).map_err(|early| {
+            // normalise() has already rejected everything argh would; should argh still
+            // object, keep its complaint but in our one-line form, never its help page.
+            let first = early
+                .output
+                .lines()
+                .next()
+                .unwrap_or("invalid command line");
+            self.usage_error(first.trim())
+        })
+    }
+
+    /// A usage error: one line naming the problem, then the synopsis, on stderr, exit 1.
+    fn usage_error<T>(&self, msg: impl Display) -> Parsed<T> {
+        Parsed::Exit {
+            stdout: String::new(),
+            stderr: format!("{}: {msg}\n{}", self.name, self.usage),
+            status: 1,
+        }
+    }
+
+    /// `-v`: `<name> <version>` on stdout, exit 0.
+    fn version<T>(&self) -> Parsed<T> {
+        Parsed::Exit {
+            stdout: format!("{} {}\n", self.name, env!("CARGO_PKG_VERSION")),
+            stderr: String::new(),
+            status: 0,
+        }
+    }
+
+    /// `-h`: the synopsis, then every option with its description. The option list is
+    /// generated from the argh struct so it cannot fall behind the options themselves.
+    fn help<A: argh::ArgsInfo, T>(&self) -> Parsed<T> {
+        let info = A::get_args_info();
+        let rows: Vec<(String, &str)> = argv::OptSpec::table_for::<A>()
+            .iter()
+            .zip(info.flags)
+            .filter(|(_, flag)| !flag.hidden)
+            .map(|(spec, flag)| {
+                let mut left = match spec.short {
+                    Some(c) => format!("-{c}, {}", spec.long),
+                    None => format!("    {}", spec.long),
+                };
+                if let argh::FlagInfoKind::Option { arg_name } = flag.kind {
+                    let _ = write!(left, " <{arg_name}>");
+                }
+                let description = if spec.long == argv::HELP {
+                    "print this help and exit"
+                } else {
+                    flag.description
+                };
+                (left, description)
+            })
+            .collect();
+        // argh lists its implicit --help first; readers look for it last.
+        let (help, mut rows): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|(l, _)| l.ends_with(argv::HELP));
+        rows.extend(help);
+        // Long rows would push every description off an 80-column terminal; those get
+        // their description on the next line instead.
+        const WIDTH: usize = 28;
+        let mut out = format!("{}\nOptions:\n", self.usage);
+        for (left, description) in rows {
+            if left.len() <= WIDTH {
+                let _ = writeln!(out, "  {left:WIDTH$}  {description}");
+            } else {
+                let _ = writeln!(out, "  {left}\n  {:WIDTH$}  {description}", "");
+            }
+        }
+        Parsed::Exit {
+            stdout: out,
+            stderr: String::new(),
+            status: 0,
+        }
+    }
+}
+
+/// What is wrong with a command line, which decides how it is reported.
+enum Mistake {
+    /// The shape is wrong (missing, conflicting or unknown options): one line naming
+    /// it, then the usage text, as the C tools do.
+    Shape(String),
+    /// An option's value is unusable (an address, a number): one line naming the
+    /// option and the value, without the usage text that would bury it.
+    Value(String),
+}
+
+impl From<String> for Mistake {
+    fn from(msg: String) -> Mistake {
+        Mistake::Shape(msg)
+    }
+}
+
+impl Tool {
+    /// Reports a failed validation in the form its kind calls for; exit 1 either way.
+    fn mistake<T>(&self, m: Mistake) -> Parsed<T> {
+        match m {
+            Mistake::Shape(msg) => self.usage_error(msg),
+            Mistake::Value(msg) => Parsed::Exit {
+                stdout: String::new(),
+                stderr: format!("{}: {msg}\n", self.name),
+                status: 1,
+            },
+        }
+    }
+}
+
+/// A required option's value, or the message naming it.
+fn required(value: Option<String>, name: &str) -> Result<String, String> {
+    value.ok_or_else(|| format!("missing required option {name}"))
+}
+
+/// Parses a source or target address, naming the option in the error.
+fn address(s: &str, name: &str) -> Result<Address, Mistake> {
+    Address::parse(s).map_err(|e| Mistake::Value(format!("{name}: {e}")))
+}
+
+/// Parses a `-b` address, where the port may be left out.
+fn bind_address(s: Option<String>, name: &str) -> Result<Option<Address>, Mistake> {
+    s.map(|s| Address::parse_bind(&s).map_err(|e| Mistake::Value(format!("{name}: {e}"))))
+        .transpose()
+}
+
+/// `-f` and `-g` contradict each other: a peer cannot both skip and demand PFS.
+fn fast_and_pfs(fast: bool, require_pfs: bool) -> Result<(), String> {
+    if fast && require_pfs {
+        return Err("-f/--fast and -g/--require-pfs cannot be used together".to_owned());
+    }
+    Ok(())
+}
+
+/// Parses a positive, finite number of seconds, fractions allowed, at most one day.
+fn seconds(s: &str, name: &str) -> Result<Duration, String> {
+    let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| bad("expected a number of seconds, such as 5 or 0.5"))?;
+    if !secs.is_finite() {
+        return Err(bad("the number of seconds must be finite"));
+    }
+    if secs <= 0.0 {
+        return Err(bad("the number of seconds must be greater than 0"));
+    }
+    if secs > MAX_SECONDS {
+        return Err(bad("the number of seconds must be at most 86400 (one day)"));
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        // Positive but below one nanosecond: would silently become a zero timeout.
+        _ => Err(bad("the number of seconds is too small")),
+    }
+}
+
+/// The `-o` timeout, shared by both tools.
+fn timeout(s: Option<String>) -> Result<Duration, Mistake> {
+    s.map_or(Ok(DEFAULT_TIMEOUT), |s| {
+        seconds(&s, "-o/--timeout").map_err(Mistake::Value)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accepts_fractions_and_rejects_nonsense() {
+        assert_eq!(seconds("0.5", "-o"), Ok(Duration::from_millis(500)));
+        assert_eq!(seconds("5", "-o"), Ok(Duration::from_secs(5)));
+        assert_eq!(seconds("86400", "-o"), Ok(Duration::from_secs(86_400)));
+        for bad in [
+            "0", "-1", "-0", "inf", "-inf", "nan", "NaN", "86400.5", "1e9", "x", "", " 5", "1e-300",
+        ] {
+            let e = seconds(bad, "-o/--timeout").unwrap_err();
+            assert!(e.contains("-o/--timeout"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! `spipe`'s command line: the argh struct, and the validation that turns it into
+//! [`SpipeOptions`].
+
+use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+use spiped_transports::Address;
+
+use super::{Parsed, Tool};
+
+const TOOL: Tool = Tool {
+    name: "spipe",
+    usage: "\
+usage: spipe -t <target socket> -k <key file> [-b <bind address>] [-f | -g] [-j]
+    [-o <connection timeout>]
+       spipe -v
+",
+};
+
+/// A validated `spipe` command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpipeOptions {
+    /// `-t`: the `spiped -d` to connect to.
+    pub target: Address,
+    /// `-k`: the key file's path, or `-` for standard input.
+    pub key_file: String,
+    /// `-b`: the local address the connection binds to (port 0 when left out).
+    pub bind: Option<Address>,
+    /// `-f`: handshake without Diffie-Hellman (no perfect forward secrecy).
+    pub fast: bool,
+    /// `-g`: refuse a server that uses `-f`.
+    pub require_pfs: bool,
+    /// TCP keep-alives on the connection; `-j` turns them off.
+    pub keepalive: bool,
+    /// `-o`: connect + handshake timeout.
+    pub timeout: Duration,
+}
+
+/// Parses `spipe`'s arguments (without `argv[0]`).
+pub fn parse(args: &[String]) -> Parsed<SpipeOptions> {
+    let raw: Args = match TOOL.parse_args(args) {
+        Ok(raw) => raw,
+        Err(exit) => return exit,
+    };
+    if raw.version {
+        return TOOL.version();
+    }
+    match raw.validate() {
+        Ok(options) => Parsed::Run(options),
+        Err(m) => TOOL.mistake(m),
+    }
+}
+
+/// spipe: connect standard input and output to an spiped server.
+///
+/// Values stay strings so that validation, not argh, words every complaint; see
+/// `spiped::Args` for how a field reaches the getopt normaliser.
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
+struct Args {
+    /// the spiped -d to connect to
+    #[argh(option, short = 't', arg_name = "target socket")]
+    target: Option<String>,
+
+    /// key file; - reads the key from stdin
+    #[argh(option, short = 'k', arg_name = "key file")]
+    key: Option<String>,
+
+    /// local address for the connection
+    #[argh(option, short = 'b', arg_name = "bind address")]
+    bind: Option<String>,
+
+    /// handshake without Diffie-Hellman (no PFS)
+    #[argh(switch, short = 'f')]
+    fast: bool,
+
+    /// require PFS: refuse a server that uses -f
+    #[argh(switch, short = 'g')]
+    require_pfs: bool,
+
+    /// disable TCP keep-alives
+    #[argh(switch, short = 'j')]
+    no_keepalive: bool,
+
+    /// connect + handshake timeout, seconds (default 5)
+    #[argh(option, short = 'o', arg_name = "connection timeout")]
+    timeout: Option<String>,
+
+    /// print the version and exit
+    #[argh(switch, short = 'v')]
+    version: bool,
+}
+
+impl Args {
+    /// Checks what argh cannot express; presence problems come before value problems.
+    fn validate(self) -> Result<SpipeOptions, super::Mistake> {
+        let target = super::required(self.target, "-t/--target")?;
+        let key_file = super::required(self.key, "-k/--key")?;
+        super::fast_and_pfs(self.fast, self.require_pfs)?;
+        Ok(SpipeOptions {
+            target: super::address(&target, "-t/--target")?,
+            key_file,
+            bind: super::bind_address(self.bind, "-b/--bind")?,
+            fast: self.fast,
+            require_pfs: self.require_pfs,
+            keepalive: !self.no_keepalive,
+            timeout: super::timeout(self.timeout)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::argv::OptSpec;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(s: &[&str]) -> SpipeOptions {
+        match parse(&args(s)) {
+            Parsed::Run(o) => o,
+            Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
+        }
+    }
+
+    fn fail(s: &[&str]) -> String {
+        match parse(&args(s)) {
+            Parsed::Run(o) => panic!("{s:?} accepted: {o:?}"),
+            Parsed::Exit {
+                stdout,
+                stderr,
+                status,
+            } => {
+                assert_eq!(status, 1, "{s:?}");
+                assert!(stdout.is_empty(), "{s:?}");
+                let first = stderr.lines().next().unwrap().to_owned();
+                assert!(first.starts_with("spipe: "), "{s:?}: {first}");
+                // Bad values get one line; shape errors add the usage text.
+                let value_error = stderr.lines().count() == 1
+                    && (first.contains("invalid value") || first.contains("invalid address"));
+                assert!(
+                    value_error || stderr.contains("\nusage: spipe -t <target socket>"),
+                    "{s:?}: {stderr}"
+                );
+                first
+            }
+        }
+    }
+
+    #[test]
+    fn documented_forms() {
+        let o = run(&["-t", "host:8025", "-k", "/etc/key"]);
+        assert_eq!(
+            o,
+            SpipeOptions {
+                target: Address::Name {
+                    host: "host".into(),
+                    port: 8025
+                },
+                key_file: "/etc/key".into(),
+                bind: None,
+                fast: false,
+                require_pfs: false,
+                keepalive: true,
+                timeout: Duration::from_secs(5),
+            }
+        );
+        let o = run(&["-t[::1]:1", "-k/etc/key", "-fj", "-o0.5", "-b", "[::1]"]);
+        assert!(o.fast && !o.keepalive);
+        assert_eq!(o.timeout, Duration::from_millis(500));
+        assert_eq!(o.bind, Some(Address::parse_bind("[::1]").unwrap()));
+        assert_eq!(run(&["-t/s", "-kkey", "-g"]).key_file, "key");
+        assert!(run(&["-t/s", "-k", "-", "-g"]).require_pfs);
+        let o = run(&[
+            "--target=/s",
+            "--key",
+            "-",
+            "--no-keepalive",
+            "--timeout=2",
+            "--bind=host",
+        ]);
+        assert_eq!(o.key_file, "-");
+        assert_eq!(o.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-t/s", "-k/k", "-D"], "unknown option '-D'"),
+            (&["-t/s", "-k/k", "-s/x"], "unknown option '-s'"),
+            (
+                &["-t/s", "-k/k", "-jj"],
+                "-j/--no-keepalive given more than once",
+            ),
+            (&["-k/k"], "missing required option -t/--target"),
+            (&["-t/s"], "missing required option -k/--key"),
+            (&["-t/s", "-k/k", "x"], "unexpected argument 'x'"),
+            (&["-t/s", "-k"], "-k/--key requires a value"),
+            (&["-t/s", "-k/k", "-fg"], "-f/--fast and -g/--require-pfs"),
+            (&["-t/s", "-k/k", "-o0"], "-o/--timeout"),
+            (&["-t/s", "-k/k", "-o", "nan"], "must be finite"),
+            (
+                &["-t", "nope", "-k/k"],
+                "-t/--target: invalid address 'nope'",
+            ),
+            (&["-t/s", "-k/k", "-b:"], "-b/--bind: invalid address"),
+        ];
+        for (argv, want) in cases {
+            let first = fail(argv);
+            assert!(
+                first.contains(want),
+                "{argv:?}: got {first:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_and_help() {
+        assert_eq!(
+            parse(&args(&["-v"])),
+            Parsed::Exit {
+                stdout: format!("spipe {}\n", env!("CARGO_PKG_VERSION")),
+                stderr: String::new(),
+                status: 0
+            }
+        );
+        let Parsed::Exit { stdout, status, .. } = parse(&args(&["-h"])) else {
+            panic!("-h ran");
+        };
+        assert_eq!(status, 0);
+        assert!(stdout.starts_with(TOOL.usage));
+        assert!(stdout.contains("-t, --target <target socket>"));
+    }
+
+    #[test]
+    fn option_table_matches_argh() {
+        let table = OptSpec::table_for::<Args>();
+        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
+        letters.sort_unstable();
+        assert_eq!(letters, ['b', 'f', 'g', 'h', 'j', 'k', 'o', 't', 'v']);
+        for opt in table.iter().filter(|o| o.long != "--help") {
+            let argv: Vec<&str> = if opt.takes_value {
+                vec![opt.long, "x"]
+            } else {
+                vec![opt.long]
+            };
+            assert!(Args::from_args(&["spipe"], &argv).is_ok(), "{opt:?}");
+        }
+    }
+}

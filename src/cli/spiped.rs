@@ -1,0 +1,635 @@
+//! `spiped`'s command line: the argh struct, and the validation that turns it into
+//! [`SpipedOptions`].
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use argh::{ArgsInfo, FromArgs};
+use spiped_transports::Address;
+
+use super::{Parsed, Tool};
+
+const TOOL: Tool = Tool {
+    name: "spiped",
+    usage: "\
+usage: spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
+    [-DFj] [-b <bind address>] [-f | -g] [-n <max # connections>]
+    [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
+    [-u <username> | <:groupname> | <username:groupname>]
+       spiped -v
+",
+};
+
+/// How often the target is re-resolved when neither `-r` nor `-R` is given.
+const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The simultaneous-connection limit when `-n` is not given.
+const DEFAULT_MAX_CONNECTIONS: usize = 100;
+
+pub use crate::conn::Direction;
+
+/// A validated `spiped` command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpipedOptions {
+    /// `-e` or `-d`.
+    pub direction: Direction,
+    /// `-s`: the address to listen on.
+    pub source: Address,
+    /// `-t`: the address to connect each accepted connection to.
+    pub target: Address,
+    /// `-k`: the key file's path, or `-` for standard input.
+    pub key_file: String,
+    /// `-b`: the local address outgoing connections bind to (port 0 when left out).
+    pub bind: Option<Address>,
+    /// `-D`: daemonize before resolving, and retry failed look-ups until they succeed.
+    pub wait_dns: bool,
+    /// `-F`: stay in the foreground and write no pidfile.
+    pub foreground: bool,
+    /// TCP keep-alives on outgoing and accepted sockets; `-j` turns them off.
+    pub keepalive: bool,
+    /// `-f`: handshake without Diffie-Hellman (no perfect forward secrecy).
+    pub fast: bool,
+    /// `-g`: refuse peers that use `-f`.
+    pub require_pfs: bool,
+    /// `-n`: at most this many connections at once; `None` means no limit (`-n 0`).
+    pub max_connections: Option<usize>,
+    /// `-o`: connect + handshake timeout.
+    pub timeout: Duration,
+    /// `-p` as given. The default (`<source>.pid`) is applied by the daemon code, which
+    /// also knows that `-F` writes none.
+    pub pidfile: Option<PathBuf>,
+    /// `-r`: how often to re-resolve the target; `None` with `-R`.
+    pub resolve_interval: Option<Duration>,
+    /// `--syslog`: after daemonizing, warn to syslog not stderr.
+    pub syslog: bool,
+    /// `-u`: the user and/or group to switch to after binding.
+    pub user: Option<UserSpec>,
+}
+
+/// The `-u` argument: whom to become after binding the source socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserSpec {
+    /// `-u user`: that user, and that user's primary group.
+    User(String),
+    /// `-u :group`: only the group.
+    Group(String),
+    /// `-u user:group`: both.
+    UserGroup(String, String),
+}
+
+impl FromStr for UserSpec {
+    type Err = String;
+
+    /// Parses `user`, `:group` or `user:group`. Empty names (`:`, `user:`) are errors
+    /// rather than "no change", because a script that writes `-u "$U:$G"` with an unset
+    /// variable means something, and silently running as root is the wrong guess.
+    fn from_str(s: &str) -> Result<UserSpec, String> {
+        let bad = |why: &str| format!("invalid value '{s}' for -u/--user: {why}");
+        let spec = match s.split_once(':') {
+            None if s.is_empty() => return Err(bad("empty user name")),
+            None => UserSpec::User(s.to_owned()),
+            Some(("", "")) => return Err(bad("expected user, :group or user:group")),
+            Some((_, "")) => return Err(bad("empty group name after ':'")),
+            Some((_, g)) if g.contains(':') => return Err(bad("more than one ':'")),
+            Some(("", g)) => UserSpec::Group(g.to_owned()),
+            Some((u, g)) => UserSpec::UserGroup(u.to_owned(), g.to_owned()),
+        };
+        Ok(spec)
+    }
+}
+
+/// Parses `spiped`'s arguments (without `argv[0]`).
+pub fn parse(args: &[String]) -> Parsed<SpipedOptions> {
+    let raw: Args = match TOOL.parse_args(args) {
+        Ok(raw) => raw,
+        Err(exit) => return exit,
+    };
+    if raw.version {
+        return TOOL.version();
+    }
+    match raw.validate() {
+        Ok(options) => Parsed::Run(options),
+        Err(m) => TOOL.mistake(m),
+    }
+}
+
+/// spiped: symmetrically encrypted and authenticated pipes between sockets.
+///
+/// Values stay strings here so that validation, not argh, words every complaint.
+/// A new option is a new field: its `short`, long name and whether it takes a value
+/// reach the getopt normaliser through argh's `ArgsInfo`, with no second table.
+#[derive(FromArgs, ArgsInfo, Debug, Default)]
+struct Args {
+    /// take plaintext on source, encrypt to target
+    #[argh(switch, short = 'e')]
+    encrypt: bool,
+
+    /// take encrypted on source, decrypt to target
+    #[argh(switch, short = 'd')]
+    decrypt: bool,
+
+    /// listen address: /path, host:port, [ip]:port
+    #[argh(option, short = 's', arg_name = "source socket")]
+    source: Option<String>,
+
+    /// connect address; names re-resolved every -r
+    #[argh(option, short = 't', arg_name = "target socket")]
+    target: Option<String>,
+
+    /// key file; - reads the key from stdin
+    #[argh(option, short = 'k', arg_name = "key file")]
+    key: Option<String>,
+
+    /// local address for outgoing connections
+    #[argh(option, short = 'b', arg_name = "bind address")]
+    bind: Option<String>,
+
+    /// daemonize first, retry DNS until it works
+    #[argh(switch, short = 'D')]
+    wait_dns: bool,
+
+    /// stay in the foreground; no pidfile
+    #[argh(switch, short = 'F')]
+    foreground: bool,
+
+    /// disable TCP keep-alives
+    #[argh(switch, short = 'j')]
+    no_keepalive: bool,
+
+    /// handshake without Diffie-Hellman (no PFS)
+    #[argh(switch, short = 'f')]
+    fast: bool,
+
+    /// require PFS: drop peers that use -f
+    #[argh(switch, short = 'g')]
+    require_pfs: bool,
+
+    /// connection limit (default 100; 0 = none)
+    #[argh(option, short = 'n', arg_name = "max # connections")]
+    max_connections: Option<String>,
+
+    /// connect + handshake timeout, seconds (default 5)
+    #[argh(option, short = 'o', arg_name = "connection timeout")]
+    timeout: Option<String>,
+
+    /// pidfile (default <source>.pid; none with -F)
+    #[argh(option, short = 'p', arg_name = "pidfile")]
+    pidfile: Option<String>,
+
+    /// re-resolve target every rtime s (default 60)
+    #[argh(option, short = 'r', arg_name = "rtime")]
+    resolve_interval: Option<String>,
+
+    /// never re-resolve the target
+    #[argh(switch, short = 'R')]
+    no_resolve: bool,
+
+    /// after daemonizing, warn to syslog not stderr
+    #[argh(switch)]
+    syslog: bool,
+
+    /// after binding, run as user, :group or user:group
+    #[argh(option, short = 'u', arg_name = "user[:group]")]
+    user: Option<String>,
+
+    /// print the version and exit
+    #[argh(switch, short = 'v')]
+    version: bool,
+}
+
+impl Args {
+    /// Checks what argh cannot express: required options, exclusive pairs, and values.
+    /// Presence problems are reported before value problems, so the first complaint is
+    /// about the shape of the command line.
+    fn validate(self) -> Result<SpipedOptions, super::Mistake> {
+        let direction = match (self.encrypt, self.decrypt) {
+            (true, false) => Direction::Encrypt,
+            (false, true) => Direction::Decrypt,
+            (true, true) => {
+                return Err("-e/--encrypt and -d/--decrypt cannot be used together"
+                    .to_owned()
+                    .into());
+            }
+            (false, false) => {
+                return Err("one of -e/--encrypt or -d/--decrypt is required"
+                    .to_owned()
+                    .into());
+            }
+        };
+        let source = super::required(self.source, "-s/--source")?;
+        let target = super::required(self.target, "-t/--target")?;
+        let key_file = super::required(self.key, "-k/--key")?;
+        super::fast_and_pfs(self.fast, self.require_pfs)?;
+        if self.no_resolve && self.resolve_interval.is_some() {
+            return Err(
+                "-r/--resolve-interval and -R/--no-resolve cannot be used together"
+                    .to_owned()
+                    .into(),
+            );
+        }
+
+        let max_connections = match self.max_connections {
+            None => Some(DEFAULT_MAX_CONNECTIONS),
+            Some(s) => match parse_count(&s).map_err(super::Mistake::Value)? {
+                0 => None,
+                n => Some(n),
+            },
+        };
+        let resolve_interval = match (self.no_resolve, self.resolve_interval) {
+            (true, _) => None,
+            (false, None) => Some(DEFAULT_RESOLVE_INTERVAL),
+            (false, Some(s)) => {
+                Some(super::seconds(&s, "-r/--resolve-interval").map_err(super::Mistake::Value)?)
+            }
+        };
+
+        Ok(SpipedOptions {
+            direction,
+            source: super::address(&source, "-s/--source")?,
+            target: super::address(&target, "-t/--target")?,
+            key_file,
+            bind: super::bind_address(self.bind, "-b/--bind")?,
+            wait_dns: self.wait_dns,
+            foreground: self.foreground,
+            keepalive: !self.no_keepalive,
+            fast: self.fast,
+            require_pfs: self.require_pfs,
+            max_connections,
+            timeout: super::timeout(self.timeout)?,
+            pidfile: self.pidfile.map(PathBuf::from),
+            resolve_interval,
+            syslog: self.syslog,
+            user: self
+                .user
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(super::Mistake::Value)?,
+        })
+    }
+}
+
+/// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
+/// strict number parsing rejects.
+fn parse_count(s: &str) -> Result<usize, String> {
+    let bad = |why: &str| format!("invalid value '{s}' for -n/--max-connections: {why}");
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("expected a non-negative whole number (0 = no limit)"));
+    }
+    s.parse().map_err(|_| bad("number too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::argv::OptSpec;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(s: &[&str]) -> SpipedOptions {
+        match parse(&args(s)) {
+            Parsed::Run(o) => o,
+            Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
+        }
+    }
+
+    /// Asserts a usage error and returns its first line.
+    fn fail(s: &[&str]) -> String {
+        match parse(&args(s)) {
+            Parsed::Run(o) => panic!("{s:?} accepted: {o:?}"),
+            Parsed::Exit {
+                stdout,
+                stderr,
+                status,
+            } => {
+                assert_eq!(status, 1, "{s:?}");
+                assert!(stdout.is_empty(), "{s:?}");
+                let first = stderr.lines().next().unwrap().to_owned();
+                assert!(first.starts_with("spiped: "), "{s:?}: {first}");
+                // Bad values get one line; shape errors add the usage text.
+                let value_error = stderr.lines().count() == 1
+                    && (first.contains("invalid value") || first.contains("invalid address"));
+                assert!(
+                    value_error || stderr.contains("\nusage: spiped "),
+                    "{s:?}: {stderr}"
+                );
+                first
+            }
+        }
+    }
+
+    const BASE: &[&str] = &["-e", "-s", "[127.0.0.1]:8025", "-t", "host:25", "-k", "/k"];
+
+    fn with(extra: &[&str]) -> Vec<&'static str> {
+        // Leaking is fine in tests and keeps the helpers simple.
+        let extra: Vec<&'static str> = extra
+            .iter()
+            .map(|s| &*Box::leak(s.to_string().into_boxed_str()))
+            .collect();
+        [BASE, &extra].concat()
+    }
+
+    #[test]
+    fn the_documented_command_line() {
+        let o = run(&[
+            "-e",
+            "-s",
+            "[127.0.0.1]:8025",
+            "-t",
+            "host:25",
+            "-k",
+            "/etc/key",
+        ]);
+        assert_eq!(
+            o,
+            SpipedOptions {
+                direction: Direction::Encrypt,
+                source: Address::parse("[127.0.0.1]:8025").unwrap(),
+                target: Address::Name {
+                    host: "host".into(),
+                    port: 25
+                },
+                key_file: "/etc/key".into(),
+                bind: None,
+                wait_dns: false,
+                foreground: false,
+                keepalive: true,
+                fast: false,
+                require_pfs: false,
+                max_connections: Some(100),
+                timeout: Duration::from_secs(5),
+                pidfile: None,
+                resolve_interval: Some(Duration::from_secs(60)),
+                syslog: false,
+                user: None,
+            }
+        );
+    }
+
+    #[test]
+    fn bundled_and_attached_forms() {
+        let o = run(&[
+            "-d",
+            "-s/run/in.sock",
+            "-t",
+            "[::1]:22",
+            "-k/etc/key",
+            "-DFj",
+            "-n5",
+            "-o0.5",
+            "-r",
+            "2.5",
+            "-b[10.0.0.1]",
+            "-p/run/x.pid",
+            "-u",
+            "nobody:nogroup",
+            "--syslog",
+        ]);
+        assert_eq!(o.direction, Direction::Decrypt);
+        assert_eq!(o.source, Address::Unix("/run/in.sock".into()));
+        assert_eq!(o.key_file, "/etc/key");
+        assert!(o.wait_dns && o.foreground && !o.keepalive && o.syslog);
+        assert_eq!(o.max_connections, Some(5));
+        assert_eq!(o.timeout, Duration::from_millis(500));
+        assert_eq!(o.resolve_interval, Some(Duration::from_millis(2500)));
+        assert_eq!(o.bind, Some(Address::parse_bind("[10.0.0.1]").unwrap()));
+        assert_eq!(o.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert_eq!(
+            o.user,
+            Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
+        );
+
+        assert_eq!(run(&with(&[])).key_file, "/k");
+        let o = run(&["-ekkey", "-s/a", "-t/b"]);
+        assert_eq!(
+            (o.direction, o.key_file.as_str()),
+            (Direction::Encrypt, "key")
+        );
+        assert_eq!(run(&["-e", "-s/a", "-t/b", "-k", "-"]).key_file, "-");
+        assert_eq!(run(&["-e", "-s/a", "-t/b", "-k-"]).key_file, "-");
+        let o = run(&with(&["-fR", "-n", "0"]));
+        assert!(o.fast && o.resolve_interval.is_none() && o.max_connections.is_none());
+        assert!(run(&with(&["-g"])).require_pfs);
+        assert_eq!(run(&with(&["--"])).key_file, "/k");
+    }
+
+    #[test]
+    fn long_names() {
+        let o = run(&[
+            "--decrypt",
+            "--source",
+            "/a",
+            "--target=host:1",
+            "--key=x",
+            "--bind",
+            "host",
+            "--wait-dns",
+            "--foreground",
+            "--no-keepalive",
+            "--require-pfs",
+            "--max-connections=7",
+            "--timeout",
+            "3",
+            "--pidfile",
+            "/p",
+            "--no-resolve",
+            "--user",
+            ":wheel",
+        ]);
+        assert_eq!(o.direction, Direction::Decrypt);
+        assert_eq!(o.key_file, "x");
+        assert!(o.wait_dns && o.foreground && !o.keepalive && o.require_pfs);
+        assert_eq!(o.max_connections, Some(7));
+        assert_eq!(o.timeout, Duration::from_secs(3));
+        assert_eq!(o.resolve_interval, None);
+        assert_eq!(o.user, Some(UserSpec::Group("wheel".into())));
+        let o = run(&[
+            "--encrypt",
+            "-s/a",
+            "-t/b",
+            "--key",
+            "-",
+            "--fast",
+            "--resolve-interval=9",
+            "-u",
+            "daemon",
+        ]);
+        assert!(o.fast);
+        assert_eq!(o.key_file, "-");
+        assert_eq!(o.resolve_interval, Some(Duration::from_secs(9)));
+        assert_eq!(o.user, Some(UserSpec::User("daemon".into())));
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        let cases: &[(&[&str], &str)] = &[
+            (&with(&["-x"]), "unknown option '-x'"),
+            (&with(&["--bogus"]), "unknown option '--bogus'"),
+            (&with(&["-e"]), "-e/--encrypt given more than once"),
+            (&with(&["-DD"]), "-D/--wait-dns given more than once"),
+            (&with(&["--key=/j"]), "-k/--key given more than once"),
+            (
+                &["-e", "-t/b", "-k/k"],
+                "missing required option -s/--source",
+            ),
+            (
+                &["-e", "-s/a", "-k/k"],
+                "missing required option -t/--target",
+            ),
+            (&["-e", "-s/a", "-t/b"], "missing required option -k/--key"),
+            (&with(&["stray"]), "unexpected argument 'stray'"),
+            (&with(&["--", "x"]), "unexpected argument 'x'"),
+            (&["-e", "-s/a", "-t/b", "-k"], "-k/--key requires a value"),
+            (
+                &with(&["-d"]),
+                "-e/--encrypt and -d/--decrypt cannot be used together",
+            ),
+            (
+                &["-s/a", "-t/b", "-k/k"],
+                "one of -e/--encrypt or -d/--decrypt",
+            ),
+            (&with(&["-fg"]), "-f/--fast and -g/--require-pfs"),
+            (
+                &with(&["-r5", "-R"]),
+                "-r/--resolve-interval and -R/--no-resolve",
+            ),
+            (&with(&["-n", "-1"]), "'-1' for -n/--max-connections"),
+            (&with(&["-n", "+5"]), "-n/--max-connections"),
+            (&with(&["-nfive"]), "-n/--max-connections"),
+            (&with(&["-n99999999999999999999999"]), "too large"),
+            (
+                &with(&["-o0"]),
+                "-o/--timeout: the number of seconds must be greater",
+            ),
+            (&with(&["-o", "-1"]), "-o/--timeout"),
+            (&with(&["-o", "inf"]), "must be finite"),
+            (&with(&["-o", "nan"]), "must be finite"),
+            (&with(&["-o", "90000"]), "at most 86400"),
+            (&with(&["-r", "0"]), "-r/--resolve-interval"),
+            (&with(&["-r", "infinity"]), "-r/--resolve-interval"),
+            (
+                &["-e", "-s", "nope", "-t/b", "-k/k"],
+                "-s/--source: invalid address 'nope'",
+            ),
+            (
+                &["-e", "-s/a", "-t", "h:99999", "-k/k"],
+                "-t/--target: invalid address",
+            ),
+            (&with(&["-b", "[1.2.3]"]), "-b/--bind: invalid address"),
+            (&with(&["-u", ":"]), "-u/--user"),
+            (&with(&["-u", "a:"]), "empty group name"),
+            (&with(&["-u", "a:b:c"]), "-u/--user"),
+            (&with(&["--syslog=yes"]), "--syslog does not take a value"),
+            (
+                &with(&["-p", ""]),
+                "-p/--pidfile requires a non-empty value",
+            ),
+        ];
+        for (argv, want) in cases {
+            let first = fail(argv);
+            assert!(
+                first.contains(want),
+                "{argv:?}: got {first:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_and_help() {
+        let want_version = format!("spiped {}\n", env!("CARGO_PKG_VERSION"));
+        for argv in [&["-v"][..], &["--version"], &["-e", "-v"]] {
+            assert_eq!(
+                parse(&args(argv)),
+                Parsed::Exit {
+                    stdout: want_version.clone(),
+                    stderr: String::new(),
+                    status: 0
+                }
+            );
+        }
+        for argv in [
+            &["-h"][..],
+            &["--help"],
+            &["-Fh"],
+            &["-e", "--help", "junk"],
+        ] {
+            let Parsed::Exit {
+                stdout,
+                stderr,
+                status,
+            } = parse(&args(argv))
+            else {
+                panic!("{argv:?} ran");
+            };
+            assert_eq!(status, 0);
+            assert!(stderr.is_empty());
+            assert!(stdout.starts_with(TOOL.usage), "{stdout}");
+            assert!(stdout.contains("-k, --key <key file>"), "{stdout}");
+            assert!(stdout.contains("    --syslog"), "{stdout}");
+            assert!(stdout.contains("-h, --help"), "{stdout}");
+        }
+    }
+
+    /// The normaliser's table comes from argh's metadata; check it still names every
+    /// letter of the C tool, and that argh accepts each canonical spelling it emits.
+    #[test]
+    fn option_table_matches_argh() {
+        let table = OptSpec::table_for::<Args>();
+        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
+        letters.sort_unstable();
+        let mut want: Vec<char> = "bdefghjknoprstuvDFR".chars().collect();
+        want.sort_unstable();
+        assert_eq!(letters, want);
+        assert!(
+            table
+                .iter()
+                .any(|o| o.long == "--syslog" && o.short.is_none())
+        );
+        for opt in table.iter().filter(|o| o.long != "--help") {
+            let argv: Vec<&str> = if opt.takes_value {
+                vec![opt.long, "x"]
+            } else {
+                vec![opt.long]
+            };
+            assert!(Args::from_args(&["spiped"], &argv).is_ok(), "{opt:?}");
+        }
+    }
+
+    #[test]
+    fn odd_inputs_never_panic() {
+        let odd: &[&[&str]] = &[
+            &[],
+            &[""],
+            &["-"],
+            &["--"],
+            &["---"],
+            &["-k"],
+            &["-@"],
+            &["--="],
+            &["--key="],
+            &["=", "-"],
+            &["-e", "", "-s"],
+            &["help"],
+            &["-k", "--help"],
+            &["-\u{e9}"],
+            &["-e\u{1F600}"],
+            &["--\u{1F600}=x"],
+            &["-s", "["],
+            &["-s", "[]:"],
+            &["-s", ":"],
+            &["-u", "::"],
+            &["-o", "1e400"],
+            &["-n", "\u{0661}"],
+        ];
+        for argv in odd {
+            let _ = parse(&args(argv));
+            let _ = super::super::spipe::parse(&args(argv));
+            let mut more = with(&[]);
+            more.extend_from_slice(argv);
+            let _ = parse(&args(&more));
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! One connection's life in the daemon: open the other side, handshake, pipe, close.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
+
+use crate::proto::handshake::{Handshake, Mode, Role};
+use crate::proto::key::Key;
+use crate::pump::PumpError;
+use crate::session::{self, HandshakeFailure, Traffic};
+
+/// Which side of the protocol the daemon plays for its accepted connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `-e`: accept plaintext, connect encrypted (protocol client).
+    Encrypt,
+    /// `-d`: accept encrypted, connect plaintext (protocol server).
+    Decrypt,
+}
+
+/// Everything a connection needs that is fixed for the daemon's lifetime.
+pub struct ConnConfig {
+    /// `-e` or `-d`.
+    pub direction: Direction,
+    /// The hashed pre-shared key.
+    pub key: Key,
+    /// `-f` / `-g`.
+    pub mode: Mode,
+    /// Bound on target connect plus handshake (`-o`).
+    pub timeout: Duration,
+    /// Socket options for both sockets of a connection (`-j`).
+    pub stream: StreamOptions,
+    /// Local address for outgoing connections (`-b`).
+    pub bind: Option<SocketAddr>,
+}
+
+/// Why a connection ended early; the daemon logs it and carries on.
+#[derive(Debug)]
+pub enum ConnError {
+    /// No target address accepted a connection.
+    Connect(String),
+    /// The handshake failed or did not finish in time.
+    Handshake(HandshakeFailure),
+    /// Connect plus handshake took longer than `-o`.
+    Timeout,
+    /// Random numbers could not be drawn from the OS.
+    Random(String),
+    /// A direction of the established session failed.
+    Pipe(PumpError),
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Connect(e) => write!(f, "cannot connect to target: {e}"),
+            ConnError::Handshake(e) => write!(f, "{e}"),
+            ConnError::Timeout => {
+                f.write_str("connection timed out before the handshake completed")
+            }
+            ConnError::Random(e) => write!(f, "cannot get random bytes from the OS: {e}"),
+            ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// Connects to the first of `targets` that accepts, within `timeout` in all.
+pub async fn connect_any(
+    targets: &[Endpoint],
+    bind: Option<SocketAddr>,
+    opts: StreamOptions,
+    timeout: Duration,
+) -> Result<SocketStream, String> {
+    let mut last = String::from("no target addresses");
+    for ep in targets {
+        match connect(ep, bind, opts, timeout).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
+        }
+    }
+    Err(last)
+}
+
+/// Runs one accepted connection to its end.
+pub async fn run(
+    accepted: SocketStream,
+    cfg: &ConnConfig,
+    targets: &[Endpoint],
+) -> Result<Traffic, ConnError> {
+    let role = match cfg.direction {
+        Direction::Encrypt => Role::Client,
+        Direction::Decrypt => Role::Server,
+    };
+    let hs =
+        Handshake::new(role, cfg.mode, &cfg.key).map_err(|e| ConnError::Random(e.to_string()))?;
+    let setup = async {
+        match cfg.direction {
+            Direction::Encrypt => {
+                let target = connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+                    .await
+                    .map_err(ConnError::Connect)?;
+                let keys = session::handshake(&target, hs)
+                    .await
+                    .map_err(ConnError::Handshake)?;
+                Ok((target, keys))
+            }
+            Direction::Decrypt => {
+                // Like spiped: connect to the target while the handshake runs, so a slow
+                // target does not add to the handshake's latency.
+                futures_lite::future::try_zip(
+                    async {
+                        connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+                            .await
+                            .map_err(ConnError::Connect)
+                    },
+                    async {
+                        session::handshake(&accepted, hs)
+                            .await
+                            .map_err(ConnError::Handshake)
+                    },
+                )
+                .await
+            }
+        }
+    };
+    let timeout = async {
+        smol::Timer::after(cfg.timeout).await;
+        Err(ConnError::Timeout)
+    };
+    let (other, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
+    let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
+        Direction::Encrypt => (&accepted, &other),
+        Direction::Decrypt => (&other, &accepted),
+    };
+    session::pipe(plain, encrypted, sealer, opener)
+        .await
+        .map_err(ConnError::Pipe)
+}

@@ -1,0 +1,76 @@
+//! The accept loop: takes connections off the listening socket, at most `-n` at a time,
+//! and hands each to [`conn::run`] on the executor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_lock::Semaphore;
+use smol::Executor;
+use spiped_transports::Listener;
+
+use crate::conn::{self, ConnConfig};
+use crate::log;
+use crate::resolve::Targets;
+
+/// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):
+/// long enough not to spin, short enough that service resumes promptly.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Accepts connections forever, running each on `ex`.
+///
+/// With a limit, a connection over it is not accepted: it waits in the kernel's listen
+/// queue until one of ours closes, and a warning is printed once each time the limit
+/// is reached.
+pub async fn serve(
+    ex: &Arc<Executor<'static>>,
+    listener: &Listener,
+    cfg: Arc<ConnConfig>,
+    targets: Targets,
+    limit: Option<usize>,
+) {
+    let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
+    let mut at_limit = false;
+    loop {
+        let permit = match &slots {
+            None => None,
+            Some(s) => Some(match s.try_acquire_arc() {
+                Some(p) => {
+                    at_limit = false;
+                    p
+                }
+                None => {
+                    if !at_limit {
+                        log::warn(&format!(
+                            "connection limit reached ({} open); new connections wait until one closes",
+                            limit.unwrap_or(0)
+                        ));
+                        at_limit = true;
+                    }
+                    s.acquire_arc().await
+                }
+            }),
+        };
+        let stream = match listener.accept(cfg.stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn(&format!(
+                    "accept on {} failed: {}",
+                    listener.endpoint(),
+                    crate::errors::describe(&e)
+                ));
+                smol::Timer::after(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let cfg = cfg.clone();
+        let list = targets.current();
+        ex.spawn(async move {
+            let peer = spiped_transports::Transport::peer(&stream);
+            if let Err(e) = conn::run(stream, &cfg, &list).await {
+                log::warn(&format!("connection from {peer}: {e}"));
+            }
+            drop(permit);
+        })
+        .detach();
+    }
+}

@@ -1,0 +1,160 @@
+//! The key schedule: the pre-shared key `K` and the two PBKDF2 derivations of the handshake.
+
+use core::fmt;
+
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// The pre-shared key `K = SHA-256(key file contents)`.
+///
+/// Wiped from memory when dropped; its `Debug` output never shows the secret.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    /// Derives `K` from the whole key file, whatever its length or contents (spiped hashes
+    /// the file rather than using it directly, so any file works as a key).
+    pub fn from_file_contents(bytes: &[u8]) -> Key {
+        Key(Sha256::digest(bytes).into())
+    }
+
+    /// The 32 bytes of `K`.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+/// A 32-byte handshake nonce, drawn fresh from the OS by each side per connection.
+pub type Nonce = [u8; 32];
+
+/// The keys that authenticate the Diffie-Hellman messages: `dhmac_C || dhmac_S`.
+///
+/// Wiped from memory when dropped.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct DhMacKeys {
+    /// Authenticates the client's `y` (`dhmac_C`).
+    pub client: [u8; 32],
+    /// Authenticates the server's `y` (`dhmac_S`).
+    pub server: [u8; 32],
+}
+
+impl fmt::Debug for DhMacKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DhMacKeys(<redacted>)")
+    }
+}
+
+/// Derives the DH-message MAC keys:
+/// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S, 1 iteration, 64 bytes)`.
+pub fn dhmac_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce) -> DhMacKeys {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(nonce_c);
+    salt[32..].copy_from_slice(nonce_s);
+    let mut dk = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha256>(key.as_bytes(), &salt, 1, &mut dk);
+    let mut keys = DhMacKeys {
+        client: [0; 32],
+        server: [0; 32],
+    };
+    keys.client.copy_from_slice(&dk[..32]);
+    keys.server.copy_from_slice(&dk[32..]);
+    dk.zeroize();
+    keys
+}
+
+/// The four data-path keys of a connection: `E_C || H_C || E_S || H_S`.
+///
+/// The client encrypts with `enc_c`/`mac_c` and the server with `enc_s`/`mac_s`.
+/// Wiped from memory when dropped.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SessionKeys {
+    /// AES-256 key for client-to-server packets (`E_C`).
+    pub enc_c: [u8; 32],
+    /// HMAC-SHA256 key for client-to-server packets (`H_C`).
+    pub mac_c: [u8; 32],
+    /// AES-256 key for server-to-client packets (`E_S`).
+    pub enc_s: [u8; 32],
+    /// HMAC-SHA256 key for server-to-client packets (`H_S`).
+    pub mac_s: [u8; 32],
+}
+
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKeys(<redacted>)")
+    }
+}
+
+/// Derives the session keys:
+/// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S || y_SC, 1 iteration, 128 bytes)`.
+///
+/// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::proto::dh`]).
+pub fn session_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce, shared: &[u8]) -> SessionKeys {
+    let mut salt = Vec::with_capacity(64 + shared.len());
+    salt.extend_from_slice(nonce_c);
+    salt.extend_from_slice(nonce_s);
+    salt.extend_from_slice(shared);
+    let mut dk = [0u8; 128];
+    pbkdf2::pbkdf2_hmac::<Sha256>(key.as_bytes(), &salt, 1, &mut dk);
+    // The salt holds the DH shared secret.
+    salt.zeroize();
+    let mut keys = SessionKeys {
+        enc_c: [0; 32],
+        mac_c: [0; 32],
+        enc_s: [0; 32],
+        mac_s: [0; 32],
+    };
+    keys.enc_c.copy_from_slice(&dk[..32]);
+    keys.mac_c.copy_from_slice(&dk[32..64]);
+    keys.enc_s.copy_from_slice(&dk[64..96]);
+    keys.mac_s.copy_from_slice(&dk[96..]);
+    dk.zeroize();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::kat::{hex_array, hex_field, kat, mode};
+
+    #[test]
+    fn kat_key_and_dhmac() {
+        let v = kat();
+        let key = Key::from_file_contents(&hex_field(&v, "key_file_hex"));
+        assert_eq!(key.as_bytes(), &hex_array::<32>(&v, "K"));
+        let nc = hex_array::<32>(&v, "nonce_C");
+        let ns = hex_array::<32>(&v, "nonce_S");
+        let dk = dhmac_keys(&key, &nc, &ns);
+        assert_eq!(dk.client, hex_array::<32>(&v, "dhmac_C"));
+        assert_eq!(dk.server, hex_array::<32>(&v, "dhmac_S"));
+    }
+
+    #[test]
+    fn kat_session_keys() {
+        let v = kat();
+        let key = Key::from_file_contents(&hex_field(&v, "key_file_hex"));
+        let nc = hex_array::<32>(&v, "nonce_C");
+        let ns = hex_array::<32>(&v, "nonce_S");
+        for pfs in [false, true] {
+            let m = mode(&v, pfs);
+            let sk = session_keys(&key, &nc, &ns, &hex_field(&m, "y_SC_hex"));
+            assert_eq!(sk.enc_c, hex_array::<32>(&m, "E_C"));
+            assert_eq!(sk.mac_c, hex_array::<32>(&m, "H_C"));
+            assert_eq!(sk.enc_s, hex_array::<32>(&m, "E_S"));
+            assert_eq!(sk.mac_s, hex_array::<32>(&m, "H_S"));
+        }
+    }
+
+    #[test]
+    fn debug_hides_secret() {
+        let key = Key::from_file_contents(b"secret");
+        let s = format!("{key:?}");
+        assert!(!s.contains(&hex::encode(key.as_bytes())));
+        assert!(!s.contains(&format!("{:?}", key.as_bytes()[0..4].to_vec())));
+    }
+}

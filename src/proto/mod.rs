@@ -1,0 +1,19 @@
+//! The sans-IO spiped protocol core: key schedule, Diffie-Hellman, handshake state machine
+//! and packet seal/open.
+//!
+//! Nothing here touches a socket, a clock or an async runtime; the only side effect is
+//! drawing randomness from the OS (nonces and DH exponents). Drivers feed bytes in and
+//! write bytes out as the [`handshake::Handshake`] state machine asks, then move the
+//! resulting [`packet::Sealer`] / [`packet::Opener`] onto the data path.
+
+pub mod dh;
+pub mod handshake;
+pub mod key;
+pub mod packet;
+
+#[cfg(test)]
+mod kat;
+
+pub use handshake::{Handshake, HandshakeError, Mode, Next, Role};
+pub use key::{Key, Nonce};
+pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};

@@ -1,0 +1,427 @@
+//! Data packets: sealing plaintext into fixed-size 1060-byte packets and opening them.
+//!
+//! ```text
+//! padded = M || zeros(1024 - len(M)) || be32(len(M))      (1028 bytes)
+//! ct     = AES-256-CTR(E, counter block = be64(n) || be64(block#), padded)
+//! packet = ct || HMAC-SHA256(H, ct || be64(n))            (1060 bytes)
+//! ```
+//!
+//! Each direction keeps its own packet number `n`, so a replayed, dropped or reordered
+//! packet fails authentication.
+//!
+//! Key material: the AES-256 key schedule is expanded once per direction and the HMAC key
+//! is absorbed once (inner and outer pad states); per packet we only reset the CTR counter
+//! block and clone the pre-keyed HMAC state. With the `zeroize` features this crate enables
+//! on `aes`, `ctr`, `sha2` and `hmac`, the AES round keys, the CTR counter state and both
+//! HMAC SHA-256 states (including each per-packet clone) are wiped when dropped. The
+//! caller's plaintext buffers are the caller's to wipe.
+
+use core::fmt;
+
+use aes::Aes256;
+use aes::cipher::array::Array;
+use aes::cipher::consts::U16;
+use aes::cipher::{Block, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
+use ctr::CtrCore;
+use ctr::flavors::Ctr64BE;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Largest plaintext a single packet carries.
+pub const PAYLOAD_MAX: usize = 1024;
+
+/// Length of the encrypted part: payload area plus the 4-byte length field.
+const PADDED_LEN: usize = PAYLOAD_MAX + 4;
+
+/// Length of every packet on the wire: 1028 bytes of ciphertext and a 32-byte MAC.
+pub const PACKET_LEN: usize = PADDED_LEN + 32;
+
+/// AES-256 in CTR mode with a 64-bit big-endian block counter in the low half of the
+/// counter block; the high half carries the packet number.
+type PacketCtr = CtrCore<Aes256, Ctr64BE>;
+
+/// An HMAC-SHA256 state with `key` already absorbed.
+///
+/// HMAC zero-pads keys shorter than the 64-byte SHA-256 block, so keying with the padded
+/// block is the same function and goes through the infallible `KeyInit::new`.
+pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mac = <Hmac<Sha256> as KeyInit>::new(&Array::from(block));
+    block.zeroize();
+    mac
+}
+
+/// Builds the CTR state for one direction, expanding the AES key schedule.
+fn packet_ctr(enc: &[u8; 32]) -> PacketCtr {
+    let mut key = Array::from(*enc);
+    let ctr = PacketCtr::inner_iv_init(Aes256::new(&key), &Iv::<PacketCtr>::default());
+    key.zeroize();
+    ctr
+}
+
+/// XORs the keystream of packet `pnum` into `buf` (at most 2^64 blocks; we use 65).
+fn apply_keystream(ctr: &mut PacketCtr, pnum: u64, buf: &mut [u8]) {
+    let mut iv = Iv::<PacketCtr>::default();
+    iv[..8].copy_from_slice(&pnum.to_be_bytes());
+    // Reusing the expanded key schedule: only the counter block changes per packet.
+    ctr.set_iv(&iv);
+    let (blocks, tail) = Array::<u8, U16>::slice_as_chunks_mut(buf);
+    ctr.apply_keystream_blocks(blocks);
+    if !tail.is_empty() {
+        let mut ks = Block::<Aes256>::default();
+        ctr.write_keystream_block(&mut ks);
+        tail.iter_mut().zip(ks.iter()).for_each(|(b, k)| *b ^= k);
+        ks.zeroize();
+    }
+}
+
+/// The MAC state for packet `pnum` over ciphertext `ct`, ready to finalize or verify.
+fn packet_mac(mac: &Hmac<Sha256>, pnum: u64, ct: &[u8]) -> Hmac<Sha256> {
+    let mut m = mac.clone();
+    m.update(ct);
+    m.update(&pnum.to_be_bytes());
+    m
+}
+
+/// Seals plaintext into packets for one direction of a connection.
+///
+/// Holds the expanded AES key, the pre-keyed HMAC state and the next packet number
+/// (starting at 0). All key material is wiped when dropped (see the module docs).
+pub struct Sealer {
+    ctr: PacketCtr,
+    mac: Hmac<Sha256>,
+    pnum: u64,
+}
+
+impl Sealer {
+    /// A sealer for the direction keyed by AES key `enc` and HMAC key `mac`, whose first
+    /// packet is number 0.
+    pub fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Sealer {
+        Sealer {
+            ctr: packet_ctr(enc),
+            mac: hmac_sha256(mac),
+            pnum: 0,
+        }
+    }
+
+    /// Seals 1..=1024 bytes of `payload` as the next packet into `out`.
+    ///
+    /// Callers must never pass an empty payload (spiped never sends empty packets) nor
+    /// more than [`PAYLOAD_MAX`] bytes: debug builds panic; release builds seal the first
+    /// 1024 bytes only. Use [`Sealer::seal_all`] for data of any length.
+    pub fn seal(&mut self, payload: &[u8], out: &mut [u8; PACKET_LEN]) {
+        debug_assert!(
+            (1..=PAYLOAD_MAX).contains(&payload.len()),
+            "payload length {} not in 1..=1024",
+            payload.len()
+        );
+        let len = payload.len().min(PAYLOAD_MAX);
+        let (body, tag) = out.split_at_mut(PADDED_LEN);
+        body[..len].copy_from_slice(&payload[..len]);
+        body[len..PAYLOAD_MAX].fill(0);
+        // len <= 1024, so the cast is lossless.
+        body[PAYLOAD_MAX..].copy_from_slice(&(len as u32).to_be_bytes());
+        self.seal_padded(body, tag);
+    }
+
+    /// Encrypts the 1028-byte `body` in place, writes its MAC to `tag` and advances the
+    /// packet number.
+    fn seal_padded(&mut self, body: &mut [u8], tag: &mut [u8]) {
+        apply_keystream(&mut self.ctr, self.pnum, body);
+        tag.copy_from_slice(
+            &packet_mac(&self.mac, self.pnum, body)
+                .finalize()
+                .into_bytes(),
+        );
+        // 2^64 packets would take 2^74 bytes of traffic; wrapping is unreachable.
+        self.pnum = self.pnum.wrapping_add(1);
+    }
+
+    /// Seals all of `data` as ceil(len / 1024) full-size packets appended to `out`
+    /// (nothing for empty data). Every packet but the last carries 1024 bytes.
+    pub fn seal_all(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        out.reserve(data.len().div_ceil(PAYLOAD_MAX) * PACKET_LEN);
+        for chunk in data.chunks(PAYLOAD_MAX) {
+            let mut packet = [0u8; PACKET_LEN];
+            self.seal(chunk, &mut packet);
+            out.extend_from_slice(&packet);
+        }
+    }
+
+    /// The number the next sealed packet will carry (packets sealed so far).
+    pub fn packet_number(&self) -> u64 {
+        self.pnum
+    }
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("pnum", &self.pnum)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every secret field of [`Sealer`] and [`Opener`] wipes itself on drop.
+impl ZeroizeOnDrop for Sealer {}
+
+/// Opens packets for one direction of a connection.
+///
+/// Holds the expanded AES key, the pre-keyed HMAC state and the packet number it
+/// expects next (starting at 0). All key material is wiped when dropped.
+pub struct Opener {
+    ctr: PacketCtr,
+    mac: Hmac<Sha256>,
+    pnum: u64,
+}
+
+impl Opener {
+    /// An opener for the direction keyed by AES key `enc` and HMAC key `mac`, expecting
+    /// packet number 0 first.
+    pub fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Opener {
+        Opener {
+            ctr: packet_ctr(enc),
+            mac: hmac_sha256(mac),
+            pnum: 0,
+        }
+    }
+
+    /// Authenticates and decrypts `packet` in place; on success the plaintext is
+    /// `packet[..n]` for the returned `n` (0..=1024) and the expected packet number
+    /// advances.
+    ///
+    /// The MAC is checked in constant time before anything is decrypted; a packet that
+    /// was tampered with, keyed differently, replayed or reordered fails with
+    /// [`PacketError::BadMac`] and leaves `packet` untouched. A length field above 1024
+    /// fails with [`PacketError::BadLength`] and zeroes the decrypted bytes. Either error
+    /// means the connection must be dropped; the counter does not advance.
+    pub fn open_in_place(&mut self, packet: &mut [u8; PACKET_LEN]) -> Result<usize, PacketError> {
+        let (body, tag) = packet.split_at_mut(PADDED_LEN);
+        packet_mac(&self.mac, self.pnum, body)
+            .verify_slice(tag)
+            .map_err(|_| PacketError::BadMac)?;
+        apply_keystream(&mut self.ctr, self.pnum, body);
+        let mut len_field = [0u8; 4];
+        len_field.copy_from_slice(&body[PAYLOAD_MAX..]);
+        let len = u32::from_be_bytes(len_field);
+        // The C spiped rejects only len > 1024; a 0-length packet is accepted as empty.
+        if len as usize > PAYLOAD_MAX {
+            body.zeroize();
+            return Err(PacketError::BadLength(len));
+        }
+        self.pnum = self.pnum.wrapping_add(1);
+        Ok(len as usize)
+    }
+
+    /// The number the next packet must carry (packets opened so far).
+    pub fn packet_number(&self) -> u64 {
+        self.pnum
+    }
+}
+
+impl fmt::Debug for Opener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener")
+            .field("pnum", &self.pnum)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZeroizeOnDrop for Opener {}
+
+/// Compile-time proof that the parts we rely on really wipe themselves. `Hmac` does not
+/// implement the marker trait itself, but its keyed state is two SHA-256 cores, and those
+/// wipe themselves on drop.
+const _: () = {
+    fn assert_zod<T: ZeroizeOnDrop>() {}
+    fn check() {
+        assert_zod::<PacketCtr>();
+        assert_zod::<sha2::block_api::Sha256VarCore>();
+    }
+    let _ = check;
+};
+
+/// Why a received packet was rejected. Either way the connection must be dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketError {
+    /// The MAC did not verify: wrong key, corrupted or forged data, or a packet out of
+    /// sequence (replayed, dropped or reordered).
+    BadMac,
+    /// The authenticated, decrypted length field exceeds 1024 (carried here).
+    BadLength(u32),
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PacketError::BadMac => {
+                f.write_str("packet authentication failed (wrong key or tampered data)")
+            }
+            PacketError::BadLength(n) => write!(
+                f,
+                "packet length field {n} exceeds the maximum of {PAYLOAD_MAX} (corrupt or incompatible peer)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::kat::{hex_array, hex_field, kat, mode};
+
+    const E: [u8; 32] = [0x11; 32];
+    const H: [u8; 32] = [0x22; 32];
+
+    #[test]
+    fn kat_client_packets() {
+        let v = kat();
+        for pfs in [false, true] {
+            let m = mode(&v, pfs);
+            let mut sealer = Sealer::new(&hex_array(&m, "E_C"), &hex_array(&m, "H_C"));
+            let mut opener = Opener::new(&hex_array(&m, "E_C"), &hex_array(&m, "H_C"));
+            for (i, p) in m["client_packets"].as_array().unwrap().iter().enumerate() {
+                assert_eq!(p["pnum"].as_u64(), Some(i as u64));
+                let plain = hex_field(p, "plaintext_hex");
+                let want: [u8; PACKET_LEN] = hex_array(p, "packet_hex");
+                let mut got = [0u8; PACKET_LEN];
+                sealer.seal(&plain, &mut got);
+                assert_eq!(got, want, "pfs={pfs} packet {i}");
+                let mut pkt = want;
+                let n = opener.open_in_place(&mut pkt).unwrap();
+                assert_eq!(&pkt[..n], &plain[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_lengths() {
+        let mut s = Sealer::new(&E, &H);
+        let mut o = Opener::new(&E, &H);
+        for len in [1usize, 2, 15, 16, 17, 1023, 1024] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let mut pkt = [0u8; PACKET_LEN];
+            s.seal(&data, &mut pkt);
+            let n = o.open_in_place(&mut pkt).unwrap();
+            assert_eq!(&pkt[..n], &data[..]);
+        }
+        assert_eq!(s.packet_number(), 7);
+        assert_eq!(o.packet_number(), 7);
+    }
+
+    #[test]
+    fn seal_all_splits() {
+        let mut s = Sealer::new(&E, &H);
+        let mut o = Opener::new(&E, &H);
+        let mut out = Vec::new();
+        s.seal_all(&[], &mut out);
+        assert!(out.is_empty());
+        let data: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
+        s.seal_all(&data, &mut out);
+        assert_eq!(out.len(), 3 * PACKET_LEN);
+        let mut back = Vec::new();
+        for chunk in out.chunks_exact(PACKET_LEN) {
+            let mut pkt: [u8; PACKET_LEN] = chunk.try_into().unwrap();
+            let n = o.open_in_place(&mut pkt).unwrap();
+            back.extend_from_slice(&pkt[..n]);
+        }
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn tampering_rejected() {
+        let mut s = Sealer::new(&E, &H);
+        let mut pkt = [0u8; PACKET_LEN];
+        s.seal(b"hello", &mut pkt);
+        for idx in [0, 5, 1024, 1027, 1028, PACKET_LEN - 1] {
+            let mut o = Opener::new(&E, &H);
+            let mut bad = pkt;
+            bad[idx] ^= 1;
+            let before = bad;
+            assert_eq!(o.open_in_place(&mut bad), Err(PacketError::BadMac));
+            assert_eq!(bad, before, "a rejected packet is left untouched");
+            assert_eq!(o.packet_number(), 0);
+            // The counter did not move, so the genuine packet still opens.
+            let mut good = pkt;
+            assert_eq!(o.open_in_place(&mut good), Ok(5));
+        }
+    }
+
+    #[test]
+    fn wrong_key_rejected() {
+        let mut s = Sealer::new(&E, &H);
+        let mut pkt = [0u8; PACKET_LEN];
+        s.seal(b"hello", &mut pkt);
+        let mut o = Opener::new(&E, &[0x23; 32]);
+        assert_eq!(o.open_in_place(&mut pkt), Err(PacketError::BadMac));
+    }
+
+    #[test]
+    fn replay_and_reorder_rejected() {
+        let mut s = Sealer::new(&E, &H);
+        let mut p0 = [0u8; PACKET_LEN];
+        let mut p1 = [0u8; PACKET_LEN];
+        s.seal(b"zero", &mut p0);
+        s.seal(b"one", &mut p1);
+
+        let mut o = Opener::new(&E, &H);
+        let mut x = p1;
+        assert_eq!(
+            o.open_in_place(&mut x),
+            Err(PacketError::BadMac),
+            "reordered"
+        );
+        let mut x = p0;
+        assert_eq!(o.open_in_place(&mut x), Ok(4));
+        let mut x = p0;
+        assert_eq!(
+            o.open_in_place(&mut x),
+            Err(PacketError::BadMac),
+            "replayed"
+        );
+        let mut x = p1;
+        assert_eq!(o.open_in_place(&mut x), Ok(3));
+    }
+
+    #[test]
+    fn oversized_length_field_rejected() {
+        for bad_len in [1025u32, 0xffff_ffff] {
+            let mut s = Sealer::new(&E, &H);
+            let mut pkt = [0u8; PACKET_LEN];
+            let (body, tag) = pkt.split_at_mut(PADDED_LEN);
+            body[PAYLOAD_MAX..].copy_from_slice(&bad_len.to_be_bytes());
+            s.seal_padded(body, tag);
+            let mut o = Opener::new(&E, &H);
+            assert_eq!(
+                o.open_in_place(&mut pkt),
+                Err(PacketError::BadLength(bad_len))
+            );
+            assert_eq!(o.packet_number(), 0);
+        }
+    }
+
+    #[test]
+    fn zero_length_field_accepted() {
+        let mut s = Sealer::new(&E, &H);
+        let mut pkt = [0u8; PACKET_LEN];
+        let (body, tag) = pkt.split_at_mut(PADDED_LEN);
+        s.seal_padded(body, tag);
+        let mut o = Opener::new(&E, &H);
+        assert_eq!(o.open_in_place(&mut pkt), Ok(0));
+        assert_eq!(o.packet_number(), 1);
+    }
+
+    #[test]
+    fn error_messages() {
+        assert!(
+            PacketError::BadMac
+                .to_string()
+                .contains("authentication failed")
+        );
+        assert!(PacketError::BadLength(2000).to_string().contains("2000"));
+    }
+}

@@ -1,0 +1,56 @@
+//! `spipe`: connect to an `spiped -d`, and pipe standard input and output through it.
+
+use spiped_transports::Stdio;
+
+use crate::cli::spipe::{SpipeOptions, parse};
+use crate::conn::connect_any;
+use crate::proto::handshake::{Handshake, Mode, Role};
+use crate::{keyfile, resolve, session};
+
+/// Entry point of `spipe`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    crate::log::set_program("spipe");
+    super::parsed_or_exit(parse(args), |opts| match run(&opts) {
+        Ok(()) => 0,
+        Err(e) => super::fail(&e),
+    })
+}
+
+fn run(opts: &SpipeOptions) -> Result<(), String> {
+    let key = keyfile::load(&opts.key_file)?;
+    let targets = resolve::resolve(&opts.target)?;
+    let bind = opts.bind.as_ref().map(resolve::resolve_bind).transpose()?;
+    let mode = Mode {
+        fast: opts.fast,
+        require_pfs: opts.require_pfs,
+    };
+    let stream_opts = spiped_transports::StreamOptions {
+        keepalive: opts.keepalive,
+    };
+    let hs = Handshake::new(Role::Client, mode, &key)
+        .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
+    drop(key);
+    smol::block_on(async {
+        let setup = async {
+            let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
+                .await
+                .map_err(|e| format!("cannot connect to {}: {e}", opts.target))?;
+            let keys = session::handshake(&stream, hs)
+                .await
+                .map_err(|e| format!("{}: {e}", opts.target))?;
+            Ok::<_, String>((stream, keys))
+        };
+        let timeout = async {
+            smol::Timer::after(opts.timeout).await;
+            Err(format!(
+                "{}: connection timed out before the handshake completed",
+                opts.target
+            ))
+        };
+        let (stream, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
+        session::pipe(&Stdio::new(), &stream, sealer, opener)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: connection broken: {e}", opts.target))
+    })
+}

@@ -1,0 +1,74 @@
+//! `spiped`: the daemon. Listens on the source, and for each connection opens the
+//! target and pipes between them, encrypting one side.
+
+use std::sync::Arc;
+
+use smol::Executor;
+use spiped_transports::{Listener, StreamOptions};
+
+use crate::cli::spiped::{SpipedOptions, parse};
+use crate::conn::ConnConfig;
+use crate::proto::handshake::Mode;
+use crate::resolve::{self, Targets};
+use crate::{dispatch, keyfile};
+
+/// Entry point of `spiped`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    crate::log::set_program("spiped");
+    super::parsed_or_exit(parse(args), |opts| match run(opts) {
+        Ok(()) => 0,
+        Err(e) => super::fail(&e),
+    })
+}
+
+fn run(opts: SpipedOptions) -> Result<(), String> {
+    // Everything that can fail because of the command line or the environment happens
+    // here, before any connection is served, so mistakes surface as one error and exit 1.
+    let key = keyfile::load(&opts.key_file)?;
+    let source = resolve::resolve(&opts.source)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
+    let targets = Targets::new(resolve::resolve(&opts.target)?);
+    let bind = opts.bind.as_ref().map(resolve::resolve_bind).transpose()?;
+    let listener = Listener::bind(&source).map_err(|e| {
+        format!(
+            "cannot listen on {}: {}",
+            opts.source,
+            crate::errors::describe(&e)
+        )
+    })?;
+    if !opts.foreground {
+        crate::log::warn("daemonizing is not yet supported; staying in the foreground (use -F)");
+    }
+    let cfg = Arc::new(ConnConfig {
+        direction: opts.direction,
+        key,
+        mode: Mode {
+            fast: opts.fast,
+            require_pfs: opts.require_pfs,
+        },
+        timeout: opts.timeout,
+        stream: StreamOptions {
+            keepalive: opts.keepalive,
+        },
+        bind,
+    });
+    let ex = Arc::new(Executor::new());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for i in 1..threads {
+        let ex = ex.clone();
+        std::thread::Builder::new()
+            .name(format!("spiped-worker-{i}"))
+            .spawn(move || smol::block_on(ex.run(std::future::pending::<()>())))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+    }
+    smol::block_on(ex.run(dispatch::serve(
+        &ex,
+        &listener,
+        cfg,
+        targets,
+        opts.max_connections,
+    )));
+    Ok(())
+}

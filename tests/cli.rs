@@ -1,0 +1,400 @@
+//! Command-line behaviour: usage errors, `-v`, and start-up errors (bad address, missing
+//! key file, port in use). Each check runs against our binary and, as a self-check of
+//! the expectations, against Debian's C spiped where the two should agree.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// How a `spipe` is invoked.
+#[derive(Clone, Copy, Debug)]
+enum SpipeVia {
+    /// A program (or symlink) named `spipe`.
+    Name,
+    /// `spiped spipe ARGS` (ours only).
+    Subcommand,
+}
+
+fn spiped(which: Impl, args: &[&str]) -> RunOutput {
+    let mut cmd = spiped_cmd(which);
+    cmd.args(args);
+    run_with_stdin(cmd, b"", Duration::from_secs(5))
+}
+
+fn spipe(which: Impl, via: SpipeVia, args: &[&str]) -> RunOutput {
+    let mut cmd = match via {
+        SpipeVia::Name => spipe_cmd(which),
+        SpipeVia::Subcommand => {
+            assert_eq!(which, Impl::Ours, "only ours has the subcommand form");
+            let mut c = spiped_cmd(Impl::Ours);
+            c.arg("spipe");
+            c
+        }
+    };
+    cmd.args(args);
+    run_with_stdin(cmd, b"", Duration::from_secs(5))
+}
+
+fn describe(tool: &str, which: Impl, args: &[&str]) -> String {
+    format!("{which} {tool} {}", args.join(" "))
+}
+
+fn assert_usage(case: &str, out: &RunOutput) {
+    assert!(
+        out.status.is_some(),
+        "{case}: did not exit (killed at deadline)"
+    );
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "{case}: exit code; stderr {:?}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("usage"),
+        "{case}: stderr lacks usage text: {:?}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{case}: printed on stdout");
+}
+
+/// Asserts exit 1 and that stderr names every one of `words`. For our binary the error
+/// must also be a single line.
+fn assert_error(case: &str, which: Impl, out: &RunOutput, words: &[&str]) {
+    assert!(
+        out.status.is_some(),
+        "{case}: did not exit (killed at deadline)"
+    );
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "{case}: exit code; stderr {:?}",
+        out.stderr
+    );
+    if which == Impl::Ours {
+        for w in words {
+            assert!(
+                out.stderr.contains(w),
+                "{case}: error does not name {w:?}: {:?}",
+                out.stderr
+            );
+        }
+        assert_eq!(
+            out.stderr.trim_end().lines().count(),
+            1,
+            "{case}: expected a one-line error, got {:?}",
+            out.stderr
+        );
+    }
+    println!("{case}: exit 1, stderr {:?}", out.stderr);
+}
+
+fn key(dir: &Path) -> String {
+    key_file(dir, "key", b"some key material for the cli tests")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// spiped command lines that every implementation must reject with usage + exit 1.
+fn spiped_usage_cases(k: &str) -> Vec<Vec<String>> {
+    let s = "[127.0.0.1]:1";
+    let t = "[127.0.0.1]:2";
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["-e", "-s", s, "-t", t, "-k", k, "-F"]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let own = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        own(&[]),
+        own(&["-x"]),
+        own(&["-e"]),
+        own(&["-e", "-s", s, "-t", t, "-F"]),    // no -k
+        own(&["-e", "-t", t, "-k", k, "-F"]),    // no -s
+        own(&["-e", "-s", s, "-k", k, "-F"]),    // no -t
+        own(&["-s", s, "-t", t, "-k", k, "-F"]), // neither -e nor -d
+        base(&["-d"]),                           // both -e and -d
+        base(&["-x"]),                           // unknown option
+        base(&["-f", "-g"]),                     // -f with -g
+        base(&["-r", "5", "-R"]),                // -r with -R
+        base(&["-s", "[127.0.0.1]:3"]),          // option twice
+        base(&["-k", k]),                        // option twice
+        base(&["stray"]),                        // stray argument
+    ]
+}
+
+/// spipe command lines that every implementation must reject with usage + exit 1.
+fn spipe_usage_cases(k: &str) -> Vec<Vec<String>> {
+    let t = "[127.0.0.1]:2";
+    [
+        vec![],
+        vec!["-x"],
+        vec!["-t", t],
+        vec!["-k", k],
+        vec!["-t", t, "-k", k, "-f", "-g"],
+        vec!["-t", t, "-k", k, "-t", t],
+        vec!["-t", t, "-k", k, "stray"],
+        vec!["-t", t, "-k", k, "-x"],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|x| x.to_string()).collect())
+    .collect()
+}
+
+fn check_usage(which: Impl) {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    for args in spiped_usage_cases(&k) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let case = describe("spiped", which, &args);
+        assert_usage(&case, &spiped(which, &args));
+    }
+    let vias: &[SpipeVia] = match which {
+        Impl::C => &[SpipeVia::Name],
+        Impl::Ours => &[SpipeVia::Name, SpipeVia::Subcommand],
+    };
+    for &via in vias {
+        for args in spipe_usage_cases(&k) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let case = format!("{} (via {via:?})", describe("spipe", which, &args));
+            assert_usage(&case, &spipe(which, via, &args));
+        }
+    }
+}
+
+#[test]
+fn c_usage_errors() {
+    if c_available() {
+        check_usage(Impl::C);
+    }
+}
+
+#[test]
+fn ours_usage_errors() {
+    check_usage(Impl::Ours);
+}
+
+/// `-o 0`: the documented contract requires a timeout > 0. (Debian's 1.6.2 accepts it,
+/// so this is checked on ours only.)
+#[test]
+fn ours_zero_timeout_rejected() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let args = [
+        "-e",
+        "-s",
+        "[127.0.0.1]:1",
+        "-t",
+        "[127.0.0.1]:2",
+        "-k",
+        &k,
+        "-F",
+        "-o",
+        "0",
+    ];
+    let case = describe("spiped", Impl::Ours, &args);
+    let out = spiped(Impl::Ours, &args);
+    assert!(out.status.is_some(), "{case}: did not exit");
+    assert_eq!(out.code(), Some(1), "{case}: stderr {:?}", out.stderr);
+    assert!(!out.stderr.is_empty(), "{case}: no message");
+}
+
+/// Option values that do not parse: exit 1, naming the bad value.
+fn check_bad_values(which: Impl) {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    for (opt, val) in [("-n", "abc"), ("-o", "soon"), ("-r", "often")] {
+        let args = [
+            "-e",
+            "-s",
+            "[127.0.0.1]:1",
+            "-t",
+            "[127.0.0.1]:2",
+            "-k",
+            &k,
+            "-F",
+            opt,
+            val,
+        ];
+        let case = describe("spiped", which, &args);
+        let out = spiped(which, &args);
+        assert!(out.status.is_some(), "{case}: did not exit");
+        assert_eq!(out.code(), Some(1), "{case}: stderr {:?}", out.stderr);
+        if which == Impl::Ours {
+            assert!(
+                out.stderr.contains(val) || out.stderr.to_lowercase().contains("usage"),
+                "{case}: error names neither {val:?} nor the usage: {:?}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn c_bad_option_values() {
+    if c_available() {
+        check_bad_values(Impl::C);
+    }
+}
+
+#[test]
+fn ours_bad_option_values() {
+    check_bad_values(Impl::Ours);
+}
+
+fn check_version(which: Impl) {
+    let out = spiped(which, &["-v"]);
+    let text = format!("{}{}", out.stdout_str(), out.stderr);
+    assert_eq!(out.code(), Some(0), "{which} spiped -v: {text:?}");
+    assert!(text.starts_with("spiped "), "{which} spiped -v: {text:?}");
+    let vias: &[SpipeVia] = match which {
+        Impl::C => &[SpipeVia::Name],
+        Impl::Ours => &[SpipeVia::Name, SpipeVia::Subcommand],
+    };
+    for &via in vias {
+        let out = spipe(which, via, &["-v"]);
+        let text = format!("{}{}", out.stdout_str(), out.stderr);
+        assert_eq!(
+            out.code(),
+            Some(0),
+            "{which} spipe -v via {via:?}: {text:?}"
+        );
+        assert!(
+            text.starts_with("spipe "),
+            "{which} spipe -v via {via:?}: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn c_version() {
+    if c_available() {
+        check_version(Impl::C);
+    }
+}
+
+#[test]
+fn ours_version() {
+    check_version(Impl::Ours);
+}
+
+/// Bad addresses (no port, relative path) are rejected before any socket opens.
+fn check_bad_address(which: Impl) {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let good = format!("[127.0.0.1]:{}", free_port());
+    for bad in ["bogus", "127.0.0.1", "relative/path.sock"] {
+        for (role, args) in [
+            (
+                "-s",
+                ["-e", "-s", bad, "-t", "[127.0.0.1]:2", "-k", &k, "-F"],
+            ),
+            ("-t", ["-d", "-s", &good, "-t", bad, "-k", &k, "-F"]),
+        ] {
+            let case = format!("{} (bad {role})", describe("spiped", which, &args));
+            assert_error(&case, which, &spiped(which, &args), &[bad]);
+        }
+        let args = ["-t", bad, "-k", &k];
+        let case = describe("spipe", which, &args);
+        assert_error(&case, which, &spipe(which, SpipeVia::Name, &args), &[bad]);
+    }
+}
+
+#[test]
+fn c_bad_address() {
+    if c_available() {
+        check_bad_address(Impl::C);
+    }
+}
+
+#[test]
+fn ours_bad_address() {
+    check_bad_address(Impl::Ours);
+}
+
+fn check_missing_key(which: Impl) {
+    let dir = temp_dir();
+    let missing = dir.path().join("no-such-key-file");
+    let missing = missing.to_str().unwrap();
+    let src = format!("[127.0.0.1]:{}", free_port());
+    let args = ["-e", "-s", &src, "-t", "[127.0.0.1]:2", "-k", missing, "-F"];
+    let case = describe("spiped", which, &args);
+    let out = spiped(which, &args);
+    assert_error(&case, which, &out, &[missing]);
+    // Both implementations name the file.
+    assert!(out.stderr.contains(missing), "{case}: {:?}", out.stderr);
+
+    let args = ["-t", "[127.0.0.1]:2", "-k", missing];
+    let case = describe("spipe", which, &args);
+    let out = spipe(which, SpipeVia::Name, &args);
+    assert_error(&case, which, &out, &[missing]);
+    assert!(out.stderr.contains(missing), "{case}: {:?}", out.stderr);
+}
+
+#[test]
+fn c_missing_key_file() {
+    if c_available() {
+        check_missing_key(Impl::C);
+    }
+}
+
+#[test]
+fn ours_missing_key_file() {
+    check_missing_key(Impl::Ours);
+}
+
+/// The source port is taken: exit 1 (ours must name the address; C 1.6.2 does not).
+fn check_port_in_use(which: Impl) {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let holder = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().unwrap().port().to_string();
+    let src = format!("[127.0.0.1]:{port}");
+    let args = ["-d", "-s", &src, "-t", "[127.0.0.1]:2", "-k", &k, "-F"];
+    let case = describe("spiped", which, &args);
+    assert_error(&case, which, &spiped(which, &args), &[&port]);
+
+    // A UNIX socket in a directory that does not exist.
+    let sock = dir.path().join("no-such-dir").join("s.sock");
+    let sock = sock.to_str().unwrap();
+    let args = ["-d", "-s", sock, "-t", "[127.0.0.1]:2", "-k", &k, "-F"];
+    let case = describe("spiped", which, &args);
+    assert_error(&case, which, &spiped(which, &args), &[sock]);
+    drop(holder);
+}
+
+#[test]
+fn c_port_in_use() {
+    if c_available() {
+        check_port_in_use(Impl::C);
+    }
+}
+
+#[test]
+fn ours_port_in_use() {
+    check_port_in_use(Impl::Ours);
+}
+
+/// Exit codes agree between ours and C for the same usage errors.
+#[test]
+fn ours_usage_exit_codes_match_c() {
+    if !c_available() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    for args in spiped_usage_cases(&k) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let c = spiped(Impl::C, &args).code();
+        let ours = spiped(Impl::Ours, &args).code();
+        assert_eq!(ours, c, "exit code of spiped {}: ours vs C", args.join(" "));
+    }
+}

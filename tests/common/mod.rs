@@ -1,0 +1,862 @@
+//! Test harness: starts `spiped`/`spipe` processes (ours or Debian's C build), runs
+//! in-process target servers and clients, and moves bytes with deadlines.
+//!
+//! Nothing here sleeps to synchronise: readiness is polled (connect every 10 ms up to a
+//! deadline), every wait has a deadline, and every child process is killed on drop.
+
+#![allow(dead_code)]
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// Path of Debian's C spiped.
+pub const C_SPIPED: &str = "/usr/bin/spiped";
+/// Path of Debian's C spipe.
+pub const C_SPIPE: &str = "/usr/bin/spipe";
+
+/// How long a daemon may take to start accepting.
+pub const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Deadline for one data exchange (generous: our binary may run as a debug build).
+pub const EXCHANGE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Which implementation plays a role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    /// This crate's binary.
+    Ours,
+    /// Debian's C spiped 1.6.x.
+    C,
+}
+
+impl fmt::Display for Impl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Impl::Ours => write!(f, "ours"),
+            Impl::C => write!(f, "C"),
+        }
+    }
+}
+
+/// True when Debian's spiped is installed. When it is missing: panics under CI (env `CI`
+/// set), otherwise prints a note and returns false so the caller can skip.
+pub fn c_available() -> bool {
+    if Path::new(C_SPIPED).exists() && Path::new(C_SPIPE).exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("Debian spiped missing: apt-get install spiped");
+    }
+    eprintln!("NOTE: skipping: Debian spiped missing ({C_SPIPED}); apt-get install spiped");
+    false
+}
+
+/// True when every implementation in `impls` can be run (see [`c_available`]).
+pub fn available(impls: &[Impl]) -> bool {
+    !impls.contains(&Impl::C) || c_available()
+}
+
+/// The `spiped` binary of an implementation.
+pub fn spiped_bin(which: Impl) -> PathBuf {
+    match which {
+        Impl::Ours => PathBuf::from(env!("CARGO_BIN_EXE_spiped")),
+        Impl::C => PathBuf::from(C_SPIPED),
+    }
+}
+
+/// The `spipe` executable of an implementation. Ours is a symlink named `spipe` to our
+/// binary (so argv[0] dispatch is what gets tested), made once per test process.
+pub fn spipe_bin(which: Impl) -> PathBuf {
+    match which {
+        Impl::C => PathBuf::from(C_SPIPE),
+        Impl::Ours => {
+            static LINK: OnceLock<PathBuf> = OnceLock::new();
+            LINK.get_or_init(|| {
+                let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join(format!("spipe-link-{}", std::process::id()));
+                let _ = fs::remove_dir_all(&dir);
+                fs::create_dir_all(&dir).expect("create spipe symlink dir");
+                let link = dir.join("spipe");
+                std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_spiped"), &link)
+                    .expect("symlink spipe -> spiped");
+                link
+            })
+            .clone()
+        }
+    }
+}
+
+/// A `Command` for `spipe` of an implementation.
+pub fn spipe_cmd(which: Impl) -> Command {
+    Command::new(spipe_bin(which))
+}
+
+/// A `Command` for `spiped` of an implementation.
+pub fn spiped_cmd(which: Impl) -> Command {
+    Command::new(spiped_bin(which))
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), different for each seed.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a key file `name` into `dir`.
+pub fn key_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, bytes).expect("write key file");
+    path
+}
+
+/// A fresh temporary directory (removed on drop).
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("spiped-test")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// A 127.0.0.1 port that was free a moment ago: a per-process counter from a random base,
+/// skipping ports that cannot be bound right now.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mixed = (nanos ^ std::process::id().wrapping_mul(2_654_435_761)) % 20_000;
+        NEXT.store(20_000 + mixed as u16, Ordering::SeqCst);
+    });
+    for _ in 0..1000 {
+        let mut port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if !(20_000..=60_000).contains(&port) {
+            NEXT.store(20_001, Ordering::SeqCst);
+            port = 20_000;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free 127.0.0.1 port found");
+}
+
+/// A socket address: TCP on 127.0.0.1 or a UNIX socket path.
+#[derive(Clone, Debug)]
+pub enum Addr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// Which kind of socket to use for a hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Unix,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Tcp => write!(f, "tcp"),
+            Transport::Unix => write!(f, "unix"),
+        }
+    }
+}
+
+impl Addr {
+    /// A fresh address of the given kind (UNIX sockets go in `dir`, named after `name`).
+    pub fn fresh(kind: Transport, dir: &Path, name: &str) -> Addr {
+        match kind {
+            Transport::Tcp => Addr::Tcp(SocketAddr::from(([127, 0, 0, 1], free_port()))),
+            Transport::Unix => Addr::Unix(dir.join(format!("{name}.sock"))),
+        }
+    }
+
+    /// The address as spiped's `-s`/`-t` argument.
+    pub fn arg(&self) -> String {
+        match self {
+            Addr::Tcp(sa) => format!("[{}]:{}", sa.ip(), sa.port()),
+            Addr::Unix(p) => p.to_str().expect("utf-8 socket path").to_owned(),
+        }
+    }
+
+    /// Connects (once, no retry).
+    pub fn connect(&self) -> io::Result<Stream> {
+        match self {
+            Addr::Tcp(sa) => {
+                TcpStream::connect_timeout(sa, Duration::from_secs(5)).map(Stream::Tcp)
+            }
+            Addr::Unix(p) => UnixStream::connect(p).map(Stream::Unix),
+        }
+    }
+
+    /// Polls every 10 ms until something accepts connections here, up to `deadline`.
+    pub fn wait_accepting(&self, deadline: Duration) -> io::Result<()> {
+        let end = Instant::now() + deadline;
+        loop {
+            match self.connect() {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= end => return Err(e),
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arg())
+    }
+}
+
+/// A connected stream socket of either kind.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// Reads until EOF or error; returns what arrived and the error, if any.
+    pub fn read_to_eof(&mut self) -> (Vec<u8>, Option<io::Error>) {
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.read(&mut chunk) {
+                Ok(0) => return (buf, None),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (buf, Some(e)),
+            }
+        }
+    }
+
+    /// Reads exactly `n` bytes, failing after `deadline` (read timeout) or on EOF.
+    pub fn read_exact_within(&mut self, n: usize, deadline: Duration) -> io::Result<Vec<u8>> {
+        self.set_read_timeout(Some(deadline))?;
+        let mut buf = vec![0u8; n];
+        let r = self.read_exact(&mut buf);
+        self.set_read_timeout(None)?;
+        r.map(|()| buf)
+    }
+
+    /// True when nothing (no data, no EOF) arrives within `window`.
+    pub fn silent_for(&mut self, window: Duration) -> Result<(), String> {
+        self.set_read_timeout(Some(window))
+            .map_err(|e| e.to_string())?;
+        let mut b = [0u8; 1];
+        let r = self.read(&mut b);
+        self.set_read_timeout(None).map_err(|e| e.to_string())?;
+        match r {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                Ok(())
+            }
+            Ok(0) => Err("got EOF".into()),
+            Ok(_) => Err(format!("got data byte {:#04x}", b[0])),
+            Err(e) => Err(format!("got error {e}")),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes
+
+/// Waits for `child` up to `deadline`; kills it (and reaps it) when the deadline passes.
+/// Returns `None` on timeout.
+pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Some(st),
+            Ok(None) if Instant::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("waiting for child: {e}"),
+        }
+    }
+}
+
+/// What a finished (non-daemon) process did.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// `None` when it was killed at the deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Runs `cmd` with `stdin` as its standard input, capturing stdout and stderr, killing it
+/// after `deadline`.
+pub fn run_with_stdin(mut cmd: Command, stdin: &[u8], deadline: Duration) -> RunOutput {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut sin = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    let w = thread::spawn(move || {
+        // The child may legitimately exit without reading everything.
+        let _ = sin.write_all(&input);
+    });
+    let mut sout = child.stdout.take().expect("stdout");
+    let o = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = sout.read_to_end(&mut v);
+        v
+    });
+    let mut serr = child.stderr.take().expect("stderr");
+    let e = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = serr.read_to_end(&mut v);
+        v
+    });
+    let status = wait_deadline(&mut child, deadline);
+    // After the child is gone (exited or killed), the pipes close and the threads end;
+    // a grandchild holding the pipes would be a bug, so bound that wait too.
+    let stdout = join_deadline(o, Duration::from_secs(5)).unwrap_or_default();
+    let stderr = join_deadline(e, Duration::from_secs(5)).unwrap_or_default();
+    let _ = join_deadline(w, Duration::from_secs(5));
+    RunOutput {
+        status,
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs `cmd` with empty stdin (see [`run_with_stdin`]), 10 s deadline.
+pub fn run(cmd: Command) -> RunOutput {
+    run_with_stdin(cmd, b"", Duration::from_secs(10))
+}
+
+/// Joins a thread, giving up (and leaking it) after `deadline`.
+pub fn join_deadline<T: Send + 'static>(h: JoinHandle<T>, deadline: Duration) -> Option<T> {
+    let end = Instant::now() + deadline;
+    while !h.is_finished() {
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    h.join().ok()
+}
+
+/// A running `spiped -F` daemon; killed and reaped on drop.
+pub struct Daemon {
+    pub which: Impl,
+    pub label: String,
+    pub source: Addr,
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `spiped -F ARGS` (ARGS must include `-s source`), stderr to a file in `dir`,
+    /// and waits until `source` accepts connections. Panics (with the daemon's stderr) if
+    /// it exits or does not become ready within [`READY_DEADLINE`].
+    pub fn spawn(which: Impl, label: &str, dir: &Path, source: &Addr, args: &[&str]) -> Daemon {
+        let stderr_path = dir.join(format!("{label}.stderr"));
+        let errf = fs::File::create(&stderr_path).expect("create stderr file");
+        let bin = spiped_bin(which);
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-F")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errf);
+        println!(
+            "[{label}] {which} spiped: {} -F {}",
+            bin.display(),
+            args.join(" ")
+        );
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("[{label}] spawn {}: {e}", bin.display()));
+        let mut d = Daemon {
+            which,
+            label: label.to_owned(),
+            source: source.clone(),
+            child,
+            stderr_path,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let end = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "[{}] {} spiped exited before accepting on {} ({st}); stderr: {}",
+                    self.label,
+                    self.which,
+                    self.source,
+                    self.stderr()
+                );
+            }
+            if self.source.connect().is_ok() {
+                return;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "[{}] {} spiped not accepting on {} after {:?}; stderr: {}",
+                    self.label,
+                    self.which,
+                    self.source,
+                    READY_DEADLINE,
+                    self.stderr()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Panics if the daemon has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            panic!(
+                "[{}] {} spiped died ({st}); stderr: {}",
+                self.label,
+                self.which,
+                self.stderr()
+            );
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let err = self.stderr();
+        if !err.is_empty() {
+            println!("[{}] {} spiped stderr:\n{err}", self.label, self.which);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Target server
+
+/// What the target does with each connection.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Echo everything back as it arrives; half-close after EOF.
+    Echo,
+    /// Send this payload (then half-close) while concurrently recording everything received.
+    Duplex(Arc<Vec<u8>>),
+    /// Read until EOF, then send this payload and close.
+    ReplyAfterEof(Arc<Vec<u8>>),
+}
+
+/// One finished target connection.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub received_len: usize,
+    pub received_sha: String,
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct TargetState {
+    records: Vec<Record>,
+    accepted: usize,
+    active: usize,
+}
+
+/// An in-process target server (the plaintext side behind `spiped -d`).
+pub struct Target {
+    pub addr: Addr,
+    mode: Arc<Mutex<Mode>>,
+    state: Arc<(Mutex<TargetState>, Condvar)>,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+}
+
+static TARGET_IDS: AtomicUsize = AtomicUsize::new(0);
+
+impl Target {
+    /// Starts a target listening on a fresh address of `kind` (UNIX sockets in `dir`).
+    pub fn start(kind: Transport, dir: &Path, mode: Mode) -> Target {
+        let (listener, addr) = match kind {
+            Transport::Tcp => {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind target");
+                let a = l.local_addr().expect("local addr");
+                (Listener::Tcp(l), Addr::Tcp(a))
+            }
+            Transport::Unix => {
+                let n = TARGET_IDS.fetch_add(1, Ordering::SeqCst);
+                let p = dir.join(format!("target{n}.sock"));
+                let l = UnixListener::bind(&p).expect("bind unix target");
+                (Listener::Unix(l), Addr::Unix(p))
+            }
+        };
+        let state = Arc::new((Mutex::new(TargetState::default()), Condvar::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mode = Arc::new(Mutex::new(mode));
+        let (st, sp, md) = (state.clone(), stop.clone(), mode.clone());
+        let accept_thread = thread::spawn(move || {
+            loop {
+                let conn = listener.accept();
+                if sp.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                {
+                    let mut g = st.0.lock().unwrap();
+                    g.accepted += 1;
+                    g.active += 1;
+                }
+                let (st2, mode2) = (st.clone(), md.lock().unwrap().clone());
+                thread::spawn(move || {
+                    let rec = serve(conn, &mode2);
+                    let mut g = st2.0.lock().unwrap();
+                    g.records.push(rec);
+                    g.active -= 1;
+                    st2.1.notify_all();
+                });
+            }
+        });
+        Target {
+            addr,
+            mode,
+            state,
+            stop,
+            accept_thread: Some(accept_thread),
+        }
+    }
+
+    /// Changes what the target does with connections accepted from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// All finished connections so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.state.0.lock().unwrap().records.clone()
+    }
+
+    /// Number of accepted connections so far (finished or not).
+    pub fn accepted(&self) -> usize {
+        self.state.0.lock().unwrap().accepted
+    }
+
+    /// Waits until a finished connection received exactly `expected` (by hash).
+    pub fn wait_received(&self, expected: &[u8], deadline: Duration) -> Result<(), String> {
+        let want = sha(expected);
+        let end = Instant::now() + deadline;
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap();
+        loop {
+            if g.records.iter().any(|r| r.received_sha == want) {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= end {
+                return Err(format!(
+                    "target never finished a connection that received {} bytes sha {want}; \
+                     finished connections: {:?}",
+                    expected.len(),
+                    g.records
+                ));
+            }
+            g = cv.wait_timeout(g, end - now).unwrap().0;
+        }
+    }
+
+    /// Waits until no connection is in progress.
+    pub fn wait_idle(&self, deadline: Duration) -> Result<(), String> {
+        let end = Instant::now() + deadline;
+        let (m, cv) = &*self.state;
+        let mut g = m.lock().unwrap();
+        while g.active > 0 {
+            let now = Instant::now();
+            if now >= end {
+                return Err(format!("{} target connections still open", g.active));
+            }
+            g = cv.wait_timeout(g, end - now).unwrap().0;
+        }
+        Ok(())
+    }
+
+    /// Total bytes received over all finished connections.
+    pub fn total_received(&self) -> usize {
+        self.records().iter().map(|r| r.received_len).sum()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = self.addr.connect();
+        if let Some(h) = self.accept_thread.take() {
+            let _ = join_deadline(h, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Handles one target connection according to `mode`.
+fn serve(conn: Stream, mode: &Mode) -> Record {
+    let idle = Some(EXCHANGE_DEADLINE);
+    let _ = conn.set_read_timeout(idle);
+    let _ = conn.set_write_timeout(idle);
+    let mut hasher = Sha256::new();
+    let mut len = 0usize;
+    let mut error = None;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut reader = match conn.try_clone() {
+        Ok(r) => r,
+        Err(e) => {
+            return Record {
+                received_len: 0,
+                received_sha: sha(b""),
+                error: Some(e.to_string()),
+            };
+        }
+    };
+    let mut writer = conn;
+    let sender = match mode {
+        Mode::Duplex(p) => {
+            let p = p.clone();
+            let mut w = writer.try_clone().expect("clone");
+            Some(thread::spawn(move || {
+                let r = w.write_all(&p);
+                let _ = w.shutdown(Shutdown::Write);
+                r.err().map(|e| format!("send: {e}"))
+            }))
+        }
+        _ => None,
+    };
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&chunk[..n]);
+                len += n;
+                if let Mode::Echo = mode
+                    && let Err(e) = writer.write_all(&chunk[..n])
+                {
+                    error = Some(format!("echo: {e}"));
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                error = Some(format!("recv: {e}"));
+                break;
+            }
+        }
+    }
+    match mode {
+        Mode::Echo => {
+            let _ = writer.shutdown(Shutdown::Write);
+        }
+        Mode::ReplyAfterEof(p) => {
+            if error.is_none()
+                && let Err(e) = writer.write_all(p)
+            {
+                error = Some(format!("reply: {e}"));
+            }
+            let _ = writer.shutdown(Shutdown::Write);
+        }
+        Mode::Duplex(_) => {}
+    }
+    if let Some(h) = sender
+        && let Some(Some(e)) = join_deadline(h, EXCHANGE_DEADLINE)
+    {
+        error.get_or_insert(e);
+    }
+    Record {
+        received_len: len,
+        received_sha: hex::encode(hasher.finalize()),
+        error,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client
+
+/// What a client saw over one connection.
+#[derive(Debug)]
+pub struct Exchange {
+    pub received: Vec<u8>,
+    /// Error from connect, write or shutdown (a dropped connection may cause one).
+    pub write_error: Option<String>,
+    /// Error while reading (e.g. connection reset); `None` means a clean EOF.
+    pub read_error: Option<String>,
+}
+
+impl Exchange {
+    /// The peer dropped us: nothing received, and the read ended (EOF or error).
+    pub fn was_dropped(&self) -> bool {
+        self.received.is_empty()
+    }
+}
+
+/// Connects to `addr`, sends `data` (then half-closes) in a writer thread while the
+/// reader reads until EOF, both at once. Everything is bounded by `deadline`: on expiry
+/// the socket is shut down and this returns an error.
+pub fn exchange(addr: &Addr, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
+    let conn = addr
+        .connect()
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    exchange_on(conn, data, deadline)
+}
+
+/// Like [`exchange`] on an already connected stream.
+pub fn exchange_on(conn: Stream, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
+    let mut w = conn.try_clone().map_err(|e| e.to_string())?;
+    let mut r = conn.try_clone().map_err(|e| e.to_string())?;
+    let data = data.to_vec();
+    let (tx, rx) = mpsc::channel();
+    let txw = tx.clone();
+    thread::spawn(move || {
+        let mut res = w.write_all(&data);
+        if res.is_ok() {
+            res = w.shutdown(Shutdown::Write);
+        }
+        let _ = txw.send(Err(res.err().map(|e| e.to_string())));
+    });
+    thread::spawn(move || {
+        let _ = tx.send(Ok(r.read_to_eof()));
+    });
+    let end = Instant::now() + deadline;
+    let mut write_result = None;
+    let mut read_result = None;
+    while write_result.is_none() || read_result.is_none() {
+        let now = Instant::now();
+        let msg = if now < end {
+            rx.recv_timeout(end - now).ok()
+        } else {
+            None
+        };
+        match msg {
+            Some(Ok(r)) => read_result = Some(r),
+            Some(Err(w)) => write_result = Some(w),
+            None => {
+                let _ = conn.shutdown(Shutdown::Both);
+                return Err(format!(
+                    "exchange did not finish within {deadline:?} (sent all: {}, got EOF: {})",
+                    write_result.is_some(),
+                    read_result.is_some()
+                ));
+            }
+        }
+    }
+    let (received, read_error) = read_result.unwrap();
+    Ok(Exchange {
+        received,
+        write_error: write_result.unwrap(),
+        read_error: read_error.map(|e| e.to_string()),
+    })
+}
