@@ -1,18 +1,24 @@
 //! One direction of a connection: read from one transport, seal or open packets, write
 //! to the other; on end of stream, half-close the destination.
 //!
-//! Each read moves many packets' worth of bytes and each batch goes out in one write
-//! call, so the per-packet cost is the cryptography and little else.
+//! Buffers exist only while data flows. A direction whose source is idle holds none, so
+//! an idle connection costs a few hundred bytes of state; a busy one grows its batch
+//! (up to [`MAX_BATCH`] packets per read and per write call), so bulk transfers cost the
+//! cryptography and few system calls.
 
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::time::Duration;
 
+use futures_lite::future;
 use spiped_transports::Transport;
 
 use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};
 
-/// Packets sealed or opened per batch.
-const BATCH_PACKETS: usize = 64;
+/// Packets per batch when a direction wakes up: enough for any interactive exchange.
+const MIN_BATCH: usize = 8;
+/// Packets per batch at most (about 256 KiB): past this, bigger batches save nothing.
+const MAX_BATCH: usize = 256;
 
 /// Why a direction stopped early. Any of these ends the whole connection.
 #[derive(Debug)]
@@ -40,6 +46,56 @@ impl fmt::Display for PumpError {
 
 impl std::error::Error for PumpError {}
 
+/// The batch size of one direction: grows while reads fill the buffer, and starts
+/// small again after the source goes idle.
+struct Batch {
+    packets: usize,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch { packets: MIN_BATCH }
+    }
+
+    /// Adjusts the size after a read of `got` bytes into a buffer of `room`.
+    fn after_read(&mut self, got: usize, room: usize) {
+        if got == room {
+            self.packets = (self.packets * 4).min(MAX_BATCH);
+        }
+    }
+}
+
+/// How long a direction with grown buffers keeps them while its source is quiet. A bulk
+/// transfer often drains its socket for a moment; giving the memory back each time
+/// would cost an allocation per batch and shrink the batch.
+const IDLE_GRACE: Duration = Duration::from_millis(200);
+
+/// Waits until `src` has something to read. A direction that stays quiet gives its
+/// buffers back first (at once when they are small, after [`IDLE_GRACE`] when they
+/// have grown), so an idle connection holds no buffers.
+async fn wait_readable(
+    src: &dyn Transport,
+    batch: &mut Batch,
+    release: impl FnOnce(),
+) -> io::Result<()> {
+    let mut ready = src.readable();
+    if let Some(r) = future::poll_once(&mut ready).await {
+        return r;
+    }
+    if batch.packets > MIN_BATCH {
+        let grace = async {
+            smol::Timer::after(IDLE_GRACE).await;
+            None
+        };
+        if let Some(r) = future::or(async { Some((&mut ready).await) }, grace).await {
+            return r;
+        }
+    }
+    release();
+    *batch = Batch::new();
+    ready.await
+}
+
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
 /// half-closes `dst`. Returns the plaintext byte count.
 pub async fn encrypt(
@@ -47,15 +103,25 @@ pub async fn encrypt(
     dst: &dyn Transport,
     mut sealer: Sealer,
 ) -> Result<u64, PumpError> {
-    let mut plain = vec![0u8; BATCH_PACKETS * PAYLOAD_MAX];
-    let mut sealed = Vec::with_capacity(BATCH_PACKETS * PACKET_LEN);
+    let mut plain = Vec::new();
+    let mut sealed = Vec::new();
+    let mut batch = Batch::new();
     let mut total = 0u64;
     loop {
+        wait_readable(src, &mut batch, || {
+            plain = Vec::new();
+            sealed = Vec::new();
+        })
+        .await
+        .map_err(PumpError::Read)?;
+        let room = batch.packets * PAYLOAD_MAX;
+        plain.resize(room, 0);
         let n = src.read(&mut plain).await.map_err(PumpError::Read)?;
         if n == 0 {
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
+        batch.after_read(n, room);
         sealed.clear();
         sealer.seal_all(&plain[..n], &mut sealed);
         dst.write_all(&sealed).await.map_err(PumpError::Write)?;
@@ -72,10 +138,22 @@ pub async fn decrypt(
     dst: &dyn Transport,
     mut opener: Opener,
 ) -> Result<u64, PumpError> {
-    let mut buf = vec![0u8; BATCH_PACKETS * PACKET_LEN];
+    let mut buf = Vec::new();
     let mut filled = 0;
+    let mut batch = Batch::new();
     let mut total = 0u64;
+    let mut lens = Vec::new();
     loop {
+        if filled == 0 {
+            wait_readable(src, &mut batch, || {
+                buf = Vec::new();
+                lens = Vec::new();
+            })
+            .await
+            .map_err(PumpError::Read)?;
+        }
+        let room = batch.packets * PACKET_LEN;
+        buf.resize(room.max(filled + PACKET_LEN), 0);
         let n = src
             .read(&mut buf[filled..])
             .await
@@ -87,17 +165,14 @@ pub async fn decrypt(
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
+        batch.after_read(filled + n, buf.len());
         filled += n;
         let whole = filled / PACKET_LEN * PACKET_LEN;
-        let mut lens = [0usize; BATCH_PACKETS];
-        let mut count = 0;
+        lens.clear();
         let mut failure = None;
         for packet in buf[..whole].as_chunks_mut::<PACKET_LEN>().0 {
             match opener.open_in_place(packet) {
-                Ok(len) => {
-                    lens[count] = len;
-                    count += 1;
-                }
+                Ok(len) => lens.push(len),
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -105,13 +180,14 @@ pub async fn decrypt(
             }
         }
         // Deliver the packets that authenticated before reporting a bad one.
-        let mut slices: Vec<IoSlice<'_>> = buf[..count * PACKET_LEN]
+        let opened = lens.len() * PACKET_LEN;
+        let mut slices: Vec<IoSlice<'_>> = buf[..opened]
             .chunks_exact(PACKET_LEN)
-            .zip(&lens[..count])
+            .zip(&lens)
             .filter(|(_, len)| **len > 0)
             .map(|(p, len)| IoSlice::new(&p[..*len]))
             .collect();
-        total += lens[..count].iter().sum::<usize>() as u64;
+        total += lens.iter().sum::<usize>() as u64;
         write_all_vectored(dst, &mut slices)
             .await
             .map_err(PumpError::Write)?;

@@ -142,11 +142,12 @@ impl Sealer {
     /// Seals all of `data` as ceil(len / 1024) full-size packets appended to `out`
     /// (nothing for empty data). Every packet but the last carries 1024 bytes.
     pub fn seal_all(&mut self, data: &[u8], out: &mut Vec<u8>) {
-        out.reserve(data.len().div_ceil(PAYLOAD_MAX) * PACKET_LEN);
-        for chunk in data.chunks(PAYLOAD_MAX) {
-            let mut packet = [0u8; PACKET_LEN];
-            self.seal(chunk, &mut packet);
-            out.extend_from_slice(&packet);
+        let start = out.len();
+        out.resize(start + data.len().div_ceil(PAYLOAD_MAX) * PACKET_LEN, 0);
+        // Seal straight into place: no packet is built elsewhere and copied in.
+        let slots = out[start..].as_chunks_mut::<PACKET_LEN>().0;
+        for (chunk, slot) in data.chunks(PAYLOAD_MAX).zip(slots) {
+            self.seal(chunk, slot);
         }
     }
 

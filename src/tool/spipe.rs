@@ -48,7 +48,8 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             ))
         };
         let (stream, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
-        session::pipe(&Stdio::new(), &stream, sealer, opener)
+        let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
+        session::pipe(&stdio, &stream, sealer, opener)
             .await
             .map(|_| ())
             .map_err(|e| format!("{}: connection broken: {e}", opts.target))

@@ -89,7 +89,7 @@ pub async fn connect(
     if let (Some(b), Endpoint::Tcp(_)) = (bind, ep) {
         socket.bind(&SockAddr::from(b))?;
     }
-    socket.set_nonblocking(true)?;
+    // Async::new makes the socket non-blocking.
     let io = Async::new(socket)?;
     let connecting = async {
         match io.get_ref().connect(&ep.sockaddr()?) {
@@ -115,7 +115,7 @@ pub async fn connect(
         ))
     })
     .await?;
-    let socket = io.into_inner()?;
-    configure_stream(&socket, matches!(ep, Endpoint::Tcp(_)), opts)?;
-    SocketStream::new(socket, ep.to_string())
+    configure_stream(io.get_ref(), matches!(ep, Endpoint::Tcp(_)), opts)?;
+    // Keep the reactor registration made for connecting: no second registration.
+    Ok(SocketStream::from_async(io, ep.to_string()))
 }

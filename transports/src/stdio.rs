@@ -1,6 +1,8 @@
 //! [`Stdio`]: the [`Transport`] over the process's standard input and output (for spipe).
 
-use std::io::{self, IoSlice, Stdin, Stdout};
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 
 use async_lock::Mutex;
 use async_trait::async_trait;
@@ -11,29 +13,38 @@ use crate::Transport;
 
 /// Standard input as the reading side and standard output as the writing side.
 ///
-/// Both are driven on blocking threads, so files, pipes and terminals all work. Each
-/// side has its own lock: a reader and a writer never wait for each other.
+/// Both are driven on blocking threads, so files, pipes and terminals all work, and
+/// neither descriptor is switched to non-blocking mode (which would leak into whatever
+/// else shares it, such as the invoking shell). Each side has its own lock: the reader
+/// and the writer never wait for each other.
 pub struct Stdio {
-    stdin: Mutex<Unblock<Stdin>>,
-    stdout: Mutex<Unblock<Stdout>>,
+    stdin: Mutex<Unblock<File>>,
+    stdout: Mutex<Output>,
+}
+
+struct Output {
+    file: Unblock<File>,
+    /// Gathers a vectored write into one piece: handing the blocking thread one buffer
+    /// per batch, not one per packet, is what makes bulk output cheap.
+    scratch: Vec<u8>,
 }
 
 /// Bytes moved per blocking-thread hand-off; large, so bulk copies cost few wake-ups.
 const CHUNK: usize = 256 * 1024;
 
 impl Stdio {
-    /// Takes over the process's standard input and output.
-    pub fn new() -> Stdio {
-        Stdio {
-            stdin: Mutex::new(Unblock::with_capacity(CHUNK, io::stdin())),
-            stdout: Mutex::new(Unblock::with_capacity(CHUNK, io::stdout())),
-        }
-    }
-}
-
-impl Default for Stdio {
-    fn default() -> Self {
-        Stdio::new()
+    /// Takes over the process's standard input and output (through duplicates of the
+    /// descriptors, so Rust's own buffered handles are bypassed, not closed).
+    pub fn new() -> io::Result<Stdio> {
+        let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+        Ok(Stdio {
+            stdin: Mutex::new(Unblock::with_capacity(CHUNK, stdin)),
+            stdout: Mutex::new(Output {
+                file: Unblock::with_capacity(CHUNK, stdout),
+                scratch: Vec::new(),
+            }),
+        })
     }
 }
 
@@ -45,16 +56,26 @@ impl Transport for Stdio {
 
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut out = self.stdout.lock().await;
-        let n = out.write_vectored(bufs).await?;
-        // Flush per write: a consumer waiting for a reply must not wait for our buffer.
-        out.flush().await?;
-        Ok(n)
+        let Output { file, scratch } = &mut *out;
+        scratch.clear();
+        for b in bufs {
+            scratch.extend_from_slice(b);
+        }
+        let written = scratch.len();
+        file.write_all(scratch).await?;
+        // Flush per batch: a consumer waiting for a reply must not wait for our buffer.
+        file.flush().await?;
+        if scratch.capacity() > CHUNK {
+            // Keep an idle connection small after a burst.
+            *scratch = Vec::new();
+        }
+        Ok(written)
     }
 
     async fn shutdown_write(&self) -> io::Result<()> {
         // Standard output stays open until exit; what matters is that nothing is held
         // back in our buffer.
-        self.stdout.lock().await.flush().await
+        self.stdout.lock().await.file.flush().await
     }
 
     fn peer(&self) -> String {

@@ -18,10 +18,12 @@ pub struct SocketStream {
 impl SocketStream {
     /// Wraps a connected socket; `peer` names the other end in log messages.
     pub fn new(socket: Socket, peer: String) -> io::Result<SocketStream> {
-        Ok(SocketStream {
-            io: Async::new(socket)?,
-            peer,
-        })
+        Ok(SocketStream::from_async(Async::new(socket)?, peer))
+    }
+
+    /// Wraps a socket already registered with the reactor.
+    pub(crate) fn from_async(io: Async<Socket>, peer: String) -> SocketStream {
+        SocketStream { io, peer }
     }
 }
 
@@ -29,6 +31,10 @@ impl SocketStream {
 impl Transport for SocketStream {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.io.read_with(|mut s| s.read(buf)).await
+    }
+
+    async fn readable(&self) -> io::Result<()> {
+        self.io.readable().await
     }
 
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

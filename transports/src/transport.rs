@@ -15,6 +15,13 @@ pub trait Transport: Send + Sync {
     /// Reads some bytes; `Ok(0)` means the peer finished sending (end of stream).
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
 
+    /// Waits until a [`Transport::read`] would not block (data, end of stream or an
+    /// error is pending). Lets a reader hold no buffer while its peer is idle; the
+    /// default is always ready, for transports that cannot tell.
+    async fn readable(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Writes some of `bufs` in one system call where possible; returns how much.
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
