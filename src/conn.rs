@@ -26,7 +26,7 @@ pub struct ConnConfig {
     pub direction: Direction,
     /// The hashed pre-shared key.
     pub key: Key,
-    /// `-f` / `-g`.
+    /// `-f` / `-g` / `--x25519`.
     pub mode: Mode,
     /// Bound on target connect plus handshake (`-o`).
     pub timeout: Duration,
@@ -43,8 +43,12 @@ pub enum ConnError {
     Connect(String),
     /// The handshake failed or did not finish in time.
     Handshake(HandshakeFailure),
-    /// Connect plus handshake took longer than `-o`.
-    Timeout,
+    /// Connect plus handshake took longer than `-o`; `x25519` when we were an X25519
+    /// client, whose server may not know the extension.
+    Timeout {
+        /// We asked the server for X25519.
+        x25519: bool,
+    },
     /// Random numbers could not be drawn from the OS.
     Random(String),
     /// A direction of the established session failed.
@@ -56,8 +60,12 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Connect(e) => write!(f, "cannot connect to target: {e}"),
             ConnError::Handshake(e) => write!(f, "{e}"),
-            ConnError::Timeout => {
-                f.write_str("connection timed out before the handshake completed")
+            ConnError::Timeout { x25519 } => {
+                f.write_str("connection timed out before the handshake completed")?;
+                if *x25519 {
+                    write!(f, "; {}", session::X25519_HINT)?;
+                }
+                Ok(())
             }
             ConnError::Random(e) => write!(f, "cannot get random bytes from the OS: {e}"),
             ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
@@ -128,7 +136,9 @@ pub async fn run(
     };
     let timeout = async {
         smol::Timer::after(cfg.timeout).await;
-        Err(ConnError::Timeout)
+        Err(ConnError::Timeout {
+            x25519: role == Role::Client && cfg.mode.x25519,
+        })
     };
     let (other, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {

@@ -6,15 +6,23 @@ use std::io;
 
 use spiped_transports::Transport;
 
-use crate::proto::handshake::{Handshake, HandshakeError, Next};
+use crate::proto::handshake::{Handshake, HandshakeError, Next, Role};
 use crate::proto::packet::{Opener, Sealer};
 use crate::pump::{self, PumpError};
+
+/// Why an X25519 client's handshake stalls or is cut off: a server without the extension
+/// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
+/// so does one of ours whose key differs. Added to those errors.
+pub const X25519_HINT: &str =
+    "the server may not support --x25519 (the C spiped does not), or its key differs";
 
 /// Why a handshake did not complete.
 #[derive(Debug)]
 pub enum HandshakeFailure {
     /// The peer closed the connection before the handshake finished.
     Closed,
+    /// We asked for X25519 and the server closed the connection before answering.
+    X25519Unanswered,
     /// Reading or writing the encrypted side failed.
     Io(io::Error),
     /// The peer's handshake messages were refused.
@@ -26,6 +34,10 @@ impl fmt::Display for HandshakeFailure {
         match self {
             HandshakeFailure::Closed => f.write_str(
                 "handshake failed: the peer closed the connection (wrong key, or it requires PFS?)",
+            ),
+            HandshakeFailure::X25519Unanswered => write!(
+                f,
+                "handshake failed: the server closed the connection; {X25519_HINT}"
             ),
             HandshakeFailure::Io(e) => {
                 write!(f, "handshake failed: {}", crate::errors::describe(e))
@@ -42,6 +54,7 @@ pub async fn handshake(
     t: &dyn Transport,
     mut hs: Handshake,
 ) -> Result<(Sealer, Opener), HandshakeFailure> {
+    let x25519 = hs.role() == Role::Client && hs.mode().x25519;
     let mut buf = [0u8; 512];
     loop {
         match hs.next() {
@@ -51,7 +64,10 @@ pub async fn handshake(
             }
             Next::Recv(n) => {
                 let want = buf.get_mut(..n).ok_or(HandshakeFailure::Closed)?;
-                read_exact(t, want).await?;
+                read_exact(t, want).await.map_err(|e| match e {
+                    HandshakeFailure::Closed if x25519 => HandshakeFailure::X25519Unanswered,
+                    e => e,
+                })?;
                 hs.received(want).map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,

@@ -191,6 +191,14 @@ fn fast_and_pfs(fast: bool, require_pfs: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// `-f` turns Diffie-Hellman off and `--x25519` picks a Diffie-Hellman: they contradict.
+fn fast_and_x25519(fast: bool, x25519: bool) -> Result<(), String> {
+    if fast && x25519 {
+        return Err("-f/--fast and --x25519 cannot be used together".to_owned());
+    }
+    Ok(())
+}
+
 /// Parses a positive, finite number of seconds, fractions allowed, at most one day.
 fn seconds(s: &str, name: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");

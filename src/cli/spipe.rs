@@ -30,6 +30,8 @@ pub struct SpipeOptions {
     pub fast: bool,
     /// `-g`: refuse a server that uses `-f`.
     pub require_pfs: bool,
+    /// `--x25519`: use the X25519 handshake extension (needs our `spiped -d`).
+    pub x25519: bool,
     /// TCP keep-alives on the connection; `-j` turns them off.
     pub keepalive: bool,
     /// `-o`: connect + handshake timeout.
@@ -77,6 +79,10 @@ struct Args {
     #[argh(switch, short = 'g')]
     require_pfs: bool,
 
+    /// use the X25519 handshake (PFS, cheap); needs our spiped -d
+    #[argh(switch)]
+    x25519: bool,
+
     /// disable TCP keep-alives
     #[argh(switch, short = 'j')]
     no_keepalive: bool,
@@ -96,12 +102,14 @@ impl Args {
         let target = super::required(self.target, "-t/--target")?;
         let key_file = super::required(self.key, "-k/--key")?;
         super::fast_and_pfs(self.fast, self.require_pfs)?;
+        super::fast_and_x25519(self.fast, self.x25519)?;
         Ok(SpipeOptions {
             target: super::address(&target, "-t/--target")?,
             key_file,
             bind: super::bind_address(self.bind, "-b/--bind")?,
             fast: self.fast,
             require_pfs: self.require_pfs,
+            x25519: self.x25519,
             keepalive: !self.no_keepalive,
             timeout: super::timeout(self.timeout)?,
         })
@@ -162,6 +170,7 @@ mod tests {
                 bind: None,
                 fast: false,
                 require_pfs: false,
+                x25519: false,
                 keepalive: true,
                 timeout: Duration::from_secs(5),
             }
@@ -182,6 +191,7 @@ mod tests {
         ]);
         assert_eq!(o.key_file, "-");
         assert_eq!(o.timeout, Duration::from_secs(2));
+        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).x25519);
     }
 
     #[test]
@@ -198,6 +208,10 @@ mod tests {
             (&["-t/s", "-k/k", "x"], "unexpected argument 'x'"),
             (&["-t/s", "-k"], "-k/--key requires a value"),
             (&["-t/s", "-k/k", "-fg"], "-f/--fast and -g/--require-pfs"),
+            (
+                &["-t/s", "-k/k", "-f", "--x25519"],
+                "-f/--fast and --x25519",
+            ),
             (&["-t/s", "-k/k", "-o0"], "-o/--timeout"),
             (&["-t/s", "-k/k", "-o", "nan"], "must be finite"),
             (

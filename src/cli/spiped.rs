@@ -52,6 +52,8 @@ pub struct SpipedOptions {
     pub fast: bool,
     /// `-g`: refuse peers that use `-f`.
     pub require_pfs: bool,
+    /// `--x25519` (only with `-e`): use the X25519 handshake extension.
+    pub x25519: bool,
     /// `-n`: at most this many connections at once; `None` means no limit (`-n 0`).
     pub max_connections: Option<usize>,
     /// `-o`: connect + handshake timeout.
@@ -165,6 +167,10 @@ struct Args {
     #[argh(switch, short = 'g')]
     require_pfs: bool,
 
+    /// with -e: use the X25519 handshake (PFS, cheap); -d must be ours
+    #[argh(switch)]
+    x25519: bool,
+
     /// connection limit (default 100; 0 = none)
     #[argh(option, short = 'n', arg_name = "max # connections")]
     max_connections: Option<String>,
@@ -221,6 +227,13 @@ impl Args {
         let target = super::required(self.target, "-t/--target")?;
         let key_file = super::required(self.key, "-k/--key")?;
         super::fast_and_pfs(self.fast, self.require_pfs)?;
+        super::fast_and_x25519(self.fast, self.x25519)?;
+        if self.x25519 && direction == Direction::Decrypt {
+            return Err("--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
+                        X25519 clients"
+                .to_owned()
+                .into());
+        }
         if self.no_resolve && self.resolve_interval.is_some() {
             return Err(
                 "-r/--resolve-interval and -R/--no-resolve cannot be used together"
@@ -255,6 +268,7 @@ impl Args {
             keepalive: !self.no_keepalive,
             fast: self.fast,
             require_pfs: self.require_pfs,
+            x25519: self.x25519,
             max_connections,
             timeout: super::timeout(self.timeout)?,
             pidfile: self.pidfile.map(PathBuf::from),
@@ -359,6 +373,7 @@ mod tests {
                 keepalive: true,
                 fast: false,
                 require_pfs: false,
+                x25519: false,
                 max_connections: Some(100),
                 timeout: Duration::from_secs(5),
                 pidfile: None,
@@ -461,6 +476,7 @@ mod tests {
         assert_eq!(o.key_file, "-");
         assert_eq!(o.resolve_interval, Some(Duration::from_secs(9)));
         assert_eq!(o.user, Some(UserSpec::User("daemon".into())));
+        assert!(run(&with(&["--x25519", "-g"])).x25519);
     }
 
     #[test]
@@ -492,6 +508,11 @@ mod tests {
                 "one of -e/--encrypt or -d/--decrypt",
             ),
             (&with(&["-fg"]), "-f/--fast and -g/--require-pfs"),
+            (&with(&["-f", "--x25519"]), "-f/--fast and --x25519"),
+            (
+                &["-d", "-s/a", "-t/b", "-k/k", "--x25519"],
+                "--x25519 is for -e/--encrypt; -d/--decrypt always accepts X25519 clients",
+            ),
             (
                 &with(&["-r5", "-R"]),
                 "-r/--resolve-interval and -R/--no-resolve",

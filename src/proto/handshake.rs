@@ -6,9 +6,16 @@
 //! keys. Any error means the connection must be dropped.
 //!
 //! ```text
-//! client: Send(nonce_C) → Recv(32) → Send(y_C || mac) → Recv(288) → Done
-//! server: Send(nonce_S) → Recv(32) → Recv(288) → Send(y_S || mac) → Done
+//! client:          Send(nonce_C) → Recv(32) → Send(y_C || mac) → Recv(288) → Done
+//! client --x25519: Send(nonce_C) → Recv(32) → Send(pub_C || mac) → Recv(64) → Done
+//! server:          Send(nonce_S) → Recv(32) → Recv(64) ─┬→ Send(pub_S || mac) → Done
+//!                  (X25519 MAC verifies)                 │
+//!                  (otherwise: group 14)                 └→ Recv(224) → Send(y_S || mac) → Done
 //! ```
+//!
+//! The server reads the first 64 bytes of the client's DH message and checks them as an
+//! X25519 message; only if that MAC fails does it read the rest of a 288-byte group-14
+//! message. PROTOCOL.md describes the extension and why the two can never be confused.
 
 use core::fmt;
 
@@ -16,14 +23,21 @@ use hmac::Mac;
 use zeroize::Zeroize;
 
 use super::dh::{self, Secret, Y_LEN};
-use super::key::{DhMacKeys, Key, Nonce, SessionKeys, dhmac_keys, session_keys};
+use super::key::{
+    DhMacKeys, Key, Nonce, SessionKeys, dhmac_keys, session_keys, x25519_session_keys,
+};
 use super::packet::{Opener, Sealer, hmac_sha256};
+use super::x25519;
 
 /// Length of a nonce message.
 const NONCE_LEN: usize = 32;
 
-/// Length of a DH message: `y || HMAC-SHA256(dhmac_own, y)`.
+/// Length of a group-14 DH message: `y || HMAC-SHA256(dhmac_own, y)`.
 const DH_MSG_LEN: usize = Y_LEN + 32;
+
+/// Length of an X25519 DH message: `pub || HMAC-SHA256(dhmac_own, MAC_LABEL || pub)`.
+/// Shorter than a group-14 message, so a server can read this much of either.
+const X25519_MSG_LEN: usize = x25519::KEY_LEN + 32;
 
 /// Which end of the connection we are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,9 +52,16 @@ pub enum Role {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mode {
     /// `-f`: skip Diffie-Hellman; send `y = 1` and use `y_SC = 1` (no forward secrecy).
+    /// A server in fast mode still does X25519 with an X25519 client: it costs little
+    /// and the client asked for forward secrecy.
     pub fast: bool,
-    /// `-g`: require perfect forward secrecy; reject a peer that sends `y = 1`.
+    /// `-g`: require perfect forward secrecy; reject a peer that sends `y = 1`. An X25519
+    /// exchange always satisfies it.
     pub require_pfs: bool,
+    /// `--x25519`, client only: use the X25519 extension instead of group 14, and never
+    /// fall back. Takes precedence over `fast` (the command line rejects the pair). A
+    /// server ignores it: it always accepts both kinds of client.
+    pub x25519: bool,
 }
 
 /// What the driver must do next.
@@ -64,6 +85,9 @@ pub enum HandshakeError {
     PeerNotPfs,
     /// The peer's DH value is not below the group prime `p`.
     NotBelowP,
+    /// The peer's X25519 public key is a point of small order, which would make the
+    /// shared secret all zeros whatever our secret.
+    LowOrder,
     /// [`Handshake::received`] got a different number of bytes than `Recv(n)` asked for.
     WrongLength {
         /// What `Recv(n)` asked for.
@@ -88,6 +112,9 @@ impl fmt::Display for HandshakeError {
             HandshakeError::NotBelowP => {
                 f.write_str("handshake failed: peer's Diffie-Hellman value is out of range")
             }
+            HandshakeError::LowOrder => {
+                f.write_str("handshake failed: peer's X25519 public key is a low-order point")
+            }
             HandshakeError::WrongLength { expected, got } => write!(
                 f,
                 "handshake failed: internal error: expected {expected} bytes from the peer, got {got}"
@@ -109,12 +136,15 @@ enum State {
     /// Waiting for the peer's nonce.
     RecvNonce,
     /// Our DH message is being sent; `then` is what follows once it is out.
-    SendDh {
-        msg: Box<[u8; DH_MSG_LEN]>,
-        then: AfterDhSent,
-    },
-    /// Waiting for the peer's DH message.
+    SendDh { msg: Box<[u8]>, then: AfterDhSent },
+    /// Waiting for the peer's DH message (a server: for its first 64 bytes).
     RecvDh { dhmac: DhMacKeys },
+    /// Server: the first 64 bytes were not an X25519 message; waiting for the rest of a
+    /// group-14 one.
+    RecvGroup14Tail {
+        dhmac: DhMacKeys,
+        head: [u8; X25519_MSG_LEN],
+    },
     /// Finished; the session keys await [`Handshake::finish`].
     Done { keys: SessionKeys },
     /// An error occurred; nothing further is accepted.
@@ -131,16 +161,20 @@ enum AfterDhSent {
 
 /// One side of a spiped handshake, driven by the caller over bytes (see the module docs).
 ///
-/// Holds the pre-shared key, both nonces and, in PFS mode, the secret DH exponent until it
-/// has been used; all secrets are wiped when dropped.
+/// Holds the pre-shared key, both nonces and the ephemeral DH secrets it may need until
+/// one has been used; all secrets are wiped when dropped.
 pub struct Handshake {
     role: Role,
     mode: Mode,
     key: Key,
     nonce: Nonce,
     peer_nonce: Nonce,
-    /// `None` in fast mode, and once the shared secret has been computed.
+    /// The group-14 exponent: `None` in fast mode, for an X25519 client, and once a
+    /// shared secret has been computed.
     secret: Option<Secret>,
+    /// The X25519 secret: held by an X25519 client and by every server (which learns the
+    /// client's kind only from its message); `None` once a shared secret is computed.
+    x_secret: Option<x25519::Secret>,
     state: State,
 }
 
@@ -151,6 +185,7 @@ impl fmt::Debug for Handshake {
             State::RecvNonce => "RecvNonce",
             State::SendDh { .. } => "SendDh",
             State::RecvDh { .. } => "RecvDh",
+            State::RecvGroup14Tail { .. } => "RecvGroup14Tail",
             State::Done { .. } => "Done",
             State::Failed => "Failed",
         };
@@ -164,24 +199,23 @@ impl fmt::Debug for Handshake {
 }
 
 impl Handshake {
-    /// Starts a handshake with a fresh nonce and, unless `mode.fast`, a fresh DH exponent,
-    /// both from the OS random number generator (in fast mode no exponentiation is ever
-    /// done). Fails only if the OS cannot provide randomness.
+    /// Starts a handshake with a fresh nonce and the ephemeral secrets this side may need
+    /// (see [`Mode`]), all from the OS random number generator. No exponentiation or
+    /// curve operation happens here. Fails only if the OS cannot provide randomness.
     pub fn new(role: Role, mode: Mode, key: &Key) -> Result<Handshake, getrandom::Error> {
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce)?;
-        let secret = if mode.fast {
-            None
-        } else {
-            Some(Secret::random()?)
-        };
-        Ok(Handshake::build(role, mode, key, nonce, secret))
+        let (group14, x25519) = Handshake::needs(role, mode);
+        let secret = group14.then(Secret::random).transpose()?;
+        let x_secret = x25519.then(x25519::Secret::random).transpose()?;
+        Ok(Handshake::build(role, mode, key, nonce, secret, x_secret))
     }
 
-    /// Starts a handshake with the given nonce and exponent (for known-answer tests).
+    /// Starts a handshake with the given nonce and secret (for known-answer tests).
     ///
-    /// `exponent` is ignored in fast mode. In PFS mode, `None` means the exponent 0, so
-    /// this side sends `y = 1` without being in fast mode (useful to test peers).
+    /// `exponent` serves as the group-14 exponent and as the X25519 scalar, whichever this
+    /// side needs. `None` means all zeros: a group-14 side then sends `y = 1` without
+    /// being in fast mode (useful to test peers).
     pub fn with_secrets(
         role: Role,
         mode: Mode,
@@ -189,15 +223,30 @@ impl Handshake {
         nonce: Nonce,
         exponent: Option<[u8; 32]>,
     ) -> Handshake {
-        let secret = if mode.fast {
-            None
-        } else {
-            Some(Secret::from_bytes(exponent.unwrap_or([0; 32])))
-        };
-        Handshake::build(role, mode, key, nonce, secret)
+        let bytes = exponent.unwrap_or([0; 32]);
+        let (group14, x25519) = Handshake::needs(role, mode);
+        let secret = group14.then(|| Secret::from_bytes(bytes));
+        let x_secret = x25519.then(|| x25519::Secret::from_bytes(bytes));
+        Handshake::build(role, mode, key, nonce, secret, x_secret)
     }
 
-    fn build(role: Role, mode: Mode, key: &Key, nonce: Nonce, secret: Option<Secret>) -> Self {
+    /// Which secrets a side needs: (group-14 exponent, X25519 secret).
+    fn needs(role: Role, mode: Mode) -> (bool, bool) {
+        match role {
+            Role::Client if mode.x25519 => (false, true),
+            Role::Client => (!mode.fast, false),
+            Role::Server => (!mode.fast, true),
+        }
+    }
+
+    fn build(
+        role: Role,
+        mode: Mode,
+        key: &Key,
+        nonce: Nonce,
+        secret: Option<Secret>,
+        x_secret: Option<x25519::Secret>,
+    ) -> Self {
         Handshake {
             role,
             mode,
@@ -205,6 +254,7 @@ impl Handshake {
             nonce,
             peer_nonce: [0; 32],
             secret,
+            x_secret,
             state: State::SendNonce,
         }
     }
@@ -215,8 +265,10 @@ impl Handshake {
         match &self.state {
             State::SendNonce => Next::Send(&self.nonce),
             State::RecvNonce => Next::Recv(NONCE_LEN),
-            State::SendDh { msg, .. } => Next::Send(&msg[..]),
-            State::RecvDh { .. } | State::Failed => Next::Recv(DH_MSG_LEN),
+            State::SendDh { msg, .. } => Next::Send(msg),
+            State::RecvDh { .. } => Next::Recv(self.dh_recv_len()),
+            State::RecvGroup14Tail { .. } => Next::Recv(DH_MSG_LEN - X25519_MSG_LEN),
+            State::Failed => Next::Recv(DH_MSG_LEN),
             State::Done { .. } => Next::Done,
         }
     }
@@ -245,19 +297,32 @@ impl Handshake {
 
     /// Feeds the `n` bytes asked for by `Next::Recv(n)`.
     ///
-    /// Validates the peer's DH message (MAC in constant time, then `y < p`, then `-g`).
+    /// Validates the peer's DH message: the MAC in constant time, then for group 14
+    /// `y < p` and `-g`, for X25519 that the shared secret is not all zeros.
     /// Any error, including a wrong length or an unexpected call, fails the handshake for
     /// good: later calls return [`HandshakeError::Unexpected`] and [`Handshake::finish`]
     /// returns `None`. Never panics, whatever the bytes.
     pub fn received(&mut self, bytes: &[u8]) -> Result<(), HandshakeError> {
         let result = match std::mem::replace(&mut self.state, State::Failed) {
             State::RecvNonce => self.on_nonce(bytes),
-            State::RecvDh { dhmac } => self.on_dh(bytes, &dhmac),
+            State::RecvDh { dhmac } => self.on_dh(bytes, dhmac),
+            State::RecvGroup14Tail { dhmac, head } => {
+                let tail_len = DH_MSG_LEN - X25519_MSG_LEN;
+                if bytes.len() == tail_len {
+                    self.on_group14(&[&head[..], bytes].concat(), &dhmac)
+                } else {
+                    Err(HandshakeError::WrongLength {
+                        expected: tail_len,
+                        got: bytes.len(),
+                    })
+                }
+            }
             _ => Err(HandshakeError::Unexpected),
         };
         if result.is_err() {
             self.state = State::Failed;
             self.secret = None;
+            self.x_secret = None;
         }
         result
     }
@@ -298,21 +363,59 @@ impl Handshake {
         }
     }
 
-    /// Our DH message `y || HMAC(dhmac_own, y)`.
-    fn our_dh_message(&self, dhmac: &DhMacKeys) -> Box<[u8; DH_MSG_LEN]> {
+    /// How many bytes to read for the peer's DH message: a client knows which kind its
+    /// server answers with; a server reads what both kinds begin with.
+    fn dh_recv_len(&self) -> usize {
+        match self.role {
+            Role::Client if self.mode.x25519 => X25519_MSG_LEN,
+            Role::Client => DH_MSG_LEN,
+            Role::Server => X25519_MSG_LEN,
+        }
+    }
+
+    /// Our key for MACing our DH message, and the peer's for checking theirs.
+    fn mac_keys<'k>(&self, dhmac: &'k DhMacKeys) -> (&'k [u8; 32], &'k [u8; 32]) {
+        match self.role {
+            Role::Client => (&dhmac.client, &dhmac.server),
+            Role::Server => (&dhmac.server, &dhmac.client),
+        }
+    }
+
+    /// Our group-14 DH message `y || HMAC(dhmac_own, y)`.
+    fn our_dh_message(&self, dhmac: &DhMacKeys) -> Box<[u8]> {
         let y = match &self.secret {
             Some(x) => dh::public(x),
             None => dh::ONE,
         };
-        let own = match self.role {
-            Role::Client => &dhmac.client,
-            Role::Server => &dhmac.server,
-        };
-        let mut msg = Box::new([0u8; DH_MSG_LEN]);
-        msg[..Y_LEN].copy_from_slice(&y);
-        let tag = hmac_sha256(own).chain_update(y).finalize().into_bytes();
-        msg[Y_LEN..].copy_from_slice(&tag);
-        msg
+        let tag = hmac_sha256(self.mac_keys(dhmac).0)
+            .chain_update(y)
+            .finalize()
+            .into_bytes();
+        [&y[..], &tag[..]].concat().into_boxed_slice()
+    }
+
+    /// Our X25519 DH message `pub || HMAC(dhmac_own, MAC_LABEL || pub)`, or `None` if we
+    /// hold no X25519 secret (never the case where it is called).
+    fn our_x25519_message(&self, dhmac: &DhMacKeys) -> Option<Box<[u8]>> {
+        let public = self.x_secret.as_ref()?.public();
+        let tag = hmac_sha256(self.mac_keys(dhmac).0)
+            .chain_update(x25519::MAC_LABEL)
+            .chain_update(public)
+            .finalize()
+            .into_bytes();
+        Some([&public[..], &tag[..]].concat().into_boxed_slice())
+    }
+
+    /// The peer's public key if `msg` is an X25519 DH message whose MAC verifies (in
+    /// constant time) under the peer's key.
+    fn peer_x25519_key(&self, msg: &[u8], dhmac: &DhMacKeys) -> Option<[u8; x25519::KEY_LEN]> {
+        let (public, tag) = msg.split_at_checked(x25519::KEY_LEN)?;
+        hmac_sha256(self.mac_keys(dhmac).1)
+            .chain_update(x25519::MAC_LABEL)
+            .chain_update(public)
+            .verify_slice(tag)
+            .ok()?;
+        public.try_into().ok()
     }
 
     fn on_nonce(&mut self, bytes: &[u8]) -> Result<(), HandshakeError> {
@@ -324,7 +427,12 @@ impl Handshake {
         let dhmac = dhmac_keys(&self.key, nc, ns);
         self.state = match self.role {
             Role::Client => State::SendDh {
-                msg: self.our_dh_message(&dhmac),
+                msg: if self.mode.x25519 {
+                    self.our_x25519_message(&dhmac)
+                        .ok_or(HandshakeError::Unexpected)?
+                } else {
+                    self.our_dh_message(&dhmac)
+                },
                 then: AfterDhSent::RecvDh(dhmac),
             },
             Role::Server => State::RecvDh { dhmac },
@@ -332,19 +440,64 @@ impl Handshake {
         Ok(())
     }
 
-    fn on_dh(&mut self, bytes: &[u8], dhmac: &DhMacKeys) -> Result<(), HandshakeError> {
-        if bytes.len() != DH_MSG_LEN {
+    /// The peer's DH message, or (server) its first 64 bytes.
+    fn on_dh(&mut self, bytes: &[u8], dhmac: DhMacKeys) -> Result<(), HandshakeError> {
+        let expected = self.dh_recv_len();
+        if bytes.len() != expected {
             return Err(HandshakeError::WrongLength {
-                expected: DH_MSG_LEN,
+                expected,
                 got: bytes.len(),
             });
         }
-        let (y, tag) = bytes.split_at(Y_LEN);
-        let peer_key = match self.role {
-            Role::Client => &dhmac.server,
-            Role::Server => &dhmac.client,
+        match self.role {
+            // A client never falls back from what it asked for: that is what makes a
+            // downgrade impossible.
+            Role::Client if self.mode.x25519 => {
+                let peer = self
+                    .peer_x25519_key(bytes, &dhmac)
+                    .ok_or(HandshakeError::BadMac)?;
+                self.on_x25519(&peer, &dhmac)
+            }
+            Role::Client => self.on_group14(bytes, &dhmac),
+            Role::Server => match self.peer_x25519_key(bytes, &dhmac) {
+                Some(peer) => self.on_x25519(&peer, &dhmac),
+                None => {
+                    // Not an X25519 message, so it can only be the start of a group-14
+                    // one (which the full MAC check will tell).
+                    let mut head = [0u8; X25519_MSG_LEN];
+                    head.copy_from_slice(bytes);
+                    self.state = State::RecvGroup14Tail { dhmac, head };
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// The peer's MAC-verified X25519 public key.
+    fn on_x25519(&mut self, peer: &[u8; 32], dhmac: &DhMacKeys) -> Result<(), HandshakeError> {
+        let reply = match self.role {
+            Role::Client => None,
+            Role::Server => Some(
+                self.our_x25519_message(dhmac)
+                    .ok_or(HandshakeError::Unexpected)?,
+            ),
         };
-        hmac_sha256(peer_key)
+        // Only one key agreement per connection: drop the group-14 exponent unused.
+        self.secret = None;
+        let secret = self.x_secret.take().ok_or(HandshakeError::Unexpected)?;
+        let shared = secret.agree(peer).ok_or(HandshakeError::LowOrder)?;
+        let (nc, ns) = self.nonces();
+        let keys = x25519_session_keys(&self.key, nc, ns, shared.as_bytes());
+        self.dh_done(keys, reply);
+        Ok(())
+    }
+
+    /// The peer's whole group-14 DH message.
+    fn on_group14(&mut self, bytes: &[u8], dhmac: &DhMacKeys) -> Result<(), HandshakeError> {
+        let (y, tag) = bytes
+            .split_at_checked(Y_LEN)
+            .ok_or(HandshakeError::Unexpected)?;
+        hmac_sha256(self.mac_keys(dhmac).1)
             .chain_update(y)
             .verify_slice(tag)
             .map_err(|_| HandshakeError::BadMac)?;
@@ -366,6 +519,7 @@ impl Handshake {
 
         // A fast side uses 1 whatever the peer sent; a PFS peer that got our y = 1
         // computes 1^x = 1 too, so both sides agree.
+        self.x_secret = None;
         let mut shared = match self.secret.take() {
             Some(x) => dh::shared(&x, &peer_y),
             None => dh::ONE,
@@ -373,7 +527,12 @@ impl Handshake {
         let (nc, ns) = self.nonces();
         let keys = session_keys(&self.key, nc, ns, &shared);
         shared.zeroize();
+        self.dh_done(keys, reply);
+        Ok(())
+    }
 
+    /// After the peer's DH message checked out: a client is done, a server sends `reply`.
+    fn dh_done(&mut self, keys: SessionKeys, reply: Option<Box<[u8]>>) {
         self.state = match reply {
             None => State::Done { keys },
             Some(msg) => State::SendDh {
@@ -381,7 +540,50 @@ impl Handshake {
                 then: AfterDhSent::Done(keys),
             },
         };
-        Ok(())
+    }
+}
+
+/// Runs a client and a server handshake against each other over in-memory buffers until
+/// both are done; returns the first error and the side that reported it. No sockets,
+/// so it times the handshake's computation alone (`spiped bench`) and lets tests
+/// tamper with nothing but the state machines.
+///
+/// Two correct state machines never wait for each other; if they ever did, this returns
+/// `(Role::Client, HandshakeError::Unexpected)` rather than loop.
+pub fn drive(client: &mut Handshake, server: &mut Handshake) -> Result<(), (Role, HandshakeError)> {
+    let mut to_client = Vec::new();
+    let mut to_server = Vec::new();
+    loop {
+        let c = step(client, &mut to_client, &mut to_server).map_err(|e| (Role::Client, e))?;
+        let s = step(server, &mut to_server, &mut to_client).map_err(|e| (Role::Server, e))?;
+        if matches!((client.next(), server.next()), (Next::Done, Next::Done)) {
+            return Ok(());
+        }
+        if !c && !s {
+            return Err((Role::Client, HandshakeError::Unexpected));
+        }
+    }
+}
+
+/// One step of one side of [`drive`]: sends what it has, or consumes what it waits for
+/// if that has arrived. Returns whether anything happened.
+fn step(
+    hs: &mut Handshake,
+    inbox: &mut Vec<u8>,
+    outbox: &mut Vec<u8>,
+) -> Result<bool, HandshakeError> {
+    match hs.next() {
+        Next::Send(bytes) => {
+            outbox.extend_from_slice(bytes);
+            hs.sent();
+            Ok(true)
+        }
+        Next::Recv(n) if inbox.len() >= n => {
+            let bytes: Vec<u8> = inbox.drain(..n).collect();
+            hs.received(&bytes)?;
+            Ok(true)
+        }
+        Next::Recv(_) | Next::Done => Ok(false),
     }
 }
 
@@ -390,44 +592,11 @@ mod tests {
     use super::*;
     use crate::proto::kat::{self, hex_array, hex_field};
     use crate::proto::packet::PACKET_LEN;
-    use std::collections::VecDeque;
+    use crate::proto::x25519::tests::LOW_ORDER;
 
-    /// One step of one side: sends what it has, or consumes what it waits for if it has
-    /// arrived. Returns whether anything happened.
-    fn step(
-        hs: &mut Handshake,
-        inbox: &mut VecDeque<u8>,
-        outbox: &mut VecDeque<u8>,
-    ) -> Result<bool, HandshakeError> {
-        match hs.next() {
-            Next::Send(bytes) => {
-                outbox.extend(bytes.iter().copied());
-                hs.sent();
-                Ok(true)
-            }
-            Next::Recv(n) if inbox.len() >= n => {
-                let bytes: Vec<u8> = inbox.drain(..n).collect();
-                hs.received(&bytes)?;
-                Ok(true)
-            }
-            Next::Recv(_) | Next::Done => Ok(false),
-        }
-    }
-
-    /// Runs two handshakes against each other over in-memory pipes. Returns the first
-    /// error of either side, tagged with the side (true = `a`).
-    fn drive(a: &mut Handshake, b: &mut Handshake) -> Result<(), (bool, HandshakeError)> {
-        let mut to_a = VecDeque::new();
-        let mut to_b = VecDeque::new();
-        for _ in 0..20 {
-            let pa = step(a, &mut to_a, &mut to_b).map_err(|e| (true, e))?;
-            let pb = step(b, &mut to_b, &mut to_a).map_err(|e| (false, e))?;
-            if matches!((a.next(), b.next()), (Next::Done, Next::Done)) {
-                return Ok(());
-            }
-            assert!(pa || pb, "handshake deadlocked");
-        }
-        panic!("handshake did not finish");
+    /// [`drive`], with the side that failed as `true` for the client.
+    fn run(c: &mut Handshake, s: &mut Handshake) -> Result<(), (bool, HandshakeError)> {
+        drive(c, s).map_err(|(role, e)| (role == Role::Client, e))
     }
 
     fn key() -> Key {
@@ -435,7 +604,33 @@ mod tests {
     }
 
     fn mode(fast: bool, require_pfs: bool) -> Mode {
-        Mode { fast, require_pfs }
+        Mode {
+            fast,
+            require_pfs,
+            x25519: false,
+        }
+    }
+
+    /// A client mode using the X25519 extension.
+    fn x_mode() -> Mode {
+        Mode {
+            x25519: true,
+            ..Mode::default()
+        }
+    }
+
+    /// Feeds `msg` to `hs` in the pieces its `Recv(n)` steps ask for, until it is used up
+    /// or `hs` wants to send; returns the first error.
+    fn feed(hs: &mut Handshake, mut msg: &[u8]) -> Result<(), HandshakeError> {
+        while let Next::Recv(n) = hs.next() {
+            if msg.is_empty() {
+                break;
+            }
+            let (piece, rest) = msg.split_at(n.min(msg.len()));
+            hs.received(piece)?;
+            msg = rest;
+        }
+        Ok(())
     }
 
     /// Checks that the two sides' packet keys pair up in both directions.
@@ -484,8 +679,11 @@ mod tests {
             assert_eq!(c.next(), Next::Send(&y_c_msg[..]), "pfs={pfs}");
             c.sent();
             assert_eq!(c.next(), Next::Recv(288));
-            assert_eq!(s.next(), Next::Recv(288));
-            s.received(&y_c_msg).unwrap();
+            // The server reads what an X25519 message would be, then the rest.
+            assert_eq!(s.next(), Next::Recv(64));
+            s.received(&y_c_msg[..64]).unwrap();
+            assert_eq!(s.next(), Next::Recv(224));
+            s.received(&y_c_msg[64..]).unwrap();
             let y_s_msg = hex_field(&m, "y_S_msg_hex");
             assert_eq!(s.next(), Next::Send(&y_s_msg[..]), "pfs={pfs}");
             s.sent();
@@ -512,7 +710,7 @@ mod tests {
         for (cf, sf) in [(false, false), (false, true), (true, false), (true, true)] {
             let mut c = Handshake::new(Role::Client, mode(cf, false), &key()).unwrap();
             let mut s = Handshake::new(Role::Server, mode(sf, false), &key()).unwrap();
-            drive(&mut c, &mut s).unwrap_or_else(|e| panic!("-f {cf}/{sf}: {:?}", e.1));
+            run(&mut c, &mut s).unwrap_or_else(|e| panic!("-f {cf}/{sf}: {:?}", e.1));
             check_pairing(c, s);
         }
     }
@@ -521,7 +719,7 @@ mod tests {
     fn require_pfs_both_pfs_ok() {
         let mut c = Handshake::new(Role::Client, mode(false, true), &key()).unwrap();
         let mut s = Handshake::new(Role::Server, mode(false, true), &key()).unwrap();
-        drive(&mut c, &mut s).unwrap();
+        run(&mut c, &mut s).unwrap();
         check_pairing(c, s);
     }
 
@@ -529,7 +727,7 @@ mod tests {
     fn require_pfs_rejects_fast_client() {
         let mut c = Handshake::new(Role::Client, mode(true, false), &key()).unwrap();
         let mut s = Handshake::new(Role::Server, mode(false, true), &key()).unwrap();
-        let err = drive(&mut c, &mut s).unwrap_err();
+        let err = run(&mut c, &mut s).unwrap_err();
         assert!(!err.0, "the server notices");
         assert!(matches!(err.1, HandshakeError::PeerNotPfs));
         assert!(s.finish().is_none());
@@ -539,7 +737,7 @@ mod tests {
     fn require_pfs_rejects_fast_server() {
         let mut c = Handshake::new(Role::Client, mode(false, true), &key()).unwrap();
         let mut s = Handshake::new(Role::Server, mode(true, false), &key()).unwrap();
-        let err = drive(&mut c, &mut s).unwrap_err();
+        let err = run(&mut c, &mut s).unwrap_err();
         assert!(err.0, "the client notices");
         assert!(matches!(err.1, HandshakeError::PeerNotPfs));
         assert!(c.finish().is_none());
@@ -551,7 +749,7 @@ mod tests {
         let mut c =
             Handshake::with_secrets(Role::Client, mode(false, false), &key(), [1; 32], None);
         let mut s = Handshake::new(Role::Server, mode(false, true), &key()).unwrap();
-        let err = drive(&mut c, &mut s).unwrap_err();
+        let err = run(&mut c, &mut s).unwrap_err();
         assert!(matches!(err.1, HandshakeError::PeerNotPfs));
     }
 
@@ -561,7 +759,7 @@ mod tests {
             let mut c = Handshake::new(Role::Client, mode(fast, false), &key()).unwrap();
             let other = Key::from_file_contents(b"another key file");
             let mut s = Handshake::new(Role::Server, mode(fast, false), &other).unwrap();
-            let err = drive(&mut c, &mut s).unwrap_err();
+            let err = run(&mut c, &mut s).unwrap_err();
             assert!(!err.0, "the server notices first");
             assert!(matches!(err.1, HandshakeError::BadMac));
             assert!(s.finish().is_none());
@@ -589,7 +787,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         msg[10] ^= 0x40;
-        assert!(matches!(s.received(&msg), Err(HandshakeError::BadMac)));
+        assert!(matches!(feed(&mut s, &msg), Err(HandshakeError::BadMac)));
     }
 
     /// A server that has received `nonce_C = [7; 32]` and is waiting for the DH message,
@@ -601,6 +799,28 @@ mod tests {
         s.received(&[7; 32]).unwrap();
         let dhmac = dhmac_keys(&k, &[7; 32], &[9; 32]);
         (s, dhmac.client)
+    }
+
+    /// A client (in `md`) with `nonce_C = [7; 32]` that has sent its DH message and waits
+    /// for the server's, plus the server's DH MAC key for forging the answer.
+    fn client_awaiting_dh(md: Mode) -> (Handshake, [u8; 32]) {
+        let k = key();
+        let mut c = Handshake::with_secrets(Role::Client, md, &k, [7; 32], Some([4; 32]));
+        c.sent();
+        c.received(&[9; 32]).unwrap();
+        c.sent();
+        let dhmac = dhmac_keys(&k, &[7; 32], &[9; 32]);
+        (c, dhmac.server)
+    }
+
+    /// An X25519 DH message for `public`, MACed with `mac_key` (and `label` in front).
+    fn x25519_msg(public: &[u8; 32], label: &[u8], mac_key: &[u8; 32]) -> Vec<u8> {
+        let tag = hmac_sha256(mac_key)
+            .chain_update(label)
+            .chain_update(public)
+            .finalize()
+            .into_bytes();
+        [&public[..], &tag[..]].concat()
     }
 
     fn authenticated(y: &[u8; Y_LEN], mac_key: &[u8; 32]) -> Vec<u8> {
@@ -615,7 +835,7 @@ mod tests {
             for fast in [false, true] {
                 let (mut s, mac) = server_awaiting_dh(mode(fast, false));
                 let msg = authenticated(&y, &mac);
-                assert!(matches!(s.received(&msg), Err(HandshakeError::NotBelowP)));
+                assert!(matches!(feed(&mut s, &msg), Err(HandshakeError::NotBelowP)));
                 assert!(s.finish().is_none());
             }
         }
@@ -623,7 +843,7 @@ mod tests {
         let mut p_minus_1 = dh::P;
         p_minus_1[Y_LEN - 1] -= 1;
         let (mut s, mac) = server_awaiting_dh(mode(false, false));
-        s.received(&authenticated(&p_minus_1, &mac)).unwrap();
+        feed(&mut s, &authenticated(&p_minus_1, &mac)).unwrap();
         assert!(matches!(s.next(), Next::Send(b) if b.len() == 288));
     }
 
@@ -643,20 +863,28 @@ mod tests {
             ));
             assert!(c2.finish().is_none());
         }
+        for len in [63, 65, 288] {
+            let (mut s, _) = server_awaiting_dh(mode(false, false));
+            assert!(matches!(
+                s.received(&vec![0; len]),
+                Err(HandshakeError::WrongLength { expected: 64, got }) if got == len
+            ));
+        }
         let (mut s, _) = server_awaiting_dh(mode(false, false));
+        s.received(&[0; 64]).unwrap();
         assert!(matches!(
-            s.received(&[0; 287]),
+            s.received(&[0; 225]),
             Err(HandshakeError::WrongLength {
-                expected: 288,
-                got: 287
+                expected: 224,
+                got: 225
             })
         ));
-        let (mut s, _) = server_awaiting_dh(mode(false, false));
+        let (mut c, _) = client_awaiting_dh(x_mode());
         assert!(matches!(
-            s.received(&[0; 289]),
+            c.received(&[0; 288]),
             Err(HandshakeError::WrongLength {
-                expected: 288,
-                got: 289
+                expected: 64,
+                got: 288
             })
         ));
     }
@@ -699,6 +927,203 @@ mod tests {
         assert_eq!(
             HandshakeError::NotBelowP.to_string(),
             "handshake failed: peer's Diffie-Hellman value is out of range"
+        );
+        assert_eq!(
+            HandshakeError::LowOrder.to_string(),
+            "handshake failed: peer's X25519 public key is a low-order point"
+        );
+    }
+
+    #[test]
+    fn x25519_client_and_server_agree_in_every_server_mode() {
+        // -f and -g on the server change nothing for an X25519 client.
+        for (sf, sg) in [(false, false), (true, false), (false, true)] {
+            let mut c = Handshake::new(Role::Client, x_mode(), &key()).unwrap();
+            let mut s = Handshake::new(Role::Server, mode(sf, sg), &key()).unwrap();
+            run(&mut c, &mut s).unwrap_or_else(|e| panic!("-f {sf} -g {sg}: {e:?}"));
+            check_pairing(c, s);
+        }
+        // The client's own -g is satisfied too.
+        let md = Mode {
+            require_pfs: true,
+            ..x_mode()
+        };
+        let mut c = Handshake::new(Role::Client, md, &key()).unwrap();
+        let mut s = Handshake::new(Role::Server, Mode::default(), &key()).unwrap();
+        run(&mut c, &mut s).unwrap();
+        check_pairing(c, s);
+    }
+
+    #[test]
+    fn x25519_messages_are_64_bytes_each_way() {
+        let (mut s, mac) = server_awaiting_dh(Mode::default());
+        let client = x25519::Secret::from_bytes([5; 32]).public();
+        assert_eq!(s.next(), Next::Recv(64));
+        s.received(&x25519_msg(&client, x25519::MAC_LABEL, &mac))
+            .unwrap();
+        let Next::Send(reply) = s.next() else {
+            panic!("server did not answer: {:?}", s.next());
+        };
+        // The server's public key for with_secrets([3; 32]), MACed with dhmac_S.
+        let dhmac = dhmac_keys(&key(), &[7; 32], &[9; 32]);
+        let public = x25519::Secret::from_bytes([3; 32]).public();
+        assert_eq!(reply, x25519_msg(&public, x25519::MAC_LABEL, &dhmac.server));
+        s.sent();
+        assert_eq!(s.next(), Next::Done);
+        // x25519_session_keys of X25519([3; 32], client) is what the server uses.
+        let shared = x25519::Secret::from_bytes([5; 32]).agree(&public).unwrap();
+        let want = x25519_session_keys(&key(), &[7; 32], &[9; 32], shared.as_bytes());
+        let (_, mut open) = s.finish().unwrap();
+        let mut pkt = [0u8; PACKET_LEN];
+        Sealer::new(&want.enc_c, &want.mac_c).seal(b"hi", &mut pkt);
+        assert_eq!(open.open_in_place(&mut pkt), Ok(2));
+    }
+
+    #[test]
+    fn x25519_tampered_message_rejected() {
+        // Server side: a flipped bit anywhere makes the X25519 check fail, so the server
+        // waits for a group-14 tail, whose MAC then fails too.
+        for bit in [0, 31 * 8 + 7, 32 * 8, 63 * 8 + 1] {
+            let (mut s, mac) = server_awaiting_dh(Mode::default());
+            let client = x25519::Secret::from_bytes([5; 32]).public();
+            let mut msg = x25519_msg(&client, x25519::MAC_LABEL, &mac);
+            msg[bit / 8] ^= 1 << (bit % 8);
+            s.received(&msg).unwrap();
+            assert_eq!(s.next(), Next::Recv(224), "bit {bit}");
+            assert!(matches!(s.received(&[0; 224]), Err(HandshakeError::BadMac)));
+            assert!(s.finish().is_none());
+        }
+        // Client side: a tampered answer is refused outright.
+        let (mut c, mac) = client_awaiting_dh(x_mode());
+        let server = x25519::Secret::from_bytes([6; 32]).public();
+        let mut msg = x25519_msg(&server, x25519::MAC_LABEL, &mac);
+        msg[40] ^= 0x80;
+        assert!(matches!(c.received(&msg), Err(HandshakeError::BadMac)));
+        assert!(c.finish().is_none());
+    }
+
+    #[test]
+    fn x25519_low_order_keys_rejected() {
+        for point in LOW_ORDER {
+            let (mut s, mac) = server_awaiting_dh(Mode::default());
+            let r = s.received(&x25519_msg(&point, x25519::MAC_LABEL, &mac));
+            assert!(matches!(r, Err(HandshakeError::LowOrder)), "{point:?}");
+            assert!(s.finish().is_none());
+            let (mut c, mac) = client_awaiting_dh(x_mode());
+            let r = c.received(&x25519_msg(&point, x25519::MAC_LABEL, &mac));
+            assert!(matches!(r, Err(HandshakeError::LowOrder)), "{point:?}");
+        }
+    }
+
+    #[test]
+    fn x25519_wrong_key_rejected() {
+        // The server cannot tell a wrong-key X25519 message from a group-14 start, so
+        // it waits for more; the client never sends it (the driver times out). Fed a
+        // tail, it fails the MAC.
+        let mut c = Handshake::new(Role::Client, x_mode(), &key()).unwrap();
+        let other = Key::from_file_contents(b"another key file");
+        let mut s = Handshake::new(Role::Server, Mode::default(), &other).unwrap();
+        let err = run(&mut c, &mut s).unwrap_err();
+        assert!(
+            matches!(err.1, HandshakeError::Unexpected),
+            "stalls: {err:?}"
+        );
+        assert_eq!(s.next(), Next::Recv(224));
+        assert!(matches!(s.received(&[0; 224]), Err(HandshakeError::BadMac)));
+        // The other way round the client refuses the server's answer.
+        let (mut c, _) = client_awaiting_dh(x_mode());
+        let wrong = dhmac_keys(&other, &[7; 32], &[9; 32]).server;
+        let server = x25519::Secret::from_bytes([6; 32]).public();
+        let r = c.received(&x25519_msg(&server, x25519::MAC_LABEL, &wrong));
+        assert!(matches!(r, Err(HandshakeError::BadMac)));
+    }
+
+    #[test]
+    fn messages_never_cross_modes() {
+        let dhmac = dhmac_keys(&key(), &[7; 32], &[9; 32]);
+        let public = x25519::Secret::from_bytes([5; 32]).public();
+
+        // An X25519 message MACed without the label (as a group-14 MAC would be computed
+        // over the same bytes) is not an X25519 message.
+        let (mut s, _) = server_awaiting_dh(Mode::default());
+        s.received(&x25519_msg(&public, b"", &dhmac.client))
+            .unwrap();
+        assert_eq!(s.next(), Next::Recv(224));
+
+        // A valid X25519 message padded out to 288 bytes is not a group-14 message: a
+        // legacy server (and a group-14 client) checks HMAC(dhmac, all 256 bytes).
+        let (mut c, _) = client_awaiting_dh(mode(false, false));
+        let server_msg = {
+            let mut m = x25519_msg(&public, x25519::MAC_LABEL, &dhmac.server);
+            m.resize(288, 0);
+            m
+        };
+        assert!(matches!(
+            c.received(&server_msg),
+            Err(HandshakeError::BadMac)
+        ));
+
+        // A genuine group-14 message's first 64 bytes fail the X25519 check; the whole
+        // message then passes as group 14.
+        let y = dh::public(&Secret::from_bytes([8; 32]));
+        let legacy = authenticated(&y, &dhmac.client);
+        let (mut s, _) = server_awaiting_dh(Mode::default());
+        s.received(&legacy[..64]).unwrap();
+        assert_eq!(s.next(), Next::Recv(224));
+        s.received(&legacy[64..]).unwrap();
+        assert!(matches!(s.next(), Next::Send(b) if b.len() == 288));
+
+        // An X25519 client refuses a group-14 answer: whatever 64 bytes of it it reads
+        // fail the X25519 MAC. No fallback.
+        let (mut c, _) = client_awaiting_dh(x_mode());
+        let legacy_answer = authenticated(&y, &dhmac.server);
+        assert!(matches!(
+            c.received(&legacy_answer[..64]),
+            Err(HandshakeError::BadMac)
+        ));
+
+        // Reflection: the client's own X25519 message sent back to it fails (dhmac_C is
+        // not dhmac_S).
+        let (mut c, _) = client_awaiting_dh(x_mode());
+        let own = x25519_msg(&public, x25519::MAC_LABEL, &dhmac.client);
+        assert!(matches!(c.received(&own), Err(HandshakeError::BadMac)));
+    }
+
+    #[test]
+    fn x25519_client_holds_no_group14_exponent() {
+        let c = Handshake::new(Role::Client, x_mode(), &key()).unwrap();
+        assert!(c.secret.is_none() && c.x_secret.is_some());
+        // -f is overridden by --x25519 (the CLI rejects the pair).
+        let md = Mode {
+            fast: true,
+            ..x_mode()
+        };
+        let c = Handshake::new(Role::Client, md, &key()).unwrap();
+        assert!(c.secret.is_none() && c.x_secret.is_some());
+        let c = Handshake::new(Role::Client, mode(false, false), &key()).unwrap();
+        assert!(c.x_secret.is_none());
+    }
+
+    /// Handshake rate, X25519 against group 14, both sides in one thread. Run with
+    /// `cargo test --release --lib proto::handshake -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn bench_handshakes() {
+        let rate = |client: Mode, n: u32| {
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let mut c = Handshake::new(Role::Client, client, &key()).unwrap();
+                let mut s = Handshake::new(Role::Server, Mode::default(), &key()).unwrap();
+                drive(&mut c, &mut s).unwrap();
+                std::hint::black_box((c.finish(), s.finish()));
+            }
+            f64::from(n) / start.elapsed().as_secs_f64()
+        };
+        let g14 = rate(Mode::default(), 200);
+        let x = rate(x_mode(), 4000);
+        println!(
+            "handshakes/s (client+server in one thread): group 14 {g14:.0}, X25519 {x:.0}, ratio {:.1}x",
+            x / g14
         );
     }
 }

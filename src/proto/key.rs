@@ -95,10 +95,30 @@ impl fmt::Debug for SessionKeys {
 ///
 /// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::proto::dh`]).
 pub fn session_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce, shared: &[u8]) -> SessionKeys {
-    let mut salt = Vec::with_capacity(64 + shared.len());
-    salt.extend_from_slice(nonce_c);
-    salt.extend_from_slice(nonce_s);
-    salt.extend_from_slice(shared);
+    derive_session_keys(key, &[nonce_c, nonce_s, shared])
+}
+
+/// Domain label of the X25519 extension's session-key derivation (see PROTOCOL.md).
+pub const X25519_KEYS_LABEL: &[u8; 29] = b"spiped-x25519-v1 session keys";
+
+/// Derives the session keys of the X25519 extension:
+/// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S || X25519_KEYS_LABEL || shared, 1, 128)`.
+///
+/// The salt is 125 bytes long where group 14's is 320 and the DH MAC keys' is 64, so
+/// these keys are unrelated to any key the original protocol derives.
+pub fn x25519_session_keys(
+    key: &Key,
+    nonce_c: &Nonce,
+    nonce_s: &Nonce,
+    shared: &[u8; 32],
+) -> SessionKeys {
+    derive_session_keys(key, &[nonce_c, nonce_s, X25519_KEYS_LABEL, shared])
+}
+
+/// `PBKDF2-HMAC-SHA256(K, concatenation of salt_parts, 1 iteration, 128 bytes)`, split
+/// into `E_C || H_C || E_S || H_S`.
+fn derive_session_keys(key: &Key, salt_parts: &[&[u8]]) -> SessionKeys {
+    let mut salt = salt_parts.concat();
     let mut dk = [0u8; 128];
     pbkdf2::pbkdf2_hmac::<Sha256>(key.as_bytes(), &salt, 1, &mut dk);
     // The salt holds the DH shared secret.
@@ -148,6 +168,23 @@ mod tests {
             assert_eq!(sk.enc_s, hex_array::<32>(&m, "E_S"));
             assert_eq!(sk.mac_s, hex_array::<32>(&m, "H_S"));
         }
+    }
+
+    #[test]
+    fn x25519_session_keys_differ_from_group14() {
+        // Same key, nonces and the 32 shared bytes padded as a group-14 y_SC would be:
+        // the label and salt length keep the derivations apart.
+        let key = Key::from_file_contents(b"k");
+        let (nc, ns) = ([1; 32], [2; 32]);
+        let shared = [3; 32];
+        let mut padded = [0u8; 256];
+        padded[224..].copy_from_slice(&shared);
+        let x = x25519_session_keys(&key, &nc, &ns, &shared);
+        let g = session_keys(&key, &nc, &ns, &padded);
+        assert_ne!(x.enc_c, g.enc_c);
+        assert_ne!(x.mac_s, g.mac_s);
+        let unlabelled = session_keys(&key, &nc, &ns, &shared);
+        assert_ne!(x.enc_c, unlabelled.enc_c);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and packet seal/open.
 //!
 //! Nothing here touches a socket, a clock or an async runtime; the only side effect is
-//! drawing randomness from the OS (nonces and DH exponents). Drivers feed bytes in and
+//! drawing randomness from the OS (nonces and DH secrets). Drivers feed bytes in and
 //! write bytes out as the [`handshake::Handshake`] state machine asks, then move the
 //! resulting [`packet::Sealer`] / [`packet::Opener`] onto the data path.
 
@@ -10,10 +10,11 @@ pub mod dh;
 pub mod handshake;
 pub mod key;
 pub mod packet;
+pub mod x25519;
 
 #[cfg(test)]
 mod kat;
 
-pub use handshake::{Handshake, HandshakeError, Mode, Next, Role};
+pub use handshake::{Handshake, HandshakeError, Mode, Next, Role, drive};
 pub use key::{Key, Nonce};
 pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};

@@ -23,6 +23,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,
+        x25519: opts.x25519,
     };
     let stream_opts = spiped_transports::StreamOptions {
         keepalive: opts.keepalive,
@@ -42,8 +43,13 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
         };
         let timeout = async {
             smol::Timer::after(opts.timeout).await;
+            let hint = if opts.x25519 {
+                format!("; {}", session::X25519_HINT)
+            } else {
+                String::new()
+            };
             Err(format!(
-                "{}: connection timed out before the handshake completed",
+                "{}: connection timed out before the handshake completed{hint}",
                 opts.target
             ))
         };

@@ -47,6 +47,7 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
         mode: Mode {
             fast: opts.fast,
             require_pfs: opts.require_pfs,
+            x25519: opts.x25519,
         },
         timeout: opts.timeout,
         stream: StreamOptions {

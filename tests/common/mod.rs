@@ -506,6 +506,25 @@ impl Daemon {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
+    /// `deadline`; returns all of it, or an error quoting it.
+    pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
+        let end = Instant::now() + deadline;
+        loop {
+            let err = self.stderr();
+            if err.contains(needle) {
+                return Ok(err);
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "[{}] stderr lacks {needle:?} after {deadline:?}: {err:?}",
+                    self.label
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Panics if the daemon has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(st)) = self.child.try_wait() {
@@ -859,4 +878,47 @@ pub fn exchange_on(conn: Stream, data: &[u8], deadline: Duration) -> Result<Exch
         write_error: write_result.unwrap(),
         read_error: read_error.map(|e| e.to_string()),
     })
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips
+
+/// Runs `spipe ARGS` (of `which`) with `up` on stdin and asserts it exits 0 having
+/// printed exactly `down`, and that `target` finished a connection that received `up`.
+pub fn spipe_round_trip(
+    which: Impl,
+    case: &str,
+    args: &[&str],
+    up: &[u8],
+    down: &[u8],
+    target: &Target,
+) {
+    let mut cmd = spipe_cmd(which);
+    cmd.args(args);
+    let out = run_with_stdin(cmd, up, EXCHANGE_DEADLINE);
+    assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
+    assert_eq!(
+        (out.stdout.len(), sha(&out.stdout)),
+        (down.len(), sha(down)),
+        "{case}: stdout"
+    );
+    target
+        .wait_received(up, EXCHANGE_DEADLINE)
+        .unwrap_or_else(|err| panic!("{case}: {err}"));
+}
+
+/// Sends `up` into a `spiped -e` listening on `source` and asserts the answer is exactly
+/// `down` and that `target` finished a connection that received `up`.
+pub fn e_round_trip(case: &str, source: &Addr, up: &[u8], down: &[u8], target: &Target) {
+    let x = exchange(source, up, EXCHANGE_DEADLINE).unwrap_or_else(|err| panic!("{case}: {err}"));
+    assert_eq!(x.write_error, None, "{case}: client write failed");
+    assert_eq!(x.read_error, None, "{case}: client read failed");
+    assert_eq!(
+        (x.received.len(), sha(&x.received)),
+        (down.len(), sha(down)),
+        "{case}: client received wrong bytes"
+    );
+    target
+        .wait_received(up, EXCHANGE_DEADLINE)
+        .unwrap_or_else(|err| panic!("{case}: {err}"));
 }
