@@ -8,7 +8,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use super::{Parsed, Tool};
+use super::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped",
@@ -112,6 +112,11 @@ pub fn parse(args: &[String]) -> Parsed<SpipedOptions> {
         Ok(options) => Parsed::Run(options),
         Err(m) => TOOL.mistake(m),
     }
+}
+
+/// `spiped`'s options, for completions and documentation checks.
+pub fn doc() -> ToolDoc {
+    TOOL.doc::<Args>(&[])
 }
 
 /// spiped: symmetrically encrypted and authenticated pipes between sockets.
