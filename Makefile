@@ -4,6 +4,9 @@
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 CARGO ?= cargo
 
 .PHONY: all install test deps lint
@@ -15,15 +18,24 @@ install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 target/release/spiped $(DESTDIR)$(BINDIR)/spiped
 	ln -sf spiped $(DESTDIR)$(BINDIR)/spipe
-	if ls man/*.1 >/dev/null 2>&1; then \
-		install -d $(DESTDIR)$(MANDIR)/man1 && install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/; \
-	fi
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 completions/spiped.bash $(DESTDIR)$(BASHCOMPDIR)/spiped
+	ln -sf spiped $(DESTDIR)$(BASHCOMPDIR)/spipe
+	install -m 0644 completions/_spiped $(DESTDIR)$(ZSHCOMPDIR)/_spiped
+	install -m 0644 completions/spiped.fish $(DESTDIR)$(FISHCOMPDIR)/spiped.fish
 
 # Debian's C spiped 1.6.2 is the judge of wire compatibility: the interop tests run against it.
+# mandoc lints the man pages; bash, zsh and fish load the completion scripts; script
+# (bsdutils) gives keygen a terminal to refuse.
+TEST_PACKAGES = spiped mandoc zsh fish bsdutils
 deps:
-	@if ! [ -x /usr/bin/spiped ] || ! [ -x /usr/bin/spipe ]; then \
-		echo "installing Debian's spiped (the interoperability peer)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spiped; \
+	@missing=""; for p in $(TEST_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing test dependencies:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 test: deps

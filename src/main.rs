@@ -1,14 +1,22 @@
 //! The multi-call binary: acts as the tool it is named after (`spiped`, `spipe`), or as
-//! the tool named by its first argument.
+//! the tool named by its first argument (`spiped keygen`).
 
 use std::path::Path;
 
 use spiped::tool;
 
-const USAGE: &str = "usage: spiped {spiped | spipe} [OPTIONS...]
+/// The usage text for a program name or tool we do not know, listing every tool.
+fn usage() -> String {
+    let names: Vec<&str> = tool::TOOLS.iter().map(|t| t.name).collect();
+    format!(
+        "usage: spiped {{{}}} [OPTIONS...]
+   or: spiped [OPTIONS...]     (the daemon)
    or: spipe [OPTIONS...]      (the binary installed or linked under the name spipe)
-Run `spiped spiped -h` or `spiped spipe -h` for the options of each tool.
-";
+Run `spiped TOOL -h` for the options of each tool.
+",
+        names.join(" | ")
+    )
+}
 
 fn main() {
     let args: Vec<String> = match std::env::args_os().map(|a| a.into_string()).collect() {
@@ -27,13 +35,22 @@ fn main() {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
-    let status = match (rest.first().map(String::as_str), name) {
-        (Some("spiped"), _) => tool::spiped::main(&rest[1..]),
-        (Some("spipe"), _) => tool::spipe::main(&rest[1..]),
-        (_, "spiped") => tool::spiped::main(rest),
-        (_, "spipe") => tool::spipe::main(rest),
+    // The daemon takes no operands, so a first argument naming a tool is unambiguous.
+    let first = rest.first().map(String::as_str);
+    let status = match (first.and_then(tool::find), name) {
+        (Some(t), _) => (t.main)(&rest[1..]),
+        (None, "spiped") if first.is_some_and(|a| !a.starts_with('-')) => {
+            eprint!(
+                "spiped: unknown tool '{}'\n{}",
+                first.unwrap_or(""),
+                usage()
+            );
+            1
+        }
+        (None, "spiped") => tool::spiped::main(rest),
+        (None, "spipe") => tool::spipe::main(rest),
         _ => {
-            eprint!("{USAGE}");
+            eprint!("{}", usage());
             1
         }
     };

@@ -12,6 +12,9 @@ use std::time::Duration;
 use spiped_transports::Address;
 
 pub mod argv;
+pub mod bench;
+pub mod completions;
+pub mod keygen;
 pub mod spipe;
 pub mod spiped;
 
@@ -90,34 +93,55 @@ impl Tool {
         }
     }
 
-    /// `-h`: the synopsis, then every option with its description. The option list is
-    /// generated from the argh struct so it cannot fall behind the options themselves.
-    fn help<A: argh::ArgsInfo, T>(&self) -> Parsed<T> {
+    /// Every option of the argh struct `A`, as `-h`, the shell completions and the
+    /// man-page check present them: help last, hidden options left out.
+    fn doc<A: argh::ArgsInfo>(&self, operands: &'static [&'static str]) -> ToolDoc {
         let info = A::get_args_info();
-        let rows: Vec<(String, &str)> = argv::OptSpec::table_for::<A>()
-            .iter()
+        let (help, mut options): (Vec<_>, Vec<_>) = argv::OptSpec::table_for::<A>()
+            .into_iter()
             .zip(info.flags)
             .filter(|(_, flag)| !flag.hidden)
-            .map(|(spec, flag)| {
-                let mut left = match spec.short {
-                    Some(c) => format!("-{c}, {}", spec.long),
-                    None => format!("    {}", spec.long),
-                };
-                if let argh::FlagInfoKind::Option { arg_name } = flag.kind {
-                    let _ = write!(left, " <{arg_name}>");
-                }
-                let description = if spec.long == argv::HELP {
+            .map(|(spec, flag)| OptionDoc {
+                short: spec.short,
+                long: spec.long,
+                value: match flag.kind {
+                    argh::FlagInfoKind::Option { arg_name } => Some(arg_name),
+                    argh::FlagInfoKind::Switch => None,
+                },
+                description: if spec.long == argv::HELP {
                     "print this help and exit"
                 } else {
                     flag.description
+                },
+            })
+            // argh lists its implicit --help first; readers look for it last.
+            .partition(|o| o.long == argv::HELP);
+        options.extend(help);
+        ToolDoc {
+            usage: self.usage,
+            options,
+            operands,
+        }
+    }
+
+    /// `-h`: the synopsis, then every option with its description. The option list is
+    /// generated from the argh struct so it cannot fall behind the options themselves.
+    fn help<A: argh::ArgsInfo, T>(&self) -> Parsed<T> {
+        let rows: Vec<(String, &str)> = self
+            .doc::<A>(&[])
+            .options
+            .into_iter()
+            .map(|o| {
+                let mut left = match o.short {
+                    Some(c) => format!("-{c}, {}", o.long),
+                    None => format!("    {}", o.long),
                 };
-                (left, description)
+                if let Some(arg_name) = o.value {
+                    let _ = write!(left, " <{arg_name}>");
+                }
+                (left, o.description)
             })
             .collect();
-        // argh lists its implicit --help first; readers look for it last.
-        let (help, mut rows): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(l, _)| l.ends_with(argv::HELP));
-        rows.extend(help);
         // Long rows would push every description off an 80-column terminal; those get
         // their description on the next line instead.
         const WIDTH: usize = 28;
@@ -135,6 +159,31 @@ impl Tool {
             status: 0,
         }
     }
+}
+
+/// One option of a tool, described for `-h`, shell completions and the man-page check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionDoc {
+    /// The single-letter spelling, if any.
+    pub short: Option<char>,
+    /// The long spelling including its dashes.
+    pub long: &'static str,
+    /// The name of the option's value (`key file`), or `None` for a flag.
+    pub value: Option<&'static str>,
+    /// One line saying what the option does.
+    pub description: &'static str,
+}
+
+/// A tool's command line, generated from its argh struct so that nothing describing it
+/// (help, completions) can fall behind the options themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolDoc {
+    /// The synopsis, as `-h` prints it.
+    pub usage: &'static str,
+    /// Every visible option, `--help` last.
+    pub options: Vec<OptionDoc>,
+    /// The words the tool accepts as operands (`bash` for `completions`); usually none.
+    pub operands: &'static [&'static str],
 }
 
 /// What is wrong with a command line, which decides how it is reported.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use super::{Parsed, Tool};
+use super::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spipe",
@@ -51,6 +51,11 @@ pub fn parse(args: &[String]) -> Parsed<SpipeOptions> {
         Ok(options) => Parsed::Run(options),
         Err(m) => TOOL.mistake(m),
     }
+}
+
+/// `spipe`'s options, for completions and documentation checks.
+pub fn doc() -> ToolDoc {
+    TOOL.doc::<Args>(&[])
 }
 
 /// spipe: connect standard input and output to an spiped server.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use super::{Parsed, Tool};
+use super::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped",
@@ -116,6 +116,11 @@ pub fn parse(args: &[String]) -> Parsed<SpipedOptions> {
     }
 }
 
+/// `spiped`'s options, for completions and documentation checks.
+pub fn doc() -> ToolDoc {
+    TOOL.doc::<Args>(&[])
+}
+
 /// spiped: symmetrically encrypted and authenticated pipes between sockets.
 ///
 /// Values stay strings here so that validation, not argh, words every complaint.
@@ -167,7 +172,7 @@ struct Args {
     #[argh(switch, short = 'g')]
     require_pfs: bool,
 
-    /// with -e: use the X25519 handshake (PFS, cheap); -d must be ours
+    /// use the X25519 handshake (PFS, cheap; only with -e, against this spiped -d)
     #[argh(switch)]
     x25519: bool,
 

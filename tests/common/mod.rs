@@ -52,13 +52,20 @@ impl fmt::Display for Impl {
 /// True when Debian's spiped is installed. When it is missing: panics under CI (env `CI`
 /// set), otherwise prints a note and returns false so the caller can skip.
 pub fn c_available() -> bool {
-    if Path::new(C_SPIPED).exists() && Path::new(C_SPIPE).exists() {
+    program_available(C_SPIPED, "spiped") && program_available(C_SPIPE, "spiped")
+}
+
+/// True when the program at `path` exists. When it is missing: panics under CI (env `CI`
+/// set, where `.ci/run` installs Debian `package`), otherwise prints a note and returns
+/// false so the caller can skip.
+pub fn program_available(path: &str, package: &str) -> bool {
+    if Path::new(path).exists() {
         return true;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("Debian spiped missing: apt-get install spiped");
+        panic!("{path} missing: apt-get install {package}");
     }
-    eprintln!("NOTE: skipping: Debian spiped missing ({C_SPIPED}); apt-get install spiped");
+    eprintln!("NOTE: skipping: {path} missing; apt-get install {package}");
     false
 }
 
