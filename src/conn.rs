@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
-use crate::proto::handshake::{Handshake, Mode, Role};
+use crate::proto::handshake::{Mode, Role};
 use crate::proto::key::Key;
 use crate::pump::PumpError;
 use crate::session::{self, HandshakeFailure, Traffic};
@@ -102,8 +102,9 @@ pub async fn run(
         Direction::Encrypt => Role::Client,
         Direction::Decrypt => Role::Server,
     };
-    let hs =
-        Handshake::new(role, cfg.mode, &cfg.key).map_err(|e| ConnError::Random(e.to_string()))?;
+    let hs = session::start(role, cfg.mode, &cfg.key)
+        .await
+        .map_err(|e| ConnError::Random(e.to_string()))?;
     let setup = async {
         match cfg.direction {
             Direction::Encrypt => {

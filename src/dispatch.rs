@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_lock::Semaphore;
-use smol::Executor;
+use smol::LocalExecutor;
 use spiped_transports::Listener;
 
 use crate::conn::{self, ConnConfig};
@@ -22,7 +22,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached.
 pub async fn serve(
-    ex: &Arc<Executor<'static>>,
+    ex: &LocalExecutor<'_>,
     listener: &Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,
@@ -64,12 +64,13 @@ pub async fn serve(
         };
         let cfg = cfg.clone();
         let list = targets.current();
+        let open = crate::session::OpenConnection::count();
         ex.spawn(async move {
             let peer = spiped_transports::Transport::peer(&stream);
             if let Err(e) = conn::run(stream, &cfg, &list).await {
                 log::warn(&format!("connection from {peer}: {e}"));
             }
-            drop(permit);
+            drop((permit, open));
         })
         .detach();
     }

@@ -96,35 +96,120 @@ async fn wait_readable(
     ready.await
 }
 
+/// Batches at least this large are sealed or opened on the blocking pool, so that bulk
+/// transfers use every core while the event loop keeps serving other connections; a
+/// smaller batch costs less than the hand-off and stays inline, keeping latency low.
+const OFFLOAD_BYTES: usize = 32 * PAYLOAD_MAX;
+
+/// Work on a batch that can move to another thread: it owns everything it touches.
+trait Crunch: Send + 'static {
+    /// Bytes of cryptography this batch needs.
+    fn size(&self) -> usize;
+}
+
+/// Runs `work` on `state`, on the blocking pool when the batch is large.
+async fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> T {
+    if state.size() < OFFLOAD_BYTES {
+        work(&mut state);
+        return state;
+    }
+    smol::unblock(move || {
+        work(&mut state);
+        state
+    })
+    .await
+}
+
+/// The sending direction's state: plaintext read, packets sealed from it.
+struct Outbound {
+    sealer: Sealer,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+    /// Bytes of `plain` to seal.
+    len: usize,
+}
+
+impl Outbound {
+    fn seal(&mut self) {
+        self.sealed.clear();
+        self.sealer
+            .seal_all(&self.plain[..self.len], &mut self.sealed);
+    }
+}
+
+impl Crunch for Outbound {
+    fn size(&self) -> usize {
+        self.len
+    }
+}
+
+/// The receiving direction's state: packets read, opened in place.
+struct Inbound {
+    opener: Opener,
+    buf: Vec<u8>,
+    /// Bytes of `buf` that are whole packets, to open.
+    whole: usize,
+    /// Payload length of each packet opened.
+    lens: Vec<usize>,
+    /// Why opening stopped before `whole`, if it did.
+    failure: Option<PacketError>,
+}
+
+impl Inbound {
+    fn open(&mut self) {
+        self.lens.clear();
+        self.failure = None;
+        for packet in self.buf[..self.whole].as_chunks_mut::<PACKET_LEN>().0 {
+            match self.opener.open_in_place(packet) {
+                Ok(len) => self.lens.push(len),
+                Err(e) => {
+                    self.failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Crunch for Inbound {
+    fn size(&self) -> usize {
+        self.whole
+    }
+}
+
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
 /// half-closes `dst`. Returns the plaintext byte count.
 pub async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
-    mut sealer: Sealer,
+    sealer: Sealer,
 ) -> Result<u64, PumpError> {
-    let mut plain = Vec::new();
-    let mut sealed = Vec::new();
+    let mut out = Outbound {
+        sealer,
+        plain: Vec::new(),
+        sealed: Vec::new(),
+        len: 0,
+    };
     let mut batch = Batch::new();
     let mut total = 0u64;
     loop {
         wait_readable(src, &mut batch, || {
-            plain = Vec::new();
-            sealed = Vec::new();
+            out.plain = Vec::new();
+            out.sealed = Vec::new();
         })
         .await
         .map_err(PumpError::Read)?;
         let room = batch.packets * PAYLOAD_MAX;
-        plain.resize(room, 0);
-        let n = src.read(&mut plain).await.map_err(PumpError::Read)?;
+        out.plain.resize(room, 0);
+        let n = src.read(&mut out.plain).await.map_err(PumpError::Read)?;
         if n == 0 {
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
         batch.after_read(n, room);
-        sealed.clear();
-        sealer.seal_all(&plain[..n], &mut sealed);
-        dst.write_all(&sealed).await.map_err(PumpError::Write)?;
+        out.len = n;
+        out = crunch(out, Outbound::seal).await;
+        dst.write_all(&out.sealed).await.map_err(PumpError::Write)?;
         total += n as u64;
     }
 }
@@ -136,26 +221,31 @@ pub async fn encrypt(
 pub async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
-    mut opener: Opener,
+    opener: Opener,
 ) -> Result<u64, PumpError> {
-    let mut buf = Vec::new();
+    let mut inb = Inbound {
+        opener,
+        buf: Vec::new(),
+        whole: 0,
+        lens: Vec::new(),
+        failure: None,
+    };
     let mut filled = 0;
     let mut batch = Batch::new();
     let mut total = 0u64;
-    let mut lens = Vec::new();
     loop {
         if filled == 0 {
             wait_readable(src, &mut batch, || {
-                buf = Vec::new();
-                lens = Vec::new();
+                inb.buf = Vec::new();
+                inb.lens = Vec::new();
             })
             .await
             .map_err(PumpError::Read)?;
         }
         let room = batch.packets * PACKET_LEN;
-        buf.resize(room.max(filled + PACKET_LEN), 0);
+        inb.buf.resize(room.max(filled + PACKET_LEN), 0);
         let n = src
-            .read(&mut buf[filled..])
+            .read(&mut inb.buf[filled..])
             .await
             .map_err(PumpError::Read)?;
         if n == 0 {
@@ -165,37 +255,27 @@ pub async fn decrypt(
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
-        batch.after_read(filled + n, buf.len());
+        batch.after_read(filled + n, inb.buf.len());
         filled += n;
-        let whole = filled / PACKET_LEN * PACKET_LEN;
-        lens.clear();
-        let mut failure = None;
-        for packet in buf[..whole].as_chunks_mut::<PACKET_LEN>().0 {
-            match opener.open_in_place(packet) {
-                Ok(len) => lens.push(len),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
+        inb.whole = filled / PACKET_LEN * PACKET_LEN;
+        inb = crunch(inb, Inbound::open).await;
         // Deliver the packets that authenticated before reporting a bad one.
-        let opened = lens.len() * PACKET_LEN;
-        let mut slices: Vec<IoSlice<'_>> = buf[..opened]
+        let opened = inb.lens.len() * PACKET_LEN;
+        let mut slices: Vec<IoSlice<'_>> = inb.buf[..opened]
             .chunks_exact(PACKET_LEN)
-            .zip(&lens)
+            .zip(&inb.lens)
             .filter(|(_, len)| **len > 0)
             .map(|(p, len)| IoSlice::new(&p[..*len]))
             .collect();
-        total += lens.iter().sum::<usize>() as u64;
+        total += inb.lens.iter().sum::<usize>() as u64;
         write_all_vectored(dst, &mut slices)
             .await
             .map_err(PumpError::Write)?;
-        if let Some(e) = failure {
+        if let Some(e) = inb.failure {
             return Err(PumpError::Packet(e));
         }
-        buf.copy_within(whole..filled, 0);
-        filled -= whole;
+        inb.buf.copy_within(inb.whole..filled, 0);
+        filled -= inb.whole;
     }
 }
 

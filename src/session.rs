@@ -3,12 +3,17 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use spiped_transports::Transport;
 
-use crate::proto::handshake::{Handshake, HandshakeError, Next, Role};
+use crate::proto::handshake::{Handshake, HandshakeError, Mode, Next, Role};
+use crate::proto::key::{Key, Nonce};
 use crate::proto::packet::{Opener, Sealer};
 use crate::pump::{self, PumpError};
+
+/// Length of the nonce each side sends first; only longer messages carry DH values.
+const NONCE_LEN: usize = std::mem::size_of::<Nonce>();
 
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
@@ -68,12 +73,63 @@ pub async fn handshake(
                     HandshakeFailure::Closed if x25519 => HandshakeFailure::X25519Unanswered,
                     e => e,
                 })?;
-                hs.received(want).map_err(HandshakeFailure::Protocol)?;
+                hs = receive(hs, want)
+                    .await
+                    .map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,
         }
     }
     hs.finish().ok_or(HandshakeFailure::Closed)
+}
+
+/// Connections of this process between accept and close.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a connection as open for as long as it lives.
+pub struct OpenConnection(());
+
+impl OpenConnection {
+    /// Counts one more open connection until the value is dropped.
+    pub fn count() -> OpenConnection {
+        OPEN.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether Diffie-Hellman work should leave the event loop: only when other
+/// connections could be served meanwhile. Alone, the hand-off would only add latency.
+fn offload() -> bool {
+    OPEN.load(Ordering::Relaxed) > 1
+}
+
+/// Starts a handshake. Drawing a group-14 public value costs a fraction of a millisecond,
+/// so with other connections open it runs on the blocking pool, keeping the event loop
+/// free for them.
+pub async fn start(role: Role, mode: Mode, key: &Key) -> Result<Handshake, getrandom::Error> {
+    if (mode.fast && !mode.x25519) || !offload() {
+        return Handshake::new(role, mode, key);
+    }
+    let key = key.clone();
+    smol::unblock(move || Handshake::new(role, mode, &key)).await
+}
+
+/// Feeds a received message to the handshake. A Diffie-Hellman message (anything
+/// longer than a nonce) may cost an exponentiation, which runs on the blocking pool
+/// when other connections are open.
+async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, HandshakeError> {
+    if bytes.len() <= NONCE_LEN || (hs.mode().fast && hs.role() == Role::Client) || !offload() {
+        hs.received(bytes)?;
+        return Ok(hs);
+    }
+    let bytes = bytes.to_vec();
+    smol::unblock(move || hs.received(&bytes).map(|()| hs)).await
 }
 
 async fn read_exact(t: &dyn Transport, mut buf: &mut [u8]) -> Result<(), HandshakeFailure> {

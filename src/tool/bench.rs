@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::Mac;
-use smol::Executor;
+use smol::LocalExecutor;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
 use crate::cli::bench::{BenchOptions, parse};
@@ -349,7 +349,7 @@ fn with_pipe(
         })
     };
     let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-    let ex = Arc::new(Executor::new());
+    let ex = LocalExecutor::new();
     let daemons = futures_lite::future::zip(
         crate::dispatch::serve(&ex, &decrypt, config(Direction::Decrypt), to(&target), None),
         crate::dispatch::serve(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use smol::Executor;
+use smol::LocalExecutor;
 use spiped_transports::{Listener, StreamOptions};
 
 use crate::cli::spiped::{SpipedOptions, parse};
@@ -55,15 +55,11 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
         },
         bind,
     });
-    let ex = Arc::new(Executor::new());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for i in 1..threads {
-        let ex = ex.clone();
-        std::thread::Builder::new()
-            .name(format!("spiped-worker-{i}"))
-            .spawn(move || smol::block_on(ex.run(std::future::pending::<()>())))
-            .map_err(|e| format!("cannot start worker thread: {e}"))?;
-    }
+    // One event loop, as in spiped: a connection's events are handled on the thread that
+    // sees them, with no hand-off between threads (each costs tens of microseconds of
+    // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
+    // runs on the blocking pool (see pump and session), which is what uses other cores.
+    let ex = LocalExecutor::new();
     smol::block_on(ex.run(dispatch::serve(
         &ex,
         &listener,
