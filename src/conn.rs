@@ -1,13 +1,17 @@
 //! One connection's life in the daemon: open the other side, handshake, pipe, close.
 
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
+use crate::connlog::ConnLog;
 use crate::proto::handshake::{Mode, Role};
 use crate::proto::key::Key;
+use crate::proxy;
 use crate::pump::PumpError;
 use crate::session::{self, HandshakeFailure, Traffic};
 
@@ -24,8 +28,17 @@ pub enum Direction {
 pub struct ConnConfig {
     /// `-e` or `-d`.
     pub direction: Direction,
-    /// The hashed pre-shared key.
+    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
     pub key: Key,
+    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
+    pub extra_keys: Vec<Key>,
+    /// `--proxy` (only with `-e`): send a PROXY protocol header first.
+    pub proxy: Option<proxy::Version>,
+    /// `--connect-after-handshake` (only with `-d`): open the target only once the
+    /// client has proved it holds the key.
+    pub connect_after_handshake: bool,
+    /// `--log-connections`: a line per connection when established and when closed.
+    pub log_connections: bool,
     /// `-f` / `-g` / `--x25519`.
     pub mode: Mode,
     /// Bound on target connect plus handshake (`-o`).
@@ -51,6 +64,8 @@ pub enum ConnError {
     },
     /// Random numbers could not be drawn from the OS.
     Random(String),
+    /// The client's addresses for the PROXY header could not be read (it left already).
+    Proxy(io::Error),
     /// A direction of the established session failed.
     Pipe(PumpError),
 }
@@ -68,6 +83,11 @@ impl fmt::Display for ConnError {
                 Ok(())
             }
             ConnError::Random(e) => write!(f, "cannot get random bytes from the OS: {e}"),
+            ConnError::Proxy(e) => write!(
+                f,
+                "cannot read the client's addresses for the PROXY header: {}",
+                crate::errors::describe(e)
+            ),
             ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
         }
     }
@@ -92,45 +112,75 @@ pub async fn connect_any(
     Err(last)
 }
 
-/// Runs one accepted connection to its end.
-pub async fn run(
-    accepted: SocketStream,
+/// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint]) {
+    let verbose = cfg.log_connections;
+    let mut log = ConnLog::accepted(accepted.peer(), verbose, !cfg.extra_keys.is_empty());
+    let traffic = Traffic::default();
+    let outcome = serve(&accepted, cfg, targets, &mut log, &traffic).await;
+    let (sent, received) = (
+        traffic.sent.load(Ordering::Relaxed),
+        traffic.received.load(Ordering::Relaxed),
+    );
+    // What the accepted peer sent is what we sealed (-e) or opened (-d).
+    let (from_peer, to_peer) = match cfg.direction {
+        Direction::Encrypt => (sent, received),
+        Direction::Decrypt => (received, sent),
+    };
+    log.closed(
+        from_peer,
+        to_peer,
+        outcome
+            .as_ref()
+            .map_err(|e| e as &dyn fmt::Display)
+            .copied(),
+    );
+}
+
+/// Connects, handshakes and pipes, counting the plaintext moved in `traffic`.
+async fn serve(
+    accepted: &SocketStream,
     cfg: &ConnConfig,
     targets: &[Endpoint],
-) -> Result<Traffic, ConnError> {
+    log: &mut ConnLog,
+    traffic: &Traffic,
+) -> Result<(), ConnError> {
     let role = match cfg.direction {
         Direction::Encrypt => Role::Client,
         Direction::Decrypt => Role::Server,
     };
-    let hs = session::start(role, cfg.mode, &cfg.key)
+    let hs = session::start(role, cfg.mode, &cfg.key, &cfg.extra_keys)
         .await
         .map_err(|e| ConnError::Random(e.to_string()))?;
+    let connect = || async {
+        connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+            .await
+            .map_err(ConnError::Connect)
+    };
     let setup = async {
         match cfg.direction {
             Direction::Encrypt => {
-                let target = connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
-                    .await
-                    .map_err(ConnError::Connect)?;
+                let target = connect().await?;
                 let keys = session::handshake(&target, hs)
                     .await
                     .map_err(ConnError::Handshake)?;
                 Ok((target, keys))
             }
+            Direction::Decrypt if cfg.connect_after_handshake => {
+                // The target hears of nobody who has not proved to hold a key.
+                let keys = session::handshake(accepted, hs)
+                    .await
+                    .map_err(ConnError::Handshake)?;
+                Ok((connect().await?, keys))
+            }
             Direction::Decrypt => {
                 // Like spiped: connect to the target while the handshake runs, so a slow
                 // target does not add to the handshake's latency.
-                futures_lite::future::try_zip(
-                    async {
-                        connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
-                            .await
-                            .map_err(ConnError::Connect)
-                    },
-                    async {
-                        session::handshake(&accepted, hs)
-                            .await
-                            .map_err(ConnError::Handshake)
-                    },
-                )
+                futures_lite::future::try_zip(connect(), async {
+                    session::handshake(accepted, hs)
+                        .await
+                        .map_err(ConnError::Handshake)
+                })
                 .await
             }
         }
@@ -141,12 +191,20 @@ pub async fn run(
             x25519: role == Role::Client && cfg.mode.x25519,
         })
     };
-    let (other, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
+    let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;
+    log.established(other.peer(), keys.exchange, keys.key_index);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
-        Direction::Encrypt => (&accepted, &other),
-        Direction::Decrypt => (&other, &accepted),
+        Direction::Encrypt => (accepted, &other),
+        Direction::Decrypt => (&other, accepted),
     };
-    session::pipe(plain, encrypted, sealer, opener)
+    if let Some(version) = cfg.proxy {
+        let (client, destination) = accepted.ends().map_err(ConnError::Proxy)?;
+        let header = proxy::header(version, &client, &destination);
+        session::send_first(encrypted, &mut keys.sealer, &header)
+            .await
+            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+    }
+    session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
         .await
         .map_err(ConnError::Pipe)
 }

@@ -66,10 +66,7 @@ pub async fn serve(
         let list = targets.current();
         let open = crate::session::OpenConnection::count();
         ex.spawn(async move {
-            let peer = spiped_transports::Transport::peer(&stream);
-            if let Err(e) = conn::run(stream, &cfg, &list).await {
-                log::warn(&format!("connection from {peer}: {e}"));
-            }
+            conn::run(stream, &cfg, &list).await;
             drop((permit, open));
         })
         .detach();

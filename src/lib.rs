@@ -12,11 +12,13 @@
 
 pub mod cli;
 pub mod conn;
+pub mod connlog;
 pub mod dispatch;
 pub mod errors;
 pub mod keyfile;
 pub mod log;
 pub mod proto;
+pub mod proxy;
 pub mod pump;
 pub mod resolve;
 pub mod session;

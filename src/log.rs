@@ -20,3 +20,9 @@ static PROGRAM: OnceLock<&'static str> = OnceLock::new();
 pub fn set_program(name: &'static str) {
     let _ = PROGRAM.set(name);
 }
+
+/// Logs one informational line (`--log-connections`): the same destination as
+/// [`warn`], so standard error or wherever warnings are routed.
+pub fn info(msg: &str) {
+    warn(msg);
+}

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_lite::future;
@@ -178,12 +179,14 @@ impl Crunch for Inbound {
 }
 
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
-/// half-closes `dst`. Returns the plaintext byte count.
+/// half-closes `dst`. Adds each batch's plaintext byte count to `moved` once written,
+/// so the count is right even when the pump fails.
 pub async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     sealer: Sealer,
-) -> Result<u64, PumpError> {
+    moved: &AtomicU64,
+) -> Result<(), PumpError> {
     let mut out = Outbound {
         sealer,
         plain: Vec::new(),
@@ -191,7 +194,6 @@ pub async fn encrypt(
         len: 0,
     };
     let mut batch = Batch::new();
-    let mut total = 0u64;
     loop {
         wait_readable(src, &mut batch, || {
             out.plain = Vec::new();
@@ -204,25 +206,26 @@ pub async fn encrypt(
         let n = src.read(&mut out.plain).await.map_err(PumpError::Read)?;
         if n == 0 {
             dst.shutdown_write().await.map_err(PumpError::Write)?;
-            return Ok(total);
+            return Ok(());
         }
         batch.after_read(n, room);
         out.len = n;
         out = crunch(out, Outbound::seal).await;
         dst.write_all(&out.sealed).await.map_err(PumpError::Write)?;
-        total += n as u64;
+        moved.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
 /// Copies packets from `src` to `dst` as plaintext until `src` ends, then half-closes
 /// `dst`. Every packet is authenticated before any of its bytes are written; the first
-/// bad one stops the pump, so nothing after it is delivered. Returns the plaintext
-/// byte count.
+/// bad one stops the pump, so nothing after it is delivered. Adds the plaintext bytes
+/// delivered to `moved` as they are written.
 pub async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     opener: Opener,
-) -> Result<u64, PumpError> {
+    moved: &AtomicU64,
+) -> Result<(), PumpError> {
     let mut inb = Inbound {
         opener,
         buf: Vec::new(),
@@ -232,7 +235,6 @@ pub async fn decrypt(
     };
     let mut filled = 0;
     let mut batch = Batch::new();
-    let mut total = 0u64;
     loop {
         if filled == 0 {
             wait_readable(src, &mut batch, || {
@@ -253,7 +255,7 @@ pub async fn decrypt(
                 return Err(PumpError::Truncated);
             }
             dst.shutdown_write().await.map_err(PumpError::Write)?;
-            return Ok(total);
+            return Ok(());
         }
         batch.after_read(filled + n, inb.buf.len());
         filled += n;
@@ -267,10 +269,10 @@ pub async fn decrypt(
             .filter(|(_, len)| **len > 0)
             .map(|(p, len)| IoSlice::new(&p[..*len]))
             .collect();
-        total += inb.lens.iter().sum::<usize>() as u64;
         write_all_vectored(dst, &mut slices)
             .await
             .map_err(PumpError::Write)?;
+        moved.fetch_add(inb.lens.iter().sum::<usize>() as u64, Ordering::Relaxed);
         if let Some(e) = inb.failure {
             return Err(PumpError::Packet(e));
         }

@@ -3,11 +3,11 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spiped_transports::Transport;
 
-use crate::proto::handshake::{Handshake, HandshakeError, Mode, Next, Role};
+use crate::proto::handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role};
 use crate::proto::key::{Key, Nonce};
 use crate::proto::packet::{Opener, Sealer};
 use crate::pump::{self, PumpError};
@@ -54,11 +54,24 @@ impl fmt::Display for HandshakeFailure {
 
 impl std::error::Error for HandshakeFailure {}
 
+/// A finished handshake: the packet keys for this side, and what was agreed.
+#[derive(Debug)]
+pub struct Established {
+    /// Seals the packets we send.
+    pub sealer: Sealer,
+    /// Opens the packets the peer sends.
+    pub opener: Opener,
+    /// Which of our keys the connection uses (0: the first `-k`).
+    pub key_index: usize,
+    /// The key agreement used.
+    pub exchange: Exchange,
+}
+
 /// Runs `hs` to completion over `t` and returns the packet keys for this side.
 pub async fn handshake(
     t: &dyn Transport,
     mut hs: Handshake,
-) -> Result<(Sealer, Opener), HandshakeFailure> {
+) -> Result<Established, HandshakeFailure> {
     let x25519 = hs.role() == Role::Client && hs.mode().x25519;
     let mut buf = [0u8; 512];
     loop {
@@ -80,7 +93,14 @@ pub async fn handshake(
             Next::Done => break,
         }
     }
-    hs.finish().ok_or(HandshakeFailure::Closed)
+    let (key_index, exchange) = (hs.key_index(), hs.exchange());
+    let (sealer, opener) = hs.finish().ok_or(HandshakeFailure::Closed)?;
+    Ok(Established {
+        sealer,
+        opener,
+        key_index,
+        exchange: exchange.ok_or(HandshakeFailure::Closed)?,
+    })
 }
 
 /// Connections of this process between accept and close.
@@ -109,15 +129,21 @@ fn offload() -> bool {
     OPEN.load(Ordering::Relaxed) > 1
 }
 
-/// Starts a handshake. Drawing a group-14 public value costs a fraction of a millisecond,
-/// so with other connections open it runs on the blocking pool, keeping the event loop
-/// free for them.
-pub async fn start(role: Role, mode: Mode, key: &Key) -> Result<Handshake, getrandom::Error> {
+/// Starts a handshake with `key`; a server also accepts clients using any of `others`
+/// (see [`Handshake::accepting_also`]). Drawing a group-14 public value costs a
+/// fraction of a millisecond, so with other connections open it runs on the blocking
+/// pool, keeping the event loop free for them.
+pub async fn start(
+    role: Role,
+    mode: Mode,
+    key: &Key,
+    others: &[Key],
+) -> Result<Handshake, getrandom::Error> {
     if (mode.fast && !mode.x25519) || !offload() {
-        return Handshake::new(role, mode, key);
+        return Ok(Handshake::new(role, mode, key)?.accepting_also(others));
     }
-    let key = key.clone();
-    smol::unblock(move || Handshake::new(role, mode, &key)).await
+    let (key, others) = (key.clone(), others.to_vec());
+    smol::unblock(move || Ok(Handshake::new(role, mode, &key)?.accepting_also(&others))).await
 }
 
 /// Feeds a received message to the handshake. A Diffie-Hellman message (anything
@@ -146,27 +172,42 @@ async fn read_exact(t: &dyn Transport, mut buf: &mut [u8]) -> Result<(), Handsha
     Ok(())
 }
 
-/// Bytes moved by a finished session, per direction.
-#[derive(Clone, Copy, Debug, Default)]
+/// Plaintext bytes a session has moved so far, per direction; kept up to date while it
+/// runs, so a failed session still tells how far it got.
+#[derive(Debug, Default)]
 pub struct Traffic {
     /// Plaintext bytes sealed and sent to the encrypted side.
-    pub sent: u64,
+    pub sent: AtomicU64,
     /// Plaintext bytes opened and delivered to the plaintext side.
-    pub received: u64,
+    pub received: AtomicU64,
+}
+
+/// Seals `bytes` and writes them to `encrypted` ahead of everything the pumps will send:
+/// extra plaintext for the peer's side (a PROXY protocol header), carried like data.
+pub async fn send_first(
+    encrypted: &dyn Transport,
+    sealer: &mut Sealer,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let mut sealed = Vec::new();
+    sealer.seal_all(bytes, &mut sealed);
+    encrypted.write_all(&sealed).await
 }
 
 /// Moves data both ways between a plaintext transport and an encrypted one until both
 /// directions have ended; the first failure in either direction ends both at once.
+/// Counts what it moves in `traffic`.
 pub async fn pipe(
     plain: &dyn Transport,
     encrypted: &dyn Transport,
     sealer: Sealer,
     opener: Opener,
-) -> Result<Traffic, PumpError> {
-    let (sent, received) = futures_lite::future::try_zip(
-        pump::encrypt(plain, encrypted, sealer),
-        pump::decrypt(encrypted, plain, opener),
+    traffic: &Traffic,
+) -> Result<(), PumpError> {
+    futures_lite::future::try_zip(
+        pump::encrypt(plain, encrypted, sealer, &traffic.sent),
+        pump::decrypt(encrypted, plain, opener, &traffic.received),
     )
     .await?;
-    Ok(Traffic { sent, received })
+    Ok(())
 }

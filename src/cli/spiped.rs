@@ -38,7 +38,8 @@ pub struct SpipedOptions {
     pub source: Address,
     /// `-t`: the address to connect each accepted connection to.
     pub target: Address,
-    /// `-k`: the key file's path, or `-` for standard input.
+    /// `-k`: the key file's path, or `-` for standard input; the first `-k` when
+    /// repeated (the key `-e` uses).
     pub key_file: String,
     /// `-b`: the local address outgoing connections bind to (port 0 when left out).
     pub bind: Option<Address>,
@@ -67,6 +68,14 @@ pub struct SpipedOptions {
     pub syslog: bool,
     /// `-u`: the user and/or group to switch to after binding.
     pub user: Option<UserSpec>,
+    /// Further `-k` files (only with `-d`): keys also accepted, for key rotation.
+    pub extra_key_files: Vec<String>,
+    /// `--proxy v1|v2` (only with `-e`): send a PROXY protocol header first.
+    pub proxy: Option<crate::proxy::Version>,
+    /// `--connect-after-handshake` (only with `-d`).
+    pub connect_after_handshake: bool,
+    /// `--log-connections`: log each connection's open and close.
+    pub log_connections: bool,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -144,9 +153,9 @@ struct Args {
     #[argh(option, short = 't', arg_name = "target socket")]
     target: Option<String>,
 
-    /// key file; - reads the key from stdin
+    /// key file; - reads stdin; repeat on -d to rotate keys
     #[argh(option, short = 'k', arg_name = "key file")]
-    key: Option<String>,
+    key: Vec<String>,
 
     /// local address for outgoing connections
     #[argh(option, short = 'b', arg_name = "bind address")]
@@ -204,6 +213,18 @@ struct Args {
     #[argh(option, short = 'u', arg_name = "user[:group]")]
     user: Option<String>,
 
+    /// with -e: send a PROXY protocol header first
+    #[argh(option, arg_name = "v1|v2")]
+    proxy: Option<String>,
+
+    /// with -d: connect to target only after handshake
+    #[argh(switch)]
+    connect_after_handshake: bool,
+
+    /// log each connection when opened and closed
+    #[argh(switch)]
+    log_connections: bool,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     version: bool,
@@ -230,7 +251,38 @@ impl Args {
         };
         let source = super::required(self.source, "-s/--source")?;
         let target = super::required(self.target, "-t/--target")?;
-        let key_file = super::required(self.key, "-k/--key")?;
+        let mut keys = self.key.into_iter();
+        let key_file = super::required(keys.next(), "-k/--key")?;
+        let extra_key_files: Vec<String> = keys.collect();
+        if !extra_key_files.is_empty() {
+            if direction != Direction::Decrypt {
+                return Err("-k/--key given more than once: only -d/--decrypt accepts \
+                            several keys (key rotation); -e/--encrypt uses one"
+                    .to_owned()
+                    .into());
+            }
+            if extra_key_files.iter().chain([&key_file]).any(|k| k == "-") {
+                return Err(
+                    "-k - (key from standard input) cannot be combined with another -k"
+                        .to_owned()
+                        .into(),
+                );
+            }
+        }
+        if self.proxy.is_some() && direction != Direction::Encrypt {
+            return Err("--proxy is for -e/--encrypt: it adds the header that the \
+                        service behind -d/--decrypt reads"
+                .to_owned()
+                .into());
+        }
+        if self.connect_after_handshake && direction != Direction::Decrypt {
+            return Err(
+                "--connect-after-handshake is for -d/--decrypt; -e/--encrypt \
+                        always connects before its handshake"
+                    .to_owned()
+                    .into(),
+            );
+        }
         super::fast_and_pfs(self.fast, self.require_pfs)?;
         super::fast_and_x25519(self.fast, self.x25519)?;
         if self.x25519 && direction == Direction::Decrypt {
@@ -285,6 +337,15 @@ impl Args {
                 .map(str::parse)
                 .transpose()
                 .map_err(super::Mistake::Value)?,
+            extra_key_files,
+            proxy: self
+                .proxy
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(super::Mistake::Value)?,
+            connect_after_handshake: self.connect_after_handshake,
+            log_connections: self.log_connections,
         })
     }
 }
@@ -385,8 +446,38 @@ mod tests {
                 resolve_interval: Some(Duration::from_secs(60)),
                 syslog: false,
                 user: None,
+                extra_key_files: vec![],
+                proxy: None,
+                connect_after_handshake: false,
+                log_connections: false,
             }
         );
+    }
+
+    #[test]
+    fn operator_options() {
+        let o = run(&[
+            "-d",
+            "-s/a",
+            "-t/b",
+            "-k/new",
+            "-k",
+            "/old",
+            "--key=/older",
+            "--connect-after-handshake",
+            "--log-connections",
+        ]);
+        assert_eq!(o.key_file, "/new");
+        assert_eq!(o.extra_key_files, ["/old", "/older"]);
+        assert!(o.connect_after_handshake && o.log_connections);
+        assert_eq!(o.proxy, None);
+        for (v, want) in [
+            ("v1", crate::proxy::Version::V1),
+            ("v2", crate::proxy::Version::V2),
+        ] {
+            assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
+        }
+        assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
     }
 
     #[test]
@@ -491,7 +582,22 @@ mod tests {
             (&with(&["--bogus"]), "unknown option '--bogus'"),
             (&with(&["-e"]), "-e/--encrypt given more than once"),
             (&with(&["-DD"]), "-D/--wait-dns given more than once"),
-            (&with(&["--key=/j"]), "-k/--key given more than once"),
+            (
+                &with(&["--key=/j"]),
+                "-k/--key given more than once: only -d/--decrypt accepts several keys",
+            ),
+            (
+                &["-d", "-s/a", "-t/b", "-k/k", "-k-"],
+                "-k - (key from standard input) cannot be combined",
+            ),
+            (
+                &with(&["--connect-after-handshake"]),
+                "--connect-after-handshake is for -d",
+            ),
+            (
+                &["-d", "-s/a", "-t/b", "-k/k", "--proxy", "v1"],
+                "--proxy is for -e/--encrypt",
+            ),
             (
                 &["-e", "-t/b", "-k/k"],
                 "missing required option -s/--source",

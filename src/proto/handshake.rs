@@ -20,6 +20,7 @@
 use core::fmt;
 
 use hmac::Mac;
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
 use super::dh::{self, Secret, Y_LEN};
@@ -62,6 +63,27 @@ pub struct Mode {
     /// fall back. Takes precedence over `fast` (the command line rejects the pair). A
     /// server ignores it: it always accepts both kinds of client.
     pub x25519: bool,
+}
+
+/// Which key agreement a finished handshake used, for connection logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// The X25519 extension: forward secret.
+    X25519,
+    /// Group-14 Diffie-Hellman on both sides: forward secret.
+    Group14,
+    /// Group 14 with `y_SC = 1` because one side runs with `-f`: no forward secrecy.
+    Fast,
+}
+
+impl fmt::Display for Exchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Exchange::X25519 => "x25519",
+            Exchange::Group14 => "group14",
+            Exchange::Fast => "fast (no PFS)",
+        })
+    }
 }
 
 /// What the driver must do next.
@@ -137,16 +159,20 @@ enum State {
     RecvNonce,
     /// Our DH message is being sent; `then` is what follows once it is out.
     SendDh { msg: Box<[u8]>, then: AfterDhSent },
-    /// Waiting for the peer's DH message (a server: for its first 64 bytes).
-    RecvDh { dhmac: DhMacKeys },
+    /// Waiting for the peer's DH message (a server: for its first 64 bytes), with the
+    /// DH MAC keys derived from each of our keys (a client has one).
+    RecvDh { dhmacs: Vec<DhMacKeys> },
     /// Server: the first 64 bytes were not an X25519 message; waiting for the rest of a
     /// group-14 one.
     RecvGroup14Tail {
-        dhmac: DhMacKeys,
+        dhmacs: Vec<DhMacKeys>,
         head: [u8; X25519_MSG_LEN],
     },
     /// Finished; the session keys await [`Handshake::finish`].
-    Done { keys: SessionKeys },
+    Done {
+        keys: SessionKeys,
+        exchange: Exchange,
+    },
     /// An error occurred; nothing further is accepted.
     Failed,
 }
@@ -156,17 +182,21 @@ enum AfterDhSent {
     /// Client: it still has to check the server's message.
     RecvDh(DhMacKeys),
     /// Server: it checked the client's message before answering, so it is done.
-    Done(SessionKeys),
+    Done(SessionKeys, Exchange),
 }
 
 /// One side of a spiped handshake, driven by the caller over bytes (see the module docs).
 ///
-/// Holds the pre-shared key, both nonces and the ephemeral DH secrets it may need until
+/// Holds the pre-shared keys, both nonces and the ephemeral DH secrets it may need until
 /// one has been used; all secrets are wiped when dropped.
 pub struct Handshake {
     role: Role,
     mode: Mode,
-    key: Key,
+    /// Our pre-shared keys: a client uses the first; a server accepts a client that uses
+    /// any of them (key rotation) and then uses that one.
+    keys: Vec<Key>,
+    /// Which of `keys` the connection uses: 0 until a server identifies the client's.
+    key_index: usize,
     nonce: Nonce,
     peer_nonce: Nonce,
     /// The group-14 exponent: `None` in fast mode, for an X25519 client, and once a
@@ -250,12 +280,39 @@ impl Handshake {
         Handshake {
             role,
             mode,
-            key: key.clone(),
+            keys: vec![key.clone()],
+            key_index: 0,
             nonce,
             peer_nonce: [0; 32],
             secret,
             x_secret,
             state: State::SendNonce,
+        }
+    }
+
+    /// Lets a server also accept clients that use any of `others` (key rotation: the
+    /// server is given both the old and the new key while clients switch over). The
+    /// client's DH message MAC is checked against every key, each comparison in constant
+    /// time and all of them always made, so timing tells only how many keys there are.
+    /// A client ignores `others`: it always uses the key it was created with.
+    pub fn accepting_also(mut self, others: &[Key]) -> Handshake {
+        if self.role == Role::Server {
+            self.keys.extend_from_slice(others);
+        }
+        self
+    }
+
+    /// Which key the connection uses once `next()` is `Done`: the index among the key
+    /// given to the constructor (0) and those of [`Handshake::accepting_also`] (1 on).
+    pub fn key_index(&self) -> usize {
+        self.key_index
+    }
+
+    /// The key agreement the handshake used, once `next()` is `Done`.
+    pub fn exchange(&self) -> Option<Exchange> {
+        match self.state {
+            State::Done { exchange, .. } => Some(exchange),
+            _ => None,
         }
     }
 
@@ -281,8 +338,10 @@ impl Handshake {
             State::SendNonce => self.state = State::RecvNonce,
             State::SendDh { then, .. } => {
                 self.state = match then {
-                    AfterDhSent::RecvDh(dhmac) => State::RecvDh { dhmac },
-                    AfterDhSent::Done(keys) => State::Done { keys },
+                    AfterDhSent::RecvDh(dhmac) => State::RecvDh {
+                        dhmacs: vec![dhmac],
+                    },
+                    AfterDhSent::Done(keys, exchange) => State::Done { keys, exchange },
                 }
             }
             other => {
@@ -305,11 +364,11 @@ impl Handshake {
     pub fn received(&mut self, bytes: &[u8]) -> Result<(), HandshakeError> {
         let result = match std::mem::replace(&mut self.state, State::Failed) {
             State::RecvNonce => self.on_nonce(bytes),
-            State::RecvDh { dhmac } => self.on_dh(bytes, dhmac),
-            State::RecvGroup14Tail { dhmac, head } => {
+            State::RecvDh { dhmacs } => self.on_dh(bytes, dhmacs),
+            State::RecvGroup14Tail { dhmacs, head } => {
                 let tail_len = DH_MSG_LEN - X25519_MSG_LEN;
                 if bytes.len() == tail_len {
-                    self.on_group14(&[&head[..], bytes].concat(), &dhmac)
+                    self.on_group14(&[&head[..], bytes].concat(), &dhmacs)
                 } else {
                     Err(HandshakeError::WrongLength {
                         expected: tail_len,
@@ -331,7 +390,7 @@ impl Handshake {
     /// (client: `E_C`/`H_C`; server: `E_S`/`H_S`) and an [`Opener`] for the peer's.
     /// `None` if the handshake has not finished or has failed.
     pub fn finish(mut self) -> Option<(Sealer, Opener)> {
-        let State::Done { keys } = std::mem::replace(&mut self.state, State::Failed) else {
+        let State::Done { keys, .. } = std::mem::replace(&mut self.state, State::Failed) else {
             return None;
         };
         Some(match self.role {
@@ -406,16 +465,43 @@ impl Handshake {
         Some([&public[..], &tag[..]].concat().into_boxed_slice())
     }
 
-    /// The peer's public key if `msg` is an X25519 DH message whose MAC verifies (in
-    /// constant time) under the peer's key.
-    fn peer_x25519_key(&self, msg: &[u8], dhmac: &DhMacKeys) -> Option<[u8; x25519::KEY_LEN]> {
+    /// Which of our keys authenticated `tag` over the concatenation of `parts`, as the
+    /// peer's MAC key of each of `dhmacs` (ours in the same order) would compute it.
+    ///
+    /// Every key's MAC is computed and compared in constant time, and the index is
+    /// picked without branching on which compared equal, so the time taken depends only
+    /// on the number of keys (public), never on which key, if any, matched.
+    fn verify_peer_mac(&self, dhmacs: &[DhMacKeys], parts: &[&[u8]], tag: &[u8]) -> Option<usize> {
+        let mut found = Choice::from(0);
+        let mut index = 0u32;
+        for (i, dhmac) in (0u32..).zip(dhmacs) {
+            let mut mac = hmac_sha256(self.mac_keys(dhmac).1);
+            for part in parts {
+                mac.update(part);
+            }
+            let ok = mac.finalize().into_bytes().as_slice().ct_eq(tag);
+            index.conditional_assign(&i, ok & !found);
+            found |= ok;
+        }
+        // Lossless: the index came from a u32 counter over a slice.
+        bool::from(found).then_some(index as usize)
+    }
+
+    /// The index of our key and the peer's public key, if `msg` is an X25519 DH message
+    /// whose MAC verifies under one of our keys (see [`Handshake::verify_peer_mac`]).
+    fn peer_x25519_key(
+        &self,
+        msg: &[u8],
+        dhmacs: &[DhMacKeys],
+    ) -> Option<(usize, [u8; x25519::KEY_LEN])> {
         let (public, tag) = msg.split_at_checked(x25519::KEY_LEN)?;
-        hmac_sha256(self.mac_keys(dhmac).1)
-            .chain_update(x25519::MAC_LABEL)
-            .chain_update(public)
-            .verify_slice(tag)
-            .ok()?;
-        public.try_into().ok()
+        let index = self.verify_peer_mac(dhmacs, &[x25519::MAC_LABEL, public], tag)?;
+        Some((index, public.try_into().ok()?))
+    }
+
+    /// The key this connection uses.
+    fn key(&self) -> &Key {
+        &self.keys[self.key_index]
     }
 
     fn on_nonce(&mut self, bytes: &[u8]) -> Result<(), HandshakeError> {
@@ -424,7 +510,7 @@ impl Handshake {
             got: bytes.len(),
         })?;
         let (nc, ns) = self.nonces();
-        let dhmac = dhmac_keys(&self.key, nc, ns);
+        let dhmac = dhmac_keys(self.key(), nc, ns);
         self.state = match self.role {
             Role::Client => State::SendDh {
                 msg: if self.mode.x25519 {
@@ -435,13 +521,15 @@ impl Handshake {
                 },
                 then: AfterDhSent::RecvDh(dhmac),
             },
-            Role::Server => State::RecvDh { dhmac },
+            Role::Server => State::RecvDh {
+                dhmacs: self.keys.iter().map(|k| dhmac_keys(k, nc, ns)).collect(),
+            },
         };
         Ok(())
     }
 
     /// The peer's DH message, or (server) its first 64 bytes.
-    fn on_dh(&mut self, bytes: &[u8], dhmac: DhMacKeys) -> Result<(), HandshakeError> {
+    fn on_dh(&mut self, bytes: &[u8], dhmacs: Vec<DhMacKeys>) -> Result<(), HandshakeError> {
         let expected = self.dh_recv_len();
         if bytes.len() != expected {
             return Err(HandshakeError::WrongLength {
@@ -453,28 +541,35 @@ impl Handshake {
             // A client never falls back from what it asked for: that is what makes a
             // downgrade impossible.
             Role::Client if self.mode.x25519 => {
-                let peer = self
-                    .peer_x25519_key(bytes, &dhmac)
+                let (index, peer) = self
+                    .peer_x25519_key(bytes, &dhmacs)
                     .ok_or(HandshakeError::BadMac)?;
-                self.on_x25519(&peer, &dhmac)
+                self.on_x25519(&peer, index, &dhmacs)
             }
-            Role::Client => self.on_group14(bytes, &dhmac),
-            Role::Server => match self.peer_x25519_key(bytes, &dhmac) {
-                Some(peer) => self.on_x25519(&peer, &dhmac),
+            Role::Client => self.on_group14(bytes, &dhmacs),
+            Role::Server => match self.peer_x25519_key(bytes, &dhmacs) {
+                Some((index, peer)) => self.on_x25519(&peer, index, &dhmacs),
                 None => {
                     // Not an X25519 message, so it can only be the start of a group-14
                     // one (which the full MAC check will tell).
                     let mut head = [0u8; X25519_MSG_LEN];
                     head.copy_from_slice(bytes);
-                    self.state = State::RecvGroup14Tail { dhmac, head };
+                    self.state = State::RecvGroup14Tail { dhmacs, head };
                     Ok(())
                 }
             },
         }
     }
 
-    /// The peer's MAC-verified X25519 public key.
-    fn on_x25519(&mut self, peer: &[u8; 32], dhmac: &DhMacKeys) -> Result<(), HandshakeError> {
+    /// The peer's X25519 public key, MAC-verified under our key number `index`.
+    fn on_x25519(
+        &mut self,
+        peer: &[u8; 32],
+        index: usize,
+        dhmacs: &[DhMacKeys],
+    ) -> Result<(), HandshakeError> {
+        self.key_index = index;
+        let dhmac = &dhmacs[index];
         let reply = match self.role {
             Role::Client => None,
             Role::Server => Some(
@@ -487,20 +582,21 @@ impl Handshake {
         let secret = self.x_secret.take().ok_or(HandshakeError::Unexpected)?;
         let shared = secret.agree(peer).ok_or(HandshakeError::LowOrder)?;
         let (nc, ns) = self.nonces();
-        let keys = x25519_session_keys(&self.key, nc, ns, shared.as_bytes());
-        self.dh_done(keys, reply);
+        let keys = x25519_session_keys(self.key(), nc, ns, shared.as_bytes());
+        self.dh_done(keys, Exchange::X25519, reply);
         Ok(())
     }
 
     /// The peer's whole group-14 DH message.
-    fn on_group14(&mut self, bytes: &[u8], dhmac: &DhMacKeys) -> Result<(), HandshakeError> {
+    fn on_group14(&mut self, bytes: &[u8], dhmacs: &[DhMacKeys]) -> Result<(), HandshakeError> {
         let (y, tag) = bytes
             .split_at_checked(Y_LEN)
             .ok_or(HandshakeError::Unexpected)?;
-        hmac_sha256(self.mac_keys(dhmac).1)
-            .chain_update(y)
-            .verify_slice(tag)
-            .map_err(|_| HandshakeError::BadMac)?;
+        let index = self
+            .verify_peer_mac(dhmacs, &[y], tag)
+            .ok_or(HandshakeError::BadMac)?;
+        self.key_index = index;
+        let dhmac = &dhmacs[index];
         let mut peer_y = [0u8; Y_LEN];
         peer_y.copy_from_slice(y);
         if !dh::is_below_p(&peer_y) {
@@ -520,24 +616,24 @@ impl Handshake {
         // A fast side uses 1 whatever the peer sent; a PFS peer that got our y = 1
         // computes 1^x = 1 too, so both sides agree.
         self.x_secret = None;
-        let mut shared = match self.secret.take() {
-            Some(x) => dh::shared(&x, &peer_y),
-            None => dh::ONE,
+        let (mut shared, exchange) = match self.secret.take() {
+            Some(x) if peer_y != dh::ONE => (dh::shared(&x, &peer_y), Exchange::Group14),
+            Some(_) | None => (dh::ONE, Exchange::Fast),
         };
         let (nc, ns) = self.nonces();
-        let keys = session_keys(&self.key, nc, ns, &shared);
+        let keys = session_keys(self.key(), nc, ns, &shared);
         shared.zeroize();
-        self.dh_done(keys, reply);
+        self.dh_done(keys, exchange, reply);
         Ok(())
     }
 
     /// After the peer's DH message checked out: a client is done, a server sends `reply`.
-    fn dh_done(&mut self, keys: SessionKeys, reply: Option<Box<[u8]>>) {
+    fn dh_done(&mut self, keys: SessionKeys, exchange: Exchange, reply: Option<Box<[u8]>>) {
         self.state = match reply {
-            None => State::Done { keys },
+            None => State::Done { keys, exchange },
             Some(msg) => State::SendDh {
                 msg,
-                then: AfterDhSent::Done(keys),
+                then: AfterDhSent::Done(keys, exchange),
             },
         };
     }
@@ -1102,6 +1198,75 @@ mod tests {
         assert!(c.secret.is_none() && c.x_secret.is_some());
         let c = Handshake::new(Role::Client, mode(false, false), &key()).unwrap();
         assert!(c.x_secret.is_none());
+    }
+
+    #[test]
+    fn rotation_server_accepts_each_of_its_keys() {
+        let keys = [
+            Key::from_file_contents(b"new key"),
+            Key::from_file_contents(b"old key"),
+            Key::from_file_contents(b"older key"),
+        ];
+        for client_mode in [mode(false, false), mode(true, false), x_mode()] {
+            for (i, k) in keys.iter().enumerate() {
+                let mut c = Handshake::new(Role::Client, client_mode, k).unwrap();
+                let mut s = Handshake::new(Role::Server, Mode::default(), &keys[0])
+                    .unwrap()
+                    .accepting_also(&keys[1..]);
+                run(&mut c, &mut s).unwrap_or_else(|e| panic!("key {i}: {e:?}"));
+                assert_eq!(s.key_index(), i);
+                assert_eq!(c.key_index(), 0);
+                let want = match client_mode {
+                    m if m.x25519 => Exchange::X25519,
+                    m if m.fast => Exchange::Fast,
+                    _ => Exchange::Group14,
+                };
+                assert_eq!((c.exchange(), s.exchange()), (Some(want), Some(want)));
+                check_pairing(c, s);
+            }
+        }
+    }
+
+    #[test]
+    fn rotation_server_rejects_unknown_key() {
+        let stranger = Key::from_file_contents(b"a third key");
+        let mut c = Handshake::new(Role::Client, mode(false, false), &stranger).unwrap();
+        let mut s = Handshake::new(Role::Server, Mode::default(), &key())
+            .unwrap()
+            .accepting_also(&[Key::from_file_contents(b"old key")]);
+        let err = run(&mut c, &mut s).unwrap_err();
+        assert!(matches!(err, (false, HandshakeError::BadMac)), "{err:?}");
+        assert!(s.finish().is_none());
+    }
+
+    #[test]
+    fn rotation_keys_ignored_by_a_client() {
+        // A client always uses its first key, so it fails against a server that has
+        // only the "extra" one.
+        let other = Key::from_file_contents(b"other");
+        let mut c = Handshake::new(Role::Client, Mode::default(), &key())
+            .unwrap()
+            .accepting_also(std::slice::from_ref(&other));
+        let mut s = Handshake::new(Role::Server, Mode::default(), &other).unwrap();
+        assert!(matches!(
+            run(&mut c, &mut s),
+            Err((false, HandshakeError::BadMac))
+        ));
+    }
+
+    #[test]
+    fn exchange_reports_fast_when_either_side_is_fast() {
+        for (cf, sf, want) in [
+            (false, false, Exchange::Group14),
+            (true, false, Exchange::Fast),
+            (false, true, Exchange::Fast),
+        ] {
+            let mut c = Handshake::new(Role::Client, mode(cf, false), &key()).unwrap();
+            let mut s = Handshake::new(Role::Server, mode(sf, false), &key()).unwrap();
+            assert_eq!(s.exchange(), None);
+            run(&mut c, &mut s).unwrap();
+            assert_eq!((c.exchange(), s.exchange()), (Some(want), Some(want)));
+        }
     }
 
     /// Handshake rate, X25519 against group 14, both sides in one thread. Run with

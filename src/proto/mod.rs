@@ -15,6 +15,6 @@ pub mod x25519;
 #[cfg(test)]
 mod kat;
 
-pub use handshake::{Handshake, HandshakeError, Mode, Next, Role, drive};
+pub use handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role, drive};
 pub use key::{Key, Nonce};
 pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};

@@ -342,6 +342,10 @@ fn with_pipe(
         Arc::new(ConnConfig {
             direction,
             key: key.clone(),
+            extra_keys: Vec::new(),
+            proxy: None,
+            connect_after_handshake: false,
+            log_connections: false,
             mode: Mode::default(),
             timeout: Duration::from_secs(5),
             stream: StreamOptions::default(),

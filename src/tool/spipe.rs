@@ -53,11 +53,11 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 opts.target
             ))
         };
-        let (stream, (sealer, opener)) = futures_lite::future::or(setup, timeout).await?;
+        let (stream, keys) = futures_lite::future::or(setup, timeout).await?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
-        session::pipe(&stdio, &stream, sealer, opener)
+        let traffic = session::Traffic::default();
+        session::pipe(&stdio, &stream, keys.sealer, keys.opener, &traffic)
             .await
-            .map(|_| ())
             .map_err(|e| format!("{}: connection broken: {e}", opts.target))
     })
 }

@@ -25,6 +25,8 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     // Everything that can fail because of the command line or the environment happens
     // here, before any connection is served, so mistakes surface as one error and exit 1.
     let key = keyfile::load(&opts.key_file)?;
+    let extra_keys =
+        (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
     let source = resolve::resolve(&opts.source)?
         .into_iter()
         .next()
@@ -44,6 +46,10 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
         key,
+        extra_keys,
+        proxy: opts.proxy,
+        connect_after_handshake: opts.connect_after_handshake,
+        log_connections: opts.log_connections,
         mode: Mode {
             fast: opts.fast,
             require_pfs: opts.require_pfs,

@@ -7,7 +7,7 @@ use async_io::Async;
 use async_trait::async_trait;
 use socket2::Socket;
 
-use crate::Transport;
+use crate::{Endpoint, Transport};
 
 /// A connected, non-blocking stream socket registered with the async reactor.
 pub struct SocketStream {
@@ -19,6 +19,17 @@ impl SocketStream {
     /// Wraps a connected socket; `peer` names the other end in log messages.
     pub fn new(socket: Socket, peer: String) -> io::Result<SocketStream> {
         Ok(SocketStream::from_async(Async::new(socket)?, peer))
+    }
+
+    /// Both ends of the connection as the kernel reports them: `(peer, local)`. A UNIX
+    /// socket end without a name (a client that did not bind, as most do) has an empty
+    /// path; an end that is neither TCP nor a named or unnamed UNIX socket is an error.
+    pub fn ends(&self) -> io::Result<(Endpoint, Endpoint)> {
+        let socket = self.io.get_ref();
+        Ok((
+            endpoint_of(socket.peer_addr()?)?,
+            endpoint_of(socket.local_addr()?)?,
+        ))
     }
 
     /// Wraps a socket already registered with the reactor.
@@ -53,4 +64,19 @@ impl Transport for SocketStream {
     fn peer(&self) -> String {
         self.peer.clone()
     }
+}
+
+/// The [`Endpoint`] a kernel socket address stands for.
+fn endpoint_of(addr: socket2::SockAddr) -> io::Result<Endpoint> {
+    if let Some(a) = addr.as_socket() {
+        return Ok(Endpoint::Tcp(a));
+    }
+    if addr.is_unix() {
+        return Ok(Endpoint::Unix(
+            addr.as_pathname()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+        ));
+    }
+    Err(io::Error::other("socket address is neither TCP nor UNIX"))
 }
