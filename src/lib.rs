@@ -22,4 +22,5 @@ pub mod proxy;
 pub mod pump;
 pub mod resolve;
 pub mod session;
+pub mod systemd;
 pub mod tool;

@@ -386,3 +386,82 @@ fn connection_log_lines_and_failure_rate_limit() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A UNIX source socket file left by a dead process is replaced on start; a live one
+/// (something listens) and a path that is not a socket are never touched, and spiped
+/// says why it cannot listen; `--socket-mode` sets the file's permission bits.
+#[test]
+fn unix_source_socket_hygiene() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixListener;
+
+    let dir = temp_dir();
+    let dpath = dir.path();
+    let key = key_file(dpath, "key", NEW_KEY);
+    let key = key.to_str().unwrap();
+    let target = Target::start(Transport::Tcp, dpath, Mode::Echo);
+    let tgt = target.addr.arg();
+    let args = |path: &Path| -> Vec<String> {
+        ["-d", "-s", path.to_str().unwrap(), "-t", &tgt, "-k", key]
+            .map(str::to_owned)
+            .to_vec()
+    };
+
+    // Stale: bound, then the listener went away without removing its file.
+    let stale = dpath.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let source = Addr::Unix(stale.clone());
+    let a = args(&stale);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let d = Daemon::spawn(
+        Impl::Ours,
+        "stale",
+        dpath,
+        &source,
+        &[&a[..], &["--socket-mode", "0660"]].concat(),
+    );
+    let mode = fs_mode(&stale);
+    assert_eq!(mode, 0o660, "socket file mode {mode:o}");
+    let up = payload(2000, 9);
+    let hop = source.arg();
+    spipe_round_trip(
+        Impl::Ours,
+        "stale replaced",
+        &["-t", &hop, "-k", key],
+        &up,
+        &up,
+        &target,
+    );
+    drop(d);
+
+    // Live: another process listens there.
+    let live = dpath.join("live.sock");
+    let owner = UnixListener::bind(&live).unwrap();
+    let mut cmd = spiped_cmd(Impl::Ours);
+    cmd.arg("-F").args(args(&live));
+    let out = run(cmd);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on {}", live.display()))
+            && out.stderr.contains("a process listens there"),
+        "{}",
+        out.stderr
+    );
+    let _client = std::os::unix::net::UnixStream::connect(&live).expect("live socket broken");
+    owner.accept().expect("the live listener lost its socket");
+
+    // Not a socket: a regular file keeps its contents.
+    let file = dpath.join("file.sock");
+    std::fs::write(&file, b"precious").unwrap();
+    let mut cmd = spiped_cmd(Impl::Ours);
+    cmd.arg("-F").args(args(&file));
+    let out = run(cmd);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+
+    fn fs_mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+}

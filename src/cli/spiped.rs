@@ -35,7 +35,8 @@ pub struct SpipedOptions {
     /// `-e` or `-d`.
     pub direction: Direction,
     /// `-s`: the address to listen on.
-    pub source: Address,
+    /// `None` only under systemd socket activation, which passed the socket to serve.
+    pub source: Option<Address>,
     /// `-t`: the address to connect each accepted connection to.
     pub target: Address,
     /// `-k`: the key file's path, or `-` for standard input; the first `-k` when
@@ -76,6 +77,10 @@ pub struct SpipedOptions {
     pub connect_after_handshake: bool,
     /// `--log-connections`: log each connection's open and close.
     pub log_connections: bool,
+    /// `--socket-mode`: permission bits for a UNIX source socket's file.
+    pub socket_mode: Option<u32>,
+    /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
+    pub socket_owner: Option<UserSpec>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -225,6 +230,14 @@ struct Args {
     #[argh(switch)]
     log_connections: bool,
 
+    /// permission bits (octal) for a UNIX source socket
+    #[argh(option, arg_name = "mode")]
+    socket_mode: Option<String>,
+
+    /// owner of a UNIX source socket: user, :group or user:group
+    #[argh(option, arg_name = "user[:group]")]
+    socket_owner: Option<String>,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     version: bool,
@@ -249,7 +262,20 @@ impl Args {
                     .into());
             }
         };
-        let source = super::required(self.source, "-s/--source")?;
+        // Under systemd socket activation the socket comes with the process.
+        let source = match self.source {
+            None if std::env::var_os("LISTEN_FDS").is_some() => None,
+            s => Some(super::required(s, "-s/--source")?),
+        };
+        let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
+        if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
+            return Err(
+                "--socket-mode and --socket-owner are for a UNIX socket source \
+                        (-s /path) that spiped creates"
+                    .to_owned()
+                    .into(),
+            );
+        }
         let target = super::required(self.target, "-t/--target")?;
         let mut keys = self.key.into_iter();
         let key_file = super::required(keys.next(), "-k/--key")?;
@@ -316,7 +342,9 @@ impl Args {
 
         Ok(SpipedOptions {
             direction,
-            source: super::address(&source, "-s/--source")?,
+            source: source
+                .map(|s| super::address(&s, "-s/--source"))
+                .transpose()?,
             target: super::address(&target, "-t/--target")?,
             key_file,
             bind: super::bind_address(self.bind, "-b/--bind")?,
@@ -346,8 +374,36 @@ impl Args {
                 .map_err(super::Mistake::Value)?,
             connect_after_handshake: self.connect_after_handshake,
             log_connections: self.log_connections,
+            socket_mode: self
+                .socket_mode
+                .as_deref()
+                .map(parse_mode)
+                .transpose()
+                .map_err(super::Mistake::Value)?,
+            socket_owner: self
+                .socket_owner
+                .as_deref()
+                .map(|s| {
+                    s.parse::<UserSpec>()
+                        .map_err(|e| e.replace("-u/--user", "--socket-owner"))
+                })
+                .transpose()
+                .map_err(super::Mistake::Value)?,
         })
     }
+}
+
+/// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let bad = || {
+        format!(
+            "invalid value '{s}' for --socket-mode: expected octal permission bits such as 0660"
+        )
+    };
+    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(bad());
+    }
+    u32::from_str_radix(s, 8).map_err(|_| bad())
 }
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
@@ -427,7 +483,7 @@ mod tests {
             o,
             SpipedOptions {
                 direction: Direction::Encrypt,
-                source: Address::parse("[127.0.0.1]:8025").unwrap(),
+                source: Some(Address::parse("[127.0.0.1]:8025").unwrap()),
                 target: Address::Name {
                     host: "host".into(),
                     port: 25
@@ -450,6 +506,8 @@ mod tests {
                 proxy: None,
                 connect_after_handshake: false,
                 log_connections: false,
+                socket_mode: None,
+                socket_owner: None,
             }
         );
     }
@@ -478,6 +536,33 @@ mod tests {
             assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
         }
         assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
+        let o = run(&[
+            "-d",
+            "-s/run/a.sock",
+            "-t/b",
+            "-k/k",
+            "--socket-mode",
+            "0660",
+            "--socket-owner",
+            "nobody:nogroup",
+        ]);
+        assert_eq!(o.socket_mode, Some(0o660));
+        assert_eq!(
+            o.socket_owner,
+            Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
+        );
+        for bad in ["0668", "12345", "rw"] {
+            let e = fail(&["-d", "-s/a", "-t/b", "-k/k", "--socket-mode", bad]);
+            assert!(
+                e.contains("for --socket-mode: expected octal"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            fail(&["-d", "-s/a", "-t/b", "-k/k", "--socket-owner", "u:"])
+                .contains("for --socket-owner")
+        );
+        assert!(fail(&with(&["--socket-mode", "600"])).contains("are for a UNIX socket source"));
     }
 
     #[test]
@@ -500,7 +585,7 @@ mod tests {
             "--syslog",
         ]);
         assert_eq!(o.direction, Direction::Decrypt);
-        assert_eq!(o.source, Address::Unix("/run/in.sock".into()));
+        assert_eq!(o.source, Some(Address::Unix("/run/in.sock".into())));
         assert_eq!(o.key_file, "/etc/key");
         assert!(o.wait_dns && o.foreground && !o.keepalive && o.syslog);
         assert_eq!(o.max_connections, Some(5));

@@ -451,23 +451,26 @@ impl Daemon {
     /// and waits until `source` accepts connections. Panics (with the daemon's stderr) if
     /// it exits or does not become ready within [`READY_DEADLINE`].
     pub fn spawn(which: Impl, label: &str, dir: &Path, source: &Addr, args: &[&str]) -> Daemon {
-        let stderr_path = dir.join(format!("{label}.stderr"));
-        let errf = fs::File::create(&stderr_path).expect("create stderr file");
         let bin = spiped_bin(which);
         let mut cmd = Command::new(&bin);
-        cmd.arg("-F")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(errf);
+        cmd.arg("-F").args(args);
         println!(
             "[{label}] {which} spiped: {} -F {}",
             bin.display(),
             args.join(" ")
         );
+        Daemon::start(which, label, dir, source, cmd)
+    }
+
+    /// Spawns `cmd` (a daemon that serves `source`, however it is started), stdin and
+    /// stdout null, stderr to a file in `dir`, and waits as [`Daemon::spawn`] does.
+    pub fn start(which: Impl, label: &str, dir: &Path, source: &Addr, mut cmd: Command) -> Daemon {
+        let stderr_path = dir.join(format!("{label}.stderr"));
+        let errf = fs::File::create(&stderr_path).expect("create stderr file");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(errf);
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("[{label}] spawn {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("[{label}] spawn {cmd:?}: {e}"));
         let mut d = Daemon {
             which,
             label: label.to_owned(),

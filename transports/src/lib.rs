@@ -13,7 +13,7 @@ pub mod transport;
 
 pub use address::{Address, AddressError};
 pub use endpoint::{Endpoint, StreamOptions, connect};
-pub use listener::Listener;
+pub use listener::{Listener, SocketFile};
 pub use stdio::Stdio;
 pub use stream::SocketStream;
 pub use transport::Transport;

@@ -1,10 +1,13 @@
 //! [`Listener`]: a listening socket (TCP or UNIX) that yields [`SocketStream`]s.
 
+use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use async_io::Async;
-use socket2::Socket;
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, StreamOptions, configure_stream};
 use crate::stream::SocketStream;
@@ -13,6 +16,20 @@ use crate::stream::SocketStream;
 pub struct Listener {
     io: Async<Socket>,
     endpoint: Endpoint,
+    /// Handed over by a parent (systemd socket activation) rather than bound here: its
+    /// socket file belongs to whoever created it.
+    inherited: bool,
+}
+
+/// What to do with the file of a UNIX-socket listener we create.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketFile {
+    /// Permission bits (`--socket-mode`); `None` leaves those the umask gave.
+    pub mode: Option<u32>,
+    /// Owning user id (`--socket-owner`); `None` leaves it.
+    pub uid: Option<u32>,
+    /// Owning group id (`--socket-owner`); `None` leaves it.
+    pub gid: Option<u32>,
 }
 
 /// How many not-yet-accepted connections the kernel queues for us; connections over
@@ -23,6 +40,18 @@ impl Listener {
     /// Binds and listens on `ep` (SO_REUSEADDR on TCP, so a restart does not wait for
     /// TIME_WAIT). For TCP port 0 the kernel picks a port: see [`Listener::endpoint`].
     pub fn bind(ep: &Endpoint) -> io::Result<Listener> {
+        Listener::bind_with(ep, SocketFile::default())
+    }
+
+    /// [`Listener::bind`], giving a UNIX socket's file the mode and owner of `file`
+    /// (ignored for TCP) before it starts listening, so no client can connect while it
+    /// still has the umask's permissions.
+    ///
+    /// A UNIX socket file left behind by a process that died is replaced: it is removed
+    /// only if it is a socket and connecting to it is refused (nothing listens). A live
+    /// socket, or a path that is not a socket, is never touched; binding then fails with
+    /// `AddrInUse`.
+    pub fn bind_with(ep: &Endpoint, file: SocketFile) -> io::Result<Listener> {
         let socket = ep.new_socket()?;
         if let Endpoint::Tcp(a) = ep {
             socket.set_reuse_address(true)?;
@@ -32,7 +61,23 @@ impl Listener {
                 socket.set_only_v6(true)?;
             }
         }
-        socket.bind(&ep.sockaddr()?)?;
+        match (socket.bind(&ep.sockaddr()?), ep) {
+            (Err(e), Endpoint::Unix(path))
+                if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
+            {
+                fs::remove_file(path)?;
+                socket.bind(&ep.sockaddr()?)?;
+            }
+            (r, _) => r?,
+        }
+        if let Endpoint::Unix(path) = ep {
+            if let Some(mode) = file.mode {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+            }
+            if file.uid.is_some() || file.gid.is_some() {
+                std::os::unix::fs::chown(path, file.uid, file.gid)?;
+            }
+        }
         socket.listen(BACKLOG)?;
         socket.set_nonblocking(true)?;
         let endpoint = match ep {
@@ -47,6 +92,34 @@ impl Listener {
         Ok(Listener {
             io: Async::new(socket)?,
             endpoint,
+            inherited: false,
+        })
+    }
+
+    /// Takes over a listening socket passed by a parent process (systemd socket
+    /// activation hands them over as descriptors 3 and up). Fails with `InvalidInput`
+    /// unless `fd` is a listening TCP or UNIX stream socket. The socket file of an
+    /// inherited UNIX socket is its creator's: [`Listener::unix_path`] does not offer it
+    /// for removal.
+    pub fn from_inherited(fd: OwnedFd) -> io::Result<Listener> {
+        let socket = Socket::from(fd);
+        let not_ours = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
+        if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+            return Err(not_ours("not a listening stream socket"));
+        }
+        let local = socket.local_addr()?;
+        let endpoint = match (local.as_socket(), local.as_pathname()) {
+            (Some(a), _) => Endpoint::Tcp(a),
+            (None, Some(p)) => Endpoint::Unix(p.to_path_buf()),
+            (None, None) => return Err(not_ours("neither a TCP nor a named UNIX socket")),
+        };
+        // Inherited descriptors lack close-on-exec as often as not.
+        socket.set_cloexec(true)?;
+        socket.set_nonblocking(true)?;
+        Ok(Listener {
+            io: Async::new(socket)?,
+            endpoint,
+            inherited: true,
         })
     }
 
@@ -55,11 +128,12 @@ impl Listener {
         &self.endpoint
     }
 
-    /// The path of a UNIX-socket listener, for removal at exit.
+    /// The path of a UNIX-socket listener this process created, for removal at exit;
+    /// `None` for TCP and for inherited sockets.
     pub fn unix_path(&self) -> Option<&PathBuf> {
         match &self.endpoint {
-            Endpoint::Unix(p) => Some(p),
-            Endpoint::Tcp(_) => None,
+            Endpoint::Unix(p) if !self.inherited => Some(p),
+            _ => None,
         }
     }
 
@@ -74,4 +148,19 @@ impl Listener {
         };
         SocketStream::new(socket, peer)
     }
+}
+
+/// Whether `path` is a socket file that nothing listens on. Connects without blocking,
+/// so a live listener with a full queue counts as live; any doubt means "not stale".
+fn is_stale(path: &Path) -> bool {
+    let is_socket = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    let refused = || -> io::Result<bool> {
+        let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        probe.set_nonblocking(true)?;
+        Ok(match probe.connect(&SockAddr::unix(path)?) {
+            Err(e) => e.kind() == io::ErrorKind::ConnectionRefused,
+            Ok(()) => false,
+        })
+    };
+    is_socket && refused().unwrap_or(false)
 }
