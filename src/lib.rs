@@ -7,7 +7,9 @@
 //!   a key and endpoints.
 //! - [`pump`]: one direction of an established connection.
 //! - [`session`]: the handshake driven over a transport, then both pumps.
-//! - [`conn`]: one daemon connection's life; [`dispatch`]: the accept loop.
+//! - [`conn`]: one daemon connection's life, logged by [`connlog`], optionally led by a
+//!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop.
+//! - [`systemd`]: socket activation and readiness notification.
 //! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
 
 pub mod cli;
