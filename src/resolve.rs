@@ -70,10 +70,15 @@ async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
     };
     let resolver = builder.build().map_err(|e| e.to_string())?;
     let found = resolver.lookup_ip(host).await.map_err(|e| {
-        if e.is_nx_domain() || e.is_no_records_found() {
-            "no such host (not in /etc/hosts, and DNS has no address for it)".to_owned()
-        } else {
-            e.to_string()
+        use hickory_resolver::net::NetError;
+        match e {
+            _ if e.is_nx_domain() || e.is_no_records_found() => {
+                "no such host (not in /etc/hosts, and DNS has no address for it)".to_owned()
+            }
+            NetError::NoConnections | NetError::Timeout => {
+                "no DNS server answered (see the nameserver lines of /etc/resolv.conf)".to_owned()
+            }
+            e => format!("DNS look-up failed: {e}"),
         }
     })?;
     Ok(found.iter().collect())

@@ -398,7 +398,10 @@ mod tests {
         assert_eq!(o.resolve_interval, Some(Duration::from_millis(2500)));
         assert_eq!(o.bind, Some(Address::parse_bind("[10.0.0.1]").unwrap()));
         assert_eq!(o.pidfile, PathBuf::from("/run/x.pid"));
-        assert_eq!(run(&["-e", "-s", "1.2.3.4:5", "-t/b", "-kk"]).pidfile, PathBuf::from("1.2.3.4:5.pid"));
+        assert_eq!(
+            run(&["-e", "-s", "1.2.3.4:5", "-t/b", "-kk"]).pidfile,
+            PathBuf::from("1.2.3.4:5.pid")
+        );
         assert_eq!(
             o.user,
             Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))

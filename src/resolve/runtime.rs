@@ -42,7 +42,10 @@ impl Time for SmolTime {
     ) -> Result<F::Output, io::Error> {
         futures_lite::future::or(async { Ok(future.await) }, async {
             Timer::after(duration).await;
-            Err(io::Error::new(io::ErrorKind::TimedOut, "DNS query timed out"))
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "DNS query timed out",
+            ))
         })
         .await
     }
@@ -160,8 +163,15 @@ impl RuntimeProvider for SmolRuntime {
     fn bind_udp(
         &self,
         local_addr: SocketAddr,
-        _server_addr: SocketAddr,
+        server_addr: SocketAddr,
     ) -> Pin<Box<dyn Send + Future<Output = io::Result<SmolUdp>>>> {
-        Box::pin(async move { Ok(SmolUdp(Async::<UdpSocket>::bind(local_addr)?)) })
+        Box::pin(async move {
+            let socket = Async::<UdpSocket>::bind(local_addr)?;
+            // Connected, like the C library's resolver: only that server's answers are
+            // taken, and a server that is down (ICMP port unreachable) fails the query
+            // at once instead of after every retry has timed out.
+            socket.get_ref().connect(server_addr)?;
+            Ok(SmolUdp(socket))
+        })
     }
 }

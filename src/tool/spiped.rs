@@ -72,6 +72,12 @@ async fn serve(
         .into_iter()
         .next()
         .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
+    // Like C, with -D nothing listens before the target resolves.
+    let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
+    let bind = match &opts.bind {
+        Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
+        None => None,
+    };
     let listener = Listener::bind(&source).map_err(|e| {
         format!(
             "cannot listen on {}: {}",
@@ -83,11 +89,6 @@ async fn serve(
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
-    let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
-    let bind = match &opts.bind {
-        Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
-        None => None,
-    };
     announce_ready(readiness, opts.syslog)?;
     if let Some(every) = opts.resolve_interval {
         let (targets, addr) = (targets.clone(), opts.target.clone());
