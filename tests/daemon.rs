@@ -649,3 +649,36 @@ fn wait_for_stderr(stderr: impl Fn() -> String, needle: &str) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// `-D` waiting for a name that never resolves still ends cleanly on SIGTERM, removing
+/// its pidfile.
+#[test]
+fn wait_dns_stops_on_sigterm() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let pidfile = dir.path().join("d.pid");
+    let mut cmd = names.spiped();
+    cmd.args([
+        "-d",
+        "-D",
+        "-s",
+        &src.arg(),
+        "-k",
+        &k,
+        "-t",
+        "never.spiped.test:1",
+    ])
+    .args(["-p", pidfile.to_str().unwrap()]);
+    let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+    assert_eq!(code(st), Some(0));
+    let daemon = daemon.unwrap();
+    wait_for_stderr(|| daemon.stderr(), "retrying until it resolves (-D)");
+    signal(daemon.pid, libc::SIGTERM);
+    assert!(daemon.wait_gone(QUICK), "-D daemon ignored SIGTERM");
+    assert!(!pidfile.exists(), "pidfile left behind");
+}

@@ -67,16 +67,28 @@ async fn serve(
         // -D: the caller is released before look-ups that may take a long time.
         announce_ready(readiness.take(), opts.syslog)?;
     }
-    let source = look_up(&opts.source, opts.wait_dns)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
-    // Like C, with -D nothing listens before the target resolves.
-    let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
-    let bind = match &opts.bind {
-        Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
-        None => None,
+    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
+    // (-D may wait for ever) ends the daemon cleanly.
+    let resolving = async {
+        let source = look_up(&opts.source, opts.wait_dns)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
+        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
+        let bind = match &opts.bind {
+            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
+            None => None,
+        };
+        Ok::<_, String>(Some((source, targets, bind)))
+    };
+    let mut signals = signals;
+    let stopped = async {
+        let _ = signals.next().await;
+        Ok(None)
+    };
+    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
+        return Ok(());
     };
     let listener = Listener::bind(&source).map_err(|e| {
         format!(
@@ -109,7 +121,6 @@ async fn serve(
         bind,
     });
     let shutdown = async {
-        let mut signals = signals;
         let _ = signals.next().await;
     };
     dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
