@@ -7,11 +7,13 @@
 //!   a key and endpoints.
 //! - [`pump`]: one direction of an established connection.
 //! - [`session`]: the handshake driven over a transport, then both pumps.
-//! - [`conn`]: one daemon connection's life; [`dispatch`]: the accept loop.
+//! - [`conn`]: one daemon connection's life; [`dispatch`]: the accept loop;
+//!   [`daemon`]: forking, pidfile and privileges.
 //! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
 
 pub mod cli;
 pub mod conn;
+pub mod daemon;
 pub mod dispatch;
 pub mod errors;
 pub mod keyfile;

@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
 use smol::LocalExecutor;
-use spiped_transports::{Listener, StreamOptions};
+use spiped_transports::{Address, Endpoint, Listener, StreamOptions};
 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
+use crate::daemon::{self, Readiness, RemoveOnDrop};
 use crate::proto::handshake::Mode;
+use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile};
+use crate::{dispatch, keyfile, log};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -22,15 +26,66 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 fn run(opts: SpipedOptions) -> Result<(), String> {
-    // Everything that can fail because of the command line or the environment happens
-    // here, before any connection is served, so mistakes surface as one error and exit 1.
+    // The key is read first: with `-k -` it comes from the caller's standard input.
     let key = keyfile::load(&opts.key_file)?;
-    let source = resolve::resolve(&opts.source)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
-    let targets = Targets::new(resolve::resolve(&opts.target)?);
-    let bind = opts.bind.as_ref().map(resolve::resolve_bind).transpose()?;
+    // Forking is only sound while this is the sole thread, so it comes before anything
+    // that may start one (the executor, async-io's reactor, the resolver). The parent
+    // waits in there until the child reports it is serving or has failed.
+    let readiness = match opts.foreground {
+        true => None,
+        false => Some(daemon::daemonize()?),
+    };
+    // Installed early so a SIGTERM during start-up already shuts down cleanly.
+    let signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // One event loop, as in spiped: a connection's events are handled on the thread that
+    // sees them, with no hand-off between threads (each costs tens of microseconds of
+    // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
+    // runs on the blocking pool (see pump and session), which is what uses other cores.
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(serve(&ex, opts, key, readiness, signals)))
+}
+
+/// Everything after forking: pidfile, source, privileges, target, then the accept loop
+/// until SIGTERM or SIGINT.
+async fn serve(
+    ex: &LocalExecutor<'_>,
+    opts: SpipedOptions,
+    key: Key,
+    mut readiness: Option<Readiness>,
+    signals: Signals,
+) -> Result<(), String> {
+    let _pidfile = match readiness {
+        Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
+        None => None,
+    };
+    if opts.wait_dns {
+        // -D: the caller is released before look-ups that may take a long time.
+        announce_ready(readiness.take(), opts.syslog)?;
+    }
+    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
+    // (-D may wait for ever) ends the daemon cleanly.
+    let resolving = async {
+        let source = look_up(&opts.source, opts.wait_dns)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("cannot resolve {}: no addresses found", opts.source))?;
+        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
+        let bind = match &opts.bind {
+            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
+            None => None,
+        };
+        Ok::<_, String>(Some((source, targets, bind)))
+    };
+    let mut signals = signals;
+    let stopped = async {
+        let _ = signals.next().await;
+        Ok(None)
+    };
+    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
+        return Ok(());
+    };
     let listener = Listener::bind(&source).map_err(|e| {
         format!(
             "cannot listen on {}: {}",
@@ -38,8 +93,15 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
             crate::errors::describe(&e)
         )
     })?;
-    if !opts.foreground {
-        crate::log::warn("daemonizing is not yet supported; staying in the foreground (use -F)");
+    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    if let Some(user) = &opts.user {
+        daemon::drop_privileges(user)?;
+    }
+    announce_ready(readiness, opts.syslog)?;
+    if let Some(every) = opts.resolve_interval {
+        let (targets, addr) = (targets.clone(), opts.target.clone());
+        ex.spawn(async move { targets.keep_fresh(&addr, every).await })
+            .detach();
     }
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
@@ -55,17 +117,29 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
         },
         bind,
     });
-    // One event loop, as in spiped: a connection's events are handled on the thread that
-    // sees them, with no hand-off between threads (each costs tens of microseconds of
-    // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
-    // runs on the blocking pool (see pump and session), which is what uses other cores.
-    let ex = LocalExecutor::new();
-    smol::block_on(ex.run(dispatch::serve(
-        &ex,
-        &listener,
-        cfg,
-        targets,
-        opts.max_connections,
-    )));
+    let shutdown = async {
+        let _ = signals.next().await;
+    };
+    dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
+    Ok(())
+}
+
+/// Resolves `addr`, retrying until it works when `patient` (`-D`).
+async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
+    match patient {
+        true => Ok(resolve::resolve_patiently(addr).await),
+        false => resolve::resolve(addr).await,
+    }
+}
+
+/// Releases the waiting parent (when daemonized) and, with `--syslog`, sends warnings to
+/// syslog from now on; errors before this point reached the caller's terminal.
+fn announce_ready(readiness: Option<Readiness>, syslog: bool) -> Result<(), String> {
+    if let Some(r) = readiness {
+        r.ready(syslog)?;
+    }
+    if syslog {
+        log::use_syslog();
+    }
     Ok(())
 }
