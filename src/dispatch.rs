@@ -1,5 +1,5 @@
 //! The accept loop: takes connections off the listening socket, at most `-n` at a time,
-//! and hands each to [`conn::run`] on the executor.
+//! and hands each to [`conn::run`] on the executor, until told to shut down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,17 +16,36 @@ use crate::resolve::Targets;
 /// long enough not to spin, short enough that service resumes promptly.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections forever, running each on `ex`.
+/// Accepts connections, running each on `ex`, until `shutdown` completes; then closes
+/// the listener at once (new connections are refused) and returns when every open
+/// connection has finished.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached.
 pub async fn serve(
     ex: &LocalExecutor<'_>,
+    listener: Listener,
+    cfg: Arc<ConnConfig>,
+    targets: Targets,
+    limit: Option<usize>,
+    shutdown: impl Future<Output = ()>,
+) {
+    // Every connection task holds a sender; when the last one is dropped, recv fails.
+    let (open_tx, open_rx) = smol::channel::bounded::<()>(1);
+    let accepting = accept_loop(ex, &listener, cfg, targets, limit, open_tx);
+    futures_lite::future::or(accepting, shutdown).await;
+    drop(listener);
+    let _ = open_rx.recv().await;
+}
+
+async fn accept_loop(
+    ex: &LocalExecutor<'_>,
     listener: &Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,
     limit: Option<usize>,
+    open: smol::channel::Sender<()>,
 ) {
     let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
     let mut at_limit = false;
@@ -64,7 +83,7 @@ pub async fn serve(
         };
         let cfg = cfg.clone();
         let list = targets.current();
-        let open = crate::session::OpenConnection::count();
+        let open = (open.clone(), crate::session::OpenConnection::count());
         ex.spawn(async move {
             conn::run(stream, &cfg, &list).await;
             drop((permit, open));

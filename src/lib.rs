@@ -8,13 +8,15 @@
 //! - [`pump`]: one direction of an established connection.
 //! - [`session`]: the handshake driven over a transport, then both pumps.
 //! - [`conn`]: one daemon connection's life, logged by [`connlog`], optionally led by a
-//!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop.
-//! - [`systemd`]: socket activation and readiness notification.
+//!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop;
+//!   [`daemon`]: forking, pidfile and privileges; [`systemd`]: socket activation and
+//!   readiness notification.
 //! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
 
 pub mod cli;
 pub mod conn;
 pub mod connlog;
+pub mod daemon;
 pub mod dispatch;
 pub mod errors;
 pub mod keyfile;

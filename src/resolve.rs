@@ -1,38 +1,97 @@
-//! Turning user-given addresses into endpoints.
+//! Turning user-given addresses into endpoints, and keeping the target's fresh.
+//!
+//! Host names go through hickory's resolver on smol (see [`runtime`]), configured from
+//! `/etc/resolv.conf` and `/etc/hosts` like the C library's resolver. Both files are
+//! read again for every look-up, so edits apply to the next re-resolution.
 
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+mod runtime;
+
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
+use hickory_resolver::Resolver;
+use hickory_resolver::config::ResolverConfig;
 use spiped_transports::{Address, Endpoint};
 
-/// Resolves `addr` into every endpoint it names, in the resolver's order.
-///
-/// Host names go through the system resolver (so `/etc/hosts` applies); this blocks
-/// and is meant for start-up and background threads. Errors name the address.
-pub fn resolve(addr: &Address) -> Result<Vec<Endpoint>, String> {
+use crate::log;
+
+/// How long `-D` waits between attempts to resolve an address that does not resolve yet.
+pub const WAIT_DNS_RETRY: Duration = Duration::from_secs(1);
+
+/// Resolves `addr` into every endpoint it names, in the resolver's order. Errors name
+/// the address.
+pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, String> {
     match addr {
         Address::Unix(p) => Ok(vec![Endpoint::Unix(p.clone())]),
         Address::Ip { ip, port } => Ok(vec![Endpoint::Tcp(SocketAddr::new(*ip, *port))]),
         Address::Name { host, port } => {
-            let found: io::Result<Vec<SocketAddr>> = (host.as_str(), *port)
-                .to_socket_addrs()
-                .map(|it| it.collect());
-            match found {
-                Ok(v) if !v.is_empty() => Ok(v.into_iter().map(Endpoint::Tcp).collect()),
-                Ok(_) => Err(format!("cannot resolve {addr}: no addresses found")),
-                Err(e) => Err(format!(
-                    "cannot resolve {addr}: {}",
-                    crate::errors::describe(&e)
-                )),
+            let found = lookup(host)
+                .await
+                .map_err(|e| format!("cannot resolve {addr}: {e}"))?;
+            if found.is_empty() {
+                return Err(format!("cannot resolve {addr}: no addresses found"));
             }
+            Ok(found
+                .into_iter()
+                .map(|ip| Endpoint::Tcp(SocketAddr::new(ip, *port)))
+                .collect())
         }
     }
 }
 
+/// Like [`resolve`], but for `-D`: retries every [`WAIT_DNS_RETRY`] until it succeeds,
+/// warning once.
+pub async fn resolve_patiently(addr: &Address) -> Vec<Endpoint> {
+    let mut warned = false;
+    loop {
+        match resolve(addr).await {
+            Ok(v) => return v,
+            Err(e) if !warned => {
+                log::warn(&format!("{e}; retrying until it resolves (-D)"));
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        smol::Timer::after(WAIT_DNS_RETRY).await;
+    }
+}
+
+/// The addresses of `host` from a resolver built afresh, so that `/etc/hosts` and
+/// `/etc/resolv.conf` are read now rather than when the daemon started.
+async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    let builder = match Resolver::builder(runtime::SmolRuntime) {
+        Ok(b) => b,
+        // Like the C library without /etc/resolv.conf: still answer from /etc/hosts.
+        Err(_) => Resolver::builder_with_config(
+            ResolverConfig::from_parts(None, Vec::new(), Vec::new()),
+            runtime::SmolRuntime,
+        ),
+    };
+    let resolver = builder.build().map_err(|e| e.to_string())?;
+    let found = resolver.lookup_ip(host).await.map_err(|e| {
+        use hickory_resolver::net::NetError;
+        match e {
+            _ if e.is_nx_domain() || e.is_no_records_found() => {
+                "no such host (not in /etc/hosts, and DNS has no address for it)".to_owned()
+            }
+            NetError::NoConnections | NetError::Timeout => {
+                "no DNS server answered (see the nameserver lines of /etc/resolv.conf)".to_owned()
+            }
+            e => format!("DNS look-up failed: {e}"),
+        }
+    })?;
+    Ok(found.iter().collect())
+}
+
 /// Resolves a `-b` bind address to one IP socket address.
-pub fn resolve_bind(addr: &Address) -> Result<SocketAddr, String> {
-    match resolve(addr)?.into_iter().next() {
+pub async fn resolve_bind(addr: &Address) -> Result<SocketAddr, String> {
+    bind_address(addr, resolve(addr).await?)
+}
+
+/// Picks the address outgoing connections bind to from what `-b` resolved to.
+pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, String> {
+    match found.into_iter().next() {
         Some(Endpoint::Tcp(a)) => Ok(a),
         _ => Err(format!(
             "invalid bind address {addr}: -b takes an IP address or host name, not a UNIX socket"
@@ -66,5 +125,21 @@ impl Targets {
             Err(poisoned) => poisoned.into_inner(),
         };
         *g = Arc::new(list);
+    }
+
+    /// Re-resolves `addr` every `every` forever (`-r`), replacing the list on success;
+    /// a failure keeps the last good list and warns. Returns at once for addresses
+    /// without a host name, which cannot change.
+    pub async fn keep_fresh(&self, addr: &Address, every: Duration) {
+        if !matches!(addr, Address::Name { .. }) {
+            return;
+        }
+        loop {
+            smol::Timer::after(every).await;
+            match resolve(addr).await {
+                Ok(list) => self.set(list),
+                Err(e) => log::warn(&format!("{e}; still using the previous addresses")),
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! sd_notify(3) describe them.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -17,14 +17,14 @@ const SD_LISTEN_FDS_START: RawFd = 3;
 /// Set once the passed descriptors have been taken, so they are owned only once.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// The listening sockets systemd passed to this process, taken over (at most once per
-/// process; later calls return none). Empty when `LISTEN_PID` is not our pid or
-/// `LISTEN_FDS` is unset, as when not socket-activated.
+/// The sockets systemd passed to this process, taken over (at most once per process;
+/// later calls return none). Empty when `LISTEN_PID` is not our pid or `LISTEN_FDS` is
+/// unset, as when not socket-activated. [`choose`] turns them into a listener.
 ///
 /// Must run before the process opens any file of its own, so that descriptors 3 and up
-/// are still the ones systemd passed. A descriptor that is not a listening stream socket
-/// is an error naming it.
-pub fn inherited_listeners() -> Result<Vec<Listener>, String> {
+/// are still the ones systemd passed. A descriptor that is not a socket is an error
+/// naming it.
+pub fn inherited_sockets() -> Result<Vec<OwnedFd>, String> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -40,17 +40,17 @@ pub fn inherited_listeners() -> Result<Vec<Listener>, String> {
     }
     (SD_LISTEN_FDS_START..SD_LISTEN_FDS_START.saturating_add(count))
         .map(|fd| {
-            let bad = |why: String| format!("descriptor {fd} passed by systemd: {why}");
             if !is_socket(fd) {
-                return Err(bad("not an open socket".to_owned()));
+                return Err(format!(
+                    "descriptor {fd} passed by systemd: not an open socket"
+                ));
             }
             // SAFETY: the socket-activation protocol hands descriptors 3 .. 3+LISTEN_FDS
             // to the process whose pid is LISTEN_PID, which we checked is us; fstat just
             // confirmed it is an open socket; TAKEN guarantees each is wrapped once in
             // this process; and this runs before we open anything of our own, so no
             // other owner of the number exists here.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            Listener::from_inherited(owned).map_err(|e| bad(crate::errors::describe(&e)))
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         })
         .collect()
 }
@@ -66,14 +66,27 @@ fn is_socket(fd: RawFd) -> bool {
 }
 
 /// Picks the listener to serve from the sockets systemd passed: the one listening on
-/// `source` (`-s`), or with no `-s` the only one. `None` when nothing was passed.
+/// `source` (`-s`), or with no `-s` the only one. `None` when nothing was passed. Each
+/// must be a listening TCP or UNIX stream socket.
 pub fn choose(
-    mut inherited: Vec<Listener>,
+    inherited: Vec<OwnedFd>,
     source: Option<&[Endpoint]>,
 ) -> Result<Option<Listener>, String> {
     if inherited.is_empty() {
         return Ok(None);
     }
+    let mut inherited = inherited
+        .into_iter()
+        .map(|fd| {
+            let n = fd.as_raw_fd();
+            Listener::from_inherited(fd).map_err(|e| {
+                format!(
+                    "descriptor {n} passed by systemd: {}",
+                    crate::errors::describe(&e)
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let n = inherited.len();
     match source {
         None if n == 1 => Ok(inherited.pop()),

@@ -392,7 +392,7 @@ fn connection_log_lines_and_failure_rate_limit() {
 /// says why it cannot listen; `--socket-mode` sets the file's permission bits.
 #[test]
 fn unix_source_socket_hygiene() {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::os::unix::net::UnixListener;
 
     let dir = temp_dir();
@@ -414,7 +414,7 @@ fn unix_source_socket_hygiene() {
     let source = Addr::Unix(stale.clone());
     let a = args(&stale);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let d = Daemon::spawn(
+    let mut d = Daemon::spawn(
         Impl::Ours,
         "stale",
         dpath,
@@ -433,7 +433,32 @@ fn unix_source_socket_hygiene() {
         &up,
         &target,
     );
-    drop(d);
+    // A clean exit removes the socket file spiped made.
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(EXCHANGE_DEADLINE).expect("no exit on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!stale.exists(), "socket file left behind");
+
+    // --socket-owner, as root (who may give files away).
+    if root() {
+        let owned = dpath.join("owned.sock");
+        let source = Addr::Unix(owned.clone());
+        let a = args(&owned);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let owner = ["--socket-owner", "nobody:nogroup"];
+        let _d = Daemon::spawn(
+            Impl::Ours,
+            "owned",
+            dpath,
+            &source,
+            &[&a[..], &owner].concat(),
+        );
+        let meta = std::fs::metadata(&owned).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (getent_id("passwd", "nobody"), getent_id("group", "nogroup"))
+        );
+    }
 
     // Live: another process listens there.
     let live = dpath.join("live.sock");
@@ -460,6 +485,19 @@ fn unix_source_socket_hygiene() {
     let out = run(cmd);
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
     assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+
+    /// The numeric id of `name` in the system database `db`, as getent(1) prints it.
+    fn getent_id(db: &str, name: &str) -> u32 {
+        let out = std::process::Command::new("getent")
+            .args([db, name])
+            .output()
+            .unwrap();
+        let line = String::from_utf8(out.stdout).unwrap();
+        line.split(':')
+            .nth(2)
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("{db} {name}: {line:?}"))
+    }
 
     fn fs_mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o7777

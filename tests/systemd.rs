@@ -66,7 +66,8 @@ fn unit_command_line(target: &str, keys: &[&str]) -> (String, Vec<String>) {
 /// listening socket as descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` the service's own pid
 /// (set by a shell that then execs spiped, keeping its pid), and `NOTIFY_SOCKET`; waits
 /// for the `READY=1` datagram, then serves Debian's C spipe (or ours) using either key
-/// of the example's two, through the socket spiped never bound itself.
+/// of the example's two, through the socket spiped never bound itself; on SIGTERM it
+/// sends `STOPPING=1`, exits 0 and leaves the socket file alone.
 #[test]
 fn socket_activated_unit_notifies_and_serves() {
     let client = if c_available() { Impl::C } else { Impl::Ours };
@@ -91,7 +92,6 @@ fn socket_activated_unit_notifies_and_serves() {
     cmd.arg("-c")
         .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
         .arg(&bin)
-        .args(&args)
         .env("LISTEN_FDS", "1")
         .env("NOTIFY_SOCKET", &notify_path);
     let fd = listener.as_raw_fd();
@@ -113,8 +113,10 @@ fn socket_activated_unit_notifies_and_serves() {
         });
     }
     let source = Addr::Unix(sock.clone());
-    println!("[activated] {bin} {}", args.join(" "));
-    let d = Daemon::start(Impl::Ours, "activated", dpath, &source, cmd);
+    // spawn_cmd adds the -F of the unit's ExecStart itself.
+    assert_eq!(args[0], "-F");
+    let rest: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    let mut d = Daemon::spawn_cmd(Impl::Ours, "activated", dpath, &source, cmd, &rest);
     let mut buf = [0u8; 64];
     let n = notify
         .recv(&mut buf)
@@ -137,7 +139,17 @@ fn socket_activated_unit_notifies_and_serves() {
         "{}",
         d.stderr()
     );
-    drop(d);
+    // systemctl stop: SIGTERM, STOPPING=1, a clean exit, and the socket file left to
+    // systemd, which made it.
+    d.signal(libc::SIGTERM);
+    let n = notify
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no STOPPING=1: {e}; stderr: {}", d.stderr()));
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = d
+        .wait_exit(EXCHANGE_DEADLINE)
+        .expect("did not exit on SIGTERM");
+    assert!(status.success(), "{status}; stderr: {}", d.stderr());
     assert!(sock.exists(), "the socket file is systemd's to remove");
 }
 

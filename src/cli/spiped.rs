@@ -60,9 +60,10 @@ pub struct SpipedOptions {
     pub max_connections: Option<usize>,
     /// `-o`: connect + handshake timeout.
     pub timeout: Duration,
-    /// `-p` as given. The default (`<source>.pid`) is applied by the daemon code, which
-    /// also knows that `-F` writes none.
-    pub pidfile: Option<PathBuf>,
+    /// `-p`, or by default the `-s` argument as written plus `.pid` (as C spiped names
+    /// it, so a TCP source's pidfile lands in the working directory); `spiped.pid` when
+    /// socket activation left `-s` out. None is written with `-F`.
+    pub pidfile: PathBuf,
     /// `-r`: how often to re-resolve the target; `None` with `-R`.
     pub resolve_interval: Option<Duration>,
     /// `--syslog`: after daemonizing, warn to syslog not stderr.
@@ -340,6 +341,9 @@ impl Args {
             }
         };
 
+        let pidfile = self
+            .pidfile
+            .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
         Ok(SpipedOptions {
             direction,
             source: source
@@ -356,7 +360,7 @@ impl Args {
             x25519: self.x25519,
             max_connections,
             timeout: super::timeout(self.timeout)?,
-            pidfile: self.pidfile.map(PathBuf::from),
+            pidfile: PathBuf::from(pidfile),
             resolve_interval,
             syslog: self.syslog,
             user: self
@@ -498,7 +502,7 @@ mod tests {
                 x25519: false,
                 max_connections: Some(100),
                 timeout: Duration::from_secs(5),
-                pidfile: None,
+                pidfile: PathBuf::from("[127.0.0.1]:8025.pid"),
                 resolve_interval: Some(Duration::from_secs(60)),
                 syslog: false,
                 user: None,
@@ -592,7 +596,11 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_millis(500));
         assert_eq!(o.resolve_interval, Some(Duration::from_millis(2500)));
         assert_eq!(o.bind, Some(Address::parse_bind("[10.0.0.1]").unwrap()));
-        assert_eq!(o.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert_eq!(o.pidfile, PathBuf::from("/run/x.pid"));
+        assert_eq!(
+            run(&["-e", "-s", "1.2.3.4:5", "-t/b", "-kk"]).pidfile,
+            PathBuf::from("1.2.3.4:5.pid")
+        );
         assert_eq!(
             o.user,
             Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))

@@ -354,14 +354,25 @@ fn with_pipe(
     };
     let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
     let ex = LocalExecutor::new();
+    let (to_target, to_decrypt) = (to(&target), to(&decrypt));
+    let entry = encrypt.endpoint().clone();
+    let never = std::future::pending::<()>;
     let daemons = futures_lite::future::zip(
-        crate::dispatch::serve(&ex, &decrypt, config(Direction::Decrypt), to(&target), None),
         crate::dispatch::serve(
             &ex,
-            &encrypt,
-            config(Direction::Encrypt),
-            to(&decrypt),
+            decrypt,
+            config(Direction::Decrypt),
+            to_target,
             None,
+            never(),
+        ),
+        crate::dispatch::serve(
+            &ex,
+            encrypt,
+            config(Direction::Encrypt),
+            to_decrypt,
+            None,
+            never(),
         ),
     );
     let targets = async {
@@ -373,7 +384,7 @@ fn with_pipe(
         }
     };
     let work = async {
-        let stream = connect(encrypt.endpoint(), None, StreamOptions::default(), budget)
+        let stream = connect(&entry, None, StreamOptions::default(), budget)
             .await
             .map_err(|e| format!("cannot connect to the -e daemon: {}", io(e)))?;
         client(stream).await

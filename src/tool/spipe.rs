@@ -18,8 +18,14 @@ pub fn main(args: &[String]) -> i32 {
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
     let key = keyfile::load(&opts.key_file)?;
-    let targets = resolve::resolve(&opts.target)?;
-    let bind = opts.bind.as_ref().map(resolve::resolve_bind).transpose()?;
+    let (targets, bind) = smol::block_on(async {
+        let targets = resolve::resolve(&opts.target).await?;
+        let bind = match &opts.bind {
+            Some(b) => Some(resolve::resolve_bind(b).await?),
+            None => None,
+        };
+        Ok::<_, String>((targets, bind))
+    })?;
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,

@@ -1,16 +1,21 @@
 //! `spiped`: the daemon. Listens on the source, and for each connection opens the
 //! target and pipes between them, encrypting one side.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
 use smol::LocalExecutor;
-use spiped_transports::{Listener, SocketFile, StreamOptions};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
+use crate::daemon::{self, Readiness, RemoveOnDrop};
 use crate::proto::handshake::Mode;
+use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile, systemd};
+use crate::{dispatch, keyfile, log, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -22,19 +27,82 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 fn run(opts: SpipedOptions) -> Result<(), String> {
-    // Everything that can fail because of the command line or the environment happens
-    // here, before any connection is served, so mistakes surface as one error and exit 1.
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
-    let inherited = systemd::inherited_listeners()?;
+    let inherited = systemd::inherited_sockets()?;
+    // The key is read next: with `-k -` it comes from the caller's standard input.
     let key = keyfile::load(&opts.key_file)?;
     let extra_keys =
         (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
-    let listener = listen(&opts, inherited)?;
-    let targets = Targets::new(resolve::resolve(&opts.target)?);
-    let bind = opts.bind.as_ref().map(resolve::resolve_bind).transpose()?;
-    if !opts.foreground {
-        crate::log::warn("daemonizing is not yet supported; staying in the foreground (use -F)");
+    // Forking is only sound while this is the sole thread, so it comes before anything
+    // that may start one (the executor, async-io's reactor, the resolver). The parent
+    // waits in there until the child reports it is serving or has failed.
+    let readiness = match opts.foreground {
+        true => None,
+        false => Some(daemon::daemonize()?),
+    };
+    // Installed early so a SIGTERM during start-up already shuts down cleanly.
+    let signals = Signals::new([Signal::Term, Signal::Int])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    // One event loop, as in spiped: a connection's events are handled on the thread that
+    // sees them, with no hand-off between threads (each costs tens of microseconds of
+    // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
+    // runs on the blocking pool (see pump and session), which is what uses other cores.
+    let ex = LocalExecutor::new();
+    let keys = (key, extra_keys);
+    smol::block_on(ex.run(serve(&ex, opts, keys, inherited, readiness, signals)))
+}
+
+/// Everything after forking: pidfile, source, privileges, target, then the accept loop
+/// until SIGTERM or SIGINT.
+async fn serve(
+    ex: &LocalExecutor<'_>,
+    opts: SpipedOptions,
+    (key, extra_keys): (Key, Vec<Key>),
+    inherited: Vec<OwnedFd>,
+    mut readiness: Option<Readiness>,
+    signals: Signals,
+) -> Result<(), String> {
+    let _pidfile = match readiness {
+        Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
+        None => None,
+    };
+    if opts.wait_dns {
+        // -D: the caller is released before look-ups that may take a long time.
+        announce_ready(readiness.take(), opts.syslog)?;
+    }
+    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
+    // (-D may wait for ever) ends the daemon cleanly.
+    let resolving = async {
+        let source = match &opts.source {
+            Some(s) => Some(look_up(s, opts.wait_dns).await?),
+            None => None,
+        };
+        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
+        let bind = match &opts.bind {
+            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
+            None => None,
+        };
+        Ok::<_, String>(Some((source, targets, bind)))
+    };
+    let mut signals = signals;
+    let stopped = async {
+        let _ = signals.next().await;
+        Ok(None)
+    };
+    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
+        return Ok(());
+    };
+    let listener = listen(&opts, inherited, source)?;
+    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    if let Some(user) = &opts.user {
+        daemon::drop_privileges(user)?;
+    }
+    announce_ready(readiness, opts.syslog)?;
+    if let Some(every) = opts.resolve_interval {
+        let (targets, addr) = (targets.clone(), opts.target.clone());
+        ex.spawn(async move { targets.keep_fresh(&addr, every).await })
+            .detach();
     }
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
@@ -54,28 +122,50 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
         },
         bind,
     });
-    // One event loop, as in spiped: a connection's events are handled on the thread that
-    // sees them, with no hand-off between threads (each costs tens of microseconds of
-    // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
-    // runs on the blocking pool (see pump and session), which is what uses other cores.
-    if let Err(e) = systemd::notify("READY=1") {
-        crate::log::warn(&format!("cannot notify systemd of readiness: {e}"));
-    }
-    let ex = LocalExecutor::new();
-    smol::block_on(ex.run(dispatch::serve(
-        &ex,
-        &listener,
-        cfg,
-        targets,
-        opts.max_connections,
-    )));
+    let shutdown = async {
+        let _ = signals.next().await;
+        notify_systemd("STOPPING=1");
+    };
+    dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
     Ok(())
 }
 
+/// Resolves `addr`, retrying until it works when `patient` (`-D`).
+async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
+    match patient {
+        true => Ok(resolve::resolve_patiently(addr).await),
+        false => resolve::resolve(addr).await,
+    }
+}
+
+/// Releases the waiting parent (when daemonized) and, with `--syslog`, sends warnings to
+/// syslog from now on; errors before this point reached the caller's terminal.
+fn announce_ready(readiness: Option<Readiness>, syslog: bool) -> Result<(), String> {
+    if let Some(r) = readiness {
+        r.ready(syslog)?;
+    }
+    if syslog {
+        log::use_syslog();
+    }
+    notify_systemd("READY=1");
+    Ok(())
+}
+
+/// Tells systemd about our state when it asked to be told (see [`systemd::notify`]).
+fn notify_systemd(state: &str) {
+    if let Err(e) = systemd::notify(state) {
+        log::warn(&format!("cannot notify systemd ({state}): {e}"));
+    }
+}
+
 /// The socket to serve: the one systemd passed (named by `-s`, or the only one), or else
-/// `-s` bound here, its file given `--socket-mode`.
-fn listen(opts: &SpipedOptions, inherited: Vec<Listener>) -> Result<Listener, String> {
-    let source = opts.source.as_ref().map(resolve::resolve).transpose()?;
+/// `-s` (resolved to `source`) bound here, its file given `--socket-mode` and
+/// `--socket-owner`.
+fn listen(
+    opts: &SpipedOptions,
+    inherited: Vec<OwnedFd>,
+    source: Option<Vec<Endpoint>>,
+) -> Result<Listener, String> {
     if let Some(l) = systemd::choose(inherited, source.as_deref())? {
         return Ok(l);
     }
@@ -86,17 +176,22 @@ fn listen(opts: &SpipedOptions, inherited: Vec<Listener>) -> Result<Listener, St
         .into_iter()
         .next()
         .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
+    let (uid, gid) = match &opts.socket_owner {
+        Some(spec) => daemon::socket_owner(spec)?,
+        None => (None, None),
+    };
     let file = SocketFile {
         mode: opts.socket_mode,
-        ..SocketFile::default()
+        uid,
+        gid,
     };
     Listener::bind_with(&ep, file).map_err(|e| {
-        let unix_in_use = e.kind() == std::io::ErrorKind::AddrInUse
-            && matches!(ep, spiped_transports::Endpoint::Unix(_));
+        let unix_in_use =
+            e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
         let why = match unix_in_use {
             true => {
                 " (a process listens there, or the path is not a socket; only a stale \
-                     socket file is replaced)"
+                 socket file is replaced)"
             }
             false => "",
         };

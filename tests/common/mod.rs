@@ -21,6 +21,21 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+/// True when running as root; panics under CI otherwise (tests that need root, for
+/// mount namespaces, -u or file ownership, must run there).
+pub fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the tests as root"
+    );
+    eprintln!("NOTE: skipping: needs root (mount namespaces, -u, file ownership)");
+    false
+}
+
 /// Path of Debian's C spiped.
 pub const C_SPIPED: &str = "/usr/bin/spiped";
 /// Path of Debian's C spipe.
@@ -451,23 +466,27 @@ impl Daemon {
     /// and waits until `source` accepts connections. Panics (with the daemon's stderr) if
     /// it exits or does not become ready within [`READY_DEADLINE`].
     pub fn spawn(which: Impl, label: &str, dir: &Path, source: &Addr, args: &[&str]) -> Daemon {
-        let bin = spiped_bin(which);
-        let mut cmd = Command::new(&bin);
-        cmd.arg("-F").args(args);
-        println!(
-            "[{label}] {which} spiped: {} -F {}",
-            bin.display(),
-            args.join(" ")
-        );
-        Daemon::start(which, label, dir, source, cmd)
+        Daemon::spawn_cmd(which, label, dir, source, spiped_cmd(which), args)
     }
 
-    /// Spawns `cmd` (a daemon that serves `source`, however it is started), stdin and
-    /// stdout null, stderr to a file in `dir`, and waits as [`Daemon::spawn`] does.
-    pub fn start(which: Impl, label: &str, dir: &Path, source: &Addr, mut cmd: Command) -> Daemon {
+    /// Like [`Daemon::spawn`], with `cmd` as the command to add `-F ARGS` to (for
+    /// example one from [`in_mount_ns`]).
+    pub fn spawn_cmd(
+        which: Impl,
+        label: &str,
+        dir: &Path,
+        source: &Addr,
+        mut cmd: Command,
+        args: &[&str],
+    ) -> Daemon {
         let stderr_path = dir.join(format!("{label}.stderr"));
         let errf = fs::File::create(&stderr_path).expect("create stderr file");
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(errf);
+        cmd.arg("-F")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(errf);
+        println!("[{label}] {which} spiped: {cmd:?}");
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("[{label}] spawn {cmd:?}: {e}"));
@@ -535,6 +554,21 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid(), sig);
+    }
+
+    /// Waits up to `deadline` for the daemon to exit; `None` (and killed) on timeout.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        wait_deadline(&mut self.child, deadline)
+    }
+
     /// Panics if the daemon has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(st)) = self.child.try_wait() {
@@ -555,6 +589,106 @@ impl Drop for Daemon {
         let err = self.stderr();
         if !err.is_empty() {
             println!("[{}] {} spiped stderr:\n{err}", self.label, self.which);
+        }
+    }
+}
+
+/// Sends signal `sig` to process `pid`.
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill takes plain integers; a stale pid at worst signals nothing.
+    let r = unsafe { libc::kill(pid, sig) };
+    assert!(r == 0 || sig == libc::SIGKILL, "kill({pid}, {sig}) failed");
+}
+
+/// True while process `pid` exists and is not a zombie (a daemon's parent is init, which
+/// may reap it late, so a zombie counts as gone).
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A `Command` that runs `program` in a private mount namespace in which each
+/// `(file, over)` is bind-mounted over the path `over` (needs root and util-linux's
+/// `unshare`, both present in CI). Add the program's arguments to the result.
+pub fn in_mount_ns(binds: &[(&Path, &str)], program: &Path) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 97; shift 2; done; shift; exec "$@""#)
+        .arg("sh");
+    for (file, over) in binds {
+        cmd.arg(file).arg(over);
+    }
+    cmd.arg("--").arg(program);
+    cmd
+}
+
+/// A `spiped` that daemonized itself (started without `-F`): known by its pidfile,
+/// killed on drop if still running.
+pub struct Daemonized {
+    pub pid: i32,
+    pub stderr_path: PathBuf,
+}
+
+impl Daemonized {
+    /// Runs `cmd` (a complete `spiped` command line without `-F`) with stderr to
+    /// `stderr_path`, and waits for the foreground process to exit. Returns its status
+    /// and, when it exited 0, the daemon named by `pidfile`.
+    pub fn start(
+        mut cmd: Command,
+        pidfile: &Path,
+        stderr_path: &Path,
+    ) -> (Option<ExitStatus>, Option<Daemonized>) {
+        let errf = fs::File::create(stderr_path).expect("create stderr file");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(errf);
+        println!("daemonizing: {cmd:?}");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let status = wait_deadline(&mut child, READY_DEADLINE);
+        if status.is_none_or(|s| !s.success()) {
+            return (status, None);
+        }
+        let text = fs::read_to_string(pidfile)
+            .unwrap_or_else(|e| panic!("pidfile {} after exit 0: {e}", pidfile.display()));
+        let pid = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("pidfile {} holds {text:?}", pidfile.display()));
+        let d = Daemonized {
+            pid,
+            stderr_path: stderr_path.to_owned(),
+        };
+        (status, Some(d))
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits up to `deadline` for the daemon to be gone; true if it is.
+    pub fn wait_gone(&self, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        while alive(self.pid) {
+            if Instant::now() >= end {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+impl Drop for Daemonized {
+    fn drop(&mut self) {
+        if alive(self.pid) {
+            signal(self.pid, libc::SIGKILL);
+        }
+        let err = self.stderr();
+        if !err.is_empty() {
+            println!("daemon {} stderr:\n{err}", self.pid);
         }
     }
 }
@@ -585,6 +719,7 @@ pub struct Record {
 struct TargetState {
     records: Vec<Record>,
     accepted: usize,
+    peers: Vec<SocketAddr>,
     active: usize,
 }
 
@@ -603,10 +738,11 @@ enum Listener {
 }
 
 impl Listener {
-    fn accept(&self) -> io::Result<Stream> {
+    /// The next connection and, for TCP, the peer's address.
+    fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Some(a))),
+            Listener::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
         }
     }
 }
@@ -616,19 +752,25 @@ static TARGET_IDS: AtomicUsize = AtomicUsize::new(0);
 impl Target {
     /// Starts a target listening on a fresh address of `kind` (UNIX sockets in `dir`).
     pub fn start(kind: Transport, dir: &Path, mode: Mode) -> Target {
-        let (listener, addr) = match kind {
-            Transport::Tcp => {
-                let l = TcpListener::bind("127.0.0.1:0").expect("bind target");
-                let a = l.local_addr().expect("local addr");
-                (Listener::Tcp(l), Addr::Tcp(a))
-            }
+        match kind {
+            Transport::Tcp => Target::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), mode),
             Transport::Unix => {
                 let n = TARGET_IDS.fetch_add(1, Ordering::SeqCst);
                 let p = dir.join(format!("target{n}.sock"));
                 let l = UnixListener::bind(&p).expect("bind unix target");
-                (Listener::Unix(l), Addr::Unix(p))
+                Target::run(Listener::Unix(l), Addr::Unix(p), mode)
             }
-        };
+        }
+    }
+
+    /// Starts a TCP target on `at` (port 0: any free port).
+    pub fn start_at(at: SocketAddr, mode: Mode) -> Target {
+        let l = TcpListener::bind(at).unwrap_or_else(|e| panic!("bind target {at}: {e}"));
+        let a = l.local_addr().expect("local addr");
+        Target::run(Listener::Tcp(l), Addr::Tcp(a), mode)
+    }
+
+    fn run(listener: Listener, addr: Addr, mode: Mode) -> Target {
         let state = Arc::new((Mutex::new(TargetState::default()), Condvar::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let mode = Arc::new(Mutex::new(mode));
@@ -639,9 +781,10 @@ impl Target {
                 if sp.load(Ordering::SeqCst) {
                     return;
                 }
-                let Ok(conn) = conn else { continue };
+                let Ok((conn, peer)) = conn else { continue };
                 {
                     let mut g = st.0.lock().unwrap();
+                    g.peers.extend(peer);
                     g.accepted += 1;
                     g.active += 1;
                 }
@@ -672,6 +815,11 @@ impl Target {
     /// All finished connections so far.
     pub fn records(&self) -> Vec<Record> {
         self.state.0.lock().unwrap().records.clone()
+    }
+
+    /// The peer address of every TCP connection accepted so far, in order.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.state.0.lock().unwrap().peers.clone()
     }
 
     /// Number of accepted connections so far (finished or not).

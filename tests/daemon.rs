@@ -1,0 +1,670 @@
+//! Daemon behaviour of our `spiped`: daemonizing with readiness, the pidfile, graceful
+//! shutdown on SIGTERM/SIGINT, `-u`, `--syslog`, DNS re-resolution (`-r`/`-R`), `-D`,
+//! `-b`, `-n` and `-o`. Name resolution tests run the daemon in a private mount
+//! namespace with its own /etc/hosts and /etc/resolv.conf (root, as in CI).
+
+mod common;
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KEY: &[u8] = b"a key file for the daemon tests, longer than 32 bytes";
+const QUICK: Duration = Duration::from_secs(10);
+
+fn key(dir: &Path) -> String {
+    key_file(dir, "key", KEY).to_str().unwrap().to_owned()
+}
+
+fn ours() -> Command {
+    spiped_cmd(Impl::Ours)
+}
+
+fn code(st: Option<ExitStatus>) -> Option<i32> {
+    st.and_then(|s| s.code())
+}
+
+/// Sends `data` through `spipe -t via` (our spipe) and returns what came back.
+fn through_spipe(via: &Addr, key: &str, data: &[u8]) -> RunOutput {
+    let mut cmd = spipe_cmd(Impl::Ours);
+    cmd.args(["-t", &via.arg(), "-k", key]);
+    run_with_stdin(cmd, data, EXCHANGE_DEADLINE)
+}
+
+/// Asserts that `data` sent through `spipe -t via` comes back byte-exact from an echo
+/// target.
+fn assert_echo_via_spipe(via: &Addr, key: &str, data: &[u8]) {
+    let out = through_spipe(via, key, data);
+    assert_eq!(out.code(), Some(0), "spipe via {via}: {}", out.stderr);
+    assert_eq!(sha(&out.stdout), sha(data), "spipe via {via}: echo differs");
+}
+
+/// Asserts a client sending `data` to `src` gets it back byte-exact.
+fn assert_echo(src: &Addr, data: &[u8]) {
+    let ex = exchange(src, data, EXCHANGE_DEADLINE).unwrap();
+    assert_eq!(sha(&ex.received), sha(data), "echo through {src}: {ex:?}");
+}
+
+/// A mount namespace's view of name resolution: `hosts` as /etc/hosts, and a
+/// resolv.conf naming a DNS server that is not there (127.0.0.1:53 refuses), so only
+/// the hosts file answers and failures are immediate.
+struct Names {
+    hosts: PathBuf,
+    resolv: PathBuf,
+}
+
+impl Names {
+    fn new(dir: &Path, hosts: &str) -> Names {
+        let n = Names {
+            hosts: dir.join("hosts"),
+            resolv: dir.join("resolv.conf"),
+        };
+        fs::write(&n.resolv, "nameserver 127.0.0.1\n").unwrap();
+        n.set_hosts(hosts);
+        n
+    }
+
+    /// Rewrites the hosts file in place: the bind mount follows the inode.
+    fn set_hosts(&self, text: &str) {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .create(true)
+            .open(&self.hosts)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn spiped(&self) -> Command {
+        in_mount_ns(
+            &[
+                (&self.hosts, "/etc/hosts"),
+                (&self.resolv, "/etc/resolv.conf"),
+            ],
+            &spiped_bin(Impl::Ours),
+        )
+    }
+}
+
+/// Without -F: the parent exits 0 only once the daemon serves (the first connection
+/// right after exit succeeds, no retry), the pidfile (default: the -s argument plus
+/// `.pid`, relative to the working directory as in C) holds the daemon's pid, and
+/// SIGTERM removes the pidfile and a UNIX source socket.
+#[test]
+fn daemonizes_with_readiness_and_pidfile() {
+    for kind in [Transport::Tcp, Transport::Unix] {
+        let dir = temp_dir();
+        let k = key(dir.path());
+        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+        let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
+        let _d = Daemon::spawn(
+            Impl::Ours,
+            "d",
+            dir.path(),
+            &hop,
+            &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
+        );
+        let src = Addr::fresh(kind, dir.path(), "src");
+        let pidfile = match &src {
+            Addr::Tcp(_) => dir.path().join(format!("{}.pid", src.arg())),
+            Addr::Unix(p) => PathBuf::from(format!("{}.pid", p.display())),
+        };
+        let mut cmd = ours();
+        cmd.current_dir(dir.path())
+            .args(["-e", "-s", &src.arg(), "-t", &hop.arg(), "-k", &k]);
+        let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("e.stderr"));
+        assert_eq!(code(st), Some(0), "{kind}");
+        let daemon = daemon.unwrap();
+        assert!(alive(daemon.pid), "{kind}: daemon not running");
+        assert_eq!(
+            fs::read_to_string(&pidfile).unwrap(),
+            daemon.pid.to_string()
+        );
+        assert_echo(&src, &payload(300_000, 1));
+        signal(daemon.pid, libc::SIGTERM);
+        assert!(
+            daemon.wait_gone(QUICK),
+            "{kind}: still running after SIGTERM"
+        );
+        assert!(!pidfile.exists(), "{kind}: pidfile left behind");
+        if let Addr::Unix(p) = &src {
+            assert!(!p.exists(), "UNIX source socket left behind");
+        }
+        assert_eq!(daemon.stderr(), "", "{kind}");
+    }
+}
+
+/// Start-up failures reach the caller: the parent exits 1 with the reason, and no
+/// daemon or pidfile stays behind.
+#[test]
+fn startup_failures_make_the_parent_exit_1() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = format!("[127.0.0.1]:{}", busy.local_addr().unwrap().port());
+    let free = Addr::fresh(Transport::Tcp, dir.path(), "src").arg();
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let pidfile = dir.path().join("p.pid");
+    let p = pidfile.to_str().unwrap();
+    let t = "[127.0.0.1]:9";
+    let cases: &[(Command, &[&str], &str)] = &[
+        (ours(), &["-s", &busy, "-t", t], "cannot listen on"),
+        (
+            names.spiped(),
+            &["-s", &free, "-t", "nowhere.spiped.test:1"],
+            "cannot resolve nowhere.spiped.test:1",
+        ),
+        (
+            ours(),
+            &["-s", &free, "-t", t, "-u", "no-such-user-here"],
+            "unknown user 'no-such-user-here'",
+        ),
+        (
+            ours(),
+            &["-s", &free, "-t", t, "-u", ":no-such-group"],
+            "unknown group",
+        ),
+    ];
+    for (base, extra, want) in cases {
+        let mut cmd = Command::new(base.get_program());
+        cmd.args(base.get_args())
+            .args(["-e", "-k", &k, "-p", p])
+            .args(*extra);
+        let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+        assert!(daemon.is_none());
+        let err = fs::read_to_string(dir.path().join("err")).unwrap();
+        assert_eq!(code(st), Some(1), "{extra:?}: {err}");
+        assert!(err.contains(want), "{extra:?}: want {want:?}, got {err:?}");
+        assert_eq!(err.lines().count(), 1, "{extra:?}: {err}");
+        assert!(!pidfile.exists(), "{extra:?}: pidfile left behind");
+    }
+}
+
+/// SIGTERM and SIGINT (foreground): new connections are refused at once, the open one
+/// still completes byte-exact, then the daemon exits 0.
+#[test]
+fn signals_drain_open_connections_then_exit_0() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = temp_dir();
+        let k = key(dir.path());
+        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+        let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
+        let _d = Daemon::spawn(
+            Impl::Ours,
+            "d",
+            dir.path(),
+            &hop,
+            &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
+        );
+        let src = Addr::fresh(Transport::Unix, dir.path(), "src");
+        let mut e = Daemon::spawn(
+            Impl::Ours,
+            "e",
+            dir.path(),
+            &src,
+            &["-e", "-s", &src.arg(), "-t", &hop.arg(), "-k", &k],
+        );
+        let data = payload(200_000, sig as u64);
+        let (first, rest) = data.split_at(1000);
+        let mut conn = src.connect().unwrap();
+        conn.write_all(first).unwrap();
+        let echoed = conn
+            .read_exact_within(first.len(), EXCHANGE_DEADLINE)
+            .unwrap();
+        assert_eq!(echoed, first);
+
+        e.signal(sig);
+        let end = Instant::now() + QUICK;
+        while src.connect().is_ok() {
+            assert!(Instant::now() < end, "signal {sig}: still accepting");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let ex = exchange_on(conn, rest, EXCHANGE_DEADLINE).unwrap();
+        assert_eq!(
+            sha(&ex.received),
+            sha(rest),
+            "signal {sig}: open connection"
+        );
+        let st = e.wait_exit(QUICK);
+        assert_eq!(code(st), Some(0), "signal {sig}: {st:?}; {}", e.stderr());
+        let Addr::Unix(p) = &src else { unreachable!() };
+        assert!(!p.exists(), "signal {sig}: UNIX source socket left behind");
+    }
+}
+
+/// The uid and primary gid of `user` from /etc/passwd.
+fn passwd_ids(user: &str) -> (String, String) {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{user}:")))
+        .unwrap_or_else(|| panic!("no user {user}"));
+    let f: Vec<&str> = line.split(':').collect();
+    (f[2].to_owned(), f[3].to_owned())
+}
+
+/// The gid of `group` from /etc/group.
+fn group_id(group: &str) -> String {
+    let groups = fs::read_to_string("/etc/group").unwrap();
+    let line = groups
+        .lines()
+        .find(|l| l.starts_with(&format!("{group}:")))
+        .unwrap_or_else(|| panic!("no group {group}"));
+    line.split(':').nth(2).unwrap().to_owned()
+}
+
+/// `-u user:group`, `-u user` and `-u :group`: the running daemon has exactly the new
+/// ids (real, effective, saved), no supplementary groups, and still serves.
+#[test]
+fn drops_privileges() {
+    if !root() {
+        return;
+    }
+    let (nobody_uid, nobody_gid) = passwd_ids("nobody");
+    let nogroup = group_id("nogroup");
+    let cases = [
+        ("nobody:nogroup", nobody_uid.as_str(), nogroup.as_str()),
+        ("nobody", nobody_uid.as_str(), nobody_gid.as_str()),
+        (":nogroup", "0", nogroup.as_str()),
+    ];
+    for (spec, uid, gid) in cases {
+        let dir = temp_dir();
+        let k = key(dir.path());
+        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+        let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+        let pidfile = dir.path().join("d.pid");
+        let mut cmd = ours();
+        cmd.args(["-d", "-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k])
+            .args(["-p", pidfile.to_str().unwrap(), "-u", spec]);
+        let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+        assert_eq!(code(st), Some(0), "-u {spec}");
+        let daemon = daemon.unwrap();
+        let status = fs::read_to_string(format!("/proc/{}/status", daemon.pid)).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(field("Uid:"), [uid; 4], "-u {spec}");
+        assert_eq!(field("Gid:"), [gid; 4], "-u {spec}");
+        assert!(field("Groups:").is_empty(), "-u {spec}");
+        assert_echo_via_spipe(&src, &k, &payload(50_000, 3));
+    }
+}
+
+/// `--syslog`, daemonized and in the foreground: a warning (here: target refused) goes
+/// to /dev/log with facility daemon, priority warning, ident `spiped[PID]`, and nothing
+/// to stderr. /dev/log is a socket of the test's, seen through a private /dev.
+#[test]
+fn syslog_receives_warnings() {
+    if !root() {
+        return;
+    }
+    for foreground in [false, true] {
+        let dir = temp_dir();
+        let k = key(dir.path());
+        let dev = dir.path().join("dev");
+        fs::create_dir(&dev).unwrap();
+        fs::write(dev.join("null"), "").unwrap();
+        let log_sock = dir.path().join("log.sock");
+        std::os::unix::fs::symlink(&log_sock, dev.join("log")).unwrap();
+        let log = UnixDatagram::bind(&log_sock).unwrap();
+        log.set_read_timeout(Some(QUICK)).unwrap();
+        let cmd = in_mount_ns(
+            &[
+                (Path::new("/dev/null"), dev.join("null").to_str().unwrap()),
+                (&dev, "/dev"),
+            ],
+            &spiped_bin(Impl::Ours),
+        );
+        let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+        let refused = Addr::fresh(Transport::Tcp, dir.path(), "nothing");
+        let pidfile = dir.path().join("d.pid");
+        let args = [
+            "-e",
+            "-s",
+            &src.arg(),
+            "-t",
+            &refused.arg(),
+            "-k",
+            &k,
+            "--syslog",
+            "-p",
+            pidfile.to_str().unwrap(),
+        ];
+        let (pid, stderr, _keep_f, _keep_d);
+        if foreground {
+            let d = Daemon::spawn_cmd(Impl::Ours, "fg", dir.path(), &src, cmd, &args);
+            (pid, stderr) = (d.pid(), dir.path().join("fg.stderr"));
+            (_keep_f, _keep_d) = (Some(d), None);
+        } else {
+            let mut cmd = cmd;
+            cmd.args(args);
+            let errp = dir.path().join("bg.stderr");
+            let (st, d) = Daemonized::start(cmd, &pidfile, &errp);
+            assert_eq!(code(st), Some(0));
+            let d = d.unwrap();
+            let _ = src.connect().unwrap();
+            (pid, stderr) = (d.pid, errp);
+            (_keep_f, _keep_d) = (None, Some(d));
+        }
+        let mut buf = vec![0u8; 4096];
+        let n = log.recv(&mut buf).expect("no syslog message");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(msg.starts_with("<28>"), "not daemon.warning: {msg:?}");
+        assert!(msg.contains(&format!("spiped[{pid}]: ")), "{msg:?}");
+        assert!(msg.contains("cannot connect to target"), "{msg:?}");
+        assert_eq!(fs::read_to_string(&stderr).unwrap(), "", "fg={foreground}");
+    }
+}
+
+/// The target's name is looked up again every `-r` seconds: after /etc/hosts changes,
+/// new connections through a `-r 1` daemon reach the new address, while a `-R` daemon
+/// started at the same time still uses the old one. `localhost`-style hosts-file names
+/// resolve at all, without DNS.
+#[test]
+fn re_resolves_the_target_with_r_not_with_big_r() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let old = Target::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), Mode::Echo);
+    let Addr::Tcp(old_addr) = old.addr else {
+        unreachable!()
+    };
+    let new = Target::start_at(
+        SocketAddr::from(([127, 0, 0, 2], old_addr.port())),
+        Mode::Echo,
+    );
+    let names = Names::new(dir.path(), "127.0.0.1 target.spiped.test\n");
+    let t = format!("target.spiped.test:{}", old_addr.port());
+    let daemon = |label: &str, extra: &str| {
+        let src = Addr::fresh(Transport::Tcp, dir.path(), label);
+        let args = ["-d", "-s", &src.arg(), "-t", &t, "-k", &k, extra];
+        let d = Daemon::spawn_cmd(Impl::Ours, label, dir.path(), &src, names.spiped(), &args);
+        (src, d)
+    };
+    let (fresh_src, _fresh) = daemon("r1", "-r1");
+    let (fixed_src, _fixed) = daemon("bigr", "-R");
+    for (i, src) in [&fresh_src, &fixed_src].into_iter().enumerate() {
+        let data = payload(10_000, 10 + i as u64);
+        assert_echo_via_spipe(src, &k, &data);
+        old.wait_received(&data, QUICK).unwrap();
+    }
+
+    names.set_hosts("127.0.0.2 target.spiped.test\n");
+    let end = Instant::now() + QUICK;
+    for seed in 100.. {
+        let data = payload(10_000, seed);
+        assert_echo_via_spipe(&fresh_src, &k, &data);
+        if new.wait_received(&data, Duration::ZERO).is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "-r 1 never switched to the new address"
+        );
+    }
+    let data = payload(10_000, 99);
+    assert_echo_via_spipe(&fixed_src, &k, &data);
+    old.wait_received(&data, QUICK).unwrap();
+    assert!(new.records().iter().all(|r| r.received_sha != sha(&data)));
+}
+
+/// `-D`: the parent exits 0 while the target name does not resolve yet; the daemon
+/// keeps trying, and serves once /etc/hosts has the name. Without `-D` the same start
+/// fails (see `startup_failures_make_the_parent_exit_1`).
+#[test]
+fn wait_dns_starts_before_the_name_resolves() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let Addr::Tcp(ta) = target.addr else {
+        unreachable!()
+    };
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let pidfile = dir.path().join("d.pid");
+    let mut cmd = names.spiped();
+    cmd.args(["-d", "-D", "-s", &src.arg(), "-k", &k])
+        .args(["-t", &format!("late.spiped.test:{}", ta.port())])
+        .args(["-p", pidfile.to_str().unwrap()]);
+    let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+    assert_eq!(code(st), Some(0));
+    let daemon = daemon.unwrap();
+    assert!(
+        src.connect().is_err(),
+        "listening before the target resolved"
+    );
+    assert!(alive(daemon.pid));
+    names.set_hosts("127.0.0.1 localhost\n127.0.0.1 late.spiped.test\n");
+    src.wait_accepting(QUICK).unwrap();
+    let data = payload(20_000, 4);
+    assert_echo_via_spipe(&src, &k, &data);
+    target.wait_received(&data, QUICK).unwrap();
+}
+
+/// `-b`: outgoing connections come from the given local address.
+#[test]
+fn bind_address_for_outgoing_connections() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let args = ["-d", "-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k];
+    let _d = Daemon::spawn(
+        Impl::Ours,
+        "b",
+        dir.path(),
+        &src,
+        &[&args[..], &["-b", "[127.0.0.2]"]].concat(),
+    );
+    let data = payload(10_000, 5);
+    assert_echo_via_spipe(&src, &k, &data);
+    target.wait_received(&data, QUICK).unwrap();
+    let peers = target.peers();
+    assert!(!peers.is_empty());
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        "{peers:?}"
+    );
+}
+
+/// `-n 2`: a third client waits (is not served, not dropped) while two are open, with
+/// one warning, and is served byte-exact as soon as one of the two closes.
+#[test]
+fn connection_limit_queues_the_third_client() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
+    let _d = Daemon::spawn(
+        Impl::Ours,
+        "d",
+        dir.path(),
+        &hop,
+        &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
+    );
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let e = Daemon::spawn(
+        Impl::Ours,
+        "e",
+        dir.path(),
+        &src,
+        &[
+            "-e",
+            "-n",
+            "2",
+            "-s",
+            &src.arg(),
+            "-t",
+            &hop.arg(),
+            "-k",
+            &k,
+        ],
+    );
+    let mut open = Vec::new();
+    for i in 0..2u8 {
+        let mut c = src.connect().unwrap();
+        c.write_all(&[i]).unwrap();
+        assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [i]);
+        open.push(c);
+    }
+    let mut third = src
+        .connect()
+        .expect("third client must be queued, not refused");
+    third.write_all(b"3").unwrap();
+    third
+        .silent_for(Duration::from_millis(1500))
+        .expect("third client served over the limit");
+    open.remove(0).shutdown(Shutdown::Both).unwrap();
+    assert_eq!(third.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), b"3");
+    let warnings = e.stderr().matches("connection limit reached").count();
+    assert_eq!(warnings, 1, "{}", e.stderr());
+}
+
+/// `-o 1`: a peer that never completes the handshake is dropped after about a second,
+/// and a target that never accepts the connection is given up after about a second.
+#[test]
+fn timeouts_drop_stalled_handshakes_and_targets() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let d = Daemon::spawn(
+        Impl::Ours,
+        "d",
+        dir.path(),
+        &src,
+        &[
+            "-d",
+            "-o",
+            "1",
+            "-s",
+            &src.arg(),
+            "-t",
+            &target.addr.arg(),
+            "-k",
+            &k,
+        ],
+    );
+    let mut stalled = src.connect().unwrap();
+    let t0 = Instant::now();
+    stalled_read(&mut stalled, QUICK);
+    let took = t0.elapsed();
+    assert!(
+        (Duration::from_millis(900)..QUICK).contains(&took),
+        "dropped after {took:?}"
+    );
+    wait_for_stderr(|| d.stderr(), "timed out");
+
+    // A listener whose queue is full never completes a connection: SYNs are dropped.
+    let full = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: re-listening on our own open socket only shrinks its queue to one.
+    assert_eq!(unsafe { libc::listen(full.as_raw_fd(), 0) }, 0);
+    let _filler = std::net::TcpStream::connect(full.local_addr().unwrap()).unwrap();
+    let src2 = Addr::fresh(Transport::Tcp, dir.path(), "src2");
+    let e = Daemon::spawn(
+        Impl::Ours,
+        "e",
+        dir.path(),
+        &src2,
+        &[
+            "-e",
+            "-o",
+            "1",
+            "-s",
+            &src2.arg(),
+            "-t",
+            &format!("[127.0.0.1]:{}", full.local_addr().unwrap().port()),
+            "-k",
+            &k,
+        ],
+    );
+    let mut client = src2.connect().unwrap();
+    let t0 = Instant::now();
+    stalled_read(&mut client, QUICK);
+    let took = t0.elapsed();
+    assert!(
+        (Duration::from_millis(900)..QUICK).contains(&took),
+        "given up after {took:?}"
+    );
+    wait_for_stderr(|| e.stderr(), "timed out");
+}
+
+/// Reads until the daemon closes the connection (EOF or reset); panics if it is still
+/// open after `deadline`.
+fn stalled_read(s: &mut Stream, deadline: Duration) {
+    s.set_read_timeout(Some(deadline)).unwrap();
+    let mut buf = Vec::new();
+    if let Err(e) = s.read_to_end(&mut buf) {
+        let open = matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+        assert!(!open, "connection still open after {deadline:?}");
+    }
+}
+
+/// Polls a daemon's stderr until it contains `needle` (warnings are written just after
+/// the connection they are about has closed).
+fn wait_for_stderr(stderr: impl Fn() -> String, needle: &str) {
+    let end = Instant::now() + QUICK;
+    while !stderr().contains(needle) {
+        assert!(
+            Instant::now() < end,
+            "stderr lacks {needle:?}: {}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `-D` waiting for a name that never resolves still ends cleanly on SIGTERM, removing
+/// its pidfile.
+#[test]
+fn wait_dns_stops_on_sigterm() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let pidfile = dir.path().join("d.pid");
+    let mut cmd = names.spiped();
+    cmd.args([
+        "-d",
+        "-D",
+        "-s",
+        &src.arg(),
+        "-k",
+        &k,
+        "-t",
+        "never.spiped.test:1",
+    ])
+    .args(["-p", pidfile.to_str().unwrap()]);
+    let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+    assert_eq!(code(st), Some(0));
+    let daemon = daemon.unwrap();
+    wait_for_stderr(|| daemon.stderr(), "retrying until it resolves (-D)");
+    signal(daemon.pid, libc::SIGTERM);
+    assert!(daemon.wait_gone(QUICK), "-D daemon ignored SIGTERM");
+    assert!(!pidfile.exists(), "pidfile left behind");
+}
