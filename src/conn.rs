@@ -95,7 +95,9 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
-/// Connects to the first of `targets` that accepts, within `timeout` in all.
+/// Connects to the first of `targets` that accepts. The caller bounds the whole
+/// attempt; with several addresses each also gets `timeout` of its own, so that one
+/// that never answers does not use up the time the others need.
 pub async fn connect_any(
     targets: &[Endpoint],
     bind: Option<SocketAddr>,
@@ -103,8 +105,9 @@ pub async fn connect_any(
     timeout: Duration,
 ) -> Result<SocketStream, String> {
     let mut last = String::from("no target addresses");
+    let each = (targets.len() > 1).then_some(timeout);
     for ep in targets {
-        match connect(ep, bind, opts, timeout).await {
+        match connect(ep, bind, opts, each).await {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
         }

@@ -384,7 +384,7 @@ fn with_pipe(
         }
     };
     let work = async {
-        let stream = connect(&entry, None, StreamOptions::default(), budget)
+        let stream = connect(&entry, None, StreamOptions::default(), Some(budget))
             .await
             .map_err(|e| format!("cannot connect to the -e daemon: {}", io(e)))?;
         client(stream).await

@@ -77,13 +77,15 @@ pub(crate) fn configure_stream(socket: &Socket, tcp: bool, opts: StreamOptions) 
 
 /// Opens a connection to `ep`, first binding to `bind` if given (spiped's `-b`).
 ///
-/// Gives up with `TimedOut` after `timeout`. The error names neither address; callers
-/// add that context.
+/// With `timeout`, gives up with `TimedOut` after that long; without, the caller bounds
+/// the attempt (a timer costs the reactor work, so one covering a whole connection
+/// set-up is cheaper than one per step). The error names neither address; callers add
+/// that context.
 pub async fn connect(
     ep: &Endpoint,
     bind: Option<SocketAddr>,
     opts: StreamOptions,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> io::Result<SocketStream> {
     let socket = ep.new_socket()?;
     if let (Some(b), Endpoint::Tcp(_)) = (bind, ep) {
@@ -107,14 +109,19 @@ pub async fn connect(
         }
         Ok(())
     };
-    futures_lite::future::or(connecting, async {
-        async_io::Timer::after(timeout).await;
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "connection timed out",
-        ))
-    })
-    .await?;
+    match timeout {
+        None => connecting.await?,
+        Some(t) => {
+            futures_lite::future::or(connecting, async {
+                async_io::Timer::after(t).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection timed out",
+                ))
+            })
+            .await?
+        }
+    }
     configure_stream(io.get_ref(), matches!(ep, Endpoint::Tcp(_)), opts)?;
     // Keep the reactor registration made for connecting: no second registration.
     Ok(SocketStream::from_async(io, ep.to_string()))
