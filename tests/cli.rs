@@ -19,6 +19,24 @@ enum SpipeVia {
     Subcommand,
 }
 
+/// A test of each implementation for one check: `$c` runs it on the C spiped (when
+/// installed; under CI it must be), `$ours` on ours.
+macro_rules! both {
+    ($c:ident, $ours:ident, $check:ident) => {
+        #[test]
+        fn $c() {
+            if c_available() {
+                $check(Impl::C);
+            }
+        }
+
+        #[test]
+        fn $ours() {
+            $check(Impl::Ours);
+        }
+    };
+}
+
 fn spiped(which: Impl, args: &[&str]) -> RunOutput {
     let mut cmd = spiped_cmd(which);
     cmd.args(args);
@@ -170,17 +188,7 @@ fn check_usage(which: Impl) {
     }
 }
 
-#[test]
-fn c_usage_errors() {
-    if c_available() {
-        check_usage(Impl::C);
-    }
-}
-
-#[test]
-fn ours_usage_errors() {
-    check_usage(Impl::Ours);
-}
+both!(c_usage_errors, ours_usage_errors, check_usage);
 
 /// `-o 0`: the documented contract requires a timeout > 0. (Debian's 1.6.2 accepts it,
 /// so this is checked on ours only.)
@@ -238,17 +246,11 @@ fn check_bad_values(which: Impl) {
     }
 }
 
-#[test]
-fn c_bad_option_values() {
-    if c_available() {
-        check_bad_values(Impl::C);
-    }
-}
-
-#[test]
-fn ours_bad_option_values() {
-    check_bad_values(Impl::Ours);
-}
+both!(
+    c_bad_option_values,
+    ours_bad_option_values,
+    check_bad_values
+);
 
 fn check_version(which: Impl) {
     let out = spiped(which, &["-v"]);
@@ -274,17 +276,7 @@ fn check_version(which: Impl) {
     }
 }
 
-#[test]
-fn c_version() {
-    if c_available() {
-        check_version(Impl::C);
-    }
-}
-
-#[test]
-fn ours_version() {
-    check_version(Impl::Ours);
-}
+both!(c_version, ours_version, check_version);
 
 /// Bad addresses (no port, relative path) are rejected before any socket opens.
 fn check_bad_address(which: Impl) {
@@ -308,17 +300,7 @@ fn check_bad_address(which: Impl) {
     }
 }
 
-#[test]
-fn c_bad_address() {
-    if c_available() {
-        check_bad_address(Impl::C);
-    }
-}
-
-#[test]
-fn ours_bad_address() {
-    check_bad_address(Impl::Ours);
-}
+both!(c_bad_address, ours_bad_address, check_bad_address);
 
 fn check_missing_key(which: Impl) {
     let dir = temp_dir();
@@ -339,17 +321,7 @@ fn check_missing_key(which: Impl) {
     assert!(out.stderr.contains(missing), "{case}: {:?}", out.stderr);
 }
 
-#[test]
-fn c_missing_key_file() {
-    if c_available() {
-        check_missing_key(Impl::C);
-    }
-}
-
-#[test]
-fn ours_missing_key_file() {
-    check_missing_key(Impl::Ours);
-}
+both!(c_missing_key_file, ours_missing_key_file, check_missing_key);
 
 /// The source port is taken: exit 1 (ours must name the address; C 1.6.2 does not).
 fn check_port_in_use(which: Impl) {
@@ -371,17 +343,7 @@ fn check_port_in_use(which: Impl) {
     drop(holder);
 }
 
-#[test]
-fn c_port_in_use() {
-    if c_available() {
-        check_port_in_use(Impl::C);
-    }
-}
-
-#[test]
-fn ours_port_in_use() {
-    check_port_in_use(Impl::Ours);
-}
+both!(c_port_in_use, ours_port_in_use, check_port_in_use);
 
 /// Exit codes agree between ours and C for the same usage errors.
 #[test]

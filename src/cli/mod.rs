@@ -294,3 +294,53 @@ mod tests {
         }
     }
 }
+
+/// Helpers for the command-line tests of each tool.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Parsed;
+
+    /// Owned arguments, as `parse` takes them.
+    pub fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The options `parse` makes of `s`; panics with the error if it refuses them.
+    pub fn run<T>(parse: fn(&[String]) -> Parsed<T>, s: &[&str]) -> T {
+        match parse(&args(s)) {
+            Parsed::Run(o) => o,
+            Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
+        }
+    }
+
+    /// Asserts that `parse` refuses `s` as `tool` must (exit 1, nothing on stdout, a
+    /// first line naming the tool; the usage text unless it is a one-line bad value)
+    /// and returns that first line.
+    pub fn fail<T: std::fmt::Debug>(
+        parse: fn(&[String]) -> Parsed<T>,
+        tool: &str,
+        s: &[&str],
+    ) -> String {
+        match parse(&args(s)) {
+            Parsed::Run(o) => panic!("{s:?} accepted: {o:?}"),
+            Parsed::Exit {
+                stdout,
+                stderr,
+                status,
+            } => {
+                assert_eq!(status, 1, "{s:?}");
+                assert!(stdout.is_empty(), "{s:?}");
+                let first = stderr.lines().next().unwrap_or_default().to_owned();
+                assert!(first.starts_with(&format!("{tool}: ")), "{s:?}: {first}");
+                // Bad values get one line; shape errors add the usage text.
+                let value_error = stderr.lines().count() == 1
+                    && (first.contains("invalid value") || first.contains("invalid address"));
+                assert!(
+                    value_error || stderr.contains(&format!("\nusage: {tool} ")),
+                    "{s:?}: {stderr}"
+                );
+                first
+            }
+        }
+    }
+}

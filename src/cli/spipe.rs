@@ -127,38 +127,16 @@ mod tests {
     use crate::cli::argv::OptSpec;
 
     fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|s| s.to_string()).collect()
+        crate::cli::testing::args(s)
     }
 
     fn run(s: &[&str]) -> SpipeOptions {
-        match parse(&args(s)) {
-            Parsed::Run(o) => o,
-            Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
-        }
+        crate::cli::testing::run(parse, s)
     }
 
+    /// Asserts a usage error and returns its first line.
     fn fail(s: &[&str]) -> String {
-        match parse(&args(s)) {
-            Parsed::Run(o) => panic!("{s:?} accepted: {o:?}"),
-            Parsed::Exit {
-                stdout,
-                stderr,
-                status,
-            } => {
-                assert_eq!(status, 1, "{s:?}");
-                assert!(stdout.is_empty(), "{s:?}");
-                let first = stderr.lines().next().unwrap().to_owned();
-                assert!(first.starts_with("spipe: "), "{s:?}: {first}");
-                // Bad values get one line; shape errors add the usage text.
-                let value_error = stderr.lines().count() == 1
-                    && (first.contains("invalid value") || first.contains("invalid address"));
-                assert!(
-                    value_error || stderr.contains("\nusage: spipe -t <target socket>"),
-                    "{s:?}: {stderr}"
-                );
-                first
-            }
-        }
+        crate::cli::testing::fail(parse, "spipe", s)
     }
 
     #[test]
