@@ -9,6 +9,7 @@ use std::io::{self, IoSlice};
 
 use spiped_transports::Transport;
 
+use crate::proto::framing::Deframer;
 use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};
 
 /// Packets sealed or opened per batch.
@@ -70,56 +71,29 @@ pub async fn encrypt(
 pub async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
-    mut opener: Opener,
+    opener: Opener,
 ) -> Result<u64, PumpError> {
-    let mut buf = vec![0u8; BATCH_PACKETS * PACKET_LEN];
-    let mut filled = 0;
+    let mut deframer = Deframer::new(opener, BATCH_PACKETS);
     let mut total = 0u64;
     loop {
-        let n = src
-            .read(&mut buf[filled..])
-            .await
-            .map_err(PumpError::Read)?;
+        let n = src.read(deframer.spare()).await.map_err(PumpError::Read)?;
         if n == 0 {
-            if filled != 0 {
+            if deframer.mid_packet() {
                 return Err(PumpError::Truncated);
             }
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(total);
         }
-        filled += n;
-        let whole = filled / PACKET_LEN * PACKET_LEN;
-        let mut lens = [0usize; BATCH_PACKETS];
-        let mut count = 0;
-        let mut failure = None;
-        for packet in buf[..whole].as_chunks_mut::<PACKET_LEN>().0 {
-            match opener.open_in_place(packet) {
-                Ok(len) => {
-                    lens[count] = len;
-                    count += 1;
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
+        let opened = deframer.filled(n);
         // Deliver the packets that authenticated before reporting a bad one.
-        let mut slices: Vec<IoSlice<'_>> = buf[..count * PACKET_LEN]
-            .chunks_exact(PACKET_LEN)
-            .zip(&lens[..count])
-            .filter(|(_, len)| **len > 0)
-            .map(|(p, len)| IoSlice::new(&p[..*len]))
-            .collect();
-        total += lens[..count].iter().sum::<usize>() as u64;
+        let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
+        total += opened.len() as u64;
         write_all_vectored(dst, &mut slices)
             .await
             .map_err(PumpError::Write)?;
-        if let Some(e) = failure {
+        if let Some(e) = opened.error {
             return Err(PumpError::Packet(e));
         }
-        buf.copy_within(whole..filled, 0);
-        filled -= whole;
     }
 }
 
