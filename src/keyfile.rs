@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt as _;
 
 use zeroize::Zeroizing;
 
@@ -12,13 +13,25 @@ use crate::proto::key::Key;
 /// Any length and any bytes are accepted, as in spiped; an empty file is refused because
 /// both ends would then share a key that anyone can guess. The raw file contents are
 /// wiped from memory after hashing. Errors name the file.
+///
+/// A key file that its group or others may read draws a warning on standard error (as
+/// ssh does for private keys) but is still used: refusing would break existing setups.
 pub fn load(path: &str) -> Result<Key, String> {
     let name = if path == "-" { "standard input" } else { path };
     let mut contents = Zeroizing::new(Vec::new());
     let read = if path == "-" {
         io::stdin().lock().read_to_end(&mut contents)
     } else {
-        File::open(path).and_then(|mut f| f.read_to_end(&mut contents))
+        File::open(path).and_then(|mut f| {
+            if let Some(w) = f
+                .metadata()
+                .ok()
+                .and_then(|m| exposure_warning(path, m.permissions().mode()))
+            {
+                crate::log::warn(&w);
+            }
+            f.read_to_end(&mut contents)
+        })
     };
     read.map_err(|e| {
         format!(
@@ -32,4 +45,36 @@ pub fn load(path: &str) -> Result<Key, String> {
         ));
     }
     Ok(Key::from_file_contents(&contents))
+}
+
+/// The warning for a key file at `path` with permission bits `mode`, if its group or
+/// others may read it.
+fn exposure_warning(path: &str, mode: u32) -> Option<String> {
+    (mode & 0o044 != 0).then(|| {
+        format!(
+            "warning: key file {path} is readable by others (mode {:03o}); chmod 600 it",
+            mode & 0o777
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_only_when_group_or_others_can_read() {
+        for mode in [0o600, 0o400, 0o700, 0o622, 0o100600] {
+            assert_eq!(exposure_warning("k", mode), None, "{mode:o}");
+        }
+        for mode in [0o640, 0o604, 0o644, 0o100644] {
+            let w = exposure_warning("/etc/k", mode).expect("warning");
+            assert!(w.contains("/etc/k") && w.contains("chmod 600"), "{w}");
+        }
+        assert!(
+            exposure_warning("k", 0o100644)
+                .unwrap()
+                .contains("mode 644")
+        );
+    }
 }

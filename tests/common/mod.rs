@@ -126,10 +126,19 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Writes a key file `name` into `dir`.
+/// Writes a key file `name` into `dir`, readable by its owner only (as a key should be;
+/// a looser mode draws a warning).
 pub fn key_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
-    fs::write(&path, bytes).expect("write key file");
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(bytes))
+        .expect("write key file");
     path
 }
 
