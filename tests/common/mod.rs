@@ -260,6 +260,16 @@ impl Stream {
         }
     }
 
+    /// Closes the socket with a TCP RST instead of a FIN (SO_LINGER 0, then close); on a
+    /// UNIX socket, a plain close.
+    pub fn reset(self) {
+        if let Stream::Tcp(s) = &self {
+            socket2::SockRef::from(s)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER 0");
+        }
+    }
+
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
@@ -453,10 +463,30 @@ impl Daemon {
     /// and waits until `source` accepts connections. Panics (with the daemon's stderr) if
     /// it exits or does not become ready within [`READY_DEADLINE`].
     pub fn spawn(which: Impl, label: &str, dir: &Path, source: &Addr, args: &[&str]) -> Daemon {
+        Daemon::spawn_limited(which, label, dir, source, args, None)
+    }
+
+    /// Like [`Daemon::spawn`], with the daemon's RLIMIT_NOFILE set to `nofile` (through
+    /// `prlimit`, which execs the daemon, so the PID is the daemon's).
+    pub fn spawn_limited(
+        which: Impl,
+        label: &str,
+        dir: &Path,
+        source: &Addr,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> Daemon {
         let stderr_path = dir.join(format!("{label}.stderr"));
         let errf = fs::File::create(&stderr_path).expect("create stderr file");
         let bin = spiped_bin(which);
-        let mut cmd = Command::new(&bin);
+        let mut cmd = match nofile {
+            None => Command::new(&bin),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}")).arg("--").arg(&bin);
+                c
+            }
+        };
         cmd.arg("-F")
             .args(args)
             .stdin(Stdio::null())
@@ -515,6 +545,60 @@ impl Daemon {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// How many file descriptors the daemon has open (entries of /proc/PID/fd).
+    pub fn fd_count(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// Polls until the daemon has at most `want` descriptors open; returns the last count
+    /// seen (which exceeds `want` only if `deadline` passed first).
+    pub fn wait_fds_at_most(&self, want: usize, deadline: Duration) -> usize {
+        let end = Instant::now() + deadline;
+        loop {
+            let n = self.fd_count();
+            if n <= want || Instant::now() >= end {
+                return n;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls until the daemon's stderr contains `needle`, up to `deadline`.
+    pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<(), String> {
+        let end = Instant::now() + deadline;
+        loop {
+            let err = self.stderr();
+            if err.contains(needle) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "[{}] stderr never said {needle:?}: {err}",
+                    self.label
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Panics if the daemon has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(st)) = self.child.try_wait() {
@@ -551,6 +635,12 @@ pub enum Mode {
     Duplex(Arc<Vec<u8>>),
     /// Read until EOF, then send this payload and close.
     ReplyAfterEof(Arc<Vec<u8>>),
+    /// Read `after` bytes (or to EOF), optionally send `reply` and half-close (a FIN),
+    /// then reset the connection (RST), so FIN and RST arrive together.
+    Reset {
+        after: usize,
+        reply: Option<Arc<Vec<u8>>>,
+    },
 }
 
 /// One finished target connection.
@@ -716,6 +806,9 @@ impl Drop for Target {
 
 /// Handles one target connection according to `mode`.
 fn serve(conn: Stream, mode: &Mode) -> Record {
+    if let Mode::Reset { after, reply } = mode {
+        return reset_after(conn, *after, reply.as_deref().map(Vec::as_slice));
+    }
     let idle = Some(EXCHANGE_DEADLINE);
     let _ = conn.set_read_timeout(idle);
     let _ = conn.set_write_timeout(idle);
@@ -778,7 +871,8 @@ fn serve(conn: Stream, mode: &Mode) -> Record {
             }
             let _ = writer.shutdown(Shutdown::Write);
         }
-        Mode::Duplex(_) => {}
+        // Reset was handled before anything else.
+        Mode::Duplex(_) | Mode::Reset { .. } => {}
     }
     if let Some(h) = sender
         && let Some(Some(e)) = join_deadline(h, EXCHANGE_DEADLINE)
@@ -790,6 +884,40 @@ fn serve(conn: Stream, mode: &Mode) -> Record {
         received_sha: hex::encode(hasher.finalize()),
         error,
     }
+}
+
+/// [`Mode::Reset`]: no clone of `conn` exists, so dropping it really sends the RST.
+fn reset_after(mut conn: Stream, after: usize, reply: Option<&[u8]>) -> Record {
+    let _ = conn.set_read_timeout(Some(EXCHANGE_DEADLINE));
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got.len() < after {
+        match conn.read(&mut chunk[..(after - got.len()).min(64 * 1024)]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(r) = reply {
+        let _ = conn.write_all(r);
+        let _ = conn.shutdown(Shutdown::Write);
+    }
+    let record = Record {
+        received_len: got.len(),
+        received_sha: sha(&got),
+        error: None,
+    };
+    conn.reset();
+    record
+}
+
+/// The scale factor for the size of soak, flood and memory tests: env
+/// `SPIPED_SOAK_SCALE` (default 1, the CI size; see SECURITY.md for manual runs).
+pub fn soak_scale() -> usize {
+    std::env::var("SPIPED_SOAK_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
 }
 
 // ---------------------------------------------------------------------------------------
