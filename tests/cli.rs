@@ -426,3 +426,33 @@ fn ours_warns_about_a_world_readable_key() {
     let out = spipe(Impl::Ours, SpipeVia::Name, &["-t", &target, "-k", &k]);
     assert!(!out.stderr.contains("warning"), "{:?}", out.stderr);
 }
+
+/// `-k -` reads the key from standard input: a daemon keyed that way talks to a spipe
+/// keyed from a file with the same bytes.
+#[test]
+fn ours_key_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    const KEY: &[u8] = b"key material given on standard input";
+    let dir = temp_dir();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
+    let (s, t) = (src.arg(), target.addr.arg());
+    let mut daemon = spiped_cmd(Impl::Ours)
+        .args(["-F", "-d", "-s", &s, "-t", &t, "-k", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn spiped");
+    daemon.stdin.take().unwrap().write_all(KEY).unwrap();
+    let served = src.wait_accepting(READY_DEADLINE).map(|()| {
+        let k = key_file(dir.path(), "key", KEY);
+        let mut cmd = spipe_cmd(Impl::Ours);
+        cmd.args(["-t", &s, "-k", k.to_str().unwrap()]);
+        run_with_stdin(cmd, b"hello through a stdin key", EXCHANGE_DEADLINE)
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let out = served.expect("daemon accepting");
+    assert_eq!(out.stdout_str(), "hello through a stdin key", "{:?}", out.stderr);
+}
