@@ -454,5 +454,10 @@ fn ours_key_from_stdin() {
     let _ = daemon.kill();
     let _ = daemon.wait();
     let out = served.expect("daemon accepting");
-    assert_eq!(out.stdout_str(), "hello through a stdin key", "{:?}", out.stderr);
+    assert_eq!(
+        out.stdout_str(),
+        "hello through a stdin key",
+        "{:?}",
+        out.stderr
+    );
 }

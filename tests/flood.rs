@@ -56,7 +56,7 @@ fn chain(mode: Mode, enc_extra: &[&str], dec_extra: &[&str]) -> Chain {
 fn hostile_attempt(addr: &Addr, i: u64) -> usize {
     let mut s = addr.connect().expect("connect");
     s.set_read_timeout(Some(EXCHANGE_DEADLINE)).unwrap();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let _ = s.write_all(&payload(32 + 288, i));
     } else {
         let wrong = Key::from_file_contents(b"not the key");
