@@ -451,7 +451,7 @@ fn target_never_accepts() {
 #[test]
 fn silent_and_stalled_handshakes_time_out() {
     for (e, d) in pairs() {
-        let mut c = Chain::start(e, d, Mode::Echo, &["-o", "2"]);
+        let mut c = Chain::start(e, d, Mode::Echo, &["-o", "4"]);
         let start = Instant::now();
         let mut idle: Vec<Stream> = Vec::new();
         for i in 0..16 {
@@ -468,12 +468,12 @@ fn silent_and_stalled_handshakes_time_out() {
         let ex = exchange(&c.enc.source, &data, EXCHANGE_DEADLINE).unwrap();
         assert_eq!(sha(&ex.received), sha(&data));
         assert!(
-            t.elapsed() < Duration::from_millis(1500),
+            t.elapsed() < Duration::from_secs(3),
             "{e}->{d}: a legitimate client waited {:?}",
             t.elapsed()
         );
         for mut s in idle {
-            s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(12))).unwrap();
             let mut buf = Vec::new();
             let r = s.read_to_end(&mut buf);
             let at = start.elapsed();
@@ -485,8 +485,8 @@ fn silent_and_stalled_handshakes_time_out() {
             );
             assert!(buf.len() <= 32 + 288, "{d}: sent only handshake bytes");
             assert!(
-                at >= Duration::from_millis(1500) && at < Duration::from_secs(7),
-                "{d}: dropped after {at:?}, expected about -o 2"
+                at >= Duration::from_millis(3500) && at < Duration::from_secs(10),
+                "{d}: dropped after {at:?}, expected about -o 4"
             );
         }
         c.assert_serving(12);
