@@ -14,7 +14,8 @@ use std::time::Duration;
 use futures_lite::future;
 use spiped_transports::Transport;
 
-use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};
+use crate::proto::framing::Deframer;
+use crate::proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer};
 
 /// Packets per batch when a direction wakes up: enough for any interactive exchange.
 const MIN_BATCH: usize = 8;
@@ -144,37 +145,9 @@ impl Crunch for Outbound {
     }
 }
 
-/// The receiving direction's state: packets read, opened in place.
-struct Inbound {
-    opener: Opener,
-    buf: Vec<u8>,
-    /// Bytes of `buf` that are whole packets, to open.
-    whole: usize,
-    /// Payload length of each packet opened.
-    lens: Vec<usize>,
-    /// Why opening stopped before `whole`, if it did.
-    failure: Option<PacketError>,
-}
-
-impl Inbound {
-    fn open(&mut self) {
-        self.lens.clear();
-        self.failure = None;
-        for packet in self.buf[..self.whole].as_chunks_mut::<PACKET_LEN>().0 {
-            match self.opener.open_in_place(packet) {
-                Ok(len) => self.lens.push(len),
-                Err(e) => {
-                    self.failure = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-}
-
-impl Crunch for Inbound {
+impl Crunch for Deframer {
     fn size(&self) -> usize {
-        self.whole
+        self.unopened()
     }
 }
 
@@ -226,58 +199,38 @@ pub async fn decrypt(
     opener: Opener,
     moved: &AtomicU64,
 ) -> Result<(), PumpError> {
-    let mut inb = Inbound {
-        opener,
-        buf: Vec::new(),
-        whole: 0,
-        lens: Vec::new(),
-        failure: None,
-    };
-    let mut filled = 0;
     let mut batch = Batch::new();
+    let mut deframer = Deframer::new(opener, batch.packets);
     loop {
-        if filled == 0 {
-            wait_readable(src, &mut batch, || {
-                inb.buf = Vec::new();
-                inb.lens = Vec::new();
-            })
-            .await
-            .map_err(PumpError::Read)?;
+        if !deframer.mid_packet() {
+            wait_readable(src, &mut batch, || deframer.release())
+                .await
+                .map_err(PumpError::Read)?;
         }
-        let room = batch.packets * PACKET_LEN;
-        inb.buf.resize(room.max(filled + PACKET_LEN), 0);
-        let n = src
-            .read(&mut inb.buf[filled..])
-            .await
-            .map_err(PumpError::Read)?;
+        deframer.set_batch(batch.packets);
+        let spare = deframer.spare();
+        let room = spare.len();
+        let n = src.read(spare).await.map_err(PumpError::Read)?;
         if n == 0 {
-            if filled != 0 {
+            if deframer.mid_packet() {
                 return Err(PumpError::Truncated);
             }
             dst.shutdown_write().await.map_err(PumpError::Write)?;
             return Ok(());
         }
-        batch.after_read(filled + n, inb.buf.len());
-        filled += n;
-        inb.whole = filled / PACKET_LEN * PACKET_LEN;
-        inb = crunch(inb, Inbound::open).await;
+        batch.after_read(n, room);
+        deframer.record(n);
+        deframer = crunch(deframer, Deframer::open).await;
         // Deliver the packets that authenticated before reporting a bad one.
-        let opened = inb.lens.len() * PACKET_LEN;
-        let mut slices: Vec<IoSlice<'_>> = inb.buf[..opened]
-            .chunks_exact(PACKET_LEN)
-            .zip(&inb.lens)
-            .filter(|(_, len)| **len > 0)
-            .map(|(p, len)| IoSlice::new(&p[..*len]))
-            .collect();
+        let opened = deframer.opened();
+        let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
         write_all_vectored(dst, &mut slices)
             .await
             .map_err(PumpError::Write)?;
-        moved.fetch_add(inb.lens.iter().sum::<usize>() as u64, Ordering::Relaxed);
-        if let Some(e) = inb.failure {
+        moved.fetch_add(opened.len() as u64, Ordering::Relaxed);
+        if let Some(e) = opened.error {
             return Err(PumpError::Packet(e));
         }
-        inb.buf.copy_within(inb.whole..filled, 0);
-        filled -= inb.whole;
     }
 }
 

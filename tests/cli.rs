@@ -360,3 +360,66 @@ fn ours_usage_exit_codes_match_c() {
         assert_eq!(ours, c, "exit code of spiped {}: ours vs C", args.join(" "));
     }
 }
+
+/// A key file readable by others draws one ssh-style warning naming the file, and the
+/// key is still used: spipe goes on to try the target (which refuses), so the error that
+/// ends it is about the connection, not the key.
+#[test]
+fn ours_warns_about_a_world_readable_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let k = key(dir.path());
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let target = format!("[127.0.0.1]:{}", refused.local_addr().unwrap().port());
+    drop(refused);
+    let out = spipe(Impl::Ours, SpipeVia::Name, &["-t", &target, "-k", &k]);
+    assert_eq!(out.code(), Some(1), "stderr {:?}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "warning then the connect error: {lines:?}");
+    assert_eq!(
+        lines[0],
+        format!("spipe: warning: key file {k} is readable by others (mode 644); chmod 600 it")
+    );
+    assert!(lines[1].contains(&target), "{lines:?}");
+
+    // Owner-only: no warning at all.
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = spipe(Impl::Ours, SpipeVia::Name, &["-t", &target, "-k", &k]);
+    assert!(!out.stderr.contains("warning"), "{:?}", out.stderr);
+}
+
+/// `-k -` reads the key from standard input: a daemon keyed that way talks to a spipe
+/// keyed from a file with the same bytes.
+#[test]
+fn ours_key_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    const KEY: &[u8] = b"key material given on standard input";
+    let dir = temp_dir();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
+    let (s, t) = (src.arg(), target.addr.arg());
+    let mut daemon = spiped_cmd(Impl::Ours)
+        .args(["-F", "-d", "-s", &s, "-t", &t, "-k", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn spiped");
+    daemon.stdin.take().unwrap().write_all(KEY).unwrap();
+    let served = src.wait_accepting(READY_DEADLINE).map(|()| {
+        let k = key_file(dir.path(), "key", KEY);
+        let mut cmd = spipe_cmd(Impl::Ours);
+        cmd.args(["-t", &s, "-k", k.to_str().unwrap()]);
+        run_with_stdin(cmd, b"hello through a stdin key", EXCHANGE_DEADLINE)
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let out = served.expect("daemon accepting");
+    assert_eq!(
+        out.stdout_str(),
+        "hello through a stdin key",
+        "{:?}",
+        out.stderr
+    );
+}

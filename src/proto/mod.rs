@@ -4,9 +4,11 @@
 //! Nothing here touches a socket, a clock or an async runtime; the only side effect is
 //! drawing randomness from the OS (nonces and DH secrets). Drivers feed bytes in and
 //! write bytes out as the [`handshake::Handshake`] state machine asks, then move the
-//! resulting [`packet::Sealer`] / [`packet::Opener`] onto the data path.
+//! resulting [`packet::Sealer`] / [`packet::Opener`] onto the data path, where
+//! [`framing::Deframer`] cuts the received byte stream into packets.
 
 pub mod dh;
+pub mod framing;
 pub mod handshake;
 pub mod key;
 pub mod packet;
@@ -15,6 +17,7 @@ pub mod x25519;
 #[cfg(test)]
 mod kat;
 
+pub use framing::{Deframer, Opened};
 pub use handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role, drive};
 pub use key::{Key, Nonce};
 pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};

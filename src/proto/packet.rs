@@ -20,7 +20,7 @@ use core::fmt;
 
 use aes::Aes256;
 use aes::cipher::array::Array;
-use aes::cipher::consts::U16;
+use aes::cipher::consts::{U16, U64};
 use aes::cipher::{Block, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
 use ctr::CtrCore;
 use ctr::flavors::Ctr64BE;
@@ -46,9 +46,11 @@ type PacketCtr = CtrCore<Aes256, Ctr64BE>;
 /// HMAC zero-pads keys shorter than the 64-byte SHA-256 block, so keying with the padded
 /// block is the same function and goes through the infallible `KeyInit::new`.
 pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
-    let mut block = [0u8; 64];
+    // Built in place, not via `Array::from([u8; 64])`, whose by-value temporary copy of
+    // the key would be left on the stack unwiped.
+    let mut block = Array::<u8, U64>::default();
     block[..32].copy_from_slice(key);
-    let mac = <Hmac<Sha256> as KeyInit>::new(&Array::from(block));
+    let mac = <Hmac<Sha256> as KeyInit>::new(&block);
     block.zeroize();
     mac
 }

@@ -148,10 +148,19 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Writes a key file `name` into `dir`.
+/// Writes a key file `name` into `dir`, readable by its owner only (as a key should be;
+/// a looser mode draws a warning).
 pub fn key_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(name);
-    fs::write(&path, bytes).expect("write key file");
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(bytes))
+        .expect("write key file");
     path
 }
 
@@ -270,6 +279,16 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    /// Closes the socket with a TCP RST instead of a FIN (SO_LINGER 0, then close); on a
+    /// UNIX socket, a plain close.
+    pub fn reset(self) {
+        if let Stream::Tcp(s) = &self {
+            socket2::SockRef::from(s)
+                .set_linger(Some(Duration::ZERO))
+                .expect("SO_LINGER 0");
         }
     }
 
@@ -469,6 +488,23 @@ impl Daemon {
         Daemon::spawn_cmd(which, label, dir, source, spiped_cmd(which), args)
     }
 
+    /// Like [`Daemon::spawn`], with the daemon's RLIMIT_NOFILE set to `nofile` (through
+    /// `prlimit`, which execs the daemon, so the PID is the daemon's).
+    pub fn spawn_limited(
+        which: Impl,
+        label: &str,
+        dir: &Path,
+        source: &Addr,
+        args: &[&str],
+        nofile: u64,
+    ) -> Daemon {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}"))
+            .arg("--")
+            .arg(spiped_bin(which));
+        Daemon::spawn_cmd(which, label, dir, source, cmd, args)
+    }
+
     /// Like [`Daemon::spawn`], with `cmd` as the command to add `-F ARGS` to (for
     /// example one from [`in_mount_ns`]).
     pub fn spawn_cmd(
@@ -567,6 +603,66 @@ impl Daemon {
     /// Waits up to `deadline` for the daemon to exit; `None` (and killed) on timeout.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
         wait_deadline(&mut self.child, deadline)
+    }
+
+    /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The daemon's open descriptors (targets of the /proc/PID/fd links).
+    pub fn fds(&self) -> Vec<PathBuf> {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read /proc/PID/fd")
+            .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+            .collect()
+    }
+
+    /// How many sockets the daemon has open: its listener and its signal pipe (a
+    /// socket pair) when idle, plus those of each connection. (Other descriptors, such as
+    /// the event loop's, are created lazily on first use, so a total count would not
+    /// have a fixed idle value.)
+    pub fn socket_count(&self) -> usize {
+        self.fds()
+            .iter()
+            .filter(|p| p.to_string_lossy().starts_with("socket:"))
+            .count()
+    }
+
+    /// The daemon's idle socket count: polls until the count has not changed for
+    /// 200 ms (the readiness probe's connection is gone), up to 5 s.
+    pub fn idle_sockets(&self) -> usize {
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut last = (self.socket_count(), Instant::now());
+        while Instant::now() < end {
+            thread::sleep(Duration::from_millis(20));
+            let n = self.socket_count();
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_millis(200) {
+                break;
+            }
+        }
+        last.0
+    }
+
+    /// Polls until the daemon has at most `want` sockets open; returns the last count
+    /// seen (which exceeds `want` only if `deadline` passed first).
+    pub fn wait_sockets_at_most(&self, want: usize, deadline: Duration) -> usize {
+        let end = Instant::now() + deadline;
+        loop {
+            let n = self.socket_count();
+            if n <= want || Instant::now() >= end {
+                return n;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Panics if the daemon has exited.
@@ -705,6 +801,12 @@ pub enum Mode {
     Duplex(Arc<Vec<u8>>),
     /// Read until EOF, then send this payload and close.
     ReplyAfterEof(Arc<Vec<u8>>),
+    /// Read `after` bytes (or to EOF), optionally send `reply` and half-close (a FIN),
+    /// then reset the connection (RST), so FIN and RST arrive together.
+    Reset {
+        after: usize,
+        reply: Option<Arc<Vec<u8>>>,
+    },
 }
 
 /// One finished target connection.
@@ -884,6 +986,9 @@ impl Drop for Target {
 
 /// Handles one target connection according to `mode`.
 fn serve(conn: Stream, mode: &Mode) -> Record {
+    if let Mode::Reset { after, reply } = mode {
+        return reset_after(conn, *after, reply.as_deref().map(Vec::as_slice));
+    }
     let idle = Some(EXCHANGE_DEADLINE);
     let _ = conn.set_read_timeout(idle);
     let _ = conn.set_write_timeout(idle);
@@ -946,7 +1051,8 @@ fn serve(conn: Stream, mode: &Mode) -> Record {
             }
             let _ = writer.shutdown(Shutdown::Write);
         }
-        Mode::Duplex(_) => {}
+        // Reset was handled before anything else.
+        Mode::Duplex(_) | Mode::Reset { .. } => {}
     }
     if let Some(h) = sender
         && let Some(Some(e)) = join_deadline(h, EXCHANGE_DEADLINE)
@@ -958,6 +1064,40 @@ fn serve(conn: Stream, mode: &Mode) -> Record {
         received_sha: hex::encode(hasher.finalize()),
         error,
     }
+}
+
+/// [`Mode::Reset`]: no clone of `conn` exists, so dropping it really sends the RST.
+fn reset_after(mut conn: Stream, after: usize, reply: Option<&[u8]>) -> Record {
+    let _ = conn.set_read_timeout(Some(EXCHANGE_DEADLINE));
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while got.len() < after {
+        match conn.read(&mut chunk[..(after - got.len()).min(64 * 1024)]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(r) = reply {
+        let _ = conn.write_all(r);
+        let _ = conn.shutdown(Shutdown::Write);
+    }
+    let record = Record {
+        received_len: got.len(),
+        received_sha: sha(&got),
+        error: None,
+    };
+    conn.reset();
+    record
+}
+
+/// The scale factor for the size of soak, flood and memory tests: env
+/// `SPIPED_SOAK_SCALE` (default 1, the CI size; see SECURITY.md for manual runs).
+pub fn soak_scale() -> usize {
+    std::env::var("SPIPED_SOAK_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
 }
 
 // ---------------------------------------------------------------------------------------
