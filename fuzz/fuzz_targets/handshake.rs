@@ -21,8 +21,14 @@ struct Input {
     genuine_peer: bool,
 }
 
+/// Group-14 and `-f` modes; X25519 clients are covered by the unit tests of
+/// `proto::handshake` and `proto::x25519`.
 fn mode((fast, require_pfs): (bool, bool)) -> Mode {
-    Mode { fast, require_pfs }
+    Mode {
+        fast,
+        require_pfs,
+        x25519: false,
+    }
 }
 
 /// Does one step of `hs`: a send is appended to `out`, a receive takes its bytes from
