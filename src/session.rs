@@ -125,7 +125,7 @@ impl Drop for OpenConnection {
 
 /// Whether Diffie-Hellman work should leave the event loop: only when other
 /// connections could be served meanwhile. Alone, the hand-off would only add latency.
-fn offload() -> bool {
+pub(crate) fn offload() -> bool {
     OPEN.load(Ordering::Relaxed) > 1
 }
 

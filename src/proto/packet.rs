@@ -87,6 +87,11 @@ fn packet_mac(mac: &Hmac<Sha256>, pnum: u64, ct: &[u8]) -> Hmac<Sha256> {
     m
 }
 
+/// Bytes on the wire for `len` bytes of plaintext sent in full packets.
+pub const fn sealed_len(len: usize) -> usize {
+    len.div_ceil(PAYLOAD_MAX) * PACKET_LEN
+}
+
 /// Seals plaintext into packets for one direction of a connection.
 ///
 /// Holds the expanded AES key, the pre-keyed HMAC state and the next packet number
@@ -145,9 +150,16 @@ impl Sealer {
     /// (nothing for empty data). Every packet but the last carries 1024 bytes.
     pub fn seal_all(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
-        out.resize(start + data.len().div_ceil(PAYLOAD_MAX) * PACKET_LEN, 0);
-        // Seal straight into place: no packet is built elsewhere and copied in.
-        let slots = out[start..].as_chunks_mut::<PACKET_LEN>().0;
+        out.resize(start + sealed_len(data.len()), 0);
+        self.seal_into(data, &mut out[start..]);
+    }
+
+    /// Seals all of `data` into the first [`sealed_len`]`(data.len())` bytes of `out`,
+    /// straight into place (no packet is built elsewhere and copied in). Whatever `out`
+    /// held there is overwritten, so a reused buffer needs no clearing. `out` must be
+    /// long enough; a shorter one gets only the packets that fit.
+    pub fn seal_into(&mut self, data: &[u8], out: &mut [u8]) {
+        let slots = out.as_chunks_mut::<PACKET_LEN>().0;
         for (chunk, slot) in data.chunks(PAYLOAD_MAX).zip(slots) {
             self.seal(chunk, slot);
         }
