@@ -5,9 +5,10 @@
 #
 # Each round runs the shared harness (../shared/bench/spiped-bench.sh: bulk throughput and
 # CPU per GB over TCP and UNIX, spipe, handshake rates, round-trip latency, memory) and
-# benches/concurrent.py (aggregate throughput of 4 simultaneous bulk connections) for
-# both implementations, alternating, then prints every figure's median for each side and
-# the ratio ours/C. Environment variables of spiped-bench.sh (BYTES, CONNS, RTTS, ...)
+# benches/concurrent.py (aggregate throughput of 4 simultaneous bulk connections) and
+# benches/handshakes.py (connections per second with 4 concurrent clients: PFS for both,
+# and --x25519 for ours) for both implementations, alternating, then prints every
+# figure's median for each side and the ratio ours/C. Environment variables of spiped-bench.sh (BYTES, CONNS, RTTS, ...)
 # pass through; BENCH_SCRIPT overrides the harness's path, C_SPIPED/C_SPIPE the C binaries.
 # The machine is shared and noisy: compare ratios from one run, never single figures.
 set -euo pipefail
@@ -30,6 +31,10 @@ for r in $(seq "$rounds"); do
     echo "compare.sh: round $r/$rounds: $side" >&2
     bash "$bench" "$sd" "$sp" > "$out/$side.$r"
     python3 "$root/benches/concurrent.py" "$sd" >> "$out/$side.$r"
+    python3 "$root/benches/handshakes.py" "$sd" hs_pfs >> "$out/$side.$r"
+    if [ "$side" = ours ]; then
+      python3 "$root/benches/handshakes.py" "$sd" hs_x25519 --x25519 >> "$out/$side.$r"
+    fi
   done
 done
 echo "# $(date -u +%Y-%m-%d) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $rounds rounds"
@@ -51,4 +56,8 @@ for name in order:
     cm, om = statistics.median(c), statistics.median(o)
     ratio = f"{om / cm:8.2f}" if cm else "       -"
     print(f"{name:34} {cm:12.4g} {om:12.4g} {ratio}  {units[name]}")
+x, c = vals.get(('hs_x25519_rate', 'ours')), vals.get(('hs_pfs_rate', 'c'))
+if x and c:
+    xm, cm = statistics.median(x), statistics.median(c)
+    print(f"{'hs_x25519_rate (ours) vs C hs_pfs':34} {cm:12.4g} {xm:12.4g} {xm / cm:8.2f}  conn/s")
 PY

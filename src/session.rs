@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spiped_transports::Transport;
 
 use crate::proto::handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role};
-use crate::proto::key::{Key, Nonce};
+use crate::proto::key::Key;
 use crate::proto::packet::{Opener, Sealer};
 use crate::pump::{self, PumpError};
 
-/// Length of the nonce each side sends first; only longer messages carry DH values.
-const NONCE_LEN: usize = std::mem::size_of::<Nonce>();
+/// Length of an X25519 handshake message (public key and MAC); group-14 messages and
+/// their parts are longer.
+const X25519_MSG_LEN: usize = crate::proto::x25519::KEY_LEN + 32;
 
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
@@ -139,7 +140,10 @@ pub async fn start(
     key: &Key,
     others: &[Key],
 ) -> Result<Handshake, getrandom::Error> {
-    if (mode.fast && !mode.x25519) || !offload() {
+    // Only a group-14 public value is worth the hand-off: an X25519 client (whatever
+    // its -f) and a -f side draw nothing expensive.
+    let group14 = !(mode.fast || (role == Role::Client && mode.x25519));
+    if !group14 || !offload() {
         return Ok(Handshake::new(role, mode, key)?.accepting_also(others));
     }
     let (key, others) = (key.clone(), others.to_vec());
@@ -150,7 +154,10 @@ pub async fn start(
 /// longer than a nonce) may cost an exponentiation, which runs on the blocking pool
 /// when other connections are open.
 async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, HandshakeError> {
-    if bytes.len() <= NONCE_LEN || (hs.mode().fast && hs.role() == Role::Client) || !offload() {
+    // Nonces and X25519 messages (64 bytes) are cheap; only the parts of a group-14
+    // message (224 or 288 bytes) may cost an exponentiation.
+    let group14 = bytes.len() > X25519_MSG_LEN && !(hs.mode().fast && hs.role() == Role::Client);
+    if !group14 || !offload() {
         hs.received(bytes)?;
         return Ok(hs);
     }
