@@ -39,7 +39,7 @@ deps:
 	fi
 
 test: deps
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --locked --workspace --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check
