@@ -9,21 +9,9 @@ conc4_MBps (aggregate), conc4_cpu_e and conc4_cpu_d (CPU seconds per GB of each 
 """
 import os, socket, subprocess, sys, tempfile, threading, time
 
-def free_port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
+from benchlib import cpu, free_port, wait_port
 
-def cpu(pid):
-    x = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    return (int(x[11]) + int(x[12])) / os.sysconf('SC_CLK_TCK')
 
-def wait_port(port, deadline=10.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(('127.0.0.1', port), 1).close(); return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f'concurrent.py: nothing listening on {port}')
 
 def main():
     spiped = sys.argv[1]; conns = int(sys.argv[2]) if len(sys.argv) > 2 else 4
@@ -50,7 +38,7 @@ def main():
     d = subprocess.Popen([spiped, '-d', '-F', '-s', f'[127.0.0.1]:{dport}', '-t', f'[127.0.0.1]:{tport}', '-k', key], stderr=subprocess.DEVNULL)
     e = subprocess.Popen([spiped, '-e', '-F', '-s', f'[127.0.0.1]:{eport}', '-t', f'[127.0.0.1]:{dport}', '-k', key], stderr=subprocess.DEVNULL)
     try:
-        wait_port(dport); wait_port(eport)
+        wait_port(dport, 'concurrent.py'); wait_port(eport, 'concurrent.py')
         while len(received) < 2: time.sleep(0.01)   # the readiness probes
         received.clear()
         c0 = (cpu(e.pid), cpu(d.pid)); t0 = time.perf_counter()

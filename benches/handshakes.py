@@ -12,21 +12,9 @@ connection's latency.
 """
 import os, socket, subprocess, sys, tempfile, threading, time
 
-def free_port():
-    s = socket.socket(); s.bind(('127.0.0.1', 0)); p = s.getsockname()[1]; s.close(); return p
+from benchlib import cpu, free_port, wait_port
 
-def cpu(pid):
-    x = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
-    return (int(x[11]) + int(x[12])) / os.sysconf('SC_CLK_TCK')
 
-def wait_port(port, deadline=10.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(('127.0.0.1', port), 1).close(); return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f'handshakes.py: nothing listening on {port}')
 
 def main():
     spiped, name = sys.argv[1], sys.argv[2]
@@ -56,7 +44,7 @@ def main():
     d = subprocess.Popen([spiped, '-d', '-F', '-n', '0', *flags_d, '-s', f'[127.0.0.1]:{dport}', '-t', f'[127.0.0.1]:{tport}', '-k', key], stderr=subprocess.DEVNULL)
     e = subprocess.Popen([spiped, '-e', '-F', '-n', '0', *flags_e, '-s', f'[127.0.0.1]:{eport}', '-t', f'[127.0.0.1]:{dport}', '-k', key], stderr=subprocess.DEVNULL)
     try:
-        wait_port(dport); wait_port(eport)
+        wait_port(dport, 'handshakes.py'); wait_port(eport, 'handshakes.py')
         counts = [0] * clients; failures = [0]; stop = time.perf_counter() + seconds
         def client(i):
             while time.perf_counter() < stop:

@@ -50,6 +50,35 @@ struct Tool {
     usage: &'static str,
 }
 
+/// A daemon-style tool's raw argh arguments: whether `-v` was given, and the checks
+/// that turn them into options.
+trait Validate: argh::FromArgs + argh::ArgsInfo {
+    /// The validated options.
+    type Options;
+    /// Whether `-v` was given.
+    fn version(&self) -> bool;
+    /// Checks what argh cannot express.
+    fn validate(self) -> Result<Self::Options, Mistake>;
+}
+
+impl Tool {
+    /// Parses a command line of `A`'s tool: usage errors, `-h` and `-v` become
+    /// [`Parsed::Exit`], a valid line [`Parsed::Run`].
+    fn parse<A: Validate>(&self, args: &[String]) -> Parsed<A::Options> {
+        let raw: A = match self.parse_args(args) {
+            Ok(raw) => raw,
+            Err(exit) => return exit,
+        };
+        if raw.version() {
+            return self.version();
+        }
+        match raw.validate() {
+            Ok(options) => Parsed::Run(options),
+            Err(m) => self.mistake(m),
+        }
+    }
+}
+
 impl Tool {
     /// Runs the getopt normalisation and argh; `Err` is a finished [`Parsed::Exit`]
     /// (help, or a usage error) for the caller to return.

@@ -40,17 +40,7 @@ pub struct SpipeOptions {
 
 /// Parses `spipe`'s arguments (without `argv[0]`).
 pub fn parse(args: &[String]) -> Parsed<SpipeOptions> {
-    let raw: Args = match TOOL.parse_args(args) {
-        Ok(raw) => raw,
-        Err(exit) => return exit,
-    };
-    if raw.version {
-        return TOOL.version();
-    }
-    match raw.validate() {
-        Ok(options) => Parsed::Run(options),
-        Err(m) => TOOL.mistake(m),
-    }
+    TOOL.parse::<Args>(args)
 }
 
 /// `spipe`'s options, for completions and documentation checks.
@@ -101,7 +91,13 @@ struct Args {
     version: bool,
 }
 
-impl Args {
+impl super::Validate for Args {
+    type Options = SpipeOptions;
+
+    fn version(&self) -> bool {
+        self.version
+    }
+
     /// Checks what argh cannot express; presence problems come before value problems.
     fn validate(self) -> Result<SpipeOptions, super::Mistake> {
         let target = super::required(self.target, "-t/--target")?;

@@ -118,17 +118,7 @@ impl FromStr for UserSpec {
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
 pub fn parse(args: &[String]) -> Parsed<SpipedOptions> {
-    let raw: Args = match TOOL.parse_args(args) {
-        Ok(raw) => raw,
-        Err(exit) => return exit,
-    };
-    if raw.version {
-        return TOOL.version();
-    }
-    match raw.validate() {
-        Ok(options) => Parsed::Run(options),
-        Err(m) => TOOL.mistake(m),
-    }
+    TOOL.parse::<Args>(args)
 }
 
 /// `spiped`'s options, for completions and documentation checks.
@@ -244,7 +234,13 @@ struct Args {
     version: bool,
 }
 
-impl Args {
+impl super::Validate for Args {
+    type Options = SpipedOptions;
+
+    fn version(&self) -> bool {
+        self.version
+    }
+
     /// Checks what argh cannot express: required options, exclusive pairs, and values.
     /// Presence problems are reported before value problems, so the first complaint is
     /// about the shape of the command line.
