@@ -49,6 +49,8 @@ async fn accept_loop(
 ) {
     let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
     let mut at_limit = false;
+    // Accept failures in a row; warned about once, when the first one happens.
+    let mut failures = 0u64;
     loop {
         let permit = match &slots {
             None => None,
@@ -70,13 +72,28 @@ async fn accept_loop(
             }),
         };
         let stream = match listener.accept(cfg.stream).await {
-            Ok(s) => s,
+            Ok(s) => {
+                if failures > 0 {
+                    log::warn(&format!(
+                        "accepting on {} again after {failures} failed attempts",
+                        listener.endpoint()
+                    ));
+                    failures = 0;
+                }
+                s
+            }
             Err(e) => {
-                log::warn(&format!(
-                    "accept on {} failed: {}",
-                    listener.endpoint(),
-                    crate::errors::describe(&e)
-                ));
+                // Out of descriptors, accept fails every back-off period: say so once per
+                // episode, not ten times a second.
+                if failures == 0 {
+                    log::warn(&format!(
+                        "accept on {} failed: {}; retrying every {} ms",
+                        listener.endpoint(),
+                        crate::errors::describe(&e),
+                        ACCEPT_BACKOFF.as_millis()
+                    ));
+                }
+                failures += 1;
                 smol::Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }

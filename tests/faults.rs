@@ -614,4 +614,12 @@ fn fd_exhaustion_recovers() {
     enc.assert_running();
     let warnings = dec.stderr().matches("Too many open files").count();
     println!("{warnings} descriptor warnings");
+    // The accept loop says it is failing once per episode, not at every retry.
+    let err = dec.stderr();
+    let accept_failures = err.matches("failed: Too many open files; retrying").count();
+    assert!(
+        (1..=3).contains(&accept_failures),
+        "accept failures reported {accept_failures} times: {err}"
+    );
+    assert!(err.contains("again after"), "no recovery line: {err}");
 }
