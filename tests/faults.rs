@@ -19,50 +19,10 @@ use spiped::proto::{Key, Opener, PACKET_LEN};
 
 const KEY: &[u8] = b"fault injection key file contents";
 
-/// A `spiped -d` in front of a target and a `spiped -e` in front of that (or of
-/// `enc_target`, e.g. a proxy), both in the foreground.
-struct Chain {
-    _dir: tempfile::TempDir,
-    target: Target,
-    dec: Daemon,
-    enc: Daemon,
-}
-
 impl Chain {
-    fn start(enc: Impl, dec: Impl, mode: Mode, extra: &[&str]) -> Chain {
-        Chain::start_via(enc, dec, mode, extra, None)
-    }
-
-    /// With `proxy`, the encrypted hop goes through it: `proxy(dec's address)` must
-    /// return the address `-e` connects to.
-    fn start_via(
-        enc: Impl,
-        dec: Impl,
-        mode: Mode,
-        extra: &[&str],
-        proxy: Option<&dyn Fn(&Addr) -> Addr>,
-    ) -> Chain {
-        let dir = temp_dir();
-        let key = key_file(dir.path(), "key", KEY);
-        let key = key.to_str().unwrap();
-        let target = Target::start(Transport::Tcp, dir.path(), mode);
-        let dsrc = Addr::fresh(Transport::Tcp, dir.path(), "d");
-        let (ds, dt) = (dsrc.arg(), target.addr.arg());
-        let mut args = vec!["-d", "-s", &ds, "-t", &dt, "-k", key];
-        args.extend_from_slice(extra);
-        let dec = Daemon::spawn(dec, "dec", dir.path(), &dsrc, &args);
-        let hop = proxy.map_or(dsrc.clone(), |p| p(&dsrc));
-        let esrc = Addr::fresh(Transport::Tcp, dir.path(), "e");
-        let (es, et) = (esrc.arg(), hop.arg());
-        let mut args = vec!["-e", "-s", &es, "-t", &et, "-k", key];
-        args.extend_from_slice(extra);
-        let enc = Daemon::spawn(enc, "enc", dir.path(), &esrc, &args);
-        Chain {
-            _dir: dir,
-            target,
-            dec,
-            enc,
-        }
+    /// Our or C's daemons, both with `extra` arguments.
+    fn of(enc: Impl, dec: Impl, mode: Mode, extra: &[&str]) -> Chain {
+        Chain::start((enc, extra), (dec, extra), mode, None)
     }
 
     /// A full exchange through both daemons to an echo target succeeds byte for byte.
@@ -103,7 +63,7 @@ fn decs() -> Vec<Impl> {
 fn client_reset_mid_transfer() {
     for (e, d) in pairs() {
         for fin_first in [false, true] {
-            let mut c = Chain::start(e, d, Mode::Duplex(Arc::new(Vec::new())), &[]);
+            let mut c = Chain::of(e, d, Mode::Duplex(Arc::new(Vec::new())), &[]);
             let mut conn = c.enc.source.connect().expect("connect");
             let data = payload(300_000, 1);
             conn.write_all(&data).expect("write");
@@ -134,7 +94,7 @@ fn target_reset_mid_transfer() {
                 after: 20_000,
                 reply: reply.clone(),
             };
-            let mut c = Chain::start(e, d, mode, &[]);
+            let mut c = Chain::of(e, d, mode, &[]);
             let data = payload(2_000_000, 4);
             let ex = exchange(&c.enc.source, &data, EXCHANGE_DEADLINE)
                 .expect("the client's connection ends");
@@ -271,7 +231,7 @@ fn proxy_one(
         .try_into()
         .unwrap();
     let nonce_c: [u8; 32] = hello[..32].try_into().unwrap();
-    let key = Key::from_file_contents(KEY);
+    let key = Key::from_file_contents(CHAIN_KEY);
     let keys = session_keys(&key, &nonce_c, &nonce_s, &dh::ONE);
     let mut opener = Opener::new(&keys.enc_c, &keys.mac_c);
     let payloads = packets
@@ -306,11 +266,10 @@ fn damaged_packet_stream() {
                 rx.set(r).unwrap();
                 a
             };
-            let mut c = Chain::start_via(
-                Impl::Ours,
-                d,
+            let mut c = Chain::start(
+                (Impl::Ours, &["-f"]),
+                (d, &["-f"]),
                 Mode::Duplex(Arc::new(Vec::new())),
-                &["-f"],
                 Some(&proxy),
             );
             let data = payload(200_000, 7);
@@ -452,7 +411,7 @@ fn target_never_accepts() {
 #[test]
 fn silent_and_stalled_handshakes_time_out() {
     for (e, d) in pairs() {
-        let mut c = Chain::start(e, d, Mode::Echo, &["-o", "4"]);
+        let mut c = Chain::of(e, d, Mode::Echo, &["-o", "4"]);
         let start = Instant::now();
         let mut idle: Vec<Stream> = Vec::new();
         for i in 0..16 {

@@ -18,37 +18,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use spiped::proto::{Handshake, Key, Mode as HsMode, Next, Role};
 
-const KEY: &[u8] = b"flood and soak key file";
-
 /// Our `spiped -d` in front of a target, and our `spiped -e` in front of that.
-struct Chain {
-    _dir: tempfile::TempDir,
-    target: Target,
-    dec: Daemon,
-    enc: Daemon,
-}
-
 fn chain(mode: Mode, enc_extra: &[&str], dec_extra: &[&str]) -> Chain {
-    let dir = temp_dir();
-    let key = key_file(dir.path(), "key", KEY);
-    let key = key.to_str().unwrap();
-    let target = Target::start(Transport::Tcp, dir.path(), mode);
-    let dsrc = Addr::fresh(Transport::Tcp, dir.path(), "d");
-    let (ds, dt) = (dsrc.arg(), target.addr.arg());
-    let mut args = vec!["-d", "-s", &ds, "-t", &dt, "-k", key];
-    args.extend_from_slice(dec_extra);
-    let dec = Daemon::spawn(Impl::Ours, "dec", dir.path(), &dsrc, &args);
-    let esrc = Addr::fresh(Transport::Tcp, dir.path(), "e");
-    let es = esrc.arg();
-    let mut args = vec!["-e", "-s", &es, "-t", &ds, "-k", key];
-    args.extend_from_slice(enc_extra);
-    let enc = Daemon::spawn(Impl::Ours, "enc", dir.path(), &esrc, &args);
-    Chain {
-        _dir: dir,
-        target,
-        dec,
-        enc,
-    }
+    Chain::start((Impl::Ours, enc_extra), (Impl::Ours, dec_extra), mode, None)
 }
 
 /// One hostile handshake attempt on `addr`: garbage, or a genuine handshake under the
