@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
+use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect, rt};
 
 use crate::connlog::ConnLog;
 use crate::proto::handshake::{Mode, Role};
@@ -189,7 +189,7 @@ async fn serve(
         }
     };
     let timeout = async {
-        smol::Timer::after(cfg.timeout).await;
+        rt::Timer::after(cfg.timeout).await;
         Err(ConnError::Timeout {
             x25519: role == Role::Client && cfg.mode.x25519,
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_lock::Semaphore;
 use smol::LocalExecutor;
-use spiped_transports::Listener;
+use spiped_transports::{Listener, rt};
 
 use crate::conn::{self, ConnConfig};
 use crate::log;
@@ -94,7 +94,7 @@ async fn accept_loop(
                     ));
                 }
                 failures += 1;
-                smol::Timer::after(ACCEPT_BACKOFF).await;
+                rt::Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
         };

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_lite::future;
-use spiped_transports::Transport;
+use spiped_transports::{Transport, rt};
 
 use crate::proto::framing::Deframer;
 use crate::proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
@@ -86,7 +86,7 @@ async fn wait_readable(
     }
     if batch.packets > MIN_BATCH {
         let grace = async {
-            smol::Timer::after(IDLE_GRACE).await;
+            rt::Timer::after(IDLE_GRACE).await;
             None
         };
         if let Some(r) = future::or(async { Some((&mut ready).await) }, grace).await {

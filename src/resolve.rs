@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hickory_resolver::Resolver;
 use hickory_resolver::config::ResolverConfig;
-use spiped_transports::{Address, Endpoint};
+use spiped_transports::{Address, Endpoint, rt};
 
 use crate::log;
 
@@ -53,7 +53,7 @@ pub async fn resolve_patiently(addr: &Address) -> Vec<Endpoint> {
             }
             Err(_) => {}
         }
-        smol::Timer::after(WAIT_DNS_RETRY).await;
+        rt::Timer::after(WAIT_DNS_RETRY).await;
     }
 }
 
@@ -135,7 +135,7 @@ impl Targets {
             return;
         }
         loop {
-            smol::Timer::after(every).await;
+            rt::Timer::after(every).await;
             match resolve(addr).await {
                 Ok(list) => self.set(list),
                 Err(e) => log::warn(&format!("{e}; still using the previous addresses")),

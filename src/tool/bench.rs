@@ -16,7 +16,7 @@ use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::Mac;
 use smol::LocalExecutor;
-use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
+use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect, rt};
 
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
@@ -390,16 +390,17 @@ fn with_pipe(
         client(stream).await
     };
     let deadline = async {
-        smol::Timer::after(budget * 3 + Duration::from_secs(30)).await;
+        rt::Timer::after(budget * 3 + Duration::from_secs(30)).await;
         Err("no result before the deadline".to_owned())
     };
-    smol::block_on(ex.run(futures_lite::future::or(
+    rt::block_on(ex.run(futures_lite::future::or(
         futures_lite::future::or(work, deadline),
         futures_lite::future::or(targets, async {
             daemons.await;
             Err("the daemons stopped".to_owned())
         }),
     )))
+    .map_err(super::event_loop_failed)?
 }
 
 /// The in-process target: acknowledges the connection's first byte by sending it back,

@@ -78,3 +78,9 @@ pub(crate) fn fail(msg: &str) -> i32 {
     crate::log::warn(msg);
     1
 }
+
+/// The message for an event loop that could not start or stopped working (no
+/// descriptor or memory left for epoll).
+pub(crate) fn event_loop_failed(e: std::io::Error) -> String {
+    format!("event loop failed: {e}")
+}

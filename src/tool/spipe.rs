@@ -1,6 +1,6 @@
 //! `spipe`: connect to an `spiped -d`, and pipe standard input and output through it.
 
-use spiped_transports::Stdio;
+use spiped_transports::{Stdio, rt};
 
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
@@ -18,14 +18,15 @@ pub fn main(args: &[String]) -> i32 {
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
     let key = keyfile::load(&opts.key_file)?;
-    let (targets, bind) = smol::block_on(async {
+    let (targets, bind) = rt::block_on(async {
         let targets = resolve::resolve(&opts.target).await?;
         let bind = match &opts.bind {
             Some(b) => Some(resolve::resolve_bind(b).await?),
             None => None,
         };
         Ok::<_, String>((targets, bind))
-    })?;
+    })
+    .map_err(super::event_loop_failed)??;
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,
@@ -37,7 +38,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let hs = Handshake::new(Role::Client, mode, &key)
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
-    smol::block_on(async {
+    rt::block_on(async {
         let setup = async {
             let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
                 .await
@@ -48,7 +49,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             Ok::<_, String>((stream, keys))
         };
         let timeout = async {
-            smol::Timer::after(opts.timeout).await;
+            rt::Timer::after(opts.timeout).await;
             let hint = if opts.x25519 {
                 format!("; {}", session::X25519_HINT)
             } else {
@@ -66,4 +67,5 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             .await
             .map_err(|e| format!("{}: connection broken: {e}", opts.target))
     })
+    .map_err(super::event_loop_failed)?
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
 use smol::LocalExecutor;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
@@ -48,9 +48,14 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    let ex = LocalExecutor::new();
+    // It lives as long as the process: the main task below borrows it, and a task
+    // cannot borrow the executor that owns it for less.
+    let ex: &'static LocalExecutor<'static> = Box::leak(Box::new(LocalExecutor::new()));
     let keys = (key, extra_keys);
-    smol::block_on(ex.run(serve(&ex, opts, keys, inherited, readiness, signals)))
+    // As a task rather than `run`'s own future: `run` polls its future on every turn
+    // of the loop, a task only when something woke it.
+    let main = ex.spawn(serve(ex, opts, keys, inherited, readiness, signals));
+    rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
 }
 
 /// Everything after forking: pidfile, source, privileges, target, then the accept loop

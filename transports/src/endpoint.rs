@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_io::Async;
 use socket2::{Domain, SockAddr, Socket, Type};
 
+use crate::rt::{Initially, Registered, Timer};
 use crate::stream::SocketStream;
 
 /// An address ready to connect to or listen on: no names left to resolve.
@@ -46,8 +46,9 @@ impl Endpoint {
     }
 
     pub(crate) fn new_socket(&self) -> io::Result<Socket> {
-        // socket2 sets close-on-exec on new sockets, so children never inherit them.
-        Socket::new(self.domain(), Type::STREAM, None)
+        // socket2 sets close-on-exec on new sockets, so children never inherit them;
+        // non-blocking from the start saves a system call per connection.
+        Socket::new(self.domain(), Type::STREAM.nonblocking(), None)
     }
 }
 
@@ -91,8 +92,9 @@ pub async fn connect(
     if let (Some(b), Endpoint::Tcp(_)) = (bind, ep) {
         socket.bind(&SockAddr::from(b))?;
     }
-    // Async::new makes the socket non-blocking.
-    let io = Async::new(socket)?;
+    // Registered before connecting, so a failure to register leaves no half-open
+    // connection behind; the edge of the finished connect is queued for the loop.
+    let io = Registered::new(socket, Initially::Waiting)?;
     let connecting = async {
         match io.get_ref().connect(&ep.sockaddr()?) {
             Ok(()) => {}
@@ -100,7 +102,7 @@ pub async fn connect(
                 if e.raw_os_error() == Some(libc::EINPROGRESS)
                     || e.kind() == io::ErrorKind::WouldBlock =>
             {
-                io.writable().await?;
+                io.writable().await;
                 if let Some(e) = io.get_ref().take_error()? {
                     return Err(e);
                 }
@@ -113,7 +115,7 @@ pub async fn connect(
         None => connecting.await?,
         Some(t) => {
             futures_lite::future::or(connecting, async {
-                async_io::Timer::after(t).await;
+                Timer::after(t).await;
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "connection timed out",
@@ -122,7 +124,8 @@ pub async fn connect(
             .await?
         }
     }
-    configure_stream(io.get_ref(), matches!(ep, Endpoint::Tcp(_)), opts)?;
+    let tcp = matches!(ep, Endpoint::Tcp(_));
+    configure_stream(io.get_ref(), tcp, opts)?;
     // Keep the reactor registration made for connecting: no second registration.
-    Ok(SocketStream::from_async(io, ep.to_string()))
+    Ok(SocketStream::from_registered(io, tcp, ep.to_string()))
 }

@@ -2,11 +2,13 @@
 //!
 //! This crate knows nothing about keys or the protocol. It owns every socket option
 //! spiped sets (SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE, bind-before-connect), so that
-//! no other layer touches sockets directly.
+//! no other layer touches sockets directly, and the event loop ([`rt`]) that drives
+//! them: one edge-triggered epoll registration per socket, owned by one thread.
 
 pub mod address;
 pub mod endpoint;
 pub mod listener;
+pub mod rt;
 pub mod stdio;
 pub mod stream;
 pub mod transport;

@@ -6,15 +6,15 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use async_io::Async;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, StreamOptions, configure_stream};
+use crate::rt::{Initially, Registered};
 use crate::stream::SocketStream;
 
 /// A listening socket registered with the async reactor.
 pub struct Listener {
-    io: Async<Socket>,
+    io: Registered<Socket>,
     endpoint: Endpoint,
     /// Handed over by a parent (systemd socket activation) rather than bound here: its
     /// socket file belongs to whoever created it.
@@ -79,7 +79,6 @@ impl Listener {
             }
         }
         socket.listen(BACKLOG)?;
-        socket.set_nonblocking(true)?;
         let endpoint = match ep {
             Endpoint::Tcp(_) => Endpoint::Tcp(
                 socket
@@ -90,7 +89,7 @@ impl Listener {
             Endpoint::Unix(p) => Endpoint::Unix(p.clone()),
         };
         Ok(Listener {
-            io: Async::new(socket)?,
+            io: Registered::new(socket, Initially::Ready)?,
             endpoint,
             inherited: false,
         })
@@ -117,7 +116,7 @@ impl Listener {
         socket.set_cloexec(true)?;
         socket.set_nonblocking(true)?;
         Ok(Listener {
-            io: Async::new(socket)?,
+            io: Registered::new(socket, Initially::Ready)?,
             endpoint,
             inherited: true,
         })
@@ -139,14 +138,17 @@ impl Listener {
 
     /// Waits for the next connection and applies `opts` to it.
     pub async fn accept(&self, opts: StreamOptions) -> io::Result<SocketStream> {
-        let (socket, addr): (Socket, _) = self.io.read_with(|l| l.accept()).await?;
+        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        let accept = |l: &Socket| l.accept4(flags);
+        let (socket, addr) = self.io.read_with(accept, |_| false).await?;
         let tcp = matches!(self.endpoint, Endpoint::Tcp(_));
         configure_stream(&socket, tcp, opts)?;
         let peer = match addr.as_socket() {
             Some(a) => a.to_string(),
             None => self.endpoint.to_string(),
         };
-        SocketStream::new(socket, peer)
+        let io = Registered::new(socket, Initially::Ready)?;
+        Ok(SocketStream::from_registered(io, tcp, peer))
     }
 }
 

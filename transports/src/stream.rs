@@ -3,22 +3,30 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 
-use async_io::Async;
 use async_trait::async_trait;
 use socket2::Socket;
 
+use crate::rt::{Initially, Registered};
 use crate::{Endpoint, Transport};
 
-/// A connected, non-blocking stream socket registered with the async reactor.
+/// A connected, non-blocking stream socket registered with this thread's event loop
+/// ([`crate::rt`]).
 pub struct SocketStream {
-    io: Async<Socket>,
+    io: Registered<Socket>,
     peer: String,
+    /// A short read proves a TCP socket drained (the kernel copies all it has); on
+    /// UNIX sockets a read also stops early at passed credentials or descriptors, so
+    /// only a `WouldBlock` proves it there.
+    short_read_drains: bool,
 }
 
 impl SocketStream {
-    /// Wraps a connected socket; `peer` names the other end in log messages.
-    pub fn new(socket: Socket, peer: String) -> io::Result<SocketStream> {
-        Ok(SocketStream::from_async(Async::new(socket)?, peer))
+    /// Wraps a connected TCP (`tcp`) or UNIX stream socket, made non-blocking here;
+    /// `peer` names the other end in log messages.
+    pub fn new(socket: Socket, tcp: bool, peer: String) -> io::Result<SocketStream> {
+        socket.set_nonblocking(true)?;
+        let io = Registered::new(socket, Initially::Ready)?;
+        Ok(SocketStream::from_registered(io, tcp, peer))
     }
 
     /// Both ends of the connection as the kernel reports them: `(peer, local)`. A UNIX
@@ -32,24 +40,38 @@ impl SocketStream {
         ))
     }
 
-    /// Wraps a socket already registered with the reactor.
-    pub(crate) fn from_async(io: Async<Socket>, peer: String) -> SocketStream {
-        SocketStream { io, peer }
+    /// Wraps a socket already registered with the event loop.
+    pub(crate) fn from_registered(io: Registered<Socket>, tcp: bool, peer: String) -> SocketStream {
+        SocketStream {
+            io,
+            peer,
+            short_read_drains: tcp,
+        }
     }
 }
 
 #[async_trait]
 impl Transport for SocketStream {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.read_with(|mut s| s.read(buf)).await
+        let len = buf.len();
+        let drains = self.short_read_drains;
+        (self.io)
+            .read_with(|mut s| s.read(buf), |&n| drains && n > 0 && n < len)
+            .await
     }
 
     async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
+        self.io.readable().await;
+        Ok(())
     }
 
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.io.write_with(|mut s| s.write_vectored(bufs)).await
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        // A short write means the send buffer is full; the kernel reports an edge when
+        // it has room again.
+        (self.io)
+            .write_with(|mut s| s.write_vectored(bufs), |&n| n < len)
+            .await
     }
 
     async fn shutdown_write(&self) -> io::Result<()> {
