@@ -153,7 +153,6 @@ async fn serve(
         Direction::Decrypt => Role::Server,
     };
     let hs = session::start(role, cfg.mode, &cfg.key, &cfg.extra_keys)
-        .await
         .map_err(|e| ConnError::Random(e.to_string()))?;
     let connect = || async {
         connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)

@@ -3,10 +3,12 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use spiped_transports::Transport;
 
+use crate::proto::dh;
 use crate::proto::handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role};
 use crate::proto::key::Key;
 use crate::proto::packet::{Opener, Sealer};
@@ -79,7 +81,7 @@ pub async fn handshake(
         match hs.next() {
             Next::Send(bytes) => {
                 t.write_all(bytes).await.map_err(HandshakeFailure::Io)?;
-                hs.sent();
+                hs = sent(hs).await;
             }
             Next::Recv(n) => {
                 let want = buf.get_mut(..n).ok_or(HandshakeFailure::Closed)?;
@@ -131,29 +133,68 @@ pub(crate) fn offload() -> bool {
 }
 
 /// Starts a handshake with `key`; a server also accepts clients using any of `others`
-/// (see [`Handshake::accepting_also`]). Drawing a group-14 public value costs a
-/// fraction of a millisecond, so with other connections open it runs on the blocking
-/// pool, keeping the event loop free for them.
-pub async fn start(
+/// (see [`Handshake::accepting_also`]). Cheap: it only draws random numbers; the
+/// exponentiations come later, with the messages that need them.
+pub fn start(
     role: Role,
     mode: Mode,
     key: &Key,
     others: &[Key],
 ) -> Result<Handshake, getrandom::Error> {
-    // Only a group-14 public value is worth the hand-off: an X25519 client (whatever
-    // its -f) and a -f side draw nothing expensive.
-    let group14 = !(mode.fast || (role == Role::Client && mode.x25519));
-    if !group14 || !offload() {
-        return Ok(Handshake::new(role, mode, key)?.accepting_also(others));
+    Ok(Handshake::new(role, mode, key)?.accepting_also(others))
+}
+
+/// A group-14 key pair computed ahead on the blocking pool, so that `2^x` (about
+/// 0.3 ms) is off the next handshake's critical path: each side would otherwise compute
+/// it between receiving a message and answering it. Each pair serves one handshake;
+/// taking one starts computing the next.
+static SPARE: Mutex<Option<dh::Keypair>> = Mutex::new(None);
+/// Whether a pair is being computed for [`SPARE`].
+static REFILLING: AtomicBool = AtomicBool::new(false);
+/// Whether this process keeps a spare at all: a daemon does; `spipe`, with its one
+/// connection, would only waste the work.
+static KEEP_SPARE: AtomicBool = AtomicBool::new(false);
+
+/// Keeps a group-14 key pair computed ahead for the handshakes of this process, starting
+/// now; for daemons, which expect many connections.
+pub fn compute_keypairs_ahead() {
+    KEEP_SPARE.store(true, Ordering::Relaxed);
+    refill();
+}
+
+/// The spare key pair, if one is ready; starts computing the next one.
+fn take_spare() -> Option<dh::Keypair> {
+    if !KEEP_SPARE.load(Ordering::Relaxed) {
+        return None;
     }
-    let (key, others) = (key.clone(), others.to_vec());
-    smol::unblock(move || Ok(Handshake::new(role, mode, &key)?.accepting_also(&others))).await
+    let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).take();
+    refill();
+    spare
+}
+
+/// Starts computing a spare key pair unless one is being computed.
+fn refill() {
+    if !REFILLING.swap(true, Ordering::AcqRel) {
+        smol::unblock(|| {
+            // Without randomness the handshake itself fails and says so; no spare.
+            if let Ok(pair) = dh::Keypair::generate() {
+                *SPARE.lock().unwrap_or_else(PoisonError::into_inner) = Some(pair);
+            }
+            REFILLING.store(false, Ordering::Release);
+        })
+        .detach();
+    }
 }
 
 /// Feeds a received message to the handshake. A Diffie-Hellman message (anything
 /// longer than a nonce) may cost an exponentiation, which runs on the blocking pool
 /// when other connections are open.
 async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, HandshakeError> {
+    if hs.needs_public_next()
+        && let Some(pair) = take_spare()
+    {
+        hs.use_keypair(pair);
+    }
     // Nonces and X25519 messages (64 bytes) are cheap; only the parts of a group-14
     // message (224 or 288 bytes) may cost an exponentiation.
     let group14 = bytes.len() > X25519_MSG_LEN && !(hs.mode().fast && hs.role() == Role::Client);
@@ -163,6 +204,21 @@ async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, Handshake
     }
     let bytes = bytes.to_vec();
     smol::unblock(move || hs.received(&bytes).map(|()| hs)).await
+}
+
+/// Tells the handshake its message is out. A group-14 server computes the shared secret
+/// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
+/// are open.
+async fn sent(mut hs: Handshake) -> Handshake {
+    if !hs.sent_agrees() || !offload() {
+        hs.sent();
+        return hs;
+    }
+    smol::unblock(move || {
+        hs.sent();
+        hs
+    })
+    .await
 }
 
 async fn read_exact(t: &dyn Transport, mut buf: &mut [u8]) -> Result<(), HandshakeFailure> {

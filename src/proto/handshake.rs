@@ -183,6 +183,10 @@ enum AfterDhSent {
     RecvDh(DhMacKeys),
     /// Server: it checked the client's message before answering, so it is done.
     Done(SessionKeys, Exchange),
+    /// Server, group 14: it checked the client's message and answers before computing
+    /// the shared secret, so that both sides' exponentiations run at the same time
+    /// instead of one after the other (as the C spiped does).
+    Agree(Secret, Box<[u8; Y_LEN]>),
 }
 
 /// One side of a spiped handshake, driven by the caller over bytes (see the module docs).
@@ -202,6 +206,8 @@ pub struct Handshake {
     /// The group-14 exponent: `None` in fast mode, for an X25519 client, and once a
     /// shared secret has been computed.
     secret: Option<Secret>,
+    /// `2^secret mod p` when it was computed ahead ([`Handshake::use_keypair`]).
+    public: Option<Box<[u8; Y_LEN]>>,
     /// The X25519 secret: held by an X25519 client and by every server (which learns the
     /// client's kind only from its message); `None` once a shared secret is computed.
     x_secret: Option<x25519::Secret>,
@@ -285,6 +291,7 @@ impl Handshake {
             nonce,
             peer_nonce: [0; 32],
             secret,
+            public: None,
             x_secret,
             state: State::SendNonce,
         }
@@ -330,6 +337,42 @@ impl Handshake {
         }
     }
 
+    /// Whether the next [`Handshake::received`] call computes our group-14 public value
+    /// `2^x` (a client on the server's nonce, a server on the rest of a group-14 client
+    /// message), an exponentiation that [`Handshake::use_keypair`] can supply ahead.
+    pub fn needs_public_next(&self) -> bool {
+        let sends_group14_next = matches!(
+            (&self.state, self.role),
+            (State::RecvNonce, Role::Client) | (State::RecvGroup14Tail { .. }, Role::Server)
+        );
+        sends_group14_next && self.secret.is_some() && self.public.is_none()
+    }
+
+    /// Replaces our group-14 exponent with `keypair`'s, whose public value is already
+    /// computed. Only while [`Handshake::needs_public_next`]; otherwise (fast mode, an
+    /// X25519 client, a public value already sent) returns `keypair` untouched.
+    pub fn use_keypair(&mut self, keypair: dh::Keypair) -> Option<dh::Keypair> {
+        if !self.needs_public_next() {
+            return Some(keypair);
+        }
+        let (secret, public) = keypair.into_parts();
+        self.secret = Some(secret);
+        self.public = Some(public);
+        None
+    }
+
+    /// Whether [`Handshake::sent`] will compute a group-14 shared secret (a server's,
+    /// after its answer is out): an exponentiation a driver may want off its event loop.
+    pub fn sent_agrees(&self) -> bool {
+        matches!(
+            self.state,
+            State::SendDh {
+                then: AfterDhSent::Agree(..),
+                ..
+            }
+        )
+    }
+
     /// Tells the state machine that all bytes of the last `Next::Send` were written.
     /// Calling it when no send is pending is a driver bug: debug builds panic, release
     /// builds ignore the call. After a failure it is always ignored.
@@ -342,6 +385,10 @@ impl Handshake {
                         dhmacs: vec![dhmac],
                     },
                     AfterDhSent::Done(keys, exchange) => State::Done { keys, exchange },
+                    AfterDhSent::Agree(x, peer_y) => State::Done {
+                        keys: self.group14_keys(&x, &peer_y),
+                        exchange: Exchange::Group14,
+                    },
                 }
             }
             other => {
@@ -442,9 +489,10 @@ impl Handshake {
 
     /// Our group-14 DH message `y || HMAC(dhmac_own, y)`.
     fn our_dh_message(&self, dhmac: &DhMacKeys) -> Box<[u8]> {
-        let y = match &self.secret {
-            Some(x) => dh::public(x),
-            None => dh::ONE,
+        let y = match (&self.secret, &self.public) {
+            (Some(_), Some(y)) => **y,
+            (Some(x), None) => dh::public(x),
+            (None, _) => dh::ONE,
         };
         let tag = hmac_sha256(self.mac_keys(dhmac).0)
             .chain_update(y)
@@ -616,15 +664,34 @@ impl Handshake {
         // A fast side uses 1 whatever the peer sent; a PFS peer that got our y = 1
         // computes 1^x = 1 too, so both sides agree.
         self.x_secret = None;
-        let (mut shared, exchange) = match self.secret.take() {
-            Some(x) if peer_y != dh::ONE => (dh::shared(&x, &peer_y), Exchange::Group14),
-            Some(_) | None => (dh::ONE, Exchange::Fast),
-        };
+        match (self.secret.take().filter(|_| peer_y != dh::ONE), reply) {
+            (Some(x), Some(msg)) => {
+                self.state = State::SendDh {
+                    msg,
+                    then: AfterDhSent::Agree(x, Box::new(peer_y)),
+                };
+            }
+            (Some(x), None) => {
+                let keys = self.group14_keys(&x, &peer_y);
+                self.dh_done(keys, Exchange::Group14, None);
+            }
+            (None, reply) => {
+                let (nc, ns) = self.nonces();
+                let keys = session_keys(self.key(), nc, ns, &dh::ONE);
+                self.dh_done(keys, Exchange::Fast, reply);
+            }
+        }
+        Ok(())
+    }
+
+    /// The session keys from our exponent `x` and the peer's `peer_y` (one modular
+    /// exponentiation); the shared secret is wiped before returning.
+    fn group14_keys(&self, x: &Secret, peer_y: &[u8; Y_LEN]) -> SessionKeys {
+        let mut shared = dh::shared(x, peer_y);
         let (nc, ns) = self.nonces();
         let keys = session_keys(self.key(), nc, ns, &shared);
         shared.zeroize();
-        self.dh_done(keys, exchange, reply);
-        Ok(())
+        keys
     }
 
     /// After the peer's DH message checked out: a client is done, a server sends `reply`.
@@ -782,7 +849,10 @@ mod tests {
             s.received(&y_c_msg[64..]).unwrap();
             let y_s_msg = hex_field(&m, "y_S_msg_hex");
             assert_eq!(s.next(), Next::Send(&y_s_msg[..]), "pfs={pfs}");
+            // A PFS server answers first and exponentiates once its answer is out.
+            assert_eq!(s.sent_agrees(), pfs);
             s.sent();
+            assert!(!s.sent_agrees());
             assert_eq!(s.next(), Next::Done);
             c.received(&y_s_msg).unwrap();
             assert_eq!(c.next(), Next::Done);
@@ -799,6 +869,40 @@ mod tests {
                 assert_eq!(&got[..n], &plain[..]);
             }
         }
+    }
+
+    #[test]
+    fn keypairs_computed_ahead_agree_and_are_refused_when_unused() {
+        let mut c = Handshake::new(Role::Client, mode(false, false), &key()).unwrap();
+        let mut s = Handshake::new(Role::Server, mode(false, false), &key()).unwrap();
+        let spare = || dh::Keypair::generate().unwrap();
+        // Before the nonces nobody needs it yet.
+        assert!(c.use_keypair(spare()).is_some());
+        let (mut to_c, mut to_s) = (Vec::new(), Vec::new());
+        let mut used = [false, false];
+        let supply = |hs: &mut Handshake, used: &mut bool| {
+            if hs.needs_public_next() {
+                assert!(hs.use_keypair(spare()).is_none());
+                assert!(!hs.needs_public_next());
+                *used = true;
+            }
+        };
+        for _ in 0..8 {
+            supply(&mut c, &mut used[0]);
+            step(&mut c, &mut to_c, &mut to_s).unwrap();
+            supply(&mut s, &mut used[1]);
+            step(&mut s, &mut to_s, &mut to_c).unwrap();
+        }
+        assert_eq!(used, [true, true]);
+        assert_eq!(
+            (c.exchange(), s.exchange()),
+            (Some(Exchange::Group14), Some(Exchange::Group14))
+        );
+        check_pairing(c, s);
+        // A fast client never wants one.
+        let mut f = Handshake::new(Role::Client, mode(true, false), &key()).unwrap();
+        f.sent();
+        assert!(f.use_keypair(spare()).is_some());
     }
 
     #[test]

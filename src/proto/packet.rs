@@ -21,7 +21,7 @@ use core::fmt;
 use aes::Aes256;
 use aes::cipher::array::Array;
 use aes::cipher::consts::{U16, U64};
-use aes::cipher::{Block, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
+use aes::cipher::{Block, InOutBuf, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
 use ctr::CtrCore;
 use ctr::flavors::Ctr64BE;
 use hmac::{Hmac, Mac};
@@ -65,10 +65,20 @@ fn packet_ctr(enc: &[u8; 32]) -> PacketCtr {
 
 /// XORs the keystream of packet `pnum` into `buf` (at most 2^64 blocks; we use 65).
 fn apply_keystream(ctr: &mut PacketCtr, pnum: u64, buf: &mut [u8]) {
+    set_packet_number(ctr, pnum);
+    apply_keystream_rest(ctr, buf);
+}
+
+/// Starts the keystream of packet `pnum` (block 0).
+fn set_packet_number(ctr: &mut PacketCtr, pnum: u64) {
     let mut iv = Iv::<PacketCtr>::default();
     iv[..8].copy_from_slice(&pnum.to_be_bytes());
     // Reusing the expanded key schedule: only the counter block changes per packet.
     ctr.set_iv(&iv);
+}
+
+/// XORs the keystream from the counter's current block on into `buf`.
+fn apply_keystream_rest(ctr: &mut PacketCtr, buf: &mut [u8]) {
     let (blocks, tail) = Array::<u8, U16>::slice_as_chunks_mut(buf);
     ctr.apply_keystream_blocks(blocks);
     if !tail.is_empty() {
@@ -126,17 +136,28 @@ impl Sealer {
         );
         let len = payload.len().min(PAYLOAD_MAX);
         let (body, tag) = out.split_at_mut(PADDED_LEN);
-        body[..len].copy_from_slice(&payload[..len]);
+        // Whole blocks of the payload are encrypted on their way into the packet (one
+        // pass instead of a copy and an in-place pass); the rest is laid out first.
+        let (blocks, _) = Array::<u8, U16>::slice_as_chunks(&payload[..len]);
+        let direct = blocks.len() * 16;
+        body[direct..len].copy_from_slice(&payload[direct..len]);
         body[len..PAYLOAD_MAX].fill(0);
         // len <= 1024, so the cast is lossless.
         body[PAYLOAD_MAX..].copy_from_slice(&(len as u32).to_be_bytes());
-        self.seal_padded(body, tag);
+        set_packet_number(&mut self.ctr, self.pnum);
+        let (into, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut body[..direct]);
+        // Equal lengths by construction: `direct` bytes on both sides.
+        if let Ok(blocks) = InOutBuf::new(blocks, into) {
+            self.ctr.apply_keystream_blocks_inout(blocks);
+        }
+        self.finish(body, direct, tag);
     }
 
-    /// Encrypts the 1028-byte `body` in place, writes its MAC to `tag` and advances the
-    /// packet number.
-    fn seal_padded(&mut self, body: &mut [u8], tag: &mut [u8]) {
-        apply_keystream(&mut self.ctr, self.pnum, body);
+    /// Encrypts the 1028-byte `body` in place from byte `done` on (a multiple of 16:
+    /// the keystream continues from there), writes the MAC of the whole body to `tag`
+    /// and advances the packet number.
+    fn finish(&mut self, body: &mut [u8], done: usize, tag: &mut [u8]) {
+        apply_keystream_rest(&mut self.ctr, &mut body[done..]);
         tag.copy_from_slice(
             &packet_mac(&self.mac, self.pnum, body)
                 .finalize()
@@ -144,6 +165,13 @@ impl Sealer {
         );
         // 2^64 packets would take 2^74 bytes of traffic; wrapping is unreachable.
         self.pnum = self.pnum.wrapping_add(1);
+    }
+
+    /// Seals a body laid out by the caller, whatever its length field says.
+    #[cfg(test)]
+    fn seal_padded(&mut self, body: &mut [u8], tag: &mut [u8]) {
+        set_packet_number(&mut self.ctr, self.pnum);
+        self.finish(body, 0, tag);
     }
 
     /// Seals all of `data` as ceil(len / 1024) full-size packets appended to `out`

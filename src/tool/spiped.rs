@@ -104,6 +104,9 @@ async fn serve(
         daemon::drop_privileges(user)?;
     }
     announce_ready(readiness, opts.syslog)?;
+    if !opts.fast {
+        crate::session::compute_keypairs_ahead();
+    }
     if let Some(every) = opts.resolve_interval {
         let (targets, addr) = (targets.clone(), opts.target.clone());
         ex.spawn(async move { targets.keep_fresh(&addr, every).await })
