@@ -20,7 +20,7 @@ c_spiped=${C_SPIPED:-/usr/bin/spiped}; c_spipe=${C_SPIPE:-/usr/bin/spipe}
 for b in "$c_spiped" "$c_spipe"; do
   [ -x "$b" ] || { echo "compare.sh: C binary missing: $b (apt-get install spiped)" >&2; exit 2; }
 done
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin spiped --example connload
 ours=$root/target/release
 ln -sf spiped "$ours/spipe"
 out=$(mktemp -d /tmp/spiped-compare.XXXXXX)
