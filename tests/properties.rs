@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use spiped::proto::{
-    Deframer, Handshake, Key, Mode, Next, Opener, PACKET_LEN, PAYLOAD_MAX, Role, Sealer,
+    Deframer, Handshake, Key, Mode, Opener, PACKET_LEN, PAYLOAD_MAX, Role, Sealer, step,
 };
 use spiped_transports::Address;
 
@@ -117,23 +117,6 @@ proptest! {
     }
 }
 
-/// One step of one side: sends what it has, or consumes what it waits for once it has
-/// arrived. `Ok(false)` when it cannot move; `Err` when it refused the peer's bytes.
-fn step(hs: &mut Handshake, inbox: &mut Vec<u8>, outbox: &mut Vec<u8>) -> Result<bool, ()> {
-    match hs.next() {
-        Next::Send(b) => {
-            outbox.extend_from_slice(b);
-            hs.sent();
-            Ok(true)
-        }
-        Next::Recv(n) if inbox.len() >= n => {
-            let bytes: Vec<u8> = inbox.drain(..n).collect();
-            hs.received(&bytes).map(|()| true).map_err(|_| ())
-        }
-        Next::Recv(_) | Next::Done => Ok(false),
-    }
-}
-
 /// Runs a client and a server handshake against each other in memory until neither can
 /// move or one refuses. Returns whether each side (client, server) is free of errors.
 fn handshake_pair(client: &mut Handshake, server: &mut Handshake) -> (bool, bool) {
@@ -141,8 +124,8 @@ fn handshake_pair(client: &mut Handshake, server: &mut Handshake) -> (bool, bool
     loop {
         let c = step(client, &mut to_client, &mut to_server);
         let s = step(server, &mut to_server, &mut to_client);
-        match (c, s) {
-            (Ok(false), Ok(false)) | (Err(()), _) | (_, Err(())) => {
+        match (&c, &s) {
+            (Ok(false), Ok(false)) | (Err(_), _) | (_, Err(_)) => {
                 return (c.is_ok(), s.is_ok());
             }
             _ => {}

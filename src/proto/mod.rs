@@ -18,6 +18,6 @@ pub mod x25519;
 mod kat;
 
 pub use framing::{Deframer, Opened};
-pub use handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role, drive};
+pub use handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role, drive, step};
 pub use key::{Key, Nonce};
 pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};
