@@ -113,11 +113,7 @@ trait Crunch: Send + 'static {
 /// connections could use the event loop meanwhile; alone, the hand-off would only add
 /// two thread wake-ups per batch.
 async fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> T {
-    if state.size() < OFFLOAD_BYTES || !crate::session::offload() {
-        work(&mut state);
-        return state;
-    }
-    smol::unblock(move || {
+    crate::session::off_loop(state.size() >= OFFLOAD_BYTES, move || {
         work(&mut state);
         state
     })

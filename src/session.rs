@@ -126,10 +126,18 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Whether Diffie-Hellman work should leave the event loop: only when other
-/// connections could be served meanwhile. Alone, the hand-off would only add latency.
-pub(crate) fn offload() -> bool {
-    OPEN.load(Ordering::Relaxed) > 1
+/// Runs `work` on the blocking pool when it is `costly` and other connections could use
+/// the event loop meanwhile; otherwise right here, since alone the hand-off would only
+/// add two thread wake-ups of latency.
+pub(crate) async fn off_loop<R: Send + 'static>(
+    costly: bool,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    if costly && OPEN.load(Ordering::Relaxed) > 1 {
+        smol::unblock(work).await
+    } else {
+        work()
+    }
 }
 
 /// Starts a handshake with `key`; a server also accepts clients using any of `others`
@@ -198,23 +206,15 @@ async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, Handshake
     // Nonces and X25519 messages (64 bytes) are cheap; only the parts of a group-14
     // message (224 or 288 bytes) may cost an exponentiation.
     let group14 = bytes.len() > X25519_MSG_LEN && !(hs.mode().fast && hs.role() == Role::Client);
-    if !group14 || !offload() {
-        hs.received(bytes)?;
-        return Ok(hs);
-    }
     let bytes = bytes.to_vec();
-    smol::unblock(move || hs.received(&bytes).map(|()| hs)).await
+    off_loop(group14, move || hs.received(&bytes).map(|()| hs)).await
 }
 
 /// Tells the handshake its message is out. A group-14 server computes the shared secret
 /// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
 /// are open.
 async fn sent(mut hs: Handshake) -> Handshake {
-    if !hs.sent_agrees() || !offload() {
-        hs.sent();
-        return hs;
-    }
-    smol::unblock(move || {
+    off_loop(hs.sent_agrees(), move || {
         hs.sent();
         hs
     })
