@@ -24,6 +24,16 @@ pub enum Direction {
     Decrypt,
 }
 
+impl Direction {
+    /// The protocol role of the daemon's connections.
+    pub fn role(self) -> Role {
+        match self {
+            Direction::Encrypt => Role::Client,
+            Direction::Decrypt => Role::Server,
+        }
+    }
+}
+
 /// Everything a connection needs that is fixed for the daemon's lifetime.
 pub struct ConnConfig {
     /// `-e` or `-d`.
@@ -148,11 +158,7 @@ async fn serve(
     log: &mut ConnLog,
     traffic: &Traffic,
 ) -> Result<(), ConnError> {
-    let role = match cfg.direction {
-        Direction::Encrypt => Role::Client,
-        Direction::Decrypt => Role::Server,
-    };
-    let hs = session::start(role, cfg.mode, &cfg.key, &cfg.extra_keys)
+    let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
         .map_err(|e| ConnError::Random(e.to_string()))?;
     let connect = || async {
         connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
@@ -190,7 +196,7 @@ async fn serve(
     let timeout = async {
         rt::Timer::after(cfg.timeout).await;
         Err(ConnError::Timeout {
-            x25519: role == Role::Client && cfg.mode.x25519,
+            x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
         })
     };
     let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;

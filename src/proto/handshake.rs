@@ -266,6 +266,12 @@ impl Handshake {
         Handshake::build(role, mode, key, nonce, secret, x_secret)
     }
 
+    /// Whether a side in `role` and `mode` may send a group-14 public value, and so has
+    /// use for key pairs computed ahead ([`Handshake::use_keypair`]).
+    pub fn may_use_group14(role: Role, mode: Mode) -> bool {
+        Handshake::needs(role, mode).0
+    }
+
     /// Which secrets a side needs: (group-14 exponent, X25519 secret).
     fn needs(role: Role, mode: Mode) -> (bool, bool) {
         match role {

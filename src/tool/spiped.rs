@@ -12,7 +12,7 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
 use crate::daemon::{self, Readiness, RemoveOnDrop};
-use crate::proto::handshake::Mode;
+use crate::proto::handshake::{Handshake, Mode};
 use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
 use crate::{dispatch, keyfile, log, systemd};
@@ -104,7 +104,12 @@ async fn serve(
         daemon::drop_privileges(user)?;
     }
     announce_ready(readiness, opts.syslog)?;
-    if !opts.fast {
+    let mode = Mode {
+        fast: opts.fast,
+        require_pfs: opts.require_pfs,
+        x25519: opts.x25519,
+    };
+    if Handshake::may_use_group14(opts.direction.role(), mode) {
         crate::session::compute_keypairs_ahead();
     }
     if let Some(every) = opts.resolve_interval {
@@ -119,11 +124,7 @@ async fn serve(
         proxy: opts.proxy,
         connect_after_handshake: opts.connect_after_handshake,
         log_connections: opts.log_connections,
-        mode: Mode {
-            fast: opts.fast,
-            require_pfs: opts.require_pfs,
-            x25519: opts.x25519,
-        },
+        mode,
         timeout: opts.timeout,
         stream: StreamOptions {
             keepalive: opts.keepalive,
