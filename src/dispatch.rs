@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_lock::Semaphore;
-use smol::LocalExecutor;
 use spiped_transports::{Listener, rt};
 
 use crate::conn::{self, ConnConfig};
@@ -24,7 +23,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached.
 pub async fn serve(
-    ex: &LocalExecutor<'_>,
+    ex: &rt::Executor,
     listener: Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,
@@ -40,7 +39,7 @@ pub async fn serve(
 }
 
 async fn accept_loop(
-    ex: &LocalExecutor<'_>,
+    ex: &rt::Executor,
     listener: &Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,

@@ -9,14 +9,12 @@ use std::sync::{Mutex, PoisonError};
 use spiped_transports::Transport;
 
 use crate::proto::dh;
-use crate::proto::handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role};
+use crate::proto::handshake::{
+    Exchange, Handshake, HandshakeError, MAX_READ_WINDOW, Mode, Next, Role,
+};
 use crate::proto::key::Key;
 use crate::proto::packet::{Opener, Sealer};
 use crate::pump::{self, PumpError};
-
-/// Length of an X25519 handshake message (public key and MAC); group-14 messages and
-/// their parts are longer.
-const X25519_MSG_LEN: usize = crate::proto::x25519::KEY_LEN + 32;
 
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
@@ -31,6 +29,8 @@ pub enum HandshakeFailure {
     Closed,
     /// We asked for X25519 and the server closed the connection before answering.
     X25519Unanswered,
+    /// The peer sent data before the handshake finished, which no spiped peer does.
+    EarlyData,
     /// Reading or writing the encrypted side failed.
     Io(io::Error),
     /// The peer's handshake messages were refused.
@@ -47,6 +47,9 @@ impl fmt::Display for HandshakeFailure {
                 f,
                 "handshake failed: the server closed the connection; {X25519_HINT}"
             ),
+            HandshakeFailure::EarlyData => {
+                f.write_str("handshake failed: the peer sent data before the handshake finished")
+            }
             HandshakeFailure::Io(e) => {
                 write!(f, "handshake failed: {}", crate::errors::describe(e))
             }
@@ -76,7 +79,7 @@ pub async fn handshake(
     mut hs: Handshake,
 ) -> Result<Established, HandshakeFailure> {
     let x25519 = hs.role() == Role::Client && hs.mode().x25519;
-    let mut buf = [0u8; 512];
+    let mut inbox = Inbox::new();
     loop {
         match hs.next() {
             Next::Send(bytes) => {
@@ -84,17 +87,18 @@ pub async fn handshake(
                 hs = sent(hs).await;
             }
             Next::Recv(n) => {
-                let want = buf.get_mut(..n).ok_or(HandshakeFailure::Closed)?;
-                read_exact(t, want).await.map_err(|e| match e {
+                let window = hs.read_window();
+                let got = inbox.take(t, n, window).await.map_err(|e| match e {
                     HandshakeFailure::Closed if x25519 => HandshakeFailure::X25519Unanswered,
                     e => e,
                 })?;
-                hs = receive(hs, want)
-                    .await
-                    .map_err(HandshakeFailure::Protocol)?;
+                hs = receive(hs, got).await.map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,
         }
+    }
+    if !inbox.is_empty() {
+        return Err(HandshakeFailure::EarlyData);
     }
     let (key_index, exchange) = (hs.key_index(), hs.exchange());
     let (sealer, opener) = hs.finish().ok_or(HandshakeFailure::Closed)?;
@@ -104,6 +108,60 @@ pub async fn handshake(
         key_index,
         exchange: exchange.ok_or(HandshakeFailure::Closed)?,
     })
+}
+
+/// Handshake bytes read from the peer and not yet consumed: a server reads a client's
+/// messages with as few reads as they arrive in (see [`Handshake::read_window`]).
+struct Inbox {
+    buf: [u8; MAX_READ_WINDOW],
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    fn new() -> Inbox {
+        Inbox {
+            buf: [0; MAX_READ_WINDOW],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The next `n` bytes, reading until they are all here; a read takes at most up to
+    /// `window` bytes from the start of these `n`.
+    async fn take(
+        &mut self,
+        t: &dyn Transport,
+        n: usize,
+        window: usize,
+    ) -> Result<&[u8], HandshakeFailure> {
+        if self.end - self.start < n {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+            let limit = window.clamp(n, self.buf.len());
+            while self.end < n {
+                let room = self
+                    .buf
+                    .get_mut(self.end..limit)
+                    .ok_or(HandshakeFailure::Closed)?;
+                match t.read(room).await {
+                    Ok(0) => return Err(HandshakeFailure::Closed),
+                    Ok(k) => self.end += k,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        return Err(HandshakeFailure::Closed);
+                    }
+                    Err(e) => return Err(HandshakeFailure::Io(e)),
+                }
+            }
+        }
+        let got = &self.buf[self.start..self.start + n];
+        self.start += n;
+        Ok(got)
+    }
 }
 
 /// Connections of this process between accept and close.
@@ -194,20 +252,19 @@ fn refill() {
     }
 }
 
-/// Feeds a received message to the handshake. A Diffie-Hellman message (anything
-/// longer than a nonce) may cost an exponentiation, which runs on the blocking pool
-/// when other connections are open.
+/// Feeds a received message to the handshake, on the blocking pool when it costs an
+/// exponentiation and other connections are open.
 async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, HandshakeError> {
     if hs.needs_public_next()
         && let Some(pair) = take_spare()
     {
         hs.use_keypair(pair);
     }
-    // Nonces and X25519 messages (64 bytes) are cheap; only the parts of a group-14
-    // message (224 or 288 bytes) may cost an exponentiation.
-    let group14 = bytes.len() > X25519_MSG_LEN && !(hs.mode().fast && hs.role() == Role::Client);
     let bytes = bytes.to_vec();
-    off_loop(group14, move || hs.received(&bytes).map(|()| hs)).await
+    off_loop(hs.received_exponentiates(), move || {
+        hs.received(&bytes).map(|()| hs)
+    })
+    .await
 }
 
 /// Tells the handshake its message is out. A group-14 server computes the shared secret
@@ -219,20 +276,6 @@ async fn sent(mut hs: Handshake) -> Handshake {
         hs
     })
     .await
-}
-
-async fn read_exact(t: &dyn Transport, mut buf: &mut [u8]) -> Result<(), HandshakeFailure> {
-    while !buf.is_empty() {
-        match t.read(buf).await {
-            Ok(0) => return Err(HandshakeFailure::Closed),
-            Ok(n) => buf = &mut buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                return Err(HandshakeFailure::Closed);
-            }
-            Err(e) => return Err(HandshakeFailure::Io(e)),
-        }
-    }
-    Ok(())
 }
 
 /// Plaintext bytes a session has moved so far, per direction; kept up to date while it

@@ -21,7 +21,7 @@ use core::fmt;
 
 use hmac::Mac;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::dh::{self, Secret, Y_LEN};
 use super::key::{
@@ -32,6 +32,8 @@ use super::x25519;
 
 /// Length of a nonce message.
 const NONCE_LEN: usize = 32;
+/// The largest [`Handshake::read_window`]: a nonce and a group-14 message.
+pub const MAX_READ_WINDOW: usize = NONCE_LEN + DH_MSG_LEN;
 
 /// Length of a group-14 DH message: `y || HMAC-SHA256(dhmac_own, y)`.
 const DH_MSG_LEN: usize = Y_LEN + 32;
@@ -239,12 +241,15 @@ impl Handshake {
     /// (see [`Mode`]), all from the OS random number generator. No exponentiation or
     /// curve operation happens here. Fails only if the OS cannot provide randomness.
     pub fn new(role: Role, mode: Mode, key: &Key) -> Result<Handshake, getrandom::Error> {
-        let mut nonce = [0u8; 32];
-        getrandom::fill(&mut nonce)?;
+        // One system call for all of it, since a daemon starts one handshake per
+        // connection: nonce, group-14 exponent, X25519 scalar.
+        let mut random = Zeroizing::new([[0u8; 32]; 3]);
+        getrandom::fill(random.as_flattened_mut())?;
+        let [nonce, exponent, scalar] = &*random;
         let (group14, x25519) = Handshake::needs(role, mode);
-        let secret = group14.then(Secret::random).transpose()?;
-        let x_secret = x25519.then(x25519::Secret::random).transpose()?;
-        Ok(Handshake::build(role, mode, key, nonce, secret, x_secret))
+        let secret = group14.then(|| Secret::from_bytes(*exponent));
+        let x_secret = x25519.then(|| x25519::Secret::from_bytes(*scalar));
+        Ok(Handshake::build(role, mode, key, *nonce, secret, x_secret))
     }
 
     /// Starts a handshake with the given nonce and secret (for known-answer tests).
@@ -343,6 +348,23 @@ impl Handshake {
         }
     }
 
+    /// How many bytes a driver may read at once while `next()` is `Recv(n)` (at least
+    /// `n`), without taking any that belong to the packets after the handshake. A
+    /// client sends nothing after its DH message until it has the server's answer, so
+    /// a server may read ahead to the end of the longest client message (saving a read
+    /// per message part); a client reads exactly `n`, since the server's packets may
+    /// follow its answer at once.
+    pub fn read_window(&self) -> usize {
+        let Next::Recv(n) = self.next() else {
+            return 0;
+        };
+        match (&self.state, self.role) {
+            (State::RecvNonce, Role::Server) => MAX_READ_WINDOW,
+            (State::RecvDh { .. }, Role::Server) => DH_MSG_LEN,
+            _ => n,
+        }
+    }
+
     /// Whether the next [`Handshake::received`] call computes our group-14 public value
     /// `2^x` (a client on the server's nonce, a server on the rest of a group-14 client
     /// message), an exponentiation that [`Handshake::use_keypair`] can supply ahead.
@@ -352,6 +374,17 @@ impl Handshake {
             (State::RecvNonce, Role::Client) | (State::RecvGroup14Tail { .. }, Role::Server)
         );
         sends_group14_next && self.secret.is_some() && self.public.is_none()
+    }
+
+    /// Whether the next [`Handshake::received`] call runs a group-14 exponentiation (our
+    /// public value `2^x`, or a client's shared secret): the costly steps, which a driver
+    /// may want off its event loop. Nonces, X25519 and fast-mode messages are cheap.
+    pub fn received_exponentiates(&self) -> bool {
+        let client_agrees = matches!(self.state, State::RecvDh { .. })
+            && self.role == Role::Client
+            && !self.mode.x25519
+            && self.secret.is_some();
+        client_agrees || self.needs_public_next()
     }
 
     /// Replaces our group-14 exponent with `keypair`'s, whose public value is already
@@ -910,6 +943,38 @@ mod tests {
         let mut f = Handshake::new(Role::Client, mode(true, false), &key()).unwrap();
         f.sent();
         assert!(f.use_keypair(spare()).is_some());
+    }
+
+    /// Exponentiations each side's `received` calls run, as the driver is told ahead
+    /// ([`Handshake::received_exponentiates`]), and whether the server's `sent` agrees.
+    fn costly_steps(c_mode: Mode, s_mode: Mode) -> (usize, usize, bool) {
+        let mut c = Handshake::new(Role::Client, c_mode, &key()).unwrap();
+        let mut s = Handshake::new(Role::Server, s_mode, &key()).unwrap();
+        let (mut to_c, mut to_s) = (Vec::new(), Vec::new());
+        let (mut costly_c, mut costly_s, mut agrees) = (0, 0, false);
+        for _ in 0..8 {
+            let receiving = |hs: &Handshake, inbox: &Vec<u8>| matches!(hs.next(), Next::Recv(n) if inbox.len() >= n);
+            costly_c += usize::from(receiving(&c, &to_c) && c.received_exponentiates());
+            step(&mut c, &mut to_c, &mut to_s).unwrap();
+            costly_s += usize::from(receiving(&s, &to_s) && s.received_exponentiates());
+            agrees |= s.sent_agrees();
+            step(&mut s, &mut to_s, &mut to_c).unwrap();
+        }
+        check_pairing(c, s);
+        (costly_c, costly_s, agrees)
+    }
+
+    #[test]
+    fn only_group14_steps_are_reported_costly() {
+        let (pfs, fast) = (mode(false, false), mode(true, false));
+        // A PFS client computes 2^x on the server's nonce and y^x on its answer; a PFS
+        // server computes 2^x on the client's message and y^x once its answer is out.
+        assert_eq!(costly_steps(pfs, pfs), (2, 1, true));
+        assert_eq!(costly_steps(fast, fast), (0, 0, false));
+        assert_eq!(costly_steps(fast, pfs), (0, 1, false));
+        assert_eq!(costly_steps(pfs, fast), (2, 0, false));
+        assert_eq!(costly_steps(x_mode(), pfs), (0, 0, false));
+        assert_eq!(costly_steps(x_mode(), fast), (0, 0, false));
     }
 
     #[test]

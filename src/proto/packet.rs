@@ -97,6 +97,24 @@ fn packet_mac(mac: &Hmac<Sha256>, pnum: u64, ct: &[u8]) -> Hmac<Sha256> {
     m
 }
 
+/// The keys of one direction: the expanded AES key and the pre-keyed HMAC state. Boxed
+/// by [`Sealer`] and [`Opener`], so that moving those (into a task, to another thread and
+/// back with every batch) moves a pointer: the key material stays in one place, where it
+/// is wiped on drop, instead of leaving copies wherever it was moved from.
+struct DirectionKeys {
+    ctr: PacketCtr,
+    mac: Hmac<Sha256>,
+}
+
+impl DirectionKeys {
+    fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Box<DirectionKeys> {
+        Box::new(DirectionKeys {
+            ctr: packet_ctr(enc),
+            mac: hmac_sha256(mac),
+        })
+    }
+}
+
 /// Bytes on the wire for `len` bytes of plaintext sent in full packets.
 pub const fn sealed_len(len: usize) -> usize {
     len.div_ceil(PAYLOAD_MAX) * PACKET_LEN
@@ -107,8 +125,7 @@ pub const fn sealed_len(len: usize) -> usize {
 /// Holds the expanded AES key, the pre-keyed HMAC state and the next packet number
 /// (starting at 0). All key material is wiped when dropped (see the module docs).
 pub struct Sealer {
-    ctr: PacketCtr,
-    mac: Hmac<Sha256>,
+    keys: Box<DirectionKeys>,
     pnum: u64,
 }
 
@@ -117,8 +134,7 @@ impl Sealer {
     /// packet is number 0.
     pub fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Sealer {
         Sealer {
-            ctr: packet_ctr(enc),
-            mac: hmac_sha256(mac),
+            keys: DirectionKeys::new(enc, mac),
             pnum: 0,
         }
     }
@@ -144,11 +160,11 @@ impl Sealer {
         body[len..PAYLOAD_MAX].fill(0);
         // len <= 1024, so the cast is lossless.
         body[PAYLOAD_MAX..].copy_from_slice(&(len as u32).to_be_bytes());
-        set_packet_number(&mut self.ctr, self.pnum);
+        set_packet_number(&mut self.keys.ctr, self.pnum);
         let (into, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut body[..direct]);
         // Equal lengths by construction: `direct` bytes on both sides.
         if let Ok(blocks) = InOutBuf::new(blocks, into) {
-            self.ctr.apply_keystream_blocks_inout(blocks);
+            self.keys.ctr.apply_keystream_blocks_inout(blocks);
         }
         self.finish(body, direct, tag);
     }
@@ -157,9 +173,9 @@ impl Sealer {
     /// the keystream continues from there), writes the MAC of the whole body to `tag`
     /// and advances the packet number.
     fn finish(&mut self, body: &mut [u8], done: usize, tag: &mut [u8]) {
-        apply_keystream_rest(&mut self.ctr, &mut body[done..]);
+        apply_keystream_rest(&mut self.keys.ctr, &mut body[done..]);
         tag.copy_from_slice(
-            &packet_mac(&self.mac, self.pnum, body)
+            &packet_mac(&self.keys.mac, self.pnum, body)
                 .finalize()
                 .into_bytes(),
         );
@@ -170,7 +186,7 @@ impl Sealer {
     /// Seals a body laid out by the caller, whatever its length field says.
     #[cfg(test)]
     fn seal_padded(&mut self, body: &mut [u8], tag: &mut [u8]) {
-        set_packet_number(&mut self.ctr, self.pnum);
+        set_packet_number(&mut self.keys.ctr, self.pnum);
         self.finish(body, 0, tag);
     }
 
@@ -207,7 +223,8 @@ impl fmt::Debug for Sealer {
     }
 }
 
-/// Every secret field of [`Sealer`] and [`Opener`] wipes itself on drop.
+/// Every secret field of [`Sealer`] and [`Opener`] (boxed in [`DirectionKeys`]) wipes
+/// itself on drop.
 impl ZeroizeOnDrop for Sealer {}
 
 /// Opens packets for one direction of a connection.
@@ -215,8 +232,7 @@ impl ZeroizeOnDrop for Sealer {}
 /// Holds the expanded AES key, the pre-keyed HMAC state and the packet number it
 /// expects next (starting at 0). All key material is wiped when dropped.
 pub struct Opener {
-    ctr: PacketCtr,
-    mac: Hmac<Sha256>,
+    keys: Box<DirectionKeys>,
     pnum: u64,
 }
 
@@ -225,8 +241,7 @@ impl Opener {
     /// packet number 0 first.
     pub fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Opener {
         Opener {
-            ctr: packet_ctr(enc),
-            mac: hmac_sha256(mac),
+            keys: DirectionKeys::new(enc, mac),
             pnum: 0,
         }
     }
@@ -242,10 +257,10 @@ impl Opener {
     /// means the connection must be dropped; the counter does not advance.
     pub fn open_in_place(&mut self, packet: &mut [u8; PACKET_LEN]) -> Result<usize, PacketError> {
         let (body, tag) = packet.split_at_mut(PADDED_LEN);
-        packet_mac(&self.mac, self.pnum, body)
+        packet_mac(&self.keys.mac, self.pnum, body)
             .verify_slice(tag)
             .map_err(|_| PacketError::BadMac)?;
-        apply_keystream(&mut self.ctr, self.pnum, body);
+        apply_keystream(&mut self.keys.ctr, self.pnum, body);
         let mut len_field = [0u8; 4];
         len_field.copy_from_slice(&body[PAYLOAD_MAX..]);
         let len = u32::from_be_bytes(len_field);

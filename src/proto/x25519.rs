@@ -5,7 +5,6 @@
 use core::fmt;
 
 use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
-use zeroize::Zeroize;
 
 /// Length in bytes of an X25519 public key and of the shared secret.
 pub const KEY_LEN: usize = 32;
@@ -21,14 +20,16 @@ pub const MAC_LABEL: &[u8; 16] = b"spiped-x25519-v1";
 pub struct Secret(StaticSecret);
 
 impl Secret {
-    /// Draws a fresh secret from the OS random number generator.
+    /// Draws a fresh secret from the OS random number generator (handshakes draw theirs
+    /// together with their other random bytes).
     ///
     /// Fails only if the OS cannot provide randomness; never falls back to a weaker source.
+    #[cfg(test)]
     pub fn random() -> Result<Secret, getrandom::Error> {
         let mut bytes = [0u8; KEY_LEN];
         let drawn = getrandom::fill(&mut bytes);
         let secret = Secret::from_bytes(bytes);
-        bytes.zeroize();
+        zeroize::Zeroize::zeroize(&mut bytes);
         drawn.map(|()| secret)
     }
 

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::Mac;
-use smol::LocalExecutor;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect, rt};
 
 use crate::cli::bench::{BenchOptions, parse};
@@ -353,7 +352,7 @@ fn with_pipe(
         })
     };
     let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-    let ex = LocalExecutor::new();
+    let ex = rt::Executor::new();
     let (to_target, to_decrypt) = (to(&target), to(&decrypt));
     let entry = encrypt.endpoint().clone();
     let never = std::future::pending::<()>;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
-use smol::LocalExecutor;
 use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
 
 use crate::cli::spiped::{SpipedOptions, parse};
@@ -50,7 +49,7 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     // runs on the blocking pool (see pump and session), which is what uses other cores.
     // It lives as long as the process: the main task below borrows it, and a task
     // cannot borrow the executor that owns it for less.
-    let ex: &'static LocalExecutor<'static> = Box::leak(Box::new(LocalExecutor::new()));
+    let ex: &'static rt::Executor = Box::leak(Box::new(rt::Executor::new()));
     let keys = (key, extra_keys);
     // As a task rather than `run`'s own future: `run` polls its future on every turn
     // of the loop, a task only when something woke it.
@@ -61,7 +60,7 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
 /// Everything after forking: pidfile, source, privileges, target, then the accept loop
 /// until SIGTERM or SIGINT.
 async fn serve(
-    ex: &LocalExecutor<'_>,
+    ex: &rt::Executor,
     opts: SpipedOptions,
     (key, extra_keys): (Key, Vec<Key>),
     inherited: Vec<OwnedFd>,
@@ -131,10 +130,12 @@ async fn serve(
         },
         bind,
     });
-    let shutdown = async {
+    // A task of its own, so that the accept loop's wake-ups do not poll the signal
+    // pipe (a read per connection).
+    let shutdown = ex.spawn(async move {
         let _ = signals.next().await;
         notify_systemd("STOPPING=1");
-    };
+    });
     dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
     Ok(())
 }

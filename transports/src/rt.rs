@@ -11,10 +11,12 @@
 //! from another thread (the blocking pool) while the loop sleeps.
 //!
 //! Sockets and timers belong to the thread that created them: they make progress only
-//! while that thread is inside [`block_on`]. Everything else of smol (the executor, the
-//! blocking pool, channels, async-io's own timers and sockets) works unchanged inside
-//! it; async-io's sources are then driven by async-io's helper thread.
+//! while that thread is inside [`block_on`]; so do the tasks of an [`Executor`] run
+//! there. Everything else of smol (the blocking pool, channels, async-io's own timers
+//! and sockets) works unchanged inside it; async-io's sources are then driven by
+//! async-io's helper thread.
 
+mod executor;
 mod reactor;
 mod registered;
 mod timer;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+pub use executor::Executor;
 pub(crate) use registered::{Initially, Registered};
 pub use timer::Timer;
 

@@ -165,3 +165,44 @@ fn a_socket_made_on_one_thread_works_on_that_thread_loop_again() {
     let mut buf = [0u8; 1];
     assert_eq!(within_deadline(b.read(&mut buf)).unwrap(), 1);
 }
+
+#[test]
+fn executor_runs_tasks_woken_from_other_threads_and_cancels_dropped_ones() {
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let ex = super::Executor::new();
+    // Tasks that finish on wake-ups from the blocking pool, one after another.
+    let tasks: Vec<_> = (0..8u64)
+        .map(|i| ex.spawn(blocking::unblock(move || i * i)))
+        .collect();
+    // A task whose handle is dropped never runs; its future is dropped.
+    let ran = Rc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    drop(ex.spawn(async move {
+        r.fetch_add(1, Ordering::SeqCst);
+    }));
+    // A detached task that keeps yielding must not starve the others.
+    let spins = Arc::new(AtomicUsize::new(0));
+    let s = spins.clone();
+    ex.spawn(async move {
+        loop {
+            s.fetch_add(1, Ordering::SeqCst);
+            future::yield_now().await;
+        }
+    })
+    .detach();
+    let sum = within_deadline(ex.run(async {
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await;
+        }
+        // A timer still fires while the spinning task runs.
+        Timer::after(Duration::from_millis(20)).await;
+        sum
+    }));
+    assert_eq!(sum, (0..8u64).map(|i| i * i).sum::<u64>());
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    assert!(spins.load(Ordering::SeqCst) > 0);
+}
