@@ -76,7 +76,7 @@ pub struct Established {
 /// Runs `hs` to completion over `t` and returns the packet keys for this side.
 pub async fn handshake(
     t: &dyn Transport,
-    mut hs: Handshake,
+    mut hs: Box<Handshake>,
 ) -> Result<Established, HandshakeFailure> {
     let x25519 = hs.role() == Role::Client && hs.mode().x25519;
     let mut inbox = Inbox::new();
@@ -200,14 +200,17 @@ pub(crate) async fn off_loop<R: Send + 'static>(
 
 /// Starts a handshake with `key`; a server also accepts clients using any of `others`
 /// (see [`Handshake::accepting_also`]). Cheap: it only draws random numbers; the
-/// exponentiations come later, with the messages that need them.
+/// exponentiations come later, with the messages that need them. Boxed, so that handing
+/// it to the blocking pool and back moves a pointer, not its secrets.
 pub fn start(
     role: Role,
     mode: Mode,
     key: &Key,
     others: &[Key],
-) -> Result<Handshake, getrandom::Error> {
-    Ok(Handshake::new(role, mode, key)?.accepting_also(others))
+) -> Result<Box<Handshake>, getrandom::Error> {
+    Ok(Box::new(
+        Handshake::new(role, mode, key)?.accepting_also(others),
+    ))
 }
 
 /// A group-14 key pair computed ahead on the blocking pool, so that `2^x` (about
@@ -254,7 +257,7 @@ fn refill() {
 
 /// Feeds a received message to the handshake, on the blocking pool when it costs an
 /// exponentiation and other connections are open.
-async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, HandshakeError> {
+async fn receive(mut hs: Box<Handshake>, bytes: &[u8]) -> Result<Box<Handshake>, HandshakeError> {
     if hs.needs_public_next()
         && let Some(pair) = take_spare()
     {
@@ -270,7 +273,7 @@ async fn receive(mut hs: Handshake, bytes: &[u8]) -> Result<Handshake, Handshake
 /// Tells the handshake its message is out. A group-14 server computes the shared secret
 /// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
 /// are open.
-async fn sent(mut hs: Handshake) -> Handshake {
+async fn sent(mut hs: Box<Handshake>) -> Box<Handshake> {
     off_loop(hs.sent_agrees(), move || {
         hs.sent();
         hs

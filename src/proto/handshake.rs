@@ -474,8 +474,9 @@ impl Handshake {
 
     /// The packet keys once `next()` is `Done`: a [`Sealer`] for the direction we send
     /// (client: `E_C`/`H_C`; server: `E_S`/`H_S`) and an [`Opener`] for the peer's.
-    /// `None` if the handshake has not finished or has failed.
-    pub fn finish(mut self) -> Option<(Sealer, Opener)> {
+    /// `None` if the handshake has not finished or has failed, and once the keys were
+    /// taken: the session keys are handed out once and wiped right here.
+    pub fn finish(&mut self) -> Option<(Sealer, Opener)> {
         let State::Done { keys, .. } = std::mem::replace(&mut self.state, State::Failed) else {
             return None;
         };
@@ -837,7 +838,7 @@ mod tests {
     }
 
     /// Checks that the two sides' packet keys pair up in both directions.
-    fn check_pairing(c: Handshake, s: Handshake) {
+    fn check_pairing(mut c: Handshake, mut s: Handshake) {
         let (mut c_seal, mut c_open) = c.finish().expect("client done");
         let (mut s_seal, mut s_open) = s.finish().expect("server done");
         let mut pkt = [0u8; PACKET_LEN];
@@ -1174,7 +1175,7 @@ mod tests {
 
     #[test]
     fn unfinished_handshake_has_no_keys() {
-        let c = Handshake::new(Role::Client, mode(false, false), &key()).unwrap();
+        let mut c = Handshake::new(Role::Client, mode(false, false), &key()).unwrap();
         assert!(c.finish().is_none());
     }
 

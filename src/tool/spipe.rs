@@ -4,7 +4,7 @@ use spiped_transports::{Stdio, rt};
 
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
-use crate::proto::handshake::{Handshake, Mode, Role};
+use crate::proto::handshake::{Mode, Role};
 use crate::{keyfile, resolve, session};
 
 /// Entry point of `spipe`; returns the exit status.
@@ -35,7 +35,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let stream_opts = spiped_transports::StreamOptions {
         keepalive: opts.keepalive,
     };
-    let hs = Handshake::new(Role::Client, mode, &key)
+    let hs = session::start(Role::Client, mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
     rt::block_on(async {
