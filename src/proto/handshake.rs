@@ -352,14 +352,17 @@ impl Handshake {
     /// `n`), without taking any that belong to the packets after the handshake. A
     /// client sends nothing after its DH message until it has the server's answer, so
     /// a server may read ahead to the end of the longest client message (saving a read
-    /// per message part); a client reads exactly `n`, since the server's packets may
-    /// follow its answer at once.
+    /// per message part). A server sends nothing after its nonce until it has the
+    /// client's DH message, so a client may read its nonce with room to spare (a short
+    /// read tells an edge-triggered driver the socket is drained, saving a read that
+    /// would find nothing); but it reads the server's DH message exactly, since the
+    /// server's packets may follow it at once.
     pub fn read_window(&self) -> usize {
         let Next::Recv(n) = self.next() else {
             return 0;
         };
         match (&self.state, self.role) {
-            (State::RecvNonce, Role::Server) => MAX_READ_WINDOW,
+            (State::RecvNonce, _) => MAX_READ_WINDOW,
             (State::RecvDh { .. }, Role::Server) => DH_MSG_LEN,
             _ => n,
         }
