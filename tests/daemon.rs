@@ -19,6 +19,14 @@ use common::*;
 const KEY: &[u8] = b"a key file for the daemon tests, longer than 32 bytes";
 const QUICK: Duration = Duration::from_secs(10);
 
+/// Our `-d` on a fresh TCP address in front of `target`: the encrypted hop that the
+/// `-e` under test connects to.
+fn decrypting_hop(dir: &Path, k: &str, target: &Target) -> (Addr, Daemon) {
+    let hop = Addr::fresh(Transport::Tcp, dir, "hop");
+    let d = Daemon::pipe(Impl::Ours, "d", dir, &hop, &target.addr.arg(), k, &["-d"]);
+    (hop, d)
+}
+
 fn key(dir: &Path) -> String {
     key_file(dir, "key", KEY).to_str().unwrap().to_owned()
 }
@@ -103,14 +111,7 @@ fn daemonizes_with_readiness_and_pidfile() {
         let dir = temp_dir();
         let k = key(dir.path());
         let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
-        let _d = Daemon::spawn(
-            Impl::Ours,
-            "d",
-            dir.path(),
-            &hop,
-            &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
-        );
+        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
         let src = Addr::fresh(kind, dir.path(), "src");
         let pidfile = match &src {
             Addr::Tcp(_) => dir.path().join(format!("{}.pid", src.arg())),
@@ -198,22 +199,9 @@ fn signals_drain_open_connections_then_exit_0() {
         let dir = temp_dir();
         let k = key(dir.path());
         let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
-        let _d = Daemon::spawn(
-            Impl::Ours,
-            "d",
-            dir.path(),
-            &hop,
-            &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
-        );
+        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
         let src = Addr::fresh(Transport::Unix, dir.path(), "src");
-        let mut e = Daemon::spawn(
-            Impl::Ours,
-            "e",
-            dir.path(),
-            &src,
-            &["-e", "-s", &src.arg(), "-t", &hop.arg(), "-k", &k],
-        );
+        let mut e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop.arg(), &k, &["-e"]);
         let data = payload(200_000, sig as u64);
         let (first, rest) = data.split_at(1000);
         let mut conn = src.connect().unwrap();
@@ -496,31 +484,16 @@ fn connection_limit_queues_the_third_client() {
     let dir = temp_dir();
     let k = key(dir.path());
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
-    let _d = Daemon::spawn(
-        Impl::Ours,
-        "d",
-        dir.path(),
-        &hop,
-        &["-d", "-s", &hop.arg(), "-t", &target.addr.arg(), "-k", &k],
-    );
+    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let e = Daemon::spawn(
+    let e = Daemon::pipe(
         Impl::Ours,
         "e",
         dir.path(),
         &src,
-        &[
-            "-e",
-            "-n",
-            "2",
-            "-s",
-            &src.arg(),
-            "-t",
-            &hop.arg(),
-            "-k",
-            &k,
-        ],
+        &hop.arg(),
+        &k,
+        &["-e", "-n", "2"],
     );
     let mut open = Vec::new();
     for i in 0..2u8 {
@@ -550,22 +523,14 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
     let k = key(dir.path());
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let d = Daemon::spawn(
+    let d = Daemon::pipe(
         Impl::Ours,
         "d",
         dir.path(),
         &src,
-        &[
-            "-d",
-            "-o",
-            "1",
-            "-s",
-            &src.arg(),
-            "-t",
-            &target.addr.arg(),
-            "-k",
-            &k,
-        ],
+        &target.addr.arg(),
+        &k,
+        &["-d", "-o", "1"],
     );
     let mut stalled = src.connect().unwrap();
     let t0 = Instant::now();
@@ -583,22 +548,14 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
     assert_eq!(unsafe { libc::listen(full.as_raw_fd(), 0) }, 0);
     let _filler = std::net::TcpStream::connect(full.local_addr().unwrap()).unwrap();
     let src2 = Addr::fresh(Transport::Tcp, dir.path(), "src2");
-    let e = Daemon::spawn(
+    let e = Daemon::pipe(
         Impl::Ours,
         "e",
         dir.path(),
         &src2,
-        &[
-            "-e",
-            "-o",
-            "1",
-            "-s",
-            &src2.arg(),
-            "-t",
-            &format!("[127.0.0.1]:{}", full.local_addr().unwrap().port()),
-            "-k",
-            &k,
-        ],
+        &format!("[127.0.0.1]:{}", full.local_addr().unwrap().port()),
+        &k,
+        &["-e", "-o", "1"],
     );
     let mut client = src2.connect().unwrap();
     let t0 = Instant::now();

@@ -325,13 +325,14 @@ fn target_refuses() {
         let dir = temp_dir();
         let key = key_file(dir.path(), "key", KEY);
         let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
-        let s = src.arg();
-        let mut dec = Daemon::spawn(
+        let mut dec = Daemon::pipe(
             d,
             "dec",
             dir.path(),
             &src,
-            &["-d", "-s", &s, "-t", &t, "-k", key.to_str().unwrap()],
+            &t,
+            key.to_str().unwrap(),
+            &["-d"],
         );
         for _ in 0..3 {
             let mut conn = src.connect().unwrap();
@@ -367,23 +368,15 @@ fn target_never_accepts() {
         let dir = temp_dir();
         let key = key_file(dir.path(), "key", KEY);
         let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
-        let (s, t) = (src.arg(), format!("[127.0.0.1]:{}", taddr.port()));
-        let mut dec = Daemon::spawn(
+        let t = format!("[127.0.0.1]:{}", taddr.port());
+        let mut dec = Daemon::pipe(
             d,
             "dec",
             dir.path(),
             &src,
-            &[
-                "-d",
-                "-s",
-                &s,
-                "-t",
-                &t,
-                "-k",
-                key.to_str().unwrap(),
-                "-o",
-                "1",
-            ],
+            &t,
+            key.to_str().unwrap(),
+            &["-d", "-o", "1"],
         );
         let mut conn = src.connect().unwrap();
         let start = Instant::now();
@@ -474,22 +467,9 @@ fn peer_that_stops_reading_keeps_memory_bounded() {
     let key = key.to_str().unwrap();
     let dsrc = Addr::fresh(Transport::Tcp, dir.path(), "d");
     let (ds, dt) = (dsrc.arg(), format!("[127.0.0.1]:{}", taddr.port()));
-    let dec = Daemon::spawn(
-        Impl::Ours,
-        "dec",
-        dir.path(),
-        &dsrc,
-        &["-d", "-s", &ds, "-t", &dt, "-k", key],
-    );
+    let dec = Daemon::pipe(Impl::Ours, "dec", dir.path(), &dsrc, &dt, key, &["-d"]);
     let esrc = Addr::fresh(Transport::Tcp, dir.path(), "e");
-    let es = esrc.arg();
-    let enc = Daemon::spawn(
-        Impl::Ours,
-        "enc",
-        dir.path(),
-        &esrc,
-        &["-e", "-s", &es, "-t", &ds, "-k", key],
-    );
+    let enc = Daemon::pipe(Impl::Ours, "enc", dir.path(), &esrc, &ds, key, &["-e"]);
     let idle = (enc.rss_kib(), dec.rss_kib());
 
     let mut conn = esrc.connect().unwrap();
@@ -549,14 +529,7 @@ fn fd_exhaustion_recovers() {
         32,
     );
     let esrc = Addr::fresh(Transport::Tcp, dir.path(), "e");
-    let es = esrc.arg();
-    let mut enc = Daemon::spawn(
-        Impl::Ours,
-        "enc",
-        dir.path(),
-        &esrc,
-        &["-e", "-s", &es, "-t", &ds, "-k", key],
-    );
+    let mut enc = Daemon::pipe(Impl::Ours, "enc", dir.path(), &esrc, &ds, key, &["-e"]);
 
     // Each silent client holds two of the daemon's descriptors (it and its target
     // connection) for the whole -o.

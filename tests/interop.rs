@@ -235,14 +235,7 @@ fn wrong_key(e: Impl, d: Impl) {
     let bad_key = bad_key.to_str().unwrap();
     let hop = c.d.source.arg();
     let bad_src = Addr::fresh(Transport::Tcp, dpath, "badsrc");
-    let bad_src_arg = bad_src.arg();
-    let bad_e = Daemon::spawn(
-        e,
-        "wrongkey-bad-e",
-        dpath,
-        &bad_src,
-        &["-e", "-s", &bad_src_arg, "-t", &hop, "-k", bad_key],
-    );
+    let bad_e = Daemon::pipe(e, "wrongkey-bad-e", dpath, &bad_src, &hop, bad_key, &["-e"]);
     let bad_payload = payload(5000, 52);
 
     let case = format!("{e} -e with wrong key -> {d} -d");
@@ -390,20 +383,14 @@ fn spipe_data(client: Impl, d: Impl) {
         let target = Target::start(t, dpath, Mode::Duplex(Arc::new(Vec::new())));
         let hop = Addr::fresh(t, dpath, "spipe-hop");
         let hop_arg = hop.arg();
-        let daemon = Daemon::spawn(
+        let daemon = Daemon::pipe(
             d,
             "spipe-d",
             dpath,
             &hop,
-            &[
-                "-d",
-                "-s",
-                &hop_arg,
-                "-t",
-                &target.addr.arg(),
-                "-k",
-                key.to_str().unwrap(),
-            ],
+            &target.addr.arg(),
+            key.to_str().unwrap(),
+            &["-d"],
         );
         for (i, &(up, down)) in [(0, 1025), (1025, 0), (1024, 1023), (BIG + 9, BIG + 11)]
             .iter()
@@ -457,19 +444,13 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
         let hop = Addr::fresh(Transport::Tcp, dpath, "x");
         let hop_arg = hop.arg();
         let tgt_arg = target.addr.arg();
-        let mut args = vec![
-            "-d",
-            "-s",
-            &hop_arg,
-            "-t",
-            &tgt_arg,
-            "-k",
-            key.to_str().unwrap(),
-        ];
+        let mut args = vec!["-d"];
         if !df.is_empty() {
             args.push(df);
         }
-        let daemon = Daemon::spawn(d, &format!("spipe-fg{i}-d"), dpath, &hop, &args);
+        let label = format!("spipe-fg{i}-d");
+        let key_arg = key.to_str().unwrap();
+        let daemon = Daemon::pipe(d, &label, dpath, &hop, &tgt_arg, key_arg, &args);
         let up = payload(800, 92 + i as u64);
         let mut cmd = spipe_cmd(client);
         cmd.args(["-t", &hop_arg, "-k", key.to_str().unwrap()]);

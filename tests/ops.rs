@@ -81,13 +81,14 @@ fn two_key_server_accepts_either_key_from_c_clients() {
             .unwrap();
 
             let src = Addr::fresh(Transport::Tcp, dpath, "rot-e");
-            let src_arg = src.arg();
-            let e = Daemon::spawn(
+            let e = Daemon::pipe(
                 which,
                 &format!("{which}-e-key{n}"),
                 dpath,
                 &src,
-                &["-e", "-s", &src_arg, "-t", &hop, "-k", key],
+                &hop,
+                key,
+                &["-e"],
             );
             let up = payload(3000 + n, 20 + n as u64);
             e_round_trip(
@@ -153,26 +154,19 @@ fn proxy_header_reaches_the_service_through_c_spiped() {
     let target = Target::start(Transport::Tcp, dpath, Mode::Echo);
     let hop = Addr::fresh(Transport::Tcp, dpath, "proxy-d");
     let (hop_arg, tgt_arg) = (hop.arg(), target.addr.arg());
-    let _d = Daemon::spawn(
-        d_impl,
-        "proxy-d",
-        dpath,
-        &hop,
-        &["-d", "-s", &hop_arg, "-t", &tgt_arg, "-k", key],
-    );
+    let _d = Daemon::pipe(d_impl, "proxy-d", dpath, &hop, &tgt_arg, key, &["-d"]);
     for kind in [Transport::Tcp, Transport::Unix] {
         for version in ["v1", "v2"] {
             let label = format!("proxy-e-{kind}-{version}");
             let src = Addr::fresh(kind, dpath, &label);
-            let src_arg = src.arg();
-            let e = Daemon::spawn(
+            let e = Daemon::pipe(
                 Impl::Ours,
                 &label,
                 dpath,
                 &src,
-                &[
-                    "-e", "-s", &src_arg, "-t", &hop_arg, "-k", key, "--proxy", version,
-                ],
+                &hop_arg,
+                key,
+                &["-e", "--proxy", version],
             );
             let conn = e.source.connect().unwrap();
             let expected: Vec<u8> = match (&conn, &src, version) {
@@ -305,22 +299,14 @@ fn connection_log_lines_and_failure_rate_limit() {
     let s = server(dpath, "log-d", &["-k", key, "--log-connections"], &reply);
     let hop = s.hop.arg();
     let src = Addr::fresh(Transport::Tcp, dpath, "log-e");
-    let src_arg = src.arg();
-    let e = Daemon::spawn(
+    let e = Daemon::pipe(
         Impl::Ours,
         "log-e",
         dpath,
         &src,
-        &[
-            "-e",
-            "-s",
-            &src_arg,
-            "-t",
-            &hop,
-            "-k",
-            key,
-            "--log-connections",
-        ],
+        &hop,
+        key,
+        &["-e", "--log-connections"],
     );
     let up = payload(54_321, 6);
     let conn = e.source.connect().unwrap();

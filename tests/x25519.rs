@@ -29,22 +29,21 @@ fn server(which: Impl, dir: &Path, label: &str, flags: &[&str], reply: &[u8]) ->
     let key = key_file(dir, "key", KEY);
     let target = Target::start(Transport::Tcp, dir, Mode::Duplex(Arc::new(reply.to_vec())));
     let hop = Addr::fresh(Transport::Tcp, dir, label);
-    let (hop_arg, tgt_arg) = (hop.arg(), target.addr.arg());
-    let mut args = vec![
-        "-d",
-        "-s",
-        &hop_arg,
-        "-t",
+    let args = [&["-d"], flags].concat();
+    let tgt_arg = target.addr.arg();
+    let d = Daemon::pipe(
+        which,
+        label,
+        dir,
+        &hop,
         &tgt_arg,
-        "-k",
         key.to_str().unwrap(),
-    ];
-    args.extend_from_slice(flags);
-    let d = Daemon::spawn(which, label, dir, &hop, &args);
+        &args,
+    );
     Server {
         d,
         target,
-        hop: hop_arg,
+        hop: hop.arg(),
     }
 }
 

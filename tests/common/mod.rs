@@ -488,6 +488,23 @@ impl Daemon {
         Daemon::spawn_cmd(which, label, dir, source, spiped_cmd(which), args)
     }
 
+    /// Spawns a pipe daemon, `spiped -F ARGS -s SOURCE -t TARGET -k KEY`, as
+    /// [`Daemon::spawn`] does; `args` holds `-e` or `-d` and any other options.
+    pub fn pipe(
+        which: Impl,
+        label: &str,
+        dir: &Path,
+        source: &Addr,
+        target: &str,
+        key: &str,
+        args: &[&str],
+    ) -> Daemon {
+        let source_arg = source.arg();
+        let mut all = args.to_vec();
+        all.extend(["-s", &source_arg, "-t", target, "-k", key]);
+        Daemon::spawn(which, label, dir, source, &all)
+    }
+
     /// Like [`Daemon::spawn`], with the daemon's RLIMIT_NOFILE set to `nofile` (through
     /// `prlimit`, which execs the daemon, so the PID is the daemon's).
     pub fn spawn_limited(
