@@ -125,9 +125,7 @@ async fn serve(
         log_connections: opts.log_connections,
         mode,
         timeout: opts.timeout,
-        stream: StreamOptions {
-            keepalive: opts.keepalive,
-        },
+        stream: stream_options(&opts),
         bind,
     });
     // A task of its own, so that the accept loop's wake-ups do not poll the signal
@@ -138,6 +136,13 @@ async fn serve(
     });
     dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
     Ok(())
+}
+
+/// The socket options of every connection, both accepted and opened (`-j`).
+fn stream_options(opts: &SpipedOptions) -> StreamOptions {
+    StreamOptions {
+        keepalive: opts.keepalive,
+    }
 }
 
 /// Resolves `addr`, retrying until it works when `patient` (`-D`).
@@ -195,7 +200,7 @@ fn listen(
         uid,
         gid,
     };
-    Listener::bind_with(&ep, file).map_err(|e| {
+    Listener::bind_with(&ep, file, stream_options(opts)).map_err(|e| {
         let unix_in_use =
             e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
         let why = match unix_in_use {

@@ -53,7 +53,7 @@ impl Endpoint {
 }
 
 /// Per-connection socket options (spiped's `-j` turns keep-alives off).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamOptions {
     /// Enable SO_KEEPALIVE on TCP connections.
     pub keepalive: bool,
@@ -65,9 +65,10 @@ impl Default for StreamOptions {
     }
 }
 
-/// Applies spiped's options to a connected TCP socket: TCP_NODELAY always (the protocol
-/// already coalesces into 1024-byte packets, Nagle only adds latency), SO_KEEPALIVE
-/// unless disabled. UNIX sockets take neither.
+/// Applies spiped's options to a TCP socket (a connected one, or a listener whose
+/// connections inherit them): TCP_NODELAY always (the protocol already coalesces into
+/// 1024-byte packets, Nagle only adds latency), SO_KEEPALIVE unless disabled. UNIX
+/// sockets take neither.
 pub(crate) fn configure_stream(socket: &Socket, tcp: bool, opts: StreamOptions) -> io::Result<()> {
     if tcp {
         socket.set_tcp_nodelay(true)?;

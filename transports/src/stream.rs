@@ -40,6 +40,12 @@ impl SocketStream {
         ))
     }
 
+    /// The socket, for tests of its options.
+    #[cfg(test)]
+    pub(crate) fn socket(&self) -> &Socket {
+        self.io.get_ref()
+    }
+
     /// Wraps a socket already registered with the event loop.
     pub(crate) fn from_registered(io: Registered<Socket>, tcp: bool, peer: String) -> SocketStream {
         SocketStream {

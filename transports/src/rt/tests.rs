@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
 
 use super::{Timer, block_on};
-use crate::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
+use crate::{Endpoint, Listener, SocketFile, SocketStream, StreamOptions, Transport, connect};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -205,4 +205,30 @@ fn executor_runs_tasks_woken_from_other_threads_and_cancels_dropped_ones() {
     assert_eq!(sum, (0..8u64).map(|i| i * i).sum::<u64>());
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert!(spins.load(Ordering::SeqCst) > 0);
+}
+
+#[test]
+fn tcp_connections_get_nodelay_and_the_keepalive_asked_for() {
+    let on = StreamOptions { keepalive: true };
+    let off = StreamOptions { keepalive: false };
+    within_deadline(async {
+        // Accepted connections inherit the listener's options, or get their own when
+        // accepted with others; connecting ones always get their own.
+        for (listening, wanted) in [(on, on), (off, off), (on, off), (off, on)] {
+            let ep = Endpoint::Tcp("127.0.0.1:0".parse().unwrap());
+            let listener = Listener::bind_with(&ep, SocketFile::default(), listening).unwrap();
+            let ep = listener.endpoint().clone();
+            let (client, server) =
+                future::zip(connect(&ep, None, wanted, None), listener.accept(wanted)).await;
+            for s in [client.unwrap(), server.unwrap()] {
+                let socket = s.socket();
+                assert!(socket.tcp_nodelay().unwrap(), "{listening:?} {wanted:?}");
+                assert_eq!(
+                    socket.keepalive().unwrap(),
+                    wanted.keepalive,
+                    "{listening:?}"
+                );
+            }
+        }
+    });
 }
