@@ -142,7 +142,9 @@ impl Inbox {
         if self.end - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
-            let limit = window.clamp(n, self.buf.len());
+            // Never below `n`; past the buffer (no step asks for that much) the read
+            // below fails cleanly instead.
+            let limit = window.max(n).min(self.buf.len());
             while self.end < n {
                 let room = self
                     .buf

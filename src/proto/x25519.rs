@@ -55,7 +55,7 @@ impl Secret {
     /// For a peer key on the curve (every honest peer's), the same value is computed on
     /// the birationally equivalent Edwards curve, where curve25519-dalek's vectorised
     /// constant-time variable-base multiplication takes about 44 us here against the
-    /// Montgomery ladder's 60 (a third of an X25519 handshake's cost per side). The map
+    /// Montgomery ladder's 60 (the agreement is most of a side's X25519 cost). The map
     /// is a group isomorphism, either of the two points with that `u` gives the same
     /// `u` of the product, and the identity maps back to `u = 0`, so the result is
     /// X25519's bit for bit (checked against the ladder in the tests). A key on the
@@ -172,7 +172,8 @@ pub(crate) mod tests {
         }
         // Random keys fall on the twist about half the time: both paths were taken.
         assert!((100..300).contains(&on_twist), "{on_twist}");
-        // u = -1 (p - 1) has no Edwards point; it is of low order and refused.
+        // u = -1 (p - 1) has no Edwards point and takes the ladder (being of low
+        // order, it is refused: see `low_order_points_refused`).
         let mut minus_one = [0xff; 32];
         (minus_one[0], minus_one[31]) = (0xec, 0x7f);
         assert!(MontgomeryPoint(minus_one).to_edwards(0).is_none());
