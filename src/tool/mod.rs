@@ -79,8 +79,11 @@ pub(crate) fn fail(msg: &str) -> i32 {
     1
 }
 
-/// The message for an event loop that could not start or stopped working (no
-/// descriptor or memory left for epoll).
+/// The message for an event loop that could not start or stopped working: epoll found
+/// no descriptor or memory left, which the user can act on.
 pub(crate) fn event_loop_failed(e: std::io::Error) -> String {
-    format!("event loop failed: {e}")
+    format!(
+        "event loop failed: {} (out of file descriptors or memory? check ulimit -n)",
+        crate::errors::describe(&e)
+    )
 }
