@@ -160,6 +160,18 @@ async fn serve(
 ) -> Result<(), ConnError> {
     let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
         .map_err(|e| ConnError::Random(e.to_string()))?;
+    // The PROXY header goes first: with the DH message when data can, else right after.
+    let header = match cfg.proxy {
+        Some(version) => {
+            let (client, destination) = accepted.ends().map_err(ConnError::Proxy)?;
+            proxy::header(version, &client, &destination)
+        }
+        None => Vec::new(),
+    };
+    let handshake_failed = |e| match e {
+        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        e => ConnError::Handshake(e),
+    };
     let connect = || async {
         connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
             .await
@@ -169,27 +181,41 @@ async fn serve(
         match cfg.direction {
             Direction::Encrypt => {
                 let target = connect().await?;
-                let keys = session::handshake(&target, hs)
+                let early = session::Early {
+                    prefix: &header,
+                    source: accepted,
+                };
+                let keys = session::handshake(&target, hs, Some(early))
                     .await
-                    .map_err(ConnError::Handshake)?;
+                    .map_err(handshake_failed)?;
                 Ok((target, keys))
             }
             Direction::Decrypt if cfg.connect_after_handshake => {
                 // The target hears of nobody who has not proved to hold a key.
-                let keys = session::handshake(accepted, hs)
+                let keys = session::handshake(accepted, hs, None)
                     .await
-                    .map_err(ConnError::Handshake)?;
+                    .map_err(handshake_failed)?;
                 Ok((connect().await?, keys))
             }
             Direction::Decrypt => {
                 // Like spiped: connect to the target while the handshake runs, so a slow
-                // target does not add to the handshake's latency.
-                futures_lite::future::try_zip(connect(), async {
-                    session::handshake(accepted, hs)
-                        .await
-                        .map_err(ConnError::Handshake)
-                })
-                .await
+                // target does not add to the handshake's latency. The handshake goes
+                // first, so our nonce is out before the connect's system calls; one that
+                // fails at once yields before it returns, so that the connect starts
+                // anyway, and every client reaches the target (as with spiped) however
+                // soon it gives up.
+                let (keys, target) = futures_lite::future::try_zip(
+                    async {
+                        let keys = session::handshake(accepted, hs, None).await;
+                        if keys.is_err() {
+                            futures_lite::future::yield_now().await;
+                        }
+                        keys.map_err(handshake_failed)
+                    },
+                    connect(),
+                )
+                .await?;
+                Ok((target, keys))
             }
         }
     };
@@ -205,9 +231,9 @@ async fn serve(
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(version) = cfg.proxy {
-        let (client, destination) = accepted.ends().map_err(ConnError::Proxy)?;
-        let header = proxy::header(version, &client, &destination);
+    if let Some(n) = keys.early {
+        traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
+    } else if !header.is_empty() {
         session::send_first(encrypted, &mut keys.sealer, &header)
             .await
             .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;

@@ -33,6 +33,8 @@ pub enum HandshakeFailure {
     EarlyData,
     /// Reading or writing the encrypted side failed.
     Io(io::Error),
+    /// Reading the plaintext to send with our DH message failed ([`Early`]).
+    Source(io::Error),
     /// The peer's handshake messages were refused.
     Protocol(HandshakeError),
 }
@@ -53,6 +55,9 @@ impl fmt::Display for HandshakeFailure {
             HandshakeFailure::Io(e) => {
                 write!(f, "handshake failed: {}", crate::errors::describe(e))
             }
+            HandshakeFailure::Source(e) => {
+                write!(f, "read failed: {}", crate::errors::describe(e))
+            }
             HandshakeFailure::Protocol(e) => write!(f, "{e}"),
         }
     }
@@ -71,16 +76,57 @@ pub struct Established {
     pub key_index: usize,
     /// The key agreement used.
     pub exchange: Exchange,
+    /// What went out with our DH message ([`Early`]): `None` if nothing did (the
+    /// handshake could not carry data), else how many bytes of the source (after the
+    /// whole prefix).
+    pub early: Option<usize>,
 }
 
-/// Runs `hs` to completion over `t` and returns the packet keys for this side.
+/// Plaintext that a fast client sends along with its DH message when it can (see
+/// [`Handshake::seal_early`]): all of `prefix`, then whatever `source` has ready at that
+/// moment, without waiting for it.
+pub struct Early<'a> {
+    /// Bytes that must reach the server first (a PROXY protocol header).
+    pub prefix: &'a [u8],
+    /// The connection whose data the session carries (the accepted client of `-e`).
+    pub source: &'a dyn Transport,
+}
+
+/// At most this much of the source goes with the DH message: the first batch of a pump,
+/// more than most requests that open a conversation.
+const EARLY_MAX: usize = 8 * crate::proto::packet::PAYLOAD_MAX;
+
+impl Early<'_> {
+    /// Seals the prefix and what the source has ready into `hs`'s DH message; returns
+    /// how many bytes of the source that was.
+    async fn seal_into(self, hs: &mut Handshake) -> Result<usize, HandshakeFailure> {
+        let start = self.prefix.len();
+        let mut buf = vec![0; start + EARLY_MAX];
+        buf[..start].copy_from_slice(self.prefix);
+        // A read that would wait is dropped unstarted: nothing is taken from the source.
+        let n = match futures_lite::future::poll_once(self.source.read(&mut buf[start..])).await {
+            Some(r) => r.map_err(HandshakeFailure::Source)?,
+            None => 0,
+        };
+        hs.seal_early(&buf[..start + n]);
+        Ok(n)
+    }
+}
+
+/// Runs `hs` to completion over `t` and returns the packet keys for this side; sends
+/// `early` data with our DH message if the handshake allows (see [`Early`]).
 pub async fn handshake(
     t: &dyn Transport,
     mut hs: Box<Handshake>,
+    mut early: Option<Early<'_>>,
 ) -> Result<Established, HandshakeFailure> {
     let x25519 = hs.role() == Role::Client && hs.mode().x25519;
     let mut inbox = Inbox::new();
+    let mut sent_early = None;
     loop {
+        if let Some(e) = early.take_if(|_| hs.seals_early()) {
+            sent_early = Some(e.seal_into(&mut hs).await?);
+        }
         match hs.next() {
             Next::Send(bytes) => {
                 t.write_all(bytes).await.map_err(HandshakeFailure::Io)?;
@@ -107,6 +153,7 @@ pub async fn handshake(
         opener,
         key_index,
         exchange: exchange.ok_or(HandshakeFailure::Closed)?,
+        early: sent_early,
     })
 }
 
@@ -343,7 +390,7 @@ mod tests {
             );
             let served = async {
                 let hs = start(Role::Server, Mode::default(), &key, &[]).unwrap();
-                let outcome = handshake(&server, hs).await.map(|e| e.exchange);
+                let outcome = handshake(&server, hs, None).await.map(|e| e.exchange);
                 drop(server);
                 outcome
             };
@@ -372,6 +419,75 @@ mod tests {
             future::zip(served, client_side).await.0
         })
         .unwrap()
+    }
+
+    /// Reads exactly `buf.len()` bytes.
+    async fn read_exact(t: &dyn Transport, buf: &mut [u8]) {
+        let mut got = 0;
+        while got < buf.len() {
+            let n = t.read(&mut buf[got..]).await.unwrap();
+            assert!(n > 0, "closed after {got} bytes");
+            got += n;
+        }
+    }
+
+    #[test]
+    fn fast_client_sends_ready_data_with_its_dh_message() {
+        let key = Key::from_file_contents(b"a shared key file");
+        let stream = |s| SocketStream::new(s, false, "test".into()).unwrap();
+        let pair = || Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        let ((a, b), (user, source)) = (pair(), pair());
+        rt::block_on(async {
+            let (client, server, source) = (stream(a), stream(b), stream(source));
+            let mut user = user;
+            std::io::Write::write_all(&mut user, b"hello").unwrap();
+            let fast = Mode {
+                fast: true,
+                ..Mode::default()
+            };
+            let client_side = async {
+                let hs = start(Role::Client, fast, &key, &[]).unwrap();
+                let early = Early {
+                    prefix: b"header ",
+                    source: &source,
+                };
+                handshake(&client, hs, Some(early)).await.unwrap()
+            };
+            // A server that answers only once the client's first packet is in: it would
+            // wait forever for a client that sends data after the handshake.
+            let server_side = async {
+                let mut hs = Handshake::new(Role::Server, Mode::default(), &key).unwrap();
+                let mut nonce = [0; 32];
+                read_exact(&server, &mut nonce).await;
+                let Next::Send(ours) = hs.next() else {
+                    panic!("the server sends its nonce first");
+                };
+                server.write_all(ours).await.unwrap();
+                hs.sent();
+                hs.received(&nonce).unwrap();
+                let mut msg = [0; 288 + crate::proto::packet::PACKET_LEN];
+                read_exact(&server, &mut msg).await;
+                hs.received(&msg[..64]).unwrap();
+                hs.received(&msg[64..288]).unwrap();
+                let Next::Send(answer) = hs.next() else {
+                    panic!("the server answers");
+                };
+                server.write_all(answer).await.unwrap();
+                hs.sent();
+                let (_, mut opener) = hs.finish().unwrap();
+                let packet: &mut [u8; 1060] = (&mut msg[288..]).try_into().unwrap();
+                let n = opener.open_in_place(&mut *packet).unwrap();
+                packet[..n].to_vec()
+            };
+            let deadline = async {
+                rt::Timer::after(std::time::Duration::from_secs(10)).await;
+                panic!("the client did not send its data with the DH message");
+            };
+            let (client, plain) = future::or(future::zip(client_side, server_side), deadline).await;
+            assert_eq!(client.early, Some(5));
+            assert_eq!(plain, b"header hello");
+        })
+        .unwrap();
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn split_header(bytes: &[u8]) -> (&[u8], &[u8]) {
 /// `spiped -e --proxy v1|v2` puts a PROXY header with the client's real address and
 /// port (TCP) or the socket path (UNIX) in front of the client's bytes; Debian's C
 /// `spiped -d` carries it like any data to the service, which gets it byte for byte.
+/// With `-f` the header and the client's first bytes go with the DH message.
 #[test]
 fn proxy_header_reaches_the_service_through_c_spiped() {
     let d_impl = if c_available() { Impl::C } else { Impl::Ours };
@@ -156,18 +157,14 @@ fn proxy_header_reaches_the_service_through_c_spiped() {
     let (hop_arg, tgt_arg) = (hop.arg(), target.addr.arg());
     let _d = Daemon::pipe(d_impl, "proxy-d", dpath, &hop, &tgt_arg, key, &["-d"]);
     for kind in [Transport::Tcp, Transport::Unix] {
-        for version in ["v1", "v2"] {
-            let label = format!("proxy-e-{kind}-{version}");
+        for (version, fast) in [("v1", false), ("v2", false), ("v1", true), ("v2", true)] {
+            let label = format!("proxy-e-{kind}-{version}{}", if fast { "-f" } else { "" });
+            let mut args = vec!["-e", "--proxy", version];
+            if fast {
+                args.push("-f");
+            }
             let src = Addr::fresh(kind, dpath, &label);
-            let e = Daemon::pipe(
-                Impl::Ours,
-                &label,
-                dpath,
-                &src,
-                &hop_arg,
-                key,
-                &["-e", "--proxy", version],
-            );
+            let e = Daemon::pipe(Impl::Ours, &label, dpath, &src, &hop_arg, key, &args);
             let conn = e.source.connect().unwrap();
             let expected: Vec<u8> = match (&conn, &src, version) {
                 (Stream::Tcp(c), Addr::Tcp(listen), "v1") => {

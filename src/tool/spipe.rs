@@ -43,7 +43,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
                 .await
                 .map_err(|e| format!("cannot connect to {}: {e}", opts.target))?;
-            let keys = session::handshake(&stream, hs)
+            let keys = session::handshake(&stream, hs, None)
                 .await
                 .map_err(|e| format!("{}: {e}", opts.target))?;
             Ok::<_, String>((stream, keys))
