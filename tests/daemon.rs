@@ -54,6 +54,28 @@ fn assert_echo_via_spipe(via: &Addr, key: &str, data: &[u8]) {
     assert_eq!(sha(&out.stdout), sha(data), "spipe via {via}: echo differs");
 }
 
+/// spipe reads a regular file on standard input in its event loop (not on a blocking
+/// thread, as it does pipes) and writes one on standard output: several megabytes echo
+/// back whole, and spipe exits 0 once the file ends and the echo is complete.
+#[test]
+fn spipe_with_regular_files_on_stdin_and_stdout() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+    let data = payload(3_000_000, 9);
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    fs::write(&input, &data).unwrap();
+    let mut cmd = spipe_cmd(Impl::Ours);
+    cmd.args(["-t", &hop.arg(), "-k", &k])
+        .stdin(fs::File::open(&input).unwrap())
+        .stdout(fs::File::create(&output).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    assert_eq!(code(wait_deadline(&mut child, EXCHANGE_DEADLINE)), Some(0));
+    let echoed = fs::read(&output).unwrap();
+    assert_eq!((echoed.len(), sha(&echoed)), (data.len(), sha(&data)));
+}
+
 /// Asserts a client sending `data` to `src` gets it back byte-exact.
 fn assert_echo(src: &Addr, data: &[u8]) {
     let ex = exchange(src, data, EXCHANGE_DEADLINE).unwrap();
