@@ -108,7 +108,9 @@ impl Early<'_> {
             Some(r) => r.map_err(HandshakeFailure::Source)?,
             None => 0,
         };
-        hs.seal_early(&buf[..start + n]);
+        if start + n > 0 {
+            hs.seal_early(&buf[..start + n]);
+        }
         Ok(n)
     }
 }

@@ -16,6 +16,9 @@
 //! The server reads the first 64 bytes of the client's DH message and checks them as an
 //! X25519 message; only if that MAC fails does it read the rest of a 288-byte group-14
 //! message. PROTOCOL.md describes the extension and why the two can never be confused.
+//!
+//! A fast client (`-f`) knows its packet keys once it has the server's nonce, so it may
+//! append its first data packets to its DH message ([`Handshake::seal_early`]).
 
 use core::fmt;
 
@@ -358,11 +361,11 @@ impl Handshake {
     /// client sends nothing after its DH message until it has the server's answer,
     /// except a fast client's early packets ([`Handshake::seal_early`]), which follow a
     /// group-14 message, the longest kind; so a server may read ahead to the end of a
-    /// group-14 message (saving a read per message part). A server sends nothing after its nonce until it has the
-    /// client's DH message, so a client may read its nonce with room to spare (a short
-    /// read tells an edge-triggered driver the socket is drained, saving a read that
-    /// would find nothing); but it reads the server's DH message exactly, since the
-    /// server's packets may follow it at once.
+    /// group-14 message (saving a read per message part). A server sends nothing after
+    /// its nonce until it has the client's DH message, so a client may read its nonce
+    /// with room to spare (a short read tells an edge-triggered driver the socket is
+    /// drained, saving a read that would find nothing); but it reads the server's DH
+    /// message exactly, since the server's packets may follow it at once.
     pub fn read_window(&self) -> usize {
         let Next::Recv(n) = self.next() else {
             return 0;
