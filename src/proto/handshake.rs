@@ -220,6 +220,9 @@ pub struct Handshake {
     /// ([`Handshake::seal_early`]); [`Handshake::finish`] hands out this one, with its
     /// packet counter, so no packet number is ever used twice.
     early: Option<Sealer>,
+    /// The packet keys derived for `early`, which the end of the handshake takes instead
+    /// of deriving them again.
+    early_keys: Option<SessionKeys>,
     state: State,
 }
 
@@ -312,6 +315,7 @@ impl Handshake {
             public: None,
             x_secret,
             early: None,
+            early_keys: None,
             state: State::SendNonce,
         }
     }
@@ -455,6 +459,7 @@ impl Handshake {
             let (nc, ns) = self.nonces();
             let keys = session_keys(self.key(), nc, ns, &dh::ONE);
             self.early = Some(Sealer::new(&keys.enc_c, &keys.mac_c));
+            self.early_keys = Some(keys);
         }
         if let (Some(sealer), State::SendDh { msg, .. }) = (&mut self.early, &mut self.state) {
             let mut out = std::mem::take(msg).into_vec();
@@ -771,8 +776,10 @@ impl Handshake {
                 self.dh_done(keys, Exchange::Group14, None);
             }
             (None, reply) => {
-                let (nc, ns) = self.nonces();
-                let keys = session_keys(self.key(), nc, ns, &dh::ONE);
+                let keys = self.early_keys.take().unwrap_or_else(|| {
+                    let (nc, ns) = self.nonces();
+                    session_keys(self.key(), nc, ns, &dh::ONE)
+                });
                 self.dh_done(keys, Exchange::Fast, reply);
             }
         }
@@ -1083,8 +1090,11 @@ mod tests {
                 step(&mut s, &mut to_s, &mut to_c).unwrap();
                 step(&mut c, &mut to_c, &mut to_s).unwrap();
             }
-            let (mut c_sealer, _) = c.finish().unwrap();
-            let (_, mut s_opener) = s.finish().unwrap();
+            let (mut c_sealer, mut c_opener) = c.finish().unwrap();
+            let (mut s_sealer, mut s_opener) = s.finish().unwrap();
+            let mut answer = Vec::new();
+            s_sealer.seal_all(b"answer", &mut answer);
+            assert_eq!(open_all(&mut c_opener, &answer), b"answer");
             assert_eq!(
                 open_all(&mut s_opener, &packets),
                 [&b"PROXY first\r\n"[..], &data].concat()
