@@ -64,7 +64,13 @@ impl Stdio {
 impl Transport for Stdio {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.stdin {
-            Input::File(f) => io::Read::read(&mut &*f, buf),
+            // Retried on EINTR, as the socket transports do: a signal is not an error.
+            Input::File(f) => loop {
+                match io::Read::read(&mut &*f, buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            },
             Input::Other(u) => u.lock().await.read(buf).await,
         }
     }
