@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, StreamOptions, configure_stream};
-use crate::rt::{Initially, Registered};
+use crate::registered::Registered;
 use crate::stream::SocketStream;
 
-/// A listening socket registered with the async reactor.
+/// A listening socket registered with the event loop ([`crate::event_loop`]). Dropping
+/// it deregisters and closes the socket.
 pub struct Listener {
-    io: Registered<Socket>,
+    io: Registered,
     endpoint: Endpoint,
     /// Handed over by a parent (systemd socket activation) rather than bound here: its
     /// socket file belongs to whoever created it.
@@ -99,7 +100,7 @@ impl Listener {
             Endpoint::Unix(p) => Endpoint::Unix(p.clone()),
         };
         Ok(Listener {
-            io: Registered::new(socket, Initially::Ready)?,
+            io: Registered::new(socket)?,
             endpoint,
             inherited: false,
             children_have: tcp.then_some(opts),
@@ -127,11 +128,17 @@ impl Listener {
         socket.set_cloexec(true)?;
         socket.set_nonblocking(true)?;
         Ok(Listener {
-            io: Registered::new(socket, Initially::Ready)?,
+            io: Registered::new(socket)?,
             endpoint,
             inherited: true,
             children_have: None,
         })
+    }
+
+    /// The socket, for tests.
+    #[cfg(test)]
+    pub(crate) fn socket(&self) -> &Socket {
+        self.io.get_ref()
     }
 
     /// The address actually listened on (with the kernel's port for TCP port 0).
@@ -161,7 +168,7 @@ impl Listener {
             Some(a) => a.to_string(),
             None => self.endpoint.to_string(),
         };
-        let io = Registered::new(socket, Initially::Ready)?;
+        let io = Registered::new(socket)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
 }
