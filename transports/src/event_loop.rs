@@ -28,6 +28,7 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
         .enable_io()
         .enable_time()
         .thread_keep_alive(POOL_KEEP_ALIVE)
+        .thread_name("spiped-pool")
         .build()?;
     let output = runtime.block_on(future);
     runtime.shutdown_background();
