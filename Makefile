@@ -37,6 +37,7 @@ INSTALLED = $(BINDIR)/spiped $(BINDIR)/spipe \
 .PHONY: all install uninstall deb test deps lint
 
 all:
+	@command -v $(CARGO) >/dev/null || { echo "$(CARGO) not found: install Rust with rustup (see README.md) and run make as that user, not root" >&2; exit 1; }
 	$(CARGO) build --release --locked
 
 # Copies only: `sudo make install` must not need root to have a Rust toolchain.
