@@ -75,14 +75,15 @@ def main():
     clients = [threading.Thread(target=upload, args=(e, megabytes)) for _ in range(conns)]
     for c in clients:
         c.start()
-    most = []
+    most, start = [], time.monotonic()
     while any(c.is_alive() for c in clients):
         now = threads(dmn.pid)
         if len(now) > len(most):
             most = now
         time.sleep(0.02)
     named = ", ".join(f"{n} x{k}" for n, k in collections.Counter(most).items())
-    print(f"{conns} uploads of {megabytes} MB: at most {len(most)} threads ({named})")
+    took = time.monotonic() - start
+    print(f"{conns} uploads of {megabytes} MB in {took:.1f} s: at most {len(most)} threads ({named})")
     time.sleep(15)
     print(f"15 s after the load: {len(threads(dmn.pid))} thread(s)")
     enc.terminate()

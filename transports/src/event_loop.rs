@@ -16,6 +16,16 @@ use std::time::Duration;
 /// down to its one thread a moment after the last connection (tokio's default is 10 s).
 pub const POOL_KEEP_ALIVE: Duration = Duration::from_secs(2);
 
+/// The most threads the blocking pool runs: one per core, since what a daemon hands it
+/// is computation (more threads would only take turns), but at least two, since spipe
+/// hands it a read of its standard input and a write of its standard output, either of
+/// which may wait for ever.
+fn pool_size() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .max(2)
+}
+
 /// Runs `future` to completion on a new current-thread runtime on this thread, with its
 /// tasks, sockets, timers and signals; returns its output. Fails only if the runtime
 /// cannot be set up (out of descriptors or memory). Must not be called from inside a
@@ -27,6 +37,7 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        .max_blocking_threads(pool_size())
         .thread_keep_alive(POOL_KEEP_ALIVE)
         .thread_name("spiped-pool")
         .build()?;
