@@ -742,8 +742,8 @@ mod tests {
             assert_eq!(
                 parse(&args(argv)),
                 Parsed::Exit {
-                    stdout: want_version.clone(),
-                    stderr: String::new(),
+                    stdout: String::new(),
+                    stderr: want_version.clone(),
                     status: 0
                 }
             );
