@@ -327,8 +327,14 @@ impl Handshake {
     /// time and all of them always made, so timing tells only how many keys there are.
     /// A client ignores `others`: it always uses the key it was created with.
     pub fn accepting_also(mut self, others: &[Key]) -> Handshake {
-        if self.role == Role::Server {
-            self.keys.extend_from_slice(others);
+        if self.role == Role::Server && !others.is_empty() {
+            // A new vector of the final size, not a push onto the old one: growing would
+            // move the keys and free the old block with `K` still in it. Dropping the
+            // old vector drops (and so wipes) its key.
+            let mut keys = Vec::with_capacity(1 + others.len());
+            keys.push(self.keys[0].clone());
+            keys.extend_from_slice(others);
+            self.keys = keys;
         }
         self
     }

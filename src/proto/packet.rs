@@ -20,7 +20,7 @@ use core::fmt;
 
 use aes::Aes256;
 use aes::cipher::array::Array;
-use aes::cipher::consts::{U16, U64};
+use aes::cipher::consts::{U16, U32, U64};
 use aes::cipher::{Block, InOutBuf, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
 use ctr::CtrCore;
 use ctr::flavors::Ctr64BE;
@@ -57,7 +57,10 @@ pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
 
 /// Builds the CTR state for one direction, expanding the AES key schedule.
 fn packet_ctr(enc: &[u8; 32]) -> PacketCtr {
-    let mut key = Array::from(*enc);
+    // Built in place, as in hmac_sha256: `Array::from(*enc)` would leave a by-value
+    // temporary copy of the key on the stack.
+    let mut key = Array::<u8, U32>::default();
+    key.copy_from_slice(enc);
     let ctr = PacketCtr::inner_iv_init(Aes256::new(&key), &Iv::<PacketCtr>::default());
     key.zeroize();
     ctr
