@@ -521,6 +521,44 @@ fn ours_refuses_huge_key_files() {
     }
 }
 
+/// A spipe that a server drops during the handshake names every cause, here shown by
+/// a server (ours and C's) that cannot reach its target and by one with another key.
+#[test]
+fn ours_spipe_dropped_in_handshake_names_every_cause() {
+    const CAUSES: &str = "wrong key, a -g/-f mismatch, or the server could not reach its target";
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let other = key_file(dir.path(), "other", b"a different key file");
+    let refused = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("[127.0.0.1]:{}", refused.local_addr().unwrap().port());
+    drop(refused);
+    let reachable = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let mut servers = vec![Impl::Ours];
+    if c_available() {
+        servers.push(Impl::C);
+    }
+    for server in servers {
+        for (why, target, server_key) in [
+            ("unreachable target", nowhere.clone(), k.clone()),
+            (
+                "other key",
+                reachable.addr.arg(),
+                other.to_str().unwrap().to_owned(),
+            ),
+        ] {
+            let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
+            let _d = Daemon::pipe(server, "d", dir.path(), &src, &target, &server_key, &["-d"]);
+            let out = spipe(Impl::Ours, SpipeVia::Name, &["-t", &src.arg(), "-k", &k]);
+            assert_eq!(out.code(), Some(1), "{server} -d, {why}: {:?}", out.stderr);
+            assert!(
+                out.stderr.contains(CAUSES),
+                "{server} -d, {why}: {:?}",
+                out.stderr
+            );
+        }
+    }
+}
+
 /// `-k -` reads the key from standard input: a daemon keyed that way talks to a spipe
 /// keyed from a file with the same bytes.
 #[test]
