@@ -74,6 +74,14 @@ impl fmt::Display for HandshakeFailure {
 
 impl std::error::Error for HandshakeFailure {}
 
+/// Whether a write or read error means the peer closed the connection on us.
+fn was_dropped(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
+
 /// A finished handshake: the packet keys for this side, and what was agreed.
 #[derive(Debug)]
 pub struct Established {
@@ -135,22 +143,32 @@ pub async fn handshake(
     let x25519 = client && hs.mode().x25519;
     let mut inbox = Inbox::new();
     let mut sent_early = None;
+    // A server that drops us shows as an end of stream, or, racing our write, as a
+    // broken pipe or reset: the same event, named with its possible causes.
+    let dropped = |e: HandshakeFailure| match e {
+        HandshakeFailure::Io(e) if !client || !was_dropped(&e) => HandshakeFailure::Io(e),
+        HandshakeFailure::Closed | HandshakeFailure::Io(_) if x25519 => {
+            HandshakeFailure::X25519Unanswered
+        }
+        HandshakeFailure::Closed | HandshakeFailure::Io(_) if client => {
+            HandshakeFailure::ServerClosed
+        }
+        e => e,
+    };
     loop {
         if let Some(e) = early.take_if(|_| hs.seals_early()) {
             sent_early = Some(e.seal_into(&mut hs).await?);
         }
         match hs.next() {
             Next::Send(bytes) => {
-                t.write_all(bytes).await.map_err(HandshakeFailure::Io)?;
+                t.write_all(bytes)
+                    .await
+                    .map_err(|e| dropped(HandshakeFailure::Io(e)))?;
                 hs = sent(hs).await;
             }
             Next::Recv(n) => {
                 let window = hs.read_window();
-                let got = inbox.take(t, n, window).await.map_err(|e| match e {
-                    HandshakeFailure::Closed if x25519 => HandshakeFailure::X25519Unanswered,
-                    HandshakeFailure::Closed if client => HandshakeFailure::ServerClosed,
-                    e => e,
-                })?;
+                let got = inbox.take(t, n, window).await.map_err(dropped)?;
                 hs = receive(hs, got).await.map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,

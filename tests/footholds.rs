@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const KEY: &[u8] = b"key file of the foothold tests";
+const KEY: &[u8] = b"key file of the foothold tests, 32 bytes or more";
 const QUICK: Duration = Duration::from_secs(10);
 
 /// A file standing for one of root's: its mode and owner must not change.
