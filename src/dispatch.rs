@@ -19,7 +19,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// `shutdown` completes; then closes the listener at once (new connections are refused;
 /// its registration is removed first, so a listening socket that lives on in another
 /// process, as systemd's does, can no longer wake anything here) and returns when every
-/// open connection has finished.
+/// open connection has finished, or as soon as `give_up` completes (a second signal, the
+/// drain timeout), leaving the connections still open for the caller to end by exiting.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
@@ -30,6 +31,7 @@ pub async fn serve(
     targets: Targets,
     limit: Option<usize>,
     shutdown: impl Future<Output = ()>,
+    give_up: impl Future<Output = ()>,
 ) {
     // Every connection task holds a sender; when the last one is dropped, recv ends.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
@@ -39,7 +41,11 @@ pub async fn serve(
         () = accept_loop(&listener, cfg, targets, limit, open_tx) => {}
     }
     drop(listener);
-    let _ = open_rx.recv().await;
+    tokio::select! {
+        biased;
+        _ = open_rx.recv() => {}
+        () = give_up => {}
+    }
 }
 
 async fn accept_loop(

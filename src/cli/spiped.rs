@@ -82,6 +82,9 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
+    /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
+    /// before they are closed; `None` (the default, as C) waits for them all.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -228,6 +231,10 @@ struct Args {
     /// owner of a UNIX source socket: user, :group or user:group
     #[argh(option, arg_name = "user[:group]")]
     socket_owner: Option<String>,
+
+    /// on SIGTERM, close connections still open after this many s
+    #[argh(option, arg_name = "seconds")]
+    drain_timeout: Option<String>,
 
     /// print the version and exit
     #[argh(switch, short = 'v')]
@@ -389,6 +396,11 @@ impl super::Validate for Args {
                 })
                 .transpose()
                 .map_err(super::Mistake::Value)?,
+            drain_timeout: self
+                .drain_timeout
+                .map(|s| super::seconds(&s, "--drain-timeout"))
+                .transpose()
+                .map_err(super::Mistake::Value)?,
         })
     }
 }
@@ -397,13 +409,18 @@ impl super::Validate for Args {
 fn parse_mode(s: &str) -> Result<u32, String> {
     let bad = || {
         format!(
-            "invalid value '{s}' for --socket-mode: expected octal permission bits such as 0660"
+            "invalid value '{s}' for --socket-mode: expected octal permission bits from 0 to 0777, such as 0660"
         )
     };
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad());
     }
-    u32::from_str_radix(s, 8).map_err(|_| bad())
+    // Set through the umask at bind, which covers the permission bits only (set-id and
+    // sticky bits mean nothing on a socket).
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(bad)
 }
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
@@ -485,6 +502,7 @@ mod tests {
                 log_connections: false,
                 socket_mode: None,
                 socket_owner: None,
+                drain_timeout: None,
             }
         );
     }
@@ -513,6 +531,12 @@ mod tests {
             assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
         }
         assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
+        assert_eq!(run(&with(&[])).drain_timeout, None);
+        assert_eq!(
+            run(&with(&["--drain-timeout", "2.5"])).drain_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert!(fail(&with(&["--drain-timeout", "0"])).contains("for --drain-timeout"));
         let o = run(&[
             "-d",
             "-s/run/a.sock",
@@ -528,7 +552,7 @@ mod tests {
             o.socket_owner,
             Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
         );
-        for bad in ["0668", "12345", "rw"] {
+        for bad in ["0668", "12345", "rw", "4755", "1777"] {
             let e = fail(&["-d", "-s/a", "-t/b", "-k/k", "--socket-mode", bad]);
             assert!(
                 e.contains("for --socket-mode: expected octal"),
@@ -742,8 +766,8 @@ mod tests {
             assert_eq!(
                 parse(&args(argv)),
                 Parsed::Exit {
-                    stdout: want_version.clone(),
-                    stderr: String::new(),
+                    stdout: String::new(),
+                    stderr: want_version.clone(),
                     status: 0
                 }
             );

@@ -366,12 +366,14 @@ fn with_pipe(
                     to_target,
                     None,
                     never(),
+                    never(),
                 ),
                 crate::dispatch::serve(
                     encrypt,
                     config(Direction::Encrypt),
                     to_decrypt,
                     None,
+                    never(),
                     never(),
                 ),
             )

@@ -123,7 +123,9 @@ async fn serve(
         return Ok(());
     };
     let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    let _socket_file = listener
+        .unix_file()
+        .map(|(path, id)| RemoveOnDrop::socket(path, id));
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
@@ -152,11 +154,27 @@ async fn serve(
         stream: stream_options(&opts),
         bind,
     });
+    // The first signal starts the drain; a second one (as in C) or the drain timeout
+    // ends it. The lock hands the signals to `give_up` once `shutdown` has taken the
+    // first.
+    let stop = Arc::new(tokio::sync::Mutex::new(signals));
+    let first = stop.clone();
     let shutdown = async move {
-        signals.next().await;
+        first.lock().await.next().await;
         notify_systemd("STOPPING=1");
     };
-    dispatch::serve(listener, cfg, targets, opts.max_connections, shutdown).await;
+    let drain_timeout = opts.drain_timeout;
+    let give_up = async move {
+        let again = async { stop.lock().await.next().await };
+        match drain_timeout {
+            Some(t) => {
+                let _ = tokio::time::timeout(t, again).await;
+            }
+            None => again.await,
+        }
+    };
+    let limit = opts.max_connections;
+    dispatch::serve(listener, cfg, targets, limit, shutdown, give_up).await;
     Ok(())
 }
 
