@@ -357,25 +357,15 @@ fn with_pipe(
         let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
         let (to_target, to_decrypt) = (to(&target), to(&decrypt));
         let entry = encrypt.endpoint().clone();
-        let never = std::future::pending::<()>;
+        // A daemon that never stops: no shutdown, no giving up.
+        let daemon = |listener, direction, to| {
+            let never = std::future::pending::<()>;
+            crate::dispatch::serve(listener, config(direction), to, None, never(), never())
+        };
         let daemons = async {
             tokio::join!(
-                crate::dispatch::serve(
-                    decrypt,
-                    config(Direction::Decrypt),
-                    to_target,
-                    None,
-                    never(),
-                    never(),
-                ),
-                crate::dispatch::serve(
-                    encrypt,
-                    config(Direction::Encrypt),
-                    to_decrypt,
-                    None,
-                    never(),
-                    never(),
-                ),
+                daemon(decrypt, Direction::Decrypt, to_target),
+                daemon(encrypt, Direction::Encrypt, to_decrypt),
             )
         };
         let targets = async {
