@@ -186,13 +186,29 @@ fn compress_lists(states: &mut [State; 2], a: [&[Block]; 2], b: [&[Block]; 2]) {
     while let (Some(xa), Some(xb)) = (sa, sb) {
         let n = xa.len().min(xb.len());
         compress_pair(states, &xa[..n], &xb[..n]);
-        sa = Some(&xa[n..]).filter(|x| !x.is_empty()).or_else(|| parts_a.next());
-        sb = Some(&xb[n..]).filter(|x| !x.is_empty()).or_else(|| parts_b.next());
+        sa = remaining(&xa[n..], &mut parts_a);
+        sb = remaining(&xb[n..], &mut parts_b);
     }
     // At most one lane has blocks left: it finishes alone.
     let [s0, s1] = states;
-    sa.into_iter().chain(parts_a).for_each(|p| compress256(s0, p));
-    sb.into_iter().chain(parts_b).for_each(|p| compress256(s1, p));
+    sa.into_iter()
+        .chain(parts_a)
+        .for_each(|p| compress256(s0, p));
+    sb.into_iter()
+        .chain(parts_b)
+        .for_each(|p| compress256(s1, p));
+}
+
+/// What a lane has left: `rest` unless it is empty, else its next part.
+fn remaining<'a>(
+    rest: &'a [Block],
+    parts: &mut impl Iterator<Item = &'a [Block]>,
+) -> Option<&'a [Block]> {
+    if rest.is_empty() {
+        parts.next()
+    } else {
+        Some(rest)
+    }
 }
 
 #[cfg(test)]

@@ -38,9 +38,18 @@ fn every_length_both_lanes_match_hmac() {
         let (a, b) = (&a_all[..len], &b_all[..MAX - len]);
         let (na, nb) = (random_u64(), random_u64());
         let want = [reference(&key, a, na), reference(&key, b, nb)];
-        assert_eq!(k.mac_pair([(a, na), (b, nb)]), want, "lengths {len} and {}", MAX - len);
+        assert_eq!(
+            k.mac_pair([(a, na), (b, nb)]),
+            want,
+            "lengths {len} and {}",
+            MAX - len
+        );
         assert_eq!(k.mac(a, na), want[0], "length {len}");
-        assert_eq!(k.mac_pair([(a, na), (a, nb)])[0], want[0], "equal lengths {len}");
+        assert_eq!(
+            k.mac_pair([(a, na), (a, nb)])[0],
+            want[0],
+            "equal lengths {len}"
+        );
     }
 }
 

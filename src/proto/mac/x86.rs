@@ -70,29 +70,29 @@ fn load_block(block: &[u8; 64]) -> [__m128i; 4] {
     core::array::from_fn(|i| _mm_shuffle_epi8(unsafe { _mm_loadu_si128(ptr.add(i)) }, bswap))
 }
 
-/// Rounds `4r..4r+4` of one lane with message words `w` (already scheduled).
-#[inline]
-#[target_feature(enable = "sha,sse2")]
-fn rounds4(r: usize, (abef, cdgh): &mut Lane, w: __m128i) {
-    let k = _mm_set_epi32(
-        K[4 * r + 3] as i32,
-        K[4 * r + 2] as i32,
-        K[4 * r + 1] as i32,
-        K[4 * r] as i32,
-    );
-    let wk = _mm_add_epi32(w, k);
-    *cdgh = _mm_sha256rnds2_epu32(*cdgh, *abef, wk);
-    *abef = _mm_sha256rnds2_epu32(*abef, *cdgh, _mm_shuffle_epi32(wk, 0x0E));
-}
-
-/// Message words `4r..4r+4` (`r >= 4`) into `w[r % 4]`, from the previous sixteen.
+/// Rounds `4R..4R+4` of both lanes, scheduling their message words first from round
+/// group 4 on. `R` is a constant so that every index is, and `w` stays in registers.
 #[inline]
 #[target_feature(enable = "sha,sse2,ssse3")]
-fn schedule(r: usize, w: &mut [__m128i; 4]) -> __m128i {
-    let (w0, w1, w2, w3) = (w[r % 4], w[(r + 1) % 4], w[(r + 2) % 4], w[(r + 3) % 4]);
-    let t = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
-    w[r % 4] = _mm_sha256msg2_epu32(t, w3);
-    w[r % 4]
+fn rounds4<const R: usize>(lanes: &mut [Lane; 2], w: &mut [[__m128i; 4]; 2]) {
+    let k = _mm_set_epi32(
+        K[4 * R + 3] as i32,
+        K[4 * R + 2] as i32,
+        K[4 * R + 1] as i32,
+        K[4 * R] as i32,
+    );
+    // Alternating the lanes round group by round group is the whole point: each lane's
+    // rounds fill the other's latency.
+    for ((abef, cdgh), w) in lanes.iter_mut().zip(w) {
+        if R >= 4 {
+            let (w0, w1, w2, w3) = (w[R % 4], w[(R + 1) % 4], w[(R + 2) % 4], w[(R + 3) % 4]);
+            let t = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
+            w[R % 4] = _mm_sha256msg2_epu32(t, w3);
+        }
+        let wk = _mm_add_epi32(w[R % 4], k);
+        *cdgh = _mm_sha256rnds2_epu32(*cdgh, *abef, wk);
+        *abef = _mm_sha256rnds2_epu32(*abef, *cdgh, _mm_shuffle_epi32(wk, 0x0E));
+    }
 }
 
 /// Compresses `a` into `states[0]` and `b` into `states[1]`, pairing `a[i]` with `b[i]`;
@@ -105,14 +105,22 @@ pub(super) fn compress_pair(states: &mut [[u32; 8]; 2], a: &[[u8; 64]], b: &[[u8
     for (ba, bb) in a.iter().zip(b) {
         let saved = lanes;
         let mut w = [load_block(ba), load_block(bb)];
-        for r in 0..16 {
-            // Alternating the lanes round group by round group is the whole point: each
-            // lane's rounds fill the other's latency.
-            for (lane, w) in lanes.iter_mut().zip(&mut w) {
-                let words = if r < 4 { w[r] } else { schedule(r, w) };
-                rounds4(r, lane, words);
-            }
-        }
+        rounds4::<0>(&mut lanes, &mut w);
+        rounds4::<1>(&mut lanes, &mut w);
+        rounds4::<2>(&mut lanes, &mut w);
+        rounds4::<3>(&mut lanes, &mut w);
+        rounds4::<4>(&mut lanes, &mut w);
+        rounds4::<5>(&mut lanes, &mut w);
+        rounds4::<6>(&mut lanes, &mut w);
+        rounds4::<7>(&mut lanes, &mut w);
+        rounds4::<8>(&mut lanes, &mut w);
+        rounds4::<9>(&mut lanes, &mut w);
+        rounds4::<10>(&mut lanes, &mut w);
+        rounds4::<11>(&mut lanes, &mut w);
+        rounds4::<12>(&mut lanes, &mut w);
+        rounds4::<13>(&mut lanes, &mut w);
+        rounds4::<14>(&mut lanes, &mut w);
+        rounds4::<15>(&mut lanes, &mut w);
         for (lane, (abef, cdgh)) in lanes.iter_mut().zip(saved) {
             lane.0 = _mm_add_epi32(lane.0, abef);
             lane.1 = _mm_add_epi32(lane.1, cdgh);
