@@ -282,9 +282,10 @@ impl Opener {
     }
 
     /// Opens `packets` in order as [`Opener::open_in_place`] would one by one, appending
-    /// each payload length to `lens`, and stops at the first bad packet with its error:
-    /// the packets before it are opened, it and the ones after it are as
-    /// [`Opener::open_in_place`] leaves a bad packet and untouched.
+    /// each payload length to `lens`, and stops at the first bad packet with its error.
+    /// The packets before it are opened; the bad one is left as
+    /// [`Opener::open_in_place`] leaves it (untouched after a bad MAC) and the ones after
+    /// it untouched.
     ///
     /// MACs are computed two packets at a time (see the module docs); each is still
     /// checked in constant time before its packet is decrypted.
