@@ -409,6 +409,7 @@ fn with_pipe(
             to_target,
             None,
             never(),
+            never(),
         ),
         crate::dispatch::serve(
             &ex,
@@ -416,6 +417,7 @@ fn with_pipe(
             config(Direction::Encrypt),
             to_decrypt,
             None,
+            never(),
             never(),
         ),
     );
