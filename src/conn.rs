@@ -177,7 +177,10 @@ async fn serve(
             .await
             .map_err(ConnError::Connect)
     };
-    let setup = async {
+    // Boxed, so that its state (handshake, connects, the read buffer) is freed once it
+    // is done: inline, the task of every connection would keep room for it, and twice
+    // (rustc keeps a moved-from local beside the future it moved into) for its life.
+    let setup = Box::pin(async {
         match cfg.direction {
             Direction::Encrypt => {
                 let target = connect().await?;
@@ -218,7 +221,7 @@ async fn serve(
                 Ok((target, keys))
             }
         }
-    };
+    });
     let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
         .await
         .map_err(|_| ConnError::Timeout {
