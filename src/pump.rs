@@ -79,7 +79,7 @@ async fn wait_readable(
     batch: &mut Batch,
     release: impl FnOnce(),
 ) -> io::Result<()> {
-    let mut ready = src.readable();
+    let mut ready = std::future::poll_fn(|cx| src.poll_readable(cx));
     // Readable already: no wait, and the buffers stay.
     tokio::select! {
         biased;

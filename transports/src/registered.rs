@@ -2,6 +2,7 @@
 //! the loop that retries an operation until the socket is ready for it.
 
 use std::io;
+use std::task::{Context, Poll};
 
 use socket2::Socket;
 use tokio::io::Interest;
@@ -85,11 +86,11 @@ impl Registered {
         }
     }
 
-    /// Waits until the socket reports readiness to read, without reading.
-    pub(crate) async fn readable(&self) -> io::Result<()> {
+    /// Ready once the socket reports readiness to read, without reading; until then
+    /// `cx` is woken when it does (one waker slot per socket: one reader at a time).
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The guard is dropped without clearing: the next read still sees the readiness.
-        let _ready = self.io.readable().await?;
-        Ok(())
+        self.io.poll_read_ready(cx).map_ok(drop)
     }
 
     /// Waits until the socket reports readiness to write (a connect finished).

@@ -2,6 +2,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use socket2::Socket;
@@ -66,8 +67,8 @@ impl Transport for SocketStream {
             .await
     }
 
-    async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_readable(cx)
     }
 
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

@@ -151,10 +151,16 @@ fn a_dropped_listener_whose_socket_lives_on_wakes_nothing() {
         let (quiet, other) = unix_pair();
         // A connection queued on the still-open listening socket.
         let queued = std::net::TcpStream::connect(ep.to_string()).unwrap();
-        let woke = tokio::time::timeout(Duration::from_millis(200), quiet.readable()).await;
+        let woke = tokio::time::timeout(
+            Duration::from_millis(200),
+            std::future::poll_fn(|cx| quiet.poll_readable(cx)),
+        )
+        .await;
         assert!(woke.is_err(), "an idle socket became readable");
         other.write_all(b"x").await.unwrap();
-        quiet.readable().await.unwrap();
+        std::future::poll_fn(|cx| quiet.poll_readable(cx))
+            .await
+            .unwrap();
         drop(queued);
         // SAFETY: `kept` is ours alone, closed once.
         unsafe { libc::close(kept) };
