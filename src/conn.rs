@@ -3,12 +3,14 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect, rt};
 
 use crate::connlog::ConnLog;
+use crate::metrics::{PipeMetrics, Tracked};
 use crate::proto::handshake::{Mode, Role};
 use crate::proto::key::Key;
 use crate::proxy;
@@ -57,6 +59,8 @@ pub struct ConnConfig {
     pub stream: StreamOptions,
     /// Local address for outgoing connections (`-b`).
     pub bind: Option<SocketAddr>,
+    /// The pipe's counters, which every connection updates.
+    pub metrics: Arc<PipeMetrics>,
 }
 
 /// Why a connection ended early; the daemon logs it and carries on.
@@ -125,21 +129,28 @@ pub async fn connect_any(
     Err(last)
 }
 
-/// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint]) {
-    let verbose = cfg.log_connections;
-    let mut log = ConnLog::accepted(accepted.peer(), verbose, !cfg.extra_keys.is_empty());
-    let traffic = Traffic::default();
-    let outcome = serve(&accepted, cfg, targets, &mut log, &traffic).await;
+/// Plaintext bytes (from the accepted peer, to it) that `traffic` counts on a pipe
+/// playing `direction`: what the accepted peer sent is what we sealed (`-e`) or
+/// opened (`-d`).
+pub fn peer_bytes(direction: Direction, traffic: &Traffic) -> (u64, u64) {
     let (sent, received) = (
         traffic.sent.load(Ordering::Relaxed),
         traffic.received.load(Ordering::Relaxed),
     );
-    // What the accepted peer sent is what we sealed (-e) or opened (-d).
-    let (from_peer, to_peer) = match cfg.direction {
+    match direction {
         Direction::Encrypt => (sent, received),
         Direction::Decrypt => (received, sent),
-    };
+    }
+}
+
+/// Runs one accepted connection to its end, and logs (see [`ConnLog`]) and counts how
+/// it went.
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint]) {
+    let verbose = cfg.log_connections;
+    let mut log = ConnLog::accepted(accepted.peer(), verbose, !cfg.extra_keys.is_empty());
+    let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
+    let outcome = serve(&accepted, cfg, targets, &mut log, &tracked).await;
+    let (from_peer, to_peer) = tracked.conn().bytes();
     log.closed(
         from_peer,
         to_peer,
@@ -148,16 +159,18 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint])
             .map_err(|e| e as &dyn fmt::Display)
             .copied(),
     );
+    tracked.closed(outcome.as_ref().map(|_| ()));
 }
 
-/// Connects, handshakes and pipes, counting the plaintext moved in `traffic`.
+/// Connects, handshakes and pipes, counting in `tracked`.
 async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     targets: &[Endpoint],
     log: &mut ConnLog,
-    traffic: &Traffic,
+    tracked: &Tracked,
 ) -> Result<(), ConnError> {
+    let traffic = &tracked.conn().traffic;
     let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
         .map_err(|e| ConnError::Random(e.to_string()))?;
     // The PROXY header goes first: with the DH message when data can, else right after.
@@ -227,6 +240,7 @@ async fn serve(
     };
     let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;
     log.established(other.peer(), keys.exchange, keys.key_index);
+    tracked.established(other.peer(), keys.exchange, keys.key_index, keys.took);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),

@@ -60,6 +60,7 @@ async fn accept_loop(
                 }
                 None => {
                     if !at_limit {
+                        cfg.metrics.limit_reached();
                         log::warn(&format!(
                             "connection limit reached ({} open); new connections wait until one closes",
                             limit.unwrap_or(0)

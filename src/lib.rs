@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod errors;
 pub mod keyfile;
 pub mod log;
+pub mod metrics;
 pub mod proto;
 pub mod proxy;
 pub mod pump;

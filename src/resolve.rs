@@ -128,15 +128,18 @@ impl Targets {
     }
 
     /// Re-resolves `addr` every `every` forever (`-r`), replacing the list on success;
-    /// a failure keeps the last good list and warns. Returns at once for addresses
-    /// without a host name, which cannot change.
-    pub async fn keep_fresh(&self, addr: &Address, every: Duration) {
+    /// a failure keeps the last good list and warns. Tells `looked_up` whether each
+    /// look-up succeeded. Returns at once for addresses without a host name, which
+    /// cannot change.
+    pub async fn keep_fresh(&self, addr: &Address, every: Duration, looked_up: impl Fn(bool)) {
         if !matches!(addr, Address::Name { .. }) {
             return;
         }
         loop {
             rt::Timer::after(every).await;
-            match resolve(addr).await {
+            let found = resolve(addr).await;
+            looked_up(found.is_ok());
+            match found {
                 Ok(list) => self.set(list),
                 Err(e) => log::warn(&format!("{e}; still using the previous addresses")),
             }

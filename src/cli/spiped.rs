@@ -82,6 +82,9 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
+    /// `--metrics`: where to serve Prometheus metrics, `/status` and `/healthz`
+    /// over HTTP; `None` (the default) serves nothing.
+    pub metrics: Option<Address>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -228,6 +231,10 @@ struct Args {
     /// owner of a UNIX source socket: user, :group or user:group
     #[argh(option, arg_name = "user[:group]")]
     socket_owner: Option<String>,
+
+    /// serve /metrics, /status, /healthz over HTTP here
+    #[argh(option, arg_name = "address")]
+    metrics: Option<String>,
 
     /// print the version and exit
     #[argh(switch, short = 'v')]
@@ -389,6 +396,10 @@ impl super::Validate for Args {
                 })
                 .transpose()
                 .map_err(super::Mistake::Value)?,
+            metrics: self
+                .metrics
+                .map(|m| super::address(&m, "--metrics"))
+                .transpose()?,
         })
     }
 }
@@ -485,6 +496,7 @@ mod tests {
                 log_connections: false,
                 socket_mode: None,
                 socket_owner: None,
+                metrics: None,
             }
         );
     }
@@ -506,6 +518,14 @@ mod tests {
         assert_eq!(o.extra_key_files, ["/old", "/older"]);
         assert!(o.connect_after_handshake && o.log_connections);
         assert_eq!(o.proxy, None);
+        let o = run(&with(&["--metrics", "[127.0.0.1]:9187"]));
+        assert_eq!(o.metrics, Some(Address::parse("[127.0.0.1]:9187").unwrap()));
+        let o = run(&with(&["--metrics=/run/spiped/metrics.sock"]));
+        assert_eq!(
+            o.metrics,
+            Some(Address::parse("/run/spiped/metrics.sock").unwrap())
+        );
+        assert!(fail(&with(&["--metrics", "9187"])).contains("--metrics"));
         for (v, want) in [
             ("v1", crate::proxy::Version::V1),
             ("v2", crate::proxy::Version::V2),

@@ -19,6 +19,7 @@ use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transpo
 
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
+use crate::metrics::Metrics;
 use crate::proto::handshake::{Handshake, Mode, Role, drive};
 use crate::proto::key::Key;
 use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, Sealer, hmac_sha256};
@@ -337,7 +338,15 @@ fn with_pipe(
     };
     let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
     let key = Key::from_file_contents(&random_key()?);
-    let config = |direction| {
+    let config = |direction, targets: &Targets| {
+        // Counted like a daemon's connections, so the benchmark pays what they pay.
+        let metrics = Metrics::new().add_pipe(
+            "bench".into(),
+            direction,
+            1,
+            targets.clone(),
+            serde_json::Value::Null,
+        );
         Arc::new(ConnConfig {
             direction,
             key: key.clone(),
@@ -349,6 +358,7 @@ fn with_pipe(
             timeout: Duration::from_secs(5),
             stream: StreamOptions::default(),
             bind: None,
+            metrics,
         })
     };
     let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
@@ -360,7 +370,7 @@ fn with_pipe(
         crate::dispatch::serve(
             &ex,
             decrypt,
-            config(Direction::Decrypt),
+            config(Direction::Decrypt, &to_target),
             to_target,
             None,
             never(),
@@ -368,7 +378,7 @@ fn with_pipe(
         crate::dispatch::serve(
             &ex,
             encrypt,
-            config(Direction::Encrypt),
+            config(Direction::Encrypt, &to_decrypt),
             to_decrypt,
             None,
             never(),

@@ -11,6 +11,7 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
 use crate::daemon::{self, Readiness, RemoveOnDrop};
+use crate::metrics::{self, Metrics};
 use crate::proto::handshake::{Handshake, Mode};
 use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
@@ -41,7 +42,7 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
         false => Some(daemon::daemonize()?),
     };
     // Installed early so a SIGTERM during start-up already shuts down cleanly.
-    let signals = Signals::new([Signal::Term, Signal::Int])
+    let signals = Signals::new([Signal::Term, Signal::Int, Signal::Usr1])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
@@ -89,9 +90,10 @@ async fn serve(
         };
         Ok::<_, String>(Some((source, targets, bind)))
     };
+    let metrics = Arc::new(Metrics::new());
     let mut signals = signals;
     let stopped = async {
-        let _ = signals.next().await;
+        until_stopped(&mut signals, &metrics).await;
         Ok(None)
     };
     let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
@@ -99,6 +101,19 @@ async fn serve(
     };
     let listener = listen(&opts, inherited, source)?;
     let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    let endpoint = match &opts.metrics {
+        Some(addr) => {
+            let ep = look_up(addr, opts.wait_dns).await?.into_iter().next();
+            Some(metrics::bind(&ep.ok_or_else(|| {
+                format!("cannot resolve {addr} (--metrics): no addresses found")
+            })?)?)
+        }
+        None => None,
+    };
+    let _metrics_file = endpoint
+        .as_ref()
+        .and_then(|e| e.unix_path())
+        .map(|p| RemoveOnDrop::new(&p));
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
@@ -111,10 +126,32 @@ async fn serve(
     if Handshake::may_use_group14(opts.direction.role(), mode) {
         crate::session::compute_keypairs_ahead();
     }
+    // The pipe's label is its source as written, or what systemd passed.
+    let label = match &opts.source {
+        Some(a) => a.to_string(),
+        None => listener.endpoint().to_string(),
+    };
+    let pipe = metrics.add_pipe(
+        label,
+        opts.direction,
+        1 + extra_keys.len(),
+        targets.clone(),
+        metrics::settings(&opts),
+    );
+    if matches!(opts.target, Address::Name { .. }) {
+        pipe.looked_up(true);
+    }
     if let Some(every) = opts.resolve_interval {
-        let (targets, addr) = (targets.clone(), opts.target.clone());
-        ex.spawn(async move { targets.keep_fresh(&addr, every).await })
-            .detach();
+        let (targets, addr, pipe) = (targets.clone(), opts.target.clone(), pipe.clone());
+        ex.spawn(async move {
+            targets
+                .keep_fresh(&addr, every, |ok| pipe.looked_up(ok))
+                .await
+        })
+        .detach();
+    }
+    if let Some(endpoint) = endpoint {
+        endpoint.spawn(metrics.clone())?;
     }
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
@@ -127,15 +164,26 @@ async fn serve(
         timeout: opts.timeout,
         stream: stream_options(&opts),
         bind,
+        metrics: pipe,
     });
     // A task of its own, so that the accept loop's wake-ups do not poll the signal
     // pipe (a read per connection).
     let shutdown = ex.spawn(async move {
-        let _ = signals.next().await;
+        until_stopped(&mut signals, &metrics).await;
         notify_systemd("STOPPING=1");
     });
     dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; logs the open connections at each SIGUSR1 meanwhile.
+async fn until_stopped(signals: &mut Signals, metrics: &Metrics) {
+    while let Some(Ok(sig)) = signals.next().await {
+        match sig {
+            Signal::Usr1 => metrics.log_status(),
+            _ => return,
+        }
+    }
 }
 
 /// The socket options of every connection, both accepted and opened (`-j`).

@@ -60,35 +60,7 @@ impl Listener {
     /// socket, or a path that is not a socket, is never touched; binding then fails with
     /// `AddrInUse`.
     pub fn bind_with(ep: &Endpoint, file: SocketFile, opts: StreamOptions) -> io::Result<Listener> {
-        let socket = ep.new_socket()?;
-        let tcp = matches!(ep, Endpoint::Tcp(_));
-        configure_stream(&socket, tcp, opts)?;
-        if let Endpoint::Tcp(a) = ep {
-            socket.set_reuse_address(true)?;
-            if a.is_ipv6() {
-                // Like spiped: an IPv6 listener serves IPv6 only, so that [::]:p and
-                // [0.0.0.0]:p can be two separate daemons.
-                socket.set_only_v6(true)?;
-            }
-        }
-        match (socket.bind(&ep.sockaddr()?), ep) {
-            (Err(e), Endpoint::Unix(path))
-                if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
-            {
-                fs::remove_file(path)?;
-                socket.bind(&ep.sockaddr()?)?;
-            }
-            (r, _) => r?,
-        }
-        if let Endpoint::Unix(path) = ep {
-            if let Some(mode) = file.mode {
-                fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
-            }
-            if file.uid.is_some() || file.gid.is_some() {
-                std::os::unix::fs::chown(path, file.uid, file.gid)?;
-            }
-        }
-        socket.listen(BACKLOG)?;
+        let socket = listening_socket(ep, file, opts)?;
         let endpoint = match ep {
             Endpoint::Tcp(_) => Endpoint::Tcp(
                 socket
@@ -102,7 +74,7 @@ impl Listener {
             io: Registered::new(socket, Initially::Ready)?,
             endpoint,
             inherited: false,
-            children_have: tcp.then_some(opts),
+            children_have: matches!(ep, Endpoint::Tcp(_)).then_some(opts),
         })
     }
 
@@ -164,6 +136,45 @@ impl Listener {
         let io = Registered::new(socket, Initially::Ready)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
+}
+
+/// A socket listening on `ep`, bound as [`Listener::bind_with`] binds (same options,
+/// same treatment of a UNIX socket's file), non-blocking and close-on-exec, for a
+/// server that runs its own accept loop (the metrics endpoint's HTTP server).
+pub fn listening_socket(
+    ep: &Endpoint,
+    file: SocketFile,
+    opts: StreamOptions,
+) -> io::Result<Socket> {
+    let socket = ep.new_socket()?;
+    configure_stream(&socket, matches!(ep, Endpoint::Tcp(_)), opts)?;
+    if let Endpoint::Tcp(a) = ep {
+        socket.set_reuse_address(true)?;
+        if a.is_ipv6() {
+            // Like spiped: an IPv6 listener serves IPv6 only, so that [::]:p and
+            // [0.0.0.0]:p can be two separate daemons.
+            socket.set_only_v6(true)?;
+        }
+    }
+    match (socket.bind(&ep.sockaddr()?), ep) {
+        (Err(e), Endpoint::Unix(path))
+            if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
+        {
+            fs::remove_file(path)?;
+            socket.bind(&ep.sockaddr()?)?;
+        }
+        (r, _) => r?,
+    }
+    if let Endpoint::Unix(path) = ep {
+        if let Some(mode) = file.mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        }
+        if file.uid.is_some() || file.gid.is_some() {
+            std::os::unix::fs::chown(path, file.uid, file.gid)?;
+        }
+    }
+    socket.listen(BACKLOG)?;
+    Ok(socket)
 }
 
 /// Whether `path` is a socket file that nothing listens on. Connects without blocking,
