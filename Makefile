@@ -27,8 +27,9 @@ install: all
 
 # Debian's C spiped 1.6.2 is the judge of wire compatibility: the interop tests run against it.
 # mandoc lints the man pages; bash, zsh and fish load the completion scripts; script
-# (bsdutils) gives keygen a terminal to refuse.
-TEST_PACKAGES = spiped mandoc zsh fish bsdutils
+# (bsdutils) gives keygen a terminal to refuse. prometheus ships promtool, which checks the
+# metrics endpoint's scrape, and the server the end-to-end scrape test runs.
+TEST_PACKAGES = spiped mandoc zsh fish bsdutils prometheus
 deps:
 	@missing=""; for p in $(TEST_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

@@ -47,14 +47,14 @@ fn conn(s: &Snapshot<'_>) -> Value {
     })
 }
 
-/// One line per pipe (`pipe P: N open`), then one per open connection, in the words
+/// One line per pipe (`pipe P: open connections: N`), then one per open connection, in the words
 /// of the `--log-connections` lines so the two can be matched by connection number.
 pub(super) fn lines(m: &Metrics) -> Vec<String> {
     let mut out = Vec::new();
     for p in m.pipes() {
         let open = p.open();
         out.push(format!(
-            "pipe {}: {} connections open",
+            "pipe {}: open connections: {}",
             p.label(),
             open.len()
         ));
