@@ -323,9 +323,10 @@ fn scrape_passes_promtool() {
         return;
     }
     let server = Server::start();
-    let (e, _ed) = server.client("e", NEW_KEY, &[]);
+    let e_metrics = Addr::Unix(server.dir.path().join("e-metrics.sock"));
+    let (e, _ed) = server.client("e", NEW_KEY, &["--metrics", &e_metrics.arg()]);
     echo(&e, &payload(50_000, 7));
-    for addr in [&server.metrics] {
+    for addr in [&server.metrics, &e_metrics] {
         let (code, body) = get(addr, "/metrics").unwrap();
         assert_eq!(code, 200);
         let mut child = Command::new("promtool")
