@@ -239,8 +239,9 @@ async fn serve(
         })
     };
     let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;
-    log.established(other.peer(), keys.exchange, keys.key_index);
-    tracked.established(other.peer(), keys.exchange, keys.key_index, keys.took);
+    let target = other.peer();
+    tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
+    log.established(target, keys.exchange, keys.key_index);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),

@@ -345,3 +345,44 @@ impl Drop for Tracked {
         t.open.remove(&self.conn.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use spiped_transports::Endpoint;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn bytes_move_from_open_to_closed_exactly_once() {
+        let m = Metrics::new();
+        let targets = Targets::new(vec![Endpoint::Unix("/t".into())]);
+        let p = m.add_pipe(
+            "p".into(),
+            Direction::Encrypt,
+            1,
+            targets,
+            serde_json::Value::Null,
+        );
+        let a = p.accepted(1, "a".into());
+        let b = p.accepted(2, "b".into());
+        // -e: sealed bytes came from the peer.
+        a.conn().traffic.sent.fetch_add(100, Ordering::Relaxed);
+        a.conn().traffic.received.fetch_add(7, Ordering::Relaxed);
+        b.conn().traffic.sent.fetch_add(5, Ordering::Relaxed);
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (2, 105, 7));
+        a.closed(Ok(()));
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (1, 105, 7));
+        drop(b);
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (0, 105, 7));
+        let scrape = m.scrape();
+        assert!(scrape.contains("spiped_bytes_total{pipe=\"p\",direction=\"from_peer\"} 105\n"));
+        assert!(scrape.contains("spiped_connections_closed_total{pipe=\"p\",reason=\"eof\"} 1\n"));
+        assert!(scrape.contains("spiped_connections_accepted_total{pipe=\"p\"} 2\n"));
+    }
+}
