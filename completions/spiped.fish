@@ -35,6 +35,7 @@ complete -c spiped -n 'test (__spiped_tool) = spiped' -l connect-after-handshake
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l log-connections -d 'log each connection when opened and closed'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l socket-mode -r -F -d 'permission bits (octal) for a UNIX source socket'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l socket-owner -x -a '(__fish_complete_users)' -d 'owner of a UNIX source socket: user, :group or user:group'
+complete -c spiped -n 'test (__spiped_tool) = spiped' -l drain-timeout -x -d 'on SIGTERM, close connections still open after this many s'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l metrics -r -F -d 'serve /metrics, /status, /healthz over HTTP here'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -s v -l version -d 'print the version and exit'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -s h -l help -d 'print this help and exit'

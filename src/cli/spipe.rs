@@ -191,8 +191,8 @@ mod tests {
                 &["-t/s", "-k/k", "-f", "--x25519"],
                 "-f/--fast and --x25519",
             ),
-            (&["-t/s", "-k/k", "-o0"], "-o/--timeout"),
-            (&["-t/s", "-k/k", "-o", "nan"], "must be finite"),
+            (&["-t/s", "-k/k", "-o-1"], "-o/--timeout"),
+            (&["-t/s", "-k/k", "-o", "nan"], "-o/--timeout"),
             (
                 &["-t", "nope", "-k/k"],
                 "-t/--target: invalid address 'nope'",
@@ -213,8 +213,8 @@ mod tests {
         assert_eq!(
             parse(&args(&["-v"])),
             Parsed::Exit {
-                stdout: format!("spipe {}\n", env!("CARGO_PKG_VERSION")),
-                stderr: String::new(),
+                stdout: String::new(),
+                stderr: format!("spipe {}\n", env!("CARGO_PKG_VERSION")),
                 status: 0
             }
         );

@@ -6,7 +6,7 @@
 //! [`MAX_CLIENTS`] small buffers.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,17 +45,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub struct Server {
     socket: socket2::Socket,
     endpoint: Endpoint,
+    /// The (device, inode) of a UNIX socket's file as bound.
+    file_id: Option<(u64, u64)>,
 }
 
 /// Binds the metrics endpoint on `ep` (before privileges are dropped, like the source).
 /// A stale UNIX socket file is replaced, as for `-s`.
 pub fn bind(ep: &Endpoint) -> Result<Server, String> {
     let opts = StreamOptions { keepalive: false };
-    let socket = listening_socket(ep, SocketFile::default(), opts)
+    let (socket, file_id) = listening_socket(ep, SocketFile::default(), opts)
         .map_err(|e| format!("cannot listen on {ep} (--metrics): {}", describe(&e)))?;
     Ok(Server {
         socket,
         endpoint: ep.clone(),
+        file_id,
     })
 }
 
@@ -66,11 +69,12 @@ enum Listening {
 }
 
 impl Server {
-    /// The UNIX socket path to remove at exit, if the endpoint is one.
-    pub fn unix_path(&self) -> Option<PathBuf> {
-        match &self.endpoint {
-            Endpoint::Unix(p) => Some(p.clone()),
-            Endpoint::Tcp(_) => None,
+    /// The UNIX socket file to remove at exit (if the path still names it) and its
+    /// (device, inode) as bound; `None` for TCP.
+    pub fn unix_file(&self) -> Option<(&Path, (u64, u64))> {
+        match (&self.endpoint, self.file_id) {
+            (Endpoint::Unix(p), Some(id)) => Some((p, id)),
+            _ => None,
         }
     }
 

@@ -134,7 +134,9 @@ fn cause(f: &HandshakeFailure) -> Cause {
         HandshakeFailure::Protocol(HandshakeError::BadMac) => Cause::WrongKey,
         HandshakeFailure::Protocol(HandshakeError::PeerNotPfs) => Cause::PfsRequired,
         HandshakeFailure::Protocol(_) | HandshakeFailure::EarlyData => Cause::Malformed,
-        HandshakeFailure::Closed | HandshakeFailure::X25519Unanswered => Cause::PeerClosed,
+        HandshakeFailure::Closed
+        | HandshakeFailure::ServerClosed
+        | HandshakeFailure::X25519Unanswered => Cause::PeerClosed,
         HandshakeFailure::Io(_) | HandshakeFailure::Source(_) => Cause::Io,
     }
 }

@@ -43,13 +43,12 @@ pub struct Opened<'a> {
 }
 
 impl<'a> Opened<'a> {
-    /// The payloads opened, in stream order, skipping empty ones (a peer may send a
-    /// packet with a zero length field, which carries nothing).
+    /// The payloads opened, in stream order (each 1 to 1024 bytes: an empty packet is
+    /// an error).
     pub fn payloads(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         self.packets
             .chunks_exact(PACKET_LEN)
             .zip(self.lens)
-            .filter(|(_, len)| **len > 0)
             .map(|(p, len)| &p[..*len])
     }
 
@@ -138,17 +137,9 @@ impl Deframer {
             return;
         }
         let whole = self.filled / PACKET_LEN * PACKET_LEN;
-        for packet in self.buf[self.consumed..whole]
-            .as_chunks_mut::<PACKET_LEN>()
-            .0
-        {
-            match self.opener.open_in_place(packet) {
-                Ok(len) => self.lens.push(len),
-                Err(e) => {
-                    self.failure = Some(e);
-                    break;
-                }
-            }
+        let packets = self.buf[self.consumed..whole].as_chunks_mut().0;
+        if let Err(e) = self.opener.open_batch(packets, &mut self.lens) {
+            self.failure = Some(e);
         }
         self.consumed = self.lens.len() * PACKET_LEN;
     }

@@ -100,7 +100,9 @@ async fn serve(
         return Ok(());
     };
     let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    let _socket_file = listener
+        .unix_file()
+        .map(|(path, id)| RemoveOnDrop::socket(path, id));
     let endpoint = match &opts.metrics {
         Some(addr) => {
             let ep = look_up(addr, opts.wait_dns).await?.into_iter().next();
@@ -112,8 +114,8 @@ async fn serve(
     };
     let _metrics_file = endpoint
         .as_ref()
-        .and_then(|e| e.unix_path())
-        .map(|p| RemoveOnDrop::new(&p));
+        .and_then(|e| e.unix_file())
+        .map(|(path, id)| RemoveOnDrop::socket(path, id));
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
@@ -167,23 +169,44 @@ async fn serve(
         metrics: pipe,
     });
     // A task of its own, so that the accept loop's wake-ups do not poll the signal
-    // pipe (a read per connection).
-    let shutdown = ex.spawn(async move {
-        until_stopped(&mut signals, &metrics).await;
+    // pipe (a read per connection). The first signal starts the drain, a second one
+    // (as in C) or the drain timeout ends it.
+    let (signalled, signal_count) = smol::channel::unbounded::<()>();
+    let logs = metrics.clone();
+    ex.spawn(async move {
+        while until_stopped(&mut signals, &logs).await && signalled.send(()).await.is_ok() {}
+    })
+    .detach();
+    let second = signal_count.clone();
+    let shutdown = async move {
+        let _ = signal_count.recv().await;
         notify_systemd("STOPPING=1");
-    });
-    dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
+    };
+    let drain_timeout = opts.drain_timeout;
+    let give_up = async move {
+        let again = async {
+            let _ = second.recv().await;
+        };
+        match drain_timeout {
+            Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+            None => again.await,
+        }
+    };
+    let limit = opts.max_connections;
+    dispatch::serve(ex, listener, cfg, targets, limit, shutdown, give_up).await;
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; logs the open connections at each SIGUSR1 meanwhile.
-async fn until_stopped(signals: &mut Signals, metrics: &Metrics) {
-    while let Some(Ok(sig)) = signals.next().await {
+/// Waits for SIGTERM or SIGINT (true), logging the open connections at each SIGUSR1
+/// meanwhile; false once no signal can arrive any more.
+async fn until_stopped(signals: &mut Signals, metrics: &Metrics) -> bool {
+    while let Some(sig) = signals.next().await {
         match sig {
-            Signal::Usr1 => metrics.log_status(),
-            _ => return,
+            Ok(Signal::Usr1) => metrics.log_status(),
+            _ => return true,
         }
     }
+    false
 }
 
 /// The socket options of every connection, both accepted and opened (`-j`).
