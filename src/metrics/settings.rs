@@ -33,5 +33,6 @@ pub fn settings(opts: &SpipedOptions) -> Value {
         }),
         "connect_after_handshake": opts.connect_after_handshake,
         "log_connections": opts.log_connections,
+        "drain_timeout_seconds": opts.drain_timeout.map(secs),
     })
 }
