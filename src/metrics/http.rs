@@ -78,28 +78,10 @@ impl Server {
         }
     }
 
-    /// Serves `metrics` on its own thread, with a tokio runtime of its own, for as long
-    /// as the process lives. A runtime that cannot start is reported and the daemon
-    /// goes on piping without its endpoint.
-    pub fn spawn(self, metrics: Arc<Metrics>) -> Result<(), String> {
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_io()
-                    .enable_time()
-                    .build();
-                match rt {
-                    Ok(rt) => rt.block_on(self.serve(metrics)),
-                    Err(e) => log::warn(&format!("metrics endpoint not started: {}", describe(&e))),
-                }
-            })
-            .map(drop)
-            .map_err(|e| format!("cannot start the metrics endpoint: {}", describe(&e)))
-    }
-
-    /// Accepts and serves clients for ever.
-    async fn serve(self, metrics: Arc<Metrics>) {
+    /// Accepts and serves clients for ever, on the daemon's event loop (so that an
+    /// answer to `/healthz` shows the loop is turning). A listener the loop cannot take
+    /// is reported, and the daemon goes on piping without its endpoint.
+    pub async fn serve(self, metrics: Arc<Metrics>) {
         let listening = match self.listen() {
             Ok(l) => l,
             Err(e) => {

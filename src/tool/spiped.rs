@@ -4,9 +4,9 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
+use spiped_transports::event_loop::block_on;
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
@@ -35,38 +35,64 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     let extra_keys =
         (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
     // Forking is only sound while this is the sole thread, so it comes before anything
-    // that may start one (the executor, async-io's reactor, the resolver). The parent
-    // waits in there until the child reports it is serving or has failed.
+    // that may start one (the event loop's blocking pool). The parent waits in there
+    // until the child reports it is serving or has failed.
     let readiness = match opts.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
-    // Installed early so a SIGTERM during start-up already shuts down cleanly.
-    let signals = Signals::new([Signal::Term, Signal::Int, Signal::Usr1])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // It lives as long as the process: the main task below borrows it, and a task
-    // cannot borrow the executor that owns it for less.
-    let ex: &'static rt::Executor = Box::leak(Box::new(rt::Executor::new()));
-    let keys = (key, extra_keys);
-    // As a task rather than `run`'s own future: `run` polls its future on every turn
-    // of the loop, a task only when something woke it.
-    let main = ex.spawn(serve(ex, opts, keys, inherited, readiness, signals));
-    rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
+    block_on(async move {
+        // Installed first, so a SIGTERM during start-up already shuts down cleanly.
+        let signals = Stop::install()?;
+        serve(opts, (key, extra_keys), inherited, readiness, signals).await
+    })
+    .map_err(super::event_loop_failed)?
+}
+
+/// SIGTERM and SIGINT, caught on the event loop: either asks the daemon to stop;
+/// and SIGUSR1, which logs the open connections.
+struct Stop {
+    term: Signal,
+    int: Signal,
+    usr1: Signal,
+}
+
+impl Stop {
+    /// Catches both signals from now on.
+    fn install() -> Result<Stop, String> {
+        let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+        Ok(Stop {
+            term: catch(SignalKind::terminate())?,
+            int: catch(SignalKind::interrupt())?,
+            usr1: catch(SignalKind::user_defined1())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT; logs the open connections of `metrics` at
+    /// each SIGUSR1 meanwhile.
+    async fn next(&mut self, metrics: &Metrics) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.usr1.recv() => metrics.log_status(),
+            }
+        }
+    }
 }
 
 /// Everything after forking: pidfile, source, privileges, target, then the accept loop
 /// until SIGTERM or SIGINT.
 async fn serve(
-    ex: &rt::Executor,
     opts: SpipedOptions,
     (key, extra_keys): (Key, Vec<Key>),
     inherited: Vec<OwnedFd>,
     mut readiness: Option<Readiness>,
-    signals: Signals,
+    mut signals: Stop,
 ) -> Result<(), String> {
     let _pidfile = match readiness {
         Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
@@ -91,12 +117,12 @@ async fn serve(
         Ok::<_, String>(Some((source, targets, bind)))
     };
     let metrics = Arc::new(Metrics::new());
-    let mut signals = signals;
-    let stopped = async {
-        until_stopped(&mut signals, &metrics).await;
-        Ok(None)
+    let resolved = tokio::select! {
+        biased;
+        () = signals.next(&metrics) => None,
+        r = resolving => r?,
     };
-    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
+    let Some((source, targets, bind)) = resolved else {
         return Ok(());
     };
     let listener = listen(&opts, inherited, source)?;
@@ -145,15 +171,14 @@ async fn serve(
     }
     if let Some(every) = opts.resolve_interval {
         let (targets, addr, pipe) = (targets.clone(), opts.target.clone(), pipe.clone());
-        ex.spawn(async move {
+        tokio::spawn(async move {
             targets
                 .keep_fresh(&addr, every, |ok| pipe.looked_up(ok))
                 .await
-        })
-        .detach();
+        });
     }
     if let Some(endpoint) = endpoint {
-        endpoint.spawn(metrics.clone())?;
+        tokio::spawn(endpoint.serve(metrics.clone()));
     }
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
@@ -168,45 +193,29 @@ async fn serve(
         bind,
         metrics: pipe,
     });
-    // A task of its own, so that the accept loop's wake-ups do not poll the signal
-    // pipe (a read per connection). The first signal starts the drain, a second one
-    // (as in C) or the drain timeout ends it.
-    let (signalled, signal_count) = smol::channel::unbounded::<()>();
+    // The first signal starts the drain; a second one (as in C) or the drain timeout
+    // ends it. The lock hands the signals to `give_up` once `shutdown` has taken the
+    // first.
+    let stop = Arc::new(tokio::sync::Mutex::new(signals));
+    let first = stop.clone();
     let logs = metrics.clone();
-    ex.spawn(async move {
-        while until_stopped(&mut signals, &logs).await && signalled.send(()).await.is_ok() {}
-    })
-    .detach();
-    let second = signal_count.clone();
     let shutdown = async move {
-        let _ = signal_count.recv().await;
+        first.lock().await.next(&metrics).await;
         notify_systemd("STOPPING=1");
     };
     let drain_timeout = opts.drain_timeout;
     let give_up = async move {
-        let again = async {
-            let _ = second.recv().await;
-        };
+        let again = async { stop.lock().await.next(&logs).await };
         match drain_timeout {
-            Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+            Some(t) => {
+                let _ = tokio::time::timeout(t, again).await;
+            }
             None => again.await,
         }
     };
     let limit = opts.max_connections;
-    dispatch::serve(ex, listener, cfg, targets, limit, shutdown, give_up).await;
+    dispatch::serve(listener, cfg, targets, limit, shutdown, give_up).await;
     Ok(())
-}
-
-/// Waits for SIGTERM or SIGINT (true), logging the open connections at each SIGUSR1
-/// meanwhile; false once no signal can arrive any more.
-async fn until_stopped(signals: &mut Signals, metrics: &Metrics) -> bool {
-    while let Some(sig) = signals.next().await {
-        match sig {
-            Ok(Signal::Usr1) => metrics.log_status(),
-            _ => return true,
-        }
-    }
-    false
 }
 
 /// The socket options of every connection, both accepted and opened (`-j`).
