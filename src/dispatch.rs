@@ -1,14 +1,15 @@
-//! The accept loop: takes connections off the listening socket, at most `-n` at a time,
-//! and hands each to [`conn::run`] on the executor, until told to shut down.
+//! The accept loop of a pipe: takes connections off its listening socket, at most `-n`
+//! at a time, and hands each to [`conn::run`] on the executor, until stopped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_lock::Semaphore;
-use spiped_transports::{Listener, rt};
+use spiped_transports::{Listener, Transport, rt};
 
-use crate::conn::{self, ConnConfig};
+use crate::conn;
 use crate::log;
+use crate::pipe::{OpenGuard, PipeState};
 use crate::resolve::Targets;
 
 /// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):
@@ -18,42 +19,41 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Accepts connections, running each on `ex`, until `shutdown` completes; then closes
 /// the listener at once (new connections are refused) and returns when every open
 /// connection has finished.
-///
-/// With a limit, a connection over it is not accepted: it waits in the kernel's listen
-/// queue until one of ours closes, and a warning is printed once each time the limit
-/// is reached.
 pub async fn serve(
     ex: &rt::Executor,
     listener: Listener,
-    cfg: Arc<ConnConfig>,
-    targets: Targets,
-    limit: Option<usize>,
+    pipe: Arc<PipeState>,
     shutdown: impl Future<Output = ()>,
 ) {
     // Every connection task holds a sender; when the last one is dropped, recv fails.
     let (open_tx, open_rx) = smol::channel::bounded::<()>(1);
-    let accepting = accept_loop(ex, &listener, cfg, targets, limit, open_tx);
+    let accepting = accept_loop(ex, &listener, pipe, open_tx);
     futures_lite::future::or(accepting, shutdown).await;
     drop(listener);
     let _ = open_rx.recv().await;
 }
 
-async fn accept_loop(
+/// Accepts connections on `listener` for `pipe` until dropped, running each on `ex`
+/// with the pipe's settings of the moment; each holds a clone of `open` until it ends.
+///
+/// With a limit, a connection over it is not accepted: it waits in the kernel's listen
+/// queue until one of ours closes, and a warning is printed once each time the limit
+/// is reached. A client that the pipe's `allow` does not list is closed as soon as it
+/// is accepted, before any handshake work, and counted.
+pub async fn accept_loop(
     ex: &rt::Executor,
     listener: &Listener,
-    cfg: Arc<ConnConfig>,
-    targets: Targets,
-    limit: Option<usize>,
+    pipe: Arc<PipeState>,
     open: smol::channel::Sender<()>,
 ) {
-    let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
     let mut at_limit = false;
     // Accept failures in a row; warned about once, when the first one happens.
     let mut failures = 0u64;
     loop {
-        let permit = match &slots {
+        let settings = pipe.settings();
+        let permit = match &settings.limit {
             None => None,
-            Some(s) => Some(match s.try_acquire_arc() {
+            Some((limit, s)) => Some(match s.try_acquire_arc() {
                 Some(p) => {
                     at_limit = false;
                     p
@@ -61,8 +61,8 @@ async fn accept_loop(
                 None => {
                     if !at_limit {
                         log::warn(&format!(
-                            "connection limit reached ({} open); new connections wait until one closes",
-                            limit.unwrap_or(0)
+                            "{}: connection limit reached ({limit} open); new connections wait until one closes",
+                            settings.name
                         ));
                         at_limit = true;
                     }
@@ -70,7 +70,7 @@ async fn accept_loop(
                 }
             }),
         };
-        let stream = match listener.accept(cfg.stream).await {
+        let stream = match listener.accept(settings.conn.stream).await {
             Ok(s) => {
                 if failures > 0 {
                     log::warn(&format!(
@@ -97,11 +97,23 @@ async fn accept_loop(
                 continue;
             }
         };
-        let cfg = cfg.clone();
-        let list = targets.current();
-        let open = (open.clone(), crate::session::OpenConnection::count());
+        // The settings of the moment the connection arrived: a reload while this task
+        // waited in accept must apply to it.
+        let settings = pipe.settings();
+        if !settings.allow.is_empty() && !settings.allows(&stream.peer()) {
+            pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let cfg = settings.conn.clone();
+        let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
+        let open = (
+            open.clone(),
+            crate::session::OpenConnection::count(),
+            OpenGuard::new(&pipe.counters),
+        );
         ex.spawn(async move {
-            conn::run(stream, &cfg, &list).await;
+            conn::run(stream, &cfg, &routes).await;
             drop((permit, open));
         })
         .detach();

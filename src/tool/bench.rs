@@ -349,30 +349,31 @@ fn with_pipe(
             timeout: Duration::from_secs(5),
             stream: StreamOptions::default(),
             bind: None,
+            routed: false,
+            idle_timeout: None,
+            counters: Default::default(),
         })
     };
-    let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
+    let pipe = |direction, to: &Listener| {
+        let settings = crate::pipe::Settings {
+            name: "bench".to_owned(),
+            conn: config(direction),
+            routes: vec![Targets::new(vec![to.endpoint().clone()])],
+            limit: None,
+            allow: Vec::new(),
+        };
+        crate::pipe::PipeState::new(settings, Default::default())
+    };
     let ex = rt::Executor::new();
-    let (to_target, to_decrypt) = (to(&target), to(&decrypt));
+    let (to_target, to_decrypt) = (
+        pipe(Direction::Decrypt, &target),
+        pipe(Direction::Encrypt, &decrypt),
+    );
     let entry = encrypt.endpoint().clone();
     let never = std::future::pending::<()>;
     let daemons = futures_lite::future::zip(
-        crate::dispatch::serve(
-            &ex,
-            decrypt,
-            config(Direction::Decrypt),
-            to_target,
-            None,
-            never(),
-        ),
-        crate::dispatch::serve(
-            &ex,
-            encrypt,
-            config(Direction::Encrypt),
-            to_decrypt,
-            None,
-            never(),
-        ),
+        crate::dispatch::serve(&ex, decrypt, to_target, never()),
+        crate::dispatch::serve(&ex, encrypt, to_decrypt, never()),
     );
     let targets = async {
         loop {

@@ -1,155 +1,211 @@
-//! `spiped`: the daemon. Listens on the source, and for each connection opens the
-//! target and pipes between them, encrypting one side.
-
-use std::os::fd::OwnedFd;
-use std::sync::Arc;
+//! `spiped`: the daemon. Serves one pipe from the command line, or the pipes of a
+//! configuration file (`-c`): listens on each source, and for each connection opens the
+//! target and pipes between them, encrypting one side. SIGHUP reloads the
+//! configuration and every key file.
 
 use async_signal::{Signal, Signals};
 use futures_lite::StreamExt;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
+use spiped_transports::rt;
 
-use crate::cli::spiped::{SpipedOptions, parse};
-use crate::conn::ConnConfig;
-use crate::daemon::{self, Readiness, RemoveOnDrop};
-use crate::proto::handshake::{Handshake, Mode};
-use crate::proto::key::Key;
-use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile, log, systemd};
+use crate::cli::spiped::{ConfigOptions, Invocation, parse};
+use crate::config::keys::KeyLoader;
+use crate::config::{Config, file};
+use crate::daemon::{self, Readiness};
+use crate::pipes::Pipes;
+use crate::{log, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     crate::log::set_program("spiped");
-    super::parsed_or_exit(parse(args), |opts| match run(opts) {
+    super::parsed_or_exit(parse(args), |inv| match run(inv) {
         Ok(()) => 0,
         Err(e) => super::fail(&e),
     })
 }
 
-fn run(opts: SpipedOptions) -> Result<(), String> {
+/// Where the configuration comes from, and so what a reload reads again.
+enum Source {
+    /// The command line: a reload reads its key files again.
+    CommandLine(Config),
+    /// A configuration file: a reload reads it and its key files again.
+    File(ConfigOptions),
+}
+
+impl Source {
+    /// The configuration as it reads now; `Err` holds every error, one line each.
+    fn read(&self) -> Result<Config, Vec<String>> {
+        match self {
+            Source::CommandLine(c) => Ok(c.clone()),
+            Source::File(opts) => file::load(opts),
+        }
+    }
+}
+
+fn run(inv: Invocation) -> Result<(), String> {
+    let source = match inv {
+        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(opts)),
+        Invocation::Config(opts) if opts.check => return check(&opts),
+        Invocation::Config(opts) => Source::File(opts),
+    };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets()?;
-    // The key is read next: with `-k -` it comes from the caller's standard input.
-    let key = keyfile::load(&opts.key_file)?;
-    let extra_keys =
-        (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
+    let config = source.read().map_err(|e| e.join("\n"))?;
+    // The keys are read next: with `-k -` the key comes from the caller's standard input.
+    let mut loader = KeyLoader::default();
+    let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
     // Forking is only sound while this is the sole thread, so it comes before anything
     // that may start one (the executor, async-io's reactor, the resolver). The parent
     // waits in there until the child reports it is serving or has failed.
-    let readiness = match opts.foreground {
+    let readiness = match config.process.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
-    // Installed early so a SIGTERM during start-up already shuts down cleanly.
-    let signals = Signals::new([Signal::Term, Signal::Int])
+    // Installed early so a SIGTERM during start-up already shuts down cleanly, and a
+    // SIGHUP does not kill a daemon that is still starting.
+    let signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // It lives as long as the process: the main task below borrows it, and a task
-    // cannot borrow the executor that owns it for less.
+    // It lives as long as the process: the pipes' tasks borrow it.
     let ex: &'static rt::Executor = Box::leak(Box::new(rt::Executor::new()));
-    let keys = (key, extra_keys);
+    let passed = systemd::listeners(inherited)?;
+    let command_line = matches!(source, Source::CommandLine(_));
+    let daemon = Daemon {
+        source,
+        loader,
+        pipes: Pipes::new(ex, passed, command_line),
+        config,
+    };
     // As a task rather than `run`'s own future: `run` polls its future on every turn
     // of the loop, a task only when something woke it.
-    let main = ex.spawn(serve(ex, opts, keys, inherited, readiness, signals));
+    let main = ex.spawn(daemon.serve(ex, keys, readiness, signals));
     rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
 }
 
-/// Everything after forking: pidfile, source, privileges, target, then the accept loop
-/// until SIGTERM or SIGINT.
-async fn serve(
-    ex: &rt::Executor,
-    opts: SpipedOptions,
-    (key, extra_keys): (Key, Vec<Key>),
-    inherited: Vec<OwnedFd>,
-    mut readiness: Option<Readiness>,
-    signals: Signals,
-) -> Result<(), String> {
-    let _pidfile = match readiness {
-        Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
-        None => None,
-    };
-    if opts.wait_dns {
-        // -D: the caller is released before look-ups that may take a long time.
-        announce_ready(readiness.take(), opts.syslog)?;
-    }
-    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
-    // (-D may wait for ever) ends the daemon cleanly.
-    let resolving = async {
-        let source = match &opts.source {
-            Some(s) => Some(look_up(s, opts.wait_dns).await?),
-            None => None,
-        };
-        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
-        let bind = match &opts.bind {
-            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
-            None => None,
-        };
-        Ok::<_, String>(Some((source, targets, bind)))
-    };
-    let mut signals = signals;
-    let stopped = async {
-        let _ = signals.next().await;
-        Ok(None)
-    };
-    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
-        return Ok(());
-    };
-    let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
-    if let Some(user) = &opts.user {
-        daemon::drop_privileges(user)?;
-    }
-    announce_ready(readiness, opts.syslog)?;
-    let mode = Mode {
-        fast: opts.fast,
-        require_pfs: opts.require_pfs,
-        x25519: opts.x25519,
-    };
-    if Handshake::may_use_group14(opts.direction.role(), mode) {
-        crate::session::compute_keypairs_ahead();
-    }
-    if let Some(every) = opts.resolve_interval {
-        let (targets, addr) = (targets.clone(), opts.target.clone());
-        ex.spawn(async move { targets.keep_fresh(&addr, every).await })
-            .detach();
-    }
-    let cfg = Arc::new(ConnConfig {
-        direction: opts.direction,
-        key,
-        extra_keys,
-        proxy: opts.proxy,
-        connect_after_handshake: opts.connect_after_handshake,
-        log_connections: opts.log_connections,
-        mode,
-        timeout: opts.timeout,
-        stream: stream_options(&opts),
-        bind,
-    });
-    // A task of its own, so that the accept loop's wake-ups do not poll the signal
-    // pipe (a read per connection).
-    let shutdown = ex.spawn(async move {
-        let _ = signals.next().await;
-        notify_systemd("STOPPING=1");
-    });
-    dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
+/// `--check`: reads the file and every key file it names, parses every address; prints
+/// what is wrong, or that all is well.
+fn check(opts: &ConfigOptions) -> Result<(), String> {
+    let config = file::load(opts).map_err(|e| e.join("\n"))?;
+    KeyLoader::default()
+        .load(&config)
+        .map_err(|e| e.join("\n"))?;
+    println!(
+        "{}: configuration OK ({} pipe{})",
+        opts.path.display(),
+        config.pipes.len(),
+        if config.pipes.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
-/// The socket options of every connection, both accepted and opened (`-j`).
-fn stream_options(opts: &SpipedOptions) -> StreamOptions {
-    StreamOptions {
-        keepalive: opts.keepalive,
-    }
+/// The running daemon: where its configuration comes from, the one applied, and the
+/// pipes serving it.
+struct Daemon {
+    source: Source,
+    loader: KeyLoader,
+    pipes: Pipes,
+    config: Config,
 }
 
-/// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    match patient {
-        true => Ok(resolve::resolve_patiently(addr).await),
-        false => resolve::resolve(addr).await,
+impl Daemon {
+    /// Everything after forking: pidfile, pipes, privileges, then serving until SIGTERM
+    /// or SIGINT, reloading on SIGHUP.
+    async fn serve(
+        mut self,
+        ex: &rt::Executor,
+        keys: Vec<Vec<crate::proto::key::Key>>,
+        mut readiness: Option<Readiness>,
+        mut signals: Signals,
+    ) -> Result<(), String> {
+        let process = self.config.process.clone();
+        let _pidfile = match readiness {
+            Some(_) => Some(daemon::write_pidfile(&process.pidfile)?),
+            None => None,
+        };
+        if process.wait_dns {
+            // -D: the caller is released before look-ups that may take a long time.
+            announce_ready(readiness.take(), process.syslog)?;
+        }
+        // Like C, with -D nothing listens before the targets resolve. A signal meanwhile
+        // (-D may wait for ever) ends the daemon cleanly.
+        let config = self.config.clone();
+        let starting = self.pipes.apply(&config, keys, process.wait_dns);
+        let stopped = async {
+            while let Some(Ok(Signal::Hup)) = signals.next().await {}
+            Err(None)
+        };
+        match futures_lite::future::or(async { starting.await.map_err(Some) }, stopped).await {
+            Ok(_) => {}
+            Err(None) => return Ok(()),
+            Err(Some(e)) => return Err(e),
+        }
+        if let Some(user) = &process.user {
+            daemon::drop_privileges(user)?;
+        }
+        announce_ready(readiness, process.syslog)?;
+        if let Some(every) = systemd::watchdog_interval() {
+            // On the event loop, so that a loop that stops turning stops the pings too.
+            ex.spawn(async move {
+                loop {
+                    notify_systemd("WATCHDOG=1");
+                    rt::Timer::after(every).await;
+                }
+            })
+            .detach();
+        }
+        while let Some(Ok(Signal::Hup)) = signals.next().await {
+            self.reload().await;
+        }
+        notify_systemd("STOPPING=1");
+        self.pipes.drain().await;
+        Ok(())
+    }
+
+    /// SIGHUP: reads the configuration and every key file again and applies them, or
+    /// changes nothing and says why in one line.
+    async fn reload(&mut self) {
+        notify_systemd(&systemd::reloading_message());
+        let read = self.source.read().map_err(|e| e.join("; "));
+        let loaded = read.and_then(|c| {
+            let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
+            Ok((c, keys))
+        });
+        let outcome = match loaded {
+            Ok((config, keys)) => self
+                .pipes
+                .apply(&config, keys, false)
+                .await
+                .map(|changes| (config, changes)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((config, changes)) => {
+                if config.process != self.config.process {
+                    log::warn(
+                        "reload: the process-wide settings (pidfile, user, syslog, foreground, \
+                         wait-dns) changed; they take effect at the next start",
+                    );
+                }
+                log::info(&format!(
+                    "reloaded: {} pipes ({} added, {} kept with new settings, {} removed)",
+                    config.pipes.len(),
+                    changes.added,
+                    changes.kept,
+                    changes.removed
+                ));
+                self.config = config;
+                notify_systemd("READY=1");
+            }
+            Err(e) => {
+                log::warn(&format!(
+                    "reload failed, still serving the previous configuration: {e}"
+                ));
+                notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
+            }
+        }
     }
 }
 
@@ -171,48 +227,4 @@ fn notify_systemd(state: &str) {
     if let Err(e) = systemd::notify(state) {
         log::warn(&format!("cannot notify systemd ({state}): {e}"));
     }
-}
-
-/// The socket to serve: the one systemd passed (named by `-s`, or the only one), or else
-/// `-s` (resolved to `source`) bound here, its file given `--socket-mode` and
-/// `--socket-owner`.
-fn listen(
-    opts: &SpipedOptions,
-    inherited: Vec<OwnedFd>,
-    source: Option<Vec<Endpoint>>,
-) -> Result<Listener, String> {
-    if let Some(l) = systemd::choose(inherited, source.as_deref())? {
-        return Ok(l);
-    }
-    let (Some(addr), Some(source)) = (&opts.source, source) else {
-        return Err("no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned());
-    };
-    let ep = source
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
-    let (uid, gid) = match &opts.socket_owner {
-        Some(spec) => daemon::socket_owner(spec)?,
-        None => (None, None),
-    };
-    let file = SocketFile {
-        mode: opts.socket_mode,
-        uid,
-        gid,
-    };
-    Listener::bind_with(&ep, file, stream_options(opts)).map_err(|e| {
-        let unix_in_use =
-            e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
-        let why = match unix_in_use {
-            true => {
-                " (a process listens there, or the path is not a socket; only a stale \
-                 socket file is replaced)"
-            }
-            false => "",
-        };
-        format!(
-            "cannot listen on {addr}: {}{why}",
-            crate::errors::describe(&e)
-        )
-    })
 }
