@@ -100,9 +100,18 @@ pub async fn accept_loop(
         // The settings of the moment the connection arrived: a reload while this task
         // waited in accept must apply to it.
         let settings = pipe.settings();
-        if !settings.allow.is_empty() && !settings.allows(&stream.peer()) {
-            pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
-            continue;
+        if !settings.allow.is_empty() {
+            let peer = stream.peer();
+            if !settings.allows(&peer) {
+                pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
+                if settings.conn.log_connections {
+                    log::info(&format!(
+                        "{}: connection from {peer} refused: not in the pipe's allow list",
+                        settings.name
+                    ));
+                }
+                continue;
+            }
         }
         pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let cfg = settings.conn.clone();
