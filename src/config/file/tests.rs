@@ -265,3 +265,14 @@ fn odd_files_never_panic() {
         let _ = read(text);
     }
 }
+
+/// The commented example in contrib/ stays a valid configuration.
+#[test]
+fn the_contrib_example_is_valid() {
+    let text = include_str!("../../../contrib/spiped.toml");
+    let c = read(text).unwrap();
+    let names: Vec<&str> = c.pipes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["smtp", "api", "backup"]);
+    assert!(c.pipes[1].routes_by_key());
+    assert_eq!(c.pipes[1].allow.len(), 3);
+}
