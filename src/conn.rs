@@ -66,6 +66,8 @@ pub struct ConnConfig {
     pub idle_timeout: Option<Duration>,
     /// The pipe's counters, which outlive this configuration.
     pub counters: Arc<crate::pipe::Counters>,
+    /// The pipe's name for log lines, when the process serves several (`-c`).
+    pub label: Option<String>,
 }
 
 /// Why a connection ended early; the daemon logs it and carries on.
@@ -148,7 +150,11 @@ pub type Routes = [Arc<Vec<Endpoint>>];
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
 pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     let verbose = cfg.log_connections;
-    let mut log = ConnLog::accepted(accepted.peer(), verbose, !cfg.extra_keys.is_empty());
+    let peer = match &cfg.label {
+        Some(name) => format!("{} on pipe {name}", accepted.peer()),
+        None => accepted.peer(),
+    };
+    let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let traffic = Traffic::default();
     let outcome = serve(&accepted, cfg, routes, &mut log, &traffic).await;
     if let Err(ConnError::Idle(_)) = outcome {

@@ -83,11 +83,12 @@ pub struct PipeState {
 }
 
 impl PipeState {
-    /// A pipe starting with `settings`, whose connections count into `counters`.
-    pub fn new(settings: Settings, counters: Arc<Counters>) -> Arc<PipeState> {
+    /// A pipe starting with `settings`, counting into the counters they hold; later
+    /// settings must hold the same.
+    pub fn new(settings: Settings) -> Arc<PipeState> {
         Arc::new(PipeState {
+            counters: settings.conn.counters.clone(),
             settings: RwLock::new(Arc::new(settings)),
-            counters,
         })
     }
 
@@ -106,5 +107,50 @@ impl PipeState {
             .settings
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{ConnConfig, Direction};
+    use crate::proto::handshake::Mode;
+    use crate::proto::key::Key;
+
+    fn allowing(nets: &[&str]) -> Settings {
+        Settings {
+            name: "t".into(),
+            conn: Arc::new(ConnConfig {
+                direction: Direction::Decrypt,
+                key: Key::from_file_contents(b"k"),
+                extra_keys: Vec::new(),
+                proxy: None,
+                connect_after_handshake: false,
+                log_connections: false,
+                mode: Mode::default(),
+                timeout: std::time::Duration::from_secs(1),
+                stream: Default::default(),
+                bind: None,
+                routed: false,
+                idle_timeout: None,
+                counters: Default::default(),
+                label: None,
+            }),
+            routes: Vec::new(),
+            limit: None,
+            allow: nets.iter().map(|n| n.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_networks_and_mapped_addresses() {
+        let s = allowing(&["10.0.0.0/8", "::1/128"]);
+        for peer in ["10.1.2.3:5", "[::ffff:10.9.9.9]:5", "[::1]:7"] {
+            assert!(s.allows(peer), "{peer}");
+        }
+        for peer in ["11.0.0.1:5", "[::2]:5", "127.0.0.1:1", "/unix/path", ""] {
+            assert!(!s.allows(peer), "{peer}");
+        }
+        assert!(allowing(&[]).allows("anything"));
     }
 }

@@ -41,7 +41,7 @@ struct Running {
     /// Its live settings and counters.
     state: Arc<PipeState>,
     /// The accept loop, which owns the listener: dropping it stops accepting.
-    _accepting: Task<()>,
+    accepting: Task<()>,
 }
 
 /// How a configuration changed the running pipes.
@@ -94,11 +94,6 @@ impl Pipes {
         }
     }
 
-    /// The state of each running pipe, in configuration order.
-    pub fn states(&self) -> impl Iterator<Item = &Arc<PipeState>> {
-        self.running.iter().map(|r| &r.state)
-    }
-
     /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
     /// order of its pipes and their keys). Look-ups retry until they work when
     /// `patient` (`-D`). On error nothing changed, and the error says why, one line.
@@ -143,7 +138,7 @@ impl Pipes {
                     r
                 }
                 Socket::New(listener, socket_file, _) => {
-                    let state = PipeState::new(p.settings, Arc::new(Counters::default()));
+                    let state = PipeState::new(p.settings);
                     let (ex, pipe, open) = (self.ex, state.clone(), self.open.0.clone());
                     let accepting = self.ex.spawn(async move {
                         let _socket_file = socket_file;
@@ -153,13 +148,16 @@ impl Pipes {
                     Running {
                         config: p.config,
                         state,
-                        _accepting: accepting,
+                        accepting,
                     }
                 }
             };
             self.running.push(running);
         }
-        changes.removed = old.iter().flatten().count();
+        for gone in old.into_iter().flatten() {
+            gone.report("removed");
+            changes.removed += 1;
+        }
         Ok(changes)
     }
 
@@ -218,6 +216,7 @@ impl Pipes {
             routed,
             idle_timeout: pipe.idle_timeout,
             counters,
+            label: (!self.command_line).then(|| pipe.name.clone()),
         };
         Ok(Prepared {
             config: pipe.clone(),
@@ -286,11 +285,42 @@ impl Pipes {
     /// Stops accepting on every pipe, then waits until every open connection of every
     /// pipe (those of pipes removed earlier included) has ended.
     pub async fn drain(mut self) {
-        self.running.clear();
+        let stopped: Vec<_> = self
+            .running
+            .drain(..)
+            .map(|r| (r.config, r.state))
+            .collect();
         let (tx, rx) = self.open;
         drop(tx);
         let _ = rx.recv().await;
+        for (config, state) in stopped {
+            report(&config, &state, "stopped");
+        }
     }
+}
+
+impl Running {
+    /// Stops accepting, and says so with the pipe's counts.
+    fn report(self, what: &str) {
+        drop(self.accepting);
+        report(&self.config, &self.state, what);
+    }
+}
+
+/// With `log-connections`: what a pipe that `what` (stopped, removed) has done.
+fn report(config: &PipeConfig, state: &PipeState, what: &str) {
+    if !config.log_connections {
+        return;
+    }
+    let c = &state.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    crate::log::info(&format!(
+        "pipe {} {what}: {} connections served, {} refused by allow, {} closed by idle-timeout",
+        config.name,
+        n(&c.accepted),
+        n(&c.refused),
+        n(&c.idle_closed)
+    ));
 }
 
 /// The socket options of a pipe's connections, both accepted and opened (`-j`).

@@ -500,7 +500,7 @@ fn allow_list_refuses_others() {
             )
         ),
     );
-    let daemon = start(d, &conf, &closed);
+    let mut daemon = start(d, &conf, &closed);
     // A raw connection gets no nonce: the server's first handshake message never comes.
     let mut raw = closed.connect().unwrap();
     let (got, _) = raw.read_to_eof();
@@ -519,6 +519,26 @@ fn allow_list_refuses_others() {
     let via_open = client(d, "via-open", &open, &key);
     let up = payload(40_000, 15);
     e_round_trip("in the allow list", &via_open.source, &up, &up, &target);
+    // Every refusal was counted: the count at exit equals the refusals logged.
+    let err = stop(&mut daemon);
+    let refused = count(&err, "refused: not in the pipe's allow list");
+    assert!(refused >= 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "pipe closed stopped: 0 connections served, {refused} refused by allow"
+        )),
+        "{err}"
+    );
+}
+
+/// SIGTERM, a clean exit, and everything the daemon wrote.
+fn stop(daemon: &mut Daemon) -> String {
+    daemon.signal(libc::SIGTERM);
+    let status = daemon
+        .wait_exit(EXCHANGE_DEADLINE)
+        .expect("no exit on SIGTERM");
+    assert!(status.success(), "{status}");
+    daemon.stderr()
 }
 
 /// idle-timeout closes a session that moves nothing, and leaves one that keeps moving
@@ -542,7 +562,7 @@ fn idle_timeout_closes_idle_sessions_only() {
             "idle-timeout = 0.8\nlog-connections = true",
         ),
     );
-    let daemon = start(d, &conf, &source);
+    let mut daemon = start(d, &conf, &source);
     let via = client(d, "via", &source, &key);
     let started = Instant::now();
     let mut idle = via.source.connect().unwrap();
@@ -579,6 +599,13 @@ fn idle_timeout_closes_idle_sessions_only() {
     let (tail, e) = busy.read_to_eof();
     assert!(tail.is_empty() && e.is_none(), "{e:?}");
     target.wait_received(&sent, EXCHANGE_DEADLINE).unwrap();
+    let err = stop(&mut daemon);
+    assert!(err.contains("closed by idle-timeout"), "{err}");
+    assert!(
+        err.contains("connections served, 0 refused by allow, 1 closed by idle-timeout"),
+        "{err}"
+    );
+    assert!(err.contains(" on pipe idle to "), "{err}");
 }
 
 /// `Type=notify-reload`: READY=1 at start; on SIGHUP, RELOADING=1 with a

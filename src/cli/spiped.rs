@@ -262,7 +262,9 @@ impl super::Validate for Args {
                     .into(),
             );
         }
-        self.pipe().map(Invocation::Pipe).map_err(|(_, m)| m)
+        self.pipe()
+            .map(|o| Invocation::Pipe(Box::new(o)))
+            .map_err(|(_, m)| m)
     }
 }
 
@@ -270,7 +272,7 @@ impl super::Validate for Args {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation {
     /// One pipe, described by the command line.
-    Pipe(SpipedOptions),
+    Pipe(Box<SpipedOptions>),
     /// The pipes of a configuration file (`-c`).
     Config(ConfigOptions),
 }
@@ -540,7 +542,7 @@ mod tests {
 
     fn run(s: &[&str]) -> SpipedOptions {
         match crate::cli::testing::run(parse, s) {
-            Invocation::Pipe(o) => o,
+            Invocation::Pipe(o) => *o,
             Invocation::Config(c) => panic!("{s:?} read as a configuration: {c:?}"),
         }
     }

@@ -350,26 +350,11 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         .map(|s| crate::cli::seconds(&s, "idle-timeout"))
         .transpose()
         .map_err(|e| error(&w, "idle-timeout", &e))?;
+    let name = name.or(source).unwrap_or_default();
     Ok(PipeConfig {
-        name: name.or(source).unwrap_or_default(),
-        direction: o.direction,
-        source: o.source,
-        keys,
-        bind: o.bind,
-        keepalive: o.keepalive,
-        fast: o.fast,
-        require_pfs: o.require_pfs,
-        x25519: o.x25519,
-        max_connections: o.max_connections,
-        timeout: o.timeout,
-        resolve_interval: o.resolve_interval,
-        proxy: o.proxy,
-        connect_after_handshake: o.connect_after_handshake,
-        log_connections: o.log_connections,
-        socket_mode: o.socket_mode,
-        socket_owner: o.socket_owner,
         allow,
         idle_timeout,
+        ..PipeConfig::from_options(o, name, keys)
     })
 }
 

@@ -108,13 +108,41 @@ impl PipeConfig {
     }
 }
 
+impl PipeConfig {
+    /// The pipe that validated options describe, named `name`, with `keys` (rather than
+    /// the options' key files and target), no allow-list and no idle timeout.
+    fn from_options(o: SpipedOptions, name: String, keys: Vec<KeyRoute>) -> PipeConfig {
+        PipeConfig {
+            name,
+            direction: o.direction,
+            source: o.source,
+            keys,
+            bind: o.bind,
+            keepalive: o.keepalive,
+            fast: o.fast,
+            require_pfs: o.require_pfs,
+            x25519: o.x25519,
+            max_connections: o.max_connections,
+            timeout: o.timeout,
+            resolve_interval: o.resolve_interval,
+            proxy: o.proxy,
+            connect_after_handshake: o.connect_after_handshake,
+            log_connections: o.log_connections,
+            socket_mode: o.socket_mode,
+            socket_owner: o.socket_owner,
+            allow: Vec::new(),
+            idle_timeout: None,
+        }
+    }
+}
+
 impl Config {
     /// The configuration of one pipe that a command line describes.
     pub fn from_command_line(o: SpipedOptions) -> Config {
-        let keys = std::iter::once(o.key_file)
-            .chain(o.extra_key_files)
+        let keys = std::iter::once(&o.key_file)
+            .chain(&o.extra_key_files)
             .map(|file| KeyRoute {
-                file,
+                file: file.clone(),
                 target: o.target.clone(),
                 at: None,
             })
@@ -127,31 +155,11 @@ impl Config {
             process: Process {
                 wait_dns: o.wait_dns,
                 foreground: o.foreground,
-                pidfile: o.pidfile,
+                pidfile: o.pidfile.clone(),
                 syslog: o.syslog,
-                user: o.user,
+                user: o.user.clone(),
             },
-            pipes: vec![PipeConfig {
-                name,
-                direction: o.direction,
-                source: o.source,
-                keys,
-                bind: o.bind,
-                keepalive: o.keepalive,
-                fast: o.fast,
-                require_pfs: o.require_pfs,
-                x25519: o.x25519,
-                max_connections: o.max_connections,
-                timeout: o.timeout,
-                resolve_interval: o.resolve_interval,
-                proxy: o.proxy,
-                connect_after_handshake: o.connect_after_handshake,
-                log_connections: o.log_connections,
-                socket_mode: o.socket_mode,
-                socket_owner: o.socket_owner,
-                allow: Vec::new(),
-                idle_timeout: None,
-            }],
+            pipes: vec![PipeConfig::from_options(o, name, keys)],
         }
     }
 }

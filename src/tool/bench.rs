@@ -352,6 +352,7 @@ fn with_pipe(
             routed: false,
             idle_timeout: None,
             counters: Default::default(),
+            label: None,
         })
     };
     let pipe = |direction, to: &Listener| {
@@ -362,7 +363,7 @@ fn with_pipe(
             limit: None,
             allow: Vec::new(),
         };
-        crate::pipe::PipeState::new(settings, Default::default())
+        crate::pipe::PipeState::new(settings)
     };
     let ex = rt::Executor::new();
     let (to_target, to_decrypt) = (

@@ -43,7 +43,7 @@ impl Source {
 
 fn run(inv: Invocation) -> Result<(), String> {
     let source = match inv {
-        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(opts)),
+        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(*opts)),
         Invocation::Config(opts) if opts.check => return check(&opts),
         Invocation::Config(opts) => Source::File(opts),
     };
@@ -190,7 +190,7 @@ impl Daemon {
                     );
                 }
                 log::info(&format!(
-                    "reloaded: {} pipes ({} added, {} kept with new settings, {} removed)",
+                    "reloaded: {} pipes ({} added, {} kept, {} removed)",
                     config.pipes.len(),
                     changes.added,
                     changes.kept,

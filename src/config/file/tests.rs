@@ -95,7 +95,7 @@ fn a_command_line_and_its_file_make_the_same_pipe() {
     let Parsed::Run(Invocation::Pipe(o)) = parse_cli(&argv) else {
         panic!()
     };
-    let from_cli = Config::from_command_line(o).pipes.remove(0);
+    let from_cli = Config::from_command_line(*o).pipes.remove(0);
     let from_file = read(
         r#"[[pipe]]
         encrypt = true
