@@ -168,14 +168,6 @@ impl Pipes {
         mut keys: Vec<Key>,
         patient: bool,
     ) -> Result<Prepared, String> {
-        let kept = self
-            .running
-            .iter()
-            .position(|r| r.config.source == pipe.source);
-        let socket = match kept {
-            Some(i) => Socket::Keep(i),
-            None => self.listen(pipe, patient).await?,
-        };
         let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
@@ -190,8 +182,17 @@ impl Pipes {
             Some(b) => Some(resolve::bind_address(b, look_up(b, patient).await?)?),
             None => None,
         };
+        // Like C, with -D nothing listens before the targets resolve.
+        let kept = self
+            .running
+            .iter()
+            .position(|r| r.config.source == pipe.source);
+        let socket = match kept {
+            Some(i) => Socket::Keep(i),
+            None => self.listen(pipe, patient).await?,
+        };
         if keys.is_empty() {
-            return Err("no key".to_owned());
+            return Err("no key file".to_owned());
         }
         let key = keys.remove(0);
         let counters = match kept {
