@@ -70,11 +70,12 @@ deb: all
 
 # Debian's C spiped 1.6.2 is the judge of wire compatibility: the interop tests run against it.
 # mandoc lints the man pages; bash, zsh and fish load the completion scripts; script
-# (bsdutils) gives keygen a terminal to refuse. The packaging tests use make, pkg-config,
+# (bsdutils) gives keygen a terminal to refuse; strace holds a bind open while a test plants a
+# symlink. The packaging tests use make, pkg-config,
 # bash-completion, lintian and systemd-analyze (systemd), and run the README's quick
 # start (python3, curl, and unshare from util-linux for a private loopback).
 TEST_PACKAGES = spiped mandoc zsh fish bsdutils make pkgconf bash-completion lintian systemd \
-	python3 curl util-linux iproute2
+	python3 curl util-linux iproute2 strace
 deps:
 	@missing=""; for p in $(TEST_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

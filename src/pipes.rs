@@ -279,7 +279,9 @@ impl Pipes {
                 crate::errors::describe(&e)
             )
         })?;
-        let file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+        let file = listener
+            .unix_file()
+            .map(|(path, id)| RemoveOnDrop::socket(path, id));
         Ok(Socket::New(listener, file, Passed::No))
     }
 

@@ -444,11 +444,12 @@ fn deb_package_is_complete_clean_and_works() {
     let bin = root.join("usr/bin/spiped");
     let mut version = Command::new(&bin);
     version.arg("-v");
+    // On standard error, as C prints it.
     assert_eq!(
-        run(version).stdout_str(),
+        run(version).stderr,
         format!("spiped {}\n", env!("CARGO_PKG_VERSION"))
     );
-    let key = key_file(dir.path(), "key", b"packaged key");
+    let key = key_file(dir.path(), "key", b"packaged key, 32 bytes or more long");
     let reply = payload(30_000, 41);
     let target = Target::start(
         Transport::Tcp,

@@ -126,7 +126,11 @@ fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let key = key_file(&cred_dir, name, format!("activated key {i}").as_bytes());
+            let key = key_file(
+                &cred_dir,
+                name,
+                format!("activated key {i}, 32 bytes or more").as_bytes(),
+            );
             fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
             key
         })
@@ -223,7 +227,7 @@ fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
 #[test]
 fn activation_for_another_pid_is_ignored() {
     let dir = temp_dir();
-    let key = key_file(dir.path(), "key", b"k");
+    let key = key_file(dir.path(), "key", b"any key, as long as 32 bytes or more");
     let mut cmd = spiped_cmd(Impl::Ours);
     cmd.args([
         "-F",

@@ -84,6 +84,9 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
+    /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
+    /// before they are closed; `None` (the default, as C) waits for them all.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -239,6 +242,10 @@ pub(crate) struct Args {
     #[argh(switch)]
     pub(crate) check: bool,
 
+    /// on SIGTERM, close connections still open after this many s
+    #[argh(option, arg_name = "seconds")]
+    pub(crate) drain_timeout: Option<String>,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     pub(crate) version: bool,
@@ -295,6 +302,8 @@ pub struct ConfigOptions {
     pub syslog: bool,
     /// `-u`.
     pub user: Option<UserSpec>,
+    /// `--drain-timeout`.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// A pipe's settings, as a configuration file or command line states them, that cannot
@@ -329,7 +338,7 @@ impl Args {
         if let Some((_, name)) = pipe_options.iter().find(|(given, _)| *given) {
             return Err(format!(
                 "{name} is a pipe setting: with -c/--config it goes in the file's [[pipe]] \
-                 table (only -D, -F, -p, -u and --syslog combine with -c)"
+                 table (only -D, -F, -p, -u, --syslog and --drain-timeout combine with -c)"
             )
             .into());
         }
@@ -341,6 +350,8 @@ impl Args {
             pidfile: self.pidfile.map(PathBuf::from),
             syslog: self.syslog,
             user: parse_user(self.user.as_deref()).map_err(|(_, m)| m)?,
+            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())
+                .map_err(|(_, m)| m)?,
         })
     }
 
@@ -497,8 +508,16 @@ impl Args {
                 })
                 .transpose()
                 .map_err(value("socket-owner"))?,
+            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
         })
     }
+}
+
+/// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
+pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
+    s.map(|s| super::seconds(s, "--drain-timeout"))
+        .transpose()
+        .map_err(|m| ("drain-timeout", super::Mistake::Value(m)))
 }
 
 /// Parses `-u` (the `user` setting of a configuration file).
@@ -512,13 +531,18 @@ pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
 fn parse_mode(s: &str) -> Result<u32, String> {
     let bad = || {
         format!(
-            "invalid value '{s}' for --socket-mode: expected octal permission bits such as 0660"
+            "invalid value '{s}' for --socket-mode: expected octal permission bits from 0 to 0777, such as 0660"
         )
     };
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad());
     }
-    u32::from_str_radix(s, 8).map_err(|_| bad())
+    // Set through the umask at bind, which covers the permission bits only (set-id and
+    // sticky bits mean nothing on a socket).
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(bad)
 }
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
@@ -603,6 +627,7 @@ mod tests {
                 log_connections: false,
                 socket_mode: None,
                 socket_owner: None,
+                drain_timeout: None,
             }
         );
     }
@@ -631,6 +656,12 @@ mod tests {
             assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
         }
         assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
+        assert_eq!(run(&with(&[])).drain_timeout, None);
+        assert_eq!(
+            run(&with(&["--drain-timeout", "2.5"])).drain_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert!(fail(&with(&["--drain-timeout", "0"])).contains("for --drain-timeout"));
         let o = run(&[
             "-d",
             "-s/run/a.sock",
@@ -646,7 +677,7 @@ mod tests {
             o.socket_owner,
             Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
         );
-        for bad in ["0668", "12345", "rw"] {
+        for bad in ["0668", "12345", "rw", "4755", "1777"] {
             let e = fail(&["-d", "-s/a", "-t/b", "-k/k", "--socket-mode", bad]);
             assert!(
                 e.contains("for --socket-mode: expected octal"),
@@ -860,8 +891,8 @@ mod tests {
             assert_eq!(
                 parse(&args(argv)),
                 Parsed::Exit {
-                    stdout: want_version.clone(),
-                    stderr: String::new(),
+                    stdout: String::new(),
+                    stderr: want_version.clone(),
                     status: 0
                 }
             );

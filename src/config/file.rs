@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Config, KeyRoute, PipeConfig, Process};
-use crate::cli::spiped::{Args, ConfigOptions, Direction, parse_user};
+use crate::cli::spiped::{Args, ConfigOptions, Direction, parse_drain_timeout, parse_user};
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
 /// directory as C spiped's default pidfile is.
@@ -38,6 +38,9 @@ pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
     if opts.user.is_some() {
         p.user = opts.user.clone();
     }
+    if opts.drain_timeout.is_some() {
+        p.drain_timeout = opts.drain_timeout;
+    }
     Ok(config)
 }
 
@@ -49,7 +52,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
         vec![at.error(&span, at.key_on_line(&span), e.message())]
     })?;
     let mut errors = Vec::new();
+    let drain_timeout = match &raw.drain_timeout {
+        None => None,
+        Some(t) => {
+            let span = t.span();
+            number_words(t.get_ref())
+                .and_then(|w| {
+                    parse_drain_timeout(Some(&w)).map_err(|(_, m)| m.message().to_owned())
+                })
+                .unwrap_or_else(|m| {
+                    errors.push(at.error(&span, Some("drain-timeout"), &m));
+                    None
+                })
+        }
+    };
     let process = Process {
+        drain_timeout,
         wait_dns: raw.wait_dns.is_some_and(|b| b.into_inner()),
         foreground: raw.foreground.is_some_and(|b| b.into_inner()),
         pidfile: raw
@@ -122,6 +140,7 @@ struct RawFile {
     pidfile: Option<Spanned<String>>,
     syslog: Option<Spanned<bool>>,
     user: Option<Spanned<String>>,
+    drain_timeout: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pipe: Vec<Spanned<RawPipe>>,
 }
@@ -236,15 +255,18 @@ impl Words<'_> {
         let Some(v) = v else { return Ok(None) };
         let span = v.span();
         self.spans.insert(key, span.clone());
-        match v.into_inner() {
-            toml::Value::Integer(i) => Ok(Some(i.to_string())),
-            toml::Value::Float(f) => Ok(Some(f.to_string())),
-            other => Err(self.at.error(
-                &span,
-                Some(key),
-                &format!("expected a number, found {}", other.type_str()),
-            )),
-        }
+        number_words(v.get_ref())
+            .map(Some)
+            .map_err(|e| self.at.error(&span, Some(key), &e))
+    }
+}
+
+/// A TOML number as the command line would spell it, so that its checks apply.
+fn number_words(v: &toml::Value) -> Result<String, String> {
+    match v {
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        other => Err(format!("expected a number, found {}", other.type_str())),
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Process {
     pub syslog: bool,
     /// `-u` / `user`.
     pub user: Option<UserSpec>,
+    /// `--drain-timeout` / `drain-timeout`: after SIGTERM, how long the open
+    /// connections of all pipes may go on; `None` waits for them all.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// One pipe: a source to listen on, and what to do with each connection to it.
@@ -158,6 +161,7 @@ impl Config {
                 pidfile: o.pidfile.clone(),
                 syslog: o.syslog,
                 user: o.user.clone(),
+                drain_timeout: o.drain_timeout,
             },
             pipes: vec![PipeConfig::from_options(o, name, keys)],
         }

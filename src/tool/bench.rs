@@ -373,8 +373,8 @@ fn with_pipe(
     let entry = encrypt.endpoint().clone();
     let never = std::future::pending::<()>;
     let daemons = futures_lite::future::zip(
-        crate::dispatch::serve(&ex, decrypt, to_target, never()),
-        crate::dispatch::serve(&ex, encrypt, to_decrypt, never()),
+        crate::dispatch::serve(&ex, decrypt, to_target, never(), never()),
+        crate::dispatch::serve(&ex, encrypt, to_decrypt, never(), never()),
     );
     let targets = async {
         loop {

@@ -159,8 +159,21 @@ impl Daemon {
         while let Some(Ok(Signal::Hup)) = signals.next().await {
             self.reload().await;
         }
+        // The first SIGTERM or SIGINT starts the drain of every pipe at once; a second
+        // one (as in C) or the drain timeout ends it, closing what is still open.
         notify_systemd("STOPPING=1");
-        self.pipes.drain().await;
+        let again = async {
+            while let Some(Ok(Signal::Hup)) = signals.next().await {
+                log::warn("SIGHUP ignored: draining connections before exiting");
+            }
+        };
+        let give_up = async {
+            match process.drain_timeout {
+                Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+                None => again.await,
+            }
+        };
+        futures_lite::future::or(self.pipes.drain(), give_up).await;
         Ok(())
     }
 
