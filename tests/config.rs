@@ -777,3 +777,62 @@ fn check_reports_every_problem() {
         out.stderr
     );
 }
+
+/// SIGTERM drains every pipe at once: all sources refuse at once, open sessions go on,
+/// and `drain-timeout` ends them all together.
+#[test]
+fn drain_covers_every_pipe() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"drain");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let (a, b) = (
+        Addr::fresh(Transport::Tcp, d, "a"),
+        Addr::fresh(Transport::Tcp, d, "b"),
+    );
+    let conf = d.join("spiped.conf");
+    let t = target.addr.arg();
+    write_conf(
+        &conf,
+        &format!(
+            "drain-timeout = 1\n{}{}",
+            pipe("a", "encrypt", &a, &b.arg(), &key, ""),
+            pipe("b", "decrypt", &b, &t, &key, "")
+        ),
+    );
+    let mut daemon = start(d, &conf, &a);
+    let mut open = a.connect().unwrap();
+    open.write_all(b"still here").unwrap();
+    assert_eq!(
+        open.read_exact_within(10, EXCHANGE_DEADLINE).unwrap(),
+        b"still here"
+    );
+    let signalled = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    for source in [&a, &b] {
+        let end = Instant::now() + READY_DEADLINE;
+        while source.connect().is_ok() {
+            assert!(
+                Instant::now() < end,
+                "{source} still accepts while draining"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // The session (through both pipes) still works while the drain lasts.
+    open.write_all(b"and now").unwrap();
+    assert_eq!(
+        open.read_exact_within(7, EXCHANGE_DEADLINE).unwrap(),
+        b"and now"
+    );
+    let status = daemon
+        .wait_exit(EXCHANGE_DEADLINE)
+        .expect("the drain timeout did not end the daemon");
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(1),
+        "exited before the drain timeout"
+    );
+    let (rest, _) = open.read_to_eof();
+    assert!(rest.is_empty());
+}
