@@ -168,7 +168,7 @@ impl Daemon {
             }
         };
         let give_up = async {
-            match process.drain_timeout {
+            match self.config.process.drain_timeout {
                 Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
                 None => again.await,
             }
@@ -196,10 +196,15 @@ impl Daemon {
         };
         match outcome {
             Ok((config, changes)) => {
-                if config.process != self.config.process {
+                // drain-timeout applies as reloaded; the others only at the next start.
+                let fixed = |p: &crate::config::Process| crate::config::Process {
+                    drain_timeout: None,
+                    ..p.clone()
+                };
+                if fixed(&config.process) != fixed(&self.config.process) {
                     log::warn(
-                        "reload: the process-wide settings (pidfile, user, syslog, foreground, \
-                         wait-dns) changed; they take effect at the next start",
+                        "reload: the process-wide settings pidfile, user, syslog, foreground \
+                         and wait-dns changed; they take effect at the next start",
                     );
                 }
                 log::info(&format!(
