@@ -438,7 +438,14 @@ impl Args {
                  X25519 clients",
             ));
         }
-        if self.no_resolve && self.resolve_interval.is_some() {
+        let resolve_interval = self
+            .resolve_interval
+            .map(|s| super::c_seconds(&s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL))
+            .transpose()
+            .map_err(value("resolve-interval"))?;
+        // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
+        // the default) starts there, so it starts here.
+        if self.no_resolve && resolve_interval.is_some_and(|r| r != DEFAULT_RESOLVE_INTERVAL) {
             return Err(shape(
                 "no-resolve",
                 "-r/--resolve-interval and -R/--no-resolve cannot be used together",
@@ -452,12 +459,9 @@ impl Args {
                 n => Some(n),
             },
         };
-        let resolve_interval = match (self.no_resolve, self.resolve_interval) {
+        let resolve_interval = match (self.no_resolve, resolve_interval) {
             (true, _) => None,
-            (false, None) => Some(DEFAULT_RESOLVE_INTERVAL),
-            (false, Some(s)) => Some(
-                super::seconds(&s, "-r/--resolve-interval").map_err(value("resolve-interval"))?,
-            ),
+            (false, r) => Some(r.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         };
 
         let pidfile = self
@@ -547,12 +551,36 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
 /// strict number parsing rejects.
+///
+/// As C spiped 1.6 (`PARSENUM` into a `size_t`, which is `strtoumax`): leading blanks, an
+/// optional sign, and `0x` (hexadecimal) or `0` (octal) prefixes are taken, and a minus
+/// sign wraps around, so `-1` is the largest count. A count no process could reach (past
+/// `u32::MAX`) is returned as 0, no limit, which is what it means.
 fn parse_count(s: &str) -> Result<usize, String> {
     let bad = |why: &str| format!("invalid value '{s}' for -n/--max-connections: {why}");
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad("expected a non-negative whole number (0 = no limit)"));
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, &t[1..])
+    } else {
+        (10, t)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(bad("expected a whole number (0 = no limit)"));
     }
-    s.parse().map_err(|_| bad("number too large"))
+    let n = u64::from_str_radix(digits, radix).map_err(|_| bad("number too large"))?;
+    let n = if negative { n.wrapping_neg() } else { n };
+    Ok(if n > u64::from(u32::MAX) {
+        0
+    } else {
+        n as usize
+    })
 }
 
 #[cfg(test)]
@@ -742,6 +770,31 @@ mod tests {
         assert_eq!(run(&with(&["--"])).key_file, "/k");
     }
 
+    /// Numbers as C spiped 1.6 parses them (PARSENUM, then 0 means the default).
+    #[test]
+    fn numbers_that_c_takes() {
+        let o = run(&with(&["-o", "0", "-r", "0"]));
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(o.resolve_interval, Some(Duration::from_secs(60)));
+        assert_eq!(
+            run(&with(&["-o", "90000"])).timeout,
+            Duration::from_secs(90_000)
+        );
+        assert!(run(&with(&["-R", "-r", "60"])).resolve_interval.is_none());
+        assert!(run(&with(&["-R", "-r0"])).resolve_interval.is_none());
+        for (n, want) in [
+            ("-1", None),
+            ("0", None),
+            ("0x10", Some(16)),
+            ("010", Some(8)),
+            ("+5", Some(5)),
+            (" 5", Some(5)),
+            ("99999999999", None),
+        ] {
+            assert_eq!(run(&with(&["-n", n])).max_connections, want, "-n {n}");
+        }
+    }
+
     #[test]
     fn long_names() {
         let o = run(&[
@@ -843,20 +896,21 @@ mod tests {
                 &with(&["-r5", "-R"]),
                 "-r/--resolve-interval and -R/--no-resolve",
             ),
-            (&with(&["-n", "-1"]), "'-1' for -n/--max-connections"),
-            (&with(&["-n", "+5"]), "-n/--max-connections"),
+            (&with(&["-n", "--1"]), "'--1' for -n/--max-connections"),
+            (&with(&["-n", "5x"]), "-n/--max-connections"),
+            (&with(&["-n", "08"]), "-n/--max-connections"),
             (&with(&["-nfive"]), "-n/--max-connections"),
             (&with(&["-n99999999999999999999999"]), "too large"),
             (
-                &with(&["-o0"]),
-                "-o/--timeout: the number of seconds must be greater",
+                &with(&["-o", "-1"]),
+                "-o/--timeout: the number of seconds must not be negative",
             ),
-            (&with(&["-o", "-1"]), "-o/--timeout"),
-            (&with(&["-o", "inf"]), "must be finite"),
-            (&with(&["-o", "nan"]), "must be finite"),
-            (&with(&["-o", "90000"]), "at most 86400"),
-            (&with(&["-r", "0"]), "-r/--resolve-interval"),
-            (&with(&["-r", "infinity"]), "-r/--resolve-interval"),
+            (&with(&["-o", "nan"]), "-o/--timeout"),
+            (&with(&["-r", "-2"]), "-r/--resolve-interval"),
+            (
+                &with(&["-r", "5", "-R"]),
+                "-r/--resolve-interval and -R/--no-resolve",
+            ),
             (
                 &["-e", "-s", "nope", "-t/b", "-k/k"],
                 "-s/--source: invalid address 'nope'",

@@ -130,9 +130,9 @@ fn mistakes_name_file_line_and_key_in_the_command_lines_words() {
             &["-e", "-s/a", "-t/b", "-k/k", "-f", "-g"],
         ),
         (
-            "encrypt = true\nmax-connections = -1\n",
-            "/etc/spiped.conf:7: max-connections: invalid value '-1' for -n/--max-connections",
-            &["-e", "-s/a", "-t/b", "-k/k", "-n", "-1"],
+            "encrypt = true\nmax-connections = 1.5\n",
+            "/etc/spiped.conf:7: max-connections: invalid value '1.5' for -n/--max-connections",
+            &["-e", "-s/a", "-t/b", "-k/k", "-n", "1.5"],
         ),
         (
             "encrypt = true\ndecrypt = true\n",
@@ -145,9 +145,9 @@ fn mistakes_name_file_line_and_key_in_the_command_lines_words() {
             &["-d", "-s/a", "-t/b", "-k/k", "--proxy", "v1"],
         ),
         (
-            "encrypt = true\ntimeout = 0\n",
-            "/etc/spiped.conf:7: timeout: invalid value '0' for -o/--timeout",
-            &["-e", "-s/a", "-t/b", "-k/k", "-o", "0"],
+            "encrypt = true\ntimeout = -1\n",
+            "/etc/spiped.conf:7: timeout: invalid value '-1' for -o/--timeout",
+            &["-e", "-s/a", "-t/b", "-k/k", "-o", "-1"],
         ),
         (
             "encrypt = true\nbind = \"[1.2.3]\"\n",
