@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect, rt};
+use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
 use crate::connlog::ConnLog;
 use crate::proto::handshake::{Mode, Role};
@@ -232,28 +232,26 @@ async fn serve(
                 // fails at once yields before it returns, so that the connect starts
                 // anyway, and every client reaches the target (as with spiped) however
                 // soon it gives up.
-                let (keys, target) = futures_lite::future::try_zip(
+                let (keys, target) = tokio::try_join!(
+                    biased;
                     async {
                         let keys = session::handshake(accepted, hs, None).await;
                         if keys.is_err() {
-                            futures_lite::future::yield_now().await;
+                            tokio::task::yield_now().await;
                         }
                         keys.map_err(handshake_failed)
                     },
                     connect(targets),
-                )
-                .await?;
+                )?;
                 Ok((target, keys))
             }
         }
     };
-    let timeout = async {
-        rt::Timer::after(cfg.timeout).await;
-        Err(ConnError::Timeout {
+    let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout {
             x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
-        })
-    };
-    let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;
+        })??;
     log.established(other.peer(), keys.exchange, keys.key_index);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
@@ -273,7 +271,10 @@ async fn serve(
     };
     match cfg.idle_timeout {
         None => piped.await,
-        Some(idle) => futures_lite::future::or(piped, idle_watch(traffic, idle)).await,
+        Some(idle) => tokio::select! {
+            r = piped => r,
+            r = idle_watch(traffic, idle) => r,
+        },
     }
 }
 
@@ -291,7 +292,7 @@ async fn idle_watch(traffic: &Traffic, idle: Duration) -> Result<(), ConnError> 
     let tick = idle / 4;
     let (mut last, mut since) = (moved(), Instant::now());
     loop {
-        rt::Timer::after(tick).await;
+        tokio::time::sleep(tick).await;
         let now = moved();
         if now != last {
             (last, since) = (now, Instant::now());

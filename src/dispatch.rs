@@ -1,11 +1,12 @@
 //! The accept loop of a pipe: takes connections off its listening socket, at most `-n`
-//! at a time, and hands each to [`conn::run`] on the executor, until stopped.
+//! at a time, and runs each ([`conn::run`]) as a task of the event loop, until stopped.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spiped_transports::{Listener, Transport, rt};
+use spiped_transports::{Listener, Transport};
+use tokio::sync::mpsc;
 
 use crate::conn;
 use crate::log;
@@ -16,41 +17,41 @@ use crate::resolve::Targets;
 /// long enough not to spin, short enough that service resumes promptly.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections, running each on `ex`, until `shutdown` completes; then closes
-/// the listener at once (new connections are refused) and returns when every open
-/// connection has finished, or as soon as `give_up` completes (a second signal, the
+/// Accepts connections, running each as a task of the event loop this runs in, until
+/// `shutdown` completes; then closes the listener at once (new connections are refused;
+/// its registration is removed first, so a listening socket that lives on in another
+/// process, as systemd's does, can no longer wake anything here) and returns when every
+/// open connection has finished, or as soon as `give_up` completes (a second signal, the
 /// drain timeout), leaving the connections still open for the caller to end by exiting.
 pub async fn serve(
-    ex: &rt::Executor,
     listener: Listener,
     pipe: Arc<PipeState>,
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) {
-    // Every connection task holds a sender; when the last one is dropped, recv fails.
-    let (open_tx, open_rx) = smol::channel::bounded::<()>(1);
-    let accepting = accept_loop(ex, &listener, pipe, open_tx);
-    futures_lite::future::or(accepting, shutdown).await;
+    // Every connection task holds a sender; when the last one is dropped, recv ends.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    tokio::select! {
+        biased;
+        () = shutdown => {}
+        () = accept_loop(&listener, pipe, open_tx) => {}
+    }
     drop(listener);
-    let drained = async {
-        let _ = open_rx.recv().await;
-    };
-    futures_lite::future::or(drained, give_up).await;
+    tokio::select! {
+        biased;
+        _ = open_rx.recv() => {}
+        () = give_up => {}
+    }
 }
 
-/// Accepts connections on `listener` for `pipe` until dropped, running each on `ex`
+/// Accepts connections on `listener` for `pipe` until dropped, running each as a task
 /// with the pipe's settings of the moment; each holds a clone of `open` until it ends.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached. A client that the pipe's `allow` does not list is closed as soon as it
 /// is accepted, before any handshake work, and counted.
-pub async fn accept_loop(
-    ex: &rt::Executor,
-    listener: &Listener,
-    pipe: Arc<PipeState>,
-    open: smol::channel::Sender<()>,
-) {
+pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::Sender<()>) {
     let mut at_limit = false;
     // Accept failures in a row; warned about once, when the first one happens.
     let mut failures = 0u64;
@@ -58,12 +59,12 @@ pub async fn accept_loop(
         let settings = pipe.settings();
         let permit = match &settings.limit {
             None => None,
-            Some((limit, s)) => Some(match s.try_acquire_arc() {
-                Some(p) => {
+            Some((limit, s)) => Some(match s.clone().try_acquire_owned() {
+                Ok(p) => {
                     at_limit = false;
                     p
                 }
-                None => {
+                Err(_) => {
                     if !at_limit {
                         log::warn(&format!(
                             "{}: connection limit reached ({limit} open); new connections wait until one closes",
@@ -71,7 +72,11 @@ pub async fn accept_loop(
                         ));
                         at_limit = true;
                     }
-                    s.acquire_arc().await
+                    match s.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        // Never closed: the settings hold it while this loop runs.
+                        Err(_) => return,
+                    }
                 }
             }),
         };
@@ -98,7 +103,7 @@ pub async fn accept_loop(
                     ));
                 }
                 failures += 1;
-                rt::Timer::after(ACCEPT_BACKOFF).await;
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
@@ -126,10 +131,9 @@ pub async fn accept_loop(
             crate::session::OpenConnection::count(),
             OpenGuard::new(&pipe.counters),
         );
-        ex.spawn(async move {
+        tokio::spawn(async move {
             conn::run(stream, &cfg, &routes).await;
             drop((permit, open));
-        })
-        .detach();
+        });
     }
 }

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use async_lock::Semaphore;
 use ipnet::IpNet;
+use tokio::sync::Semaphore;
 
 use crate::conn::ConnConfig;
 use crate::resolve::Targets;

@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
-use smol::Task;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::config::{Config, PipeConfig};
 use crate::conn::ConnConfig;
@@ -23,7 +24,6 @@ use crate::{dispatch, systemd};
 
 /// The pipes being served, and what they share.
 pub struct Pipes {
-    ex: &'static rt::Executor,
     running: Vec<Running>,
     /// Sockets passed by systemd and not yet served.
     passed: Vec<Listener>,
@@ -31,7 +31,7 @@ pub struct Pipes {
     /// among the sockets systemd passed, if it passed any.
     command_line: bool,
     /// Held by every connection; closed once all have ended (see [`Pipes::drain`]).
-    open: (smol::channel::Sender<()>, smol::channel::Receiver<()>),
+    open: (mpsc::Sender<()>, mpsc::Receiver<()>),
 }
 
 /// A pipe being served.
@@ -41,7 +41,16 @@ struct Running {
     /// Its live settings and counters.
     state: Arc<PipeState>,
     /// The accept loop, which owns the listener: dropping it stops accepting.
-    accepting: Task<()>,
+    accepting: Accepting,
+}
+
+/// A pipe's accept loop, stopped (and its listener closed) when this is dropped.
+struct Accepting(AbortHandle);
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How a configuration changed the running pipes.
@@ -84,13 +93,12 @@ struct Prepared {
 impl Pipes {
     /// No pipes yet; `passed` are the sockets systemd passed; `command_line` says
     /// whether the configuration is a command line's.
-    pub fn new(ex: &'static rt::Executor, passed: Vec<Listener>, command_line: bool) -> Pipes {
+    pub fn new(passed: Vec<Listener>, command_line: bool) -> Pipes {
         Pipes {
-            ex,
             running: Vec::new(),
             passed,
             command_line,
-            open: smol::channel::bounded(1),
+            open: mpsc::channel(1),
         }
     }
 
@@ -125,9 +133,7 @@ impl Pipes {
                 crate::session::compute_keypairs_ahead();
             }
             for (targets, addr, every) in p.refresh {
-                self.ex
-                    .spawn(async move { targets.keep_fresh(&addr, every).await })
-                    .detach();
+                tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
             }
             let running = match p.socket {
                 Socket::Keep(i) => {
@@ -139,11 +145,12 @@ impl Pipes {
                 }
                 Socket::New(listener, socket_file, _) => {
                     let state = PipeState::new(p.settings);
-                    let (ex, pipe, open) = (self.ex, state.clone(), self.open.0.clone());
-                    let accepting = self.ex.spawn(async move {
+                    let (pipe, open) = (state.clone(), self.open.0.clone());
+                    let accepting = tokio::spawn(async move {
                         let _socket_file = socket_file;
-                        dispatch::accept_loop(ex, &listener, pipe, open).await;
+                        dispatch::accept_loop(&listener, pipe, open).await;
                     });
+                    let accepting = Accepting(accepting.abort_handle());
                     changes.added += 1;
                     Running {
                         config: p.config,
@@ -227,7 +234,7 @@ impl Pipes {
                 routes,
                 limit: pipe
                     .max_connections
-                    .map(|n| (n, Arc::new(async_lock::Semaphore::new(n)))),
+                    .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n)))),
                 allow: pipe.allow.clone(),
             },
             socket,
@@ -293,7 +300,7 @@ impl Pipes {
             .drain(..)
             .map(|r| (r.config, r.state))
             .collect();
-        let (tx, rx) = self.open;
+        let (tx, mut rx) = self.open;
         drop(tx);
         let _ = rx.recv().await;
         for (config, state) in stopped {

@@ -3,9 +3,8 @@
 //! target and pipes between them, encrypting one side. SIGHUP reloads the
 //! configuration and every key file.
 
-use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
-use spiped_transports::rt;
+use spiped_transports::event_loop::block_on;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::spiped::{ConfigOptions, Invocation, parse};
 use crate::config::keys::KeyLoader;
@@ -55,34 +54,74 @@ fn run(inv: Invocation) -> Result<(), String> {
     let mut loader = KeyLoader::default();
     let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
     // Forking is only sound while this is the sole thread, so it comes before anything
-    // that may start one (the executor, async-io's reactor, the resolver). The parent
-    // waits in there until the child reports it is serving or has failed.
+    // that may start one (the event loop's blocking pool). The parent waits in there
+    // until the child reports it is serving or has failed.
     let readiness = match config.process.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
-    // Installed early so a SIGTERM during start-up already shuts down cleanly, and a
-    // SIGHUP does not kill a daemon that is still starting.
-    let signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // It lives as long as the process: the pipes' tasks borrow it.
-    let ex: &'static rt::Executor = Box::leak(Box::new(rt::Executor::new()));
-    let passed = systemd::listeners(inherited)?;
-    let command_line = matches!(source, Source::CommandLine(_));
-    let daemon = Daemon {
-        source,
-        loader,
-        pipes: Pipes::new(ex, passed, command_line),
-        config,
-    };
-    // As a task rather than `run`'s own future: `run` polls its future on every turn
-    // of the loop, a task only when something woke it.
-    let main = ex.spawn(daemon.serve(ex, keys, readiness, signals));
-    rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
+    // The main task is a task of its own rather than `block_on`'s future, which is
+    // polled on every turn of the loop; a task only when something woke it.
+    block_on(async move {
+        // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
+        // a SIGHUP does not kill a daemon that is still starting.
+        let signals = Signals::install()?;
+        // Sockets belong to the event loop they are registered with: made inside.
+        let passed = systemd::listeners(inherited)?;
+        let command_line = matches!(source, Source::CommandLine(_));
+        let daemon = Daemon {
+            source,
+            loader,
+            pipes: Pipes::new(passed, command_line),
+            config,
+        };
+        match tokio::spawn(daemon.serve(keys, readiness, signals)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    })
+    .map_err(super::event_loop_failed)?
+}
+
+/// The signals the daemon acts on, caught on the event loop.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+/// What a signal asks of the daemon.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+impl Signals {
+    /// Catches SIGTERM, SIGINT and SIGHUP from now on.
+    fn install() -> Result<Signals, String> {
+        let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+        Ok(Signals {
+            term: catch(SignalKind::terminate())?,
+            int: catch(SignalKind::interrupt())?,
+            hup: catch(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next of them.
+    async fn next(&mut self) -> Asked {
+        tokio::select! {
+            _ = self.term.recv() => Asked::Stop,
+            _ = self.int.recv() => Asked::Stop,
+            _ = self.hup.recv() => Asked::Reload,
+        }
+    }
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
@@ -115,7 +154,6 @@ impl Daemon {
     /// or SIGINT, reloading on SIGHUP.
     async fn serve(
         mut self,
-        ex: &rt::Executor,
         keys: Vec<Vec<crate::proto::key::Key>>,
         mut readiness: Option<Readiness>,
         mut signals: Signals,
@@ -133,47 +171,47 @@ impl Daemon {
         // (-D may wait for ever) ends the daemon cleanly.
         let config = self.config.clone();
         let starting = self.pipes.apply(&config, keys, process.wait_dns);
-        let stopped = async {
-            while let Some(Ok(Signal::Hup)) = signals.next().await {}
-            Err(None)
+        let stopped = async { while signals.next().await == Asked::Reload {} };
+        tokio::select! {
+            biased;
+            () = stopped => return Ok(()),
+            r = starting => r?,
         };
-        match futures_lite::future::or(async { starting.await.map_err(Some) }, stopped).await {
-            Ok(_) => {}
-            Err(None) => return Ok(()),
-            Err(Some(e)) => return Err(e),
-        }
         if let Some(user) = &process.user {
             daemon::drop_privileges(user)?;
         }
         announce_ready(readiness, process.syslog)?;
         if let Some(every) = systemd::watchdog_interval() {
             // On the event loop, so that a loop that stops turning stops the pings too.
-            ex.spawn(async move {
+            tokio::spawn(async move {
                 loop {
                     notify_systemd("WATCHDOG=1");
-                    rt::Timer::after(every).await;
+                    tokio::time::sleep(every).await;
                 }
-            })
-            .detach();
+            });
         }
-        while let Some(Ok(Signal::Hup)) = signals.next().await {
+        while signals.next().await == Asked::Reload {
             self.reload().await;
         }
         // The first SIGTERM or SIGINT starts the drain of every pipe at once; a second
         // one (as in C) or the drain timeout ends it, closing what is still open.
         notify_systemd("STOPPING=1");
         let again = async {
-            while let Some(Ok(Signal::Hup)) = signals.next().await {
+            while signals.next().await == Asked::Reload {
                 log::warn("SIGHUP ignored: draining connections before exiting");
             }
         };
         let give_up = async {
             match self.config.process.drain_timeout {
-                Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+                Some(t) => drop(tokio::time::timeout(t, again).await),
                 None => again.await,
             }
         };
-        futures_lite::future::or(self.pipes.drain(), give_up).await;
+        tokio::select! {
+            biased;
+            () = give_up => {}
+            () = self.pipes.drain() => {}
+        }
         Ok(())
     }
 
