@@ -122,7 +122,11 @@ impl Pipes {
                             self.passed.push(l);
                         }
                     }
-                    return Err(format!("pipe {}: {e}", pipe.name));
+                    // A command line's one pipe needs no name; its errors read as before.
+                    return Err(match self.command_line {
+                        true => e,
+                        false => format!("pipe {}: {e}", pipe.name),
+                    });
                 }
             }
         }
