@@ -88,7 +88,9 @@ fn credentials(text: &str) -> Vec<&str> {
 /// service's own pid (set by a shell that then execs spiped, keeping its pid), and
 /// `NOTIFY_SOCKET`. Waits for the `READY=1` datagram, then serves Debian's C spipe (or
 /// ours) with each key, through the socket spiped never bound itself; the key draws no
-/// warning; on SIGTERM it sends `STOPPING=1`, exits 0 and leaves the socket file alone.
+/// warning; on SIGHUP (the unit's `ExecReload=`) it sends `RELOADING=1` and `READY=1`
+/// and serves on; on SIGTERM it sends `STOPPING=1`, exits 0 and leaves the socket file
+/// alone.
 #[test]
 fn socket_activated_unit_notifies_and_serves() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
@@ -98,6 +100,8 @@ fn socket_activated_unit_notifies_and_serves() {
         "the unit must wait for READY=1"
     );
     assert!(unit.contains("\nDynamicUser=yes\n"), "no user to create");
+    // systemctl reload signals spiped; socket_activated checks what spiped does then.
+    assert_eq!(setting(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
     let drop_in = rotation_drop_in(&unit);
     assert!(drop_in.starts_with("[Service]\n"), "{drop_in}");
     // The drop-in's empty ExecStart= resets the list; the next line is the new command.
@@ -218,6 +222,28 @@ fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
     };
     assert!(stderr.contains(&used), "{case}: {stderr}");
     assert!(!stderr.contains("warning"), "{case}: {stderr}");
+    // systemctl reload: the unit's ExecReload= sends SIGHUP; spiped reports the reload
+    // and serves on, through the same socket.
+    d.signal(libc::SIGHUP);
+    for want in ["RELOADING=1\nMONOTONIC_USEC=", "READY=1"] {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{case}: no {want}: {e}; stderr: {}", d.stderr()));
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            got.starts_with(want) && (want != "READY=1" || got == want),
+            "{case}: {got:?}"
+        );
+    }
+    let up = payload(5_000, 40);
+    spipe_round_trip(
+        client,
+        &format!("socket-activated {case}, after the reload"),
+        &["-t", &source.arg(), "-k", keys[0].to_str().unwrap()],
+        &up,
+        &reply,
+        &target,
+    );
     // systemctl stop: SIGTERM, STOPPING=1, a clean exit, and the socket file left to
     // systemd, which made it.
     d.signal(libc::SIGTERM);
