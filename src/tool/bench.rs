@@ -418,13 +418,13 @@ fn with_pipe(
             pipe(Direction::Encrypt, &decrypt),
         );
         let entry = encrypt.endpoint().clone();
-        let never = std::future::pending::<()>;
-        let daemons = async {
-            tokio::join!(
-                crate::dispatch::serve(decrypt, to_target, never(), never()),
-                crate::dispatch::serve(encrypt, to_decrypt, never(), never()),
-            )
+        // A daemon that never stops: no shutdown, no giving up.
+        let daemon = |listener, pipe| {
+            let never = std::future::pending::<()>;
+            crate::dispatch::serve(listener, pipe, never(), never())
         };
+        let daemons =
+            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
         let targets = async {
             loop {
                 match target.accept(StreamOptions::default()).await {

@@ -64,8 +64,6 @@ fn run(inv: Invocation) -> Result<(), String> {
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // The main task is a task of its own rather than `block_on`'s future, which is
-    // polled on every turn of the loop; a task only when something woke it.
     block_on(async move {
         // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
         // a SIGHUP does not kill a daemon that is still starting.
@@ -79,10 +77,7 @@ fn run(inv: Invocation) -> Result<(), String> {
             pipes: Pipes::new(passed, command_line),
             config,
         };
-        match tokio::spawn(daemon.serve(keys, readiness, signals)).await {
-            Ok(r) => r,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        daemon.serve(keys, readiness, signals).await
     })
     .map_err(super::event_loop_failed)?
 }
