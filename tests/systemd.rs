@@ -442,3 +442,73 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
         "one target connection each for A and B"
     );
 }
+
+/// A configuration file under socket activation: the pipe whose source is the passed
+/// socket serves through it, another pipe binds its own source; a reload keeps the
+/// passed socket.
+#[test]
+fn activated_configuration_serves_passed_and_own_sockets() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"activated configuration key, 32 bytes");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let sock = d.join("passed.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let own = Addr::fresh(Transport::Tcp, d, "own");
+    let conf = d.join("spiped.conf");
+    let pipe = |name: &str, source: &str| {
+        format!(
+            "[[pipe]]\nname = \"{name}\"\ndecrypt = true\nsource = \"{source}\"\n\
+             target = \"{}\"\nkey = \"{}\"\n",
+            target.addr.arg(),
+            key.display()
+        )
+    };
+    let text = format!(
+        "{}{}",
+        pipe("passed", sock.to_str().unwrap()),
+        pipe("own", &own.arg())
+    );
+    fs::write(&conf, &text).unwrap();
+    let notify_path = d.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+    let cmd = activated(spiped_bin(Impl::Ours), listener.as_raw_fd(), &notify_path);
+    let passed = Addr::Unix(sock.clone());
+    let conf_arg = conf.to_str().unwrap();
+    let d2 = Daemon::spawn_cmd(Impl::Ours, "activated", d, &passed, cmd, &["-c", conf_arg]);
+    own.wait_accepting(READY_DEADLINE).unwrap();
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    let k = key.to_str().unwrap();
+    for (case, source) in [("passed socket", &passed), ("own socket", &own)] {
+        let up = payload(8_000, 50);
+        spipe_round_trip(
+            Impl::Ours,
+            case,
+            &["-t", &source.arg(), "-k", k],
+            &up,
+            &up,
+            &target,
+        );
+    }
+    // A reload keeps the passed socket (its source did not change) and its file.
+    d2.signal(libc::SIGHUP);
+    d2.wait_stderr(
+        "reloaded: 2 pipes (0 added, 2 kept, 0 removed)",
+        READY_DEADLINE,
+    )
+    .unwrap();
+    let up = payload(8_000, 51);
+    let case = "passed socket after the reload";
+    spipe_round_trip(
+        Impl::Ours,
+        case,
+        &["-t", &passed.arg(), "-k", k],
+        &up,
+        &up,
+        &target,
+    );
+    assert!(sock.exists());
+}
