@@ -385,7 +385,7 @@ fn status_page_and_sigusr1_show_open_connections() {
     let pipe = &status["pipes"][0];
     assert_eq!(pipe["pipe"], server.hop.arg());
     assert_eq!(pipe["settings"]["direction"], "decrypt");
-    assert_eq!(pipe["settings"]["key_files"].as_array().unwrap().len(), 2);
+    assert_eq!(pipe["settings"]["keys"].as_array().unwrap().len(), 2);
     let c = &pipe["open_connections"][0];
     assert_eq!(c["state"], "open");
     assert_eq!(c["bytes_from_peer"], sent.len());

@@ -33,6 +33,12 @@ impl Pipes {
             .push(p);
     }
 
+    /// Removes a pipe.
+    pub(super) fn remove(&self, p: &Arc<PipeMetrics>) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|q| !Arc::ptr_eq(q, p));
+    }
+
     /// The pipes now.
     pub(super) fn all(&self) -> Vec<Arc<PipeMetrics>> {
         self.0
@@ -99,10 +105,10 @@ impl Collector for Live {
             MetricType::Info,
         )?;
         for p in &pipes {
-            for address in p.targets().current().iter() {
+            for address in p.target_addresses() {
                 let l = PipeAddress {
                     pipe: label(p),
-                    address: address.to_string(),
+                    address,
                 };
                 targets.encode_info(&l)?;
             }

@@ -111,27 +111,36 @@ impl Metrics {
         }
     }
 
-    /// Adds a pipe labelled `label` (its config name, or its source address) that plays
-    /// `direction` with `keys` keys and connects to `targets`; `settings` is what the
-    /// status page shows of it. Returns its counters, for its accept loop.
-    pub fn add_pipe(
+    /// The counters of a pipe labelled `label` (its name: under a command line, its
+    /// source address) that plays `direction` with `keys` keys whose targets are
+    /// `routes`; `settings` is what the status page shows of it. Counted at once; on
+    /// the status page and in the scrape's live series once [`Metrics::show`]n.
+    pub fn pipe(
         &self,
         label: String,
         direction: Direction,
         keys: usize,
-        targets: Targets,
+        routes: Vec<Targets>,
         settings: serde_json::Value,
     ) -> Arc<PipeMetrics> {
-        let p = Arc::new(PipeMetrics::new(
+        Arc::new(PipeMetrics::new(
             &self.families,
             label,
             direction,
             keys,
-            targets,
+            routes,
             settings,
-        ));
+        ))
+    }
+
+    /// Lists a pipe that started serving.
+    pub fn show(&self, p: &Arc<PipeMetrics>) {
         self.pipes.push(p.clone());
-        p
+    }
+
+    /// Unlists a pipe that a reload removed; its counters stay in the scrape.
+    pub fn hide(&self, p: &Arc<PipeMetrics>) {
+        self.pipes.remove(p);
     }
 
     /// Counts a configuration reload that succeeded (`ok`) or failed.

@@ -6,7 +6,7 @@
 //! A scrape adds up the open connections' counters and those of the closed ones.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -131,18 +131,23 @@ struct Table {
     retired: (u64, u64),
 }
 
-/// Everything counted about one pipe. Shared (in an `Arc`) by its accept loop, its
-/// connections and the metrics endpoint.
-pub struct PipeMetrics {
-    label: String,
+/// What a reload may change of a pipe that keeps its counters.
+struct Current {
     direction: Direction,
     settings: serde_json::Value,
-    targets: Targets,
+    routes: Vec<Targets>,
+}
+
+/// Everything counted about one pipe. Shared (in an `Arc`) by its accept loop, its
+/// connections and the metrics endpoint; kept across reloads that keep the pipe.
+pub struct PipeMetrics {
+    label: String,
+    current: RwLock<Current>,
     accepted: Counter,
     closed: [Counter; Closed::ALL.len()],
     failures: [Counter; Cause::ALL.len()],
     duration: Histogram,
-    by_key: Vec<Counter>,
+    by_key: Family<PipeKey, Counter>,
     by_kind: [Counter; reason::KINDS.len()],
     lookups_ok: Counter,
     lookups_failed: Counter,
@@ -159,14 +164,15 @@ pub(super) struct Totals {
 
 impl PipeMetrics {
     /// The series of pipe `label` from `families`, every label value present from the
-    /// start (at 0). `keys` is how many keys the pipe has; `settings` what the status
-    /// page shows of its configuration.
+    /// start (at 0). `keys` is how many keys the pipe has; `routes` the target
+    /// addresses of its keys; `settings` what the status page shows of its
+    /// configuration.
     pub(super) fn new(
         families: &Families,
         label: String,
         direction: Direction,
         keys: usize,
-        targets: Targets,
+        routes: Vec<Targets>,
         settings: serde_json::Value,
     ) -> PipeMetrics {
         let pipe = || label.clone();
@@ -176,7 +182,7 @@ impl PipeMetrics {
                 result: result.to_owned(),
             })
         };
-        PipeMetrics {
+        let p = PipeMetrics {
             accepted: families
                 .accepted
                 .get_or_create_owned(&PipeLabel { pipe: pipe() }),
@@ -195,14 +201,7 @@ impl PipeMetrics {
             duration: families
                 .duration
                 .get_or_create_owned(&PipeLabel { pipe: pipe() }),
-            by_key: (1..=keys)
-                .map(|k| {
-                    families.by_key.get_or_create_owned(&PipeKey {
-                        pipe: pipe(),
-                        key: k.to_string(),
-                    })
-                })
-                .collect(),
+            by_key: families.by_key.clone(),
             by_kind: reason::KINDS.map(|e| {
                 families.by_kind.get_or_create_owned(&PipeKind {
                     pipe: pipe(),
@@ -215,11 +214,50 @@ impl PipeMetrics {
                 .limit_waits
                 .get_or_create_owned(&PipeLabel { pipe: pipe() }),
             label,
+            current: RwLock::new(Current {
+                direction,
+                settings,
+                routes,
+            }),
+            table: Mutex::default(),
+        };
+        p.show_keys(keys);
+        p
+    }
+
+    /// Takes the settings of a reload that kept the pipe: its counts go on.
+    pub fn reconfigure(
+        &self,
+        direction: Direction,
+        keys: usize,
+        routes: Vec<Targets>,
+        settings: serde_json::Value,
+    ) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current {
             direction,
             settings,
-            targets,
-            table: Mutex::default(),
+            routes,
+        };
+        self.show_keys(keys);
+    }
+
+    /// Exports the counter of each of `keys` keys (at 0 until used).
+    fn show_keys(&self, keys: usize) {
+        for k in 0..keys {
+            drop(self.by_key.get_or_create(&self.key_label(k)));
         }
+    }
+
+    /// The label set of key number `index` (from 0; labelled from 1, in `-k` order).
+    fn key_label(&self, index: usize) -> PipeKey {
+        PipeKey {
+            pipe: self.label.clone(),
+            key: (index + 1).to_string(),
+        }
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The `pipe` label: the config name, or the source address.
@@ -228,13 +266,23 @@ impl PipeMetrics {
     }
 
     /// The pipe's settings as the status page shows them (no key material).
-    pub fn settings(&self) -> &serde_json::Value {
-        &self.settings
+    pub fn settings(&self) -> serde_json::Value {
+        self.current().settings.clone()
     }
 
-    /// The target's current addresses.
-    pub fn targets(&self) -> &Targets {
-        &self.targets
+    /// The target addresses new connections use now, of every key.
+    pub fn target_addresses(&self) -> Vec<String> {
+        let mut all: Vec<String> = (self.current().routes.iter())
+            .flat_map(|t| {
+                t.current()
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -246,7 +294,7 @@ impl PipeMetrics {
     /// the returned handle is dropped.
     pub fn accepted(self: &Arc<Self>, id: u64, peer: String) -> Tracked {
         self.accepted.inc();
-        let conn = Arc::new(LiveConn::new(id, peer, self.direction));
+        let conn = Arc::new(LiveConn::new(id, peer, self.current().direction));
         self.table().open.insert(id, conn.clone());
         Tracked {
             pipe: self.clone(),
@@ -312,9 +360,7 @@ impl Tracked {
     ) {
         let p = &self.pipe;
         p.duration.observe(took.as_secs_f64());
-        if let Some(c) = p.by_key.get(key_index) {
-            c.inc();
-        }
+        p.by_key.get_or_create(&p.key_label(key_index)).inc();
         if let Some(i) = reason::KINDS.iter().position(|k| *k == exchange) {
             p.by_kind[i].inc();
         }
@@ -359,13 +405,14 @@ mod tests {
     fn bytes_move_from_open_to_closed_exactly_once() {
         let m = Metrics::new();
         let targets = Targets::new(vec![Endpoint::Unix("/t".into())]);
-        let p = m.add_pipe(
+        let p = m.pipe(
             "p".into(),
             Direction::Encrypt,
             1,
-            targets,
+            vec![targets],
             serde_json::Value::Null,
         );
+        m.show(&p);
         let a = p.accepted(1, "a".into());
         let b = p.accepted(2, "b".into());
         // -e: sealed bytes came from the peer.

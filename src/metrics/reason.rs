@@ -17,6 +17,8 @@ pub enum Closed {
     Reset,
     /// Connect plus handshake took longer than `-o`.
     Timeout,
+    /// No byte moved either way for `idle-timeout`.
+    IdleTimeout,
     /// A packet from the peer failed authentication, or the stream ended mid-packet.
     BadPacket,
     /// The handshake failed (see [`Cause`]).
@@ -31,10 +33,11 @@ pub enum Closed {
 impl Closed {
     /// Every reason, in label order: all are exported from the start (at 0), so a rate
     /// over any of them exists before the first such close.
-    pub const ALL: [Closed; 7] = [
+    pub const ALL: [Closed; 8] = [
         Closed::Eof,
         Closed::Reset,
         Closed::Timeout,
+        Closed::IdleTimeout,
         Closed::BadPacket,
         Closed::HandshakeFailed,
         Closed::TargetUnreachable,
@@ -47,6 +50,7 @@ impl Closed {
             Closed::Eof => "eof",
             Closed::Reset => "reset",
             Closed::Timeout => "timeout",
+            Closed::IdleTimeout => "idle_timeout",
             Closed::BadPacket => "bad_packet",
             Closed::HandshakeFailed => "handshake_failed",
             Closed::TargetUnreachable => "target_unreachable",
@@ -119,6 +123,7 @@ pub fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause>) {
     match e {
         ConnError::Connect(_) => (Closed::TargetUnreachable, None),
         ConnError::Timeout { .. } => (Closed::Timeout, Some(Cause::Timeout)),
+        ConnError::Idle(_) => (Closed::IdleTimeout, None),
         ConnError::Handshake(f) => (Closed::HandshakeFailed, Some(cause(f))),
         ConnError::Pipe(PumpError::Packet(_) | PumpError::Truncated) => (Closed::BadPacket, None),
         ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e)) if is_reset(e) => {

@@ -17,7 +17,7 @@ pub(super) fn json(m: &Metrics) -> String {
             json!({
                 "pipe": p.label(),
                 "settings": p.settings(),
-                "target_addresses": p.targets().current().iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "target_addresses": p.target_addresses(),
                 "open_connections": conns,
             })
         })

@@ -386,15 +386,7 @@ fn with_pipe(
     // Sockets belong to the event loop they are registered with: all are made inside.
     block_on(async {
         let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
-        let config = |direction, targets: &Targets| {
-            // Counted like a daemon's connections, so the benchmark pays what they pay.
-            let metrics = Metrics::new().add_pipe(
-                "bench".into(),
-                direction,
-                1,
-                targets.clone(),
-                serde_json::Value::Null,
-            );
+        let config = |direction| {
             Arc::new(ConnConfig {
                 direction,
                 key: key.clone(),
@@ -406,24 +398,42 @@ fn with_pipe(
                 timeout: Duration::from_secs(5),
                 stream: StreamOptions::default(),
                 bind: None,
-                metrics,
+                routed: false,
+                idle_timeout: None,
+                counters: Default::default(),
+                label: None,
+                // Counted like a daemon's connections, so the benchmark pays what they pay.
+                metrics: Metrics::new().pipe(
+                    "bench".into(),
+                    direction,
+                    1,
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ),
             })
         };
-        let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-        let (to_target, to_decrypt) = (to(&target), to(&decrypt));
+        let pipe = |direction, to: &Listener| {
+            let settings = crate::pipe::Settings {
+                name: "bench".to_owned(),
+                conn: config(direction),
+                routes: vec![Targets::new(vec![to.endpoint().clone()])],
+                limit: None,
+                allow: Vec::new(),
+            };
+            crate::pipe::PipeState::new(settings)
+        };
+        let (to_target, to_decrypt) = (
+            pipe(Direction::Decrypt, &target),
+            pipe(Direction::Encrypt, &decrypt),
+        );
         let entry = encrypt.endpoint().clone();
         // A daemon that never stops: no shutdown, no giving up.
-        let daemon = |listener, direction, to: Targets| {
+        let daemon = |listener, pipe| {
             let never = std::future::pending::<()>;
-            let cfg = config(direction, &to);
-            crate::dispatch::serve(listener, cfg, to, None, never(), never())
+            crate::dispatch::serve(listener, pipe, never(), never())
         };
-        let daemons = async {
-            tokio::join!(
-                daemon(decrypt, Direction::Decrypt, to_target),
-                daemon(encrypt, Direction::Encrypt, to_decrypt),
-            )
-        };
+        let daemons =
+            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
         let targets = async {
             loop {
                 match target.accept(StreamOptions::default()).await {
