@@ -655,3 +655,69 @@ fn metrics_address_problems_are_named() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
 }
+
+/// Under a configuration file: `metrics = "ADDR"` at its top, series labelled with the
+/// pipes' names, counts that a reload keeping the pipe keeps, reloads counted by
+/// result, and a removed pipe gone from the status page.
+#[test]
+fn configuration_file_names_pipes_and_counts_reloads() {
+    let dir = temp_dir();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let k = key(dir.path(), "k", NEW_KEY);
+    let (web, api) = (
+        Addr::fresh(Transport::Tcp, dir.path(), "web"),
+        Addr::fresh(Transport::Tcp, dir.path(), "api"),
+    );
+    let metrics = metrics_addr(dir.path());
+    let pipe = |name: &str, source: &Addr| {
+        format!(
+            "[[pipe]]\nname = \"{name}\"\nencrypt = true\nsource = \"{}\"\ntarget = \"{}\"\n\
+             key = \"{k}\"\n",
+            source.arg(),
+            target.addr.arg()
+        )
+    };
+    let conf = dir.path().join("spiped.toml");
+    let top = format!("metrics = \"{}\"\n", metrics.arg());
+    std::fs::write(
+        &conf,
+        format!("{top}{}{}", pipe("web", &web), pipe("api", &api)),
+    )
+    .unwrap();
+    let conf_arg = conf.to_str().unwrap();
+    let d = Daemon::spawn(Impl::Ours, "config", dir.path(), &web, &["-c", conf_arg]);
+    wait_healthy(&metrics);
+    // The harness's readiness probe reached web; the echo target answers nothing
+    // encrypted, so each connection ends at its handshake.
+    let named = |name: &str| format!("spiped_connections_accepted_total{{pipe=\"{name}\"}}");
+    let base = wait_series(&metrics, &[(named("web"), 1.0), (named("api"), 0.0)]);
+    api.connect().unwrap();
+    wait_deltas(&metrics, &base, &[(named("api"), 1)]);
+
+    // A reload that keeps web (same source) and removes api.
+    std::fs::write(&conf, format!("{top}{}", pipe("web", &web))).unwrap();
+    d.signal(libc::SIGHUP);
+    let reloads = |r: &str| format!("spiped_reloads_total{{result=\"{r}\"}}");
+    wait_series(&metrics, &[(reloads("ok"), 1.0), (named("web"), 1.0)]);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_, body) = get(&metrics, "/status").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<_> = (v["pipes"].as_array().unwrap().iter())
+            .map(|p| p["pipe"].as_str().unwrap().to_owned())
+            .collect();
+        if names == ["web"] {
+            assert_eq!(v["pipes"][0]["settings"]["name"], "web");
+            break;
+        }
+        assert!(Instant::now() < end, "pipes on the status page: {names:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    web.connect().unwrap();
+    wait_deltas(&metrics, &base, &[(named("web"), 1)]);
+
+    // A broken file changes nothing and counts as a failed reload.
+    std::fs::write(&conf, "[[pipe]]\nbogus = 1\n").unwrap();
+    d.signal(libc::SIGHUP);
+    wait_series(&metrics, &[(reloads("failed"), 1.0), (reloads("ok"), 1.0)]);
+}
