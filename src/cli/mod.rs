@@ -221,13 +221,23 @@ pub struct ToolDoc {
 }
 
 /// What is wrong with a command line, which decides how it is reported.
-enum Mistake {
+#[derive(Debug)]
+pub(crate) enum Mistake {
     /// The shape is wrong (missing, conflicting or unknown options): one line naming
     /// it, then the usage text, as the C tools do.
     Shape(String),
     /// An option's value is unusable (an address, a number): one line naming the
     /// option and the value, without the usage text that would bury it.
     Value(String),
+}
+
+impl Mistake {
+    /// The one line naming the problem.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Mistake::Shape(m) | Mistake::Value(m) => m,
+        }
+    }
 }
 
 impl From<String> for Mistake {
@@ -283,7 +293,7 @@ fn fast_and_x25519(fast: bool, x25519: bool) -> Result<(), String> {
 }
 
 /// Parses a positive, finite number of seconds, fractions allowed, at most one day.
-fn seconds(s: &str, name: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(s: &str, name: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");
     let secs: f64 = s
         .parse()

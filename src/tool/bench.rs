@@ -20,6 +20,7 @@ use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transpo
 
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
+use crate::metrics::Metrics;
 use crate::proto::handshake::{Handshake, Mode, Role, drive};
 use crate::proto::key::Key;
 use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
@@ -397,22 +398,42 @@ fn with_pipe(
                 timeout: Duration::from_secs(5),
                 stream: StreamOptions::default(),
                 bind: None,
+                routed: false,
+                idle_timeout: None,
+                counters: Default::default(),
+                label: None,
+                // Counted like a daemon's connections, so the benchmark pays what they pay.
+                metrics: Metrics::new().pipe(
+                    "bench".into(),
+                    direction,
+                    1,
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ),
             })
         };
-        let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-        let (to_target, to_decrypt) = (to(&target), to(&decrypt));
+        let pipe = |direction, to: &Listener| {
+            let settings = crate::pipe::Settings {
+                name: "bench".to_owned(),
+                conn: config(direction),
+                routes: vec![Targets::new(vec![to.endpoint().clone()])],
+                limit: None,
+                allow: Vec::new(),
+            };
+            crate::pipe::PipeState::new(settings)
+        };
+        let (to_target, to_decrypt) = (
+            pipe(Direction::Decrypt, &target),
+            pipe(Direction::Encrypt, &decrypt),
+        );
         let entry = encrypt.endpoint().clone();
         // A daemon that never stops: no shutdown, no giving up.
-        let daemon = |listener, direction, to| {
+        let daemon = |listener, pipe| {
             let never = std::future::pending::<()>;
-            crate::dispatch::serve(listener, config(direction), to, None, never(), never())
+            crate::dispatch::serve(listener, pipe, never(), never())
         };
-        let daemons = async {
-            tokio::join!(
-                daemon(decrypt, Direction::Decrypt, to_target),
-                daemon(encrypt, Direction::Encrypt, to_decrypt),
-            )
-        };
+        let daemons =
+            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
         let targets = async {
             loop {
                 match target.accept(StreamOptions::default()).await {

@@ -1,42 +1,66 @@
-//! `spiped`: the daemon. Listens on the source, and for each connection opens the
-//! target and pipes between them, encrypting one side.
+//! `spiped`: the daemon. Serves one pipe from the command line, or the pipes of a
+//! configuration file (`-c`): listens on each source, and for each connection opens the
+//! target and pipes between them, encrypting one side. SIGHUP reloads the
+//! configuration and every key file.
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::spiped::{SpipedOptions, parse};
-use crate::conn::ConnConfig;
+use crate::cli::spiped::{ConfigOptions, Invocation, parse};
+use crate::config::keys::KeyLoader;
+use crate::config::{Config, file};
 use crate::daemon::{self, Readiness, RemoveOnDrop};
-use crate::proto::handshake::{Handshake, Mode};
-use crate::proto::key::Key;
-use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile, log, systemd};
+use crate::metrics::{self, Metrics};
+use crate::pipes::Pipes;
+use crate::{log, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     crate::log::set_program("spiped");
-    super::parsed_or_exit(parse(args), |opts| match run(opts) {
+    super::parsed_or_exit(parse(args), |inv| match run(inv) {
         Ok(()) => 0,
         Err(e) => super::fail(&e),
     })
 }
 
-fn run(opts: SpipedOptions) -> Result<(), String> {
+/// Where the configuration comes from, and so what a reload reads again.
+enum Source {
+    /// The command line: a reload reads its key files again.
+    CommandLine(Config),
+    /// A configuration file: a reload reads it and its key files again.
+    File(ConfigOptions),
+}
+
+impl Source {
+    /// The configuration as it reads now; `Err` holds every error, one line each.
+    fn read(&self) -> Result<Config, Vec<String>> {
+        match self {
+            Source::CommandLine(c) => Ok(c.clone()),
+            Source::File(opts) => file::load(opts),
+        }
+    }
+}
+
+fn run(inv: Invocation) -> Result<(), String> {
+    let source = match inv {
+        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(*opts)),
+        Invocation::Config(opts) if opts.check => return check(&opts),
+        Invocation::Config(opts) => Source::File(opts),
+    };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets()?;
-    // The key is read next: with `-k -` it comes from the caller's standard input.
-    let key = keyfile::load(&opts.key_file)?;
-    let extra_keys =
-        (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
+    let config = source.read().map_err(|e| e.join("\n"))?;
+    // The keys are read next: with `-k -` the key comes from the caller's standard input.
+    let mut loader = KeyLoader::default();
+    let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
     // Forking is only sound while this is the sole thread, so it comes before anything
     // that may start one (the event loop's blocking pool). The parent waits in there
     // until the child reports it is serving or has failed.
-    let readiness = match opts.foreground {
+    let readiness = match config.process.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
@@ -45,145 +69,234 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
     block_on(async move {
-        // Installed first, so a SIGTERM during start-up already shuts down cleanly.
-        let signals = Stop::install()?;
-        serve(opts, (key, extra_keys), inherited, readiness, signals).await
+        // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
+        // a SIGHUP does not kill a daemon that is still starting.
+        let signals = Signals::install()?;
+        // Sockets belong to the event loop they are registered with: made inside.
+        let passed = systemd::listeners(inherited)?;
+        let command_line = matches!(source, Source::CommandLine(_));
+        let metrics = Arc::new(Metrics::new());
+        let daemon = Daemon {
+            source,
+            loader,
+            pipes: Pipes::new(passed, command_line, metrics.clone()),
+            config,
+            metrics,
+        };
+        daemon.serve(keys, readiness, signals).await
     })
     .map_err(super::event_loop_failed)?
 }
 
-/// SIGTERM and SIGINT, caught on the event loop: either asks the daemon to stop.
-struct Stop {
+/// The signals the daemon acts on, caught on the event loop.
+struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
+    usr1: Signal,
 }
 
-impl Stop {
-    /// Catches both signals from now on.
-    fn install() -> Result<Stop, String> {
+/// What a signal asks of the daemon.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+impl Signals {
+    /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR1 from now on.
+    fn install() -> Result<Signals, String> {
         let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
-        Ok(Stop {
+        Ok(Signals {
             term: catch(SignalKind::terminate())?,
             int: catch(SignalKind::interrupt())?,
+            hup: catch(SignalKind::hangup())?,
+            usr1: catch(SignalKind::user_defined1())?,
         })
     }
 
-    /// Waits for the next SIGTERM or SIGINT.
-    async fn next(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+    /// Waits for the next stop or reload; logs the open connections of `metrics` at
+    /// each SIGUSR1 meanwhile.
+    async fn next(&mut self, metrics: &Metrics) -> Asked {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Asked::Stop,
+                _ = self.int.recv() => return Asked::Stop,
+                _ = self.hup.recv() => return Asked::Reload,
+                _ = self.usr1.recv() => metrics.log_status(),
+            }
         }
     }
 }
 
-/// Everything after forking: pidfile, source, privileges, target, then the accept loop
-/// until SIGTERM or SIGINT.
-async fn serve(
-    opts: SpipedOptions,
-    (key, extra_keys): (Key, Vec<Key>),
-    inherited: Vec<OwnedFd>,
-    mut readiness: Option<Readiness>,
-    mut signals: Stop,
-) -> Result<(), String> {
-    let _pidfile = match readiness {
-        Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
-        None => None,
+/// Binds the metrics endpoint on `addr` (resolved, patiently with `-D`).
+async fn bind_metrics(addr: &Address, patient: bool) -> Result<metrics::Server, String> {
+    let found = match patient {
+        true => crate::resolve::resolve_patiently(addr).await,
+        false => crate::resolve::resolve(addr).await?,
     };
-    if opts.wait_dns {
-        // -D: the caller is released before look-ups that may take a long time.
-        announce_ready(readiness.take(), opts.syslog)?;
-    }
-    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
-    // (-D may wait for ever) ends the daemon cleanly.
-    let resolving = async {
-        let source = match &opts.source {
-            Some(s) => Some(look_up(s, opts.wait_dns).await?),
-            None => None,
-        };
-        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
-        let bind = match &opts.bind {
-            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
-            None => None,
-        };
-        Ok::<_, String>(Some((source, targets, bind)))
-    };
-    let resolved = tokio::select! {
-        biased;
-        () = signals.next() => None,
-        r = resolving => r?,
-    };
-    let Some((source, targets, bind)) = resolved else {
-        return Ok(());
-    };
-    let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener
-        .unix_file()
-        .map(|(path, id)| RemoveOnDrop::socket(path, id));
-    if let Some(user) = &opts.user {
-        daemon::drop_privileges(user)?;
-    }
-    announce_ready(readiness, opts.syslog)?;
-    let mode = Mode {
-        fast: opts.fast,
-        require_pfs: opts.require_pfs,
-        x25519: opts.x25519,
-    };
-    if Handshake::may_use_group14(opts.direction.role(), mode) {
-        crate::session::compute_keypairs_ahead();
-    }
-    if let Some(every) = opts.resolve_interval {
-        let (targets, addr) = (targets.clone(), opts.target.clone());
-        tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
-    }
-    let cfg = Arc::new(ConnConfig {
-        direction: opts.direction,
-        key,
-        extra_keys,
-        proxy: opts.proxy,
-        connect_after_handshake: opts.connect_after_handshake,
-        log_connections: opts.log_connections,
-        mode,
-        timeout: opts.timeout,
-        stream: stream_options(&opts),
-        bind,
-    });
-    // The first signal starts the drain; a second one (as in C) or the drain timeout
-    // ends it. The lock hands the signals to `give_up` once `shutdown` has taken the
-    // first.
-    let stop = Arc::new(tokio::sync::Mutex::new(signals));
-    let first = stop.clone();
-    let shutdown = async move {
-        first.lock().await.next().await;
-        notify_systemd("STOPPING=1");
-    };
-    let drain_timeout = opts.drain_timeout;
-    let give_up = async move {
-        let again = async { stop.lock().await.next().await };
-        match drain_timeout {
-            Some(t) => {
-                let _ = tokio::time::timeout(t, again).await;
-            }
-            None => again.await,
-        }
-    };
-    let limit = opts.max_connections;
-    dispatch::serve(listener, cfg, targets, limit, shutdown, give_up).await;
+    let ep = (found.into_iter().next())
+        .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))?;
+    metrics::bind(&ep)
+}
+
+/// `--check`: reads the file and every key file it names, parses every address; prints
+/// what is wrong, or that all is well.
+fn check(opts: &ConfigOptions) -> Result<(), String> {
+    let config = file::load(opts).map_err(|e| e.join("\n"))?;
+    KeyLoader::default()
+        .load(&config)
+        .map_err(|e| e.join("\n"))?;
+    println!(
+        "{}: configuration OK ({} pipe{})",
+        opts.path.display(),
+        config.pipes.len(),
+        if config.pipes.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
-/// The socket options of every connection, both accepted and opened (`-j`).
-fn stream_options(opts: &SpipedOptions) -> StreamOptions {
-    StreamOptions {
-        keepalive: opts.keepalive,
-    }
+/// The running daemon: where its configuration comes from, the one applied, and the
+/// pipes serving it.
+struct Daemon {
+    source: Source,
+    loader: KeyLoader,
+    pipes: Pipes,
+    config: Config,
+    /// What the process counts, served with `--metrics`.
+    metrics: Arc<Metrics>,
 }
 
-/// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    match patient {
-        true => Ok(resolve::resolve_patiently(addr).await),
-        false => resolve::resolve(addr).await,
+impl Daemon {
+    /// Everything after forking: pidfile, pipes, privileges, then serving until SIGTERM
+    /// or SIGINT, reloading on SIGHUP.
+    async fn serve(
+        mut self,
+        keys: Vec<Vec<crate::proto::key::Key>>,
+        mut readiness: Option<Readiness>,
+        mut signals: Signals,
+    ) -> Result<(), String> {
+        let process = self.config.process.clone();
+        let metrics = self.metrics.clone();
+        let _pidfile = match readiness {
+            Some(_) => Some(daemon::write_pidfile(&process.pidfile)?),
+            None => None,
+        };
+        if process.wait_dns {
+            // -D: the caller is released before look-ups that may take a long time.
+            announce_ready(readiness.take(), process.syslog)?;
+        }
+        // Like C, with -D nothing listens before the targets resolve. A signal meanwhile
+        // (-D may wait for ever) ends the daemon cleanly.
+        let config = self.config.clone();
+        let starting = self.pipes.apply(&config, keys, process.wait_dns);
+        let stopped = async { while signals.next(&metrics).await == Asked::Reload {} };
+        tokio::select! {
+            biased;
+            () = stopped => return Ok(()),
+            r = starting => r?,
+        };
+        // Bound before privileges are dropped, as the sources are.
+        let endpoint = match &process.metrics {
+            Some(addr) => Some(bind_metrics(addr, process.wait_dns).await?),
+            None => None,
+        };
+        let _metrics_file = endpoint
+            .as_ref()
+            .and_then(|e| e.unix_file())
+            .map(|(path, id)| RemoveOnDrop::socket(path, id));
+        if let Some(user) = &process.user {
+            daemon::drop_privileges(user)?;
+        }
+        if let Some(endpoint) = endpoint {
+            tokio::spawn(endpoint.serve(metrics.clone()));
+        }
+        announce_ready(readiness, process.syslog)?;
+        if let Some(every) = systemd::watchdog_interval() {
+            // On the event loop, so that a loop that stops turning stops the pings too.
+            tokio::spawn(async move {
+                loop {
+                    notify_systemd("WATCHDOG=1");
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+        while signals.next(&metrics).await == Asked::Reload {
+            self.reload().await;
+        }
+        // The first SIGTERM or SIGINT starts the drain of every pipe at once; a second
+        // one (as in C) or the drain timeout ends it, closing what is still open.
+        notify_systemd("STOPPING=1");
+        let again = async {
+            while signals.next(&metrics).await == Asked::Reload {
+                log::warn("SIGHUP ignored: draining connections before exiting");
+            }
+        };
+        let give_up = async {
+            match self.config.process.drain_timeout {
+                Some(t) => drop(tokio::time::timeout(t, again).await),
+                None => again.await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = give_up => {}
+            () = self.pipes.drain() => {}
+        }
+        Ok(())
+    }
+
+    /// SIGHUP: reads the configuration and every key file again and applies them, or
+    /// changes nothing and says why in one line.
+    async fn reload(&mut self) {
+        notify_systemd(&systemd::reloading_message());
+        let read = self.source.read().map_err(|e| e.join("; "));
+        let loaded = read.and_then(|c| {
+            let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
+            Ok((c, keys))
+        });
+        let outcome = match loaded {
+            Ok((config, keys)) => self
+                .pipes
+                .apply(&config, keys, false)
+                .await
+                .map(|changes| (config, changes)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((config, changes)) => {
+                // drain-timeout applies as reloaded; the others only at the next start.
+                let fixed = |p: &crate::config::Process| crate::config::Process {
+                    drain_timeout: None,
+                    ..p.clone()
+                };
+                if fixed(&config.process) != fixed(&self.config.process) {
+                    log::warn(
+                        "reload: the process-wide settings pidfile, user, syslog, foreground \
+                         and wait-dns changed; they take effect at the next start",
+                    );
+                }
+                log::info(&format!(
+                    "reloaded: {} pipes ({} added, {} kept, {} removed)",
+                    config.pipes.len(),
+                    changes.added,
+                    changes.kept,
+                    changes.removed
+                ));
+                self.config = config;
+                self.metrics.reloaded(true);
+                notify_systemd("READY=1");
+            }
+            Err(e) => {
+                log::warn(&format!(
+                    "reload failed, still serving the previous configuration: {e}"
+                ));
+                self.metrics.reloaded(false);
+                notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
+            }
+        }
     }
 }
 
@@ -205,48 +318,4 @@ fn notify_systemd(state: &str) {
     if let Err(e) = systemd::notify(state) {
         log::warn(&format!("cannot notify systemd ({state}): {e}"));
     }
-}
-
-/// The socket to serve: the one systemd passed (named by `-s`, or the only one), or else
-/// `-s` (resolved to `source`) bound here, its file given `--socket-mode` and
-/// `--socket-owner`.
-fn listen(
-    opts: &SpipedOptions,
-    inherited: Vec<OwnedFd>,
-    source: Option<Vec<Endpoint>>,
-) -> Result<Listener, String> {
-    if let Some(l) = systemd::choose(inherited, source.as_deref())? {
-        return Ok(l);
-    }
-    let (Some(addr), Some(source)) = (&opts.source, source) else {
-        return Err("no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned());
-    };
-    let ep = source
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
-    let (uid, gid) = match &opts.socket_owner {
-        Some(spec) => daemon::socket_owner(spec)?,
-        None => (None, None),
-    };
-    let file = SocketFile {
-        mode: opts.socket_mode,
-        uid,
-        gid,
-    };
-    Listener::bind_with(&ep, file, stream_options(opts)).map_err(|e| {
-        let unix_in_use =
-            e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
-        let why = match unix_in_use {
-            true => {
-                " (a process listens there, or the path is not a socket; only a stale \
-                 socket file is replaced)"
-            }
-            false => "",
-        };
-        format!(
-            "cannot listen on {addr}: {}{why}",
-            crate::errors::describe(&e)
-        )
-    })
 }
