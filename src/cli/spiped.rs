@@ -82,6 +82,8 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
+    /// `--sandbox` / `--no-sandbox`: how the daemon confines itself once serving.
+    pub sandbox: crate::sandbox::Mode,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -229,6 +231,14 @@ struct Args {
     #[argh(option, arg_name = "user[:group]")]
     socket_owner: Option<String>,
 
+    /// confinement once serving (default on): on, or strict to kill on a forbidden system call
+    #[argh(option, arg_name = "on|strict")]
+    sandbox: Option<String>,
+
+    /// do not confine the process (Landlock, seccomp, capabilities)
+    #[argh(switch)]
+    no_sandbox: bool,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     version: bool,
@@ -337,6 +347,7 @@ impl super::Validate for Args {
             }
         };
 
+        let sandbox = super::sandbox(self.sandbox, self.no_sandbox)?;
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
@@ -389,6 +400,7 @@ impl super::Validate for Args {
                 })
                 .transpose()
                 .map_err(super::Mistake::Value)?,
+            sandbox,
         })
     }
 }
@@ -485,6 +497,7 @@ mod tests {
                 log_connections: false,
                 socket_mode: None,
                 socket_owner: None,
+                sandbox: crate::sandbox::Mode::On,
             }
         );
     }
@@ -513,6 +526,16 @@ mod tests {
             assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
         }
         assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
+        use crate::sandbox::Mode;
+        assert_eq!(run(&with(&[])).sandbox, Mode::On);
+        assert_eq!(run(&with(&["--sandbox", "on"])).sandbox, Mode::On);
+        assert_eq!(run(&with(&["--sandbox=strict"])).sandbox, Mode::Strict);
+        assert_eq!(run(&with(&["--no-sandbox"])).sandbox, Mode::Off);
+        assert!(fail(&with(&["--sandbox", "off"])).contains("invalid value 'off' for --sandbox"));
+        assert!(
+            fail(&with(&["--sandbox", "strict", "--no-sandbox"]))
+                .contains("--sandbox and --no-sandbox cannot be used together")
+        );
         let o = run(&[
             "-d",
             "-s/run/a.sock",

@@ -1,7 +1,9 @@
 //! `spiped`: the daemon. Listens on the source, and for each connection opens the
 //! target and pipes between them, encrypting one side.
 
+use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_signal::{Signal, Signals};
@@ -14,7 +16,7 @@ use crate::daemon::{self, Readiness, RemoveOnDrop};
 use crate::proto::handshake::{Handshake, Mode};
 use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile, log, systemd};
+use crate::{dispatch, keyfile, log, sandbox, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -57,8 +59,8 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
 }
 
-/// Everything after forking: pidfile, source, privileges, target, then the accept loop
-/// until SIGTERM or SIGINT.
+/// Everything after forking: pidfile, source, privileges, target, the sandbox, then the
+/// accept loop until SIGTERM or SIGINT.
 async fn serve(
     ex: &rt::Executor,
     opts: SpipedOptions,
@@ -102,6 +104,10 @@ async fn serve(
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
+    let wrote_pidfile = _pidfile.is_some();
+    let needs = sandbox_needs(&opts, &targets, bind, &listener, wrote_pidfile);
+    let confinement = sandbox::confine(&needs, opts.sandbox)?;
+    log::info(&format!("sandbox: {confinement}"));
     announce_ready(readiness, opts.syslog)?;
     let mode = Mode {
         fast: opts.fast,
@@ -136,6 +142,39 @@ async fn serve(
     });
     dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
     Ok(())
+}
+
+/// What the daemon still needs once serving, for the sandbox: the key files, the UNIX
+/// sockets, the pidfile, the TCP ports, and DNS when `-r` re-resolves a host name.
+fn sandbox_needs(
+    opts: &SpipedOptions,
+    targets: &Targets,
+    bind: Option<SocketAddr>,
+    listener: &Listener,
+    wrote_pidfile: bool,
+) -> sandbox::Needs {
+    let key_files = std::iter::once(&opts.key_file).chain(&opts.extra_key_files);
+    let (mut unix_targets, mut connect_ports) = (Vec::new(), Vec::new());
+    for ep in targets.current().iter() {
+        match ep {
+            Endpoint::Unix(p) => unix_targets.push(p.clone()),
+            Endpoint::Tcp(a) => connect_ports.push(a.port()),
+        }
+    }
+    let source_port = match listener.endpoint() {
+        Endpoint::Tcp(a) => Some(a.port()),
+        Endpoint::Unix(_) => None,
+    };
+    sandbox::Needs {
+        read_files: key_files.filter(|k| *k != "-").map(PathBuf::from).collect(),
+        unix_targets,
+        unix_sources: listener.unix_path().cloned().into_iter().collect(),
+        pidfile: wrote_pidfile.then(|| opts.pidfile.clone()),
+        bind_ports: source_port.into_iter().chain(bind.map(|b| b.port())).collect(),
+        connect_ports,
+        dns: matches!(opts.target, Address::Name { .. }) && opts.resolve_interval.is_some(),
+        syslog: opts.syslog,
+    }
 }
 
 /// The socket options of every connection, both accepted and opened (`-j`).

@@ -1,0 +1,251 @@
+//! The Landlock layer: which files may be read, which UNIX sockets created, removed or
+//! connected to, and which TCP ports bound or connected to, once serving.
+//!
+//! Rules are tied to the files and directories that exist when they are made (Landlock
+//! follows inodes, not names), which is why a file read again later is allowed through
+//! its directory when that directory is one of its own (see `own_directory`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ::landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, LandlockStatus, NetPort, PathBeneath, PathFd,
+    RestrictSelfAttr, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    Scope,
+};
+
+use super::{Needs, own_directory};
+
+/// The newest ABI whose rights are used here (pathname UNIX socket connections came
+/// with 9); on an older kernel the crate enforces what that kernel knows.
+const TARGET_ABI: ABI = ABI::V9;
+
+/// What re-resolution reads (hickory reads both for every look-up).
+const DNS_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf"];
+
+/// DNS over TCP, for answers too large for UDP.
+const DNS_PORT: u16 = 53;
+
+/// What the C library's `syslog` uses: the log socket, and the time zone for the
+/// timestamp, read at the first message.
+const SYSLOG_SOCKET: &str = "/dev/log";
+const LOCALTIME: &str = "/etc/localtime";
+
+/// A Landlock domain in force, and what it allows (for [`Enforced::admits`]).
+#[derive(Debug)]
+pub struct Enforced {
+    /// The kernel's Landlock ABI version.
+    pub abi: i32,
+    /// File access is restricted (ABI 1 and up).
+    pub fs: bool,
+    /// TCP bind and connect are restricted (ABI 4 and up).
+    pub net: bool,
+    /// Every thread is restricted, not only this one and those it starts (ABI 8).
+    pub all_threads: bool,
+    dns: bool,
+    files: Vec<PathBuf>,
+    directories: Vec<PathBuf>,
+    socket_directories: Vec<PathBuf>,
+    bind_ports: Vec<u16>,
+    connect_ports: Vec<u16>,
+}
+
+/// Restricts the calling thread (and all threads, on ABI 8) to `needs`, and sets
+/// `no_new_privs`. `Err` says why Landlock is not in force at all.
+pub fn restrict(needs: &Needs) -> Result<Enforced, String> {
+    let (ruleset, allowed) = build(needs).map_err(|e| e.to_string())?;
+    let status = ruleset
+        .all_threads(true)
+        .and_then(RulesetCreated::restrict_self)
+        .map_err(|e| e.to_string())?;
+    let abi = match status.landlock {
+        LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => kernel_abi.unwrap_or(effective_abi as i32),
+        LandlockStatus::NotEnabled => return Err("not enabled in this kernel".into()),
+        LandlockStatus::NotImplemented => return Err("not built into this kernel".into()),
+    };
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(format!("not enforced by this kernel (ABI {abi})"));
+    }
+    Ok(Enforced {
+        abi,
+        fs: true,
+        net: abi >= ABI::V4 as i32,
+        all_threads: status.all_threads,
+        ..allowed
+    })
+}
+
+/// The ruleset for `needs`, and a record of what it allows.
+fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::RulesetError> {
+    let scopes = match notify_socket_is_abstract() {
+        // systemd's notification socket may be abstract; it must stay reachable.
+        true => BitFlags::from(Scope::Signal),
+        false => Scope::Signal | Scope::AbstractUnixSocket,
+    };
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(TARGET_ABI))?
+        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
+        .scope(scopes)?
+        .create()?;
+    let mut allowed = Enforced {
+        abi: 0,
+        fs: false,
+        net: false,
+        all_threads: false,
+        dns: needs.dns,
+        files: Vec::new(),
+        directories: Vec::new(),
+        socket_directories: Vec::new(),
+        bind_ports: needs.bind_ports.clone(),
+        connect_ports: needs.connect_ports.clone(),
+    };
+    let mut files: Vec<PathBuf> = needs.read_files.clone();
+    if needs.dns {
+        files.extend(DNS_FILES.iter().map(PathBuf::from));
+        allowed.connect_ports.push(DNS_PORT);
+    }
+    if needs.syslog {
+        files.push(LOCALTIME.into());
+    }
+    for f in &files {
+        ruleset = allow(ruleset, f, AccessFs::ReadFile.into())?;
+        allowed.files.extend(std::fs::canonicalize(f));
+    }
+    // A reload may read new key files put beside the old ones.
+    for dir in needs.read_files.iter().filter_map(|f| own_directory(f)) {
+        ruleset = allow(ruleset, &dir, AccessFs::ReadFile | AccessFs::ReadDir)?;
+        allowed.directories.push(dir);
+    }
+    let mut sockets: Vec<PathBuf> = needs.unix_targets.clone();
+    if needs.syslog {
+        sockets.push(SYSLOG_SOCKET.into());
+    }
+    sockets.extend(notify_socket_path());
+    for s in &sockets {
+        ruleset = allow(ruleset, s, AccessFs::ResolveUnix.into())?;
+        // A target that restarts makes a new socket file (a new inode).
+        if let Some(dir) = own_directory(s) {
+            ruleset = allow(ruleset, &dir, AccessFs::ResolveUnix.into())?;
+        }
+    }
+    // Removal at exit (and by a reload that stops a pipe); creation by a reload that
+    // starts one in the same directory.
+    for dir in needs.unix_sources.iter().filter_map(|s| own_directory(s)) {
+        ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
+        allowed.socket_directories.push(dir);
+    }
+    if let Some(dir) = needs.pidfile.as_deref().and_then(own_directory) {
+        ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
+    }
+    for &port in &allowed.bind_ports {
+        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::BindTcp))?;
+    }
+    for &port in &allowed.connect_ports {
+        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
+    Ok((ruleset, allowed))
+}
+
+/// Adds a rule allowing `access` beneath `path`; a path that does not exist (an
+/// optional file such as `/etc/hosts`, a target socket not created yet) is skipped.
+fn allow(
+    ruleset: RulesetCreated,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<RulesetCreated, ::landlock::RulesetError> {
+    match PathFd::new(path) {
+        Ok(fd) => ruleset.add_rule(PathBeneath::new(fd, access)),
+        Err(_) => Ok(ruleset),
+    }
+}
+
+/// `NOTIFY_SOCKET` names an abstract socket (`@...`).
+fn notify_socket_is_abstract() -> bool {
+    std::env::var_os("NOTIFY_SOCKET")
+        .is_some_and(|s| s.as_encoded_bytes().first() == Some(&b'@'))
+}
+
+/// `NOTIFY_SOCKET` when it names a socket file.
+fn notify_socket_path() -> Option<PathBuf> {
+    let s = std::env::var_os("NOTIFY_SOCKET")?;
+    (s.as_encoded_bytes().first() == Some(&b'/')).then(|| PathBuf::from(s))
+}
+
+impl Enforced {
+    /// See [`super::Confinement::admits`].
+    pub fn admits(&self, needs: &Needs) -> Result<(), String> {
+        let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox)";
+        for f in &needs.read_files {
+            let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+            let ok = self.files.contains(&path)
+                || self.directories.iter().any(|d| path.starts_with(d));
+            if !ok {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) does not allow reading {}: \
+                     only the files read then and files in their own directories{} may \
+                     be read; {restart}",
+                    f.display(),
+                    list(&self.directories)
+                ));
+            }
+        }
+        if needs.dns && !self.dns {
+            return Err(format!(
+                "the sandbox set up at start (Landlock) does not allow reading /etc/hosts \
+                 and /etc/resolv.conf (no host name was resolved then); {restart}"
+            ));
+        }
+        for s in &needs.unix_sources {
+            let dir = own_directory(s);
+            if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) does not allow creating the \
+                     UNIX socket {}: only in the directories of the sockets created then{}; \
+                     {restart}",
+                    s.display(),
+                    list(&self.socket_directories)
+                ));
+            }
+        }
+        if self.net {
+            let ports = [
+                ("listening on", &needs.bind_ports, &self.bind_ports),
+                ("connecting to", &needs.connect_ports, &self.connect_ports),
+            ];
+            for (what, wanted, allowed) in ports {
+                if let Some(p) = wanted.iter().find(|p| !allowed.contains(p)) {
+                    return Err(format!(
+                        "the sandbox set up at start (Landlock) does not allow {what} TCP \
+                         port {p}: only the ports in use then; {restart}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// ` (a, b)`, or nothing for an empty list.
+fn list(dirs: &[PathBuf]) -> String {
+    match dirs {
+        [] => String::new(),
+        _ => {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            format!(" ({})", names.join(", "))
+        }
+    }
+}
+
+impl fmt::Display for Enforced {
+    /// `landlock ABI 7 (fs, net)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let layers = match self.net {
+            true => "fs, net",
+            false => "fs",
+        };
+        write!(f, "landlock ABI {} ({layers})", self.abi)
+    }
+}
