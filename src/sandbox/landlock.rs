@@ -114,8 +114,12 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         ruleset = allow(ruleset, f, AccessFs::ReadFile.into())?;
         allowed.files.extend(std::fs::canonicalize(f));
     }
-    // A reload may read new key files put beside the old ones.
-    for dir in needs.read_files.iter().filter_map(|f| own_directory(f)) {
+    // A reload may read new key files put beside the old ones. resolvconf, systemd-resolved
+    // and NetworkManager replace resolv.conf's target by renaming a new file over it.
+    let dns_targets = DNS_FILES.iter().filter(|_| needs.dns);
+    let replaced = dns_targets.filter_map(|f| std::fs::canonicalize(f).ok());
+    let rereads = needs.read_files.iter().cloned().chain(replaced);
+    for dir in rereads.filter_map(|f| own_directory(&f)) {
         ruleset = allow(ruleset, &dir, AccessFs::ReadFile | AccessFs::ReadDir)?;
         allowed.directories.push(dir);
     }
@@ -179,7 +183,7 @@ impl Enforced {
     pub fn admits(&self, needs: &Needs) -> Result<(), String> {
         let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox)";
         for f in &needs.read_files {
-            let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+            let path = canonical(f);
             let ok = self.files.contains(&path)
                 || self.directories.iter().any(|d| path.starts_with(d));
             if !ok {
@@ -228,6 +232,26 @@ impl Enforced {
     }
 }
 
+/// `path` absolute with symbolic links resolved, as far as it exists: a file a reload
+/// names may not exist yet, its directory must.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent().map(own_or_dot), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path.to_owned(),
+    }
+}
+
+/// The canonical form of a file's parent directory (`.` for a bare file name).
+fn own_or_dot(parent: &Path) -> std::io::Result<PathBuf> {
+    match parent.as_os_str().is_empty() {
+        true => std::fs::canonicalize("."),
+        false => std::fs::canonicalize(parent),
+    }
+}
+
 /// ` (a, b)`, or nothing for an empty list.
 fn list(dirs: &[PathBuf]) -> String {
     match dirs {
@@ -247,5 +271,52 @@ impl fmt::Display for Enforced {
             false => "fs",
         };
         write!(f, "landlock ABI {} ({layers})", self.abi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a reload may add: files beside the key files read at start, and nothing
+    /// else; the ports in use at start, and no other. Refusals name the sandbox.
+    #[test]
+    fn reloads_may_read_beside_the_old_keys_only() {
+        let keys = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let old = keys.path().join("old.key");
+        std::fs::write(&old, "k").unwrap();
+        let at_start = Needs {
+            read_files: vec![old.clone()],
+            bind_ports: vec![8025],
+            connect_ports: vec![25],
+            ..Needs::default()
+        };
+        let (_ruleset, mut allowed) = build(&at_start).unwrap();
+        allowed.net = true;
+        let reading = |f: PathBuf| Needs {
+            read_files: vec![f],
+            ..Needs::default()
+        };
+        allowed.admits(&at_start).unwrap();
+        allowed.admits(&reading(keys.path().join("new.key"))).unwrap();
+        for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
+            let e = allowed.admits(&reading(refused.clone())).unwrap_err();
+            assert!(e.contains("sandbox") && e.contains(refused.to_str().unwrap()), "{e}");
+        }
+        let e = allowed
+            .admits(&Needs {
+                bind_ports: vec![9000],
+                ..Needs::default()
+            })
+            .unwrap_err();
+        assert!(e.contains("sandbox") && e.contains("TCP port 9000"), "{e}");
+        let e = allowed
+            .admits(&Needs {
+                dns: true,
+                ..Needs::default()
+            })
+            .unwrap_err();
+        assert!(e.contains("/etc/resolv.conf"), "{e}");
     }
 }

@@ -107,8 +107,9 @@ async fn serve(
     let wrote_pidfile = _pidfile.is_some();
     let needs = sandbox_needs(&opts, &targets, bind, &listener, wrote_pidfile);
     let confinement = sandbox::confine(&needs, opts.sandbox)?;
-    log::info(&format!("sandbox: {confinement}"));
     announce_ready(readiness, opts.syslog)?;
+    // After readiness, so that with --syslog the line is in syslog.
+    log::info(&format!("sandbox: {confinement}"));
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,
