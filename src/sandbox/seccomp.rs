@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 
 use super::syscalls;
 
@@ -13,16 +16,23 @@ use super::syscalls;
 pub fn install(strict: bool) -> Result<usize, String> {
     let program = program(strict)?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())?;
-    Ok(syscalls::ALLOWED.len())
+    Ok(syscalls::ALLOWED.len() + syscalls::NARROWED.len())
 }
 
 /// The compiled filter for this architecture.
 fn program(strict: bool) -> Result<BpfProgram, String> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
-    let rules = syscalls::ALLOWED
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = syscalls::ALLOWED
         .iter()
         .map(|&(_, nr)| (nr, Vec::new()))
-        .collect::<BTreeMap<_, _>>();
+        .collect();
+    for &(_, nr, arg, values) in syscalls::NARROWED {
+        let when = |&v: &u64| {
+            let equal = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, v);
+            SeccompRule::new(vec![equal.map_err(|e| e.to_string())?]).map_err(|e| e.to_string())
+        };
+        rules.insert(nr, values.iter().map(when).collect::<Result<_, _>>()?);
+    }
     let refused = match strict {
         true => SeccompAction::KillProcess,
         false => SeccompAction::Errno(libc::EPERM as u32),

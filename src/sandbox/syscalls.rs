@@ -1,11 +1,22 @@
 //! The system calls the running daemon (and `spipe`, once connected) makes, per
 //! architecture: what `strace -f` of the whole test suite recorded after the filter's
-//! installation (see `contrib/sandbox/allowlist-from-strace`), and nothing else.
-//! aarch64 has no legacy calls (`open`, `poll`, `epoll_wait`, ...): its list holds the
-//! generic ones the C library uses there instead.
+//! installation (`contrib/sandbox/allowlist-from-strace`), plus the few that the tests
+//! cannot provoke but the daemon needs, each said why below. aarch64 has no legacy
+//! calls (`poll`, `epoll_wait`, `dup2`, `unlink`): the C library uses the generic ones
+//! there (`ppoll`, `epoll_pwait`, `dup3`, `unlinkat`), which its list holds instead.
 
-/// `(name, number)` of every system call allowed.
+/// `(name, number)` of every system call allowed with any arguments.
 pub static ALLOWED: &[(&str, i64)] = ALLOWED_HERE;
+
+/// `(name, number, argument index, values)`: calls allowed only when that argument
+/// is one of the values, because other values reach much more of the kernel.
+pub static NARROWED: &[(&str, i64, u8, &[u64])] = &[
+    // Only switching a descriptor's blocking mode; never TIOCSTI on a terminal, which
+    // would type commands into the shell that started a foreground daemon.
+    ("ioctl", libc::SYS_ioctl, 1, &[libc::FIONBIO as u64]),
+    // Only naming threads (new worker threads do); no other process attribute.
+    ("prctl", libc::SYS_prctl, 0, &[libc::PR_SET_NAME as u64]),
+];
 
 /// Builds the `(name, number)` list from `libc`'s `SYS_*` constants, so a name that
 /// does not exist on the architecture fails to compile.
@@ -15,42 +26,60 @@ macro_rules! syscalls {
     };
 }
 
-/// Calls common to both architectures.
-macro_rules! common {
-    ($($extra:ident),* $(,)?) => {
+/// The calls of both architectures, then the architecture's own.
+macro_rules! allowed {
+    ($($own:ident),* $(,)?) => {
         syscalls![
-            SYS_accept4, SYS_bind, SYS_brk, SYS_clock_gettime, SYS_clock_nanosleep, SYS_clone,
-            SYS_clone3, SYS_close, SYS_connect, SYS_epoll_create1, SYS_epoll_ctl,
-            SYS_epoll_pwait, SYS_eventfd2, SYS_exit, SYS_exit_group, SYS_fcntl, SYS_fstat,
-            SYS_futex, SYS_getpeername, SYS_getpid, SYS_getrandom, SYS_getsockname,
-            SYS_getsockopt, SYS_gettid, SYS_ioctl, SYS_listen, SYS_lseek, SYS_madvise,
-            SYS_mmap, SYS_mprotect, SYS_mremap, SYS_munmap, SYS_nanosleep, SYS_newfstatat,
-            SYS_openat, SYS_pipe2, SYS_ppoll, SYS_prctl, SYS_read, SYS_readv, SYS_recvfrom,
-            SYS_recvmsg, SYS_rseq, SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn,
-            SYS_sched_getaffinity, SYS_sched_yield, SYS_sendmsg, SYS_sendto,
-            SYS_set_robust_list, SYS_setsockopt, SYS_shutdown, SYS_sigaltstack, SYS_socket,
-            SYS_statx, SYS_tgkill, SYS_unlinkat, SYS_write, SYS_writev,
-            $($extra),*
+            // Sockets: accepting, connecting, moving bytes, options, DNS over UDP.
+            SYS_accept4, SYS_bind, SYS_close, SYS_connect, SYS_getpeername,
+            SYS_getsockname, SYS_getsockopt, SYS_recvfrom, SYS_sendmsg, SYS_sendto,
+            SYS_setsockopt, SYS_shutdown, SYS_socket,
+            // A reload that starts a pipe listens on a new socket.
+            SYS_listen,
+            // The event loop, its timers, and waking it from worker threads.
+            SYS_epoll_ctl, SYS_epoll_pwait, SYS_fcntl, SYS_futex, SYS_read, SYS_write,
+            SYS_timerfd_settime,
+            // Time (the vDSO answers without a call, except as a fallback) and sleeps.
+            SYS_clock_gettime, SYS_clock_nanosleep, SYS_nanosleep, SYS_sched_yield,
+            // Memory.
+            SYS_brk, SYS_madvise, SYS_mmap, SYS_mprotect, SYS_mremap, SYS_munmap,
+            // Worker threads: starting (clone when clone3 is unavailable), their signal
+            // stacks and masks, ending when idle.
+            SYS_clone, SYS_clone3, SYS_exit, SYS_gettid, SYS_rseq, SYS_rt_sigaction,
+            SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_sched_getaffinity,
+            SYS_set_robust_list, SYS_sigaltstack,
+            // Handshake nonces and Diffie-Hellman secrets.
+            SYS_getrandom,
+            // Files allowed by Landlock: key files and resolver configuration
+            // (re-read on reload and re-resolution), stat of standard streams; uname
+            // for the resolver's default domain.
+            SYS_lseek, SYS_newfstatat, SYS_openat, SYS_statx, SYS_uname,
+            // Exiting; a panic's abort signals the process itself.
+            SYS_exit_group, SYS_getpid, SYS_tgkill,
+            $($own),*
         ]
     };
 }
 
+// Of each: standard streams to /dev/null once the daemon is ready (dup2), removing the
+// pidfile and a UNIX socket at exit (unlink), and epoll_wait as mio calls it.
 #[cfg(target_arch = "x86_64")]
-static ALLOWED_HERE: &[(&str, i64)] = common![SYS_epoll_wait, SYS_poll, SYS_unlink];
+static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup2, SYS_unlink, SYS_epoll_wait];
 
 #[cfg(target_arch = "aarch64")]
-static ALLOWED_HERE: &[(&str, i64)] = common![];
+static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup3, SYS_unlinkat];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn no_name_twice() {
-        let mut names: Vec<&str> = ALLOWED.iter().map(|(n, _)| *n).collect();
-        names.sort_unstable();
-        let before = names.len();
-        names.dedup();
-        assert_eq!(names.len(), before);
+    fn no_call_twice() {
+        let mut numbers: Vec<i64> = ALLOWED.iter().map(|(_, nr)| *nr).collect();
+        numbers.extend(NARROWED.iter().map(|(_, nr, _, _)| *nr));
+        numbers.sort_unstable();
+        let before = numbers.len();
+        numbers.dedup();
+        assert_eq!(numbers.len(), before);
     }
 }
