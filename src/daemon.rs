@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::cli::spiped::UserSpec;
@@ -125,34 +126,98 @@ impl Readiness {
     }
 }
 
-/// A file this process created, removed (best effort) when dropped: the pidfile and a
-/// UNIX source socket. After `-u` the file may belong to root and stay; that is expected.
-pub struct RemoveOnDrop(PathBuf);
+/// A file this process created, removed (best effort) when dropped, but only if it is
+/// still ours: another instance may have replaced it meanwhile (started while this one
+/// drained its connections), and its socket or pidfile must survive our exit. After `-u`
+/// the file may belong to root and stay; that is expected.
+pub struct RemoveOnDrop {
+    path: PathBuf,
+    ours: Ours,
+}
+
+/// How to tell that the file at the path is still the one this process made.
+enum Ours {
+    /// The UNIX socket file we bound: same device and inode.
+    File { dev: u64, ino: u64 },
+    /// The pidfile: it still holds these contents (our pid).
+    Holding(String),
+}
 
 impl RemoveOnDrop {
-    /// Takes charge of removing `path`.
-    pub fn new(path: &Path) -> RemoveOnDrop {
-        RemoveOnDrop(path.to_owned())
+    /// Takes charge of removing the socket file at `path`, whose (device, inode) was
+    /// `id` when bound.
+    pub fn socket(path: &Path, (dev, ino): (u64, u64)) -> RemoveOnDrop {
+        RemoveOnDrop {
+            path: path.to_owned(),
+            ours: Ours::File { dev, ino },
+        }
+    }
+
+    /// Whether the path still names what we made (never following a symlink).
+    fn still_ours(&self) -> bool {
+        match &self.ours {
+            Ours::File { dev, ino } => std::fs::symlink_metadata(&self.path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == (*dev, *ino)),
+            Ours::Holding(contents) => {
+                let mut found = String::new();
+                open_nofollow(&self.path, File::options().read(true))
+                    .and_then(|mut f| f.read_to_string(&mut found))
+                    .is_ok_and(|_| found == *contents)
+            }
+        }
     }
 }
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.still_ours() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
+/// Opens `path` with `options`, refusing a symlink in its last component (ELOOP) and
+/// without blocking on a FIFO.
+fn open_nofollow(path: &Path, options: &mut std::fs::OpenOptions) -> io::Result<File> {
+    options
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
 /// Writes this process's id to `path` as C spiped does (decimal, no newline); the file
-/// is removed when the result is dropped.
+/// is removed when the result is dropped, if it still holds our id then.
+///
+/// Unlike C, never through a symlink, and only into a regular file: a root daemon's
+/// pidfile often sits in a directory others may write to, and following a planted link
+/// would let them overwrite any file.
 pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, String> {
-    std::fs::write(path, std::process::id().to_string()).map_err(|e| {
+    let pid = std::process::id().to_string();
+    let fail = |why: String| {
         format!(
-            "cannot write pidfile {}: {} (choose another with -p)",
-            path.display(),
-            describe(&e)
+            "cannot write pidfile {}: {why} (choose another with -p)",
+            path.display()
         )
+    };
+    let mut options = File::options();
+    options.write(true).create(true);
+    let mut f = open_nofollow(path, &mut options).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            fail("it is a symbolic link, which spiped does not write through".to_owned())
+        }
+        _ => fail(describe(&e)),
     })?;
-    Ok(RemoveOnDrop::new(path))
+    match f.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(fail("it is not a regular file".to_owned())),
+        Err(e) => return Err(fail(describe(&e))),
+    }
+    f.set_len(0)
+        .and_then(|()| f.write_all(pid.as_bytes()))
+        .map_err(|e| fail(describe(&e)))?;
+    Ok(RemoveOnDrop {
+        path: path.to_owned(),
+        ours: Ours::Holding(pid),
+    })
 }
 
 /// Switches to the user and/or group of `-u`: supplementary groups cleared, then the

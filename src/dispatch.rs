@@ -17,7 +17,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts connections, running each on `ex`, until `shutdown` completes; then closes
 /// the listener at once (new connections are refused) and returns when every open
-/// connection has finished.
+/// connection has finished, or as soon as `give_up` completes (a second signal, the
+/// drain timeout), leaving the connections still open for the caller to end by exiting.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
@@ -29,13 +30,17 @@ pub async fn serve(
     targets: Targets,
     limit: Option<usize>,
     shutdown: impl Future<Output = ()>,
+    give_up: impl Future<Output = ()>,
 ) {
     // Every connection task holds a sender; when the last one is dropped, recv fails.
     let (open_tx, open_rx) = smol::channel::bounded::<()>(1);
     let accepting = accept_loop(ex, &listener, cfg, targets, limit, open_tx);
     futures_lite::future::or(accepting, shutdown).await;
     drop(listener);
-    let _ = open_rx.recv().await;
+    let drained = async {
+        let _ = open_rx.recv().await;
+    };
+    futures_lite::future::or(drained, give_up).await;
 }
 
 async fn accept_loop(

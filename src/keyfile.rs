@@ -7,16 +7,28 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use zeroize::Zeroizing;
 
-use crate::proto::key::Key;
+use crate::proto::key::{Key, KeyHasher};
 
-/// Reads the key file whole and hashes it into the protocol key `K`.
+/// The largest key file hashed. C spiped has no limit but reads the file whole; past this
+/// size a "key file" is a mistake (`-k /dev/zero`, a disk image), not a key.
+pub const MAX_KEY_FILE: u64 = 1 << 30;
+
+/// How much of the key file is read (and hashed) at a time: memory use stays at this,
+/// whatever the file's size.
+const CHUNK: usize = 64 * 1024;
+
+/// Hashes the key file as a stream into the protocol key `K`.
 ///
-/// Any length and any bytes are accepted, as in spiped; an empty file is refused because
-/// both ends would then share a key that anyone can guess. The raw file contents are
-/// wiped from memory after hashing. Errors name the file.
+/// Any bytes and any length up to [`MAX_KEY_FILE`] are accepted, as in spiped; a file
+/// shorter than 32 bytes (even empty) draws one warning, since such a key may be
+/// guessed. Reading stops with an error past [`MAX_KEY_FILE`] bytes, so neither
+/// `/dev/zero` nor a huge sparse file can exhaust memory. Every chunk read is wiped
+/// from memory after hashing. Errors name the file.
 ///
-/// A key file that its group or others may read draws a warning on standard error (as
-/// ssh does for private keys) but is still used: refusing would break existing setups.
+/// A regular key file that its group or everyone may read draws a warning on standard
+/// error (as ssh does for private keys) but is still used: refusing would break existing
+/// setups. Devices, FIFOs and standard input draw none: their modes say nothing about
+/// who can read the key.
 pub fn load(path: &str) -> Result<Key, String> {
     let name = if path == "-" { "standard input" } else { path };
     let read = if path == "-" {
@@ -25,64 +37,76 @@ pub fn load(path: &str) -> Result<Key, String> {
         io::stdin()
             .as_fd()
             .try_clone_to_owned()
-            .and_then(|fd| read_wiped(File::from(fd), 0))
+            .and_then(|fd| hash_stream(File::from(fd)))
     } else {
         File::open(path).and_then(|f| {
             let meta = f.metadata()?;
-            if let Some(w) = exposure_warning(path, meta.permissions().mode()) {
-                crate::log::warn(&w);
+            if meta.is_file() {
+                if meta.len() > MAX_KEY_FILE {
+                    return Ok(None);
+                }
+                if let Some(w) = exposure_warning(path, meta.permissions().mode()) {
+                    crate::log::warn(&w);
+                }
             }
-            read_wiped(f, usize::try_from(meta.len()).unwrap_or(0))
+            hash_stream(f)
         })
     };
-    let contents = read.map_err(|e| {
+    let read = read.map_err(|e| {
         format!(
             "cannot read key file {name}: {}",
             crate::errors::describe(&e)
         )
     })?;
-    if contents.is_empty() {
+    let Some((key, len)) = read else {
         return Err(format!(
-            "key file {name} is empty: create one with `spiped keygen > FILE` (32 random bytes)"
+            "key file {name} is larger than 1 GiB: give -k a file of 32 random bytes \
+             (`spiped keygen > FILE`)"
+        ));
+    };
+    if len < 32 {
+        crate::log::warn(&format!(
+            "warning: key file {name} holds {len} bytes; use 32 random bytes \
+             (`spiped keygen > FILE`)"
         ));
     }
-    Ok(Key::from_file_contents(&contents))
+    Ok(key)
 }
 
-/// Reads `r` to its end into a buffer that is wiped when dropped, growing it by hand:
-/// a `Vec` growing itself would free each smaller copy of the key unwiped.
-fn read_wiped(mut r: impl Read, size_hint: usize) -> io::Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(size_hint.saturating_add(1).max(256)));
+/// Hashes `r` to its end in chunks through a buffer that is wiped when dropped: the key
+/// and how many bytes it had, or `None` once more than [`MAX_KEY_FILE`] bytes came.
+fn hash_stream(mut r: impl Read) -> io::Result<Option<(Key, u64)>> {
+    let mut buf = Zeroizing::new(vec![0u8; CHUNK]);
+    let mut hasher = KeyHasher::new();
+    let mut total = 0u64;
     loop {
-        if buf.len() == buf.capacity() {
-            let mut bigger = Zeroizing::new(Vec::with_capacity(buf.capacity() * 2));
-            bigger.extend_from_slice(&buf);
-            buf = bigger;
-        }
-        let len = buf.len();
-        // Within the capacity, so this never reallocates.
-        let cap = buf.capacity();
-        buf.resize(cap, 0);
-        let got = r.read(&mut buf[len..]);
-        buf.truncate(len + *got.as_ref().unwrap_or(&0));
-        match got {
-            Ok(0) => return Ok(buf),
-            Ok(_) => {}
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(Some((hasher.finish(), total))),
+            Ok(n) => {
+                total += n as u64;
+                if total > MAX_KEY_FILE {
+                    return Ok(None);
+                }
+                hasher.update(&buf[..n]);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
 }
 
-/// The warning for a key file at `path` with permission bits `mode`, if its group or
-/// others may read it.
+/// The warning for a regular key file at `path` with permission bits `mode`, if its
+/// group or everyone may read it.
 fn exposure_warning(path: &str, mode: u32) -> Option<String> {
-    (mode & 0o044 != 0).then(|| {
-        format!(
-            "warning: key file {path} is readable by others (mode {:03o}); chmod 600 it",
-            mode & 0o777
-        )
-    })
+    let who = match mode {
+        m if m & 0o004 != 0 => "everyone",
+        m if m & 0o040 != 0 => "its group",
+        _ => return None,
+    };
+    Some(format!(
+        "warning: key file {path} is readable by {who} (mode {:03o}); chmod 600 it",
+        mode & 0o777
+    ))
 }
 
 #[cfg(test)]
@@ -103,5 +127,26 @@ mod tests {
                 .unwrap()
                 .contains("mode 644")
         );
+    }
+
+    #[test]
+    fn names_who_can_read() {
+        for (mode, who) in [
+            (0o640, "its group"),
+            (0o660, "its group"),
+            (0o604, "everyone"),
+            (0o644, "everyone"),
+        ] {
+            let w = exposure_warning("k", mode).unwrap();
+            assert!(w.contains(&format!("readable by {who} ")), "{mode:o}: {w}");
+        }
+    }
+
+    #[test]
+    fn streamed_hash_equals_whole_hash() {
+        let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i * 7) as u8).collect();
+        let (k, n) = hash_stream(&data[..]).unwrap().unwrap();
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(k.as_bytes(), Key::from_file_contents(&data).as_bytes());
     }
 }

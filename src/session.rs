@@ -19,14 +19,17 @@ use crate::pump::{self, PumpError};
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
 /// so does one of ours whose key differs. Added to those errors.
-pub const X25519_HINT: &str =
-    "the server may not support --x25519 (the C spiped does not), or its key differs";
+pub const X25519_HINT: &str = "the server may not support --x25519 (the C spiped does not), its key differs, or it \
+     could not reach its target";
 
 /// Why a handshake did not complete.
 #[derive(Debug)]
 pub enum HandshakeFailure {
     /// The peer closed the connection before the handshake finished.
     Closed,
+    /// Our server closed the connection before the handshake finished (we are the
+    /// client, and did not ask for X25519).
+    ServerClosed,
     /// We asked for X25519 and the server closed the connection before answering.
     X25519Unanswered,
     /// The peer sent data before the handshake finished, which no spiped peer does.
@@ -43,7 +46,13 @@ impl fmt::Display for HandshakeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HandshakeFailure::Closed => f.write_str(
-                "handshake failed: the peer closed the connection (wrong key, or it requires PFS?)",
+                "handshake failed: the peer closed the connection (wrong key, or a -g/-f mismatch?)",
+            ),
+            // C's -d connects to its target before it answers, and drops the client when
+            // it cannot: that looks the same from here as a refused handshake.
+            HandshakeFailure::ServerClosed => f.write_str(
+                "handshake failed: the server closed the connection: wrong key, a -g/-f \
+                 mismatch, or the server could not reach its target",
             ),
             HandshakeFailure::X25519Unanswered => write!(
                 f,
@@ -64,6 +73,14 @@ impl fmt::Display for HandshakeFailure {
 }
 
 impl std::error::Error for HandshakeFailure {}
+
+/// Whether a write or read error means the peer closed the connection on us.
+fn was_dropped(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
+}
 
 /// A finished handshake: the packet keys for this side, and what was agreed.
 #[derive(Debug)]
@@ -122,24 +139,36 @@ pub async fn handshake(
     mut hs: Box<Handshake>,
     mut early: Option<Early<'_>>,
 ) -> Result<Established, HandshakeFailure> {
-    let x25519 = hs.role() == Role::Client && hs.mode().x25519;
+    let client = hs.role() == Role::Client;
+    let x25519 = client && hs.mode().x25519;
     let mut inbox = Inbox::new();
     let mut sent_early = None;
+    // A server that drops us shows as an end of stream, or, racing our write, as a
+    // broken pipe or reset: the same event, named with its possible causes.
+    let dropped = |e: HandshakeFailure| match e {
+        HandshakeFailure::Io(e) if !client || !was_dropped(&e) => HandshakeFailure::Io(e),
+        HandshakeFailure::Closed | HandshakeFailure::Io(_) if x25519 => {
+            HandshakeFailure::X25519Unanswered
+        }
+        HandshakeFailure::Closed | HandshakeFailure::Io(_) if client => {
+            HandshakeFailure::ServerClosed
+        }
+        e => e,
+    };
     loop {
         if let Some(e) = early.take_if(|_| hs.seals_early()) {
             sent_early = Some(e.seal_into(&mut hs).await?);
         }
         match hs.next() {
             Next::Send(bytes) => {
-                t.write_all(bytes).await.map_err(HandshakeFailure::Io)?;
+                t.write_all(bytes)
+                    .await
+                    .map_err(|e| dropped(HandshakeFailure::Io(e)))?;
                 hs = sent(hs).await;
             }
             Next::Recv(n) => {
                 let window = hs.read_window();
-                let got = inbox.take(t, n, window).await.map_err(|e| match e {
-                    HandshakeFailure::Closed if x25519 => HandshakeFailure::X25519Unanswered,
-                    e => e,
-                })?;
+                let got = inbox.take(t, n, window).await.map_err(dropped)?;
                 hs = receive(hs, got).await.map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,

@@ -257,6 +257,83 @@ fn signals_drain_open_connections_then_exit_0() {
     }
 }
 
+/// An `-e` on a UNIX socket with one idle connection open through it (to an echo target
+/// behind a `-d`), for the drain tests: the daemon, the connection, and what keeps the
+/// rest alive.
+fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target, Daemon)) {
+    let k = key(dir);
+    let target = Target::start(Transport::Tcp, dir, Mode::Echo);
+    let (hop, d) = decrypting_hop(dir, &k, &target);
+    let src = Addr::fresh(Transport::Unix, dir, "src");
+    let args = [&["-e"][..], extra].concat();
+    let e = Daemon::pipe(Impl::Ours, "e", dir, &src, &hop.arg(), &k, &args);
+    let mut conn = src.connect().unwrap();
+    conn.write_all(b"ping").unwrap();
+    let echoed = conn.read_exact_within(4, EXCHANGE_DEADLINE).unwrap();
+    assert_eq!(echoed, b"ping");
+    (e, conn, src, (target, d))
+}
+
+/// Polls until `src` refuses connections (the daemon has started draining).
+fn wait_refusing(src: &Addr) {
+    let end = Instant::now() + QUICK;
+    while src.connect().is_ok() {
+        assert!(Instant::now() < end, "still accepting after the signal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A second SIGTERM or SIGINT during the drain ends the daemon at once (as C does),
+/// though a connection is still open: exit 0, the socket file removed, the client's
+/// connection closed.
+#[test]
+fn second_signal_during_drain_exits_at_once() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = temp_dir();
+        let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &[]);
+        e.signal(sig);
+        wait_refusing(&src);
+        e.assert_running();
+        e.signal(sig);
+        let st = e.wait_exit(QUICK);
+        assert_eq!(code(st), Some(0), "signal {sig}: {st:?}; {}", e.stderr());
+        conn.set_read_timeout(Some(QUICK)).unwrap();
+        let (_, err) = conn.read_to_eof();
+        assert!(
+            err.as_ref()
+                .is_none_or(|e| e.kind() == ErrorKind::ConnectionReset),
+            "signal {sig}: connection not closed: {err:?}"
+        );
+        let Addr::Unix(p) = &src else { unreachable!() };
+        assert!(!p.exists(), "signal {sig}: UNIX source socket left behind");
+    }
+}
+
+/// `--drain-timeout 1`: one SIGTERM, and the idle connection still open a second later
+/// is closed and the daemon exits 0, no sooner.
+#[test]
+fn drain_timeout_closes_what_is_left_and_exits_0() {
+    let dir = temp_dir();
+    let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &["--drain-timeout", "1"]);
+    let start = Instant::now();
+    e.signal(libc::SIGTERM);
+    wait_refusing(&src);
+    let st = e.wait_exit(QUICK);
+    let took = start.elapsed();
+    assert_eq!(code(st), Some(0), "{st:?}; {}", e.stderr());
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before the drain timeout"
+    );
+    conn.set_read_timeout(Some(QUICK)).unwrap();
+    let (_, err) = conn.read_to_eof();
+    assert!(
+        err.as_ref()
+            .is_none_or(|e| e.kind() == ErrorKind::ConnectionReset),
+        "connection not closed: {err:?}"
+    );
+}
+
 /// The uid and primary gid of `user` from /etc/passwd.
 fn passwd_ids(user: &str) -> (String, String) {
     let passwd = fs::read_to_string("/etc/passwd").unwrap();

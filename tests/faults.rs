@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use spiped::proto::dh;
-use spiped::proto::key::session_keys;
-use spiped::proto::{Key, Opener, PACKET_LEN};
+use spiped::proto::key::{SessionKeys, session_keys};
+use spiped::proto::{Handshake, Key, Mode as HsMode, Next, Opener, PACKET_LEN, PAYLOAD_MAX, Role};
 
 const KEY: &[u8] = b"fault injection key file contents";
 
@@ -554,4 +554,150 @@ fn fd_exhaustion_recovers() {
         "accept failures reported {accept_failures} times: {err}"
     );
     assert!(err.contains("again after"), "no recovery line: {err}");
+}
+
+/// Runs a fast-mode (`-f`) handshake in `role` with the key file [`KEY`] over `s`; the
+/// session keys, derived from the nonces seen on the way. `None` if the peer went away.
+fn fast_handshake(s: &mut TcpStream, role: Role) -> Option<SessionKeys> {
+    let key = Key::from_file_contents(KEY);
+    let fast = HsMode {
+        fast: true,
+        ..HsMode::default()
+    };
+    let mut hs = Handshake::new(role, fast, &key).unwrap();
+    let (mut ours, mut theirs) = (None::<[u8; 32]>, None::<[u8; 32]>);
+    s.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+    loop {
+        match hs.next() {
+            Next::Send(b) => {
+                ours.get_or_insert_with(|| b[..32].try_into().unwrap());
+                s.write_all(b).ok()?;
+                hs.sent();
+            }
+            Next::Recv(n) => {
+                let mut b = vec![0u8; n];
+                s.read_exact(&mut b).ok()?;
+                theirs.get_or_insert_with(|| b[..32].try_into().unwrap());
+                hs.received(&b).ok()?;
+            }
+            Next::Done => break,
+        }
+    }
+    let (nonce_c, nonce_s) = match role {
+        Role::Client => (ours?, theirs?),
+        Role::Server => (theirs?, ours?),
+    };
+    Some(session_keys(&key, &nonce_c, &nonce_s, &dh::ONE))
+}
+
+/// Packet `pnum` carrying `payload` but claiming `len` bytes, sealed by hand (AES-256-CTR
+/// then HMAC-SHA256, as the protocol says) so that its length field can be anything.
+fn crafted_packet(enc: &[u8; 32], mac: &[u8; 32], pnum: u64, payload: &[u8], len: u32) -> Vec<u8> {
+    use ctr::cipher::{KeyIvInit, StreamCipher};
+    use hmac::{KeyInit, Mac};
+    let mut body = vec![0u8; PAYLOAD_MAX + 4];
+    body[..payload.len()].copy_from_slice(payload);
+    body[PAYLOAD_MAX..].copy_from_slice(&len.to_be_bytes());
+    let mut iv = [0u8; 16];
+    iv[..8].copy_from_slice(&pnum.to_be_bytes());
+    ctr::Ctr64BE::<aes::Aes256>::new(enc.into(), &iv.into()).apply_keystream(&mut body);
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(mac).unwrap();
+    m.update(&body);
+    m.update(&pnum.to_be_bytes());
+    body.extend_from_slice(&m.finalize().into_bytes());
+    body
+}
+
+/// Two packets from an authenticated peer: the first claims 0 bytes, the second carries
+/// "after". Checks first that the hand sealing is right (a 1-byte packet opens), so a
+/// drop below cannot come from a bad MAC.
+fn empty_then_data(enc: &[u8; 32], mac: &[u8; 32]) -> Vec<u8> {
+    let mut probe: [u8; PACKET_LEN] = crafted_packet(enc, mac, 0, b"x", 1).try_into().unwrap();
+    assert_eq!(Opener::new(enc, mac).open_in_place(&mut probe), Ok(1));
+    [
+        crafted_packet(enc, mac, 0, b"", 0),
+        crafted_packet(enc, mac, 1, b"after", 5),
+    ]
+    .concat()
+}
+
+/// A packet whose decrypted length field is 0 drops the connection, as in C, in both
+/// roles: a `-d` given it by a client delivers nothing to its target, and a `-e` given
+/// it by a server delivers nothing to its client; both close the connection.
+#[test]
+fn zero_length_packet_drops_the_connection() {
+    let dir = temp_dir();
+    let k = key_file(dir.path(), "key", KEY);
+    let k = k.to_str().unwrap();
+    for d in decs() {
+        // Server role: we are the client of a -d.
+        let target = Target::start(
+            Transport::Tcp,
+            dir.path(),
+            Mode::Duplex(Arc::new(Vec::new())),
+        );
+        let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
+        let _dec = Daemon::pipe(
+            d,
+            "dec",
+            dir.path(),
+            &src,
+            &target.addr.arg(),
+            k,
+            &["-d", "-f"],
+        );
+        let Addr::Tcp(at) = src else { unreachable!() };
+        let mut s = TcpStream::connect(at).unwrap();
+        let keys = fast_handshake(&mut s, Role::Client).expect("handshake with -d");
+        s.write_all(&empty_then_data(&keys.enc_c, &keys.mac_c))
+            .unwrap();
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{d} -d kept the connection: {r:?}"
+        );
+        target
+            .wait_idle(EXCHANGE_DEADLINE)
+            .expect("target connection closed");
+        assert!(
+            target.records().iter().all(|r| r.received_len == 0),
+            "{d} -d delivered data after an empty packet: {:?}",
+            target.records()
+        );
+    }
+    for e in decs() {
+        // Client role: we are the server a -e connects to; every connection it opens
+        // (the readiness probe's too) gets the two packets.
+        let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+        let fake_at = fake.local_addr().unwrap();
+        thread::spawn(move || {
+            for conn in fake.incoming() {
+                let Ok(mut conn) = conn else { return };
+                thread::spawn(move || {
+                    if let Some(keys) = fast_handshake(&mut conn, Role::Server) {
+                        let _ = conn.write_all(&empty_then_data(&keys.enc_s, &keys.mac_s));
+                        let _ = conn.read_to_end(&mut Vec::new());
+                    }
+                });
+            }
+        });
+        let src = Addr::fresh(Transport::Tcp, dir.path(), "e");
+        let t = format!("[{}]:{}", fake_at.ip(), fake_at.port());
+        let _enc = Daemon::pipe(e, "enc", dir.path(), &src, &t, k, &["-e", "-f"]);
+        let mut c = src.connect().unwrap();
+        c.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+        let (got, err) = c.read_to_eof();
+        assert!(
+            err.as_ref()
+                .is_none_or(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "{e} -e kept the connection: {err:?}"
+        );
+        assert!(
+            got.is_empty(),
+            "{e} -e delivered {got:?} after an empty packet"
+        );
+    }
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const NEW_KEY: &[u8] = b"the new key file of a rotation";
-const OLD_KEY: &[u8] = b"the old key file of a rotation";
-const STRANGER_KEY: &[u8] = b"a key neither server knows";
+const NEW_KEY: &[u8] = b"the new key file of a rotation, 32 bytes or more";
+const OLD_KEY: &[u8] = b"the old key file of a rotation, 32 bytes or more";
+const STRANGER_KEY: &[u8] = b"a key neither server knows, 32 bytes or more";
 
 /// A `-d` of ours (with `flags`) in front of a target answering every connection with
 /// `reply`. Field order = drop order: the daemon dies first.

@@ -13,74 +13,137 @@ use std::sync::Arc;
 
 use common::*;
 
-/// The words of the first `NAME=` line of `text`.
-fn setting<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+/// The value of the first `NAME=` line of `text`.
+fn setting<'a>(text: &'a str, name: &str) -> &'a str {
     let prefix = format!("{name}=");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| panic!("no {name}= line"))
-        .split_whitespace()
+}
+
+/// The `[Service]` drop-in for key rotation that the unit's opening comment shows
+/// (its indented `#   ` lines).
+fn rotation_drop_in(unit: &str) -> String {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `spiped` command line of an `ExecStart=` of contrib/systemd/spiped@.service, with
+/// SPIPED_ARGS from spiped-example.conf, as systemd would expand it: `%d` is the
+/// credentials directory `creds`; this test's binary stands in for /usr/bin/spiped and
+/// `target` for the example's target.
+fn unit_command_line(exec_start: &str, target: &str, creds: &Path) -> (String, Vec<String>) {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let conf = fs::read_to_string(contrib.join("spiped-example.conf")).unwrap();
+    let conf_args: Vec<&str> = setting(&conf, "SPIPED_ARGS").split_whitespace().collect();
+    for unwanted in ["-s", "-k", "-F"] {
+        assert!(
+            !conf_args.contains(&unwanted),
+            "socket activation and credentials: no {unwanted} in the example"
+        );
+    }
+    let exec: Vec<&str> = exec_start.split_whitespace().collect();
+    assert_eq!(exec[0], "/usr/bin/spiped", "the Debian package's path");
+    let mut args = Vec::new();
+    for word in &exec[1..] {
+        if *word != "$SPIPED_ARGS" {
+            args.push(word.replace("%d", creds.to_str().unwrap()));
+            continue;
+        }
+        let mut words = conf_args.iter();
+        while let Some(w) = words.next() {
+            args.push(w.to_string());
+            if *w == "-t" {
+                args.push(target.to_owned());
+                words.next();
+            }
+        }
+    }
+    (spiped_bin(Impl::Ours).to_str().unwrap().to_owned(), args)
+}
+
+/// The credential names of the `LoadCredential=` lines of `text`, each checked to load
+/// a root-owned file under /etc/spiped.
+fn credentials(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("LoadCredential="))
+        .map(|v| {
+            let (name, path) = v.split_once(':').expect("LoadCredential=ID:PATH");
+            assert!(path.starts_with("/etc/spiped/"), "{v}");
+            name
+        })
         .collect()
 }
 
-/// The `spiped` command line of contrib/systemd/spiped@.service with SPIPED_ARGS from
-/// spiped-example.conf, as systemd would expand it, but with this test's binary, target
-/// and key files in place of the example's (one key file per `-k`, in order).
-fn unit_command_line(target: &str, keys: &[&str]) -> (String, Vec<String>) {
+/// Starts the example unit's command (its own `ExecStart=`, then the key-rotation
+/// drop-in its comment shows) the way systemd does for spiped@.socket: the key files in a
+/// credentials directory, mode 0400 as systemd makes them, named as `LoadCredential=`
+/// names them; the listening socket as descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` the
+/// service's own pid (set by a shell that then execs spiped, keeping its pid), and
+/// `NOTIFY_SOCKET`. Waits for the `READY=1` datagram, then serves Debian's C spipe (or
+/// ours) with each key, through the socket spiped never bound itself; the key draws no
+/// warning; on SIGTERM it sends `STOPPING=1`, exits 0 and leaves the socket file alone.
+#[test]
+fn socket_activated_unit_notifies_and_serves() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
     let unit = fs::read_to_string(contrib.join("spiped@.service")).unwrap();
     assert!(
         unit.contains("\nType=notify\n"),
         "the unit must wait for READY=1"
     );
-    let conf = fs::read_to_string(contrib.join("spiped-example.conf")).unwrap();
-    let conf_args = setting(&conf, "SPIPED_ARGS");
-    assert!(
-        !conf_args.contains(&"-s"),
-        "socket activation: no -s in the example"
-    );
-    let exec = setting(&unit, "ExecStart");
-    assert_eq!(exec[0], "/usr/bin/spiped");
-    let mut args = Vec::new();
-    let mut keys = keys.iter();
-    for word in &exec[1..] {
-        if *word != "$SPIPED_ARGS" {
-            args.push(word.to_string());
-            continue;
-        }
-        let mut words = conf_args.iter();
-        while let Some(w) = words.next() {
-            args.push(w.to_string());
-            match *w {
-                "-t" => args.push(target.to_owned()),
-                "-k" => args.push(keys.next().expect("a key per -k").to_string()),
-                _ => continue,
-            }
-            words.next();
-        }
+    assert!(unit.contains("\nDynamicUser=yes\n"), "no user to create");
+    let drop_in = rotation_drop_in(&unit);
+    assert!(drop_in.starts_with("[Service]\n"), "{drop_in}");
+    // The drop-in's empty ExecStart= resets the list; the next line is the new command.
+    let rotated = drop_in
+        .lines()
+        .filter_map(|l| l.strip_prefix("ExecStart="))
+        .find(|v| !v.is_empty())
+        .expect("the drop-in sets ExecStart=");
+    let mut creds_rotated = credentials(&unit);
+    creds_rotated.extend(credentials(&drop_in));
+    let cases = [
+        ("unit", setting(&unit, "ExecStart"), credentials(&unit)),
+        ("rotation drop-in", rotated, creds_rotated),
+    ];
+    for (case, exec_start, creds) in cases {
+        socket_activated(case, exec_start, &creds);
     }
-    (spiped_bin(Impl::Ours).to_str().unwrap().to_owned(), args)
 }
 
-/// Starts the example unit's command the way systemd does for spiped@.socket: the
-/// listening socket as descriptor 3, `LISTEN_FDS=1`, `LISTEN_PID` the service's own pid
-/// (set by a shell that then execs spiped, keeping its pid), and `NOTIFY_SOCKET`; waits
-/// for the `READY=1` datagram, then serves Debian's C spipe (or ours) using either key
-/// of the example's two, through the socket spiped never bound itself; on SIGTERM it
-/// sends `STOPPING=1`, exits 0 and leaves the socket file alone.
-#[test]
-fn socket_activated_unit_notifies_and_serves() {
+/// One run of [`socket_activated_unit_notifies_and_serves`]: `exec_start` with a key in
+/// the credential named by each of `creds`.
+fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
     let client = if c_available() { Impl::C } else { Impl::Ours };
     let dir = temp_dir();
     let dpath = dir.path();
-    let keys = [
-        key_file(dpath, "new", b"activated new key"),
-        key_file(dpath, "old", b"activated old key"),
-    ];
-    let key_args: Vec<&str> = keys.iter().map(|k| k.to_str().unwrap()).collect();
+    let cred_dir = dpath.join("credentials");
+    fs::create_dir(&cred_dir).unwrap();
+    let keys: Vec<_> = creds
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let key = key_file(
+                &cred_dir,
+                name,
+                format!("activated key {i}, 32 bytes or more").as_bytes(),
+            );
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
+            key
+        })
+        .collect();
+    fs::set_permissions(&cred_dir, fs::Permissions::from_mode(0o500)).unwrap();
     let reply = payload(20_000, 8);
     let target = Target::start(Transport::Tcp, dpath, Mode::Duplex(Arc::new(reply.clone())));
-    let (bin, args) = unit_command_line(&target.addr.arg(), &key_args);
+    let (bin, args) = unit_command_line(exec_start, &target.addr.arg(), &cred_dir);
+    assert_eq!(
+        args.iter().filter(|a| *a == "-k").count(),
+        keys.len(),
+        "{case}: one -k per credential: {args:?}"
+    );
 
     let sock = dpath.join("activated.sock");
     let listener = UnixListener::bind(&sock).unwrap();
@@ -93,7 +156,8 @@ fn socket_activated_unit_notifies_and_serves() {
         .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
         .arg(&bin)
         .env("LISTEN_FDS", "1")
-        .env("NOTIFY_SOCKET", &notify_path);
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("CREDENTIALS_DIRECTORY", &cred_dir);
     let fd = listener.as_raw_fd();
     // SAFETY: the hook runs in the forked child before exec and calls only dup2 and
     // fcntl, which are async-signal-safe; it allocates nothing and takes no locks.
@@ -120,37 +184,42 @@ fn socket_activated_unit_notifies_and_serves() {
     let mut buf = [0u8; 64];
     let n = notify
         .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("no sd_notify datagram: {e}; stderr: {}", d.stderr()));
+        .unwrap_or_else(|e| panic!("{case}: no sd_notify datagram: {e}; stderr: {}", d.stderr()));
     assert_eq!(&buf[..n], b"READY=1");
 
-    for (i, key) in key_args.iter().enumerate() {
+    for (i, key) in keys.iter().enumerate() {
         let up = payload(10_000 + i, 30 + i as u64);
         spipe_round_trip(
             client,
-            &format!("socket-activated, key {}", i + 1),
-            &["-t", &source.arg(), "-k", key],
+            &format!("socket-activated {case}, key {}", i + 1),
+            &["-t", &source.arg(), "-k", key.to_str().unwrap()],
             &up,
             &reply,
             &target,
         );
     }
-    assert!(
-        d.stderr().contains("open, handshake group14, key 2"),
-        "{}",
-        d.stderr()
-    );
+    let stderr = d.stderr();
+    // With one key the lines name none; with two, the last connection used key 2.
+    let used = match keys.len() {
+        1 => "open, handshake group14\n".to_owned(),
+        n => format!("open, handshake group14, key {n}"),
+    };
+    assert!(stderr.contains(&used), "{case}: {stderr}");
+    assert!(!stderr.contains("warning"), "{case}: {stderr}");
     // systemctl stop: SIGTERM, STOPPING=1, a clean exit, and the socket file left to
     // systemd, which made it.
     d.signal(libc::SIGTERM);
     let n = notify
         .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("no STOPPING=1: {e}; stderr: {}", d.stderr()));
+        .unwrap_or_else(|e| panic!("{case}: no STOPPING=1: {e}; stderr: {}", d.stderr()));
     assert_eq!(&buf[..n], b"STOPPING=1");
     let status = d
         .wait_exit(EXCHANGE_DEADLINE)
         .expect("did not exit on SIGTERM");
-    assert!(status.success(), "{status}; stderr: {}", d.stderr());
+    assert!(status.success(), "{case}: {status}; stderr: {}", d.stderr());
     assert!(sock.exists(), "the socket file is systemd's to remove");
+    // Let the temporary directory's removal in.
+    fs::set_permissions(&cred_dir, fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 /// With LISTEN_FDS set but meant for another process (LISTEN_PID is not ours), spiped
@@ -158,7 +227,7 @@ fn socket_activated_unit_notifies_and_serves() {
 #[test]
 fn activation_for_another_pid_is_ignored() {
     let dir = temp_dir();
-    let key = key_file(dir.path(), "key", b"k");
+    let key = key_file(dir.path(), "key", b"any key, as long as 32 bytes or more");
     let mut cmd = spiped_cmd(Impl::Ours);
     cmd.args([
         "-F",

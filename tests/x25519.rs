@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const KEY: &[u8] = b"x25519 test key file, any bytes will do";
-const WRONG_KEY: &[u8] = b"some other key file";
+const WRONG_KEY: &[u8] = b"some other key file, 32 bytes or more";
 
 /// The hint every X25519 client failure caused by an unaware server must carry.
 const HINT: &str = "the server may not support --x25519";

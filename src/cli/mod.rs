@@ -26,9 +26,9 @@ pub enum Parsed<T> {
     /// Nothing to run (help, version, or a usage error): write `stdout` and `stderr`
     /// as they are and exit with `status`.
     Exit {
-        /// Text for standard output (help and version).
+        /// Text for standard output (help).
         stdout: String,
-        /// Text for standard error (a usage error and the usage text).
+        /// Text for standard error (version, or a usage error and the usage text).
         stderr: String,
         /// The process exit status: 0 for help and version, 1 for usage errors.
         status: i32,
@@ -113,11 +113,12 @@ impl Tool {
         }
     }
 
-    /// `-v`: `<name> <version>` on stdout, exit 0.
+    /// `-v`: `<name> <version>` on standard error (where C 1.6.2 prints it, so scripts
+    /// that capture it keep working), exit 0.
     fn version<T>(&self) -> Parsed<T> {
         Parsed::Exit {
-            stdout: format!("{} {}\n", self.name, env!("CARGO_PKG_VERSION")),
-            stderr: String::new(),
+            stdout: String::new(),
+            stderr: format!("{} {}\n", self.name, env!("CARGO_PKG_VERSION")),
             status: 0,
         }
     }

@@ -228,8 +228,8 @@ mod tests {
         assert_eq!(
             parse(&args(&["-v"])),
             Parsed::Exit {
-                stdout: format!("spipe {}\n", env!("CARGO_PKG_VERSION")),
-                stderr: String::new(),
+                stdout: String::new(),
+                stderr: format!("spipe {}\n", env!("CARGO_PKG_VERSION")),
                 status: 0
             }
         );

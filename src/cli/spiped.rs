@@ -84,6 +84,9 @@ pub struct SpipedOptions {
     pub socket_owner: Option<UserSpec>,
     /// `--sandbox` / `--no-sandbox`: how the daemon confines itself once serving.
     pub sandbox: crate::sandbox::Mode,
+    /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
+    /// before they are closed; `None` (the default, as C) waits for them all.
+    pub drain_timeout: Option<Duration>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -238,6 +241,9 @@ struct Args {
     /// do not confine the process (Landlock, seccomp, capabilities)
     #[argh(switch)]
     no_sandbox: bool,
+    /// on SIGTERM, close connections still open after this many s
+    #[argh(option, arg_name = "seconds")]
+    drain_timeout: Option<String>,
 
     /// print the version and exit
     #[argh(switch, short = 'v')]
@@ -401,6 +407,11 @@ impl super::Validate for Args {
                 .transpose()
                 .map_err(super::Mistake::Value)?,
             sandbox,
+            drain_timeout: self
+                .drain_timeout
+                .map(|s| super::seconds(&s, "--drain-timeout"))
+                .transpose()
+                .map_err(super::Mistake::Value)?,
         })
     }
 }
@@ -409,13 +420,18 @@ impl super::Validate for Args {
 fn parse_mode(s: &str) -> Result<u32, String> {
     let bad = || {
         format!(
-            "invalid value '{s}' for --socket-mode: expected octal permission bits such as 0660"
+            "invalid value '{s}' for --socket-mode: expected octal permission bits from 0 to 0777, such as 0660"
         )
     };
     if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad());
     }
-    u32::from_str_radix(s, 8).map_err(|_| bad())
+    // Set through the umask at bind, which covers the permission bits only (set-id and
+    // sticky bits mean nothing on a socket).
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(bad)
 }
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
@@ -498,6 +514,7 @@ mod tests {
                 socket_mode: None,
                 socket_owner: None,
                 sandbox: crate::sandbox::Mode::On,
+                drain_timeout: None,
             }
         );
     }
@@ -536,6 +553,12 @@ mod tests {
             fail(&with(&["--sandbox", "strict", "--no-sandbox"]))
                 .contains("--sandbox and --no-sandbox cannot be used together")
         );
+        assert_eq!(run(&with(&[])).drain_timeout, None);
+        assert_eq!(
+            run(&with(&["--drain-timeout", "2.5"])).drain_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        assert!(fail(&with(&["--drain-timeout", "0"])).contains("for --drain-timeout"));
         let o = run(&[
             "-d",
             "-s/run/a.sock",
@@ -551,7 +574,7 @@ mod tests {
             o.socket_owner,
             Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
         );
-        for bad in ["0668", "12345", "rw"] {
+        for bad in ["0668", "12345", "rw", "4755", "1777"] {
             let e = fail(&["-d", "-s/a", "-t/b", "-k/k", "--socket-mode", bad]);
             assert!(
                 e.contains("for --socket-mode: expected octal"),
@@ -765,8 +788,8 @@ mod tests {
             assert_eq!(
                 parse(&args(argv)),
                 Parsed::Exit {
-                    stdout: want_version.clone(),
-                    stderr: String::new(),
+                    stdout: String::new(),
+                    stderr: want_version.clone(),
                     status: 0
                 }
             );

@@ -91,7 +91,7 @@ fn params() -> &'static BoxedMontyParams {
 /// `base^x mod p`, big-endian and left-padded to 256 bytes.
 ///
 /// `base` must be below `p`; every caller guarantees it (the generator, or a peer value
-/// checked with [`is_below_p`]).
+/// checked with [`is_acceptable_peer_value`]).
 fn pow_mod_p(base: &[u8; Y_LEN], secret: &Secret) -> [u8; Y_LEN] {
     // Neither conversion can fail: the slices are exactly as long as the precision.
     let base = BoxedUint::from_be_slice_truncated(base, Y_BITS);
@@ -199,17 +199,25 @@ pub fn public(secret: &Secret) -> [u8; Y_LEN] {
 
 /// The shared secret `peer_y^x mod p`, big-endian, left-padded to 256 bytes.
 ///
-/// The caller must already have checked `peer_y` with [`is_below_p`]; the result is not
+/// The caller must already have checked `peer_y` with [`is_acceptable_peer_value`]; the
+/// result is not
 /// meaningful otherwise (but computing it never panics).
 pub fn shared(secret: &Secret, peer_y: &[u8; Y_LEN]) -> [u8; Y_LEN] {
     pow_mod_p(peer_y, secret)
 }
 
-/// Whether the big-endian value `y` is strictly below `p`: the range check spiped applies
-/// to every received `y`. Runs in variable time, which is fine since `y` is public.
-pub fn is_below_p(y: &[u8; Y_LEN]) -> bool {
+/// Whether a received big-endian `y` may be used: below `p` (the range check of C
+/// spiped), and neither 0 nor `p - 1`, which C accepts but which make the shared secret
+/// 0 or ±1 whatever our exponent, known to anyone holding the key. No honest peer sends
+/// them: `2^x mod p` is never 0, and `p - 1` lies outside the subgroup 2 generates.
+/// (1 is allowed: it is what a fast-mode `-f` peer sends; `-g` refuses it elsewhere.)
+/// Runs in variable time, which is fine since `y` is public.
+pub fn is_acceptable_peer_value(y: &[u8; Y_LEN]) -> bool {
+    let mut p_minus_1 = P;
+    // P ends in 0xff, so this subtracts 1 without a borrow.
+    p_minus_1[Y_LEN - 1] -= 1;
     // Big-endian byte strings of equal length compare like the numbers they encode.
-    y < &P
+    y < &p_minus_1 && y.iter().any(|&b| b != 0)
 }
 
 #[cfg(test)]
@@ -263,13 +271,28 @@ mod tests {
 
     #[test]
     fn range_check() {
-        assert!(is_below_p(&ONE));
-        assert!(is_below_p(&[0; Y_LEN]));
-        assert!(!is_below_p(&P));
-        assert!(!is_below_p(&[0xff; Y_LEN]));
+        assert!(is_acceptable_peer_value(&ONE));
+        assert!(!is_acceptable_peer_value(&[0; Y_LEN]));
+        assert!(!is_acceptable_peer_value(&P));
+        assert!(!is_acceptable_peer_value(&[0xff; Y_LEN]));
+        let mut p_minus = P;
+        p_minus[Y_LEN - 1] -= 1;
+        assert!(!is_acceptable_peer_value(&p_minus));
+        p_minus[Y_LEN - 1] -= 1;
+        assert!(is_acceptable_peer_value(&p_minus));
+    }
+
+    #[test]
+    fn the_refused_values_give_a_secret_anyone_knows() {
+        // Why 0 and p - 1 are refused: 0^x = 0, and (p - 1)^x = ±1, for every x.
         let mut p_minus_1 = P;
         p_minus_1[Y_LEN - 1] -= 1;
-        assert!(is_below_p(&p_minus_1));
+        for x in [[0x5a; 32], [0x5b; 32]] {
+            let x = Secret::from_bytes(x);
+            assert_eq!(shared(&x, &[0; Y_LEN]), [0; Y_LEN]);
+            let s = shared(&x, &p_minus_1);
+            assert!(s == ONE || s == p_minus_1);
+        }
     }
 
     #[test]

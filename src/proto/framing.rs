@@ -43,13 +43,12 @@ pub struct Opened<'a> {
 }
 
 impl<'a> Opened<'a> {
-    /// The payloads opened, in stream order, skipping empty ones (a peer may send a
-    /// packet with a zero length field, which carries nothing).
+    /// The payloads opened, in stream order (each 1 to 1024 bytes: an empty packet is
+    /// an error).
     pub fn payloads(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         self.packets
             .chunks_exact(PACKET_LEN)
             .zip(self.lens)
-            .filter(|(_, len)| **len > 0)
             .map(|(p, len)| &p[..*len])
     }
 

@@ -110,8 +110,9 @@ pub enum HandshakeError {
     BadMac,
     /// We require PFS (`-g`) and the peer sent `y = 1` (it runs with `-f`).
     PeerNotPfs,
-    /// The peer's DH value is not below the group prime `p`.
-    NotBelowP,
+    /// The peer's DH value is not below the group prime `p`, or is 0 or `p - 1` (which
+    /// would make the shared secret one anyone holding the key knows).
+    BadDhValue,
     /// The peer's X25519 public key is a point of small order, which would make the
     /// shared secret all zeros whatever our secret.
     LowOrder,
@@ -136,7 +137,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::PeerNotPfs => f.write_str(
                 "handshake failed: peer did not use perfect forward secrecy (it runs with -f) and we require it (-g)",
             ),
-            HandshakeError::NotBelowP => {
+            HandshakeError::BadDhValue => {
                 f.write_str("handshake failed: peer's Diffie-Hellman value is out of range")
             }
             HandshakeError::LowOrder => {
@@ -326,8 +327,14 @@ impl Handshake {
     /// time and all of them always made, so timing tells only how many keys there are.
     /// A client ignores `others`: it always uses the key it was created with.
     pub fn accepting_also(mut self, others: &[Key]) -> Handshake {
-        if self.role == Role::Server {
-            self.keys.extend_from_slice(others);
+        if self.role == Role::Server && !others.is_empty() {
+            // A new vector of the final size, not a push onto the old one: growing would
+            // move the keys and free the old block with `K` still in it. Dropping the
+            // old vector drops (and so wipes) its key.
+            let mut keys = Vec::with_capacity(1 + others.len());
+            keys.push(self.keys[0].clone());
+            keys.extend_from_slice(others);
+            self.keys = keys;
         }
         self
     }
@@ -747,8 +754,8 @@ impl Handshake {
         let dhmac = &dhmacs[index];
         let mut peer_y = [0u8; Y_LEN];
         peer_y.copy_from_slice(y);
-        if !dh::is_below_p(&peer_y) {
-            return Err(HandshakeError::NotBelowP);
+        if !dh::is_acceptable_peer_value(&peer_y) {
+            return Err(HandshakeError::BadDhValue);
         }
         if self.mode.require_pfs && peer_y == dh::ONE {
             return Err(HandshakeError::PeerNotPfs);
@@ -1237,21 +1244,32 @@ mod tests {
     }
 
     #[test]
-    fn y_not_below_p_rejected() {
-        for y in [dh::P, [0xff; Y_LEN]] {
-            for fast in [false, true] {
-                let (mut s, mac) = server_awaiting_dh(mode(fast, false));
-                let msg = authenticated(&y, &mac);
-                assert!(matches!(feed(&mut s, &msg), Err(HandshakeError::NotBelowP)));
-                assert!(s.finish().is_none());
-            }
-        }
-        // p - 1 is in range and accepted.
+    fn y_out_of_range_zero_or_p_minus_1_rejected() {
         let mut p_minus_1 = dh::P;
         p_minus_1[Y_LEN - 1] -= 1;
-        let (mut s, mac) = server_awaiting_dh(mode(false, false));
-        feed(&mut s, &authenticated(&p_minus_1, &mac)).unwrap();
-        assert!(matches!(s.next(), Next::Send(b) if b.len() == 288));
+        for y in [dh::P, [0xff; Y_LEN], [0; Y_LEN], p_minus_1] {
+            for fast in [false, true] {
+                for (mut side, mac) in [
+                    server_awaiting_dh(mode(fast, false)),
+                    client_awaiting_dh(mode(fast, false)),
+                ] {
+                    let msg = authenticated(&y, &mac);
+                    assert!(matches!(
+                        feed(&mut side, &msg),
+                        Err(HandshakeError::BadDhValue)
+                    ));
+                    assert!(side.finish().is_none());
+                }
+            }
+        }
+        // p - 2 is accepted; so is 1 (a fast-mode peer's value) without -g.
+        let mut p_minus_2 = p_minus_1;
+        p_minus_2[Y_LEN - 1] -= 1;
+        for y in [p_minus_2, dh::ONE] {
+            let (mut s, mac) = server_awaiting_dh(mode(false, false));
+            feed(&mut s, &authenticated(&y, &mac)).unwrap();
+            assert!(matches!(s.next(), Next::Send(b) if b.len() == 288));
+        }
     }
 
     #[test]
@@ -1332,7 +1350,7 @@ mod tests {
             "handshake failed: peer did not use perfect forward secrecy (it runs with -f) and we require it (-g)"
         );
         assert_eq!(
-            HandshakeError::NotBelowP.to_string(),
+            HandshakeError::BadDhValue.to_string(),
             "handshake failed: peer's Diffie-Hellman value is out of range"
         );
         assert_eq!(

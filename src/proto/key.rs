@@ -15,7 +15,9 @@ impl Key {
     /// Derives `K` from the whole key file, whatever its length or contents (spiped hashes
     /// the file rather than using it directly, so any file works as a key).
     pub fn from_file_contents(bytes: &[u8]) -> Key {
-        Key(Sha256::digest(bytes).into())
+        let mut h = KeyHasher::new();
+        h.update(bytes);
+        h.finish()
     }
 
     /// The 32 bytes of `K`.
@@ -27,6 +29,36 @@ impl Key {
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Key(<redacted>)")
+    }
+}
+
+/// Computes `K` from a key file given in pieces, so that a file of any size needs only
+/// one piece in memory at a time. The hash state is wiped when dropped.
+pub struct KeyHasher(Sha256);
+
+impl KeyHasher {
+    /// Starts hashing an empty key file.
+    pub fn new() -> KeyHasher {
+        KeyHasher(Sha256::new())
+    }
+
+    /// Appends the next piece of the key file.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    /// `K` for the pieces given so far, written straight into the key (no temporary
+    /// copy of it is left behind).
+    pub fn finish(self) -> Key {
+        let mut key = Key([0; 32]);
+        self.0.finalize_into((&mut key.0).into());
+        key
+    }
+}
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher::new()
     }
 }
 

@@ -20,7 +20,7 @@ use core::fmt;
 
 use aes::Aes256;
 use aes::cipher::array::Array;
-use aes::cipher::consts::{U16, U64};
+use aes::cipher::consts::{U16, U32, U64};
 use aes::cipher::{Block, InOutBuf, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
 use ctr::CtrCore;
 use ctr::flavors::Ctr64BE;
@@ -57,7 +57,10 @@ pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
 
 /// Builds the CTR state for one direction, expanding the AES key schedule.
 fn packet_ctr(enc: &[u8; 32]) -> PacketCtr {
-    let mut key = Array::from(*enc);
+    // Built in place, as in hmac_sha256: `Array::from(*enc)` would leave a by-value
+    // temporary copy of the key on the stack.
+    let mut key = Array::<u8, U32>::default();
+    key.copy_from_slice(enc);
     let ctr = PacketCtr::inner_iv_init(Aes256::new(&key), &Iv::<PacketCtr>::default());
     key.zeroize();
     ctr
@@ -247,13 +250,13 @@ impl Opener {
     }
 
     /// Authenticates and decrypts `packet` in place; on success the plaintext is
-    /// `packet[..n]` for the returned `n` (0..=1024) and the expected packet number
+    /// `packet[..n]` for the returned `n` (1..=1024) and the expected packet number
     /// advances.
     ///
     /// The MAC is checked in constant time before anything is decrypted; a packet that
     /// was tampered with, keyed differently, replayed or reordered fails with
-    /// [`PacketError::BadMac`] and leaves `packet` untouched. A length field above 1024
-    /// fails with [`PacketError::BadLength`] and zeroes the decrypted bytes. Either error
+    /// [`PacketError::BadMac`] and leaves `packet` untouched. A length field of 0 or above
+    /// 1024 fails with [`PacketError::BadLength`] and zeroes the decrypted bytes. Either error
     /// means the connection must be dropped; the counter does not advance.
     pub fn open_in_place(&mut self, packet: &mut [u8; PACKET_LEN]) -> Result<usize, PacketError> {
         let (body, tag) = packet.split_at_mut(PADDED_LEN);
@@ -264,8 +267,9 @@ impl Opener {
         let mut len_field = [0u8; 4];
         len_field.copy_from_slice(&body[PAYLOAD_MAX..]);
         let len = u32::from_be_bytes(len_field);
-        // The C spiped rejects only len > 1024; a 0-length packet is accepted as empty.
-        if len as usize > PAYLOAD_MAX {
+        // As the C spiped (`proto_crypt_dec`): no sender makes an empty packet, so one
+        // that says it is empty is as corrupt as one that says it is too long.
+        if len == 0 || len as usize > PAYLOAD_MAX {
             body.zeroize();
             return Err(PacketError::BadLength(len));
         }
@@ -307,7 +311,7 @@ pub enum PacketError {
     /// The MAC did not verify: wrong key, corrupted or forged data, or a packet out of
     /// sequence (replayed, dropped or reordered).
     BadMac,
-    /// The authenticated, decrypted length field exceeds 1024 (carried here).
+    /// The authenticated, decrypted length field is 0 or exceeds 1024 (carried here).
     BadLength(u32),
 }
 
@@ -319,7 +323,7 @@ impl fmt::Display for PacketError {
             }
             PacketError::BadLength(n) => write!(
                 f,
-                "packet length field {n} exceeds the maximum of {PAYLOAD_MAX} (corrupt or incompatible peer)"
+                "packet length field {n} is outside 1..={PAYLOAD_MAX} (corrupt or incompatible peer)"
             ),
         }
     }
@@ -446,8 +450,8 @@ mod tests {
     }
 
     #[test]
-    fn oversized_length_field_rejected() {
-        for bad_len in [1025u32, 0xffff_ffff] {
+    fn empty_or_oversized_length_field_rejected() {
+        for bad_len in [0u32, 1025, 0xffff_ffff] {
             let mut s = Sealer::new(&E, &H);
             let mut pkt = [0u8; PACKET_LEN];
             let (body, tag) = pkt.split_at_mut(PADDED_LEN);
@@ -460,17 +464,6 @@ mod tests {
             );
             assert_eq!(o.packet_number(), 0);
         }
-    }
-
-    #[test]
-    fn zero_length_field_accepted() {
-        let mut s = Sealer::new(&E, &H);
-        let mut pkt = [0u8; PACKET_LEN];
-        let (body, tag) = pkt.split_at_mut(PADDED_LEN);
-        s.seal_padded(body, tag);
-        let mut o = Opener::new(&E, &H);
-        assert_eq!(o.open_in_place(&mut pkt), Ok(0));
-        assert_eq!(o.packet_number(), 1);
     }
 
     #[test]

@@ -141,8 +141,12 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
         allowed.socket_directories.push(dir);
     }
-    if let Some(dir) = needs.pidfile.as_deref().and_then(own_directory) {
-        ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
+    if let Some(pidfile) = &needs.pidfile {
+        // Read back before removal, to leave alone one that another instance replaced.
+        ruleset = allow(ruleset, pidfile, AccessFs::ReadFile.into())?;
+        if let Some(dir) = own_directory(pidfile) {
+            ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
+        }
     }
     for &port in &allowed.bind_ports {
         ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::BindTcp))?;

@@ -364,6 +364,7 @@ fn with_pipe(
             to_target,
             None,
             never(),
+            never(),
         ),
         crate::dispatch::serve(
             &ex,
@@ -371,6 +372,7 @@ fn with_pipe(
             config(Direction::Encrypt),
             to_decrypt,
             None,
+            never(),
             never(),
         ),
     );

@@ -100,7 +100,9 @@ async fn serve(
         return Ok(());
     };
     let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener.unix_path().map(|p| RemoveOnDrop::new(p));
+    let _socket_file = listener
+        .unix_file()
+        .map(|(path, id)| RemoveOnDrop::socket(path, id));
     if let Some(user) = &opts.user {
         daemon::drop_privileges(user)?;
     }
@@ -136,12 +138,30 @@ async fn serve(
         bind,
     });
     // A task of its own, so that the accept loop's wake-ups do not poll the signal
-    // pipe (a read per connection).
-    let shutdown = ex.spawn(async move {
-        let _ = signals.next().await;
+    // pipe (a read per connection). The first signal starts the drain, a second one
+    // (as in C) or the drain timeout ends it.
+    let (signalled, signal_count) = smol::channel::unbounded::<()>();
+    ex.spawn(
+        async move { while signals.next().await.is_some() && signalled.send(()).await.is_ok() {} },
+    )
+    .detach();
+    let second = signal_count.clone();
+    let shutdown = async move {
+        let _ = signal_count.recv().await;
         notify_systemd("STOPPING=1");
-    });
-    dispatch::serve(ex, listener, cfg, targets, opts.max_connections, shutdown).await;
+    };
+    let drain_timeout = opts.drain_timeout;
+    let give_up = async move {
+        let again = async {
+            let _ = second.recv().await;
+        };
+        match drain_timeout {
+            Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+            None => again.await,
+        }
+    };
+    let limit = opts.max_connections;
+    dispatch::serve(ex, listener, cfg, targets, limit, shutdown, give_up).await;
     Ok(())
 }
 
@@ -169,7 +189,7 @@ fn sandbox_needs(
     sandbox::Needs {
         read_files: key_files.filter(|k| *k != "-").map(PathBuf::from).collect(),
         unix_targets,
-        unix_sources: listener.unix_path().cloned().into_iter().collect(),
+        unix_sources: listener.unix_file().map(|(p, _)| p.to_owned()).into_iter().collect(),
         pidfile: wrote_pidfile.then(|| opts.pidfile.clone()),
         bind_ports: source_port.into_iter().chain(bind.map(|b| b.port())).collect(),
         connect_ports,

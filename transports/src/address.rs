@@ -1,6 +1,7 @@
 //! The address forms spiped accepts on its command line, parsed without touching the
 //! network: `/absolute/path` (UNIX socket), `host.name:port`, `[1.2.3.4]:port` and
-//! `[ipv6::addr]:port`.
+//! `[ipv6::addr]:port`. As in C spiped, an IPv6 address may also go without brackets
+//! (`::1:8025`): the port is whatever follows the last colon.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -83,9 +84,14 @@ impl Address {
             return Err(err("missing host name before ':'"));
         }
         if host.contains(':') {
-            return Err(err(
-                "an IPv6 address must be written in brackets, as [addr]:port",
-            ));
+            // C splits at the last colon too, so `fe80::1:22` is port 22 of fe80::1.
+            return match host.parse::<std::net::Ipv6Addr>() {
+                Ok(ip) => Ok(Address::Ip {
+                    ip: IpAddr::V6(ip),
+                    port,
+                }),
+                Err(_) => Err(err("not a numeric IPv6 address before the last ':port'")),
+            };
         }
         if !host
             .bytes()
@@ -175,11 +181,31 @@ mod tests {
             "[::1]",
             "[::1]25",
             "[nothex]:1",
-            "::1:25",
+            "::g:25",
+            "a:b:25",
             "bad host:1",
         ] {
             let e = Address::parse(bad).unwrap_err();
             assert!(e.to_string().contains("invalid address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_without_brackets_takes_the_port_after_the_last_colon() {
+        for (s, ip, port) in [
+            ("::1:8025", "::1", 8025),
+            ("fe80::1:22", "fe80::1", 22),
+            ("2001:db8::5:0", "2001:db8::5", 0),
+            ("::ffff:127.0.0.1:9", "::ffff:127.0.0.1", 9),
+        ] {
+            assert_eq!(
+                Address::parse(s).unwrap(),
+                Address::Ip {
+                    ip: ip.parse().unwrap(),
+                    port
+                },
+                "{s}"
+            );
         }
     }
 

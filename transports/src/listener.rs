@@ -3,8 +3,8 @@
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -16,9 +16,10 @@ use crate::stream::SocketStream;
 pub struct Listener {
     io: Registered<Socket>,
     endpoint: Endpoint,
-    /// Handed over by a parent (systemd socket activation) rather than bound here: its
-    /// socket file belongs to whoever created it.
-    inherited: bool,
+    /// The (device, inode) of the UNIX socket file bound here, read right after bind;
+    /// `None` for TCP and for inherited listeners, whose file belongs to whoever
+    /// created it.
+    file_id: Option<(u64, u64)>,
     /// The options every accepted connection already has: set on a TCP listener bound
     /// here before it listened, which Linux copies to each connection it accepts (saving
     /// two system calls per connection). `None` for UNIX sockets, and for inherited
@@ -29,7 +30,8 @@ pub struct Listener {
 /// What to do with the file of a UNIX-socket listener we create.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketFile {
-    /// Permission bits (`--socket-mode`); `None` leaves those the umask gave.
+    /// Permission bits (`--socket-mode`, at most 0o777); `None` leaves those the umask
+    /// gave.
     pub mode: Option<u32>,
     /// Owning user id (`--socket-owner`); `None` leaves it.
     pub uid: Option<u32>,
@@ -71,23 +73,30 @@ impl Listener {
                 socket.set_only_v6(true)?;
             }
         }
-        match (socket.bind(&ep.sockaddr()?), ep) {
+        // The mode is the one bind gives the file (through the umask), and the owner is
+        // set without following a symlink: the socket's directory may be writable by a
+        // user who would swap a symlink in after bind to have a root daemon chmod or
+        // chown a file of their choosing.
+        let bind = || with_umask(file.mode, || socket.bind(&ep.sockaddr()?));
+        match (bind(), ep) {
             (Err(e), Endpoint::Unix(path))
                 if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
             {
                 fs::remove_file(path)?;
-                socket.bind(&ep.sockaddr()?)?;
+                bind()?;
             }
             (r, _) => r?,
         }
-        if let Endpoint::Unix(path) = ep {
-            if let Some(mode) = file.mode {
-                fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        let file_id = match ep {
+            Endpoint::Unix(path) => {
+                if file.uid.is_some() || file.gid.is_some() {
+                    std::os::unix::fs::lchown(path, file.uid, file.gid)?;
+                }
+                let meta = fs::symlink_metadata(path)?;
+                Some((meta.dev(), meta.ino()))
             }
-            if file.uid.is_some() || file.gid.is_some() {
-                std::os::unix::fs::chown(path, file.uid, file.gid)?;
-            }
-        }
+            Endpoint::Tcp(_) => None,
+        };
         socket.listen(BACKLOG)?;
         let endpoint = match ep {
             Endpoint::Tcp(_) => Endpoint::Tcp(
@@ -101,7 +110,7 @@ impl Listener {
         Ok(Listener {
             io: Registered::new(socket, Initially::Ready)?,
             endpoint,
-            inherited: false,
+            file_id,
             children_have: tcp.then_some(opts),
         })
     }
@@ -109,7 +118,7 @@ impl Listener {
     /// Takes over a listening socket passed by a parent process (systemd socket
     /// activation hands them over as descriptors 3 and up). Fails with `InvalidInput`
     /// unless `fd` is a listening TCP or UNIX stream socket. The socket file of an
-    /// inherited UNIX socket is its creator's: [`Listener::unix_path`] does not offer it
+    /// inherited UNIX socket is its creator's: [`Listener::unix_file`] does not offer it
     /// for removal.
     pub fn from_inherited(fd: OwnedFd) -> io::Result<Listener> {
         let socket = Socket::from(fd);
@@ -129,7 +138,7 @@ impl Listener {
         Ok(Listener {
             io: Registered::new(socket, Initially::Ready)?,
             endpoint,
-            inherited: true,
+            file_id: None,
             children_have: None,
         })
     }
@@ -139,11 +148,12 @@ impl Listener {
         &self.endpoint
     }
 
-    /// The path of a UNIX-socket listener this process created, for removal at exit;
-    /// `None` for TCP and for inherited sockets.
-    pub fn unix_path(&self) -> Option<&PathBuf> {
-        match &self.endpoint {
-            Endpoint::Unix(p) if !self.inherited => Some(p),
+    /// The path of a UNIX-socket file this process created and its (device, inode) as
+    /// bound, so that it can be removed at exit if, and only if, the path still names
+    /// that file; `None` for TCP and for inherited sockets.
+    pub fn unix_file(&self) -> Option<(&Path, (u64, u64))> {
+        match (&self.endpoint, self.file_id) {
+            (Endpoint::Unix(p), Some(id)) => Some((p, id)),
             _ => None,
         }
     }
@@ -164,6 +174,21 @@ impl Listener {
         let io = Registered::new(socket, Initially::Ready)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
+}
+
+/// Runs `f` (a bind) with the umask that makes a new socket file's permission bits
+/// exactly `mode`, then restores the umask; with no mode, runs `f` as it is.
+///
+/// The umask is the process's: the daemon binds before it starts any thread that
+/// creates files, so nothing else is affected.
+fn with_umask<T>(mode: Option<u32>, f: impl FnOnce() -> T) -> T {
+    let Some(mode) = mode else { return f() };
+    // SAFETY: umask only swaps an integer in the process's file-creation state.
+    let old = unsafe { libc::umask(!mode & 0o777) };
+    let r = f();
+    // SAFETY: as above, putting the previous value back.
+    unsafe { libc::umask(old) };
+    r
 }
 
 /// Whether `path` is a socket file that nothing listens on. Connects without blocking,
