@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect, rt};
+use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
 use crate::connlog::ConnLog;
 use crate::proto::handshake::{Mode, Role};
@@ -204,28 +204,26 @@ async fn serve(
                 // fails at once yields before it returns, so that the connect starts
                 // anyway, and every client reaches the target (as with spiped) however
                 // soon it gives up.
-                let (keys, target) = futures_lite::future::try_zip(
+                let (keys, target) = tokio::try_join!(
+                    biased;
                     async {
                         let keys = session::handshake(accepted, hs, None).await;
                         if keys.is_err() {
-                            futures_lite::future::yield_now().await;
+                            tokio::task::yield_now().await;
                         }
                         keys.map_err(handshake_failed)
                     },
                     connect(),
-                )
-                .await?;
+                )?;
                 Ok((target, keys))
             }
         }
     };
-    let timeout = async {
-        rt::Timer::after(cfg.timeout).await;
-        Err(ConnError::Timeout {
+    let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout {
             x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
-        })
-    };
-    let (other, mut keys) = futures_lite::future::or(setup, timeout).await?;
+        })??;
     log.established(other.peer(), keys.exchange, keys.key_index);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),

@@ -1,11 +1,11 @@
 //! The accept loop: takes connections off the listening socket, at most `-n` at a time,
-//! and hands each to [`conn::run`] on the executor, until told to shut down.
+//! and runs each ([`conn::run`]) as a task of the event loop, until told to shut down.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_lock::Semaphore;
-use spiped_transports::{Listener, rt};
+use spiped_transports::Listener;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::conn::{self, ConnConfig};
 use crate::log;
@@ -15,16 +15,17 @@ use crate::resolve::Targets;
 /// long enough not to spin, short enough that service resumes promptly.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections, running each on `ex`, until `shutdown` completes; then closes
-/// the listener at once (new connections are refused) and returns when every open
-/// connection has finished, or as soon as `give_up` completes (a second signal, the
+/// Accepts connections, running each as a task of the event loop this runs in, until
+/// `shutdown` completes; then closes the listener at once (new connections are refused;
+/// its registration is removed first, so a listening socket that lives on in another
+/// process, as systemd's does, can no longer wake anything here) and returns when every
+/// open connection has finished, or as soon as `give_up` completes (a second signal, the
 /// drain timeout), leaving the connections still open for the caller to end by exiting.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached.
 pub async fn serve(
-    ex: &rt::Executor,
     listener: Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,
@@ -32,24 +33,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) {
-    // Every connection task holds a sender; when the last one is dropped, recv fails.
-    let (open_tx, open_rx) = smol::channel::bounded::<()>(1);
-    let accepting = accept_loop(ex, &listener, cfg, targets, limit, open_tx);
-    futures_lite::future::or(accepting, shutdown).await;
+    // Every connection task holds a sender; when the last one is dropped, recv ends.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    tokio::select! {
+        biased;
+        () = shutdown => {}
+        () = accept_loop(&listener, cfg, targets, limit, open_tx) => {}
+    }
     drop(listener);
-    let drained = async {
-        let _ = open_rx.recv().await;
-    };
-    futures_lite::future::or(drained, give_up).await;
+    tokio::select! {
+        biased;
+        _ = open_rx.recv() => {}
+        () = give_up => {}
+    }
 }
 
 async fn accept_loop(
-    ex: &rt::Executor,
     listener: &Listener,
     cfg: Arc<ConnConfig>,
     targets: Targets,
     limit: Option<usize>,
-    open: smol::channel::Sender<()>,
+    open: mpsc::Sender<()>,
 ) {
     let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
     let mut at_limit = false;
@@ -58,12 +62,12 @@ async fn accept_loop(
     loop {
         let permit = match &slots {
             None => None,
-            Some(s) => Some(match s.try_acquire_arc() {
-                Some(p) => {
+            Some(s) => Some(match s.clone().try_acquire_owned() {
+                Ok(p) => {
                     at_limit = false;
                     p
                 }
-                None => {
+                Err(_) => {
                     if !at_limit {
                         log::warn(&format!(
                             "connection limit reached ({} open); new connections wait until one closes",
@@ -71,7 +75,11 @@ async fn accept_loop(
                         ));
                         at_limit = true;
                     }
-                    s.acquire_arc().await
+                    match s.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        // Never closed: the semaphore lives as long as this loop.
+                        Err(_) => return,
+                    }
                 }
             }),
         };
@@ -98,17 +106,16 @@ async fn accept_loop(
                     ));
                 }
                 failures += 1;
-                rt::Timer::after(ACCEPT_BACKOFF).await;
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };
         let cfg = cfg.clone();
         let list = targets.current();
         let open = (open.clone(), crate::session::OpenConnection::count());
-        ex.spawn(async move {
+        tokio::spawn(async move {
             conn::run(stream, &cfg, &list).await;
             drop((permit, open));
-        })
-        .detach();
+        });
     }
 }

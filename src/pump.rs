@@ -11,8 +11,7 @@ use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_lite::future;
-use spiped_transports::{Transport, rt};
+use spiped_transports::Transport;
 
 use crate::proto::framing::Deframer;
 use crate::proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
@@ -81,16 +80,16 @@ async fn wait_readable(
     release: impl FnOnce(),
 ) -> io::Result<()> {
     let mut ready = src.readable();
-    if let Some(r) = future::poll_once(&mut ready).await {
-        return r;
+    tokio::select! {
+        biased;
+        r = &mut ready => return r,
+        () = std::future::ready(()) => {}
     }
     if batch.packets > MIN_BATCH {
-        let grace = async {
-            rt::Timer::after(IDLE_GRACE).await;
-            None
-        };
-        if let Some(r) = future::or(async { Some((&mut ready).await) }, grace).await {
-            return r;
+        tokio::select! {
+            biased;
+            r = &mut ready => return r,
+            () = tokio::time::sleep(IDLE_GRACE) => {}
         }
     }
     release();

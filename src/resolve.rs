@@ -1,10 +1,12 @@
 //! Turning user-given addresses into endpoints, and keeping the target's fresh.
 //!
-//! Host names go through hickory's resolver on smol (see [`runtime`]), configured from
-//! `/etc/resolv.conf` and `/etc/hosts` like the C library's resolver. Both files are
-//! read again for every look-up, so edits apply to the next re-resolution.
+//! Host names go through hickory's resolver on the event loop (its tokio runtime, see
+//! [`provider`]),
+//! configured from `/etc/resolv.conf` and `/etc/hosts` like the C library's resolver.
+//! Both files are read again for every look-up, so edits apply to the next
+//! re-resolution.
 
-mod runtime;
+mod provider;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -12,7 +14,9 @@ use std::time::Duration;
 
 use hickory_resolver::Resolver;
 use hickory_resolver::config::ResolverConfig;
-use spiped_transports::{Address, Endpoint, rt};
+use spiped_transports::{Address, Endpoint};
+
+use provider::ConnectedUdp;
 
 use crate::log;
 
@@ -53,19 +57,19 @@ pub async fn resolve_patiently(addr: &Address) -> Vec<Endpoint> {
             }
             Err(_) => {}
         }
-        rt::Timer::after(WAIT_DNS_RETRY).await;
+        tokio::time::sleep(WAIT_DNS_RETRY).await;
     }
 }
 
 /// The addresses of `host` from a resolver built afresh, so that `/etc/hosts` and
 /// `/etc/resolv.conf` are read now rather than when the daemon started.
 async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
-    let builder = match Resolver::builder(runtime::SmolRuntime) {
+    let builder = match Resolver::builder(ConnectedUdp::default()) {
         Ok(b) => b,
         // Like the C library without /etc/resolv.conf: still answer from /etc/hosts.
         Err(_) => Resolver::builder_with_config(
             ResolverConfig::from_parts(None, Vec::new(), Vec::new()),
-            runtime::SmolRuntime,
+            ConnectedUdp::default(),
         ),
     };
     let resolver = builder.build().map_err(|e| e.to_string())?;
@@ -135,7 +139,7 @@ impl Targets {
             return;
         }
         loop {
-            rt::Timer::after(every).await;
+            tokio::time::sleep(every).await;
             match resolve(addr).await {
                 Ok(list) => self.set(list),
                 Err(e) => log::warn(&format!("{e}; still using the previous addresses")),

@@ -121,9 +121,10 @@ impl Early<'_> {
         let mut buf = vec![0; start + EARLY_MAX];
         buf[..start].copy_from_slice(self.prefix);
         // A read that would wait is dropped unstarted: nothing is taken from the source.
-        let n = match futures_lite::future::poll_once(self.source.read(&mut buf[start..])).await {
-            Some(r) => r.map_err(HandshakeFailure::Source)?,
-            None => 0,
+        let n = tokio::select! {
+            biased;
+            r = self.source.read(&mut buf[start..]) => r.map_err(HandshakeFailure::Source)?,
+            () = std::future::ready(()) => 0,
         };
         if start + n > 0 {
             hs.seal_early(&buf[..start + n]);
@@ -271,10 +272,14 @@ pub(crate) async fn off_loop<R: Send + 'static>(
     costly: bool,
     work: impl FnOnce() -> R + Send + 'static,
 ) -> R {
-    if costly && OPEN.load(Ordering::Relaxed) > 1 {
-        smol::unblock(work).await
-    } else {
-        work()
+    if !(costly && OPEN.load(Ordering::Relaxed) > 1) {
+        return work();
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Cancelled: only when the runtime shuts down, which drops this task too.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -324,14 +329,14 @@ fn take_spare() -> Option<dh::Keypair> {
 /// Starts computing a spare key pair unless one is being computed.
 fn refill() {
     if !REFILLING.swap(true, Ordering::AcqRel) {
-        smol::unblock(|| {
+        // Detached: the pair lands in SPARE whenever it is ready.
+        drop(tokio::task::spawn_blocking(|| {
             // Without randomness the handshake itself fails and says so; no spare.
             if let Ok(pair) = dh::Keypair::generate() {
                 *SPARE.lock().unwrap_or_else(PoisonError::into_inner) = Some(pair);
             }
             REFILLING.store(false, Ordering::Release);
-        })
-        .detach();
+        }));
     }
 }
 
@@ -393,19 +398,18 @@ pub async fn pipe(
     opener: Opener,
     traffic: &Traffic,
 ) -> Result<(), PumpError> {
-    futures_lite::future::try_zip(
+    tokio::try_join!(
         pump::encrypt(plain, encrypted, sealer, &traffic.sent),
         pump::decrypt(encrypted, plain, opener, &traffic.received),
-    )
-    .await?;
+    )?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use futures_lite::future;
     use socket2::{Domain, Socket, Type};
-    use spiped_transports::{SocketStream, rt};
+    use spiped_transports::SocketStream;
+    use spiped_transports::event_loop::block_on;
 
     use super::*;
 
@@ -414,7 +418,7 @@ mod tests {
     fn server_against(mode: Mode, extra: &[u8]) -> Result<Exchange, HandshakeFailure> {
         let (a, b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
         let key = Key::from_file_contents(b"a shared key file");
-        rt::block_on(async {
+        block_on(async {
             let (client, server) = (
                 SocketStream::new(a, false, "client".into()).unwrap(),
                 SocketStream::new(b, false, "server".into()).unwrap(),
@@ -447,7 +451,7 @@ mod tests {
                 // Ignored: with extra bytes the server may hang up first.
                 let _ = client.write_all(&first).await;
             };
-            future::zip(served, client_side).await.0
+            tokio::join!(served, client_side).0
         })
         .unwrap()
     }
@@ -468,7 +472,7 @@ mod tests {
         let stream = |s| SocketStream::new(s, false, "test".into()).unwrap();
         let pair = || Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
         let ((a, b), (user, source)) = (pair(), pair());
-        rt::block_on(async {
+        block_on(async {
             let (client, server, source) = (stream(a), stream(b), stream(source));
             let mut user = user;
             std::io::Write::write_all(&mut user, b"hello").unwrap();
@@ -510,11 +514,10 @@ mod tests {
                 let n = opener.open_in_place(&mut *packet).unwrap();
                 packet[..n].to_vec()
             };
-            let deadline = async {
-                rt::Timer::after(std::time::Duration::from_secs(10)).await;
-                panic!("the client did not send its data with the DH message");
-            };
-            let (client, plain) = future::or(future::zip(client_side, server_side), deadline).await;
+            let both = async { tokio::join!(client_side, server_side) };
+            let (client, plain) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+                .await
+                .expect("the client did not send its data with the DH message");
             assert_eq!(client.early, Some(5));
             assert_eq!(plain, b"header hello");
         })

@@ -4,12 +4,16 @@
 mod common;
 
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::thread;
 
 use common::*;
 
@@ -113,6 +117,37 @@ fn socket_activated_unit_notifies_and_serves() {
     }
 }
 
+/// `bin` started the way systemd starts a socket-activated service: `fd` as descriptor
+/// 3, `LISTEN_FDS=1`, `LISTEN_PID` the service's own pid (set by a shell that then execs
+/// `bin`, keeping its pid), and `NOTIFY_SOCKET` at `notify`. The caller keeps its copy
+/// of the socket open, as systemd does.
+fn activated(bin: impl AsRef<std::ffi::OsStr>, fd: RawFd, notify: &Path) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
+        .arg(bin)
+        .env("LISTEN_FDS", "1")
+        .env("NOTIFY_SOCKET", notify);
+    // SAFETY: the hook runs in the forked child before exec and calls only dup2 and
+    // fcntl, which are async-signal-safe; it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 gives descriptor 3 without close-on-exec; if the listener already is
+            // descriptor 3, clear the flag instead.
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
 /// One run of [`socket_activated_unit_notifies_and_serves`]: `exec_start` with a key in
 /// the credential named by each of `creds`.
 fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
@@ -151,31 +186,8 @@ fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(READY_DEADLINE)).unwrap();
 
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")
-        .arg(&bin)
-        .env("LISTEN_FDS", "1")
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env("CREDENTIALS_DIRECTORY", &cred_dir);
-    let fd = listener.as_raw_fd();
-    // SAFETY: the hook runs in the forked child before exec and calls only dup2 and
-    // fcntl, which are async-signal-safe; it allocates nothing and takes no locks.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 gives descriptor 3 without close-on-exec; if the listener already is
-            // descriptor 3, clear the flag instead.
-            let r = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = activated(&bin, listener.as_raw_fd(), &notify_path);
+    cmd.env("CREDENTIALS_DIRECTORY", &cred_dir);
     let source = Addr::Unix(sock.clone());
     // spawn_cmd adds the -F of the unit's ExecStart itself.
     assert_eq!(args[0], "-F");
@@ -246,5 +258,161 @@ fn activation_for_another_pid_is_ignored() {
             .contains("no -s/--source given, and systemd passed no socket"),
         "{}",
         out.stderr
+    );
+}
+
+/// Copies `from` to `to` until end of stream, then passes the end on.
+fn copy_then_close(mut from: TcpStream, mut to: TcpStream) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    })
+}
+
+/// Whether process `pid` holds a descriptor of the socket with inode `ino`.
+fn holds_socket(pid: i32, ino: u64) -> bool {
+    let want = format!("socket:[{ino}]");
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .any(|l| l.to_string_lossy() == want)
+}
+
+/// `spipe` to `via` with piped standard input and output, as a connection the test
+/// drives by hand.
+fn spipe_child(via: &str, key: &str) -> std::process::Child {
+    let mut cmd = spipe_cmd(Impl::Ours);
+    cmd.args(["-t", via, "-k", key, "-o", "60"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+    cmd.spawn().unwrap()
+}
+
+/// Reads `n` bytes of `from` within the deadline (on a thread, which a hang leaves
+/// behind), returning them and the reader.
+fn read_n<R: Read + Send + 'static>(mut from: R, n: usize) -> (Vec<u8>, R) {
+    let h = thread::spawn(move || {
+        let mut buf = vec![0; n];
+        from.read_exact(&mut buf).map(|()| (buf, from))
+    });
+    join_deadline(h, EXCHANGE_DEADLINE)
+        .expect("read within the deadline")
+        .unwrap()
+}
+
+/// A socket-activated `spiped -d --connect-after-handshake` closes its listener when
+/// SIGTERM starts a drain, while systemd (here: this test) keeps the listening socket
+/// open and connections keep arriving on it, and then the socket is shut down. None of
+/// that may reach the sockets the daemon still uses or opens afterwards: a connection
+/// open across the close, and one whose handshake finishes after it (so its target
+/// connection is opened after the close) both carry their bytes intact, and the daemon
+/// exits 0 once they end. (An event loop that closed the listener without removing it
+/// from epoll would report the queued connections and the shutdown's hang-up into
+/// whatever socket it registers next.)
+#[test]
+fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
+    let dir = temp_dir();
+    let dpath = dir.path();
+    let key = key_file(dpath, "key", b"drained activation key");
+    let key = key.to_str().unwrap();
+    let target = Target::start(Transport::Tcp, dpath, Mode::Echo);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let source = Addr::Tcp(listener.local_addr().unwrap());
+    let notify_path = dpath.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+    let cmd = activated(spiped_bin(Impl::Ours), listener.as_raw_fd(), &notify_path);
+    let t = target.addr.arg();
+    let args = ["-d", "--connect-after-handshake", "-t", &t, "-k", key];
+    let mut d = Daemon::spawn_cmd(Impl::Ours, "activated-d", dpath, &source, cmd, &args);
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1");
+    assert_eq!(&buf[..n], b"READY=1");
+
+    // Connection A carries data before the close.
+    let mut a = spipe_child(&source.arg(), key);
+    let mut a_in = a.stdin.take().unwrap();
+    let first = payload(50_000, 1);
+    a_in.write_all(&first).unwrap();
+    let (echoed, a_out) = read_n(a.stdout.take().unwrap(), first.len());
+    assert_eq!(sha(&echoed), sha(&first));
+    // Connection B: the daemon accepts it now; its handshake waits in a relay.
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hop = Addr::Tcp(relay.local_addr().unwrap()).arg();
+    let second = payload(300_000, 2);
+    let b = {
+        let (mut cmd, up) = (spipe_cmd(Impl::Ours), second.clone());
+        cmd.args(["-t", &hop, "-k", key, "-o", "60"]);
+        thread::spawn(move || run_with_stdin(cmd, &up, EXCHANGE_DEADLINE))
+    };
+    let (b_e, _) = relay.accept().unwrap();
+    let b_d = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let ino = fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
+        .unwrap()
+        .ino();
+    assert!(
+        holds_socket(d.pid(), ino),
+        "the daemon serves the passed socket"
+    );
+
+    d.signal(libc::SIGTERM);
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let end = std::time::Instant::now() + EXCHANGE_DEADLINE;
+    while holds_socket(d.pid(), ino) {
+        assert!(
+            std::time::Instant::now() < end,
+            "listener still open in the drain"
+        );
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Events on the listening socket the daemon closed: queued connections, then the
+    // hang-up of shutting it down.
+    let queued: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(listener.local_addr().unwrap()).unwrap())
+        .collect();
+    // SAFETY: shutdown of a descriptor this test owns; it only changes the socket's state.
+    assert_eq!(
+        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) },
+        0
+    );
+
+    // B's handshake goes through now, so the daemon opens its target connection after
+    // the close; B's bytes come back intact.
+    let relays = [
+        copy_then_close(b_e.try_clone().unwrap(), b_d.try_clone().unwrap()),
+        copy_then_close(b_d, b_e),
+    ];
+    let out = join_deadline(b, EXCHANGE_DEADLINE).expect("B finished");
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "B: {}; daemon: {}",
+        out.stderr,
+        d.stderr()
+    );
+    assert_eq!(sha(&out.stdout), sha(&second), "B; daemon: {}", d.stderr());
+    // A still works after the close and ends cleanly.
+    let rest = payload(200_000, 3);
+    a_in.write_all(&rest).unwrap();
+    drop(a_in);
+    let (echoed, _) = read_n(a_out, rest.len());
+    assert_eq!(sha(&echoed), sha(&rest), "A; daemon: {}", d.stderr());
+    let a_status = wait_deadline(&mut a, EXCHANGE_DEADLINE).expect("A's spipe exits");
+    assert!(a_status.success());
+    for r in relays {
+        join_deadline(r, EXCHANGE_DEADLINE).expect("relay ends");
+    }
+
+    let status = d
+        .wait_exit(EXCHANGE_DEADLINE)
+        .expect("drained, then exited");
+    assert!(status.success(), "{status}; stderr: {}", d.stderr());
+    drop(queued);
+    assert_eq!(
+        target.accepted(),
+        2,
+        "one target connection each for A and B"
     );
 }

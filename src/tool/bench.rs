@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::Mac;
-use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect, rt};
+use spiped_transports::event_loop::block_on;
+use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
@@ -335,72 +336,71 @@ fn with_pipe(
             )
         })
     };
-    let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
     let key = Key::from_file_contents(&random_key()?);
-    let config = |direction| {
-        Arc::new(ConnConfig {
-            direction,
-            key: key.clone(),
-            extra_keys: Vec::new(),
-            proxy: None,
-            connect_after_handshake: false,
-            log_connections: false,
-            mode: Mode::default(),
-            timeout: Duration::from_secs(5),
-            stream: StreamOptions::default(),
-            bind: None,
-        })
-    };
-    let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-    let ex = rt::Executor::new();
-    let (to_target, to_decrypt) = (to(&target), to(&decrypt));
-    let entry = encrypt.endpoint().clone();
-    let never = std::future::pending::<()>;
-    let daemons = futures_lite::future::zip(
-        crate::dispatch::serve(
-            &ex,
-            decrypt,
-            config(Direction::Decrypt),
-            to_target,
-            None,
-            never(),
-            never(),
-        ),
-        crate::dispatch::serve(
-            &ex,
-            encrypt,
-            config(Direction::Encrypt),
-            to_decrypt,
-            None,
-            never(),
-            never(),
-        ),
-    );
-    let targets = async {
-        loop {
-            match target.accept(StreamOptions::default()).await {
-                Ok(s) => ex.spawn(serve_target(s)).detach(),
-                Err(e) => return Err(format!("target accept failed: {}", io(e))),
+    // Sockets belong to the event loop they are registered with: all are made inside.
+    block_on(async {
+        let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
+        let config = |direction| {
+            Arc::new(ConnConfig {
+                direction,
+                key: key.clone(),
+                extra_keys: Vec::new(),
+                proxy: None,
+                connect_after_handshake: false,
+                log_connections: false,
+                mode: Mode::default(),
+                timeout: Duration::from_secs(5),
+                stream: StreamOptions::default(),
+                bind: None,
+            })
+        };
+        let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
+        let (to_target, to_decrypt) = (to(&target), to(&decrypt));
+        let entry = encrypt.endpoint().clone();
+        let never = std::future::pending::<()>;
+        let daemons = async {
+            tokio::join!(
+                crate::dispatch::serve(
+                    decrypt,
+                    config(Direction::Decrypt),
+                    to_target,
+                    None,
+                    never(),
+                    never(),
+                ),
+                crate::dispatch::serve(
+                    encrypt,
+                    config(Direction::Encrypt),
+                    to_decrypt,
+                    None,
+                    never(),
+                    never(),
+                ),
+            )
+        };
+        let targets = async {
+            loop {
+                match target.accept(StreamOptions::default()).await {
+                    Ok(s) => drop(tokio::spawn(serve_target(s))),
+                    Err(e) => return Err(format!("target accept failed: {}", io(e))),
+                }
             }
+        };
+        let work = async {
+            let stream = connect(&entry, None, StreamOptions::default(), Some(budget))
+                .await
+                .map_err(|e| format!("cannot connect to the -e daemon: {}", io(e)))?;
+            client(stream).await
+        };
+        let deadline = budget * 3 + Duration::from_secs(30);
+        tokio::select! {
+            r = tokio::time::timeout(deadline, work) => {
+                r.unwrap_or_else(|_| Err("no result before the deadline".to_owned()))
+            }
+            r = targets => r,
+            _ = daemons => Err("the daemons stopped".to_owned()),
         }
-    };
-    let work = async {
-        let stream = connect(&entry, None, StreamOptions::default(), Some(budget))
-            .await
-            .map_err(|e| format!("cannot connect to the -e daemon: {}", io(e)))?;
-        client(stream).await
-    };
-    let deadline = async {
-        rt::Timer::after(budget * 3 + Duration::from_secs(30)).await;
-        Err("no result before the deadline".to_owned())
-    };
-    rt::block_on(ex.run(futures_lite::future::or(
-        futures_lite::future::or(work, deadline),
-        futures_lite::future::or(targets, async {
-            daemons.await;
-            Err("the daemons stopped".to_owned())
-        }),
-    )))
+    })
     .map_err(super::event_loop_failed)?
 }
 

@@ -1,6 +1,7 @@
 //! `spipe`: connect to an `spiped -d`, and pipe standard input and output through it.
 
-use spiped_transports::{Stdio, rt};
+use spiped_transports::Stdio;
+use spiped_transports::event_loop::block_on;
 
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
@@ -18,7 +19,7 @@ pub fn main(args: &[String]) -> i32 {
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
     let key = keyfile::load(&opts.key_file)?;
-    let (targets, bind) = rt::block_on(async {
+    let (targets, bind) = block_on(async {
         let targets = resolve::resolve(&opts.target).await?;
         let bind = match &opts.bind {
             Some(b) => Some(resolve::resolve_bind(b).await?),
@@ -38,7 +39,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let hs = session::start(Role::Client, mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
-    rt::block_on(async {
+    block_on(async {
         let setup = async {
             let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
                 .await
@@ -51,19 +52,20 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 .map_err(|e| format!("{}: {e}", opts.target))?;
             Ok::<_, String>((stream, keys))
         };
-        let timeout = async {
-            rt::Timer::after(opts.timeout).await;
+        let timed_out = |_| {
             let hint = if opts.x25519 {
                 format!("; {}", session::X25519_HINT)
             } else {
                 String::new()
             };
-            Err(format!(
+            format!(
                 "{}: connection timed out before the handshake completed{hint}",
                 opts.target
-            ))
+            )
         };
-        let (stream, keys) = futures_lite::future::or(setup, timeout).await?;
+        let (stream, keys) = tokio::time::timeout(opts.timeout, setup)
+            .await
+            .map_err(timed_out)??;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
         let traffic = session::Traffic::default();
         session::pipe(&stdio, &stream, keys.sealer, keys.opener, &traffic)

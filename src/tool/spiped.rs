@@ -6,9 +6,9 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions, rt};
+use spiped_transports::event_loop::block_on;
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::spiped::{SpipedOptions, parse};
 use crate::conn::ConnConfig;
@@ -36,38 +36,63 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     let extra_keys =
         (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
     // Forking is only sound while this is the sole thread, so it comes before anything
-    // that may start one (the executor, async-io's reactor, the resolver). The parent
-    // waits in there until the child reports it is serving or has failed.
+    // that may start one (the event loop's blocking pool). The parent waits in there
+    // until the child reports it is serving or has failed.
     let readiness = match opts.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
-    // Installed early so a SIGTERM during start-up already shuts down cleanly.
-    let signals = Signals::new([Signal::Term, Signal::Int])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // It lives as long as the process: the main task below borrows it, and a task
-    // cannot borrow the executor that owns it for less.
-    let ex: &'static rt::Executor = Box::leak(Box::new(rt::Executor::new()));
-    let keys = (key, extra_keys);
-    // As a task rather than `run`'s own future: `run` polls its future on every turn
-    // of the loop, a task only when something woke it.
-    let main = ex.spawn(serve(ex, opts, keys, inherited, readiness, signals));
-    rt::block_on(ex.run(main)).map_err(super::event_loop_failed)?
+    // The main task is a task of its own rather than `block_on`'s future, which is
+    // polled on every turn of the loop; a task only when something woke it.
+    block_on(async move {
+        // Installed first, so a SIGTERM during start-up already shuts down cleanly.
+        let signals = Stop::install()?;
+        let keys = (key, extra_keys);
+        match tokio::spawn(serve(opts, keys, inherited, readiness, signals)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    })
+    .map_err(super::event_loop_failed)?
+}
+
+/// SIGTERM and SIGINT, caught on the event loop: either asks the daemon to stop.
+struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    /// Catches both signals from now on.
+    fn install() -> Result<Stop, String> {
+        let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+        Ok(Stop {
+            term: catch(SignalKind::terminate())?,
+            int: catch(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Everything after forking: pidfile, source, privileges, target, the sandbox, then the
 /// accept loop until SIGTERM or SIGINT.
 async fn serve(
-    ex: &rt::Executor,
     opts: SpipedOptions,
     (key, extra_keys): (Key, Vec<Key>),
     inherited: Vec<OwnedFd>,
     mut readiness: Option<Readiness>,
-    signals: Signals,
+    mut signals: Stop,
 ) -> Result<(), String> {
     let _pidfile = match readiness {
         Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
@@ -91,12 +116,12 @@ async fn serve(
         };
         Ok::<_, String>(Some((source, targets, bind)))
     };
-    let mut signals = signals;
-    let stopped = async {
-        let _ = signals.next().await;
-        Ok(None)
+    let resolved = tokio::select! {
+        biased;
+        () = signals.next() => None,
+        r = resolving => r?,
     };
-    let Some((source, targets, bind)) = futures_lite::future::or(resolving, stopped).await? else {
+    let Some((source, targets, bind)) = resolved else {
         return Ok(());
     };
     let listener = listen(&opts, inherited, source)?;
@@ -122,8 +147,7 @@ async fn serve(
     }
     if let Some(every) = opts.resolve_interval {
         let (targets, addr) = (targets.clone(), opts.target.clone());
-        ex.spawn(async move { targets.keep_fresh(&addr, every).await })
-            .detach();
+        tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
     }
     let cfg = Arc::new(ConnConfig {
         direction: opts.direction,
@@ -137,31 +161,27 @@ async fn serve(
         stream: stream_options(&opts),
         bind,
     });
-    // A task of its own, so that the accept loop's wake-ups do not poll the signal
-    // pipe (a read per connection). The first signal starts the drain, a second one
-    // (as in C) or the drain timeout ends it.
-    let (signalled, signal_count) = smol::channel::unbounded::<()>();
-    ex.spawn(
-        async move { while signals.next().await.is_some() && signalled.send(()).await.is_ok() {} },
-    )
-    .detach();
-    let second = signal_count.clone();
+    // The first signal starts the drain; a second one (as in C) or the drain timeout
+    // ends it. The lock hands the signals to `give_up` once `shutdown` has taken the
+    // first.
+    let stop = Arc::new(tokio::sync::Mutex::new(signals));
+    let first = stop.clone();
     let shutdown = async move {
-        let _ = signal_count.recv().await;
+        first.lock().await.next().await;
         notify_systemd("STOPPING=1");
     };
     let drain_timeout = opts.drain_timeout;
     let give_up = async move {
-        let again = async {
-            let _ = second.recv().await;
-        };
+        let again = async { stop.lock().await.next().await };
         match drain_timeout {
-            Some(t) => futures_lite::future::or(again, rt::Timer::after(t)).await,
+            Some(t) => {
+                let _ = tokio::time::timeout(t, again).await;
+            }
             None => again.await,
         }
     };
     let limit = opts.max_connections;
-    dispatch::serve(ex, listener, cfg, targets, limit, shutdown, give_up).await;
+    dispatch::serve(listener, cfg, targets, limit, shutdown, give_up).await;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use crate::rt::{Initially, Registered, Timer};
+use crate::registered::Registered;
 use crate::stream::SocketStream;
 
 /// An address ready to connect to or listen on: no names left to resolve.
@@ -80,8 +80,8 @@ pub(crate) fn configure_stream(socket: &Socket, tcp: bool, opts: StreamOptions) 
 /// Opens a connection to `ep`, first binding to `bind` if given (spiped's `-b`).
 ///
 /// With `timeout`, gives up with `TimedOut` after that long; without, the caller bounds
-/// the attempt (a timer costs the reactor work, so one covering a whole connection
-/// set-up is cheaper than one per step). The error names neither address; callers add
+/// the attempt (one timer covering a whole connection set-up is cheaper than one per
+/// step). The error names neither address; callers add
 /// that context.
 pub async fn connect(
     ep: &Endpoint,
@@ -94,8 +94,8 @@ pub async fn connect(
         socket.bind(&SockAddr::from(b))?;
     }
     // Registered before connecting, so a failure to register leaves no half-open
-    // connection behind; the edge of the finished connect is queued for the loop.
-    let io = Registered::new(socket, Initially::Waiting)?;
+    // connection behind, and the edge of the finished connect cannot be missed.
+    let io = Registered::new(socket)?;
     let connecting = async {
         match io.get_ref().connect(&ep.sockaddr()?) {
             Ok(()) => {}
@@ -103,7 +103,7 @@ pub async fn connect(
                 if e.raw_os_error() == Some(libc::EINPROGRESS)
                     || e.kind() == io::ErrorKind::WouldBlock =>
             {
-                io.writable().await;
+                io.writable().await?;
                 if let Some(e) = io.get_ref().take_error()? {
                     return Err(e);
                 }
@@ -114,16 +114,9 @@ pub async fn connect(
     };
     match timeout {
         None => connecting.await?,
-        Some(t) => {
-            futures_lite::future::or(connecting, async {
-                Timer::after(t).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ))
-            })
-            .await?
-        }
+        Some(t) => tokio::time::timeout(t, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connection timed out"))??,
     }
     let tcp = matches!(ep, Endpoint::Tcp(_));
     configure_stream(io.get_ref(), tcp, opts)?;

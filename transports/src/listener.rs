@@ -9,12 +9,13 @@ use std::path::Path;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::endpoint::{Endpoint, StreamOptions, configure_stream};
-use crate::rt::{Initially, Registered};
+use crate::registered::Registered;
 use crate::stream::SocketStream;
 
-/// A listening socket registered with the async reactor.
+/// A listening socket registered with the event loop ([`crate::event_loop`]). Dropping
+/// it deregisters and closes the socket.
 pub struct Listener {
-    io: Registered<Socket>,
+    io: Registered,
     endpoint: Endpoint,
     /// The (device, inode) of the UNIX socket file bound here, read right after bind;
     /// `None` for TCP and for inherited listeners, whose file belongs to whoever
@@ -108,7 +109,7 @@ impl Listener {
             Endpoint::Unix(p) => Endpoint::Unix(p.clone()),
         };
         Ok(Listener {
-            io: Registered::new(socket, Initially::Ready)?,
+            io: Registered::new(socket)?,
             endpoint,
             file_id,
             children_have: tcp.then_some(opts),
@@ -136,11 +137,17 @@ impl Listener {
         socket.set_cloexec(true)?;
         socket.set_nonblocking(true)?;
         Ok(Listener {
-            io: Registered::new(socket, Initially::Ready)?,
+            io: Registered::new(socket)?,
             endpoint,
             file_id: None,
             children_have: None,
         })
+    }
+
+    /// The socket, for tests.
+    #[cfg(test)]
+    pub(crate) fn socket(&self) -> &Socket {
+        self.io.get_ref()
     }
 
     /// The address actually listened on (with the kernel's port for TCP port 0).
@@ -171,7 +178,7 @@ impl Listener {
             Some(a) => a.to_string(),
             None => self.endpoint.to_string(),
         };
-        let io = Registered::new(socket, Initially::Ready)?;
+        let io = Registered::new(socket)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
 }

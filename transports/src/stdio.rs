@@ -4,16 +4,16 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
 
-use async_lock::Mutex;
 use async_trait::async_trait;
-use blocking::Unblock;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Mutex;
 
 use crate::Transport;
 
 /// Standard input as the reading side and standard output as the writing side.
 ///
-/// Pipes, sockets and terminals are driven on blocking threads, and a regular file on
+/// Pipes, sockets and terminals are driven on the blocking pool (through
+/// `tokio::fs::File`, whose operations run there), and a regular file on
 /// standard input is read directly, so all of them work and neither descriptor is
 /// switched to non-blocking mode (which would leak into whatever else shares it, such
 /// as the invoking shell). The reader and the writer never wait for each other.
@@ -27,33 +27,42 @@ pub struct Stdio {
 /// Anything else (pipe, socket, terminal) is read on a blocking thread.
 enum Input {
     File(File),
-    Other(Mutex<Unblock<File>>),
+    Other(Mutex<tokio::fs::File>),
 }
 
 struct Output {
-    file: Unblock<File>,
+    file: tokio::fs::File,
     /// Gathers a vectored write into one piece: handing the blocking thread one buffer
     /// per batch, not one per packet, is what makes bulk output cheap.
     scratch: Vec<u8>,
 }
 
-/// Bytes moved per blocking-thread hand-off; large, so bulk copies cost few wake-ups.
+/// Bytes moved per blocking-thread hand-off at most; large, so bulk copies cost few
+/// wake-ups.
 const CHUNK: usize = 256 * 1024;
+
+/// `file` driven on the blocking pool, at most [`CHUNK`] bytes per hand-off.
+fn unblock(file: File) -> tokio::fs::File {
+    let mut file = tokio::fs::File::from_std(file);
+    file.set_max_buf_size(CHUNK);
+    file
+}
 
 impl Stdio {
     /// Takes over the process's standard input and output (through duplicates of the
-    /// descriptors, so Rust's own buffered handles are bypassed, not closed).
+    /// descriptors, so Rust's own buffered handles are bypassed, not closed). Must be
+    /// called inside the event loop, whose blocking pool serves it.
     pub fn new() -> io::Result<Stdio> {
         let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
         let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
         let stdin = match stdin.metadata() {
             Ok(m) if m.is_file() => Input::File(stdin),
-            _ => Input::Other(Mutex::new(Unblock::with_capacity(CHUNK, stdin))),
+            _ => Input::Other(Mutex::new(unblock(stdin))),
         };
         Ok(Stdio {
             stdin,
             stdout: Mutex::new(Output {
-                file: Unblock::with_capacity(CHUNK, stdout),
+                file: unblock(stdout),
                 scratch: Vec::new(),
             }),
         })

@@ -6,13 +6,13 @@ use std::net::Shutdown;
 use async_trait::async_trait;
 use socket2::Socket;
 
-use crate::rt::{Initially, Registered};
+use crate::registered::Registered;
 use crate::{Endpoint, Transport};
 
-/// A connected, non-blocking stream socket registered with this thread's event loop
-/// ([`crate::rt`]).
+/// A connected, non-blocking stream socket registered with the event loop
+/// ([`crate::event_loop`]).
 pub struct SocketStream {
-    io: Registered<Socket>,
+    io: Registered,
     peer: String,
     /// A short read proves a TCP socket drained (the kernel copies all it has); on
     /// UNIX sockets a read also stops early at passed credentials or descriptors, so
@@ -22,10 +22,10 @@ pub struct SocketStream {
 
 impl SocketStream {
     /// Wraps a connected TCP (`tcp`) or UNIX stream socket, made non-blocking here;
-    /// `peer` names the other end in log messages.
+    /// `peer` names the other end in log messages. Must be called inside the event loop.
     pub fn new(socket: Socket, tcp: bool, peer: String) -> io::Result<SocketStream> {
         socket.set_nonblocking(true)?;
-        let io = Registered::new(socket, Initially::Ready)?;
+        let io = Registered::new(socket)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
 
@@ -47,7 +47,7 @@ impl SocketStream {
     }
 
     /// Wraps a socket already registered with the event loop.
-    pub(crate) fn from_registered(io: Registered<Socket>, tcp: bool, peer: String) -> SocketStream {
+    pub(crate) fn from_registered(io: Registered, tcp: bool, peer: String) -> SocketStream {
         SocketStream {
             io,
             peer,
@@ -67,8 +67,7 @@ impl Transport for SocketStream {
     }
 
     async fn readable(&self) -> io::Result<()> {
-        self.io.readable().await;
-        Ok(())
+        self.io.readable().await
     }
 
     async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {

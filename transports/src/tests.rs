@@ -1,36 +1,33 @@
-//! The event loop against real sockets: every wait here must end, so each test runs
-//! under a deadline timer and a hang fails instead of blocking the suite.
+//! The transports against real sockets on the event loop: every wait here must end, so
+//! each test runs under a deadline and a hang fails instead of blocking the suite.
 
 use std::io::IoSlice;
-use std::time::{Duration, Instant};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
-use futures_lite::future;
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Socket, Type};
 
-use super::{Timer, block_on};
+use crate::event_loop::block_on;
 use crate::{Endpoint, Listener, SocketFile, SocketStream, StreamOptions, Transport, connect};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Runs `test` on the event loop; fails if it takes longer than [`DEADLINE`].
+/// Runs `test` on a fresh event loop; fails if it takes longer than [`DEADLINE`].
 fn within_deadline<T>(test: impl Future<Output = T>) -> T {
-    let outcome = block_on(future::or(async { Some(test.await) }, async {
-        Timer::after(DEADLINE).await;
-        None
-    }));
-    outcome.expect("event loop").expect("test hung")
+    block_on(async { tokio::time::timeout(DEADLINE, test).await })
+        .expect("event loop")
+        .expect("test hung")
 }
 
 /// A connected TCP pair through a listener on an ephemeral loopback port.
 async fn tcp_pair() -> (SocketStream, SocketStream) {
     let listener = Listener::bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
     let ep = listener.endpoint().clone();
-    let (client, server) = future::zip(
+    let (client, server) = tokio::join!(
         connect(&ep, None, StreamOptions::default(), None),
         listener.accept(StreamOptions::default()),
-    )
-    .await;
+    );
     (client.unwrap(), server.unwrap())
 }
 
@@ -53,38 +50,9 @@ async fn read_to_end(t: &dyn Transport) -> Vec<u8> {
     }
 }
 
-#[test]
-fn timer_fires_after_its_duration_not_before() {
-    let start = Instant::now();
-    within_deadline(Timer::after(Duration::from_millis(30)));
-    assert!(start.elapsed() >= Duration::from_millis(30));
-}
-
-#[test]
-fn a_dropped_timer_is_forgotten() {
-    within_deadline(async {
-        // The shorter timer wins; the longer one is dropped by `or` and must not keep
-        // anything alive or fire into a stale waker.
-        future::or(
-            Timer::after(Duration::from_millis(5)),
-            Timer::after(DEADLINE),
-        )
-        .await;
-        Timer::after(Duration::from_millis(5)).await;
-    });
-}
-
-#[test]
-fn a_wake_up_from_another_thread_rouses_the_sleeping_loop() {
-    let got = within_deadline(blocking::unblock(|| {
-        std::thread::sleep(Duration::from_millis(20));
-        42
-    }));
-    assert_eq!(got, 42);
-}
-
 /// The case an edge-triggered loop gets wrong: data and end of stream both arrive
-/// before the first read, the read is short, and no further edge will come.
+/// before the first read, the read is short (which forgets the readiness), and no
+/// further edge will come.
 #[test]
 fn end_of_stream_arriving_with_the_last_data_is_seen() {
     within_deadline(async {
@@ -92,7 +60,7 @@ fn end_of_stream_arriving_with_the_last_data_is_seen() {
         client.write_all(b"last words").await.unwrap();
         client.shutdown_write().await.unwrap();
         // Let both arrive before the first read.
-        Timer::after(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(read_to_end(&server).await, b"last words");
     });
 }
@@ -101,17 +69,18 @@ fn end_of_stream_arriving_with_the_last_data_is_seen() {
 fn megabytes_both_ways_at_once_arrive_intact() {
     let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
     let want = Sha256::digest(&data);
-    for (a, b) in [within_deadline(tcp_pair()), unix_pair()] {
-        within_deadline(async {
-            let ((_, _), (got_a, got_b)) = future::zip(
-                future::zip(send_all(&a, &data), send_all(&b, &data)),
-                future::zip(read_to_end(&a), read_to_end(&b)),
-            )
-            .await;
+    within_deadline(async {
+        for (a, b) in [tcp_pair().await, unix_pair()] {
+            let ((), (), got_a, got_b) = tokio::join!(
+                send_all(&a, &data),
+                send_all(&b, &data),
+                read_to_end(&a),
+                read_to_end(&b),
+            );
             assert_eq!(Sha256::digest(&got_a), want);
             assert_eq!(Sha256::digest(&got_b), want);
-        });
-    }
+        }
+    });
 }
 
 /// Sends `data` in vectored writes of two halves per chunk, then end of stream.
@@ -157,54 +126,39 @@ fn a_refused_connect_fails_instead_of_waiting() {
     );
 }
 
+/// A socket outside any event loop is an error the caller sees, not a socket that
+/// silently never becomes ready.
 #[test]
-fn a_socket_made_on_one_thread_works_on_that_thread_loop_again() {
-    // Two block_on calls in a row on one thread share its reactor.
-    let (a, b) = unix_pair();
-    within_deadline(a.write_all(b"x")).unwrap();
-    let mut buf = [0u8; 1];
-    assert_eq!(within_deadline(b.read(&mut buf)).unwrap(), 1);
+fn a_socket_outside_the_event_loop_fails_to_register() {
+    let (a, _b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+    let outside = std::panic::catch_unwind(|| SocketStream::new(a, false, "a".into()));
+    assert!(outside.is_err(), "registered without a reactor");
 }
 
+/// A listener whose descriptor lives on elsewhere (as systemd keeps its copy of an
+/// activated socket) is deregistered when dropped: connections queued on it afterwards
+/// do not wake a socket registered after it, which a reused registration would.
 #[test]
-fn executor_runs_tasks_woken_from_other_threads_and_cancels_dropped_ones() {
-    use std::rc::Rc;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    let ex = super::Executor::new();
-    // Tasks that finish on wake-ups from the blocking pool, one after another.
-    let tasks: Vec<_> = (0..8u64)
-        .map(|i| ex.spawn(blocking::unblock(move || i * i)))
-        .collect();
-    // A task whose handle is dropped never runs; its future is dropped.
-    let ran = Rc::new(AtomicUsize::new(0));
-    let r = ran.clone();
-    drop(ex.spawn(async move {
-        r.fetch_add(1, Ordering::SeqCst);
-    }));
-    // A detached task that keeps yielding must not starve the others.
-    let spins = Arc::new(AtomicUsize::new(0));
-    let s = spins.clone();
-    ex.spawn(async move {
-        loop {
-            s.fetch_add(1, Ordering::SeqCst);
-            future::yield_now().await;
-        }
-    })
-    .detach();
-    let sum = within_deadline(ex.run(async {
-        let mut sum = 0;
-        for t in tasks {
-            sum += t.await;
-        }
-        // A timer still fires while the spinning task runs.
-        Timer::after(Duration::from_millis(20)).await;
-        sum
-    }));
-    assert_eq!(sum, (0..8u64).map(|i| i * i).sum::<u64>());
-    assert_eq!(ran.load(Ordering::SeqCst), 0);
-    assert!(spins.load(Ordering::SeqCst) > 0);
+fn a_dropped_listener_whose_socket_lives_on_wakes_nothing() {
+    within_deadline(async {
+        let listener = Listener::bind(&Endpoint::Tcp("127.0.0.1:0".parse().unwrap())).unwrap();
+        let ep = listener.endpoint().clone();
+        // Another owner of the same listening socket, like systemd's.
+        // SAFETY: dup returns a new descriptor that nothing else owns, or -1.
+        let kept = unsafe { libc::dup(listener.socket().as_raw_fd()) };
+        assert!(kept >= 0);
+        drop(listener);
+        let (quiet, other) = unix_pair();
+        // A connection queued on the still-open listening socket.
+        let queued = std::net::TcpStream::connect(ep.to_string()).unwrap();
+        let woke = tokio::time::timeout(Duration::from_millis(200), quiet.readable()).await;
+        assert!(woke.is_err(), "an idle socket became readable");
+        other.write_all(b"x").await.unwrap();
+        quiet.readable().await.unwrap();
+        drop(queued);
+        // SAFETY: `kept` is ours alone, closed once.
+        unsafe { libc::close(kept) };
+    });
 }
 
 #[test]
@@ -219,7 +173,7 @@ fn tcp_connections_get_nodelay_and_the_keepalive_asked_for() {
             let listener = Listener::bind_with(&ep, SocketFile::default(), listening).unwrap();
             let ep = listener.endpoint().clone();
             let (client, server) =
-                future::zip(connect(&ep, None, wanted, None), listener.accept(wanted)).await;
+                tokio::join!(connect(&ep, None, wanted, None), listener.accept(wanted));
             for s in [client.unwrap(), server.unwrap()] {
                 let socket = s.socket();
                 assert!(socket.tcp_nodelay().unwrap(), "{listening:?} {wanted:?}");

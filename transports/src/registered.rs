@@ -1,0 +1,100 @@
+//! [`Registered`]: a non-blocking socket registered with the event loop's reactor, and
+//! the loop that retries an operation until the socket is ready for it.
+
+use std::io;
+
+use socket2::Socket;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// A non-blocking socket registered once, edge-triggered, with the reactor of the tokio
+/// runtime it was created in; deregistered (`EPOLL_CTL_DEL`) before it is closed, so a
+/// descriptor that lives on elsewhere (an inherited listener that systemd also holds)
+/// can never report events into a later registration.
+///
+/// tokio's `TcpStream::try_read` forgets readiness only on `WouldBlock`; the loop here
+/// also forgets it after a read or write that proves the socket drained or full, which
+/// saves a system call per wait.
+pub(crate) struct Registered {
+    io: AsyncFd<Socket>,
+}
+
+impl Registered {
+    /// Registers `socket`, which must already be in non-blocking mode. Panics outside
+    /// the event loop ([`crate::event_loop::block_on`]): a socket no reactor drives
+    /// would hang instead.
+    pub(crate) fn new(socket: Socket) -> io::Result<Registered> {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        // SAFETY: a `Socket` owns its descriptor: it is open from the socket's creation
+        // until the socket is dropped, which happens only when the `AsyncFd` (the sole
+        // owner here) drops it after deregistering, and `as_raw_fd` always returns that
+        // same descriptor. Nothing here hands out `&mut Socket`, so it is never swapped.
+        let io = unsafe { AsyncFd::register_with_interest(socket, both) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Registered { io })
+    }
+
+    /// The socket, for operations that never block.
+    pub(crate) fn get_ref(&self) -> &Socket {
+        self.io.get_ref()
+    }
+
+    /// Runs `op` once the socket is readable, again after each `WouldBlock`. `drained`
+    /// says whether a result proves the socket has nothing more to read for now (a
+    /// short read on a stream socket), which saves the `WouldBlock` attempt the
+    /// edge-triggered registration would otherwise need.
+    pub(crate) async fn read_with<R>(
+        &self,
+        op: impl FnMut(&Socket) -> io::Result<R>,
+        drained: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        self.attempt(Interest::READABLE, op, drained).await
+    }
+
+    /// Like [`Registered::read_with`] for writing; `full` says whether a result proves
+    /// the send buffer full (a short write).
+    pub(crate) async fn write_with<R>(
+        &self,
+        op: impl FnMut(&Socket) -> io::Result<R>,
+        full: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        self.attempt(Interest::WRITABLE, op, full).await
+    }
+
+    async fn attempt<R>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut(&Socket) -> io::Result<R>,
+        exhausted: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        loop {
+            // Clearing forgets only the readiness this guard saw (and never an end of
+            // stream or hang-up), so an event after the attempt is not lost.
+            let mut ready = self.io.ready(interest).await?;
+            match op(ready.get_inner()) {
+                Ok(r) => {
+                    if exhausted(&r) {
+                        ready.clear_ready();
+                    }
+                    return Ok(r);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits until the socket reports readiness to read, without reading.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        // The guard is dropped without clearing: the next read still sees the readiness.
+        let _ready = self.io.readable().await?;
+        Ok(())
+    }
+
+    /// Waits until the socket reports readiness to write (a connect finished).
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        let _ready = self.io.writable().await?;
+        Ok(())
+    }
+}
