@@ -70,7 +70,9 @@ fn root_daemon_without_u_is_confined_and_serves() {
     let d = Daemon::spawn_cmd(Impl::Ours, "d", dir.path(), &hop, cmd, &args);
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
     let e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop_arg, k, &["-e"]);
-    let err = d.wait_stderr("sandbox: ", QUICK).unwrap();
+    // Accepting starts before the sandbox (the socket is bound first): wait for its line.
+    e.wait_stderr("sandbox: ", QUICK).unwrap();
+    let err = d.wait_stderr("sandbox: landlock", QUICK).unwrap();
     assert!(err.contains(BITTEN), "{err}");
     assert!(
         err.contains("sandbox: landlock ABI") && err.contains("(fs, net), seccomp "),
@@ -108,6 +110,7 @@ fn no_sandbox_and_strict() {
     let strict = ["-d", "--sandbox", "strict"];
     let s = Daemon::pipe(Impl::Ours, "strict", dir.path(), &src, &t, k, &strict);
     s.wait_stderr("syscalls (strict), no capabilities", QUICK).unwrap();
+    assert!(!s.stderr().contains("thread(s) started earlier"), "{}", s.stderr());
     assert_confined(s.pid(), "strict");
     let data = payload(300_000, 20);
     let via = Addr::fresh(Transport::Tcp, dir.path(), "via");

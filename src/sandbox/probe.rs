@@ -3,7 +3,7 @@
 //! would (read `/etc/shadow`, run a program) and logs what the kernel answered. The
 //! tests read that line; release builds do not contain this code.
 
-use std::os::unix::process::CommandExt;
+use std::io;
 
 /// Tries the forbidden operations when asked to, logging one line with the outcomes.
 pub fn run_if_asked() {
@@ -14,8 +14,17 @@ pub fn run_if_asked() {
         Ok(_) => "opened".to_owned(),
         Err(e) => e.to_string(),
     };
-    // `exec` only returns if execve failed; had it succeeded, the daemon would be gone.
-    let exec = std::process::Command::new("/bin/true").exec();
+    // The bare system call: `Command::exec` first resets signal dispositions and masks
+    // of the running daemon (SIGPIPE among them), which a refused execve would leave so.
+    let path = c"/bin/true";
+    let argv = [path.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: the path is a NUL-terminated string and argv and envp are null-terminated
+    // arrays of such strings, all alive across the call. execve returns only when it
+    // failed, having changed nothing; had it succeeded the daemon would be gone, which
+    // is what the tests would see.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let exec = io::Error::last_os_error();
     crate::log::info(&format!(
         "sandbox probe: open /etc/shadow: {open}; execve /bin/true: {exec}"
     ));
