@@ -1,7 +1,7 @@
 //! The sandbox (Landlock, seccomp, no capabilities) of a running daemon and of spipe:
 //! what `/proc` shows of it, that data still flows through it, and that it bites: with
-//! `SPIPED_SANDBOX_PROBE` a debug build tries to read `/etc/shadow` and to execve right
-//! after confining itself, and logs what the kernel answered.
+//! `SPIPED_SANDBOX_PROBE` a debug build tries to read `/etc/shadow`, to execve and to map
+//! executable memory right after confining itself, and logs what the kernel answered.
 
 mod common;
 
@@ -15,10 +15,11 @@ use common::*;
 const KEY: &[u8] = b"a key file for the sandbox tests, longer than 32 bytes";
 const QUICK: Duration = Duration::from_secs(10);
 
-/// The probe's line when both attempts were refused: EACCES from Landlock for the
-/// file, EPERM from seccomp for execve.
+/// The probe's line when every attempt was refused: EACCES from Landlock for the
+/// file, EPERM from seccomp for execve and for executable memory.
 const BITTEN: &str = "sandbox probe: open /etc/shadow: Permission denied (os error 13); \
-                      execve /bin/true: Operation not permitted (os error 1)";
+                      execve /bin/true: Operation not permitted (os error 1); \
+                      executable mmap: Operation not permitted (os error 1)";
 
 /// `Field:\tvalue` lines of `/proc/<pid>/status` (or of one of its tasks).
 fn status_field(status: &str, field: &str) -> String {

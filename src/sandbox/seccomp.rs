@@ -8,7 +8,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::syscalls;
+use super::syscalls::{self, Only};
 
 /// Installs the filter on every thread (TSYNC); a call outside the list fails with
 /// `EPERM`, or kills the process when `strict`. Needs `no_new_privs` (set by the
@@ -26,12 +26,8 @@ fn program(strict: bool) -> Result<BpfProgram, String> {
         .iter()
         .map(|&(_, nr)| (nr, Vec::new()))
         .collect();
-    for &(_, nr, arg, values) in syscalls::NARROWED {
-        let when = |&v: &u64| {
-            let equal = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, v);
-            SeccompRule::new(vec![equal.map_err(|e| e.to_string())?]).map_err(|e| e.to_string())
-        };
-        rules.insert(nr, values.iter().map(when).collect::<Result<_, _>>()?);
+    for (_, nr, only) in syscalls::NARROWED {
+        rules.insert(*nr, narrowed(only)?);
     }
     let refused = match strict {
         true => SeccompAction::KillProcess,
@@ -47,6 +43,27 @@ fn program(strict: bool) -> Result<BpfProgram, String> {
     let filter = SeccompFilter::new(rules, refused, SeccompAction::Allow, arch)
         .map_err(|e| e.to_string())?;
     filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())
+}
+
+/// The rules allowing a call only when its argument is as `only` says.
+fn narrowed(only: &Only) -> Result<Vec<SeccompRule>, String> {
+    let rule = |arg: u8, op: SeccompCmpOp, value: u64| {
+        let condition = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
+            .map_err(|e| e.to_string())?;
+        SeccompRule::new(vec![condition]).map_err(|e| e.to_string())
+    };
+    match *only {
+        Only::OneOf(arg, values) => values
+            .iter()
+            .map(|&v| rule(arg, SeccompCmpOp::Eq, v))
+            .collect(),
+        Only::BitsClear(arg, bits) => Ok(vec![rule(arg, SeccompCmpOp::MaskedEq(bits), 0)?]),
+        Only::ThisProcess(arg) => Ok(vec![rule(
+            arg,
+            SeccompCmpOp::Eq,
+            u64::from(std::process::id()),
+        )?]),
+    }
 }
 
 #[cfg(test)]
