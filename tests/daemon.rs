@@ -461,7 +461,10 @@ fn syslog_receives_warnings() {
         // The start-up line saying what the sandbox enforces comes first, at info.
         let msg = recv();
         assert!(msg.starts_with("<30>"), "not daemon.info: {msg:?}");
-        assert!(msg.contains(&format!("spiped[{pid}]: sandbox: landlock ABI")), "{msg:?}");
+        assert!(
+            msg.contains(&format!("spiped[{pid}]: sandbox: landlock ABI")),
+            "{msg:?}"
+        );
         let msg = recv();
         assert!(msg.starts_with("<28>"), "not daemon.warning: {msg:?}");
         assert!(msg.contains(&format!("spiped[{pid}]: ")), "{msg:?}");

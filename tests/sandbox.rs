@@ -100,8 +100,17 @@ fn no_sandbox_and_strict() {
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
     let src = Addr::fresh(Transport::Tcp, dir.path(), "off");
     let t = target.addr.arg();
-    let off = Daemon::pipe(Impl::Ours, "off", dir.path(), &src, &t, k, &["-d", "--no-sandbox"]);
-    off.wait_stderr("sandbox: off (--no-sandbox)", QUICK).unwrap();
+    let off = Daemon::pipe(
+        Impl::Ours,
+        "off",
+        dir.path(),
+        &src,
+        &t,
+        k,
+        &["-d", "--no-sandbox"],
+    );
+    off.wait_stderr("sandbox: off (--no-sandbox)", QUICK)
+        .unwrap();
     let status = fs::read_to_string(format!("/proc/{}/status", off.pid())).unwrap();
     assert_eq!(status_field(&status, "NoNewPrivs"), "0");
     assert_eq!(status_field(&status, "Seccomp"), "0");
@@ -110,8 +119,13 @@ fn no_sandbox_and_strict() {
     let src = Addr::fresh(Transport::Tcp, dir.path(), "strict");
     let strict = ["-d", "--sandbox", "strict"];
     let s = Daemon::pipe(Impl::Ours, "strict", dir.path(), &src, &t, k, &strict);
-    s.wait_stderr("syscalls (strict), no capabilities", QUICK).unwrap();
-    assert!(!s.stderr().contains("thread(s) started earlier"), "{}", s.stderr());
+    s.wait_stderr("syscalls (strict), no capabilities", QUICK)
+        .unwrap();
+    assert!(
+        !s.stderr().contains("thread(s) started earlier"),
+        "{}",
+        s.stderr()
+    );
     assert_confined(s.pid(), "strict");
     let data = payload(300_000, 20);
     let via = Addr::fresh(Transport::Tcp, dir.path(), "via");
@@ -143,7 +157,10 @@ fn spipe_is_confined_once_connected() {
         .spawn()
         .unwrap();
     let end = Instant::now() + QUICK;
-    while !fs::read_to_string(&err_path).unwrap().contains("sandbox probe") {
+    while !fs::read_to_string(&err_path)
+        .unwrap()
+        .contains("sandbox probe")
+    {
         assert!(Instant::now() < end, "spipe did not confine itself");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -185,7 +185,10 @@ mod tests {
         assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).x25519);
         use crate::sandbox::Mode;
         assert_eq!(run(&["-t/s", "-k/k", "--no-sandbox"]).sandbox, Mode::Off);
-        assert_eq!(run(&["-t/s", "-k/k", "--sandbox", "strict"]).sandbox, Mode::Strict);
+        assert_eq!(
+            run(&["-t/s", "-k/k", "--sandbox", "strict"]).sandbox,
+            Mode::Strict
+        );
     }
 
     #[test]

@@ -172,8 +172,7 @@ fn allow(
 
 /// `NOTIFY_SOCKET` names an abstract socket (`@...`).
 fn notify_socket_is_abstract() -> bool {
-    std::env::var_os("NOTIFY_SOCKET")
-        .is_some_and(|s| s.as_encoded_bytes().first() == Some(&b'@'))
+    std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| s.as_encoded_bytes().first() == Some(&b'@'))
 }
 
 /// `NOTIFY_SOCKET` when it names a socket file.
@@ -188,8 +187,8 @@ impl Enforced {
         let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox)";
         for f in &needs.read_files {
             let path = canonical(f);
-            let ok = self.files.contains(&path)
-                || self.directories.iter().any(|d| path.starts_with(d));
+            let ok =
+                self.files.contains(&path) || self.directories.iter().any(|d| path.starts_with(d));
             if !ok {
                 return Err(format!(
                     "the sandbox set up at start (Landlock) does not allow reading {}: \
@@ -303,10 +302,15 @@ mod tests {
             ..Needs::default()
         };
         allowed.admits(&at_start).unwrap();
-        allowed.admits(&reading(keys.path().join("new.key"))).unwrap();
+        allowed
+            .admits(&reading(keys.path().join("new.key")))
+            .unwrap();
         for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
             let e = allowed.admits(&reading(refused.clone())).unwrap_err();
-            assert!(e.contains("sandbox") && e.contains(refused.to_str().unwrap()), "{e}");
+            assert!(
+                e.contains("sandbox") && e.contains(refused.to_str().unwrap()),
+                "{e}"
+            );
         }
         let e = allowed
             .admits(&Needs {

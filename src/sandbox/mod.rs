@@ -216,9 +216,27 @@ fn thread_count() -> usize {
 /// (`/etc/spiped/`, `/run/spiped/`) has its directory allowed, so a reload may read
 /// new files there and a restarted UNIX target is still reachable.
 const SHARED_DIRECTORIES: &[&str] = &[
-    "/", "/etc", "/run", "/var/run", "/tmp", "/var/tmp", "/var", "/var/lib", "/usr",
-    "/usr/local", "/home", "/root", "/dev", "/dev/shm", "/proc", "/sys", "/boot", "/opt",
-    "/srv", "/mnt", "/media",
+    "/",
+    "/etc",
+    "/run",
+    "/var/run",
+    "/tmp",
+    "/var/tmp",
+    "/var",
+    "/var/lib",
+    "/usr",
+    "/usr/local",
+    "/home",
+    "/root",
+    "/dev",
+    "/dev/shm",
+    "/proc",
+    "/sys",
+    "/boot",
+    "/opt",
+    "/srv",
+    "/mnt",
+    "/media",
 ];
 
 /// The directory holding `file` (made absolute, symbolic links resolved) when it is one

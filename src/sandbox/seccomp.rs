@@ -42,7 +42,9 @@ fn program(strict: bool) -> Result<BpfProgram, String> {
     };
     let filter = SeccompFilter::new(rules, refused, SeccompAction::Allow, arch)
         .map_err(|e| e.to_string())?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 /// The rules allowing a call only when its argument is as `only` says.

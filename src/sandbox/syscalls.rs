@@ -20,24 +20,46 @@ pub enum Only {
 
 /// `(name, number, condition)`: calls allowed only when one argument says so, because
 /// other values reach much more of the kernel or of the system.
+// FIONBIO's type depends on the C library (c_ulong with glibc, c_int with musl).
+#[allow(clippy::unnecessary_cast)]
 pub static NARROWED: &[(&str, i64, Only)] = &[
     // Only switching a descriptor's blocking mode; never TIOCSTI on a terminal, which
     // would type commands into the shell that started a foreground daemon.
-    ("ioctl", libc::SYS_ioctl, Only::OneOf(1, &[libc::FIONBIO as u64])),
+    (
+        "ioctl",
+        libc::SYS_ioctl,
+        Only::OneOf(1, &[libc::FIONBIO as u64]),
+    ),
     // Only naming threads (new worker threads do); no other process attribute.
-    ("prctl", libc::SYS_prctl, Only::OneOf(0, &[libc::PR_SET_NAME as u64])),
+    (
+        "prctl",
+        libc::SYS_prctl,
+        Only::OneOf(0, &[libc::PR_SET_NAME as u64]),
+    ),
     // Only the families spiped speaks: no netlink, packet or other socket.
     (
         "socket",
         libc::SYS_socket,
         Only::OneOf(
             0,
-            &[libc::AF_UNIX as u64, libc::AF_INET as u64, libc::AF_INET6 as u64],
+            &[
+                libc::AF_UNIX as u64,
+                libc::AF_INET as u64,
+                libc::AF_INET6 as u64,
+            ],
         ),
     ),
     // Memory is never made executable once serving: injected code cannot be run.
-    ("mmap", libc::SYS_mmap, Only::BitsClear(2, libc::PROT_EXEC as u64)),
-    ("mprotect", libc::SYS_mprotect, Only::BitsClear(2, libc::PROT_EXEC as u64)),
+    (
+        "mmap",
+        libc::SYS_mmap,
+        Only::BitsClear(2, libc::PROT_EXEC as u64),
+    ),
+    (
+        "mprotect",
+        libc::SYS_mprotect,
+        Only::BitsClear(2, libc::PROT_EXEC as u64),
+    ),
     // A panic's abort (release builds) signals this process only.
     ("tgkill", libc::SYS_tgkill, Only::ThisProcess(0)),
 ];

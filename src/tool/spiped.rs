@@ -209,9 +209,16 @@ fn sandbox_needs(
     sandbox::Needs {
         read_files: key_files.filter(|k| *k != "-").map(PathBuf::from).collect(),
         unix_targets,
-        unix_sources: listener.unix_file().map(|(p, _)| p.to_owned()).into_iter().collect(),
+        unix_sources: listener
+            .unix_file()
+            .map(|(p, _)| p.to_owned())
+            .into_iter()
+            .collect(),
         pidfile: wrote_pidfile.then(|| opts.pidfile.clone()),
-        bind_ports: source_port.into_iter().chain(bind.map(|b| b.port())).collect(),
+        bind_ports: source_port
+            .into_iter()
+            .chain(bind.map(|b| b.port()))
+            .collect(),
         connect_ports,
         dns: matches!(opts.target, Address::Name { .. }) && opts.resolve_interval.is_some(),
         syslog: opts.syslog,
