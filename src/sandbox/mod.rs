@@ -106,7 +106,8 @@ pub fn confine(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
     }
     let threads_before = thread_count();
     // Landlock first: its rules open paths, which seccomp's list need not allow for
-    // ever. It also sets no_new_privs, which seccomp requires without CAP_SYS_ADMIN.
+    // ever. Both set no_new_privs (seccomp requires it without CAP_SYS_ADMIN), so it is
+    // in force even where Landlock is not.
     let landlock = landlock::restrict(needs);
     let capabilities = capabilities::drop_all();
     let seccomp = seccomp::install(mode == Mode::Strict);
@@ -168,7 +169,7 @@ impl Confinement {
 
 impl fmt::Display for Confinement {
     /// The start-up log line's text after `sandbox: `, for example
-    /// `landlock ABI 7 (fs, net), seccomp 63 syscalls, no capabilities`.
+    /// `landlock ABI 7 (fs, net), seccomp 53 syscalls, no capabilities`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mode == Mode::Off {
             return write!(f, "off (--no-sandbox)");

@@ -11,8 +11,8 @@ use seccompiler::{
 use super::syscalls::{self, Only};
 
 /// Installs the filter on every thread (TSYNC); a call outside the list fails with
-/// `EPERM`, or kills the process when `strict`. Needs `no_new_privs` (set by the
-/// Landlock layer before) or `CAP_SYS_ADMIN`. Returns the number of calls allowed.
+/// `EPERM`, or kills the process when `strict`. Sets `no_new_privs` first (the kernel
+/// requires it, capabilities being gone). Returns the number of calls allowed.
 pub fn install(strict: bool) -> Result<usize, String> {
     let program = program(strict)?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())?;
