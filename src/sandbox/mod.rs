@@ -26,6 +26,7 @@ mod syscalls;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// How the process confines itself (`--sandbox`, `--no-sandbox`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,11 +91,30 @@ pub struct Confinement {
     unconfined_threads: usize,
 }
 
-/// Confines the calling process as `mode` says, allowing what `needs` lists. Threads
+/// The confinement in force, once [`confine`] has run.
+static IN_FORCE: OnceLock<Confinement> = OnceLock::new();
+
+/// Confines the calling process as `mode` says, allowing what `needs` lists, once per
+/// process (a second call changes nothing and returns the first's result). Threads
 /// started later inherit every layer; seccomp also covers threads started earlier.
 /// Returns an error only in [`Mode::Strict`] when a layer could not be put in force;
 /// otherwise what could not be done is in the [`Confinement`]'s summary.
-pub fn confine(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
+pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, String> {
+    if let Some(c) = IN_FORCE.get() {
+        return Ok(c);
+    }
+    let c = apply(needs, mode)?;
+    Ok(IN_FORCE.get_or_init(|| c))
+}
+
+/// Checks what a reload asks for against the confinement in force (see
+/// [`Confinement::admits`]); anything goes when none is.
+pub fn admits(needs: &Needs) -> Result<(), String> {
+    IN_FORCE.get().map_or(Ok(()), |c| c.admits(needs))
+}
+
+/// Puts the layers in force; see [`confine`].
+fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
     if mode == Mode::Off {
         return Ok(Confinement {
             mode,
