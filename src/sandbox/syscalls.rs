@@ -76,10 +76,11 @@ macro_rules! syscalls {
 macro_rules! allowed {
     ($($own:ident),* $(,)?) => {
         syscalls![
-            // Sockets: accepting, connecting, moving bytes, options, DNS over UDP.
+            // Sockets (socket: see NARROWED): accepting, connecting, moving bytes,
+            // options, DNS over UDP.
             SYS_accept4, SYS_bind, SYS_close, SYS_connect, SYS_getpeername,
             SYS_getsockname, SYS_getsockopt, SYS_recvfrom, SYS_sendmsg, SYS_sendto,
-            SYS_setsockopt, SYS_shutdown, SYS_socket,
+            SYS_setsockopt, SYS_shutdown,
             // A reload that starts a pipe listens on a new socket.
             SYS_listen,
             // The event loop, its timers, and waking it from worker threads.
