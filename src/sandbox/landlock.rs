@@ -42,6 +42,8 @@ pub struct Enforced {
     pub net: bool,
     /// Every thread is restricted, not only this one and those it starts (ABI 8).
     pub all_threads: bool,
+    /// TCP ports were left open on purpose (see [`Needs::any_tcp_port`]).
+    pub any_tcp_port: bool,
     dns: bool,
     files: Vec<PathBuf>,
     directories: Vec<PathBuf>,
@@ -72,7 +74,7 @@ pub fn restrict(needs: &Needs) -> Result<Enforced, String> {
     Ok(Enforced {
         abi,
         fs: true,
-        net: abi >= ABI::V4 as i32,
+        net: abi >= ABI::V4 as i32 && !needs.any_tcp_port,
         all_threads: status.all_threads,
         ..allowed
     })
@@ -85,16 +87,18 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         true => BitFlags::from(Scope::Signal),
         false => Scope::Signal | Scope::AbstractUnixSocket,
     };
-    let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(TARGET_ABI))?
-        .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?
-        .scope(scopes)?
-        .create()?;
+    let ruleset = Ruleset::default().handle_access(AccessFs::from_all(TARGET_ABI))?;
+    let ruleset = match needs.any_tcp_port {
+        true => ruleset,
+        false => ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?,
+    };
+    let mut ruleset = ruleset.scope(scopes)?.create()?;
     let mut allowed = Enforced {
         abi: 0,
         fs: false,
         net: false,
         all_threads: false,
+        any_tcp_port: needs.any_tcp_port,
         dns: needs.dns,
         files: Vec::new(),
         directories: Vec::new(),
@@ -147,6 +151,9 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         if let Some(dir) = own_directory(pidfile) {
             ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
         }
+    }
+    if needs.any_tcp_port {
+        return Ok((ruleset, allowed));
     }
     for &port in &allowed.bind_ports {
         ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::BindTcp))?;
@@ -269,9 +276,10 @@ fn list(dirs: &[PathBuf]) -> String {
 impl fmt::Display for Enforced {
     /// `landlock ABI 7 (fs, net)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let layers = match self.net {
-            true => "fs, net",
-            false => "fs",
+        let layers = match (self.net, self.any_tcp_port) {
+            (true, _) => "fs, net",
+            (false, true) => "fs; any TCP port, for reloads",
+            (false, false) => "fs",
         };
         write!(f, "landlock ABI {} ({layers})", self.abi)
     }
@@ -319,6 +327,16 @@ mod tests {
             })
             .unwrap_err();
         assert!(e.contains("sandbox") && e.contains("TCP port 9000"), "{e}");
+        let (_ruleset, open) = build(&Needs {
+            any_tcp_port: true,
+            ..at_start.clone()
+        })
+        .unwrap();
+        open.admits(&Needs {
+            bind_ports: vec![9000],
+            ..Needs::default()
+        })
+        .unwrap();
         let e = allowed
             .admits(&Needs {
                 dns: true,

@@ -73,6 +73,9 @@ pub struct Needs {
     pub bind_ports: Vec<u16>,
     /// Remote TCP ports connected to: targets, and 53 for DNS over TCP.
     pub connect_ports: Vec<u16>,
+    /// TCP bind and connect stay unrestricted: a reload may add pipes on ports no one
+    /// knows at start (a configuration file), and a Landlock domain cannot widen.
+    pub any_tcp_port: bool,
     /// Host names are resolved again while serving (`-r`): `/etc/hosts` and
     /// `/etc/resolv.conf` are read.
     pub dns: bool,
@@ -161,7 +164,7 @@ impl Confinement {
         };
         match &self.landlock {
             Err(e) => return fail("Landlock", e),
-            Ok(l) if !l.fs || !l.net => {
+            Ok(l) if !l.fs || (!l.net && !l.any_tcp_port) => {
                 return fail("Landlock", &format!("the kernel has only ABI {}", l.abi));
             }
             Ok(_) => {}

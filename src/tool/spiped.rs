@@ -220,6 +220,8 @@ fn sandbox_needs(
             .chain(bind.map(|b| b.port()))
             .collect(),
         connect_ports,
+        // A command line's pipe keeps its ports for life.
+        any_tcp_port: false,
         dns: matches!(opts.target, Address::Name { .. }) && opts.resolve_interval.is_some(),
         syslog: opts.syslog,
     }
