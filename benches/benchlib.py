@@ -1,5 +1,5 @@
 """Helpers shared by the benchmark scripts: ports, readiness and process CPU time."""
-import os, socket, sys, time
+import os, socket, sys, tempfile, threading, time
 
 
 def free_port():
@@ -22,3 +22,39 @@ def wait_port(port, who, deadline=10.0):
         except OSError:
             time.sleep(0.02)
     sys.exit(f'{who}: nothing listening on {port}')
+
+
+def wait_listening(port, deadline=10.0):
+    """Polls /proc/net/tcp until 127.0.0.1:`port` listens: no probe connection, so a
+    daemon being counted sees none."""
+    want, end = f":{port:04X} ", time.time() + deadline
+    while time.time() < end:
+        with open('/proc/net/tcp') as f:
+            if any(want in l and l.split()[3] == '0A' for l in f):
+                return
+        time.sleep(0.01)
+    sys.exit(f'nothing listens on {port}')
+
+
+def serve_forever(port, handle):
+    """Accepts on 127.0.0.1:`port` in a background thread, each connection handled by
+    `handle(conn)` on a thread of its own."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(('127.0.0.1', port))
+    ls.listen(128)
+
+    def loop():
+        while True:
+            c, _ = ls.accept()
+            threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def key_file():
+    """A fresh random key file, mode 0600; the caller removes it."""
+    fd, path = tempfile.mkstemp(prefix='spiped-key.')
+    os.write(fd, os.urandom(32))
+    os.close(fd)
+    return path

@@ -9,53 +9,23 @@ byte, read the echo, close), then again with none, and prints the difference div
 CONNECTIONS: the calls each connection costs, start-up and exit excluded, in total and
 by name. Every thread of the daemon counts (strace -f).
 """
-import os, signal, socket, subprocess, sys, tempfile, threading, time
+import os, signal, socket, subprocess, sys, tempfile, time
+
+from benchlib import free_port, key_file, serve_forever, wait_listening
 
 C_SPIPED = os.environ.get("C_SPIPED", "/usr/bin/spiped")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def echo_target(port):
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", port))
-    ls.listen(128)
-
-    def serve(c):
-        with c:
-            while data := c.recv(65536):
-                c.sendall(data)
-
-    def loop():
-        while True:
-            c, _ = ls.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-
-
-def wait_listening(port):
-    """Polls /proc/net/tcp, so that no probe connection is counted."""
-    want = f":{port:04X} "
-    for _ in range(500):
-        with open("/proc/net/tcp") as f:
-            if any(want in l and l.split()[3] == "0A" for l in f):
-                return
-        time.sleep(0.01)
-    sys.exit(f"nothing listens on {port}")
+def echo(c):
+    with c:
+        while data := c.recv(65536):
+            c.sendall(data)
 
 
 def count(spiped, key, conns):
     """{name: calls} of one daemon life with `conns` connections."""
     target, d, e = free_port(), free_port(), free_port()
-    echo_target(target)
+    serve_forever(target, echo)
     out = tempfile.mktemp(prefix="strace.")
     dmn = subprocess.Popen(["strace", "-f", "-c", "-o", out, spiped, "-F", "-d", "-f",
                             "-s", f"[127.0.0.1]:{d}", "-t", f"[127.0.0.1]:{target}",
@@ -90,10 +60,7 @@ def main():
         sys.exit(__doc__)
     spiped = sys.argv[1]
     conns = int(sys.argv[2]) if len(sys.argv) > 2 else 500
-    key = tempfile.mktemp(prefix="key.")
-    with open(key, "wb") as f:
-        f.write(os.urandom(32))
-    os.chmod(key, 0o600)
+    key = key_file()
     busy, idle = count(spiped, key, conns), count(spiped, key, 0)
     os.unlink(key)
     per = {n: (busy.get(n, 0) - idle.get(n, 0)) / conns for n in busy}

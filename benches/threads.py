@@ -8,35 +8,17 @@ of a sink; prints its thread count 15 s after start with no connection, then the
 threads seen (sampled every 20 ms, with their names) while CONNECTIONS clients each
 upload MEGABYTES at once, then the count 15 s after the load ends.
 """
-import collections, os, signal, socket, subprocess, sys, tempfile, threading, time
+import collections, os, signal, socket, subprocess, sys, threading, time
+
+from benchlib import free_port, key_file, serve_forever
 
 C_SPIPED = os.environ.get("C_SPIPED", "/usr/bin/spiped")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def sink(port):
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", port))
-    ls.listen(64)
-
-    def drain(c):
-        with c:
-            while c.recv(1 << 20):
-                pass
-
-    def loop():
-        while True:
-            c, _ = ls.accept()
-            threading.Thread(target=drain, args=(c,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
+def drain(c):
+    with c:
+        while c.recv(1 << 20):
+            pass
 
 
 def threads(pid):
@@ -60,12 +42,9 @@ def main():
     spiped = sys.argv[1]
     conns = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     megabytes = int(sys.argv[3]) if len(sys.argv) > 3 else 256
-    key = tempfile.mktemp(prefix="key.")
-    with open(key, "wb") as f:
-        f.write(os.urandom(32))
-    os.chmod(key, 0o600)
+    key = key_file()
     target, d, e = free_port(), free_port(), free_port()
-    sink(target)
+    serve_forever(target, drain)
     dmn = subprocess.Popen([spiped, "-F", "-d", "-s", f"[127.0.0.1]:{d}",
                             "-t", f"[127.0.0.1]:{target}", "-k", key])
     enc = subprocess.Popen([C_SPIPED, "-F", "-e", "-s", f"[127.0.0.1]:{e}",

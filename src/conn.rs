@@ -3,8 +3,9 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
@@ -34,7 +35,8 @@ impl Direction {
     }
 }
 
-/// Everything a connection needs that is fixed for the daemon's lifetime.
+/// Everything a connection needs, fixed from its accept to its close: a reload gives
+/// the pipe a new one for later connections.
 pub struct ConnConfig {
     /// `-e` or `-d`.
     pub direction: Direction,
@@ -57,6 +59,15 @@ pub struct ConnConfig {
     pub stream: StreamOptions,
     /// Local address for outgoing connections (`-b`).
     pub bind: Option<SocketAddr>,
+    /// Whether keys lead to different targets (routing by key, `-d` only): the target
+    /// is then connected once the handshake has told which key the client holds.
+    pub routed: bool,
+    /// `idle-timeout`: close an established session that moves nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// The pipe's counters, which outlive this configuration.
+    pub counters: Arc<crate::pipe::Counters>,
+    /// The pipe's name for log lines, when the process serves several (`-c`).
+    pub label: Option<String>,
 }
 
 /// Why a connection ended early; the daemon logs it and carries on.
@@ -78,6 +89,8 @@ pub enum ConnError {
     Proxy(io::Error),
     /// A direction of the established session failed.
     Pipe(PumpError),
+    /// No byte moved either way for `idle-timeout`.
+    Idle(Duration),
 }
 
 impl fmt::Display for ConnError {
@@ -99,6 +112,11 @@ impl fmt::Display for ConnError {
                 crate::errors::describe(e)
             ),
             ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
+            ConnError::Idle(d) => write!(
+                f,
+                "closed after {} s without traffic (idle-timeout)",
+                d.as_secs_f64()
+            ),
         }
     }
 }
@@ -125,12 +143,23 @@ pub async fn connect_any(
     Err(last)
 }
 
+/// The target addresses of each key of a pipe, in key order, as they were when a
+/// connection was accepted; without routing by key, one list for every key.
+pub type Routes = [Arc<Vec<Endpoint>>];
+
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint]) {
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     let verbose = cfg.log_connections;
-    let mut log = ConnLog::accepted(accepted.peer(), verbose, !cfg.extra_keys.is_empty());
+    let peer = match &cfg.label {
+        Some(name) => format!("{} on pipe {name}", accepted.peer()),
+        None => accepted.peer(),
+    };
+    let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let traffic = Traffic::default();
-    let outcome = serve(&accepted, cfg, targets, &mut log, &traffic).await;
+    let outcome = serve(&accepted, cfg, routes, &mut log, &traffic).await;
+    if let Err(ConnError::Idle(_)) = outcome {
+        cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+    }
     let (sent, received) = (
         traffic.sent.load(Ordering::Relaxed),
         traffic.received.load(Ordering::Relaxed),
@@ -154,10 +183,11 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, targets: &[Endpoint])
 async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
-    targets: &[Endpoint],
+    routes: &Routes,
     log: &mut ConnLog,
     traffic: &Traffic,
 ) -> Result<(), ConnError> {
+    let targets = routes.first().map_or(&[][..], |r| &r[..]);
     let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
         .map_err(|e| ConnError::Random(e.to_string()))?;
     // The PROXY header goes first: with the DH message when data can, else right after.
@@ -172,15 +202,11 @@ async fn serve(
         HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
         e => ConnError::Handshake(e),
     };
-    let connect = || async {
-        connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
-            .await
-            .map_err(ConnError::Connect)
-    };
+    let connect = |targets| connect_target(targets, cfg);
     let setup = async {
         match cfg.direction {
             Direction::Encrypt => {
-                let target = connect().await?;
+                let target = connect(targets).await?;
                 let early = session::Early {
                     prefix: &header,
                     source: accepted,
@@ -190,12 +216,14 @@ async fn serve(
                     .map_err(handshake_failed)?;
                 Ok((target, keys))
             }
-            Direction::Decrypt if cfg.connect_after_handshake => {
-                // The target hears of nobody who has not proved to hold a key.
+            Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
+                // The target hears of nobody who has not proved to hold a key; with
+                // routing, which target it is depends on that key.
                 let keys = session::handshake(accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
-                Ok((connect().await?, keys))
+                let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
+                Ok((connect(route).await?, keys))
             }
             Direction::Decrypt => {
                 // Like spiped: connect to the target while the handshake runs, so a slow
@@ -213,7 +241,7 @@ async fn serve(
                         }
                         keys.map_err(handshake_failed)
                     },
-                    connect(),
+                    connect(targets),
                 )?;
                 Ok((target, keys))
             }
@@ -236,7 +264,40 @@ async fn serve(
             .await
             .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
     }
-    session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
+    let piped = async {
+        session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
+            .await
+            .map_err(ConnError::Pipe)
+    };
+    match cfg.idle_timeout {
+        None => piped.await,
+        Some(idle) => tokio::select! {
+            r = piped => r,
+            r = idle_watch(traffic, idle) => r,
+        },
+    }
+}
+
+/// Connects to the first of `targets` that accepts, as `cfg` says.
+async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<SocketStream, ConnError> {
+    connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
         .await
-        .map_err(ConnError::Pipe)
+        .map_err(ConnError::Connect)
+}
+
+/// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a
+/// session is closed at most a quarter period late, and costs nothing per packet.
+async fn idle_watch(traffic: &Traffic, idle: Duration) -> Result<(), ConnError> {
+    let moved = || traffic.sent.load(Ordering::Relaxed) + traffic.received.load(Ordering::Relaxed);
+    let tick = idle / 4;
+    let (mut last, mut since) = (moved(), Instant::now());
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = moved();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= idle {
+            return Err(ConnError::Idle(idle));
+        }
+    }
 }

@@ -1,14 +1,16 @@
-//! The accept loop: takes connections off the listening socket, at most `-n` at a time,
-//! and runs each ([`conn::run`]) as a task of the event loop, until told to shut down.
+//! The accept loop of a pipe: takes connections off its listening socket, at most `-n`
+//! at a time, and runs each ([`conn::run`]) as a task of the event loop, until stopped.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use spiped_transports::Listener;
-use tokio::sync::{Semaphore, mpsc};
+use spiped_transports::{Listener, Transport};
+use tokio::sync::mpsc;
 
-use crate::conn::{self, ConnConfig};
+use crate::conn;
 use crate::log;
+use crate::pipe::{OpenGuard, PipeState};
 use crate::resolve::Targets;
 
 /// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):
@@ -21,15 +23,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// process, as systemd's does, can no longer wake anything here) and returns when every
 /// open connection has finished, or as soon as `give_up` completes (a second signal, the
 /// drain timeout), leaving the connections still open for the caller to end by exiting.
-///
-/// With a limit, a connection over it is not accepted: it waits in the kernel's listen
-/// queue until one of ours closes, and a warning is printed once each time the limit
-/// is reached.
 pub async fn serve(
     listener: Listener,
-    cfg: Arc<ConnConfig>,
-    targets: Targets,
-    limit: Option<usize>,
+    pipe: Arc<PipeState>,
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) {
@@ -38,7 +34,7 @@ pub async fn serve(
     tokio::select! {
         biased;
         () = shutdown => {}
-        () = accept_loop(&listener, cfg, targets, limit, open_tx) => {}
+        () = accept_loop(&listener, pipe, open_tx) => {}
     }
     drop(listener);
     tokio::select! {
@@ -48,21 +44,22 @@ pub async fn serve(
     }
 }
 
-async fn accept_loop(
-    listener: &Listener,
-    cfg: Arc<ConnConfig>,
-    targets: Targets,
-    limit: Option<usize>,
-    open: mpsc::Sender<()>,
-) {
-    let slots = limit.map(|n| Arc::new(Semaphore::new(n)));
+/// Accepts connections on `listener` for `pipe` until dropped, running each as a task
+/// with the pipe's settings of the moment; each holds a clone of `open` until it ends.
+///
+/// With a limit, a connection over it is not accepted: it waits in the kernel's listen
+/// queue until one of ours closes, and a warning is printed once each time the limit
+/// is reached. A client that the pipe's `allow` does not list is closed as soon as it
+/// is accepted, before any handshake work, and counted.
+pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::Sender<()>) {
     let mut at_limit = false;
     // Accept failures in a row; warned about once, when the first one happens.
     let mut failures = 0u64;
     loop {
-        let permit = match &slots {
+        let settings = pipe.settings();
+        let permit = match &settings.limit {
             None => None,
-            Some(s) => Some(match s.clone().try_acquire_owned() {
+            Some((limit, s)) => Some(match s.clone().try_acquire_owned() {
                 Ok(p) => {
                     at_limit = false;
                     p
@@ -70,20 +67,20 @@ async fn accept_loop(
                 Err(_) => {
                     if !at_limit {
                         log::warn(&format!(
-                            "connection limit reached ({} open); new connections wait until one closes",
-                            limit.unwrap_or(0)
+                            "{}: connection limit reached ({limit} open); new connections wait until one closes",
+                            settings.name
                         ));
                         at_limit = true;
                     }
                     match s.clone().acquire_owned().await {
                         Ok(p) => p,
-                        // Never closed: the semaphore lives as long as this loop.
+                        // Never closed: the settings hold it while this loop runs.
                         Err(_) => return,
                     }
                 }
             }),
         };
-        let stream = match listener.accept(cfg.stream).await {
+        let stream = match listener.accept(settings.conn.stream).await {
             Ok(s) => {
                 if failures > 0 {
                     log::warn(&format!(
@@ -110,11 +107,32 @@ async fn accept_loop(
                 continue;
             }
         };
-        let cfg = cfg.clone();
-        let list = targets.current();
-        let open = (open.clone(), crate::session::OpenConnection::count());
+        // The settings of the moment the connection arrived: a reload while this task
+        // waited in accept must apply to it.
+        let settings = pipe.settings();
+        if !settings.allow.is_empty() {
+            let peer = stream.peer();
+            if !settings.allows(&peer) {
+                pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
+                if settings.conn.log_connections {
+                    log::info(&format!(
+                        "{}: connection from {peer} refused: not in the pipe's allow list",
+                        settings.name
+                    ));
+                }
+                continue;
+            }
+        }
+        pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let cfg = settings.conn.clone();
+        let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
+        let open = (
+            open.clone(),
+            crate::session::OpenConnection::count(),
+            OpenGuard::new(&pipe.counters),
+        );
         tokio::spawn(async move {
-            conn::run(stream, &cfg, &list).await;
+            conn::run(stream, &cfg, &routes).await;
             drop((permit, open));
         });
     }

@@ -11,9 +11,13 @@
 //!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop;
 //!   [`daemon`]: forking, pidfile and privileges; [`systemd`]: socket activation and
 //!   readiness notification.
+//! - [`config`]: what the daemon serves (a configuration file, or the command line as
+//!   a configuration of one pipe); [`pipe`]: one pipe's live settings and counters;
+//!   [`pipes`]: the running pipes, started and reloaded from a configuration.
 //! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
 
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod connlog;
 pub mod daemon;
@@ -21,6 +25,8 @@ pub mod dispatch;
 pub mod errors;
 pub mod keyfile;
 pub mod log;
+pub mod pipe;
+pub mod pipes;
 pub mod proto;
 pub mod proxy;
 pub mod pump;

@@ -80,6 +80,7 @@ async fn wait_readable(
     release: impl FnOnce(),
 ) -> io::Result<()> {
     let mut ready = src.readable();
+    // Readable already: no wait, and the buffers stay.
     tokio::select! {
         biased;
         r = &mut ready => return r,

@@ -131,17 +131,22 @@ impl Targets {
         *g = Arc::new(list);
     }
 
-    /// Re-resolves `addr` every `every` forever (`-r`), replacing the list on success;
-    /// a failure keeps the last good list and warns. Returns at once for addresses
-    /// without a host name, which cannot change.
-    pub async fn keep_fresh(&self, addr: &Address, every: Duration) {
+    /// Re-resolves `addr` every `every` (`-r`) for as long as anyone else holds this
+    /// list (a reload drops a pipe's old lists), replacing it on success; a failure
+    /// keeps the last good list and warns. Returns at once for addresses without a host
+    /// name, which cannot change.
+    pub async fn keep_fresh(self, addr: &Address, every: Duration) {
         if !matches!(addr, Address::Name { .. }) {
             return;
         }
+        let weak = Arc::downgrade(&self.0);
+        drop(self);
         loop {
             tokio::time::sleep(every).await;
-            match resolve(addr).await {
-                Ok(list) => self.set(list),
+            let found = resolve(addr).await;
+            let Some(list) = weak.upgrade() else { return };
+            match found {
+                Ok(found) => Targets(list).set(found),
                 Err(e) => log::warn(&format!("{e}; still using the previous addresses")),
             }
         }

@@ -65,17 +65,10 @@ fn is_socket(fd: RawFd) -> bool {
     ok && (unsafe { st.assume_init() }.st_mode & libc::S_IFMT) == libc::S_IFSOCK
 }
 
-/// Picks the listener to serve from the sockets systemd passed: the one listening on
-/// `source` (`-s`), or with no `-s` the only one. `None` when nothing was passed. Each
-/// must be a listening TCP or UNIX stream socket.
-pub fn choose(
-    inherited: Vec<OwnedFd>,
-    source: Option<&[Endpoint]>,
-) -> Result<Option<Listener>, String> {
-    if inherited.is_empty() {
-        return Ok(None);
-    }
-    let mut inherited = inherited
+/// The sockets systemd passed, as listeners; each must be a listening TCP or UNIX
+/// stream socket.
+pub fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, String> {
+    inherited
         .into_iter()
         .map(|fd| {
             let n = fd.as_raw_fd();
@@ -86,23 +79,60 @@ pub fn choose(
                 )
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let n = inherited.len();
+        .collect()
+}
+
+/// Takes the listener to serve a pipe from those systemd passed (see [`listeners`]):
+/// the one listening on `source` (`-s`), or with no `-s` the only one. `None` when
+/// none is left, or when none listens on `source` and the pipe may bind its own
+/// (`required` false: a configuration file's pipes need not all be socket-activated).
+pub fn take(
+    passed: &mut Vec<Listener>,
+    source: Option<&[Endpoint]>,
+    required: bool,
+) -> Result<Option<Listener>, String> {
+    let n = passed.len();
+    if n == 0 {
+        return Ok(None);
+    }
     match source {
-        None if n == 1 => Ok(inherited.pop()),
+        None if n == 1 => Ok(passed.pop()),
         None => Err(format!(
             "systemd passed {n} sockets: name the one to serve with -s/--source"
         )),
-        Some(wanted) => inherited
-            .into_iter()
-            .find(|l| wanted.contains(l.endpoint()))
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "none of the {n} sockets passed by systemd listens on the -s/--source address"
-                )
-            }),
+        Some(wanted) => match passed.iter().position(|l| wanted.contains(l.endpoint())) {
+            Some(i) => Ok(Some(passed.swap_remove(i))),
+            None if !required => Ok(None),
+            None => Err(format!(
+                "none of the {n} sockets passed by systemd listens on the -s/--source address"
+            )),
+        },
     }
+}
+
+/// `RELOADING=1` with the `MONOTONIC_USEC` that `Type=notify-reload` requires: the
+/// time of the reload's start on the monotonic clock, in microseconds.
+pub fn reloading_message() -> String {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the valid pointer it is given; the
+    // monotonic clock always exists on Linux, so it cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let usec = (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000;
+    format!("RELOADING=1\nMONOTONIC_USEC={usec}")
+}
+
+/// How often to send `WATCHDOG=1`: half the `WATCHDOG_USEC` that systemd set for this
+/// process (`WatchdogSec=`), as sd_watchdog_enabled(3) advises; `None` when no
+/// watchdog watches us (unset, zero, or meant for another pid).
+pub fn watchdog_interval() -> Option<std::time::Duration> {
+    let ours = std::env::var("WATCHDOG_PID")
+        .map(|p| p.parse::<u32>().ok() == Some(std::process::id()))
+        .unwrap_or(true);
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    (ours && usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
 }
 
 /// Tells the service manager about our state (`READY=1`, `STOPPING=1`) when

@@ -530,6 +530,7 @@ fn fd_exhaustion_recovers() {
     );
     let esrc = Addr::fresh(Transport::Tcp, dir.path(), "e");
     let mut enc = Daemon::pipe(Impl::Ours, "enc", dir.path(), &esrc, &ds, key, &["-e"]);
+    let idle = dec.idle_sockets();
 
     // Each silent client holds two of the daemon's descriptors (it and its target
     // connection) for the whole -o.
@@ -538,6 +539,17 @@ fn fd_exhaustion_recovers() {
         .expect("warns about running out of descriptors");
     dec.assert_running();
     drop(hogs);
+    // The descriptors are free once the daemon has taken the closed clients off its
+    // queue and let them go (a client queued among them may still find none left, as
+    // with C; that is not what this test is about).
+    dec.wait_stderr("again after", Duration::from_secs(10))
+        .expect("accepts again");
+    assert_eq!(
+        dec.wait_sockets_at_most(idle, Duration::from_secs(10)),
+        idle,
+        "back to its idle sockets: {}",
+        dec.stderr()
+    );
 
     let data = payload(50_000, 21);
     let ex = exchange(&esrc, &data, EXCHANGE_DEADLINE).expect("served again");

@@ -88,7 +88,9 @@ fn credentials(text: &str) -> Vec<&str> {
 /// service's own pid (set by a shell that then execs spiped, keeping its pid), and
 /// `NOTIFY_SOCKET`. Waits for the `READY=1` datagram, then serves Debian's C spipe (or
 /// ours) with each key, through the socket spiped never bound itself; the key draws no
-/// warning; on SIGTERM it sends `STOPPING=1`, exits 0 and leaves the socket file alone.
+/// warning; on SIGHUP (the unit's `ExecReload=`) it sends `RELOADING=1` and `READY=1`
+/// and serves on; on SIGTERM it sends `STOPPING=1`, exits 0 and leaves the socket file
+/// alone.
 #[test]
 fn socket_activated_unit_notifies_and_serves() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
@@ -98,6 +100,8 @@ fn socket_activated_unit_notifies_and_serves() {
         "the unit must wait for READY=1"
     );
     assert!(unit.contains("\nDynamicUser=yes\n"), "no user to create");
+    // systemctl reload signals spiped; socket_activated checks what spiped does then.
+    assert_eq!(setting(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
     let drop_in = rotation_drop_in(&unit);
     assert!(drop_in.starts_with("[Service]\n"), "{drop_in}");
     // The drop-in's empty ExecStart= resets the list; the next line is the new command.
@@ -218,6 +222,28 @@ fn socket_activated(case: &str, exec_start: &str, creds: &[&str]) {
     };
     assert!(stderr.contains(&used), "{case}: {stderr}");
     assert!(!stderr.contains("warning"), "{case}: {stderr}");
+    // systemctl reload: the unit's ExecReload= sends SIGHUP; spiped reports the reload
+    // and serves on, through the same socket.
+    d.signal(libc::SIGHUP);
+    for want in ["RELOADING=1\nMONOTONIC_USEC=", "READY=1"] {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{case}: no {want}: {e}; stderr: {}", d.stderr()));
+        let got = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            got.starts_with(want) && (want != "READY=1" || got == want),
+            "{case}: {got:?}"
+        );
+    }
+    let up = payload(5_000, 40);
+    spipe_round_trip(
+        client,
+        &format!("socket-activated {case}, after the reload"),
+        &["-t", &source.arg(), "-k", keys[0].to_str().unwrap()],
+        &up,
+        &reply,
+        &target,
+    );
     // systemctl stop: SIGTERM, STOPPING=1, a clean exit, and the socket file left to
     // systemd, which made it.
     d.signal(libc::SIGTERM);
@@ -415,4 +441,74 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
         2,
         "one target connection each for A and B"
     );
+}
+
+/// A configuration file under socket activation: the pipe whose source is the passed
+/// socket serves through it, another pipe binds its own source; a reload keeps the
+/// passed socket.
+#[test]
+fn activated_configuration_serves_passed_and_own_sockets() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"activated configuration key, 32 bytes");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let sock = d.join("passed.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let own = Addr::fresh(Transport::Tcp, d, "own");
+    let conf = d.join("spiped.conf");
+    let pipe = |name: &str, source: &str| {
+        format!(
+            "[[pipe]]\nname = \"{name}\"\ndecrypt = true\nsource = \"{source}\"\n\
+             target = \"{}\"\nkey = \"{}\"\n",
+            target.addr.arg(),
+            key.display()
+        )
+    };
+    let text = format!(
+        "{}{}",
+        pipe("passed", sock.to_str().unwrap()),
+        pipe("own", &own.arg())
+    );
+    fs::write(&conf, &text).unwrap();
+    let notify_path = d.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+    let cmd = activated(spiped_bin(Impl::Ours), listener.as_raw_fd(), &notify_path);
+    let passed = Addr::Unix(sock.clone());
+    let conf_arg = conf.to_str().unwrap();
+    let d2 = Daemon::spawn_cmd(Impl::Ours, "activated", d, &passed, cmd, &["-c", conf_arg]);
+    own.wait_accepting(READY_DEADLINE).unwrap();
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    let k = key.to_str().unwrap();
+    for (case, source) in [("passed socket", &passed), ("own socket", &own)] {
+        let up = payload(8_000, 50);
+        spipe_round_trip(
+            Impl::Ours,
+            case,
+            &["-t", &source.arg(), "-k", k],
+            &up,
+            &up,
+            &target,
+        );
+    }
+    // A reload keeps the passed socket (its source did not change) and its file.
+    d2.signal(libc::SIGHUP);
+    d2.wait_stderr(
+        "reloaded: 2 pipes (0 added, 2 kept, 0 removed)",
+        READY_DEADLINE,
+    )
+    .unwrap();
+    let up = payload(8_000, 51);
+    let case = "passed socket after the reload";
+    spipe_round_trip(
+        Impl::Ours,
+        case,
+        &["-t", &passed.arg(), "-k", k],
+        &up,
+        &up,
+        &target,
+    );
+    assert!(sock.exists());
 }

@@ -150,6 +150,8 @@ fn bench_json_has_every_figure() {
         "hmac_sha256_mb_per_s",
         "packet_seal_mb_per_s",
         "packet_open_mb_per_s",
+        "packet_seal_single_mb_per_s",
+        "packet_open_single_mb_per_s",
         "handshakes_pfs_per_s",
         "handshakes_fast_per_s",
         "pipe_mb_per_s",

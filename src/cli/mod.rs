@@ -38,9 +38,13 @@ pub enum Parsed<T> {
 /// The connect + handshake timeout when `-o` is not given, as upstream.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Upper bound for `-o` and `-r`. Longer values are almost certainly typos (or
-/// milliseconds), and bounding them keeps later `Instant + Duration` sums from overflowing.
+/// Upper bound for our own durations (`--drain-timeout`, `bench --seconds`). Longer
+/// values are almost certainly typos (or milliseconds).
 const MAX_SECONDS: f64 = 86_400.0;
+
+/// What `-o` and `-r` values beyond it (C takes any, `inf` included) mean here: as good
+/// as never, and small enough that `Instant + Duration` cannot overflow.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// What the shared plumbing needs to know about one tool to speak for it.
 struct Tool {
@@ -217,13 +221,23 @@ pub struct ToolDoc {
 }
 
 /// What is wrong with a command line, which decides how it is reported.
-enum Mistake {
+#[derive(Debug)]
+pub(crate) enum Mistake {
     /// The shape is wrong (missing, conflicting or unknown options): one line naming
     /// it, then the usage text, as the C tools do.
     Shape(String),
     /// An option's value is unusable (an address, a number): one line naming the
     /// option and the value, without the usage text that would bury it.
     Value(String),
+}
+
+impl Mistake {
+    /// The one line naming the problem.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Mistake::Shape(m) | Mistake::Value(m) => m,
+        }
+    }
 }
 
 impl From<String> for Mistake {
@@ -291,7 +305,7 @@ fn sandbox(mode: Option<String>, off: bool) -> Result<crate::sandbox::Mode, Mist
 }
 
 /// Parses a positive, finite number of seconds, fractions allowed, at most one day.
-fn seconds(s: &str, name: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(s: &str, name: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");
     let secs: f64 = s
         .parse()
@@ -312,11 +326,55 @@ fn seconds(s: &str, name: &str) -> Result<Duration, String> {
     }
 }
 
-/// The `-o` timeout, shared by both tools.
+/// Parses `-o` or `-r` as C spiped 1.6 does (`PARSENUM(double, 0, INFINITY)`, then 0
+/// means the default): leading blanks, decimal, `0x` whole numbers and `inf` are taken;
+/// negative numbers, `nan` and trailing junk are refused. Values past a hundred years
+/// become [`FOREVER`]; positive values below a nanosecond become one.
+fn c_seconds(s: &str, name: &str, default: Duration) -> Result<Duration, String> {
+    let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let hex = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .and_then(|h| u64::from_str_radix(h, 16).ok());
+    let secs = match hex {
+        Some(n) => n as f64,
+        None => t
+            .parse::<f64>()
+            .map_err(|_| bad("expected a number of seconds, such as 5 or 0.5"))?,
+    };
+    if secs.is_nan() {
+        return Err(bad("expected a number of seconds, such as 5 or 0.5"));
+    }
+    if secs < 0.0 {
+        return Err(bad("the number of seconds must not be negative"));
+    }
+    if secs == 0.0 {
+        return Ok(default);
+    }
+    let d = Duration::try_from_secs_f64(secs).map_or(FOREVER, |d| d.min(FOREVER));
+    Ok(d.max(Duration::from_nanos(1)))
+}
+
+/// The `-o` timeout, shared by both tools: whatever C accepts, with a warning where it
+/// cannot be what the operator meant.
 fn timeout(s: Option<String>) -> Result<Duration, Mistake> {
-    s.map_or(Ok(DEFAULT_TIMEOUT), |s| {
-        seconds(&s, "-o/--timeout").map_err(Mistake::Value)
-    })
+    let Some(s) = s else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    let d = c_seconds(&s, "-o/--timeout", DEFAULT_TIMEOUT).map_err(Mistake::Value)?;
+    if d < Duration::from_millis(1) {
+        crate::log::warn(&format!(
+            "warning: -o {s}: a timeout under a millisecond; most connections will \
+             time out before they are established (-o takes seconds)"
+        ));
+    } else if d > Duration::from_secs(86_400) {
+        crate::log::warn(&format!(
+            "warning: -o {s}: a timeout over a day; a connection that never completes \
+             its handshake is held that long"
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -332,6 +390,31 @@ mod tests {
             "0", "-1", "-0", "inf", "-inf", "nan", "NaN", "86400.5", "1e9", "x", "", " 5", "1e-300",
         ] {
             let e = seconds(bad, "-o/--timeout").unwrap_err();
+            assert!(e.contains("-o/--timeout"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn c_seconds_takes_what_c_spiped_takes() {
+        let five = Duration::from_secs(5);
+        let c = |s| c_seconds(s, "-o/--timeout", five);
+        for (arg, want) in [
+            ("0", five),
+            ("-0", five),
+            ("0.0", five),
+            ("0.5", Duration::from_millis(500)),
+            (" 7", Duration::from_secs(7)),
+            ("0x10", Duration::from_secs(16)),
+            ("90000", Duration::from_secs(90_000)),
+            ("1e300", FOREVER),
+            ("inf", FOREVER),
+            ("infinity", FOREVER),
+            ("1e-300", Duration::from_nanos(1)),
+        ] {
+            assert_eq!(c(arg), Ok(want), "{arg}");
+        }
+        for bad in ["-1", "-inf", "nan", "x", "", "5x", "5 ", "0x"] {
+            let e = c(bad).unwrap_err();
             assert!(e.contains("-o/--timeout"), "{bad}: {e}");
         }
     }

@@ -209,8 +209,8 @@ mod tests {
                 &["-t/s", "-k/k", "-f", "--x25519"],
                 "-f/--fast and --x25519",
             ),
-            (&["-t/s", "-k/k", "-o0"], "-o/--timeout"),
-            (&["-t/s", "-k/k", "-o", "nan"], "must be finite"),
+            (&["-t/s", "-k/k", "-o-1"], "-o/--timeout"),
+            (&["-t/s", "-k/k", "-o", "nan"], "-o/--timeout"),
             (
                 &["-t", "nope", "-k/k"],
                 "-t/--target: invalid address 'nope'",

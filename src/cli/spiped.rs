@@ -17,6 +17,8 @@ usage: spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
     [-DFj] [-b <bind address>] [-f | -g] [-n <max # connections>]
     [-o <connection timeout>] [-p <pidfile>] [-r <rtime> | -R] [--syslog]
     [-u <username> | <:groupname> | <username:groupname>]
+       spiped -c <config file> [--check] [-DF] [-p <pidfile>] [--syslog]
+    [-u <username> | <:groupname> | <username:groupname>]
        spiped -v
 ",
 };
@@ -122,7 +124,7 @@ impl FromStr for UserSpec {
 }
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
-pub fn parse(args: &[String]) -> Parsed<SpipedOptions> {
+pub fn parse(args: &[String]) -> Parsed<Invocation> {
     TOOL.parse::<Args>(args)
 }
 
@@ -137,234 +139,361 @@ pub fn doc() -> ToolDoc {
 /// A new option is a new field: its `short`, long name and whether it takes a value
 /// reach the getopt normaliser through argh's `ArgsInfo`, with no second table.
 #[derive(FromArgs, ArgsInfo, Debug, Default)]
-struct Args {
+pub(crate) struct Args {
     /// take plaintext on source, encrypt to target
     #[argh(switch, short = 'e')]
-    encrypt: bool,
+    pub(crate) encrypt: bool,
 
     /// take encrypted on source, decrypt to target
     #[argh(switch, short = 'd')]
-    decrypt: bool,
+    pub(crate) decrypt: bool,
 
     /// listen address: /path, host:port, [ip]:port
     #[argh(option, short = 's', arg_name = "source socket")]
-    source: Option<String>,
+    pub(crate) source: Option<String>,
 
     /// connect address; names re-resolved every -r
     #[argh(option, short = 't', arg_name = "target socket")]
-    target: Option<String>,
+    pub(crate) target: Option<String>,
 
     /// key file; - reads stdin; repeat on -d to rotate keys
     #[argh(option, short = 'k', arg_name = "key file")]
-    key: Vec<String>,
+    pub(crate) key: Vec<String>,
 
     /// local address for outgoing connections
     #[argh(option, short = 'b', arg_name = "bind address")]
-    bind: Option<String>,
+    pub(crate) bind: Option<String>,
 
     /// daemonize first, retry DNS until it works
     #[argh(switch, short = 'D')]
-    wait_dns: bool,
+    pub(crate) wait_dns: bool,
 
     /// stay in the foreground; no pidfile
     #[argh(switch, short = 'F')]
-    foreground: bool,
+    pub(crate) foreground: bool,
 
     /// disable TCP keep-alives
     #[argh(switch, short = 'j')]
-    no_keepalive: bool,
+    pub(crate) no_keepalive: bool,
 
     /// handshake without Diffie-Hellman (no PFS)
     #[argh(switch, short = 'f')]
-    fast: bool,
+    pub(crate) fast: bool,
 
     /// require PFS: drop peers that use -f
     #[argh(switch, short = 'g')]
-    require_pfs: bool,
+    pub(crate) require_pfs: bool,
 
     /// use the X25519 handshake (PFS, cheap; only with -e, against this spiped -d)
     #[argh(switch)]
-    x25519: bool,
+    pub(crate) x25519: bool,
 
     /// connection limit (default 100; 0 = none)
     #[argh(option, short = 'n', arg_name = "max # connections")]
-    max_connections: Option<String>,
+    pub(crate) max_connections: Option<String>,
 
     /// connect + handshake timeout, seconds (default 5)
     #[argh(option, short = 'o', arg_name = "connection timeout")]
-    timeout: Option<String>,
+    pub(crate) timeout: Option<String>,
 
     /// pidfile (default <source>.pid; none with -F)
     #[argh(option, short = 'p', arg_name = "pidfile")]
-    pidfile: Option<String>,
+    pub(crate) pidfile: Option<String>,
 
     /// re-resolve target every rtime s (default 60)
     #[argh(option, short = 'r', arg_name = "rtime")]
-    resolve_interval: Option<String>,
+    pub(crate) resolve_interval: Option<String>,
 
     /// never re-resolve the target
     #[argh(switch, short = 'R')]
-    no_resolve: bool,
+    pub(crate) no_resolve: bool,
 
     /// after daemonizing, warn to syslog not stderr
     #[argh(switch)]
-    syslog: bool,
+    pub(crate) syslog: bool,
 
     /// after binding, run as user, :group or user:group
     #[argh(option, short = 'u', arg_name = "user[:group]")]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
 
     /// with -e: send a PROXY protocol header first
     #[argh(option, arg_name = "v1|v2")]
-    proxy: Option<String>,
+    pub(crate) proxy: Option<String>,
 
     /// with -d: connect to target only after handshake
     #[argh(switch)]
-    connect_after_handshake: bool,
+    pub(crate) connect_after_handshake: bool,
 
     /// log each connection when opened and closed
     #[argh(switch)]
-    log_connections: bool,
+    pub(crate) log_connections: bool,
 
     /// permission bits (octal) for a UNIX source socket
     #[argh(option, arg_name = "mode")]
-    socket_mode: Option<String>,
+    pub(crate) socket_mode: Option<String>,
 
     /// owner of a UNIX source socket: user, :group or user:group
     #[argh(option, arg_name = "user[:group]")]
-    socket_owner: Option<String>,
+    pub(crate) socket_owner: Option<String>,
+
+    /// serve the pipes of this TOML file (see spiped.conf in the man page)
+    #[argh(option, short = 'c', arg_name = "config file")]
+    pub(crate) config: Option<String>,
+
+    /// with -c: check the file and its key files, then exit
+    #[argh(switch)]
+    pub(crate) check: bool,
 
     /// confinement once serving (default on): on, or strict to kill on a forbidden system call
     #[argh(option, arg_name = "on|strict")]
-    sandbox: Option<String>,
+    pub(crate) sandbox: Option<String>,
 
     /// do not confine the process (Landlock, seccomp, capabilities)
     #[argh(switch)]
-    no_sandbox: bool,
+    pub(crate) no_sandbox: bool,
+
     /// on SIGTERM, close connections still open after this many s
     #[argh(option, arg_name = "seconds")]
-    drain_timeout: Option<String>,
+    pub(crate) drain_timeout: Option<String>,
 
     /// print the version and exit
     #[argh(switch, short = 'v')]
-    version: bool,
+    pub(crate) version: bool,
 }
 
 impl super::Validate for Args {
-    type Options = SpipedOptions;
+    type Options = Invocation;
 
     fn version(&self) -> bool {
         self.version
     }
 
+    fn validate(self) -> Result<Invocation, super::Mistake> {
+        if self.config.is_some() {
+            return self.config_invocation().map(Invocation::Config);
+        }
+        if self.check {
+            return Err(
+                "--check checks a configuration file: give it with -c/--config"
+                    .to_owned()
+                    .into(),
+            );
+        }
+        self.pipe()
+            .map(|o| Invocation::Pipe(Box::new(o)))
+            .map_err(|(_, m)| m)
+    }
+}
+
+/// What a valid `spiped` command line asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation {
+    /// One pipe, described by the command line.
+    Pipe(Box<SpipedOptions>),
+    /// The pipes of a configuration file (`-c`).
+    Config(ConfigOptions),
+}
+
+/// `spiped -c FILE` and the process-wide options that combine with it; each one given
+/// here overrides the file's setting of the same name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigOptions {
+    /// `-c`: the configuration file.
+    pub path: PathBuf,
+    /// `--check`: check the file and its key files, then exit.
+    pub check: bool,
+    /// `-D`.
+    pub wait_dns: bool,
+    /// `-F`.
+    pub foreground: bool,
+    /// `-p`.
+    pub pidfile: Option<PathBuf>,
+    /// `--syslog`.
+    pub syslog: bool,
+    /// `-u`.
+    pub user: Option<UserSpec>,
+    /// `--drain-timeout`.
+    pub drain_timeout: Option<Duration>,
+    /// `--sandbox` or `--no-sandbox`, when given.
+    pub sandbox: Option<crate::sandbox::Mode>,
+}
+
+/// A pipe's settings, as a configuration file or command line states them, that cannot
+/// be used: the configuration file key it concerns (the long option name) and the
+/// message, worded as for the command line.
+pub(crate) type Refusal = (&'static str, super::Mistake);
+
+impl Args {
+    /// `-c`: only process-wide options may come with it.
+    fn config_invocation(self) -> Result<ConfigOptions, super::Mistake> {
+        let pipe_options = [
+            (self.encrypt, "-e/--encrypt"),
+            (self.decrypt, "-d/--decrypt"),
+            (self.source.is_some(), "-s/--source"),
+            (self.target.is_some(), "-t/--target"),
+            (!self.key.is_empty(), "-k/--key"),
+            (self.bind.is_some(), "-b/--bind"),
+            (self.no_keepalive, "-j/--no-keepalive"),
+            (self.fast, "-f/--fast"),
+            (self.require_pfs, "-g/--require-pfs"),
+            (self.x25519, "--x25519"),
+            (self.max_connections.is_some(), "-n/--max-connections"),
+            (self.timeout.is_some(), "-o/--timeout"),
+            (self.resolve_interval.is_some(), "-r/--resolve-interval"),
+            (self.no_resolve, "-R/--no-resolve"),
+            (self.proxy.is_some(), "--proxy"),
+            (self.connect_after_handshake, "--connect-after-handshake"),
+            (self.log_connections, "--log-connections"),
+            (self.socket_mode.is_some(), "--socket-mode"),
+            (self.socket_owner.is_some(), "--socket-owner"),
+        ];
+        if let Some((_, name)) = pipe_options.iter().find(|(given, _)| *given) {
+            return Err(format!(
+                "{name} is a pipe setting: with -c/--config it goes in the file's [[pipe]] \
+                 table (only -D, -F, -p, -u, --syslog, --drain-timeout, --sandbox and \
+                 --no-sandbox combine with -c)"
+            )
+            .into());
+        }
+        Ok(ConfigOptions {
+            path: PathBuf::from(self.config.unwrap_or_default()),
+            check: self.check,
+            wait_dns: self.wait_dns,
+            foreground: self.foreground,
+            pidfile: self.pidfile.map(PathBuf::from),
+            syslog: self.syslog,
+            user: parse_user(self.user.as_deref()).map_err(|(_, m)| m)?,
+            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())
+                .map_err(|(_, m)| m)?,
+            sandbox: match (&self.sandbox, self.no_sandbox) {
+                (None, false) => None,
+                _ => Some(super::sandbox(self.sandbox, self.no_sandbox)?),
+            },
+        })
+    }
+
     /// Checks what argh cannot express: required options, exclusive pairs, and values.
     /// Presence problems are reported before value problems, so the first complaint is
-    /// about the shape of the command line.
-    fn validate(self) -> Result<SpipedOptions, super::Mistake> {
+    /// about the shape of the command line. A configuration file's pipe goes through
+    /// here too, so that both word every mistake alike.
+    pub(crate) fn pipe(self) -> Result<SpipedOptions, Refusal> {
+        let shape = |key: &'static str, msg: &str| (key, super::Mistake::Shape(msg.to_owned()));
+        let value = |key: &'static str| move |msg: String| (key, super::Mistake::Value(msg));
         let direction = match (self.encrypt, self.decrypt) {
             (true, false) => Direction::Encrypt,
             (false, true) => Direction::Decrypt,
             (true, true) => {
-                return Err("-e/--encrypt and -d/--decrypt cannot be used together"
-                    .to_owned()
-                    .into());
+                return Err(shape(
+                    "decrypt",
+                    "-e/--encrypt and -d/--decrypt cannot be used together",
+                ));
             }
             (false, false) => {
-                return Err("one of -e/--encrypt or -d/--decrypt is required"
-                    .to_owned()
-                    .into());
+                return Err(shape(
+                    "encrypt",
+                    "one of -e/--encrypt or -d/--decrypt is required",
+                ));
             }
         };
         // Under systemd socket activation the socket comes with the process.
         let source = match self.source {
             None if std::env::var_os("LISTEN_FDS").is_some() => None,
-            s => Some(super::required(s, "-s/--source")?),
+            s => Some(super::required(s, "-s/--source").map_err(|m| ("source", m.into()))?),
         };
         let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
         if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
-            return Err(
+            let key = match self.socket_mode {
+                Some(_) => "socket-mode",
+                None => "socket-owner",
+            };
+            return Err(shape(
+                key,
                 "--socket-mode and --socket-owner are for a UNIX socket source \
-                        (-s /path) that spiped creates"
-                    .to_owned()
-                    .into(),
-            );
+                 (-s /path) that spiped creates",
+            ));
         }
-        let target = super::required(self.target, "-t/--target")?;
+        let target =
+            super::required(self.target, "-t/--target").map_err(|m| ("target", m.into()))?;
         let mut keys = self.key.into_iter();
-        let key_file = super::required(keys.next(), "-k/--key")?;
+        let key_file = super::required(keys.next(), "-k/--key").map_err(|m| ("key", m.into()))?;
         let extra_key_files: Vec<String> = keys.collect();
         if !extra_key_files.is_empty() {
             if direction != Direction::Decrypt {
-                return Err("-k/--key given more than once: only -d/--decrypt accepts \
-                            several keys (key rotation); -e/--encrypt uses one"
-                    .to_owned()
-                    .into());
+                return Err(shape(
+                    "key",
+                    "-k/--key given more than once: only -d/--decrypt accepts \
+                     several keys (key rotation); -e/--encrypt uses one",
+                ));
             }
             if extra_key_files.iter().chain([&key_file]).any(|k| k == "-") {
-                return Err(
-                    "-k - (key from standard input) cannot be combined with another -k"
-                        .to_owned()
-                        .into(),
-                );
+                return Err(shape(
+                    "key",
+                    "-k - (key from standard input) cannot be combined with another -k",
+                ));
             }
         }
         if self.proxy.is_some() && direction != Direction::Encrypt {
-            return Err("--proxy is for -e/--encrypt: it adds the header that the \
-                        service behind -d/--decrypt reads"
-                .to_owned()
-                .into());
+            return Err(shape(
+                "proxy",
+                "--proxy is for -e/--encrypt: it adds the header that the \
+                 service behind -d/--decrypt reads",
+            ));
         }
         if self.connect_after_handshake && direction != Direction::Decrypt {
-            return Err(
+            return Err(shape(
+                "connect-after-handshake",
                 "--connect-after-handshake is for -d/--decrypt; -e/--encrypt \
-                        always connects before its handshake"
-                    .to_owned()
-                    .into(),
-            );
+                 always connects before its handshake",
+            ));
         }
-        super::fast_and_pfs(self.fast, self.require_pfs)?;
-        super::fast_and_x25519(self.fast, self.x25519)?;
+        super::fast_and_pfs(self.fast, self.require_pfs).map_err(|m| ("require-pfs", m.into()))?;
+        super::fast_and_x25519(self.fast, self.x25519).map_err(|m| ("x25519", m.into()))?;
         if self.x25519 && direction == Direction::Decrypt {
-            return Err("--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
-                        X25519 clients"
-                .to_owned()
-                .into());
+            return Err(shape(
+                "x25519",
+                "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
+                 X25519 clients",
+            ));
         }
-        if self.no_resolve && self.resolve_interval.is_some() {
-            return Err(
-                "-r/--resolve-interval and -R/--no-resolve cannot be used together"
-                    .to_owned()
-                    .into(),
-            );
+        let resolve_interval = self
+            .resolve_interval
+            .map(|s| super::c_seconds(&s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL))
+            .transpose()
+            .map_err(value("resolve-interval"))?;
+        // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
+        // the default) starts there, so it starts here.
+        if self.no_resolve && resolve_interval.is_some_and(|r| r != DEFAULT_RESOLVE_INTERVAL) {
+            return Err(shape(
+                "no-resolve",
+                "-r/--resolve-interval and -R/--no-resolve cannot be used together",
+            ));
         }
 
         let max_connections = match self.max_connections {
             None => Some(DEFAULT_MAX_CONNECTIONS),
-            Some(s) => match parse_count(&s).map_err(super::Mistake::Value)? {
+            Some(s) => match parse_count(&s).map_err(value("max-connections"))? {
                 0 => None,
                 n => Some(n),
             },
         };
-        let resolve_interval = match (self.no_resolve, self.resolve_interval) {
+        let resolve_interval = match (self.no_resolve, resolve_interval) {
             (true, _) => None,
-            (false, None) => Some(DEFAULT_RESOLVE_INTERVAL),
-            (false, Some(s)) => {
-                Some(super::seconds(&s, "-r/--resolve-interval").map_err(super::Mistake::Value)?)
-            }
+            (false, r) => Some(r.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         };
 
-        let sandbox = super::sandbox(self.sandbox, self.no_sandbox)?;
+        let sandbox = super::sandbox(self.sandbox, self.no_sandbox).map_err(|m| ("sandbox", m))?;
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
+        let address = |s: &str, name, key| super::address(s, name).map_err(|m| (key, m));
         Ok(SpipedOptions {
             direction,
             source: source
-                .map(|s| super::address(&s, "-s/--source"))
+                .map(|s| address(&s, "-s/--source", "source"))
                 .transpose()?,
-            target: super::address(&target, "-t/--target")?,
+            target: address(&target, "-t/--target", "target")?,
             key_file,
-            bind: super::bind_address(self.bind, "-b/--bind")?,
+            bind: super::bind_address(self.bind, "-b/--bind").map_err(|m| ("bind", m))?,
             wait_dns: self.wait_dns,
             foreground: self.foreground,
             keepalive: !self.no_keepalive,
@@ -372,23 +501,18 @@ impl super::Validate for Args {
             require_pfs: self.require_pfs,
             x25519: self.x25519,
             max_connections,
-            timeout: super::timeout(self.timeout)?,
+            timeout: super::timeout(self.timeout).map_err(|m| ("timeout", m))?,
             pidfile: PathBuf::from(pidfile),
             resolve_interval,
             syslog: self.syslog,
-            user: self
-                .user
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(super::Mistake::Value)?,
+            user: parse_user(self.user.as_deref())?,
             extra_key_files,
             proxy: self
                 .proxy
                 .as_deref()
                 .map(str::parse)
                 .transpose()
-                .map_err(super::Mistake::Value)?,
+                .map_err(value("proxy"))?,
             connect_after_handshake: self.connect_after_handshake,
             log_connections: self.log_connections,
             socket_mode: self
@@ -396,7 +520,7 @@ impl super::Validate for Args {
                 .as_deref()
                 .map(parse_mode)
                 .transpose()
-                .map_err(super::Mistake::Value)?,
+                .map_err(value("socket-mode"))?,
             socket_owner: self
                 .socket_owner
                 .as_deref()
@@ -405,15 +529,25 @@ impl super::Validate for Args {
                         .map_err(|e| e.replace("-u/--user", "--socket-owner"))
                 })
                 .transpose()
-                .map_err(super::Mistake::Value)?,
+                .map_err(value("socket-owner"))?,
             sandbox,
-            drain_timeout: self
-                .drain_timeout
-                .map(|s| super::seconds(&s, "--drain-timeout"))
-                .transpose()
-                .map_err(super::Mistake::Value)?,
+            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
         })
     }
+}
+
+/// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
+pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
+    s.map(|s| super::seconds(s, "--drain-timeout"))
+        .transpose()
+        .map_err(|m| ("drain-timeout", super::Mistake::Value(m)))
+}
+
+/// Parses `-u` (the `user` setting of a configuration file).
+pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
+    s.map(str::parse)
+        .transpose()
+        .map_err(|m| ("user", super::Mistake::Value(m)))
 }
 
 /// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.
@@ -436,12 +570,36 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 
 /// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
 /// strict number parsing rejects.
+///
+/// As C spiped 1.6 (`PARSENUM` into a `size_t`, which is `strtoumax`): leading blanks, an
+/// optional sign, and `0x` (hexadecimal) or `0` (octal) prefixes are taken, and a minus
+/// sign wraps around, so `-1` is the largest count. A count no process could reach (past
+/// `u32::MAX`) is returned as 0, no limit, which is what it means.
 fn parse_count(s: &str) -> Result<usize, String> {
     let bad = |why: &str| format!("invalid value '{s}' for -n/--max-connections: {why}");
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad("expected a non-negative whole number (0 = no limit)"));
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, &t[1..])
+    } else {
+        (10, t)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return Err(bad("expected a whole number (0 = no limit)"));
     }
-    s.parse().map_err(|_| bad("number too large"))
+    let n = u64::from_str_radix(digits, radix).map_err(|_| bad("number too large"))?;
+    let n = if negative { n.wrapping_neg() } else { n };
+    Ok(if n > u64::from(u32::MAX) {
+        0
+    } else {
+        n as usize
+    })
 }
 
 #[cfg(test)]
@@ -454,7 +612,10 @@ mod tests {
     }
 
     fn run(s: &[&str]) -> SpipedOptions {
-        crate::cli::testing::run(parse, s)
+        match crate::cli::testing::run(parse, s) {
+            Invocation::Pipe(o) => *o,
+            Invocation::Config(c) => panic!("{s:?} read as a configuration: {c:?}"),
+        }
     }
 
     /// Asserts a usage error and returns its first line.
@@ -639,6 +800,31 @@ mod tests {
         assert_eq!(run(&with(&["--"])).key_file, "/k");
     }
 
+    /// Numbers as C spiped 1.6 parses them (PARSENUM, then 0 means the default).
+    #[test]
+    fn numbers_that_c_takes() {
+        let o = run(&with(&["-o", "0", "-r", "0"]));
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert_eq!(o.resolve_interval, Some(Duration::from_secs(60)));
+        assert_eq!(
+            run(&with(&["-o", "90000"])).timeout,
+            Duration::from_secs(90_000)
+        );
+        assert!(run(&with(&["-R", "-r", "60"])).resolve_interval.is_none());
+        assert!(run(&with(&["-R", "-r0"])).resolve_interval.is_none());
+        for (n, want) in [
+            ("-1", None),
+            ("0", None),
+            ("0x10", Some(16)),
+            ("010", Some(8)),
+            ("+5", Some(5)),
+            (" 5", Some(5)),
+            ("99999999999", None),
+        ] {
+            assert_eq!(run(&with(&["-n", n])).max_connections, want, "-n {n}");
+        }
+    }
+
     #[test]
     fn long_names() {
         let o = run(&[
@@ -740,20 +926,21 @@ mod tests {
                 &with(&["-r5", "-R"]),
                 "-r/--resolve-interval and -R/--no-resolve",
             ),
-            (&with(&["-n", "-1"]), "'-1' for -n/--max-connections"),
-            (&with(&["-n", "+5"]), "-n/--max-connections"),
+            (&with(&["-n", "--1"]), "'--1' for -n/--max-connections"),
+            (&with(&["-n", "5x"]), "-n/--max-connections"),
+            (&with(&["-n", "08"]), "-n/--max-connections"),
             (&with(&["-nfive"]), "-n/--max-connections"),
             (&with(&["-n99999999999999999999999"]), "too large"),
             (
-                &with(&["-o0"]),
-                "-o/--timeout: the number of seconds must be greater",
+                &with(&["-o", "-1"]),
+                "-o/--timeout: the number of seconds must not be negative",
             ),
-            (&with(&["-o", "-1"]), "-o/--timeout"),
-            (&with(&["-o", "inf"]), "must be finite"),
-            (&with(&["-o", "nan"]), "must be finite"),
-            (&with(&["-o", "90000"]), "at most 86400"),
-            (&with(&["-r", "0"]), "-r/--resolve-interval"),
-            (&with(&["-r", "infinity"]), "-r/--resolve-interval"),
+            (&with(&["-o", "nan"]), "-o/--timeout"),
+            (&with(&["-r", "-2"]), "-r/--resolve-interval"),
+            (
+                &with(&["-r", "5", "-R"]),
+                "-r/--resolve-interval and -R/--no-resolve",
+            ),
             (
                 &["-e", "-s", "nope", "-t/b", "-k/k"],
                 "-s/--source: invalid address 'nope'",
@@ -824,7 +1011,7 @@ mod tests {
         let table = OptSpec::table_for::<Args>();
         let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
         letters.sort_unstable();
-        let mut want: Vec<char> = "bdefghjknoprstuvDFR".chars().collect();
+        let mut want: Vec<char> = "bcdefghjknoprstuvDFR".chars().collect();
         want.sort_unstable();
         assert_eq!(letters, want);
         assert!(

@@ -137,17 +137,9 @@ impl Deframer {
             return;
         }
         let whole = self.filled / PACKET_LEN * PACKET_LEN;
-        for packet in self.buf[self.consumed..whole]
-            .as_chunks_mut::<PACKET_LEN>()
-            .0
-        {
-            match self.opener.open_in_place(packet) {
-                Ok(len) => self.lens.push(len),
-                Err(e) => {
-                    self.failure = Some(e);
-                    break;
-                }
-            }
+        let packets = self.buf[self.consumed..whole].as_chunks_mut().0;
+        if let Err(e) = self.opener.open_batch(packets, &mut self.lens) {
+            self.failure = Some(e);
         }
         self.consumed = self.lens.len() * PACKET_LEN;
     }

@@ -11,6 +11,7 @@ pub mod dh;
 pub mod framing;
 pub mod handshake;
 pub mod key;
+pub mod mac;
 pub mod packet;
 pub mod x25519;
 

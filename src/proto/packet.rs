@@ -10,11 +10,13 @@
 //! packet fails authentication.
 //!
 //! Key material: the AES-256 key schedule is expanded once per direction and the HMAC key
-//! is absorbed once (inner and outer pad states); per packet we only reset the CTR counter
-//! block and clone the pre-keyed HMAC state. With the `zeroize` features this crate enables
-//! on `aes`, `ctr`, `sha2` and `hmac`, the AES round keys, the CTR counter state and both
-//! HMAC SHA-256 states (including each per-packet clone) are wiped when dropped. The
-//! caller's plaintext buffers are the caller's to wipe.
+//! is absorbed once (inner and outer pad states, see [`super::mac`]); per packet we only
+//! reset the CTR counter block and copy the pre-keyed states. The batch calls
+//! ([`Sealer::seal_into`], [`Opener::open_batch`]) MAC packets two at a time, which runs
+//! the two-lane SHA kernel where the CPU has one. With the `zeroize` features this crate
+//! enables on `aes` and `ctr`, the AES round keys and the CTR counter state are wiped when
+//! dropped, as are the HMAC states. The caller's plaintext buffers are the caller's to
+//! wipe.
 
 use core::fmt;
 
@@ -24,9 +26,12 @@ use aes::cipher::consts::{U16, U32, U64};
 use aes::cipher::{Block, InOutBuf, InnerIvInit, Iv, KeyInit, SetIvState, StreamCipherCore};
 use ctr::CtrCore;
 use ctr::flavors::Ctr64BE;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::mac::MacKey;
 
 /// Largest plaintext a single packet carries.
 pub const PAYLOAD_MAX: usize = 1024;
@@ -92,12 +97,30 @@ fn apply_keystream_rest(ctr: &mut PacketCtr, buf: &mut [u8]) {
     }
 }
 
-/// The MAC state for packet `pnum` over ciphertext `ct`, ready to finalize or verify.
-fn packet_mac(mac: &Hmac<Sha256>, pnum: u64, ct: &[u8]) -> Hmac<Sha256> {
-    let mut m = mac.clone();
-    m.update(ct);
-    m.update(&pnum.to_be_bytes());
-    m
+/// Lays out `payload` (1..=1024 bytes; see [`Sealer::seal`]) as the 1028-byte `body` of
+/// packet `pnum` and encrypts it.
+fn encrypt(ctr: &mut PacketCtr, pnum: u64, payload: &[u8], body: &mut [u8]) {
+    debug_assert!(
+        (1..=PAYLOAD_MAX).contains(&payload.len()),
+        "payload length {} not in 1..=1024",
+        payload.len()
+    );
+    let len = payload.len().min(PAYLOAD_MAX);
+    // Whole blocks of the payload are encrypted on their way into the packet (one pass
+    // instead of a copy and an in-place pass); the rest is laid out first.
+    let (blocks, _) = Array::<u8, U16>::slice_as_chunks(&payload[..len]);
+    let direct = blocks.len() * 16;
+    body[direct..len].copy_from_slice(&payload[direct..len]);
+    body[len..PAYLOAD_MAX].fill(0);
+    // len <= 1024, so the cast is lossless.
+    body[PAYLOAD_MAX..].copy_from_slice(&(len as u32).to_be_bytes());
+    set_packet_number(ctr, pnum);
+    let (into, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut body[..direct]);
+    // Equal lengths by construction: `direct` bytes on both sides.
+    if let Ok(blocks) = InOutBuf::new(blocks, into) {
+        ctr.apply_keystream_blocks_inout(blocks);
+    }
+    apply_keystream_rest(ctr, &mut body[direct..]);
 }
 
 /// The keys of one direction: the expanded AES key and the pre-keyed HMAC state. Boxed
@@ -106,14 +129,14 @@ fn packet_mac(mac: &Hmac<Sha256>, pnum: u64, ct: &[u8]) -> Hmac<Sha256> {
 /// is wiped on drop, instead of leaving copies wherever it was moved from.
 struct DirectionKeys {
     ctr: PacketCtr,
-    mac: Hmac<Sha256>,
+    mac: MacKey,
 }
 
 impl DirectionKeys {
     fn new(enc: &[u8; 32], mac: &[u8; 32]) -> Box<DirectionKeys> {
         Box::new(DirectionKeys {
             ctr: packet_ctr(enc),
-            mac: hmac_sha256(mac),
+            mac: MacKey::new(mac),
         })
     }
 }
@@ -148,49 +171,40 @@ impl Sealer {
     /// more than [`PAYLOAD_MAX`] bytes: debug builds panic; release builds seal the first
     /// 1024 bytes only. Use [`Sealer::seal_all`] for data of any length.
     pub fn seal(&mut self, payload: &[u8], out: &mut [u8; PACKET_LEN]) {
-        debug_assert!(
-            (1..=PAYLOAD_MAX).contains(&payload.len()),
-            "payload length {} not in 1..=1024",
-            payload.len()
-        );
-        let len = payload.len().min(PAYLOAD_MAX);
         let (body, tag) = out.split_at_mut(PADDED_LEN);
-        // Whole blocks of the payload are encrypted on their way into the packet (one
-        // pass instead of a copy and an in-place pass); the rest is laid out first.
-        let (blocks, _) = Array::<u8, U16>::slice_as_chunks(&payload[..len]);
-        let direct = blocks.len() * 16;
-        body[direct..len].copy_from_slice(&payload[direct..len]);
-        body[len..PAYLOAD_MAX].fill(0);
-        // len <= 1024, so the cast is lossless.
-        body[PAYLOAD_MAX..].copy_from_slice(&(len as u32).to_be_bytes());
-        set_packet_number(&mut self.keys.ctr, self.pnum);
-        let (into, _) = Array::<u8, U16>::slice_as_chunks_mut(&mut body[..direct]);
-        // Equal lengths by construction: `direct` bytes on both sides.
-        if let Ok(blocks) = InOutBuf::new(blocks, into) {
-            self.keys.ctr.apply_keystream_blocks_inout(blocks);
-        }
-        self.finish(body, direct, tag);
+        encrypt(&mut self.keys.ctr, self.pnum, payload, body);
+        tag.copy_from_slice(&self.keys.mac.mac(body, self.pnum));
+        self.advance(1);
     }
 
-    /// Encrypts the 1028-byte `body` in place from byte `done` on (a multiple of 16:
-    /// the keystream continues from there), writes the MAC of the whole body to `tag`
-    /// and advances the packet number.
-    fn finish(&mut self, body: &mut [u8], done: usize, tag: &mut [u8]) {
-        apply_keystream_rest(&mut self.keys.ctr, &mut body[done..]);
-        tag.copy_from_slice(
-            &packet_mac(&self.keys.mac, self.pnum, body)
-                .finalize()
-                .into_bytes(),
-        );
+    /// Seals the next two packets at once: both MACs in one pass (see the module docs).
+    /// Same contract as [`Sealer::seal`] for each payload.
+    fn seal_pair(&mut self, payloads: [&[u8]; 2], out: [&mut [u8; PACKET_LEN]; 2]) {
+        let [(body0, tag0), (body1, tag1)] = out.map(|p| p.split_at_mut(PADDED_LEN));
+        let pnums = [self.pnum, self.pnum.wrapping_add(1)];
+        encrypt(&mut self.keys.ctr, pnums[0], payloads[0], body0);
+        encrypt(&mut self.keys.ctr, pnums[1], payloads[1], body1);
+        let [t0, t1] = self
+            .keys
+            .mac
+            .mac_pair([(body0, pnums[0]), (body1, pnums[1])]);
+        tag0.copy_from_slice(&t0);
+        tag1.copy_from_slice(&t1);
+        self.advance(2);
+    }
+
+    /// Moves the packet number past `sealed` packets.
+    fn advance(&mut self, sealed: u64) {
         // 2^64 packets would take 2^74 bytes of traffic; wrapping is unreachable.
-        self.pnum = self.pnum.wrapping_add(1);
+        self.pnum = self.pnum.wrapping_add(sealed);
     }
 
     /// Seals a body laid out by the caller, whatever its length field says.
     #[cfg(test)]
     fn seal_padded(&mut self, body: &mut [u8], tag: &mut [u8]) {
-        set_packet_number(&mut self.keys.ctr, self.pnum);
-        self.finish(body, 0, tag);
+        apply_keystream(&mut self.keys.ctr, self.pnum, body);
+        tag.copy_from_slice(&self.keys.mac.mac(body, self.pnum));
+        self.advance(1);
     }
 
     /// Seals all of `data` as ceil(len / 1024) full-size packets appended to `out`
@@ -205,10 +219,17 @@ impl Sealer {
     /// straight into place (no packet is built elsewhere and copied in). Whatever `out`
     /// held there is overwritten, so a reused buffer needs no clearing. `out` must be
     /// long enough; a shorter one gets only the packets that fit.
+    ///
+    /// Packets are MACed two at a time (the module docs say why); the bytes are the same
+    /// as [`Sealer::seal`] would make one by one.
     pub fn seal_into(&mut self, data: &[u8], out: &mut [u8]) {
         let slots = out.as_chunks_mut::<PACKET_LEN>().0;
-        for (chunk, slot) in data.chunks(PAYLOAD_MAX).zip(slots) {
-            self.seal(chunk, slot);
+        let mut packets = data.chunks(PAYLOAD_MAX).zip(slots);
+        while let Some((chunk0, slot0)) = packets.next() {
+            match packets.next() {
+                Some((chunk1, slot1)) => self.seal_pair([chunk0, chunk1], [slot0, slot1]),
+                None => self.seal(chunk0, slot0),
+            }
         }
     }
 
@@ -259,10 +280,51 @@ impl Opener {
     /// 1024 fails with [`PacketError::BadLength`] and zeroes the decrypted bytes. Either error
     /// means the connection must be dropped; the counter does not advance.
     pub fn open_in_place(&mut self, packet: &mut [u8; PACKET_LEN]) -> Result<usize, PacketError> {
+        let expected = self.keys.mac.mac(&packet[..PADDED_LEN], self.pnum);
+        self.open_verified(packet, &expected)
+    }
+
+    /// Opens `packets` in order as [`Opener::open_in_place`] would one by one, appending
+    /// each payload length to `lens`, and stops at the first bad packet with its error.
+    /// The packets before it are opened; the bad one is left as
+    /// [`Opener::open_in_place`] leaves it (untouched after a bad MAC) and the ones after
+    /// it untouched.
+    ///
+    /// MACs are computed two packets at a time (see the module docs); each is still
+    /// checked in constant time before its packet is decrypted.
+    pub fn open_batch(
+        &mut self,
+        packets: &mut [[u8; PACKET_LEN]],
+        lens: &mut Vec<usize>,
+    ) -> Result<(), PacketError> {
+        let (pairs, single) = packets.as_chunks_mut::<2>();
+        for [p0, p1] in pairs {
+            let pnums = [self.pnum, self.pnum.wrapping_add(1)];
+            let [t0, t1] = self
+                .keys
+                .mac
+                .mac_pair([(&p0[..PADDED_LEN], pnums[0]), (&p1[..PADDED_LEN], pnums[1])]);
+            lens.push(self.open_verified(p0, &t0)?);
+            lens.push(self.open_verified(p1, &t1)?);
+        }
+        for p in single {
+            lens.push(self.open_in_place(p)?);
+        }
+        Ok(())
+    }
+
+    /// Checks `packet`'s MAC against `expected` (the MAC of its body under the packet
+    /// number expected next) in constant time, then decrypts it: the rest of
+    /// [`Opener::open_in_place`].
+    fn open_verified(
+        &mut self,
+        packet: &mut [u8; PACKET_LEN],
+        expected: &[u8; 32],
+    ) -> Result<usize, PacketError> {
         let (body, tag) = packet.split_at_mut(PADDED_LEN);
-        packet_mac(&self.keys.mac, self.pnum, body)
-            .verify_slice(tag)
-            .map_err(|_| PacketError::BadMac)?;
+        if !bool::from(tag.ct_eq(expected)) {
+            return Err(PacketError::BadMac);
+        }
         apply_keystream(&mut self.keys.ctr, self.pnum, body);
         let mut len_field = [0u8; 4];
         len_field.copy_from_slice(&body[PAYLOAD_MAX..]);
@@ -293,14 +355,12 @@ impl fmt::Debug for Opener {
 
 impl ZeroizeOnDrop for Opener {}
 
-/// Compile-time proof that the parts we rely on really wipe themselves. `Hmac` does not
-/// implement the marker trait itself, but its keyed state is two SHA-256 cores, and those
-/// wipe themselves on drop.
+/// Compile-time proof that the key material we hold really wipes itself.
 const _: () = {
     fn assert_zod<T: ZeroizeOnDrop>() {}
     fn check() {
         assert_zod::<PacketCtr>();
-        assert_zod::<sha2::block_api::Sha256VarCore>();
+        assert_zod::<MacKey>();
     }
     let _ = check;
 };
@@ -358,6 +418,113 @@ mod tests {
                 assert_eq!(&pkt[..n], &plain[..]);
             }
         }
+    }
+
+    #[test]
+    fn kat_client_packets_in_pairs() {
+        let v = kat();
+        for pfs in [false, true] {
+            let m = mode(&v, pfs);
+            let (e, h) = (hex_array(&m, "E_C"), hex_array(&m, "H_C"));
+            let packets = m["client_packets"].as_array().unwrap();
+            let plain: Vec<Vec<u8>> = packets
+                .iter()
+                .map(|p| hex_field(p, "plaintext_hex"))
+                .collect();
+            let want: Vec<[u8; PACKET_LEN]> =
+                packets.iter().map(|p| hex_array(p, "packet_hex")).collect();
+            assert!(want.len() >= 2, "the vectors hold a pair");
+            let mut sealer = Sealer::new(&e, &h);
+            let mut got = vec![[0u8; PACKET_LEN]; want.len()];
+            let mut slots = got.iter_mut();
+            for pair in plain.chunks(2) {
+                match (pair, slots.next().unwrap()) {
+                    ([a, b], s0) => sealer.seal_pair([a, b], [s0, slots.next().unwrap()]),
+                    ([a], s0) => sealer.seal(a, s0),
+                    _ => unreachable!(),
+                }
+            }
+            assert_eq!(got, want, "pfs={pfs}");
+            let mut lens = Vec::new();
+            Opener::new(&e, &h).open_batch(&mut got, &mut lens).unwrap();
+            for ((p, n), plain) in got.iter().zip(&lens).zip(&plain) {
+                assert_eq!(&p[..*n], &plain[..]);
+            }
+        }
+    }
+
+    /// `count` packets of distinct lengths sealed by `seal_all` (pairs) and the same
+    /// packets sealed one by one.
+    fn sealed_both_ways(count: usize) -> (Vec<u8>, Vec<u8>) {
+        let data: Vec<u8> = (0..count * PAYLOAD_MAX - 3)
+            .map(|i| (i * 31) as u8)
+            .collect();
+        let mut batched = Vec::new();
+        Sealer::new(&E, &H).seal_all(&data, &mut batched);
+        let mut single = vec![0u8; sealed_len(data.len())];
+        let mut s = Sealer::new(&E, &H);
+        for (chunk, slot) in data
+            .chunks(PAYLOAD_MAX)
+            .zip(single.as_chunks_mut::<PACKET_LEN>().0)
+        {
+            s.seal(chunk, slot);
+        }
+        (batched, single)
+    }
+
+    #[test]
+    fn batched_sealing_matches_one_by_one() {
+        for count in 1..=5 {
+            let (batched, single) = sealed_both_ways(count);
+            assert_eq!(batched, single, "{count} packets");
+        }
+    }
+
+    #[test]
+    fn open_batch_stops_at_the_first_bad_packet() {
+        let count = 5;
+        let (sealed, _) = sealed_both_ways(count);
+        // A bad MAC in the first and in the second packet of a pair, and in the odd one.
+        for bad in 0..count {
+            let mut packets: Vec<[u8; PACKET_LEN]> = sealed.as_chunks::<PACKET_LEN>().0.to_vec();
+            packets[bad][100] ^= 4;
+            let before = packets.clone();
+            let mut o = Opener::new(&E, &H);
+            let mut lens = Vec::new();
+            assert_eq!(
+                o.open_batch(&mut packets, &mut lens),
+                Err(PacketError::BadMac)
+            );
+            assert_eq!(lens, vec![PAYLOAD_MAX; bad]);
+            assert_eq!(o.packet_number(), bad as u64);
+            assert_eq!(
+                packets[bad..],
+                before[bad..],
+                "bad packet {bad} and later untouched"
+            );
+            // The opener is where it was before the bad packet: the genuine one opens.
+            let mut good: [u8; PACKET_LEN] = sealed.as_chunks().0[bad];
+            assert!(o.open_in_place(&mut good).is_ok());
+        }
+    }
+
+    #[test]
+    fn open_batch_rejects_a_bad_length_in_a_pair() {
+        let mut s = Sealer::new(&E, &H);
+        let mut packets = [[0u8; PACKET_LEN]; 2];
+        s.seal(b"first", &mut packets[0]);
+        let (body, tag) = packets[1].split_at_mut(PADDED_LEN);
+        body[PAYLOAD_MAX..].copy_from_slice(&2000u32.to_be_bytes());
+        s.seal_padded(body, tag);
+        let mut o = Opener::new(&E, &H);
+        let mut lens = Vec::new();
+        assert_eq!(
+            o.open_batch(&mut packets, &mut lens),
+            Err(PacketError::BadLength(2000))
+        );
+        assert_eq!(lens, [5]);
+        assert_eq!(&packets[0][..5], b"first");
+        assert_eq!(o.packet_number(), 1);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
 use crate::proto::handshake::{Handshake, Mode, Role, drive};
 use crate::proto::key::Key;
-use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, Sealer, hmac_sha256};
+use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
 use crate::resolve::Targets;
 
 /// Entry point of `spiped bench`; returns the exit status.
@@ -68,6 +68,18 @@ const FIGURES: &[Figure] = &[
         label: "packet open (verify + decrypt)",
         unit: "MB/s",
         measure: open,
+    },
+    Figure {
+        key: "packet_seal_single_mb_per_s",
+        label: "packet seal, one at a time",
+        unit: "MB/s",
+        measure: seal_single,
+    },
+    Figure {
+        key: "packet_open_single_mb_per_s",
+        label: "packet open, one at a time",
+        unit: "MB/s",
+        measure: open_single,
     },
     Figure {
         key: "handshakes_pfs_per_s",
@@ -187,33 +199,66 @@ fn hmac(budget: Duration) -> Result<f64, String> {
     .map(mb_per_s)
 }
 
+/// Sealing as the daemon does it: a batch at a time, two packets' MACs at once.
 fn seal(budget: Duration) -> Result<f64, String> {
     let mut sealer = Sealer::new(&random_key()?, &random_key()?);
     let plain = vec![0u8; CHUNK];
-    let mut sealed = Vec::with_capacity(CHUNK / PAYLOAD_MAX * PACKET_LEN);
+    let mut sealed = vec![0u8; CHUNK / PAYLOAD_MAX * PACKET_LEN];
     rate(budget, || {
-        sealed.clear();
-        sealer.seal_all(black_box(&plain), &mut sealed);
+        sealer.seal_into(black_box(&plain), &mut sealed);
         Ok(())
     })
     .map(mb_per_s)
 }
 
+/// Sealing one packet per call: a single SHA-256 stream per MAC.
+fn seal_single(budget: Duration) -> Result<f64, String> {
+    let mut sealer = Sealer::new(&random_key()?, &random_key()?);
+    let plain = vec![0u8; CHUNK];
+    let mut sealed = vec![[0u8; PACKET_LEN]; CHUNK / PAYLOAD_MAX];
+    rate(budget, || {
+        for (chunk, packet) in black_box(&plain).chunks(PAYLOAD_MAX).zip(&mut sealed) {
+            sealer.seal(chunk, packet);
+        }
+        Ok(())
+    })
+    .map(mb_per_s)
+}
+
+/// Opening as the daemon does it: a batch at a time, two packets' MACs at once.
 fn open(budget: Duration) -> Result<f64, String> {
+    let mut lens = Vec::with_capacity(CHUNK / PAYLOAD_MAX);
+    open_with(budget, |opener, packets| {
+        lens.clear();
+        opener.open_batch(packets, &mut lens)
+    })
+}
+
+/// Opening one packet per call: a single SHA-256 stream per MAC.
+fn open_single(budget: Duration) -> Result<f64, String> {
+    open_with(budget, |opener, packets| {
+        packets
+            .iter_mut()
+            .try_for_each(|p| opener.open_in_place(p).map(drop))
+    })
+}
+
+/// Rate of `open_chunk` opening a chunk of sealed packets with a fresh opener.
+fn open_with(
+    budget: Duration,
+    mut open_chunk: impl FnMut(&mut Opener, &mut [[u8; PACKET_LEN]]) -> Result<(), PacketError>,
+) -> Result<f64, String> {
     let (enc, mac) = (random_key()?, random_key()?);
     let mut sealed = Vec::new();
     Sealer::new(&enc, &mac).seal_all(&vec![0u8; CHUNK], &mut sealed);
+    let sealed = sealed.as_chunks::<PACKET_LEN>().0.to_vec();
     let mut work = sealed.clone();
     // Packets must be opened in sequence, so each call opens the same sealed chunk with
     // a fresh opener; the copy costs a small fraction of the cryptography.
     rate(budget, || {
         work.copy_from_slice(&sealed);
         let mut opener = Opener::new(&enc, &mac);
-        for packet in work.chunks_exact_mut(PACKET_LEN) {
-            let packet: &mut [u8; PACKET_LEN] = packet.try_into().map_err(|_| "short packet")?;
-            opener.open_in_place(packet).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        open_chunk(&mut opener, black_box(&mut work)).map_err(|e| e.to_string())
     })
     .map(mb_per_s)
 }
@@ -352,32 +397,34 @@ fn with_pipe(
                 timeout: Duration::from_secs(5),
                 stream: StreamOptions::default(),
                 bind: None,
+                routed: false,
+                idle_timeout: None,
+                counters: Default::default(),
+                label: None,
             })
         };
-        let to = |l: &Listener| Targets::new(vec![l.endpoint().clone()]);
-        let (to_target, to_decrypt) = (to(&target), to(&decrypt));
-        let entry = encrypt.endpoint().clone();
-        let never = std::future::pending::<()>;
-        let daemons = async {
-            tokio::join!(
-                crate::dispatch::serve(
-                    decrypt,
-                    config(Direction::Decrypt),
-                    to_target,
-                    None,
-                    never(),
-                    never(),
-                ),
-                crate::dispatch::serve(
-                    encrypt,
-                    config(Direction::Encrypt),
-                    to_decrypt,
-                    None,
-                    never(),
-                    never(),
-                ),
-            )
+        let pipe = |direction, to: &Listener| {
+            let settings = crate::pipe::Settings {
+                name: "bench".to_owned(),
+                conn: config(direction),
+                routes: vec![Targets::new(vec![to.endpoint().clone()])],
+                limit: None,
+                allow: Vec::new(),
+            };
+            crate::pipe::PipeState::new(settings)
         };
+        let (to_target, to_decrypt) = (
+            pipe(Direction::Decrypt, &target),
+            pipe(Direction::Encrypt, &decrypt),
+        );
+        let entry = encrypt.endpoint().clone();
+        // A daemon that never stops: no shutdown, no giving up.
+        let daemon = |listener, pipe| {
+            let never = std::future::pending::<()>;
+            crate::dispatch::serve(listener, pipe, never(), never())
+        };
+        let daemons =
+            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
         let targets = async {
             loop {
                 match target.accept(StreamOptions::default()).await {

@@ -1,44 +1,109 @@
-//! `spiped`: the daemon. Listens on the source, and for each connection opens the
-//! target and pipes between them, encrypting one side.
+//! `spiped`: the daemon. Serves one pipe from the command line, or the pipes of a
+//! configuration file (`-c`): listens on each source, and for each connection opens the
+//! target and pipes between them, encrypting one side. SIGHUP reloads the
+//! configuration and every key file.
 
-use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::spiped::{SpipedOptions, parse};
-use crate::conn::ConnConfig;
-use crate::daemon::{self, Readiness, RemoveOnDrop};
-use crate::proto::handshake::{Handshake, Mode};
-use crate::proto::key::Key;
-use crate::resolve::{self, Targets};
-use crate::{dispatch, keyfile, log, sandbox, systemd};
+use crate::cli::spiped::{ConfigOptions, Invocation, parse};
+use crate::config::keys::KeyLoader;
+use crate::config::{Config, file};
+use crate::daemon::{self, Readiness};
+use crate::pipes::Pipes;
+use crate::{log, sandbox, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     crate::log::set_program("spiped");
-    super::parsed_or_exit(parse(args), |opts| match run(opts) {
+    super::parsed_or_exit(parse(args), |inv| match run(inv) {
         Ok(()) => 0,
         Err(e) => super::fail(&e),
     })
 }
 
-fn run(opts: SpipedOptions) -> Result<(), String> {
+/// Where the configuration comes from, and so what a reload reads again.
+enum Source {
+    /// The command line: a reload reads its key files again.
+    CommandLine(Config),
+    /// A configuration file: a reload reads it and its key files again.
+    File(ConfigOptions),
+}
+
+impl Source {
+    /// The configuration as it reads now; `Err` holds every error, one line each.
+    fn read(&self) -> Result<Config, Vec<String>> {
+        match self {
+            Source::CommandLine(c) => Ok(c.clone()),
+            Source::File(opts) => file::load(opts),
+        }
+    }
+}
+
+impl Source {
+    /// What serving `config` needs once confined: the key files (and the configuration
+    /// file), UNIX sockets, pidfile, TCP ports, and DNS when `-r` re-resolves a name.
+    fn sandbox_needs(&self, config: &Config) -> sandbox::Needs {
+        let mut n = sandbox::Needs {
+            pidfile: (!config.process.foreground).then(|| config.process.pidfile.clone()),
+            syslog: config.process.syslog,
+            // A file's reload may add pipes on any port; a command line's pipe keeps its
+            // ports for life.
+            any_tcp_port: matches!(self, Source::File(_)),
+            ..sandbox::Needs::default()
+        };
+        if let Source::File(opts) = self {
+            n.read_files.push(opts.path.clone());
+        }
+        for pipe in &config.pipes {
+            match &pipe.source {
+                Some(Address::Unix(p)) => n.unix_sources.push(p.clone()),
+                Some(Address::Ip { port, .. } | Address::Name { port, .. }) => {
+                    n.bind_ports.push(*port)
+                }
+                None => {}
+            }
+            if let Some(Address::Ip { port, .. } | Address::Name { port, .. }) = &pipe.bind {
+                n.bind_ports.push(*port);
+            }
+            for key in &pipe.keys {
+                if key.file != "-" {
+                    n.read_files.push(PathBuf::from(&key.file));
+                }
+                match &key.target {
+                    Address::Unix(p) => n.unix_targets.push(p.clone()),
+                    Address::Ip { port, .. } => n.connect_ports.push(*port),
+                    Address::Name { port, .. } => {
+                        n.connect_ports.push(*port);
+                        n.dns |= pipe.resolve_interval.is_some();
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+fn run(inv: Invocation) -> Result<(), String> {
+    let source = match inv {
+        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(*opts)),
+        Invocation::Config(opts) if opts.check => return check(&opts),
+        Invocation::Config(opts) => Source::File(opts),
+    };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets()?;
-    // The key is read next: with `-k -` it comes from the caller's standard input.
-    let key = keyfile::load(&opts.key_file)?;
-    let extra_keys =
-        (opts.extra_key_files.iter().map(|f| keyfile::load(f))).collect::<Result<Vec<_>, _>>()?;
+    let config = source.read().map_err(|e| e.join("\n"))?;
+    // The keys are read next: with `-k -` the key comes from the caller's standard input.
+    let mut loader = KeyLoader::default();
+    let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
     // Forking is only sound while this is the sole thread, so it comes before anything
     // that may start one (the event loop's blocking pool). The parent waits in there
     // until the child reports it is serving or has failed.
-    let readiness = match opts.foreground {
+    let readiness = match config.process.foreground {
         true => None,
         false => Some(daemon::daemonize()?),
     };
@@ -46,199 +111,205 @@ fn run(opts: SpipedOptions) -> Result<(), String> {
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
     // runs on the blocking pool (see pump and session), which is what uses other cores.
-    // The main task is a task of its own rather than `block_on`'s future, which is
-    // polled on every turn of the loop; a task only when something woke it.
     block_on(async move {
-        // Installed first, so a SIGTERM during start-up already shuts down cleanly.
-        let signals = Stop::install()?;
-        let keys = (key, extra_keys);
-        match tokio::spawn(serve(opts, keys, inherited, readiness, signals)).await {
-            Ok(r) => r,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
+        // a SIGHUP does not kill a daemon that is still starting.
+        let signals = Signals::install()?;
+        // Sockets belong to the event loop they are registered with: made inside.
+        let passed = systemd::listeners(inherited)?;
+        let command_line = matches!(source, Source::CommandLine(_));
+        let daemon = Daemon {
+            source,
+            loader,
+            pipes: Pipes::new(passed, command_line),
+            config,
+        };
+        daemon.serve(keys, readiness, signals).await
     })
     .map_err(super::event_loop_failed)?
 }
 
-/// SIGTERM and SIGINT, caught on the event loop: either asks the daemon to stop.
-struct Stop {
+/// The signals the daemon acts on, caught on the event loop.
+struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
 }
 
-impl Stop {
-    /// Catches both signals from now on.
-    fn install() -> Result<Stop, String> {
+/// What a signal asks of the daemon.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+impl Signals {
+    /// Catches SIGTERM, SIGINT and SIGHUP from now on.
+    fn install() -> Result<Signals, String> {
         let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
-        Ok(Stop {
+        Ok(Signals {
             term: catch(SignalKind::terminate())?,
             int: catch(SignalKind::interrupt())?,
+            hup: catch(SignalKind::hangup())?,
         })
     }
 
-    /// Waits for the next SIGTERM or SIGINT.
-    async fn next(&mut self) {
+    /// Waits for the next of them.
+    async fn next(&mut self) -> Asked {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Asked::Stop,
+            _ = self.int.recv() => Asked::Stop,
+            _ = self.hup.recv() => Asked::Reload,
         }
     }
 }
 
-/// Everything after forking: pidfile, source, privileges, target, the sandbox, then the
-/// accept loop until SIGTERM or SIGINT.
-async fn serve(
-    opts: SpipedOptions,
-    (key, extra_keys): (Key, Vec<Key>),
-    inherited: Vec<OwnedFd>,
-    mut readiness: Option<Readiness>,
-    mut signals: Stop,
-) -> Result<(), String> {
-    let _pidfile = match readiness {
-        Some(_) => Some(daemon::write_pidfile(&opts.pidfile)?),
-        None => None,
-    };
-    if opts.wait_dns {
-        // -D: the caller is released before look-ups that may take a long time.
-        announce_ready(readiness.take(), opts.syslog)?;
-    }
-    // Like C, with -D nothing listens before the target resolves. A signal meanwhile
-    // (-D may wait for ever) ends the daemon cleanly.
-    let resolving = async {
-        let source = match &opts.source {
-            Some(s) => Some(look_up(s, opts.wait_dns).await?),
-            None => None,
-        };
-        let targets = Targets::new(look_up(&opts.target, opts.wait_dns).await?);
-        let bind = match &opts.bind {
-            Some(b) => Some(resolve::bind_address(b, look_up(b, opts.wait_dns).await?)?),
-            None => None,
-        };
-        Ok::<_, String>(Some((source, targets, bind)))
-    };
-    let resolved = tokio::select! {
-        biased;
-        () = signals.next() => None,
-        r = resolving => r?,
-    };
-    let Some((source, targets, bind)) = resolved else {
-        return Ok(());
-    };
-    let listener = listen(&opts, inherited, source)?;
-    let _socket_file = listener
-        .unix_file()
-        .map(|(path, id)| RemoveOnDrop::socket(path, id));
-    if let Some(user) = &opts.user {
-        daemon::drop_privileges(user)?;
-    }
-    let wrote_pidfile = _pidfile.is_some();
-    let needs = sandbox_needs(&opts, &targets, bind, &listener, wrote_pidfile);
-    let confinement = sandbox::confine(&needs, opts.sandbox)?;
-    announce_ready(readiness, opts.syslog)?;
-    // After readiness, so that with --syslog the line is in syslog.
-    log::info(&format!("sandbox: {confinement}"));
-    let mode = Mode {
-        fast: opts.fast,
-        require_pfs: opts.require_pfs,
-        x25519: opts.x25519,
-    };
-    if Handshake::may_use_group14(opts.direction.role(), mode) {
-        crate::session::compute_keypairs_ahead();
-    }
-    if let Some(every) = opts.resolve_interval {
-        let (targets, addr) = (targets.clone(), opts.target.clone());
-        tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
-    }
-    let cfg = Arc::new(ConnConfig {
-        direction: opts.direction,
-        key,
-        extra_keys,
-        proxy: opts.proxy,
-        connect_after_handshake: opts.connect_after_handshake,
-        log_connections: opts.log_connections,
-        mode,
-        timeout: opts.timeout,
-        stream: stream_options(&opts),
-        bind,
-    });
-    // The first signal starts the drain; a second one (as in C) or the drain timeout
-    // ends it. The lock hands the signals to `give_up` once `shutdown` has taken the
-    // first.
-    let stop = Arc::new(tokio::sync::Mutex::new(signals));
-    let first = stop.clone();
-    let shutdown = async move {
-        first.lock().await.next().await;
-        notify_systemd("STOPPING=1");
-    };
-    let drain_timeout = opts.drain_timeout;
-    let give_up = async move {
-        let again = async { stop.lock().await.next().await };
-        match drain_timeout {
-            Some(t) => {
-                let _ = tokio::time::timeout(t, again).await;
-            }
-            None => again.await,
-        }
-    };
-    let limit = opts.max_connections;
-    dispatch::serve(listener, cfg, targets, limit, shutdown, give_up).await;
+/// `--check`: reads the file and every key file it names, parses every address; prints
+/// what is wrong, or that all is well.
+fn check(opts: &ConfigOptions) -> Result<(), String> {
+    let config = file::load(opts).map_err(|e| e.join("\n"))?;
+    KeyLoader::default()
+        .load(&config)
+        .map_err(|e| e.join("\n"))?;
+    println!(
+        "{}: configuration OK ({} pipe{})",
+        opts.path.display(),
+        config.pipes.len(),
+        if config.pipes.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
-/// What the daemon still needs once serving, for the sandbox: the key files, the UNIX
-/// sockets, the pidfile, the TCP ports, and DNS when `-r` re-resolves a host name.
-fn sandbox_needs(
-    opts: &SpipedOptions,
-    targets: &Targets,
-    bind: Option<SocketAddr>,
-    listener: &Listener,
-    wrote_pidfile: bool,
-) -> sandbox::Needs {
-    let key_files = std::iter::once(&opts.key_file).chain(&opts.extra_key_files);
-    let (mut unix_targets, mut connect_ports) = (Vec::new(), Vec::new());
-    for ep in targets.current().iter() {
-        match ep {
-            Endpoint::Unix(p) => unix_targets.push(p.clone()),
-            Endpoint::Tcp(a) => connect_ports.push(a.port()),
+/// The running daemon: where its configuration comes from, the one applied, and the
+/// pipes serving it.
+struct Daemon {
+    source: Source,
+    loader: KeyLoader,
+    pipes: Pipes,
+    config: Config,
+}
+
+impl Daemon {
+    /// Everything after forking: pidfile, pipes, privileges, then serving until SIGTERM
+    /// or SIGINT, reloading on SIGHUP.
+    async fn serve(
+        mut self,
+        keys: Vec<Vec<crate::proto::key::Key>>,
+        mut readiness: Option<Readiness>,
+        mut signals: Signals,
+    ) -> Result<(), String> {
+        let process = self.config.process.clone();
+        let _pidfile = match readiness {
+            Some(_) => Some(daemon::write_pidfile(&process.pidfile)?),
+            None => None,
+        };
+        if process.wait_dns {
+            // -D: the caller is released before look-ups that may take a long time.
+            announce_ready(readiness.take(), process.syslog)?;
         }
+        // Like C, with -D nothing listens before the targets resolve. A signal meanwhile
+        // (-D may wait for ever) ends the daemon cleanly.
+        let config = self.config.clone();
+        let starting = self.pipes.apply(&config, keys, process.wait_dns);
+        let stopped = async { while signals.next().await == Asked::Reload {} };
+        tokio::select! {
+            biased;
+            () = stopped => return Ok(()),
+            r = starting => r?,
+        };
+        if let Some(user) = &process.user {
+            daemon::drop_privileges(user)?;
+        }
+        let needs = self.source.sandbox_needs(&self.config);
+        let confinement = sandbox::confine(&needs, process.sandbox)?;
+        announce_ready(readiness, process.syslog)?;
+        // After readiness, so that with --syslog the line is in syslog.
+        log::info(&format!("sandbox: {confinement}"));
+        if let Some(every) = systemd::watchdog_interval() {
+            // On the event loop, so that a loop that stops turning stops the pings too.
+            tokio::spawn(async move {
+                loop {
+                    notify_systemd("WATCHDOG=1");
+                    tokio::time::sleep(every).await;
+                }
+            });
+        }
+        while signals.next().await == Asked::Reload {
+            self.reload().await;
+        }
+        // The first SIGTERM or SIGINT starts the drain of every pipe at once; a second
+        // one (as in C) or the drain timeout ends it, closing what is still open.
+        notify_systemd("STOPPING=1");
+        let again = async {
+            while signals.next().await == Asked::Reload {
+                log::warn("SIGHUP ignored: draining connections before exiting");
+            }
+        };
+        let give_up = async {
+            match self.config.process.drain_timeout {
+                Some(t) => drop(tokio::time::timeout(t, again).await),
+                None => again.await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = give_up => {}
+            () = self.pipes.drain() => {}
+        }
+        Ok(())
     }
-    let source_port = match listener.endpoint() {
-        Endpoint::Tcp(a) => Some(a.port()),
-        Endpoint::Unix(_) => None,
-    };
-    sandbox::Needs {
-        read_files: key_files.filter(|k| *k != "-").map(PathBuf::from).collect(),
-        unix_targets,
-        unix_sources: listener
-            .unix_file()
-            .map(|(p, _)| p.to_owned())
-            .into_iter()
-            .collect(),
-        pidfile: wrote_pidfile.then(|| opts.pidfile.clone()),
-        bind_ports: source_port
-            .into_iter()
-            .chain(bind.map(|b| b.port()))
-            .collect(),
-        connect_ports,
-        // A command line's pipe keeps its ports for life.
-        any_tcp_port: false,
-        dns: matches!(opts.target, Address::Name { .. }) && opts.resolve_interval.is_some(),
-        syslog: opts.syslog,
-    }
-}
 
-/// The socket options of every connection, both accepted and opened (`-j`).
-fn stream_options(opts: &SpipedOptions) -> StreamOptions {
-    StreamOptions {
-        keepalive: opts.keepalive,
-    }
-}
-
-/// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    match patient {
-        true => Ok(resolve::resolve_patiently(addr).await),
-        false => resolve::resolve(addr).await,
+    /// SIGHUP: reads the configuration and every key file again and applies them, or
+    /// changes nothing and says why in one line.
+    async fn reload(&mut self) {
+        notify_systemd(&systemd::reloading_message());
+        let read = self.source.read().map_err(|e| e.join("; "));
+        // Before any new key file is read: what the sandbox refuses is named as such.
+        let read = read.and_then(|c| sandbox::admits(&self.source.sandbox_needs(&c)).map(|()| c));
+        let loaded = read.and_then(|c| {
+            let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
+            Ok((c, keys))
+        });
+        let outcome = match loaded {
+            Ok((config, keys)) => self
+                .pipes
+                .apply(&config, keys, false)
+                .await
+                .map(|changes| (config, changes)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok((config, changes)) => {
+                // drain-timeout applies as reloaded; the others only at the next start.
+                let fixed = |p: &crate::config::Process| crate::config::Process {
+                    drain_timeout: None,
+                    ..p.clone()
+                };
+                if fixed(&config.process) != fixed(&self.config.process) {
+                    log::warn(
+                        "reload: the process-wide settings pidfile, user, syslog, foreground, \
+                         wait-dns and sandbox changed; they take effect at the next start",
+                    );
+                }
+                log::info(&format!(
+                    "reloaded: {} pipes ({} added, {} kept, {} removed)",
+                    config.pipes.len(),
+                    changes.added,
+                    changes.kept,
+                    changes.removed
+                ));
+                self.config = config;
+                notify_systemd("READY=1");
+            }
+            Err(e) => {
+                log::warn(&format!(
+                    "reload failed, still serving the previous configuration: {e}"
+                ));
+                notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
+            }
+        }
     }
 }
 
@@ -260,48 +331,4 @@ fn notify_systemd(state: &str) {
     if let Err(e) = systemd::notify(state) {
         log::warn(&format!("cannot notify systemd ({state}): {e}"));
     }
-}
-
-/// The socket to serve: the one systemd passed (named by `-s`, or the only one), or else
-/// `-s` (resolved to `source`) bound here, its file given `--socket-mode` and
-/// `--socket-owner`.
-fn listen(
-    opts: &SpipedOptions,
-    inherited: Vec<OwnedFd>,
-    source: Option<Vec<Endpoint>>,
-) -> Result<Listener, String> {
-    if let Some(l) = systemd::choose(inherited, source.as_deref())? {
-        return Ok(l);
-    }
-    let (Some(addr), Some(source)) = (&opts.source, source) else {
-        return Err("no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned());
-    };
-    let ep = source
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
-    let (uid, gid) = match &opts.socket_owner {
-        Some(spec) => daemon::socket_owner(spec)?,
-        None => (None, None),
-    };
-    let file = SocketFile {
-        mode: opts.socket_mode,
-        uid,
-        gid,
-    };
-    Listener::bind_with(&ep, file, stream_options(opts)).map_err(|e| {
-        let unix_in_use =
-            e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
-        let why = match unix_in_use {
-            true => {
-                " (a process listens there, or the path is not a socket; only a stale \
-                 socket file is replaced)"
-            }
-            false => "",
-        };
-        format!(
-            "cannot listen on {addr}: {}{why}",
-            crate::errors::describe(&e)
-        )
-    })
 }

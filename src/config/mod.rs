@@ -1,0 +1,172 @@
+//! What the daemon serves: process-wide settings and one or more pipes, from a
+//! configuration file ([`file`]) or from the command line (a configuration of one pipe),
+//! and the key files they name, loaded ([`keys`]).
+//!
+//! Both sources go through the command line's validation
+//! ([`crate::cli::spiped::Args::pipe`]), so a mistake is worded alike in both.
+
+pub mod file;
+pub mod keys;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use spiped_transports::Address;
+
+use crate::cli::spiped::{Direction, SpipedOptions, UserSpec};
+
+/// The whole configuration of a daemon: settings of the process, then its pipes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Settings that apply to the process, not to one pipe.
+    pub process: Process,
+    /// The pipes, in the order given; at least one.
+    pub pipes: Vec<PipeConfig>,
+}
+
+/// Process-wide settings (the top of a configuration file, or the command line). A
+/// reload cannot change them: they take effect at the next start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Process {
+    /// `-D` / `wait-dns`: release the caller before look-ups, and retry them.
+    pub wait_dns: bool,
+    /// `-F` / `foreground`: no daemonizing, no pidfile.
+    pub foreground: bool,
+    /// `-p` / `pidfile`.
+    pub pidfile: PathBuf,
+    /// `--syslog` / `syslog`.
+    pub syslog: bool,
+    /// `-u` / `user`.
+    pub user: Option<UserSpec>,
+    /// `--drain-timeout` / `drain-timeout`: after SIGTERM, how long the open
+    /// connections of all pipes may go on; `None` waits for them all.
+    pub drain_timeout: Option<Duration>,
+    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself.
+    pub sandbox: crate::sandbox::Mode,
+}
+
+/// One pipe: a source to listen on, and what to do with each connection to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipeConfig {
+    /// How logs (and later metrics) name the pipe: the file's `name`, or the source
+    /// address as written.
+    pub name: String,
+    /// `encrypt` / `decrypt`.
+    pub direction: Direction,
+    /// Where to listen; `None` only under systemd socket activation from the command
+    /// line, which passed the socket to serve.
+    pub source: Option<Address>,
+    /// The keys, newest first: the first is the one `encrypt` uses; a decrypting pipe
+    /// accepts clients holding any of them, each sent to its key's target.
+    pub keys: Vec<KeyRoute>,
+    /// `bind`: local address for outgoing connections.
+    pub bind: Option<Address>,
+    /// TCP keep-alives (`no-keepalive` turns them off).
+    pub keepalive: bool,
+    /// `fast`.
+    pub fast: bool,
+    /// `require-pfs`.
+    pub require_pfs: bool,
+    /// `x25519`.
+    pub x25519: bool,
+    /// `max-connections`; `None` means no limit.
+    pub max_connections: Option<usize>,
+    /// `timeout`: connect plus handshake.
+    pub timeout: Duration,
+    /// `resolve-interval`; `None` with `no-resolve`.
+    pub resolve_interval: Option<Duration>,
+    /// `proxy`.
+    pub proxy: Option<crate::proxy::Version>,
+    /// `connect-after-handshake`.
+    pub connect_after_handshake: bool,
+    /// `log-connections`.
+    pub log_connections: bool,
+    /// `socket-mode`.
+    pub socket_mode: Option<u32>,
+    /// `socket-owner`.
+    pub socket_owner: Option<UserSpec>,
+    /// `allow`: the client addresses served; empty means all. Others are closed as
+    /// soon as they are accepted.
+    pub allow: Vec<IpNet>,
+    /// `idle-timeout`: a session that moves no byte either way for this long is
+    /// closed; `None` (the default, as in C) never.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// A key file of a pipe and the target of the clients that hold it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRoute {
+    /// The key file's path (`-` for standard input, on the command line only).
+    pub file: String,
+    /// Where a session using this key is connected to.
+    pub target: Address,
+    /// `FILE:LINE` of the key in a configuration file, for errors found on loading it.
+    pub at: Option<String>,
+}
+
+impl PipeConfig {
+    /// Whether different keys lead to different targets, so that the target is known
+    /// only once the handshake has told which key the client holds.
+    pub fn routes_by_key(&self) -> bool {
+        self.keys.iter().any(|k| k.target != self.keys[0].target)
+    }
+}
+
+impl PipeConfig {
+    /// The pipe that validated options describe, named `name`, with `keys` (rather than
+    /// the options' key files and target), no allow-list and no idle timeout.
+    fn from_options(o: SpipedOptions, name: String, keys: Vec<KeyRoute>) -> PipeConfig {
+        PipeConfig {
+            name,
+            direction: o.direction,
+            source: o.source,
+            keys,
+            bind: o.bind,
+            keepalive: o.keepalive,
+            fast: o.fast,
+            require_pfs: o.require_pfs,
+            x25519: o.x25519,
+            max_connections: o.max_connections,
+            timeout: o.timeout,
+            resolve_interval: o.resolve_interval,
+            proxy: o.proxy,
+            connect_after_handshake: o.connect_after_handshake,
+            log_connections: o.log_connections,
+            socket_mode: o.socket_mode,
+            socket_owner: o.socket_owner,
+            allow: Vec::new(),
+            idle_timeout: None,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration of one pipe that a command line describes.
+    pub fn from_command_line(o: SpipedOptions) -> Config {
+        let keys = std::iter::once(&o.key_file)
+            .chain(&o.extra_key_files)
+            .map(|file| KeyRoute {
+                file: file.clone(),
+                target: o.target.clone(),
+                at: None,
+            })
+            .collect();
+        let name = o.source.as_ref().map_or_else(
+            || "socket passed by systemd".to_owned(),
+            ToString::to_string,
+        );
+        Config {
+            process: Process {
+                wait_dns: o.wait_dns,
+                foreground: o.foreground,
+                pidfile: o.pidfile.clone(),
+                syslog: o.syslog,
+                user: o.user.clone(),
+                drain_timeout: o.drain_timeout,
+                sandbox: o.sandbox,
+            },
+            pipes: vec![PipeConfig::from_options(o, name, keys)],
+        }
+    }
+}

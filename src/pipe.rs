@@ -1,0 +1,156 @@
+//! One pipe at work: its name, its live settings (which a reload replaces) and the
+//! counts of what happened to its connections. The accept loop ([`crate::dispatch`])
+//! reads the settings afresh for every connection it accepts; a connection keeps the
+//! settings it was accepted with until it closes.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+
+use crate::conn::ConnConfig;
+use crate::resolve::Targets;
+
+/// What happened to a pipe's connections since it started; kept across reloads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted and served (not refused by `allow`).
+    pub accepted: AtomicU64,
+    /// Connections closed at once because `allow` does not list the client.
+    pub refused: AtomicU64,
+    /// Sessions closed by `idle-timeout`.
+    pub idle_closed: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicUsize,
+}
+
+/// Counts a connection of a pipe as open for as long as it lives.
+pub struct OpenGuard(Arc<Counters>);
+
+impl OpenGuard {
+    /// Counts one more open connection of the pipe with `counters`.
+    pub fn new(counters: &Arc<Counters>) -> OpenGuard {
+        counters.open.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(counters.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A pipe's settings for the connections accepted from now on.
+pub struct Settings {
+    /// How logs (and metrics) name the pipe.
+    pub name: String,
+    /// What each connection does.
+    pub conn: Arc<ConnConfig>,
+    /// The target addresses of each key (one entry when all keys share the target),
+    /// kept fresh by the pipe's re-resolution.
+    pub routes: Vec<Targets>,
+    /// `max-connections`, and the permits that enforce it.
+    pub limit: Option<(usize, Arc<Semaphore>)>,
+    /// `allow`: the networks served; empty serves all.
+    pub allow: Vec<IpNet>,
+}
+
+impl Settings {
+    /// Whether a client at `peer` (an address as the listener reports it) is served.
+    pub fn allows(&self, peer: &str) -> bool {
+        if self.allow.is_empty() {
+            return true;
+        }
+        let ip = peer
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .or_else(|_| peer.parse::<IpAddr>());
+        ip.is_ok_and(|ip| {
+            let ip = ip.to_canonical();
+            self.allow.iter().any(|net| net.contains(&ip))
+        })
+    }
+}
+
+/// A running pipe's state, shared by its accept loop and whoever reloads it.
+pub struct PipeState {
+    settings: RwLock<Arc<Settings>>,
+    /// What happened to its connections.
+    pub counters: Arc<Counters>,
+}
+
+impl PipeState {
+    /// A pipe starting with `settings`, counting into the counters they hold; later
+    /// settings must hold the same.
+    pub fn new(settings: Settings) -> Arc<PipeState> {
+        Arc::new(PipeState {
+            counters: settings.conn.counters.clone(),
+            settings: RwLock::new(Arc::new(settings)),
+        })
+    }
+
+    /// The settings for a connection accepted now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the settings for connections accepted from now on; open ones keep
+    /// theirs.
+    pub fn replace(&self, settings: Settings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::{ConnConfig, Direction};
+    use crate::proto::handshake::Mode;
+    use crate::proto::key::Key;
+
+    fn allowing(nets: &[&str]) -> Settings {
+        Settings {
+            name: "t".into(),
+            conn: Arc::new(ConnConfig {
+                direction: Direction::Decrypt,
+                key: Key::from_file_contents(b"k"),
+                extra_keys: Vec::new(),
+                proxy: None,
+                connect_after_handshake: false,
+                log_connections: false,
+                mode: Mode::default(),
+                timeout: std::time::Duration::from_secs(1),
+                stream: Default::default(),
+                bind: None,
+                routed: false,
+                idle_timeout: None,
+                counters: Default::default(),
+                label: None,
+            }),
+            routes: Vec::new(),
+            limit: None,
+            allow: nets.iter().map(|n| n.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_networks_and_mapped_addresses() {
+        let s = allowing(&["10.0.0.0/8", "::1/128"]);
+        for peer in ["10.1.2.3:5", "[::ffff:10.9.9.9]:5", "[::1]:7"] {
+            assert!(s.allows(peer), "{peer}");
+        }
+        for peer in ["11.0.0.1:5", "[::2]:5", "127.0.0.1:1", "/unix/path", ""] {
+            assert!(!s.allows(peer), "{peer}");
+        }
+        assert!(allowing(&[]).allows("anything"));
+    }
+}

@@ -1,0 +1,353 @@
+//! The daemon's running pipes, and applying a configuration to them: at start-up, and
+//! again on each reload (SIGHUP).
+//!
+//! Applying is all or nothing. Everything that can fail (key files, look-ups, binding
+//! new sources) is done first; only when all of it worked are pipes started, changed
+//! and stopped. A pipe whose source did not change keeps its listening socket and only
+//! gets new settings, for the connections it accepts from then on. A stopped pipe
+//! closes its listener; its open connections run on to their end.
+
+use std::sync::Arc;
+
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::config::{Config, PipeConfig};
+use crate::conn::ConnConfig;
+use crate::daemon::{self, RemoveOnDrop};
+use crate::pipe::{Counters, PipeState, Settings};
+use crate::proto::handshake::{Handshake, Mode};
+use crate::proto::key::Key;
+use crate::resolve::{self, Targets};
+use crate::{dispatch, systemd};
+
+/// The pipes being served, and what they share.
+pub struct Pipes {
+    running: Vec<Running>,
+    /// Sockets passed by systemd and not yet served.
+    passed: Vec<Listener>,
+    /// Whether the configuration came from the command line, whose source must be
+    /// among the sockets systemd passed, if it passed any.
+    command_line: bool,
+    /// Held by every connection; closed once all have ended (see [`Pipes::drain`]).
+    open: (mpsc::Sender<()>, mpsc::Receiver<()>),
+}
+
+/// A pipe being served.
+struct Running {
+    /// Its configuration, as last applied.
+    config: PipeConfig,
+    /// Its live settings and counters.
+    state: Arc<PipeState>,
+    /// The accept loop, which owns the listener: dropping it stops accepting.
+    accepting: Accepting,
+}
+
+/// A pipe's accept loop, stopped (and its listener closed) when this is dropped.
+struct Accepting(AbortHandle);
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How a configuration changed the running pipes.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Pipes started.
+    pub added: usize,
+    /// Pipes kept, with their listening socket, under new settings.
+    pub kept: usize,
+    /// Pipes stopped.
+    pub removed: usize,
+}
+
+/// The listening socket of a pipe being prepared.
+enum Socket {
+    /// The running pipe at this index has the same source: its socket is kept.
+    Keep(usize),
+    /// A socket of its own: bound here (with its file, for a UNIX socket), or passed
+    /// by systemd.
+    New(Listener, Option<RemoveOnDrop>, Passed),
+}
+
+/// Whether a listener is one that systemd passed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passed {
+    Yes,
+    No,
+}
+
+/// A pipe of the configuration being applied, ready to run.
+struct Prepared {
+    config: PipeConfig,
+    settings: Settings,
+    /// Where it listens.
+    socket: Socket,
+    /// The target addresses to re-resolve, and how often.
+    refresh: Vec<(Targets, Address, std::time::Duration)>,
+}
+
+impl Pipes {
+    /// No pipes yet; `passed` are the sockets systemd passed; `command_line` says
+    /// whether the configuration is a command line's.
+    pub fn new(passed: Vec<Listener>, command_line: bool) -> Pipes {
+        Pipes {
+            running: Vec::new(),
+            passed,
+            command_line,
+            open: mpsc::channel(1),
+        }
+    }
+
+    /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
+    /// order of its pipes and their keys). Look-ups retry until they work when
+    /// `patient` (`-D`). On error nothing changed, and the error says why, one line.
+    pub async fn apply(
+        &mut self,
+        config: &Config,
+        keys: Vec<Vec<Key>>,
+        patient: bool,
+    ) -> Result<Changes, String> {
+        let mut prepared = Vec::new();
+        for (pipe, keys) in config.pipes.iter().zip(keys) {
+            match self.prepare(pipe, keys, patient).await {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    // The sockets systemd passed go back for the next attempt.
+                    for p in prepared {
+                        if let Socket::New(l, _, Passed::Yes) = p.socket {
+                            self.passed.push(l);
+                        }
+                    }
+                    // A command line's one pipe needs no name; its errors read as before.
+                    return Err(match self.command_line {
+                        true => e,
+                        false => format!("pipe {}: {e}", pipe.name),
+                    });
+                }
+            }
+        }
+        let mut changes = Changes::default();
+        let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
+        for p in prepared {
+            if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
+                crate::session::compute_keypairs_ahead();
+            }
+            for (targets, addr, every) in p.refresh {
+                tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
+            }
+            let running = match p.socket {
+                Socket::Keep(i) => {
+                    let mut r = old[i].take().expect("each running pipe is kept once");
+                    r.state.replace(p.settings);
+                    r.config = p.config;
+                    changes.kept += 1;
+                    r
+                }
+                Socket::New(listener, socket_file, _) => {
+                    let state = PipeState::new(p.settings);
+                    let (pipe, open) = (state.clone(), self.open.0.clone());
+                    let accepting = tokio::spawn(async move {
+                        let _socket_file = socket_file;
+                        dispatch::accept_loop(&listener, pipe, open).await;
+                    });
+                    let accepting = Accepting(accepting.abort_handle());
+                    changes.added += 1;
+                    Running {
+                        config: p.config,
+                        state,
+                        accepting,
+                    }
+                }
+            };
+            self.running.push(running);
+        }
+        for gone in old.into_iter().flatten() {
+            gone.report("removed");
+            changes.removed += 1;
+        }
+        Ok(changes)
+    }
+
+    /// Everything a pipe needs to start (or to take over a running pipe's socket).
+    async fn prepare(
+        &mut self,
+        pipe: &PipeConfig,
+        mut keys: Vec<Key>,
+        patient: bool,
+    ) -> Result<Prepared, String> {
+        let mut refresh = Vec::new();
+        let mut routes = Vec::new();
+        let routed = pipe.routes_by_key();
+        for k in &pipe.keys[..if routed { pipe.keys.len() } else { 1 }] {
+            let targets = Targets::new(look_up(&k.target, patient).await?);
+            if let Some(every) = pipe.resolve_interval {
+                refresh.push((targets.clone(), k.target.clone(), every));
+            }
+            routes.push(targets);
+        }
+        let bind = match &pipe.bind {
+            Some(b) => Some(resolve::bind_address(b, look_up(b, patient).await?)?),
+            None => None,
+        };
+        // Like C, with -D nothing listens before the targets resolve.
+        let kept = self
+            .running
+            .iter()
+            .position(|r| r.config.source == pipe.source);
+        let socket = match kept {
+            Some(i) => Socket::Keep(i),
+            None => self.listen(pipe, patient).await?,
+        };
+        if keys.is_empty() {
+            return Err("no key file".to_owned());
+        }
+        let key = keys.remove(0);
+        let counters = match kept {
+            Some(i) => self.running[i].state.counters.clone(),
+            None => Arc::new(Counters::default()),
+        };
+        let conn = ConnConfig {
+            direction: pipe.direction,
+            key,
+            extra_keys: keys,
+            proxy: pipe.proxy,
+            connect_after_handshake: pipe.connect_after_handshake,
+            log_connections: pipe.log_connections,
+            mode: Mode {
+                fast: pipe.fast,
+                require_pfs: pipe.require_pfs,
+                x25519: pipe.x25519,
+            },
+            timeout: pipe.timeout,
+            stream: stream_options(pipe),
+            bind,
+            routed,
+            idle_timeout: pipe.idle_timeout,
+            counters,
+            label: (!self.command_line).then(|| pipe.name.clone()),
+        };
+        Ok(Prepared {
+            config: pipe.clone(),
+            settings: Settings {
+                name: pipe.name.clone(),
+                conn: Arc::new(conn),
+                routes,
+                limit: pipe
+                    .max_connections
+                    .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n)))),
+                allow: pipe.allow.clone(),
+            },
+            socket,
+            refresh,
+        })
+    }
+
+    /// The socket to serve `pipe` on: one systemd passed, or its source bound here,
+    /// a UNIX socket's file given `socket-mode` and `socket-owner` (and removed when
+    /// the pipe stops).
+    async fn listen(&mut self, pipe: &PipeConfig, patient: bool) -> Result<Socket, String> {
+        let source = match &pipe.source {
+            Some(s) => Some(look_up(s, patient).await?),
+            None => None,
+        };
+        if let Some(l) = systemd::take(&mut self.passed, source.as_deref(), self.command_line)? {
+            return Ok(Socket::New(l, None, Passed::Yes));
+        }
+        let (Some(addr), Some(source)) = (&pipe.source, source) else {
+            return Err(
+                "no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned(),
+            );
+        };
+        let ep = source
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
+        let (uid, gid) = match &pipe.socket_owner {
+            Some(spec) => daemon::socket_owner(spec)?,
+            None => (None, None),
+        };
+        let file = SocketFile {
+            mode: pipe.socket_mode,
+            uid,
+            gid,
+        };
+        let listener = Listener::bind_with(&ep, file, stream_options(pipe)).map_err(|e| {
+            let unix_in_use =
+                e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
+            let why = match unix_in_use {
+                true => {
+                    " (a process listens there, or the path is not a socket; only a stale \
+                     socket file is replaced)"
+                }
+                false => "",
+            };
+            format!(
+                "cannot listen on {addr}: {}{why}",
+                crate::errors::describe(&e)
+            )
+        })?;
+        let file = listener
+            .unix_file()
+            .map(|(path, id)| RemoveOnDrop::socket(path, id));
+        Ok(Socket::New(listener, file, Passed::No))
+    }
+
+    /// Stops accepting on every pipe, then waits until every open connection of every
+    /// pipe (those of pipes removed earlier included) has ended.
+    pub async fn drain(mut self) {
+        let stopped: Vec<_> = self
+            .running
+            .drain(..)
+            .map(|r| (r.config, r.state))
+            .collect();
+        let (tx, mut rx) = self.open;
+        drop(tx);
+        let _ = rx.recv().await;
+        for (config, state) in stopped {
+            report(&config, &state, "stopped");
+        }
+    }
+}
+
+impl Running {
+    /// Stops accepting, and says so with the pipe's counts.
+    fn report(self, what: &str) {
+        drop(self.accepting);
+        report(&self.config, &self.state, what);
+    }
+}
+
+/// With `log-connections`: what a pipe that `what` (stopped, removed) has done.
+fn report(config: &PipeConfig, state: &PipeState, what: &str) {
+    if !config.log_connections {
+        return;
+    }
+    let c = &state.counters;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    crate::log::info(&format!(
+        "pipe {} {what}: {} connections served, {} refused by allow, {} closed by idle-timeout",
+        config.name,
+        n(&c.accepted),
+        n(&c.refused),
+        n(&c.idle_closed)
+    ));
+}
+
+/// The socket options of a pipe's connections, both accepted and opened (`-j`).
+fn stream_options(pipe: &PipeConfig) -> StreamOptions {
+    StreamOptions {
+        keepalive: pipe.keepalive,
+    }
+}
+
+/// Resolves `addr`, retrying until it works when `patient` (`-D`).
+async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
+    match patient {
+        true => Ok(resolve::resolve_patiently(addr).await),
+        false => resolve::resolve(addr).await,
+    }
+}
