@@ -134,7 +134,7 @@ impl Pipes {
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in prepared {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
-                crate::session::compute_keypairs_ahead();
+                crate::session::keep_keypairs_ahead();
             }
             for (targets, addr, every) in p.refresh {
                 tokio::spawn(async move { targets.keep_fresh(&addr, every).await });

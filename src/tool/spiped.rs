@@ -224,6 +224,8 @@ impl Daemon {
         }
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
+        // Worker threads start from here on, inside the sandbox.
+        crate::session::prime_spare();
         announce_ready(readiness, process.syslog)?;
         // After readiness, so that with --syslog the line is in syslog.
         log::info(&format!("sandbox: {confinement}"));
@@ -301,6 +303,8 @@ impl Daemon {
                     changes.removed
                 ));
                 self.config = config;
+                // A pipe added with group-14 handshakes gets its spare key pair now.
+                crate::session::prime_spare();
                 notify_systemd("READY=1");
             }
             Err(e) => {
