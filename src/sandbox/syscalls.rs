@@ -109,12 +109,14 @@ macro_rules! allowed {
 }
 
 // Of each: standard streams to /dev/null once the daemon is ready (dup2), removing the
-// pidfile and a UNIX socket at exit (unlink), and the event loop's wait (epoll_wait).
+// pidfile and a UNIX socket at exit (unlink), the event loop's wait (epoll_wait), and
+// resolving the paths a reload names (readlink, for the sandbox's own check).
 #[cfg(target_arch = "x86_64")]
-static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup2, SYS_unlink, SYS_epoll_wait];
+static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup2, SYS_unlink, SYS_epoll_wait, SYS_readlink];
 
 #[cfg(target_arch = "aarch64")]
-static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup3, SYS_unlinkat, SYS_epoll_pwait];
+static ALLOWED_HERE: &[(&str, i64)] =
+    allowed![SYS_dup3, SYS_unlinkat, SYS_epoll_pwait, SYS_readlinkat];
 
 #[cfg(test)]
 mod tests {
