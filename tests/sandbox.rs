@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -109,8 +110,7 @@ fn no_sandbox_and_strict() {
         k,
         &["-d", "--no-sandbox"],
     );
-    off.wait_stderr("sandbox: off (--no-sandbox)", QUICK)
-        .unwrap();
+    off.wait_stderr("sandbox: off\n", QUICK).unwrap();
     let status = fs::read_to_string(format!("/proc/{}/status", off.pid())).unwrap();
     assert_eq!(status_field(&status, "NoNewPrivs"), "0");
     assert_eq!(status_field(&status, "Seccomp"), "0");
@@ -194,4 +194,79 @@ fn no_probe_without_the_variable() {
     let d = Daemon::spawn_cmd(Impl::Ours, "d", dir.path(), &src, cmd, &args);
     d.wait_stderr("sandbox: ", QUICK).unwrap();
     assert!(!d.stderr().contains("probe"), "{}", d.stderr());
+}
+
+/// A configuration file's pipe, decrypting from `source` to `target` with `key`.
+fn conf_text(top: &str, source: &Addr, target: &Target, key: &Path) -> String {
+    format!(
+        "{top}\n[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\n\
+         target = \"{}\"\nkey = \"{}\"\n",
+        source.arg(),
+        target.addr.arg(),
+        key.display()
+    )
+}
+
+/// What a reload may add is allowed from the start: a key file in the directory of
+/// the old one. A reload naming a key file elsewhere is refused before any key is read,
+/// with a message naming the sandbox, and the running pipe keeps serving (hash
+/// compared). `sandbox = false` in the file turns it off.
+#[test]
+fn reloads_stay_within_the_sandbox() {
+    let keys = temp_dir();
+    let elsewhere = temp_dir();
+    let d = keys.path();
+    let old = key_file(d, "old", KEY);
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    fs::write(&conf, conf_text("", &source, &target, &old)).unwrap();
+    let c = conf.to_str().unwrap();
+    let daemon = Daemon::spawn(Impl::Ours, "conf", d, &source, &["-c", c]);
+    daemon
+        .wait_stderr("(fs; any TCP port, for reloads)", QUICK)
+        .unwrap();
+
+    let outside = key_file(
+        elsewhere.path(),
+        "outside",
+        b"a key outside the sandbox, 32 bytes+",
+    );
+    fs::write(&conf, conf_text("", &source, &target, &outside)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    let err = daemon.wait_stderr("reload failed", QUICK).unwrap();
+    let want = format!(
+        "reload failed, still serving the previous configuration: the sandbox set up at \
+         start (Landlock) does not allow reading {}",
+        outside.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let via = Addr::fresh(Transport::Tcp, d, "via");
+    let k = old.to_str().unwrap();
+    let _e = Daemon::pipe(Impl::Ours, "e", d, &via, &source.arg(), k, &["-e"]);
+    let data = payload(200_000, 22);
+    e_round_trip(
+        "old key after the refused reload",
+        &via,
+        &data,
+        &data,
+        &target,
+    );
+
+    let beside = key_file(d, "beside", b"a key beside the old one, 32 bytes+");
+    fs::write(&conf, conf_text("", &source, &target, &beside)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_stderr("reloaded: 1 pipes", QUICK).unwrap();
+
+    let src = Addr::fresh(Transport::Tcp, d, "off");
+    let off_conf = d.join("off.conf");
+    fs::write(&off_conf, conf_text("sandbox = false", &src, &target, &old)).unwrap();
+    let off = Daemon::spawn(
+        Impl::Ours,
+        "off",
+        d,
+        &src,
+        &["-c", off_conf.to_str().unwrap()],
+    );
+    off.wait_stderr("sandbox: off\n", QUICK).unwrap();
 }

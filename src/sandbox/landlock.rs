@@ -45,7 +45,8 @@ pub struct Enforced {
     /// TCP ports were left open on purpose (see [`Needs::any_tcp_port`]).
     pub any_tcp_port: bool,
     dns: bool,
-    files: Vec<PathBuf>,
+    /// Files allowed by themselves: canonical path, and (device, inode) at start.
+    files: Vec<(PathBuf, Option<(u64, u64)>)>,
     directories: Vec<PathBuf>,
     socket_directories: Vec<PathBuf>,
     bind_ports: Vec<u16>,
@@ -116,7 +117,10 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
     }
     for f in &files {
         ruleset = allow(ruleset, f, AccessFs::ReadFile.into())?;
-        allowed.files.extend(std::fs::canonicalize(f));
+        if let Ok(path) = std::fs::canonicalize(f) {
+            let id = file_id(&path);
+            allowed.files.push((path, id));
+        }
     }
     // A reload may read new key files put beside the old ones. resolvconf, systemd-resolved
     // and NetworkManager replace resolv.conf's target by renaming a new file over it.
@@ -191,11 +195,24 @@ fn notify_socket_path() -> Option<PathBuf> {
 impl Enforced {
     /// See [`super::Confinement::admits`].
     pub fn admits(&self, needs: &Needs) -> Result<(), String> {
-        let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox)";
+        let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox, or \
+                       sandbox = false in the file)";
         for f in &needs.read_files {
             let path = canonical(f);
-            let ok =
-                self.files.contains(&path) || self.directories.iter().any(|d| path.starts_with(d));
+            if self.directories.iter().any(|d| path.starts_with(d)) {
+                continue;
+            }
+            let same = self.files.iter().find(|(p, _)| *p == path);
+            if same.is_some_and(|(_, id)| *id != file_id(&path)) {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) allows reading {} only as the \
+                     file that existed then, and it has been replaced (as editors save): \
+                     keep it in a directory of its own, such as /etc/spiped/, whose new \
+                     files may be read; {restart}",
+                    f.display()
+                ));
+            }
+            let ok = same.is_some();
             if !ok {
                 return Err(format!(
                     "the sandbox set up at start (Landlock) does not allow reading {}: \
@@ -240,6 +257,12 @@ impl Enforced {
         }
         Ok(())
     }
+}
+
+/// The (device, inode) of the file at `path`, which Landlock's rules follow.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// `path` absolute with symbolic links resolved, as far as it exists: a file a reload
@@ -313,6 +336,24 @@ mod tests {
         allowed
             .admits(&reading(keys.path().join("new.key")))
             .unwrap();
+        // A file allowed by itself (not by its directory) must still be the same file.
+        let alone = Needs {
+            read_files: vec![elsewhere.path().join("alone.key")],
+            ..Needs::default()
+        };
+        std::fs::write(&alone.read_files[0], "k").unwrap();
+        let (_ruleset, mut only) = build(&alone).unwrap();
+        only.directories.clear();
+        only.admits(&alone).unwrap();
+        let replacement = elsewhere.path().join("replacement");
+        std::fs::write(&replacement, "k2").unwrap();
+        std::fs::rename(&replacement, &alone.read_files[0]).unwrap();
+        let e = only.admits(&alone).unwrap_err();
+        assert!(
+            e.contains("sandbox") && e.contains("has been replaced"),
+            "{e}"
+        );
+        std::fs::remove_file(&alone.read_files[0]).unwrap();
         for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
             let e = allowed.admits(&reading(refused.clone())).unwrap_err();
             assert!(

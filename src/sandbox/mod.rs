@@ -195,7 +195,7 @@ impl fmt::Display for Confinement {
     /// `landlock ABI 7 (fs, net), seccomp 53 syscalls, no capabilities`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mode == Mode::Off {
-            return write!(f, "off (--no-sandbox)");
+            return write!(f, "off");
         }
         match &self.landlock {
             Ok(l) => write!(f, "{l}")?,

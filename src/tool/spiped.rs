@@ -267,7 +267,16 @@ impl Daemon {
     /// changes nothing and says why in one line.
     async fn reload(&mut self) {
         notify_systemd(&systemd::reloading_message());
-        let read = self.source.read().map_err(|e| e.join("; "));
+        // A configuration file replaced where the sandbox allows only the old one is
+        // named as such, rather than as a permission error.
+        let allowed = match &self.source {
+            Source::File(opts) => sandbox::admits(&sandbox::Needs {
+                read_files: vec![opts.path.clone()],
+                ..sandbox::Needs::default()
+            }),
+            Source::CommandLine(_) => Ok(()),
+        };
+        let read = allowed.and_then(|()| self.source.read().map_err(|e| e.join("; ")));
         // Before any new key file is read: what the sandbox refuses is named as such.
         let read = read.and_then(|c| sandbox::admits(&self.source.sandbox_needs(&c)).map(|()| c));
         let loaded = read.and_then(|c| {
