@@ -73,9 +73,11 @@ deb: all
 # (bsdutils) gives keygen a terminal to refuse; strace holds a bind open while a test plants a
 # symlink. The packaging tests use make, pkg-config,
 # bash-completion, lintian and systemd-analyze (systemd), and run the README's quick
-# start (python3, curl, and unshare from util-linux for a private loopback).
+# start (python3, curl, and unshare from util-linux for a private loopback). prometheus ships
+# promtool, which checks the metrics endpoint's scrape, and the server the end-to-end
+# scrape test runs.
 TEST_PACKAGES = spiped mandoc zsh fish bsdutils make pkgconf bash-completion lintian systemd \
-	python3 curl util-linux iproute2 strace
+	python3 curl util-linux iproute2 strace prometheus
 deps:
 	@missing=""; for p in $(TEST_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \

@@ -40,6 +40,7 @@ complete -c spiped -n 'test (__spiped_tool) = spiped' -l check -d 'with -c: chec
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l sandbox -x -d 'confinement once serving (default on): on, or strict to kill on a forbidden system call'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l no-sandbox -d 'do not confine the process (Landlock, seccomp, capabilities)'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -l drain-timeout -x -d 'on SIGTERM, close connections still open after this many s'
+complete -c spiped -n 'test (__spiped_tool) = spiped' -l metrics -r -F -d 'serve /metrics, /status, /healthz over HTTP here'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -s v -l version -d 'print the version and exit'
 complete -c spiped -n 'test (__spiped_tool) = spiped' -s h -l help -d 'print this help and exit'
 complete -c spiped -n 'test (__spiped_tool) = spipe' -s t -l target -r -F -d 'the spiped -d to connect to'

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
 use crate::connlog::ConnLog;
+use crate::metrics::{PipeMetrics, Tracked};
 use crate::proto::handshake::{Mode, Role};
 use crate::proto::key::Key;
 use crate::proxy;
@@ -68,6 +69,9 @@ pub struct ConnConfig {
     pub counters: Arc<crate::pipe::Counters>,
     /// The pipe's name for log lines, when the process serves several (`-c`).
     pub label: Option<String>,
+    /// The pipe's metrics, which every connection updates and which outlive this
+    /// configuration.
+    pub metrics: Arc<PipeMetrics>,
 }
 
 /// Why a connection ended early; the daemon logs it and carries on.
@@ -155,20 +159,12 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
         None => accepted.peer(),
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
-    let traffic = Traffic::default();
-    let outcome = serve(&accepted, cfg, routes, &mut log, &traffic).await;
+    let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
+    let outcome = serve(&accepted, cfg, routes, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
-    let (sent, received) = (
-        traffic.sent.load(Ordering::Relaxed),
-        traffic.received.load(Ordering::Relaxed),
-    );
-    // What the accepted peer sent is what we sealed (-e) or opened (-d).
-    let (from_peer, to_peer) = match cfg.direction {
-        Direction::Encrypt => (sent, received),
-        Direction::Decrypt => (received, sent),
-    };
+    let (from_peer, to_peer) = tracked.conn().bytes();
     log.closed(
         from_peer,
         to_peer,
@@ -177,16 +173,32 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
             .map_err(|e| e as &dyn fmt::Display)
             .copied(),
     );
+    tracked.closed(outcome.as_ref().map(|_| ()));
 }
 
-/// Connects, handshakes and pipes, counting the plaintext moved in `traffic`.
+/// Plaintext bytes (from the accepted peer, to it) that `traffic` counts on a pipe
+/// playing `direction`: what the accepted peer sent is what we sealed (`-e`) or
+/// opened (`-d`).
+pub fn peer_bytes(direction: Direction, traffic: &Traffic) -> (u64, u64) {
+    let (sent, received) = (
+        traffic.sent.load(Ordering::Relaxed),
+        traffic.received.load(Ordering::Relaxed),
+    );
+    match direction {
+        Direction::Encrypt => (sent, received),
+        Direction::Decrypt => (received, sent),
+    }
+}
+
+/// Connects, handshakes and pipes, counting in `tracked`.
 async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
     log: &mut ConnLog,
-    traffic: &Traffic,
+    tracked: &Tracked,
 ) -> Result<(), ConnError> {
+    let traffic = &tracked.conn().traffic;
     let targets = routes.first().map_or(&[][..], |r| &r[..]);
     let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
         .map_err(|e| ConnError::Random(e.to_string()))?;
@@ -252,7 +264,9 @@ async fn serve(
         .map_err(|_| ConnError::Timeout {
             x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
         })??;
-    log.established(other.peer(), keys.exchange, keys.key_index);
+    let target = other.peer();
+    tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
+    log.established(target, keys.exchange, keys.key_index);
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),

@@ -97,6 +97,11 @@ impl ConnLog {
         }
     }
 
+    /// The number the connection's lines carry (`connection #N`).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Records that the connection is established: connected to `target`, handshake
     /// done with `exchange` using key number `key_index`. Logs the open line when
     /// verbose.

@@ -66,6 +66,7 @@ pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::
                 }
                 Err(_) => {
                     if !at_limit {
+                        settings.conn.metrics.limit_reached();
                         log::warn(&format!(
                             "{}: connection limit reached ({limit} open); new connections wait until one closes",
                             settings.name

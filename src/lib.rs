@@ -25,6 +25,7 @@ pub mod dispatch;
 pub mod errors;
 pub mod keyfile;
 pub mod log;
+pub mod metrics;
 pub mod pipe;
 pub mod pipes;
 pub mod proto;

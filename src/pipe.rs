@@ -135,6 +135,13 @@ mod tests {
                 idle_timeout: None,
                 counters: Default::default(),
                 label: None,
+                metrics: crate::metrics::Metrics::new().pipe(
+                    "t".into(),
+                    Direction::Decrypt,
+                    1,
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ),
             }),
             routes: Vec::new(),
             limit: None,

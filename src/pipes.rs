@@ -16,6 +16,7 @@ use tokio::task::AbortHandle;
 use crate::config::{Config, PipeConfig};
 use crate::conn::ConnConfig;
 use crate::daemon::{self, RemoveOnDrop};
+use crate::metrics::{self, Metrics};
 use crate::pipe::{Counters, PipeState, Settings};
 use crate::proto::handshake::{Handshake, Mode};
 use crate::proto::key::Key;
@@ -32,6 +33,8 @@ pub struct Pipes {
     command_line: bool,
     /// Held by every connection; closed once all have ended (see [`Pipes::drain`]).
     open: (mpsc::Sender<()>, mpsc::Receiver<()>),
+    /// What the process counts: each pipe's counters live as long as the pipe.
+    metrics: Arc<Metrics>,
 }
 
 /// A pipe being served.
@@ -92,13 +95,14 @@ struct Prepared {
 
 impl Pipes {
     /// No pipes yet; `passed` are the sockets systemd passed; `command_line` says
-    /// whether the configuration is a command line's.
-    pub fn new(passed: Vec<Listener>, command_line: bool) -> Pipes {
+    /// whether the configuration is a command line's; `metrics` counts for the pipes.
+    pub fn new(passed: Vec<Listener>, command_line: bool, metrics: Arc<Metrics>) -> Pipes {
         Pipes {
             running: Vec::new(),
             passed,
             command_line,
             open: mpsc::channel(1),
+            metrics,
         }
     }
 
@@ -136,18 +140,31 @@ impl Pipes {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
                 crate::session::keep_keypairs_ahead();
             }
+            let counted = p.settings.conn.metrics.clone();
             for (targets, addr, every) in p.refresh {
-                tokio::spawn(async move { targets.keep_fresh(&addr, every).await });
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    targets
+                        .keep_fresh(&addr, every, move |ok| counted.looked_up(ok))
+                        .await
+                });
             }
             let running = match p.socket {
                 Socket::Keep(i) => {
                     let mut r = old[i].take().expect("each running pipe is kept once");
+                    counted.reconfigure(
+                        p.config.direction,
+                        p.config.keys.len(),
+                        p.settings.routes.clone(),
+                        metrics::settings(&p.config),
+                    );
                     r.state.replace(p.settings);
                     r.config = p.config;
                     changes.kept += 1;
                     r
                 }
                 Socket::New(listener, socket_file, _) => {
+                    self.metrics.show(&counted);
                     let state = PipeState::new(p.settings);
                     let (pipe, open) = (state.clone(), self.open.0.clone());
                     let accepting = tokio::spawn(async move {
@@ -166,6 +183,7 @@ impl Pipes {
             self.running.push(running);
         }
         for gone in old.into_iter().flatten() {
+            self.metrics.hide(&gone.state.settings().conn.metrics);
             gone.report("removed");
             changes.removed += 1;
         }
@@ -210,6 +228,22 @@ impl Pipes {
             Some(i) => self.running[i].state.counters.clone(),
             None => Arc::new(Counters::default()),
         };
+        // Counted from the first look-up on; listed once the pipe serves (see apply).
+        let metrics = match kept {
+            Some(i) => self.running[i].state.settings().conn.metrics.clone(),
+            None => self.metrics.pipe(
+                pipe.name.clone(),
+                pipe.direction,
+                pipe.keys.len(),
+                routes.clone(),
+                metrics::settings(pipe),
+            ),
+        };
+        for k in &pipe.keys[..routes.len()] {
+            if matches!(k.target, Address::Name { .. }) {
+                metrics.looked_up(true);
+            }
+        }
         let conn = ConnConfig {
             direction: pipe.direction,
             key,
@@ -229,6 +263,7 @@ impl Pipes {
             idle_timeout: pipe.idle_timeout,
             counters,
             label: (!self.command_line).then(|| pipe.name.clone()),
+            metrics,
         };
         Ok(Prepared {
             config: pipe.clone(),

@@ -133,9 +133,10 @@ impl Targets {
 
     /// Re-resolves `addr` every `every` (`-r`) for as long as anyone else holds this
     /// list (a reload drops a pipe's old lists), replacing it on success; a failure
-    /// keeps the last good list and warns. Returns at once for addresses without a host
-    /// name, which cannot change.
-    pub async fn keep_fresh(self, addr: &Address, every: Duration) {
+    /// keeps the last good list and warns. Tells `looked_up` whether each look-up
+    /// succeeded. Returns at once for addresses without a host name, which cannot
+    /// change.
+    pub async fn keep_fresh(self, addr: &Address, every: Duration, looked_up: impl Fn(bool)) {
         if !matches!(addr, Address::Name { .. }) {
             return;
         }
@@ -145,6 +146,7 @@ impl Targets {
             tokio::time::sleep(every).await;
             let found = resolve(addr).await;
             let Some(list) = weak.upgrade() else { return };
+            looked_up(found.is_ok());
             match found {
                 Ok(found) => Targets(list).set(found),
                 Err(e) => log::warn(&format!("{e}; still using the previous addresses")),

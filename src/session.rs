@@ -3,8 +3,9 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use spiped_transports::Transport;
 
@@ -97,6 +98,8 @@ pub struct Established {
     /// handshake could not carry data), else how many bytes of the source (after the
     /// whole prefix).
     pub early: Option<usize>,
+    /// How long the handshake took, from its first message to the packet keys.
+    pub took: Duration,
 }
 
 /// Plaintext that a fast client sends along with its DH message when it can (see
@@ -142,6 +145,7 @@ pub async fn handshake(
 ) -> Result<Established, HandshakeFailure> {
     let client = hs.role() == Role::Client;
     let x25519 = client && hs.mode().x25519;
+    let start = Instant::now();
     let mut inbox = Inbox::new();
     let mut sent_early = None;
     // A server that drops us shows as an end of stream, or, racing our write, as a
@@ -186,6 +190,7 @@ pub async fn handshake(
         key_index,
         exchange: exchange.ok_or(HandshakeFailure::Closed)?,
         early: sent_early,
+        took: start.elapsed(),
     })
 }
 
@@ -381,6 +386,9 @@ pub struct Traffic {
     pub sent: AtomicU64,
     /// Plaintext bytes opened and delivered to the plaintext side.
     pub received: AtomicU64,
+    /// Directions that have reached their end of stream (0 to 2): one means the
+    /// connection is half-closed.
+    pub finished: AtomicU8,
 }
 
 /// Seals `bytes` and writes them to `encrypted` ahead of everything the pumps will send:
@@ -405,9 +413,15 @@ pub async fn pipe(
     opener: Opener,
     traffic: &Traffic,
 ) -> Result<(), PumpError> {
+    let ended = |r: Result<(), PumpError>| {
+        if r.is_ok() {
+            traffic.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    };
     tokio::try_join!(
-        pump::encrypt(plain, encrypted, sealer, &traffic.sent),
-        pump::decrypt(encrypted, plain, opener, &traffic.received),
+        async { ended(pump::encrypt(plain, encrypted, sealer, &traffic.sent).await) },
+        async { ended(pump::decrypt(encrypted, plain, opener, &traffic.received).await) },
     )?;
     Ok(())
 }

@@ -89,6 +89,9 @@ pub struct SpipedOptions {
     /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
     /// before they are closed; `None` (the default, as C) waits for them all.
     pub drain_timeout: Option<Duration>,
+    /// `--metrics`: where to serve Prometheus metrics, `/status` and `/healthz`
+    /// over HTTP; `None` (the default) serves nothing.
+    pub metrics: Option<Address>,
 }
 
 /// The `-u` argument: whom to become after binding the source socket.
@@ -256,6 +259,10 @@ pub(crate) struct Args {
     #[argh(option, arg_name = "seconds")]
     pub(crate) drain_timeout: Option<String>,
 
+    /// serve /metrics, /status, /healthz over HTTP here
+    #[argh(option, arg_name = "address")]
+    pub(crate) metrics: Option<String>,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     pub(crate) version: bool,
@@ -316,6 +323,8 @@ pub struct ConfigOptions {
     pub drain_timeout: Option<Duration>,
     /// `--sandbox` or `--no-sandbox`, when given.
     pub sandbox: Option<crate::sandbox::Mode>,
+    /// `--metrics`.
+    pub metrics: Option<Address>,
 }
 
 /// A pipe's settings, as a configuration file or command line states them, that cannot
@@ -350,8 +359,8 @@ impl Args {
         if let Some((_, name)) = pipe_options.iter().find(|(given, _)| *given) {
             return Err(format!(
                 "{name} is a pipe setting: with -c/--config it goes in the file's [[pipe]] \
-                 table (only -D, -F, -p, -u, --syslog, --drain-timeout, --sandbox and \
-                 --no-sandbox combine with -c)"
+                 table (only -D, -F, -p, -u, --syslog, --drain-timeout, --metrics, --sandbox \
+                 and --no-sandbox combine with -c)"
             )
             .into());
         }
@@ -369,6 +378,7 @@ impl Args {
                 (None, false) => None,
                 _ => Some(super::sandbox(self.sandbox, self.no_sandbox)?),
             },
+            metrics: parse_metrics(self.metrics.as_deref()).map_err(|(_, m)| m)?,
         })
     }
 
@@ -532,8 +542,16 @@ impl Args {
                 .map_err(value("socket-owner"))?,
             sandbox,
             drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
+            metrics: parse_metrics(self.metrics.as_deref())?,
         })
     }
+}
+
+/// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
+/// `-s`'s syntax.
+pub(crate) fn parse_metrics(s: Option<&str>) -> Result<Option<Address>, Refusal> {
+    s.map(|s| super::address(s, "--metrics").map_err(|m| ("metrics", m)))
+        .transpose()
 }
 
 /// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
@@ -676,6 +694,7 @@ mod tests {
                 socket_owner: None,
                 sandbox: crate::sandbox::Mode::On,
                 drain_timeout: None,
+                metrics: None,
             }
         );
     }
@@ -715,6 +734,14 @@ mod tests {
                 .contains("--sandbox and --no-sandbox cannot be used together")
         );
         assert_eq!(run(&with(&[])).drain_timeout, None);
+        let o = run(&with(&["--metrics", "[127.0.0.1]:9187"]));
+        assert_eq!(o.metrics, Some(Address::parse("[127.0.0.1]:9187").unwrap()));
+        let o = run(&with(&["--metrics=/run/spiped/metrics.sock"]));
+        assert_eq!(
+            o.metrics,
+            Some(Address::parse("/run/spiped/metrics.sock").unwrap())
+        );
+        assert!(fail(&with(&["--metrics", "9187"])).contains("--metrics"));
         assert_eq!(
             run(&with(&["--drain-timeout", "2.5"])).drain_timeout,
             Some(Duration::from_millis(2500))

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Config, KeyRoute, PipeConfig, Process};
-use crate::cli::spiped::{Args, ConfigOptions, Direction, parse_drain_timeout, parse_user};
+use crate::cli::spiped::{
+    Args, ConfigOptions, Direction, parse_drain_timeout, parse_metrics, parse_user,
+};
 use crate::sandbox::Mode;
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
@@ -45,6 +47,9 @@ pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
     if let Some(mode) = opts.sandbox {
         p.sandbox = mode;
     }
+    if opts.metrics.is_some() {
+        p.metrics = opts.metrics.clone();
+    }
     Ok(config)
 }
 
@@ -77,9 +82,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
             Mode::On
         }),
     };
+    let metrics = match &raw.metrics {
+        None => None,
+        Some(m) => parse_metrics(Some(m.get_ref())).unwrap_or_else(|(key, e)| {
+            errors.push(at.error(&m.span(), Some(key), e.message()));
+            None
+        }),
+    };
     let process = Process {
         sandbox,
         drain_timeout,
+        metrics,
         wait_dns: raw.wait_dns.is_some_and(|b| b.into_inner()),
         foreground: raw.foreground.is_some_and(|b| b.into_inner()),
         pidfile: raw
@@ -154,6 +167,7 @@ struct RawFile {
     user: Option<Spanned<String>>,
     drain_timeout: Option<Spanned<toml::Value>>,
     sandbox: Option<Spanned<toml::Value>>,
+    metrics: Option<Spanned<String>>,
     #[serde(default)]
     pipe: Vec<Spanned<RawPipe>>,
 }

@@ -44,6 +44,8 @@ pub struct Process {
     pub drain_timeout: Option<Duration>,
     /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself.
     pub sandbox: crate::sandbox::Mode,
+    /// `--metrics` / `metrics`: where the metrics endpoint listens, if anywhere.
+    pub metrics: Option<Address>,
 }
 
 /// One pipe: a source to listen on, and what to do with each connection to it.
@@ -165,6 +167,7 @@ impl Config {
                 user: o.user.clone(),
                 drain_timeout: o.drain_timeout,
                 sandbox: o.sandbox,
+                metrics: o.metrics.clone(),
             },
             pipes: vec![PipeConfig::from_options(o, name, keys)],
         }

@@ -20,6 +20,7 @@ use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transpo
 
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
+use crate::metrics::Metrics;
 use crate::proto::handshake::{Handshake, Mode, Role, drive};
 use crate::proto::key::Key;
 use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
@@ -401,6 +402,14 @@ fn with_pipe(
                 idle_timeout: None,
                 counters: Default::default(),
                 label: None,
+                // Counted like a daemon's connections, so the benchmark pays what they pay.
+                metrics: Metrics::new().pipe(
+                    "bench".into(),
+                    direction,
+                    1,
+                    Vec::new(),
+                    serde_json::Value::Null,
+                ),
             })
         };
         let pipe = |direction, to: &Listener| {

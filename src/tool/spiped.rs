@@ -4,6 +4,7 @@
 //! configuration and every key file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
@@ -12,7 +13,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::cli::spiped::{ConfigOptions, Invocation, parse};
 use crate::config::keys::KeyLoader;
 use crate::config::{Config, file};
-use crate::daemon::{self, Readiness};
+use crate::daemon::{self, Readiness, RemoveOnDrop};
+use crate::metrics::{self, Metrics};
 use crate::pipes::Pipes;
 use crate::{log, sandbox, systemd};
 
@@ -57,6 +59,10 @@ impl Source {
         };
         if let Source::File(opts) = self {
             n.read_files.push(opts.path.clone());
+        }
+        // The metrics endpoint's socket file is removed at exit, as a source's is.
+        if let Some(Address::Unix(p)) = &config.process.metrics {
+            n.unix_sources.push(p.clone());
         }
         for pipe in &config.pipes {
             match &pipe.source {
@@ -118,11 +124,13 @@ fn run(inv: Invocation) -> Result<(), String> {
         // Sockets belong to the event loop they are registered with: made inside.
         let passed = systemd::listeners(inherited)?;
         let command_line = matches!(source, Source::CommandLine(_));
+        let metrics = Arc::new(Metrics::new());
         let daemon = Daemon {
             source,
             loader,
-            pipes: Pipes::new(passed, command_line),
+            pipes: Pipes::new(passed, command_line, metrics.clone()),
             config,
+            metrics,
         };
         daemon.serve(keys, readiness, signals).await
     })
@@ -134,6 +142,7 @@ struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
+    usr1: Signal,
 }
 
 /// What a signal asks of the daemon.
@@ -146,24 +155,40 @@ enum Asked {
 }
 
 impl Signals {
-    /// Catches SIGTERM, SIGINT and SIGHUP from now on.
+    /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR1 from now on.
     fn install() -> Result<Signals, String> {
         let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
         Ok(Signals {
             term: catch(SignalKind::terminate())?,
             int: catch(SignalKind::interrupt())?,
             hup: catch(SignalKind::hangup())?,
+            usr1: catch(SignalKind::user_defined1())?,
         })
     }
 
-    /// Waits for the next of them.
-    async fn next(&mut self) -> Asked {
-        tokio::select! {
-            _ = self.term.recv() => Asked::Stop,
-            _ = self.int.recv() => Asked::Stop,
-            _ = self.hup.recv() => Asked::Reload,
+    /// Waits for the next stop or reload; logs the open connections of `metrics` at
+    /// each SIGUSR1 meanwhile.
+    async fn next(&mut self, metrics: &Metrics) -> Asked {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Asked::Stop,
+                _ = self.int.recv() => return Asked::Stop,
+                _ = self.hup.recv() => return Asked::Reload,
+                _ = self.usr1.recv() => metrics.log_status(),
+            }
         }
     }
+}
+
+/// Binds the metrics endpoint on `addr` (resolved, patiently with `-D`).
+async fn bind_metrics(addr: &Address, patient: bool) -> Result<metrics::Server, String> {
+    let found = match patient {
+        true => crate::resolve::resolve_patiently(addr).await,
+        false => crate::resolve::resolve(addr).await?,
+    };
+    let ep = (found.into_iter().next())
+        .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))?;
+    metrics::bind(&ep)
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
@@ -189,6 +214,8 @@ struct Daemon {
     loader: KeyLoader,
     pipes: Pipes,
     config: Config,
+    /// What the process counts, served with `--metrics`.
+    metrics: Arc<Metrics>,
 }
 
 impl Daemon {
@@ -201,6 +228,7 @@ impl Daemon {
         mut signals: Signals,
     ) -> Result<(), String> {
         let process = self.config.process.clone();
+        let metrics = self.metrics.clone();
         let _pidfile = match readiness {
             Some(_) => Some(daemon::write_pidfile(&process.pidfile)?),
             None => None,
@@ -213,12 +241,21 @@ impl Daemon {
         // (-D may wait for ever) ends the daemon cleanly.
         let config = self.config.clone();
         let starting = self.pipes.apply(&config, keys, process.wait_dns);
-        let stopped = async { while signals.next().await == Asked::Reload {} };
+        let stopped = async { while signals.next(&metrics).await == Asked::Reload {} };
         tokio::select! {
             biased;
             () = stopped => return Ok(()),
             r = starting => r?,
         };
+        // Bound before privileges are dropped, as the sources are.
+        let endpoint = match &process.metrics {
+            Some(addr) => Some(bind_metrics(addr, process.wait_dns).await?),
+            None => None,
+        };
+        let _metrics_file = endpoint
+            .as_ref()
+            .and_then(|e| e.unix_file())
+            .map(|(path, id)| RemoveOnDrop::socket(path, id));
         if let Some(user) = &process.user {
             daemon::drop_privileges(user)?;
         }
@@ -226,6 +263,9 @@ impl Daemon {
         let confinement = sandbox::confine(&needs, process.sandbox)?;
         // Worker threads start from here on, inside the sandbox.
         crate::session::prime_spare();
+        if let Some(endpoint) = endpoint {
+            tokio::spawn(endpoint.serve(metrics.clone()));
+        }
         announce_ready(readiness, process.syslog)?;
         // After readiness, so that with --syslog the line is in syslog.
         log::info(&format!("sandbox: {confinement}"));
@@ -238,14 +278,14 @@ impl Daemon {
                 }
             });
         }
-        while signals.next().await == Asked::Reload {
+        while signals.next(&metrics).await == Asked::Reload {
             self.reload().await;
         }
         // The first SIGTERM or SIGINT starts the drain of every pipe at once; a second
         // one (as in C) or the drain timeout ends it, closing what is still open.
         notify_systemd("STOPPING=1");
         let again = async {
-            while signals.next().await == Asked::Reload {
+            while signals.next(&metrics).await == Asked::Reload {
                 log::warn("SIGHUP ignored: draining connections before exiting");
             }
         };
@@ -314,12 +354,14 @@ impl Daemon {
                 self.config = config;
                 // A pipe added with group-14 handshakes gets its spare key pair now.
                 crate::session::prime_spare();
+                self.metrics.reloaded(true);
                 notify_systemd("READY=1");
             }
             Err(e) => {
                 log::warn(&format!(
                     "reload failed, still serving the previous configuration: {e}"
                 ));
+                self.metrics.reloaded(false);
                 notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
             }
         }

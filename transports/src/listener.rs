@@ -63,42 +63,7 @@ impl Listener {
     /// socket, or a path that is not a socket, is never touched; binding then fails with
     /// `AddrInUse`.
     pub fn bind_with(ep: &Endpoint, file: SocketFile, opts: StreamOptions) -> io::Result<Listener> {
-        let socket = ep.new_socket()?;
-        let tcp = matches!(ep, Endpoint::Tcp(_));
-        configure_stream(&socket, tcp, opts)?;
-        if let Endpoint::Tcp(a) = ep {
-            socket.set_reuse_address(true)?;
-            if a.is_ipv6() {
-                // Like spiped: an IPv6 listener serves IPv6 only, so that [::]:p and
-                // [0.0.0.0]:p can be two separate daemons.
-                socket.set_only_v6(true)?;
-            }
-        }
-        // The mode is the one bind gives the file (through the umask), and the owner is
-        // set without following a symlink: the socket's directory may be writable by a
-        // user who would swap a symlink in after bind to have a root daemon chmod or
-        // chown a file of their choosing.
-        let bind = || with_umask(file.mode, || socket.bind(&ep.sockaddr()?));
-        match (bind(), ep) {
-            (Err(e), Endpoint::Unix(path))
-                if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
-            {
-                fs::remove_file(path)?;
-                bind()?;
-            }
-            (r, _) => r?,
-        }
-        let file_id = match ep {
-            Endpoint::Unix(path) => {
-                if file.uid.is_some() || file.gid.is_some() {
-                    std::os::unix::fs::lchown(path, file.uid, file.gid)?;
-                }
-                let meta = fs::symlink_metadata(path)?;
-                Some((meta.dev(), meta.ino()))
-            }
-            Endpoint::Tcp(_) => None,
-        };
-        socket.listen(BACKLOG)?;
+        let (socket, file_id) = listening_socket(ep, file, opts)?;
         let endpoint = match ep {
             Endpoint::Tcp(_) => Endpoint::Tcp(
                 socket
@@ -112,7 +77,7 @@ impl Listener {
             io: Registered::new(socket)?,
             endpoint,
             file_id,
-            children_have: tcp.then_some(opts),
+            children_have: matches!(ep, Endpoint::Tcp(_)).then_some(opts),
         })
     }
 
@@ -181,6 +146,54 @@ impl Listener {
         let io = Registered::new(socket)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
+}
+
+/// A socket listening on `ep`, bound as [`Listener::bind_with`] binds (same options,
+/// same treatment of a UNIX socket's file), non-blocking and close-on-exec, for a
+/// server that runs its own accept loop (the metrics endpoint's HTTP server). With it
+/// comes the (device, inode) of a UNIX socket's file as bound, for removal at exit only
+/// while the path still names that file.
+pub fn listening_socket(
+    ep: &Endpoint,
+    file: SocketFile,
+    opts: StreamOptions,
+) -> io::Result<(Socket, Option<(u64, u64)>)> {
+    let socket = ep.new_socket()?;
+    configure_stream(&socket, matches!(ep, Endpoint::Tcp(_)), opts)?;
+    if let Endpoint::Tcp(a) = ep {
+        socket.set_reuse_address(true)?;
+        if a.is_ipv6() {
+            // Like spiped: an IPv6 listener serves IPv6 only, so that [::]:p and
+            // [0.0.0.0]:p can be two separate daemons.
+            socket.set_only_v6(true)?;
+        }
+    }
+    // The mode is the one bind gives the file (through the umask), and the owner is
+    // set without following a symlink: the socket's directory may be writable by a
+    // user who would swap a symlink in after bind to have a root daemon chmod or
+    // chown a file of their choosing.
+    let bind = || with_umask(file.mode, || socket.bind(&ep.sockaddr()?));
+    match (bind(), ep) {
+        (Err(e), Endpoint::Unix(path))
+            if e.kind() == io::ErrorKind::AddrInUse && is_stale(path) =>
+        {
+            fs::remove_file(path)?;
+            bind()?;
+        }
+        (r, _) => r?,
+    }
+    let file_id = match ep {
+        Endpoint::Unix(path) => {
+            if file.uid.is_some() || file.gid.is_some() {
+                std::os::unix::fs::lchown(path, file.uid, file.gid)?;
+            }
+            let meta = fs::symlink_metadata(path)?;
+            Some((meta.dev(), meta.ino()))
+        }
+        Endpoint::Tcp(_) => None,
+    };
+    socket.listen(BACKLOG)?;
+    Ok((socket, file_id))
 }
 
 /// Runs `f` (a bind) with the umask that makes a new socket file's permission bits

@@ -1,0 +1,118 @@
+//! The series read from the live state at scrape time rather than counted: open
+//! connections, bytes moved (closed connections plus open ones so far), and the
+//! target's current addresses.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::pipe::{PipeLabel, PipeMetrics};
+
+/// The pipes of the process, in configuration order.
+#[derive(Debug, Default)]
+pub(super) struct Pipes(Mutex<Vec<Arc<PipeMetrics>>>);
+
+impl std::fmt::Debug for PipeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipeMetrics")
+            .field("label", &self.label())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipes {
+    /// Adds a pipe.
+    pub(super) fn push(&self, p: Arc<PipeMetrics>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(p);
+    }
+
+    /// Removes a pipe.
+    pub(super) fn remove(&self, p: &Arc<PipeMetrics>) {
+        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|q| !Arc::ptr_eq(q, p));
+    }
+
+    /// The pipes now.
+    pub(super) fn all(&self) -> Vec<Arc<PipeMetrics>> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipeDirection {
+    pipe: String,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipeAddress {
+    pipe: String,
+    address: String,
+}
+
+/// Encodes the scrape-time series of every pipe.
+#[derive(Debug)]
+pub(super) struct Live(pub(super) Arc<Pipes>);
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let pipes = self.0.all();
+        let totals: Vec<_> = pipes.iter().map(|p| p.totals()).collect();
+        let label = |p: &PipeMetrics| p.label().to_owned();
+
+        let mut open = encoder.encode_descriptor(
+            "connections_open",
+            "Connections open now (handshaking or established)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (p, t) in pipes.iter().zip(&totals) {
+            let l = PipeLabel { pipe: label(p) };
+            ConstGauge::new(t.open as i64).encode(open.encode_family(&l)?)?;
+        }
+
+        let mut bytes = encoder.encode_descriptor(
+            "bytes",
+            "Plaintext bytes moved: from_peer from the accepted peer towards the target, \
+             to_peer back (counted per batch)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (p, t) in pipes.iter().zip(&totals) {
+            for (direction, n) in [("from_peer", t.from_peer), ("to_peer", t.to_peer)] {
+                let l = PipeDirection {
+                    pipe: label(p),
+                    direction,
+                };
+                ConstCounter::new(n).encode(bytes.encode_family(&l)?)?;
+            }
+        }
+
+        let mut targets = encoder.encode_descriptor(
+            "target",
+            "The target's current addresses (1 per address new connections try)",
+            None,
+            MetricType::Info,
+        )?;
+        for p in &pipes {
+            for address in p.target_addresses() {
+                let l = PipeAddress {
+                    pipe: label(p),
+                    address,
+                };
+                targets.encode_info(&l)?;
+            }
+        }
+        Ok(())
+    }
+}

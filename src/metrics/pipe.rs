@@ -1,0 +1,435 @@
+//! The counters of one pipe, and the table of its open connections.
+//!
+//! Counting stays off the packet path: events (accept, handshake, close) touch a
+//! counter once per connection, and bytes are counted only by the pumps' per-batch
+//! [`Traffic`](crate::session::Traffic) update that the connection log needs anyway.
+//! A scrape adds up the open connections' counters and those of the closed ones.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use super::live::LiveConn;
+use super::reason::{self, Cause, Closed};
+use crate::conn::{ConnError, Direction};
+use crate::proto::handshake::Exchange;
+use crate::resolve::Targets;
+
+/// Label set `{pipe}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct PipeLabel {
+    pub(super) pipe: String,
+}
+
+/// Label set `{pipe, NAME}` for a per-pipe family split by one more label.
+macro_rules! pipe_and {
+    ($name:ident, $label:ident) => {
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+        pub(super) struct $name {
+            pub(super) pipe: String,
+            pub(super) $label: String,
+        }
+    };
+}
+pipe_and!(PipeReason, reason);
+pipe_and!(PipeCause, cause);
+pipe_and!(PipeKey, key);
+pipe_and!(PipeKind, kind);
+pipe_and!(PipeResult, result);
+
+/// Upper bounds of the handshake duration buckets, in seconds: an X25519 handshake on
+/// loopback takes about 0.2 ms, a group-14 one a few ms, a slow network hundreds.
+const HANDSHAKE_BUCKETS: [f64; 14] = [
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+fn handshake_histogram() -> Histogram {
+    Histogram::new(HANDSHAKE_BUCKETS)
+}
+
+/// The per-pipe metric families, registered once; each pipe takes its series from them.
+#[derive(Clone)]
+pub(super) struct Families {
+    accepted: Family<PipeLabel, Counter>,
+    closed: Family<PipeReason, Counter>,
+    failures: Family<PipeCause, Counter>,
+    duration: Family<PipeLabel, Histogram, fn() -> Histogram>,
+    by_key: Family<PipeKey, Counter>,
+    by_kind: Family<PipeKind, Counter>,
+    lookups: Family<PipeResult, Counter>,
+    limit_waits: Family<PipeLabel, Counter>,
+}
+
+impl Families {
+    /// Empty families, registered in `registry`.
+    pub(super) fn register(registry: &mut Registry) -> Families {
+        let f = Families {
+            accepted: Family::default(),
+            closed: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(handshake_histogram),
+            by_key: Family::default(),
+            by_kind: Family::default(),
+            lookups: Family::default(),
+            limit_waits: Family::default(),
+        };
+        registry.register(
+            "connections_accepted",
+            "Connections accepted on the pipe's source",
+            f.accepted.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections closed, by why they ended",
+            f.closed.clone(),
+        );
+        registry.register(
+            "handshake_failures",
+            "Handshakes that failed, by cause",
+            f.failures.clone(),
+        );
+        registry.register(
+            "handshake_duration_seconds",
+            "Time from the first handshake message to the packet keys",
+            f.duration.clone(),
+        );
+        registry.register(
+            "connections_by_key",
+            "Established connections by the key they used (1 = the first -k)",
+            f.by_key.clone(),
+        );
+        registry.register(
+            "handshakes",
+            "Established connections by key agreement (pfs, fast, x25519)",
+            f.by_kind.clone(),
+        );
+        registry.register(
+            "target_lookups",
+            "Look-ups of the target's address, by result",
+            f.lookups.clone(),
+        );
+        registry.register(
+            "connection_limit_waits",
+            "Times the -n limit was reached and new connections had to wait",
+            f.limit_waits.clone(),
+        );
+        f
+    }
+}
+
+/// Bytes of connections that have closed, and the connections still open.
+#[derive(Default)]
+struct Table {
+    open: BTreeMap<u64, Arc<LiveConn>>,
+    /// Plaintext bytes (from the peer, to the peer) of every closed connection.
+    retired: (u64, u64),
+}
+
+/// What a reload may change of a pipe that keeps its counters.
+struct Current {
+    direction: Direction,
+    settings: serde_json::Value,
+    routes: Vec<Targets>,
+}
+
+/// Everything counted about one pipe. Shared (in an `Arc`) by its accept loop, its
+/// connections and the metrics endpoint; kept across reloads that keep the pipe.
+pub struct PipeMetrics {
+    label: String,
+    current: RwLock<Current>,
+    accepted: Counter,
+    closed: [Counter; Closed::ALL.len()],
+    failures: [Counter; Cause::ALL.len()],
+    duration: Histogram,
+    by_key: Family<PipeKey, Counter>,
+    by_kind: [Counter; reason::KINDS.len()],
+    lookups_ok: Counter,
+    lookups_failed: Counter,
+    limit_waits: Counter,
+    table: Mutex<Table>,
+}
+
+/// What a scrape reads of a pipe besides its counters.
+pub(super) struct Totals {
+    pub(super) open: usize,
+    pub(super) from_peer: u64,
+    pub(super) to_peer: u64,
+}
+
+impl PipeMetrics {
+    /// The series of pipe `label` from `families`, every label value present from the
+    /// start (at 0). `keys` is how many keys the pipe has; `routes` the target
+    /// addresses of its keys; `settings` what the status page shows of its
+    /// configuration.
+    pub(super) fn new(
+        families: &Families,
+        label: String,
+        direction: Direction,
+        keys: usize,
+        routes: Vec<Targets>,
+        settings: serde_json::Value,
+    ) -> PipeMetrics {
+        let pipe = || label.clone();
+        let by = |f: &Family<PipeResult, Counter>, result: &str| {
+            f.get_or_create_owned(&PipeResult {
+                pipe: pipe(),
+                result: result.to_owned(),
+            })
+        };
+        let p = PipeMetrics {
+            accepted: families
+                .accepted
+                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            closed: Closed::ALL.map(|c| {
+                families.closed.get_or_create_owned(&PipeReason {
+                    pipe: pipe(),
+                    reason: c.label().to_owned(),
+                })
+            }),
+            failures: Cause::ALL.map(|c| {
+                families.failures.get_or_create_owned(&PipeCause {
+                    pipe: pipe(),
+                    cause: c.label().to_owned(),
+                })
+            }),
+            duration: families
+                .duration
+                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            by_key: families.by_key.clone(),
+            by_kind: reason::KINDS.map(|e| {
+                families.by_kind.get_or_create_owned(&PipeKind {
+                    pipe: pipe(),
+                    kind: reason::kind_label(e).to_owned(),
+                })
+            }),
+            lookups_ok: by(&families.lookups, "ok"),
+            lookups_failed: by(&families.lookups, "failed"),
+            limit_waits: families
+                .limit_waits
+                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            label,
+            current: RwLock::new(Current {
+                direction,
+                settings,
+                routes,
+            }),
+            table: Mutex::default(),
+        };
+        p.show_keys(keys);
+        p
+    }
+
+    /// Takes the settings of a reload that kept the pipe: its counts go on.
+    pub fn reconfigure(
+        &self,
+        direction: Direction,
+        keys: usize,
+        routes: Vec<Targets>,
+        settings: serde_json::Value,
+    ) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current {
+            direction,
+            settings,
+            routes,
+        };
+        self.show_keys(keys);
+    }
+
+    /// Exports the counter of each of `keys` keys (at 0 until used).
+    fn show_keys(&self, keys: usize) {
+        for k in 0..keys {
+            drop(self.by_key.get_or_create(&self.key_label(k)));
+        }
+    }
+
+    /// The label set of key number `index` (from 0; labelled from 1, in `-k` order).
+    fn key_label(&self, index: usize) -> PipeKey {
+        PipeKey {
+            pipe: self.label.clone(),
+            key: (index + 1).to_string(),
+        }
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The `pipe` label: the config name, or the source address.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The pipe's settings as the status page shows them (no key material).
+    pub fn settings(&self) -> serde_json::Value {
+        self.current().settings.clone()
+    }
+
+    /// The target addresses new connections use now, of every key.
+    pub fn target_addresses(&self) -> Vec<String> {
+        let mut all: Vec<String> = (self.current().routes.iter())
+            .flat_map(|t| {
+                t.current()
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic elsewhere while holding the lock leaves consistent numbers behind.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a connection accepted from `peer`, logged as `id`, and tracks it until
+    /// the returned handle is dropped.
+    pub fn accepted(self: &Arc<Self>, id: u64, peer: String) -> Tracked {
+        self.accepted.inc();
+        let conn = Arc::new(LiveConn::new(id, peer, self.current().direction));
+        self.table().open.insert(id, conn.clone());
+        Tracked {
+            pipe: self.clone(),
+            conn,
+        }
+    }
+
+    /// Counts a look-up of the target's address that succeeded (`ok`) or failed.
+    pub fn looked_up(&self, ok: bool) {
+        match ok {
+            true => self.lookups_ok.inc(),
+            false => self.lookups_failed.inc(),
+        };
+    }
+
+    /// Counts one time the connection limit was reached.
+    pub fn limit_reached(&self) {
+        self.limit_waits.inc();
+    }
+
+    /// The open connections, oldest first.
+    pub fn open(&self) -> Vec<Arc<LiveConn>> {
+        self.table().open.values().cloned().collect()
+    }
+
+    /// Open connections and bytes moved so far, closed connections' included.
+    pub(super) fn totals(&self) -> Totals {
+        let t = self.table();
+        let (mut from_peer, mut to_peer) = t.retired;
+        for c in t.open.values() {
+            let (f, o) = c.bytes();
+            from_peer += f;
+            to_peer += o;
+        }
+        Totals {
+            open: t.open.len(),
+            from_peer,
+            to_peer,
+        }
+    }
+}
+
+/// A connection counted by its pipe: open in the table until dropped.
+pub struct Tracked {
+    pipe: Arc<PipeMetrics>,
+    conn: Arc<LiveConn>,
+}
+
+impl Tracked {
+    /// The connection's live record (its traffic counters go to the pumps).
+    pub fn conn(&self) -> &LiveConn {
+        &self.conn
+    }
+
+    /// Counts the finished handshake: its duration, key and kind; the connection now
+    /// pipes to `target`.
+    pub fn established(
+        &self,
+        target: String,
+        exchange: Exchange,
+        key_index: usize,
+        took: Duration,
+    ) {
+        let p = &self.pipe;
+        p.duration.observe(took.as_secs_f64());
+        p.by_key.get_or_create(&p.key_label(key_index)).inc();
+        if let Some(i) = reason::KINDS.iter().position(|k| *k == exchange) {
+            p.by_kind[i].inc();
+        }
+        self.conn.established(target, exchange, key_index);
+    }
+
+    /// Counts how the connection ended, and stops tracking it.
+    pub fn closed(self, outcome: Result<(), &ConnError>) {
+        let (closed, cause) = reason::classify(outcome);
+        let p = &self.pipe;
+        if let Some(i) = Closed::ALL.iter().position(|c| *c == closed) {
+            p.closed[i].inc();
+        }
+        if let Some(i) = cause.and_then(|cause| Cause::ALL.iter().position(|c| *c == cause)) {
+            p.failures[i].inc();
+        }
+    }
+}
+
+impl Drop for Tracked {
+    /// Moves the connection's bytes to the pipe's closed total in the same step that
+    /// removes it from the table, so a scrape never sees them twice or not at all.
+    fn drop(&mut self) {
+        let mut t = self.pipe.table();
+        let (f, o) = self.conn.bytes();
+        t.retired.0 += f;
+        t.retired.1 += o;
+        t.open.remove(&self.conn.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use spiped_transports::Endpoint;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn bytes_move_from_open_to_closed_exactly_once() {
+        let m = Metrics::new();
+        let targets = Targets::new(vec![Endpoint::Unix("/t".into())]);
+        let p = m.pipe(
+            "p".into(),
+            Direction::Encrypt,
+            1,
+            vec![targets],
+            serde_json::Value::Null,
+        );
+        m.show(&p);
+        let a = p.accepted(1, "a".into());
+        let b = p.accepted(2, "b".into());
+        // -e: sealed bytes came from the peer.
+        a.conn().traffic.sent.fetch_add(100, Ordering::Relaxed);
+        a.conn().traffic.received.fetch_add(7, Ordering::Relaxed);
+        b.conn().traffic.sent.fetch_add(5, Ordering::Relaxed);
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (2, 105, 7));
+        a.closed(Ok(()));
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (1, 105, 7));
+        drop(b);
+        let t = p.totals();
+        assert_eq!((t.open, t.from_peer, t.to_peer), (0, 105, 7));
+        let scrape = m.scrape();
+        assert!(scrape.contains("spiped_bytes_total{pipe=\"p\",direction=\"from_peer\"} 105\n"));
+        assert!(scrape.contains("spiped_connections_closed_total{pipe=\"p\",reason=\"eof\"} 1\n"));
+        assert!(scrape.contains("spiped_connections_accepted_total{pipe=\"p\"} 2\n"));
+    }
+}

@@ -1,0 +1,80 @@
+//! The open connections, as the status page's JSON and as SIGUSR1's log lines.
+
+use serde_json::{Value, json};
+
+use super::Metrics;
+use super::live::Snapshot;
+
+/// The status page: process facts, then each pipe with its settings and open
+/// connections (oldest first).
+pub(super) fn json(m: &Metrics) -> String {
+    let pipes: Vec<Value> = m
+        .pipes()
+        .iter()
+        .map(|p| {
+            let open = p.open();
+            let conns: Vec<Value> = open.iter().map(|c| conn(&c.snapshot())).collect();
+            json!({
+                "pipe": p.label(),
+                "settings": p.settings(),
+                "target_addresses": p.target_addresses(),
+                "open_connections": conns,
+            })
+        })
+        .collect();
+    let status = json!({
+        "version": super::VERSION,
+        "revision": super::REVISION,
+        "uptime_seconds": m.uptime().as_secs_f64(),
+        "pipes": pipes,
+    });
+    let mut text = status.to_string();
+    text.push('\n');
+    text
+}
+
+fn conn(s: &Snapshot<'_>) -> Value {
+    json!({
+        "id": s.id,
+        "peer": s.peer,
+        "target": s.target,
+        "age_seconds": s.age.as_secs_f64(),
+        "bytes_from_peer": s.from_peer,
+        "bytes_to_peer": s.to_peer,
+        "state": s.state.label(),
+        "handshake": s.handshake.map(|(e, _)| super::reason::kind_label(e)),
+        "key": s.handshake.map(|(_, k)| k),
+    })
+}
+
+/// One line per pipe (`pipe P: open connections: N`), then one per open connection, in the words
+/// of the `--log-connections` lines so the two can be matched by connection number.
+pub(super) fn lines(m: &Metrics) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in m.pipes() {
+        let open = p.open();
+        out.push(format!(
+            "pipe {}: open connections: {}",
+            p.label(),
+            open.len()
+        ));
+        for c in open {
+            let s = c.snapshot();
+            let to = s.target.map(|t| format!(" to {t}")).unwrap_or_default();
+            let how = match s.handshake {
+                Some((e, k)) => format!(", handshake {e}, key {k}"),
+                None => String::new(),
+            };
+            out.push(format!(
+                "connection #{} from {}{to}: {}{how}, {} bytes from peer, {} bytes to peer, {:.3} s",
+                s.id,
+                s.peer,
+                s.state.label(),
+                s.from_peer,
+                s.to_peer,
+                s.age.as_secs_f64()
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,723 @@
+//! The metrics endpoint (`--metrics`): the counters equal what happened, the scrape is
+//! valid for Prometheus's own tools (`promtool check metrics`, and a real Prometheus
+//! server scraping it), `/status` shows open connections without key material, SIGUSR1
+//! logs them, and the endpoint survives garbage while the daemon keeps piping.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NEW_KEY: &[u8] = b"the key the clients of the metrics tests use now";
+const OLD_KEY: &[u8] = b"the key the clients of the metrics tests used before";
+const WRONG_KEY: &[u8] = b"a key the metrics tests' server never accepts";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A `GET path` over a fresh connection to `addr`: the status code and the body.
+fn get(addr: &Addr, path: &str) -> Result<(u16, String), String> {
+    let mut s = addr.connect().map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(DEADLINE))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let (raw, err) = s.read_to_eof();
+    if let Some(e) = err {
+        return Err(format!("read: {e}"));
+    }
+    let text = String::from_utf8(raw).map_err(|e| e.to_string())?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no end of headers in {text:?}"))?;
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status in {head:?}"))?;
+    Ok((code, body.to_owned()))
+}
+
+/// The samples of a scrape, by series (`name{labels}` as written).
+fn scrape(addr: &Addr) -> HashMap<String, f64> {
+    let (code, body) = get(addr, "/metrics").unwrap();
+    assert_eq!(code, 200, "{body}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').expect("sample line");
+            (series.to_owned(), value.parse().expect("sample value"))
+        })
+        .collect()
+}
+
+/// Polls the scrape until every series in `want` has its value; panics with the
+/// differences at the deadline.
+fn wait_series(addr: &Addr, want: &[(String, f64)]) -> HashMap<String, f64> {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let got = scrape(addr);
+        let wrong: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(k) != Some(v))
+            .map(|(k, v)| format!("{k}: want {v}, got {:?}", got.get(k)))
+            .collect();
+        if wrong.is_empty() {
+            return got;
+        }
+        assert!(Instant::now() < end, "metrics at {addr}: {wrong:#?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The scrape of a pipe at rest: once `hop` has accepted `accepted` connections and has
+/// none open. The harness's readiness probes are connections too: each daemon's own,
+/// and each `-e` in front passes its probe on as a connection to the server.
+fn settled(addr: &Addr, hop: &Addr, accepted: usize) -> HashMap<String, f64> {
+    wait_series(
+        addr,
+        &[
+            (
+                series("spiped_connections_accepted_total", hop, None),
+                accepted as f64,
+            ),
+            (series("spiped_connections_open", hop, None), 0.0),
+        ],
+    )
+}
+
+/// Polls until each series in `deltas` has grown by its delta since `base`.
+fn wait_deltas(addr: &Addr, base: &HashMap<String, f64>, deltas: &[(String, usize)]) {
+    let want: Vec<_> = deltas
+        .iter()
+        .map(|(k, d)| (k.clone(), base.get(k).copied().unwrap_or(0.0) + *d as f64))
+        .collect();
+    wait_series(addr, &want);
+}
+
+/// `name{pipe="PIPE"[,LABEL="VALUE"]}`, as the daemon writes it.
+fn series(name: &str, pipe: &Addr, label: Option<(&str, &str)>) -> String {
+    match label {
+        None => format!("{name}{{pipe=\"{pipe}\"}}"),
+        Some((k, v)) => format!("{name}{{pipe=\"{pipe}\",{k}=\"{v}\"}}"),
+    }
+}
+
+/// An address for the metrics endpoint: TCP on loopback.
+fn metrics_addr(dir: &Path) -> Addr {
+    Addr::fresh(Transport::Tcp, dir, "metrics")
+}
+
+/// Waits until the endpoint at `addr` answers `/healthz`.
+fn wait_healthy(addr: &Addr) {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match get(addr, "/healthz") {
+            Ok((200, body)) if body == "ok\n" => return,
+            r => assert!(Instant::now() < end, "/healthz at {addr}: {r:?}"),
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server `-d` with two keys (new, old) in front of an echo target, and its metrics
+/// endpoint on TCP.
+struct Server {
+    dir: tempfile::TempDir,
+    target: Target,
+    hop: Addr,
+    metrics: Addr,
+    d: Daemon,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = temp_dir();
+        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+        let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
+        let metrics = metrics_addr(dir.path());
+        let (new, old) = (
+            key(dir.path(), "new", NEW_KEY),
+            key(dir.path(), "old", OLD_KEY),
+        );
+        let m = metrics.arg();
+        // The first -k is key 1 (new), the last one key 2 (old).
+        let args = ["-d", "--metrics", &m, "-k", &new];
+        let d = Daemon::pipe(
+            Impl::Ours,
+            "d",
+            dir.path(),
+            &hop,
+            &target.addr.arg(),
+            &old,
+            &args,
+        );
+        wait_healthy(&metrics);
+        Server {
+            dir,
+            target,
+            hop,
+            metrics,
+            d,
+        }
+    }
+
+    /// Our `-e` in front of this server with the key `bytes`, and `args`.
+    fn client(&self, label: &str, bytes: &[u8], args: &[&str]) -> (Addr, Daemon) {
+        let source = Addr::fresh(Transport::Tcp, self.dir.path(), label);
+        let k = key(self.dir.path(), label, bytes);
+        let hop = self.hop.arg();
+        let args = [&["-e"], args].concat();
+        let d = Daemon::pipe(Impl::Ours, label, self.dir.path(), &source, &hop, &k, &args);
+        (source, d)
+    }
+}
+
+fn key(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    key_file(dir, name, bytes).to_str().unwrap().to_owned()
+}
+
+/// Sends `data` through the `-e` at `source` and asserts the echo is exact.
+fn echo(source: &Addr, data: &[u8]) {
+    let x = exchange(source, data, EXCHANGE_DEADLINE).unwrap();
+    assert_eq!(x.read_error, None);
+    assert_eq!(sha(&x.received), sha(data), "echo of {} bytes", data.len());
+}
+
+#[test]
+fn counters_equal_what_happened() {
+    let server = Server::start();
+    let m_dir = temp_dir();
+    let e_metrics = Addr::Unix(m_dir.path().join("e-metrics.sock"));
+    let e_arg = e_metrics.arg();
+    let (new, _e_new) = server.client("enew", NEW_KEY, &["--metrics", &e_arg]);
+    let (old, _e_old) = server.client("eold", OLD_KEY, &[]);
+    let wrong_metrics = metrics_addr(m_dir.path());
+    let w_arg = wrong_metrics.arg();
+    let (wrong, _e_wrong) = server.client("ewrong", WRONG_KEY, &["--metrics", &w_arg]);
+    let hop = &server.hop;
+    // Each daemon's readiness probe: the server's own, and one through each client.
+    let base = settled(&server.metrics, hop, 4);
+    let e_base = settled(&e_metrics, &new, 1);
+    let wrong_base = settled(&wrong_metrics, &wrong, 1);
+
+    let (n, k, m) = (5usize, 2usize, 3usize);
+    let mut bytes = 0;
+    let mut new_bytes = 0;
+    for i in 0..n {
+        let data = payload(1000 + 70_000 * i, i as u64);
+        echo(&new, &data);
+        new_bytes += data.len();
+    }
+    bytes += new_bytes;
+    // Clients still on the old key: accepted as key 2 while the rotation lasts.
+    for i in 0..k {
+        let data = payload(3000 * (i + 1), 100 + i as u64);
+        echo(&old, &data);
+        bytes += data.len();
+    }
+    for i in 0..m {
+        let x = exchange(&wrong, b"never delivered", EXCHANGE_DEADLINE).unwrap();
+        assert!(
+            x.was_dropped(),
+            "wrong key attempt {i} got {:?}",
+            x.received
+        );
+    }
+
+    let closed = |reason| {
+        series(
+            "spiped_connections_closed_total",
+            hop,
+            Some(("reason", reason)),
+        )
+    };
+    let by = |name, label, value| series(name, hop, Some((label, value)));
+    wait_deltas(
+        &server.metrics,
+        &base,
+        &[
+            (
+                series("spiped_connections_accepted_total", hop, None),
+                n + k + m,
+            ),
+            (series("spiped_connections_open", hop, None), 0),
+            (closed("eof"), n + k),
+            (closed("handshake_failed"), m),
+            (closed("reset"), 0),
+            (
+                by("spiped_handshake_failures_total", "cause", "wrong_key"),
+                m,
+            ),
+            (by("spiped_connections_by_key_total", "key", "1"), n),
+            (by("spiped_connections_by_key_total", "key", "2"), k),
+            (by("spiped_handshakes_total", "kind", "pfs"), n + k),
+            (by("spiped_handshakes_total", "kind", "x25519"), 0),
+            (
+                series("spiped_handshake_duration_seconds_count", hop, None),
+                n + k,
+            ),
+            (by("spiped_bytes_total", "direction", "from_peer"), bytes),
+            (by("spiped_bytes_total", "direction", "to_peer"), bytes),
+        ],
+    );
+    let Addr::Tcp(target) = &server.target.addr else {
+        unreachable!("the target is on TCP")
+    };
+    let info = format!("spiped_target_info{{pipe=\"{hop}\",address=\"{target}\"}}");
+    assert_eq!(scrape(&server.metrics).get(&info), Some(&1.0), "{info}");
+
+    let e_by = |name, label, value| series(name, &new, Some((label, value)));
+    wait_deltas(
+        &e_metrics,
+        &e_base,
+        &[
+            (series("spiped_connections_accepted_total", &new, None), n),
+            (e_by("spiped_connections_closed_total", "reason", "eof"), n),
+            (
+                e_by("spiped_bytes_total", "direction", "from_peer"),
+                new_bytes,
+            ),
+            (
+                e_by("spiped_bytes_total", "direction", "to_peer"),
+                new_bytes,
+            ),
+            (series("spiped_connections_open", &new, None), 0),
+        ],
+    );
+    // The client with the wrong key only sees the server hang up.
+    let w_by = |name, label, value| series(name, &wrong, Some((label, value)));
+    wait_deltas(
+        &wrong_metrics,
+        &wrong_base,
+        &[
+            (
+                w_by(
+                    "spiped_connections_closed_total",
+                    "reason",
+                    "handshake_failed",
+                ),
+                m,
+            ),
+            (
+                w_by("spiped_handshake_failures_total", "cause", "peer_closed"),
+                m,
+            ),
+        ],
+    );
+    assert_eq!(server.target.total_received(), bytes);
+}
+
+/// `promtool check metrics` on a scrape of each side, after traffic (so every kind of
+/// series has samples, histogram buckets included).
+#[test]
+fn scrape_passes_promtool() {
+    if !program_available("/usr/bin/promtool", "prometheus") {
+        return;
+    }
+    let server = Server::start();
+    let e_metrics = Addr::Unix(server.dir.path().join("e-metrics.sock"));
+    let (e, _ed) = server.client("e", NEW_KEY, &["--metrics", &e_metrics.arg()]);
+    echo(&e, &payload(50_000, 7));
+    for addr in [&server.metrics, &e_metrics] {
+        let (code, body) = get(addr, "/metrics").unwrap();
+        assert_eq!(code, 200);
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run promtool");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool check metrics: {}{}\n{body}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// An open connection shows on `/status` (peer, state, bytes each way) and in SIGUSR1's
+/// log lines; the settings never include key material; HTTP errors are answered.
+#[test]
+fn status_page_and_sigusr1_show_open_connections() {
+    let server = Server::start();
+    let (e, _ed) = server.client("e", NEW_KEY, &[]);
+    settled(&server.metrics, &server.hop, 2);
+    let mut conn = e.connect().unwrap();
+    let sent = payload(12_345, 3);
+    conn.write_all(&sent).unwrap();
+    let back = conn.read_exact_within(sent.len(), DEADLINE).unwrap();
+    assert_eq!(sha(&back), sha(&sent));
+
+    let end = Instant::now() + DEADLINE;
+    let status = loop {
+        let (code, body) = get(&server.metrics, "/status").unwrap();
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+        let conns = v["pipes"][0]["open_connections"].clone();
+        if conns[0]["bytes_to_peer"] == sent.len() {
+            assert!(!body.contains(std::str::from_utf8(NEW_KEY).unwrap()));
+            assert!(!body.contains(std::str::from_utf8(OLD_KEY).unwrap()));
+            break v;
+        }
+        assert!(
+            Instant::now() < end,
+            "status never showed the bytes: {body}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    let pipe = &status["pipes"][0];
+    assert_eq!(pipe["pipe"], server.hop.arg());
+    assert_eq!(pipe["settings"]["direction"], "decrypt");
+    assert_eq!(pipe["settings"]["keys"].as_array().unwrap().len(), 2);
+    let c = &pipe["open_connections"][0];
+    assert_eq!(c["state"], "open");
+    assert_eq!(c["bytes_from_peer"], sent.len());
+    assert_eq!(c["handshake"], "pfs");
+    assert_eq!(c["key"], 1);
+    assert!(c["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+
+    let (id, peer, target) = (
+        c["id"].as_u64().unwrap(),
+        c["peer"].as_str().unwrap(),
+        c["target"].as_str().unwrap(),
+    );
+    server.d.signal(libc::SIGUSR1);
+    let line = format!("connection #{id} from {peer} to {target}: open, handshake group14, key 1");
+    server.d.wait_stderr(&line, DEADLINE).unwrap();
+    let count = format!("pipe {}: open connections: 1", server.hop);
+    server.d.wait_stderr(&count, DEADLINE).unwrap();
+    drop(conn);
+    settled(&server.metrics, &server.hop, 3);
+
+    // A target that sends its answer and half-closes, while the client sends on:
+    // the connection is half-closed until the client ends too.
+    let answer = payload(777, 9);
+    server.target.set_mode(Mode::Duplex(answer.clone().into()));
+    let mut conn = e.connect().unwrap();
+    conn.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (got, err) = conn.read_to_eof();
+    assert_eq!((sha(&got), err.map(|e| e.kind())), (sha(&answer), None));
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_, body) = get(&server.metrics, "/status").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let c = &v["pipes"][0]["open_connections"][0];
+        if c["state"] == "half-closed" {
+            assert_eq!(c["bytes_to_peer"], answer.len(), "{body}");
+            break;
+        }
+        assert!(Instant::now() < end, "never half-closed: {body}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.d.signal(libc::SIGUSR1);
+    server
+        .d
+        .wait_stderr(": half-closed, handshake group14, key 1", DEADLINE)
+        .unwrap();
+    // SIGUSR1 is not the end (C spiped dies of it; ours keeps serving).
+    conn.write_all(b"the client's last words").unwrap();
+    drop(conn);
+    server.target.set_mode(Mode::Echo);
+    echo(&e, b"still piping after SIGUSR1");
+
+    let (code, _) = get(&server.metrics, "/nowhere").unwrap();
+    assert_eq!(code, 404);
+    let mut s = server.metrics.connect().unwrap();
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let (raw, _) = s.read_to_eof();
+    assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 405"));
+}
+
+/// A real Prometheus server scrapes our endpoint on loopback: `up` is 1 and the
+/// accepted-connections counter it stored equals the connections made.
+#[test]
+fn prometheus_scrapes_the_endpoint() {
+    if !program_available("/usr/bin/prometheus", "prometheus") {
+        return;
+    }
+    let server = Server::start();
+    let (e, _ed) = server.client("e", NEW_KEY, &[]);
+    // The readiness probes of both daemons reach the server.
+    let probes = 2;
+    settled(&server.metrics, &server.hop, probes);
+    let n = 4;
+    for i in 0..n {
+        echo(&e, &payload(100 + i, i as u64));
+    }
+    let dir = server.dir.path();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: spiped\n    static_configs:\n      - targets: ['{}']\n",
+            server
+                .metrics
+                .arg()
+                .trim_start_matches('[')
+                .replace("]:", ":")
+        ),
+    )
+    .unwrap();
+    let web = Addr::fresh(Transport::Tcp, dir, "prometheus");
+    let web_arg = web.arg().trim_start_matches('[').replace("]:", ":");
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let prometheus = Command::new("/usr/bin/prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web_arg}"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    let _guard = KillOnDrop(prometheus);
+
+    let query = |q: &str| -> Option<f64> {
+        let (code, body) = get(&web, &format!("/api/v1/query?query={q}")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        if code != 200 || v["status"] != "success" {
+            return None;
+        }
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let end = Instant::now() + Duration::from_secs(90);
+    let wait = |q: &str, want: f64| loop {
+        let got = query(q);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "prometheus: {q} = {got:?}, want {want}; its log: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    wait("up", 1.0);
+    wait("spiped_connections_accepted_total", (probes + n) as f64);
+    wait("spiped_connections_open", 0.0);
+}
+
+/// Kills and reaps a child process when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Garbage at the endpoint: 1,000 malformed requests, more slow clients than it serves
+/// at once, a header of a megabyte. Meanwhile the daemon pipes a transfer intact; after
+/// it the endpoint answers again, and memory has not grown with what was sent.
+#[test]
+fn endpoint_survives_garbage() {
+    let server = Server::start();
+    let (e, _ed) = server.client("e", NEW_KEY, &[]);
+    echo(&e, b"warm up");
+    let rss_before = server.d.rss_kib();
+    let metrics = server.metrics.clone();
+
+    // A transfer runs through the daemon while the endpoint is flooded.
+    let big = payload(8 << 20, 42);
+    let transfer = {
+        let (e, big) = (e.clone(), big.clone());
+        thread::spawn(move || exchange(&e, &big, EXCHANGE_DEADLINE))
+    };
+
+    let garbage: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\xff\xfe garbage\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nContent-Length: -5\r\n\r\n".to_vec(),
+        // A TLS ClientHello: someone scraping with https://.
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
+        b"GET \x7f\x00 HTTP/1.1\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nX-Control: \x01\x02\r\n\r\n".to_vec(),
+    ];
+    for i in 0..1000 {
+        let mut s = metrics.connect().unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        // The server may close before reading everything: a failed write is fine.
+        let _ = s.write_all(&garbage[i % garbage.len()]);
+        let (answer, _) = s.read_to_eof();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || text.starts_with("HTTP/1.1 4"),
+            "request {i} answered {text:?}"
+        );
+    }
+
+    // A request line, then nothing: more such clients than the endpoint serves at once.
+    let slow: Vec<_> = (0..40)
+        .map(|_| {
+            let mut s = metrics.connect().unwrap();
+            let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: slow\r\n");
+            s
+        })
+        .collect();
+    // A header of a megabyte.
+    let mut huge = metrics.connect().unwrap();
+    huge.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut header = b"GET /metrics HTTP/1.1\r\nX-Huge: ".to_vec();
+    header.resize(header.len() + (1 << 20), b'a');
+    header.extend_from_slice(b"\r\n\r\n");
+    let _ = huge.write_all(&header);
+    let (answer, _) = huge.read_to_eof();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 431"),
+        "{text:?}"
+    );
+
+    // Every slow client is let go (at once over the cap, else at the header timeout).
+    for (i, mut s) in slow.into_iter().enumerate() {
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut b = [0u8; 1];
+        let r = s.read(&mut b);
+        assert!(
+            matches!(r, Ok(0) | Err(_)) || String::from_utf8_lossy(&b) == "H",
+            "slow client {i} still held: {r:?}"
+        );
+    }
+
+    let x = join_deadline(transfer, EXCHANGE_DEADLINE)
+        .expect("transfer finished")
+        .unwrap();
+    assert_eq!(sha(&x.received), sha(&big), "the transfer during the flood");
+    wait_healthy(&metrics);
+    let got = scrape(&metrics);
+    assert!(got.contains_key(&series(
+        "spiped_connections_accepted_total",
+        &server.hop,
+        None
+    )));
+    let rss_after = server.d.rss_kib();
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}
+
+#[test]
+fn metrics_address_problems_are_named() {
+    let dir = temp_dir();
+    let k = key(dir.path(), "k", NEW_KEY);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_arg = format!("[127.0.0.1]:{}", busy.local_addr().unwrap().port());
+    let source = Addr::fresh(Transport::Tcp, dir.path(), "s").arg();
+    for (metrics, want) in [(busy_arg.as_str(), "(--metrics)"), ("9187", "--metrics")] {
+        let mut cmd = spiped_cmd(Impl::Ours);
+        cmd.args([
+            "-F",
+            "-d",
+            "-s",
+            &source,
+            "-t",
+            "[127.0.0.1]:1",
+            "-k",
+            &k,
+            "--metrics",
+            metrics,
+        ]);
+        let out = run(cmd);
+        assert_eq!(out.code(), Some(1), "--metrics {metrics}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "--metrics {metrics}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+}
+
+/// Under a configuration file: `metrics = "ADDR"` at its top, series labelled with the
+/// pipes' names, counts that a reload keeping the pipe keeps, reloads counted by
+/// result, and a removed pipe gone from the status page.
+#[test]
+fn configuration_file_names_pipes_and_counts_reloads() {
+    let dir = temp_dir();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let k = key(dir.path(), "k", NEW_KEY);
+    let (web, api) = (
+        Addr::fresh(Transport::Tcp, dir.path(), "web"),
+        Addr::fresh(Transport::Tcp, dir.path(), "api"),
+    );
+    let metrics = metrics_addr(dir.path());
+    let pipe = |name: &str, source: &Addr| {
+        format!(
+            "[[pipe]]\nname = \"{name}\"\nencrypt = true\nsource = \"{}\"\ntarget = \"{}\"\n\
+             key = \"{k}\"\n",
+            source.arg(),
+            target.addr.arg()
+        )
+    };
+    let conf = dir.path().join("spiped.toml");
+    let top = format!("metrics = \"{}\"\n", metrics.arg());
+    std::fs::write(
+        &conf,
+        format!("{top}{}{}", pipe("web", &web), pipe("api", &api)),
+    )
+    .unwrap();
+    let conf_arg = conf.to_str().unwrap();
+    let d = Daemon::spawn(Impl::Ours, "config", dir.path(), &web, &["-c", conf_arg]);
+    wait_healthy(&metrics);
+    // The harness's readiness probe reached web; the echo target answers nothing
+    // encrypted, so each connection ends at its handshake.
+    let named = |name: &str| format!("spiped_connections_accepted_total{{pipe=\"{name}\"}}");
+    let base = wait_series(&metrics, &[(named("web"), 1.0), (named("api"), 0.0)]);
+    api.connect().unwrap();
+    wait_deltas(&metrics, &base, &[(named("api"), 1)]);
+
+    // A reload that keeps web (same source) and removes api.
+    std::fs::write(&conf, format!("{top}{}", pipe("web", &web))).unwrap();
+    d.signal(libc::SIGHUP);
+    let reloads = |r: &str| format!("spiped_reloads_total{{result=\"{r}\"}}");
+    wait_series(&metrics, &[(reloads("ok"), 1.0), (named("web"), 1.0)]);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (_, body) = get(&metrics, "/status").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let names: Vec<_> = (v["pipes"].as_array().unwrap().iter())
+            .map(|p| p["pipe"].as_str().unwrap().to_owned())
+            .collect();
+        if names == ["web"] {
+            assert_eq!(v["pipes"][0]["settings"]["name"], "web");
+            break;
+        }
+        assert!(Instant::now() < end, "pipes on the status page: {names:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    web.connect().unwrap();
+    wait_deltas(&metrics, &base, &[(named("web"), 1)]);
+
+    // A broken file changes nothing and counts as a failed reload.
+    std::fs::write(&conf, "[[pipe]]\nbogus = 1\n").unwrap();
+    d.signal(libc::SIGHUP);
+    wait_series(&metrics, &[(reloads("failed"), 1.0), (reloads("ok"), 1.0)]);
+}
