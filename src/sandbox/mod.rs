@@ -192,7 +192,7 @@ impl Confinement {
 
 impl fmt::Display for Confinement {
     /// The start-up log line's text after `sandbox: `, for example
-    /// `landlock ABI 7 (fs, net), seccomp 53 syscalls, no capabilities`.
+    /// `landlock ABI 7 (fs, net), seccomp 54 syscalls, no capabilities`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mode == Mode::Off {
             return write!(f, "off");

@@ -85,6 +85,8 @@ macro_rules! allowed {
             SYS_listen,
             // The event loop, its timers, and waking it from worker threads.
             SYS_epoll_ctl, SYS_fcntl, SYS_futex, SYS_read, SYS_write,
+            // The metrics endpoint's HTTP responses (hyper writes header and body at once).
+            SYS_writev,
             // Time (the vDSO answers without a call, except as a fallback); yielding in
             // contended spin loops.
             SYS_clock_gettime, SYS_sched_yield,
