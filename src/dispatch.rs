@@ -115,6 +115,7 @@ pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::
             let peer = stream.peer();
             if !settings.allows(&peer) {
                 pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
+                settings.conn.metrics.refused();
                 if settings.conn.log_connections {
                     log::info(&format!(
                         "{}: connection from {peer} refused: not in the pipe's allow list",

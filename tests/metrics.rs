@@ -720,4 +720,18 @@ fn configuration_file_names_pipes_and_counts_reloads() {
     std::fs::write(&conf, "[[pipe]]\nbogus = 1\n").unwrap();
     d.signal(libc::SIGHUP);
     wait_series(&metrics, &[(reloads("failed"), 1.0), (reloads("ok"), 1.0)]);
+
+    // An allow list that leaves loopback out: each client is refused and counted as
+    // such, not as accepted.
+    let allow = "allow = [\"10.0.0.0/8\"]\n";
+    std::fs::write(&conf, format!("{top}{}{allow}", pipe("web", &web))).unwrap();
+    d.signal(libc::SIGHUP);
+    wait_series(&metrics, &[(reloads("ok"), 2.0)]);
+    let refused = "spiped_connections_refused_total{pipe=\"web\"}".to_owned();
+    let before = wait_series(&metrics, &[(refused.clone(), 0.0)]);
+    for _ in 0..3 {
+        let (got, _) = web.connect().unwrap().read_to_eof();
+        assert!(got.is_empty(), "a refused client got {} bytes", got.len());
+    }
+    wait_deltas(&metrics, &before, &[(refused, 3), (named("web"), 0)]);
 }

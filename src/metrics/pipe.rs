@@ -64,6 +64,7 @@ pub(super) struct Families {
     by_kind: Family<PipeKind, Counter>,
     lookups: Family<PipeResult, Counter>,
     limit_waits: Family<PipeLabel, Counter>,
+    refused: Family<PipeLabel, Counter>,
 }
 
 impl Families {
@@ -78,6 +79,7 @@ impl Families {
             by_kind: Family::default(),
             lookups: Family::default(),
             limit_waits: Family::default(),
+            refused: Family::default(),
         };
         registry.register(
             "connections_accepted",
@@ -119,6 +121,11 @@ impl Families {
             "Times the -n limit was reached and new connections had to wait",
             f.limit_waits.clone(),
         );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept because the client is not in the pipe's allow list",
+            f.refused.clone(),
+        );
         f
     }
 }
@@ -152,6 +159,7 @@ pub struct PipeMetrics {
     lookups_ok: Counter,
     lookups_failed: Counter,
     limit_waits: Counter,
+    refused: Counter,
     table: Mutex<Table>,
 }
 
@@ -212,6 +220,9 @@ impl PipeMetrics {
             lookups_failed: by(&families.lookups, "failed"),
             limit_waits: families
                 .limit_waits
+                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            refused: families
+                .refused
                 .get_or_create_owned(&PipeLabel { pipe: pipe() }),
             label,
             current: RwLock::new(Current {
@@ -313,6 +324,11 @@ impl PipeMetrics {
     /// Counts one time the connection limit was reached.
     pub fn limit_reached(&self) {
         self.limit_waits.inc();
+    }
+
+    /// Counts a connection closed at accept: its client is not in the allow list.
+    pub fn refused(&self) {
+        self.refused.inc();
     }
 
     /// The open connections, oldest first.
