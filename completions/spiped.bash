@@ -16,15 +16,15 @@ _spiped() {
             case $prev in
                 -s|--source|-t|--target|-k|--key|-b|--bind|-p|--pidfile|--proxy|--socket-mode|-c|--config|--metrics) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 -u|--user|--socket-owner) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-                -n|--max-connections|-o|--timeout|-r|--resolve-interval|--drain-timeout) COMPREPLY=(); return ;;
+                -n|--max-connections|-o|--timeout|-r|--resolve-interval|--sandbox|--drain-timeout) COMPREPLY=(); return ;;
             esac
-            words+=" -e --encrypt -d --decrypt -s --source -t --target -k --key -b --bind -D --wait-dns -F --foreground -j --no-keepalive -f --fast -g --require-pfs --x25519 -n --max-connections -o --timeout -p --pidfile -r --resolve-interval -R --no-resolve --syslog -u --user --proxy --connect-after-handshake --log-connections --socket-mode --socket-owner -c --config --check --drain-timeout --metrics -v --version -h --help" ;;
+            words+=" -e --encrypt -d --decrypt -s --source -t --target -k --key -b --bind -D --wait-dns -F --foreground -j --no-keepalive -f --fast -g --require-pfs --x25519 -n --max-connections -o --timeout -p --pidfile -r --resolve-interval -R --no-resolve --syslog -u --user --proxy --connect-after-handshake --log-connections --socket-mode --socket-owner -c --config --check --sandbox --no-sandbox --drain-timeout --metrics -v --version -h --help" ;;
         spipe)
             case $prev in
                 -t|--target|-k|--key|-b|--bind) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                -o|--timeout) COMPREPLY=(); return ;;
+                -o|--timeout|--sandbox) COMPREPLY=(); return ;;
             esac
-            words+=" -t --target -k --key -b --bind -f --fast -g --require-pfs --x25519 -j --no-keepalive -o --timeout -v --version -h --help" ;;
+            words+=" -t --target -k --key -b --bind -f --fast -g --require-pfs --x25519 -j --no-keepalive -o --timeout --sandbox --no-sandbox -v --version -h --help" ;;
         keygen)
             case $prev in
                 -o|--output) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;

@@ -15,6 +15,8 @@ use crate::errors::describe;
 /// parent exit 0; dropping it unsent makes the parent exit with the daemon's status.
 pub struct Readiness {
     pipe: File,
+    /// Opened at once: by the time the daemon is ready, its sandbox forbids opening it.
+    null: File,
 }
 
 /// Forks into the background.
@@ -48,8 +50,14 @@ pub fn daemonize() -> Result<Readiness, String> {
             // SAFETY: setsid has no memory-safety preconditions; a fresh child is never
             // a process-group leader, so it cannot fail.
             unsafe { libc::setsid() };
+            let null = File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(|e| format!("cannot open /dev/null: {}", describe(&e)))?;
             Ok(Readiness {
                 pipe: File::from(wr),
+                null,
             })
         }
         child => {
@@ -97,11 +105,7 @@ impl Readiness {
     /// kept, as the C spiped does, so warnings still reach wherever the caller sent them,
     /// unless `quiet_stderr` (warnings go to syslog) points it at /dev/null too.
     pub fn ready(mut self, quiet_stderr: bool) -> Result<(), String> {
-        let null = File::options()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| format!("cannot open /dev/null: {}", describe(&e)))?;
+        let null = &self.null;
         let mut targets = vec![libc::STDIN_FILENO, libc::STDOUT_FILENO];
         if quiet_stderr {
             targets.push(libc::STDERR_FILENO);

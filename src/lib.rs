@@ -32,6 +32,7 @@ pub mod proto;
 pub mod proxy;
 pub mod pump;
 pub mod resolve;
+pub mod sandbox;
 pub mod session;
 pub mod systemd;
 pub mod tool;

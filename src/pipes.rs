@@ -138,7 +138,7 @@ impl Pipes {
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in prepared {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
-                crate::session::compute_keypairs_ahead();
+                crate::session::keep_keypairs_ahead();
             }
             let counted = p.settings.conn.metrics.clone();
             for (targets, addr, every) in p.refresh {

@@ -314,11 +314,18 @@ static REFILLING: AtomicBool = AtomicBool::new(false);
 /// connection, would only waste the work.
 static KEEP_SPARE: AtomicBool = AtomicBool::new(false);
 
-/// Keeps a group-14 key pair computed ahead for the handshakes of this process, starting
-/// now; for daemons, which expect many connections.
-pub fn compute_keypairs_ahead() {
+/// Keeps a group-14 key pair computed ahead for the handshakes of this process, from
+/// the next [`prime_spare`] or handshake on; for daemons, which expect many connections.
+/// Starts no thread: a worker thread started before the sandbox would stay outside it.
+pub fn keep_keypairs_ahead() {
     KEEP_SPARE.store(true, Ordering::Relaxed);
-    refill();
+}
+
+/// Starts computing the spare key pair now, if this process keeps one.
+pub fn prime_spare() {
+    if KEEP_SPARE.load(Ordering::Relaxed) {
+        refill();
+    }
 }
 
 /// The spare key pair, if one is ready; starts computing the next one.

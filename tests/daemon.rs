@@ -160,7 +160,12 @@ fn daemonizes_with_readiness_and_pidfile() {
         if let Addr::Unix(p) = &src {
             assert!(!p.exists(), "UNIX source socket left behind");
         }
-        assert_eq!(daemon.stderr(), "", "{kind}");
+        // The daemon's only words: what its sandbox enforces.
+        let err = daemon.stderr();
+        assert!(
+            err.starts_with("spiped: sandbox: landlock ABI") && err.lines().count() == 1,
+            "{kind}: {err:?}"
+        );
     }
 }
 
@@ -449,8 +454,18 @@ fn syslog_receives_warnings() {
             (_keep_f, _keep_d) = (None, Some(d));
         }
         let mut buf = vec![0u8; 4096];
-        let n = log.recv(&mut buf).expect("no syslog message");
-        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut recv = || {
+            let n = log.recv(&mut buf).expect("no syslog message");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        // The start-up line saying what the sandbox enforces comes first, at info.
+        let msg = recv();
+        assert!(msg.starts_with("<30>"), "not daemon.info: {msg:?}");
+        assert!(
+            msg.contains(&format!("spiped[{pid}]: sandbox: landlock ABI")),
+            "{msg:?}"
+        );
+        let msg = recv();
         assert!(msg.starts_with("<28>"), "not daemon.warning: {msg:?}");
         assert!(msg.contains(&format!("spiped[{pid}]: ")), "{msg:?}");
         assert!(msg.contains("cannot connect to target"), "{msg:?}");

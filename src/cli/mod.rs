@@ -292,6 +292,18 @@ fn fast_and_x25519(fast: bool, x25519: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The sandbox mode of `--sandbox MODE` and `--no-sandbox`, which contradict each other.
+fn sandbox(mode: Option<String>, off: bool) -> Result<crate::sandbox::Mode, Mistake> {
+    match (mode, off) {
+        (Some(_), true) => Err("--sandbox and --no-sandbox cannot be used together"
+            .to_owned()
+            .into()),
+        (None, true) => Ok(crate::sandbox::Mode::Off),
+        (None, false) => Ok(crate::sandbox::Mode::On),
+        (Some(m), false) => m.parse().map_err(Mistake::Value),
+    }
+}
+
 /// Parses a positive, finite number of seconds, fractions allowed, at most one day.
 pub(crate) fn seconds(s: &str, name: &str) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");

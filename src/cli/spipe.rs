@@ -36,6 +36,8 @@ pub struct SpipeOptions {
     pub keepalive: bool,
     /// `-o`: connect + handshake timeout.
     pub timeout: Duration,
+    /// `--sandbox` / `--no-sandbox`: how spipe confines itself once connected.
+    pub sandbox: crate::sandbox::Mode,
 }
 
 /// Parses `spipe`'s arguments (without `argv[0]`).
@@ -86,6 +88,14 @@ struct Args {
     #[argh(option, short = 'o', arg_name = "connection timeout")]
     timeout: Option<String>,
 
+    /// confinement once connected (default on): on, or strict to kill on a forbidden system call
+    #[argh(option, arg_name = "on|strict")]
+    sandbox: Option<String>,
+
+    /// do not confine the process (Landlock, seccomp, capabilities)
+    #[argh(switch)]
+    no_sandbox: bool,
+
     /// print the version and exit
     #[argh(switch, short = 'v')]
     version: bool,
@@ -113,6 +123,7 @@ impl super::Validate for Args {
             x25519: self.x25519,
             keepalive: !self.no_keepalive,
             timeout: super::timeout(self.timeout)?,
+            sandbox: super::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }
 }
@@ -152,6 +163,7 @@ mod tests {
                 x25519: false,
                 keepalive: true,
                 timeout: Duration::from_secs(5),
+                sandbox: crate::sandbox::Mode::On,
             }
         );
         let o = run(&["-t[::1]:1", "-k/etc/key", "-fj", "-o0.5", "-b", "[::1]"]);
@@ -171,6 +183,12 @@ mod tests {
         assert_eq!(o.key_file, "-");
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).x25519);
+        use crate::sandbox::Mode;
+        assert_eq!(run(&["-t/s", "-k/k", "--no-sandbox"]).sandbox, Mode::Off);
+        assert_eq!(
+            run(&["-t/s", "-k/k", "--sandbox", "strict"]).sandbox,
+            Mode::Strict
+        );
     }
 
     #[test]

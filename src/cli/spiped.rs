@@ -84,6 +84,8 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
+    /// `--sandbox` / `--no-sandbox`: how the daemon confines itself once serving.
+    pub sandbox: crate::sandbox::Mode,
     /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
     /// before they are closed; `None` (the default, as C) waits for them all.
     pub drain_timeout: Option<Duration>,
@@ -245,6 +247,14 @@ pub(crate) struct Args {
     #[argh(switch)]
     pub(crate) check: bool,
 
+    /// confinement once serving (default on): on, or strict to kill on a forbidden system call
+    #[argh(option, arg_name = "on|strict")]
+    pub(crate) sandbox: Option<String>,
+
+    /// do not confine the process (Landlock, seccomp, capabilities)
+    #[argh(switch)]
+    pub(crate) no_sandbox: bool,
+
     /// on SIGTERM, close connections still open after this many s
     #[argh(option, arg_name = "seconds")]
     pub(crate) drain_timeout: Option<String>,
@@ -311,6 +321,8 @@ pub struct ConfigOptions {
     pub user: Option<UserSpec>,
     /// `--drain-timeout`.
     pub drain_timeout: Option<Duration>,
+    /// `--sandbox` or `--no-sandbox`, when given.
+    pub sandbox: Option<crate::sandbox::Mode>,
     /// `--metrics`.
     pub metrics: Option<Address>,
 }
@@ -347,7 +359,8 @@ impl Args {
         if let Some((_, name)) = pipe_options.iter().find(|(given, _)| *given) {
             return Err(format!(
                 "{name} is a pipe setting: with -c/--config it goes in the file's [[pipe]] \
-                 table (only -D, -F, -p, -u, --syslog, --drain-timeout and --metrics combine with -c)"
+                 table (only -D, -F, -p, -u, --syslog, --drain-timeout, --metrics, --sandbox \
+                 and --no-sandbox combine with -c)"
             )
             .into());
         }
@@ -361,6 +374,10 @@ impl Args {
             user: parse_user(self.user.as_deref()).map_err(|(_, m)| m)?,
             drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())
                 .map_err(|(_, m)| m)?,
+            sandbox: match (&self.sandbox, self.no_sandbox) {
+                (None, false) => None,
+                _ => Some(super::sandbox(self.sandbox, self.no_sandbox)?),
+            },
             metrics: parse_metrics(self.metrics.as_deref()).map_err(|(_, m)| m)?,
         })
     }
@@ -474,6 +491,7 @@ impl Args {
             (false, r) => Some(r.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         };
 
+        let sandbox = super::sandbox(self.sandbox, self.no_sandbox).map_err(|m| ("sandbox", m))?;
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
@@ -522,6 +540,7 @@ impl Args {
                 })
                 .transpose()
                 .map_err(value("socket-owner"))?,
+            sandbox,
             drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
             metrics: parse_metrics(self.metrics.as_deref())?,
         })
@@ -673,6 +692,7 @@ mod tests {
                 log_connections: false,
                 socket_mode: None,
                 socket_owner: None,
+                sandbox: crate::sandbox::Mode::On,
                 drain_timeout: None,
                 metrics: None,
             }
@@ -703,6 +723,16 @@ mod tests {
             assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
         }
         assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
+        use crate::sandbox::Mode;
+        assert_eq!(run(&with(&[])).sandbox, Mode::On);
+        assert_eq!(run(&with(&["--sandbox", "on"])).sandbox, Mode::On);
+        assert_eq!(run(&with(&["--sandbox=strict"])).sandbox, Mode::Strict);
+        assert_eq!(run(&with(&["--no-sandbox"])).sandbox, Mode::Off);
+        assert!(fail(&with(&["--sandbox", "off"])).contains("invalid value 'off' for --sandbox"));
+        assert!(
+            fail(&with(&["--sandbox", "strict", "--no-sandbox"]))
+                .contains("--sandbox and --no-sandbox cannot be used together")
+        );
         assert_eq!(run(&with(&[])).drain_timeout, None);
         let o = run(&with(&["--metrics", "[127.0.0.1]:9187"]));
         assert_eq!(o.metrics, Some(Address::parse("[127.0.0.1]:9187").unwrap()));

@@ -14,6 +14,7 @@ use super::{Config, KeyRoute, PipeConfig, Process};
 use crate::cli::spiped::{
     Args, ConfigOptions, Direction, parse_drain_timeout, parse_metrics, parse_user,
 };
+use crate::sandbox::Mode;
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
 /// directory as C spiped's default pidfile is.
@@ -43,6 +44,9 @@ pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
     if opts.drain_timeout.is_some() {
         p.drain_timeout = opts.drain_timeout;
     }
+    if let Some(mode) = opts.sandbox {
+        p.sandbox = mode;
+    }
     if opts.metrics.is_some() {
         p.metrics = opts.metrics.clone();
     }
@@ -71,6 +75,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
                 })
         }
     };
+    let sandbox = match &raw.sandbox {
+        None => Mode::On,
+        Some(v) => sandbox_mode(v.get_ref()).unwrap_or_else(|m| {
+            errors.push(at.error(&v.span(), Some("sandbox"), &m));
+            Mode::On
+        }),
+    };
     let metrics = match &raw.metrics {
         None => None,
         Some(m) => parse_metrics(Some(m.get_ref())).unwrap_or_else(|(key, e)| {
@@ -79,6 +90,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
         }),
     };
     let process = Process {
+        sandbox,
         drain_timeout,
         metrics,
         wait_dns: raw.wait_dns.is_some_and(|b| b.into_inner()),
@@ -154,6 +166,7 @@ struct RawFile {
     syslog: Option<Spanned<bool>>,
     user: Option<Spanned<String>>,
     drain_timeout: Option<Spanned<toml::Value>>,
+    sandbox: Option<Spanned<toml::Value>>,
     metrics: Option<Spanned<String>>,
     #[serde(default)]
     pipe: Vec<Spanned<RawPipe>>,
@@ -276,6 +289,20 @@ impl Words<'_> {
 }
 
 /// A TOML number as the command line would spell it, so that its checks apply.
+/// The `sandbox` setting: `true` (the default), `false`, or `"on"` / `"strict"` as
+/// `--sandbox` takes them.
+fn sandbox_mode(v: &toml::Value) -> Result<Mode, String> {
+    match v {
+        toml::Value::Boolean(true) => Ok(Mode::On),
+        toml::Value::Boolean(false) => Ok(Mode::Off),
+        toml::Value::String(s) => s.parse(),
+        other => Err(format!(
+            "expected true, false, \"on\" or \"strict\", found {}",
+            other.type_str()
+        )),
+    }
+}
+
 fn number_words(v: &toml::Value) -> Result<String, String> {
     match v {
         toml::Value::Integer(i) => Ok(i.to_string()),

@@ -42,6 +42,8 @@ pub struct Process {
     /// `--drain-timeout` / `drain-timeout`: after SIGTERM, how long the open
     /// connections of all pipes may go on; `None` waits for them all.
     pub drain_timeout: Option<Duration>,
+    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself.
+    pub sandbox: crate::sandbox::Mode,
     /// `--metrics` / `metrics`: where the metrics endpoint listens, if anywhere.
     pub metrics: Option<Address>,
 }
@@ -164,6 +166,7 @@ impl Config {
                 syslog: o.syslog,
                 user: o.user.clone(),
                 drain_timeout: o.drain_timeout,
+                sandbox: o.sandbox,
                 metrics: o.metrics.clone(),
             },
             pipes: vec![PipeConfig::from_options(o, name, keys)],

@@ -56,7 +56,9 @@ enum Value {
 fn value(o: &OptionDoc) -> Value {
     match o.value {
         None => Value::None,
-        Some("max # connections" | "connection timeout" | "rtime" | "seconds" | "n") => Value::Free,
+        Some(
+            "max # connections" | "connection timeout" | "rtime" | "seconds" | "n" | "on|strict",
+        ) => Value::Free,
         Some(name) if name.starts_with("user") => Value::User,
         Some(_) => Value::File,
     }

@@ -6,7 +6,7 @@ use spiped_transports::event_loop::block_on;
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
 use crate::proto::handshake::{Mode, Role};
-use crate::{keyfile, resolve, session};
+use crate::{keyfile, resolve, sandbox, session};
 
 /// Entry point of `spipe`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -44,6 +44,9 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
                 .await
                 .map_err(|e| format!("cannot connect to {}: {e}", opts.target))?;
+            // Connected: from here on, spipe needs no file and no new connection.
+            // Silent, as spipe is on success; --sandbox strict fails when incomplete.
+            sandbox::confine(&sandbox::Needs::default(), opts.sandbox)?;
             let keys = session::handshake(&stream, hs, None)
                 .await
                 .map_err(|e| format!("{}: {e}", opts.target))?;

@@ -3,6 +3,7 @@
 //! target and pipes between them, encrypting one side. SIGHUP reloads the
 //! configuration and every key file.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use spiped_transports::Address;
@@ -15,7 +16,7 @@ use crate::config::{Config, file};
 use crate::daemon::{self, Readiness, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
 use crate::pipes::Pipes;
-use crate::{log, systemd};
+use crate::{log, sandbox, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -41,6 +42,54 @@ impl Source {
             Source::CommandLine(c) => Ok(c.clone()),
             Source::File(opts) => file::load(opts),
         }
+    }
+}
+
+impl Source {
+    /// What serving `config` needs once confined: the key files (and the configuration
+    /// file), UNIX sockets, pidfile, TCP ports, and DNS when `-r` re-resolves a name.
+    fn sandbox_needs(&self, config: &Config) -> sandbox::Needs {
+        let mut n = sandbox::Needs {
+            pidfile: (!config.process.foreground).then(|| config.process.pidfile.clone()),
+            syslog: config.process.syslog,
+            // A file's reload may add pipes on any port; a command line's pipe keeps its
+            // ports for life.
+            any_tcp_port: matches!(self, Source::File(_)),
+            ..sandbox::Needs::default()
+        };
+        if let Source::File(opts) = self {
+            n.read_files.push(opts.path.clone());
+        }
+        // The metrics endpoint's socket file is removed at exit, as a source's is.
+        if let Some(Address::Unix(p)) = &config.process.metrics {
+            n.unix_sources.push(p.clone());
+        }
+        for pipe in &config.pipes {
+            match &pipe.source {
+                Some(Address::Unix(p)) => n.unix_sources.push(p.clone()),
+                Some(Address::Ip { port, .. } | Address::Name { port, .. }) => {
+                    n.bind_ports.push(*port)
+                }
+                None => {}
+            }
+            if let Some(Address::Ip { port, .. } | Address::Name { port, .. }) = &pipe.bind {
+                n.bind_ports.push(*port);
+            }
+            for key in &pipe.keys {
+                if key.file != "-" {
+                    n.read_files.push(PathBuf::from(&key.file));
+                }
+                match &key.target {
+                    Address::Unix(p) => n.unix_targets.push(p.clone()),
+                    Address::Ip { port, .. } => n.connect_ports.push(*port),
+                    Address::Name { port, .. } => {
+                        n.connect_ports.push(*port);
+                        n.dns |= pipe.resolve_interval.is_some();
+                    }
+                }
+            }
+        }
+        n
     }
 }
 
@@ -210,10 +259,16 @@ impl Daemon {
         if let Some(user) = &process.user {
             daemon::drop_privileges(user)?;
         }
+        let needs = self.source.sandbox_needs(&self.config);
+        let confinement = sandbox::confine(&needs, process.sandbox)?;
+        // Worker threads start from here on, inside the sandbox.
+        crate::session::prime_spare();
         if let Some(endpoint) = endpoint {
             tokio::spawn(endpoint.serve(metrics.clone()));
         }
         announce_ready(readiness, process.syslog)?;
+        // After readiness, so that with --syslog the line is in syslog.
+        log::info(&format!("sandbox: {confinement}"));
         if let Some(every) = systemd::watchdog_interval() {
             // On the event loop, so that a loop that stops turning stops the pings too.
             tokio::spawn(async move {
@@ -252,7 +307,18 @@ impl Daemon {
     /// changes nothing and says why in one line.
     async fn reload(&mut self) {
         notify_systemd(&systemd::reloading_message());
-        let read = self.source.read().map_err(|e| e.join("; "));
+        // A configuration file replaced where the sandbox allows only the old one is
+        // named as such, rather than as a permission error.
+        let allowed = match &self.source {
+            Source::File(opts) => sandbox::admits(&sandbox::Needs {
+                read_files: vec![opts.path.clone()],
+                ..sandbox::Needs::default()
+            }),
+            Source::CommandLine(_) => Ok(()),
+        };
+        let read = allowed.and_then(|()| self.source.read().map_err(|e| e.join("; ")));
+        // Before any new key file is read: what the sandbox refuses is named as such.
+        let read = read.and_then(|c| sandbox::admits(&self.source.sandbox_needs(&c)).map(|()| c));
         let loaded = read.and_then(|c| {
             let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
             Ok((c, keys))
@@ -274,8 +340,8 @@ impl Daemon {
                 };
                 if fixed(&config.process) != fixed(&self.config.process) {
                     log::warn(
-                        "reload: the process-wide settings pidfile, user, syslog, foreground \
-                         and wait-dns changed; they take effect at the next start",
+                        "reload: the process-wide settings pidfile, user, syslog, foreground, \
+                         wait-dns and sandbox changed; they take effect at the next start",
                     );
                 }
                 log::info(&format!(
@@ -286,6 +352,8 @@ impl Daemon {
                     changes.removed
                 ));
                 self.config = config;
+                // A pipe added with group-14 handshakes gets its spare key pair now.
+                crate::session::prime_spare();
                 self.metrics.reloaded(true);
                 notify_systemd("READY=1");
             }

@@ -1,0 +1,389 @@
+//! The Landlock layer: which files may be read, which UNIX sockets created, removed or
+//! connected to, and which TCP ports bound or connected to, once serving.
+//!
+//! Rules are tied to the files and directories that exist when they are made (Landlock
+//! follows inodes, not names), which is why a file read again later is allowed through
+//! its directory when that directory is one of its own (see `own_directory`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ::landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, LandlockStatus, NetPort, PathBeneath, PathFd,
+    RestrictSelfAttr, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    Scope,
+};
+
+use super::{Needs, own_directory};
+
+/// The newest ABI whose rights are used here (pathname UNIX socket connections came
+/// with 9); on an older kernel the crate enforces what that kernel knows.
+const TARGET_ABI: ABI = ABI::V9;
+
+/// What re-resolution reads (hickory reads both for every look-up).
+const DNS_FILES: &[&str] = &["/etc/hosts", "/etc/resolv.conf"];
+
+/// DNS over TCP, for answers too large for UDP.
+const DNS_PORT: u16 = 53;
+
+/// What the C library's `syslog` uses: the log socket, and the time zone for the
+/// timestamp, read at the first message.
+const SYSLOG_SOCKET: &str = "/dev/log";
+const LOCALTIME: &str = "/etc/localtime";
+
+/// A Landlock domain in force, and what it allows (for [`Enforced::admits`]).
+#[derive(Debug)]
+pub struct Enforced {
+    /// The kernel's Landlock ABI version.
+    pub abi: i32,
+    /// File access is restricted (ABI 1 and up).
+    pub fs: bool,
+    /// TCP bind and connect are restricted (ABI 4 and up).
+    pub net: bool,
+    /// Every thread is restricted, not only this one and those it starts (ABI 8).
+    pub all_threads: bool,
+    /// TCP ports were left open on purpose (see [`Needs::any_tcp_port`]).
+    pub any_tcp_port: bool,
+    dns: bool,
+    /// Files allowed by themselves: canonical path, and (device, inode) at start.
+    files: Vec<(PathBuf, Option<(u64, u64)>)>,
+    directories: Vec<PathBuf>,
+    socket_directories: Vec<PathBuf>,
+    bind_ports: Vec<u16>,
+    connect_ports: Vec<u16>,
+}
+
+/// Restricts the calling thread (and all threads, on ABI 8) to `needs`, and sets
+/// `no_new_privs`. `Err` says why Landlock is not in force at all.
+pub fn restrict(needs: &Needs) -> Result<Enforced, String> {
+    let (ruleset, allowed) = build(needs).map_err(|e| e.to_string())?;
+    let status = ruleset
+        .all_threads(true)
+        .and_then(RulesetCreated::restrict_self)
+        .map_err(|e| e.to_string())?;
+    let abi = match status.landlock {
+        LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        } => kernel_abi.unwrap_or(effective_abi as i32),
+        LandlockStatus::NotEnabled => return Err("not enabled in this kernel".into()),
+        LandlockStatus::NotImplemented => return Err("not built into this kernel".into()),
+    };
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(format!("not enforced by this kernel (ABI {abi})"));
+    }
+    Ok(Enforced {
+        abi,
+        fs: true,
+        net: abi >= ABI::V4 as i32 && !needs.any_tcp_port,
+        all_threads: status.all_threads,
+        ..allowed
+    })
+}
+
+/// The ruleset for `needs`, and a record of what it allows.
+fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::RulesetError> {
+    let scopes = match notify_socket_is_abstract() {
+        // systemd's notification socket may be abstract; it must stay reachable.
+        true => BitFlags::from(Scope::Signal),
+        false => Scope::Signal | Scope::AbstractUnixSocket,
+    };
+    let ruleset = Ruleset::default().handle_access(AccessFs::from_all(TARGET_ABI))?;
+    let ruleset = match needs.any_tcp_port {
+        true => ruleset,
+        false => ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?,
+    };
+    let mut ruleset = ruleset.scope(scopes)?.create()?;
+    let mut allowed = Enforced {
+        abi: 0,
+        fs: false,
+        net: false,
+        all_threads: false,
+        any_tcp_port: needs.any_tcp_port,
+        dns: needs.dns,
+        files: Vec::new(),
+        directories: Vec::new(),
+        socket_directories: Vec::new(),
+        bind_ports: needs.bind_ports.clone(),
+        connect_ports: needs.connect_ports.clone(),
+    };
+    let mut files: Vec<PathBuf> = needs.read_files.clone();
+    if needs.dns {
+        files.extend(DNS_FILES.iter().map(PathBuf::from));
+        allowed.connect_ports.push(DNS_PORT);
+    }
+    if needs.syslog {
+        files.push(LOCALTIME.into());
+    }
+    for f in &files {
+        ruleset = allow(ruleset, f, AccessFs::ReadFile.into())?;
+        if let Ok(path) = std::fs::canonicalize(f) {
+            let id = file_id(&path);
+            allowed.files.push((path, id));
+        }
+    }
+    // A reload may read new key files put beside the old ones. resolvconf, systemd-resolved
+    // and NetworkManager replace resolv.conf's target by renaming a new file over it.
+    let dns_targets = DNS_FILES.iter().filter(|_| needs.dns);
+    let replaced = dns_targets.filter_map(|f| std::fs::canonicalize(f).ok());
+    let rereads = needs.read_files.iter().cloned().chain(replaced);
+    for dir in rereads.filter_map(|f| own_directory(&f)) {
+        ruleset = allow(ruleset, &dir, AccessFs::ReadFile | AccessFs::ReadDir)?;
+        allowed.directories.push(dir);
+    }
+    let mut sockets: Vec<PathBuf> = needs.unix_targets.clone();
+    if needs.syslog {
+        sockets.push(SYSLOG_SOCKET.into());
+    }
+    sockets.extend(notify_socket_path());
+    for s in &sockets {
+        ruleset = allow(ruleset, s, AccessFs::ResolveUnix.into())?;
+        // A target that restarts makes a new socket file (a new inode).
+        if let Some(dir) = own_directory(s) {
+            ruleset = allow(ruleset, &dir, AccessFs::ResolveUnix.into())?;
+        }
+    }
+    // Removal at exit (and by a reload that stops a pipe); creation by a reload that
+    // starts one in the same directory.
+    for dir in needs.unix_sources.iter().filter_map(|s| own_directory(s)) {
+        ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
+        allowed.socket_directories.push(dir);
+    }
+    if let Some(pidfile) = &needs.pidfile {
+        // Read back before removal, to leave alone one that another instance replaced.
+        ruleset = allow(ruleset, pidfile, AccessFs::ReadFile.into())?;
+        if let Some(dir) = own_directory(pidfile) {
+            ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
+        }
+    }
+    if needs.any_tcp_port {
+        return Ok((ruleset, allowed));
+    }
+    for &port in &allowed.bind_ports {
+        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::BindTcp))?;
+    }
+    for &port in &allowed.connect_ports {
+        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
+    Ok((ruleset, allowed))
+}
+
+/// Adds a rule allowing `access` beneath `path`; a path that does not exist (an
+/// optional file such as `/etc/hosts`, a target socket not created yet) is skipped.
+fn allow(
+    ruleset: RulesetCreated,
+    path: &Path,
+    access: BitFlags<AccessFs>,
+) -> Result<RulesetCreated, ::landlock::RulesetError> {
+    match PathFd::new(path) {
+        Ok(fd) => ruleset.add_rule(PathBeneath::new(fd, access)),
+        Err(_) => Ok(ruleset),
+    }
+}
+
+/// `NOTIFY_SOCKET` names an abstract socket (`@...`).
+fn notify_socket_is_abstract() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| s.as_encoded_bytes().first() == Some(&b'@'))
+}
+
+/// `NOTIFY_SOCKET` when it names a socket file.
+fn notify_socket_path() -> Option<PathBuf> {
+    let s = std::env::var_os("NOTIFY_SOCKET")?;
+    (s.as_encoded_bytes().first() == Some(&b'/')).then(|| PathBuf::from(s))
+}
+
+impl Enforced {
+    /// See [`super::Confinement::admits`].
+    pub fn admits(&self, needs: &Needs) -> Result<(), String> {
+        let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox, or \
+                       sandbox = false in the file)";
+        for f in &needs.read_files {
+            let path = canonical(f);
+            if self.directories.iter().any(|d| path.starts_with(d)) {
+                continue;
+            }
+            let same = self.files.iter().find(|(p, _)| *p == path);
+            if same.is_some_and(|(_, id)| *id != file_id(&path)) {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) allows reading {} only as the \
+                     file that existed then, and it has been replaced (as editors save): \
+                     keep it in a directory of its own, such as /etc/spiped/, whose new \
+                     files may be read; {restart}",
+                    f.display()
+                ));
+            }
+            let ok = same.is_some();
+            if !ok {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) does not allow reading {}: \
+                     only the files read then and files in their own directories{} may \
+                     be read; {restart}",
+                    f.display(),
+                    list(&self.directories)
+                ));
+            }
+        }
+        if needs.dns && !self.dns {
+            return Err(format!(
+                "the sandbox set up at start (Landlock) does not allow reading /etc/hosts \
+                 and /etc/resolv.conf (no host name was resolved then); {restart}"
+            ));
+        }
+        for s in &needs.unix_sources {
+            let dir = own_directory(s);
+            if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
+                return Err(format!(
+                    "the sandbox set up at start (Landlock) does not allow creating the \
+                     UNIX socket {}: only in the directories of the sockets created then{}; \
+                     {restart}",
+                    s.display(),
+                    list(&self.socket_directories)
+                ));
+            }
+        }
+        if self.net {
+            let ports = [
+                ("listening on", &needs.bind_ports, &self.bind_ports),
+                ("connecting to", &needs.connect_ports, &self.connect_ports),
+            ];
+            for (what, wanted, allowed) in ports {
+                if let Some(p) = wanted.iter().find(|p| !allowed.contains(p)) {
+                    return Err(format!(
+                        "the sandbox set up at start (Landlock) does not allow {what} TCP \
+                         port {p}: only the ports in use then; {restart}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The (device, inode) of the file at `path`, which Landlock's rules follow.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// `path` absolute with symbolic links resolved, as far as it exists: a file a reload
+/// names may not exist yet, its directory must.
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent().map(own_or_dot), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path.to_owned(),
+    }
+}
+
+/// The canonical form of a file's parent directory (`.` for a bare file name).
+fn own_or_dot(parent: &Path) -> std::io::Result<PathBuf> {
+    match parent.as_os_str().is_empty() {
+        true => std::fs::canonicalize("."),
+        false => std::fs::canonicalize(parent),
+    }
+}
+
+/// ` (a, b)`, or nothing for an empty list.
+fn list(dirs: &[PathBuf]) -> String {
+    match dirs {
+        [] => String::new(),
+        _ => {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            format!(" ({})", names.join(", "))
+        }
+    }
+}
+
+impl fmt::Display for Enforced {
+    /// `landlock ABI 7 (fs, net)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let layers = match (self.net, self.any_tcp_port) {
+            (true, _) => "fs, net",
+            (false, true) => "fs; any TCP port, for reloads",
+            (false, false) => "fs",
+        };
+        write!(f, "landlock ABI {} ({layers})", self.abi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a reload may add: files beside the key files read at start, and nothing
+    /// else; the ports in use at start, and no other. Refusals name the sandbox.
+    #[test]
+    fn reloads_may_read_beside_the_old_keys_only() {
+        let keys = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let old = keys.path().join("old.key");
+        std::fs::write(&old, "k").unwrap();
+        let at_start = Needs {
+            read_files: vec![old.clone()],
+            bind_ports: vec![8025],
+            connect_ports: vec![25],
+            ..Needs::default()
+        };
+        let (_ruleset, mut allowed) = build(&at_start).unwrap();
+        allowed.net = true;
+        let reading = |f: PathBuf| Needs {
+            read_files: vec![f],
+            ..Needs::default()
+        };
+        allowed.admits(&at_start).unwrap();
+        allowed
+            .admits(&reading(keys.path().join("new.key")))
+            .unwrap();
+        // A file allowed by itself (not by its directory) must still be the same file.
+        let alone = Needs {
+            read_files: vec![elsewhere.path().join("alone.key")],
+            ..Needs::default()
+        };
+        std::fs::write(&alone.read_files[0], "k").unwrap();
+        let (_ruleset, mut only) = build(&alone).unwrap();
+        only.directories.clear();
+        only.admits(&alone).unwrap();
+        let replacement = elsewhere.path().join("replacement");
+        std::fs::write(&replacement, "k2").unwrap();
+        std::fs::rename(&replacement, &alone.read_files[0]).unwrap();
+        let e = only.admits(&alone).unwrap_err();
+        assert!(
+            e.contains("sandbox") && e.contains("has been replaced"),
+            "{e}"
+        );
+        std::fs::remove_file(&alone.read_files[0]).unwrap();
+        for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
+            let e = allowed.admits(&reading(refused.clone())).unwrap_err();
+            assert!(
+                e.contains("sandbox") && e.contains(refused.to_str().unwrap()),
+                "{e}"
+            );
+        }
+        let e = allowed
+            .admits(&Needs {
+                bind_ports: vec![9000],
+                ..Needs::default()
+            })
+            .unwrap_err();
+        assert!(e.contains("sandbox") && e.contains("TCP port 9000"), "{e}");
+        let (_ruleset, open) = build(&Needs {
+            any_tcp_port: true,
+            ..at_start.clone()
+        })
+        .unwrap();
+        open.admits(&Needs {
+            bind_ports: vec![9000],
+            ..Needs::default()
+        })
+        .unwrap();
+        let e = allowed
+            .admits(&Needs {
+                dns: true,
+                ..Needs::default()
+            })
+            .unwrap_err();
+        assert!(e.contains("/etc/resolv.conf"), "{e}");
+    }
+}

@@ -1,0 +1,300 @@
+//! Self-confinement once serving: after the sockets are bound, the addresses resolved
+//! and `-u` applied, the process gives up what it no longer needs, so that whoever takes
+//! control of it (through a bug in code that parses network bytes) gains as little as
+//! possible.
+//!
+//! Four layers, each best effort by what the kernel supports, applied by [`confine`]:
+//! - `PR_SET_NO_NEW_PRIVS`: no `execve` can ever gain privileges again;
+//! - every capability dropped, root included ([`capabilities`]);
+//! - Landlock ([`landlock`]): reads of the key files (and, for reloads, of their
+//!   directories), of what re-resolution and syslog read, no other file access; TCP
+//!   bind and connect only to the ports in use;
+//! - seccomp ([`seccomp`]): only the system calls the running daemon makes
+//!   ([`syscalls`]), every other failing with `EPERM` (or killing the process with
+//!   `--sandbox strict`).
+//!
+//! A Landlock domain can only narrow. What a configuration reload may need later is
+//! therefore allowed from the start, by directory (see [`Confinement::admits`]).
+
+mod capabilities;
+mod landlock;
+#[cfg(debug_assertions)]
+mod probe;
+mod seccomp;
+mod syscalls;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// How the process confines itself (`--sandbox`, `--no-sandbox`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// `--no-sandbox`: nothing is restricted.
+    Off,
+    /// The default: every layer the kernel supports; a system call outside the list
+    /// fails with `EPERM`.
+    #[default]
+    On,
+    /// `--sandbox strict`: as `On`, but a system call outside the list kills the
+    /// process, and a layer the kernel cannot enforce stops the start-up.
+    Strict,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    /// Parses the value of `--sandbox`: `on` or `strict` (`--no-sandbox` turns it off).
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "on" => Ok(Mode::On),
+            "strict" => Ok(Mode::Strict),
+            _ => Err(format!(
+                "invalid value '{s}' for --sandbox: expected on or strict \
+                 (--no-sandbox turns it off)"
+            )),
+        }
+    }
+}
+
+/// What the process still needs once confined: the sum over every pipe it serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Files read again on reload: key files and the configuration file.
+    pub read_files: Vec<PathBuf>,
+    /// UNIX sockets connected to (targets).
+    pub unix_targets: Vec<PathBuf>,
+    /// UNIX sockets this process created and removes at exit (sources).
+    pub unix_sources: Vec<PathBuf>,
+    /// The pidfile, removed at exit.
+    pub pidfile: Option<PathBuf>,
+    /// Local TCP ports bound: sources, and `-b` (0 for any port).
+    pub bind_ports: Vec<u16>,
+    /// Remote TCP ports connected to: targets, and 53 for DNS over TCP.
+    pub connect_ports: Vec<u16>,
+    /// TCP bind and connect stay unrestricted: a reload may add pipes on ports no one
+    /// knows at start (a configuration file), and a Landlock domain cannot widen.
+    pub any_tcp_port: bool,
+    /// Host names are resolved again while serving (`-r`): `/etc/hosts` and
+    /// `/etc/resolv.conf` are read.
+    pub dns: bool,
+    /// Warnings go to syslog: `/dev/log` and `/etc/localtime` are used.
+    pub syslog: bool,
+}
+
+/// What [`confine`] put in force, for the start-up log line and for checking reloads.
+#[derive(Debug)]
+pub struct Confinement {
+    mode: Mode,
+    landlock: Result<landlock::Enforced, String>,
+    seccomp: Result<usize, String>,
+    capabilities: Result<(), String>,
+    /// Threads that existed before and that a Landlock ABI below 8 could not reach.
+    unconfined_threads: usize,
+}
+
+/// The confinement in force, once [`confine`] has run.
+static IN_FORCE: OnceLock<Confinement> = OnceLock::new();
+
+/// Confines the calling process as `mode` says, allowing what `needs` lists, once per
+/// process (a second call changes nothing and returns the first's result). Threads
+/// started later inherit every layer; seccomp also covers threads started earlier.
+/// Returns an error only in [`Mode::Strict`] when a layer could not be put in force;
+/// otherwise what could not be done is in the [`Confinement`]'s summary.
+pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, String> {
+    if let Some(c) = IN_FORCE.get() {
+        return Ok(c);
+    }
+    let c = apply(needs, mode)?;
+    Ok(IN_FORCE.get_or_init(|| c))
+}
+
+/// Checks what a reload asks for against the confinement in force (see
+/// [`Confinement::admits`]); anything goes when none is.
+pub fn admits(needs: &Needs) -> Result<(), String> {
+    IN_FORCE.get().map_or(Ok(()), |c| c.admits(needs))
+}
+
+/// Puts the layers in force; see [`confine`].
+fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
+    if mode == Mode::Off {
+        return Ok(Confinement {
+            mode,
+            landlock: Err("off".into()),
+            seccomp: Err("off".into()),
+            capabilities: Err("off".into()),
+            unconfined_threads: 0,
+        });
+    }
+    let threads_before = thread_count();
+    // Landlock first: its rules open paths, which seccomp's list need not allow for
+    // ever. Both set no_new_privs (seccomp requires it without CAP_SYS_ADMIN), so it is
+    // in force even where Landlock is not.
+    let landlock = landlock::restrict(needs);
+    let capabilities = capabilities::drop_all();
+    let seccomp = seccomp::install(mode == Mode::Strict);
+    let unconfined_threads = match &landlock {
+        Ok(l) if !l.all_threads => threads_before.saturating_sub(1),
+        _ => 0,
+    };
+    let c = Confinement {
+        mode,
+        landlock,
+        seccomp,
+        capabilities,
+        unconfined_threads,
+    };
+    if mode == Mode::Strict {
+        c.fully_enforced()?;
+    }
+    #[cfg(debug_assertions)]
+    probe::run_if_asked();
+    Ok(c)
+}
+
+impl Confinement {
+    /// `Err` naming the first layer not in force.
+    fn fully_enforced(&self) -> Result<(), String> {
+        let fail = |what: &str, why: &str| {
+            Err(format!(
+                "--sandbox strict: {what} cannot be enforced: {why} (use --sandbox on to \
+                 run with what the kernel supports)"
+            ))
+        };
+        match &self.landlock {
+            Err(e) => return fail("Landlock", e),
+            Ok(l) if !l.fs || (!l.net && !l.any_tcp_port) => {
+                return fail("Landlock", &format!("the kernel has only ABI {}", l.abi));
+            }
+            Ok(_) => {}
+        }
+        if let Err(e) = &self.seccomp {
+            return fail("seccomp", e);
+        }
+        if let Err(e) = &self.capabilities {
+            return fail("dropping capabilities", e);
+        }
+        Ok(())
+    }
+
+    /// Checks that what a reload asks for (`needs`) is within what was allowed at start,
+    /// since a Landlock domain cannot be widened: every file to read must be one allowed
+    /// then, or lie in a directory allowed then, and every TCP port must be one in use
+    /// then. The error names the sandbox and says what to do.
+    pub fn admits(&self, needs: &Needs) -> Result<(), String> {
+        let Ok(l) = &self.landlock else {
+            return Ok(());
+        };
+        l.admits(needs)
+    }
+}
+
+impl fmt::Display for Confinement {
+    /// The start-up log line's text after `sandbox: `, for example
+    /// `landlock ABI 7 (fs, net), seccomp 54 syscalls, no capabilities`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mode == Mode::Off {
+            return write!(f, "off");
+        }
+        match &self.landlock {
+            Ok(l) => write!(f, "{l}")?,
+            Err(e) => write!(f, "no landlock ({e})")?,
+        }
+        match &self.seccomp {
+            Ok(n) if self.mode == Mode::Strict => write!(f, ", seccomp {n} syscalls (strict)")?,
+            Ok(n) => write!(f, ", seccomp {n} syscalls")?,
+            Err(e) => write!(f, ", no seccomp ({e})")?,
+        }
+        match &self.capabilities {
+            Ok(()) => write!(f, ", no capabilities")?,
+            Err(e) => write!(f, ", capabilities kept ({e})")?,
+        }
+        if self.unconfined_threads > 0 {
+            write!(
+                f,
+                "; {} thread(s) started earlier are outside Landlock and keep their \
+                 capabilities (Landlock ABI 8 would reach them)",
+                self.unconfined_threads
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The number of threads of this process, from `/proc/self/status` (1 if unreadable).
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+/// Directories too widely shared to allow as a whole: allowing reads (or removals)
+/// beneath `/etc` or `/run` would allow them for the whole system's files there. A
+/// file in one of these is allowed by itself only; a file in a directory of its own
+/// (`/etc/spiped/`, `/run/spiped/`) has its directory allowed, so a reload may read
+/// new files there and a restarted UNIX target is still reachable.
+const SHARED_DIRECTORIES: &[&str] = &[
+    "/",
+    "/etc",
+    "/run",
+    "/var/run",
+    "/tmp",
+    "/var/tmp",
+    "/var",
+    "/var/lib",
+    "/usr",
+    "/usr/local",
+    "/home",
+    "/root",
+    "/dev",
+    "/dev/shm",
+    "/proc",
+    "/sys",
+    "/boot",
+    "/opt",
+    "/srv",
+    "/mnt",
+    "/media",
+];
+
+/// The directory holding `file` (made absolute, symbolic links resolved) when it is one
+/// of its own, so allowing it as a whole allows nothing unrelated; `None` when it is a
+/// [`SHARED_DIRECTORIES`] one or cannot be found.
+fn own_directory(file: &Path) -> Option<PathBuf> {
+    let parent = match file.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => return None,
+    };
+    let dir = std::fs::canonicalize(parent).ok()?;
+    (!SHARED_DIRECTORIES.iter().any(|s| dir == Path::new(s))).then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_parses_on_and_strict_only() {
+        assert_eq!("on".parse::<Mode>(), Ok(Mode::On));
+        assert_eq!("strict".parse::<Mode>(), Ok(Mode::Strict));
+        let e = "off".parse::<Mode>().unwrap_err();
+        assert!(e.contains("--sandbox") && e.contains("--no-sandbox"), "{e}");
+    }
+
+    #[test]
+    fn shared_directories_are_never_allowed_whole() {
+        assert_eq!(own_directory(Path::new("/etc/hosts")), None);
+        assert_eq!(own_directory(Path::new("/etc/../tmp/x.sock")), None);
+        assert_eq!(own_directory(Path::new("/nonexistent-dir/k")), None);
+        let dir = tempfile::tempdir().unwrap();
+        let canonical = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(own_directory(&dir.path().join("k")), Some(canonical));
+    }
+}
