@@ -382,6 +382,30 @@ fn status_page_and_sigusr1_show_open_connections() {
         );
         thread::sleep(Duration::from_millis(20));
     };
+    // The sandbox in force, as the start-up line said it, and as a series per layer.
+    let line = server
+        .d
+        .wait_stderr("sandbox: ", DEADLINE)
+        .expect("start-up sandbox line");
+    let said = line
+        .lines()
+        .find_map(|l| l.strip_prefix("spiped: sandbox: "))
+        .unwrap();
+    assert_eq!(status["sandbox"], said);
+    let scrape = scrape(&server.metrics);
+    // Each layer's series says what the line says of it; seccomp works everywhere here.
+    for (layer, off) in [
+        ("landlock", "no landlock"),
+        ("seccomp", "no seccomp"),
+        ("no_capabilities", "capabilities kept"),
+    ] {
+        let on = scrape[&format!("spiped_sandbox_enforced{{layer=\"{layer}\"}}")];
+        assert_eq!(on == 1.0, !said.contains(off), "{layer}: {said}");
+    }
+    assert_eq!(
+        scrape["spiped_sandbox_enforced{layer=\"seccomp\"}"], 1.0,
+        "{said}"
+    );
     let pipe = &status["pipes"][0];
     assert_eq!(pipe["pipe"], server.hop.arg());
     assert_eq!(pipe["settings"]["direction"], "decrypt");

@@ -49,6 +49,33 @@ impl Pipes {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Layer {
+    layer: &'static str,
+}
+
+/// Encodes which layers of the sandbox are in force, once it is set up.
+#[derive(Debug)]
+pub(super) struct Sandbox;
+
+impl Collector for Sandbox {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(c) = crate::sandbox::in_force() else {
+            return Ok(());
+        };
+        let mut family = encoder.encode_descriptor(
+            "sandbox_enforced",
+            "Whether each layer of the sandbox is in force (1) or not (0)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (layer, on) in c.layers() {
+            ConstGauge::new(i64::from(on)).encode(family.encode_family(&Layer { layer })?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PipeDirection {
     pipe: String,
     direction: &'static str,

@@ -72,6 +72,7 @@ impl Metrics {
         let families = pipe::Families::register(&mut registry);
         let pipes = Arc::new(collect::Pipes::default());
         registry.register_collector(Box::new(collect::Live(pipes.clone())));
+        registry.register_collector(Box::new(collect::Sandbox));
         let started = SystemTime::now();
         let start: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
         start.set(

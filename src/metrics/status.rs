@@ -26,6 +26,7 @@ pub(super) fn json(m: &Metrics) -> String {
         "version": super::VERSION,
         "revision": super::REVISION,
         "uptime_seconds": m.uptime().as_secs_f64(),
+        "sandbox": crate::sandbox::in_force().map(ToString::to_string),
         "pipes": pipes,
     });
     let mut text = status.to_string();

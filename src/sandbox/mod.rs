@@ -110,6 +110,11 @@ pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, String
     Ok(IN_FORCE.get_or_init(|| c))
 }
 
+/// The confinement in force, once [`confine`] has run (for the metrics endpoint).
+pub fn in_force() -> Option<&'static Confinement> {
+    IN_FORCE.get()
+}
+
 /// Checks what a reload asks for against the confinement in force (see
 /// [`Confinement::admits`]); anything goes when none is.
 pub fn admits(needs: &Needs) -> Result<(), String> {
@@ -154,6 +159,16 @@ fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
 }
 
 impl Confinement {
+    /// Each layer by name, and whether it is in force: `landlock`, `seccomp`,
+    /// `no_capabilities`.
+    pub fn layers(&self) -> [(&'static str, bool); 3] {
+        [
+            ("landlock", self.landlock.is_ok()),
+            ("seccomp", self.seccomp.is_ok()),
+            ("no_capabilities", self.capabilities.is_ok()),
+        ]
+    }
+
     /// `Err` naming the first layer not in force.
     fn fully_enforced(&self) -> Result<(), String> {
         let fail = |what: &str, why: &str| {
