@@ -22,6 +22,18 @@ const BITTEN: &str = "sandbox probe: open /etc/shadow: Permission denied (os err
                       execve /bin/true: Operation not permitted (os error 1); \
                       executable mmap: Operation not permitted (os error 1)";
 
+/// A temporary directory holding the tests' key file (returned as its path) and an
+/// echo target.
+fn setup() -> (tempfile::TempDir, String, Target) {
+    let dir = temp_dir();
+    let k = key_file(dir.path(), "key", KEY)
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    (dir, k, target)
+}
+
 /// `Field:\tvalue` lines of `/proc/<pid>/status` (or of one of its tasks).
 fn status_field(status: &str, field: &str) -> String {
     status
@@ -59,10 +71,8 @@ fn root_daemon_without_u_is_confined_and_serves() {
     if !root() {
         return;
     }
-    let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY);
-    let k = k.to_str().unwrap();
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let (dir, k, target) = setup();
+    let k = k.as_str();
     let hop = Addr::fresh(Transport::Unix, dir.path(), "hop");
     let mut cmd = spiped_cmd(Impl::Ours);
     cmd.env("SPIPED_SANDBOX_PROBE", "1");
@@ -95,10 +105,8 @@ fn no_sandbox_and_strict() {
     if !root() {
         return;
     }
-    let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY);
-    let k = k.to_str().unwrap();
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let (dir, k, target) = setup();
+    let k = k.as_str();
     let src = Addr::fresh(Transport::Tcp, dir.path(), "off");
     let t = target.addr.arg();
     let off = Daemon::pipe(
@@ -140,10 +148,8 @@ fn spipe_is_confined_once_connected() {
     if !root() {
         return;
     }
-    let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY);
-    let k = k.to_str().unwrap();
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let (dir, k, target) = setup();
+    let k = k.as_str();
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
     let t = target.addr.arg();
     let _d = Daemon::pipe(Impl::Ours, "d", dir.path(), &src, &t, k, &["-d"]);
@@ -183,14 +189,12 @@ fn spipe_is_confined_once_connected() {
 /// (the hook is a test aid, not behaviour).
 #[test]
 fn no_probe_without_the_variable() {
-    let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY);
+    let (dir, k, target) = setup();
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
     let mut cmd: Command = spiped_cmd(Impl::Ours);
     cmd.env_remove("SPIPED_SANDBOX_PROBE");
     let t = target.addr.arg();
-    let args = ["-d", "-s", &src.arg(), "-t", &t, "-k", k.to_str().unwrap()];
+    let args = ["-d", "-s", &src.arg(), "-t", &t, "-k", &k];
     let d = Daemon::spawn_cmd(Impl::Ours, "d", dir.path(), &src, cmd, &args);
     d.wait_stderr("sandbox: ", QUICK).unwrap();
     assert!(!d.stderr().contains("probe"), "{}", d.stderr());
