@@ -11,11 +11,11 @@ use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connec
 
 use crate::connlog::ConnLog;
 use crate::metrics::{PipeMetrics, Tracked};
-use crate::proto::handshake::{Mode, Role};
-use crate::proto::key::Key;
 use crate::proxy;
 use crate::pump::PumpError;
 use crate::session::{self, HandshakeFailure, Traffic};
+use spiped_proto::handshake::{Mode, Role};
+use spiped_proto::key::Key;
 
 /// Which side of the protocol the daemon plays for its accepted connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::log;
-use crate::proto::handshake::Exchange;
+use spiped_proto::handshake::Exchange;
 
 /// Failure warnings printed back to back before rate limiting starts.
 const BURST: u32 = 20;

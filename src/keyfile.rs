@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use zeroize::Zeroizing;
 
-use crate::proto::key::{Key, KeyHasher};
+use spiped_proto::key::{Key, KeyHasher};
 
 /// The largest key file hashed. C spiped has no limit but reads the file whole; past this
 /// size a "key file" is a mistake (`-k /dev/zero`, a disk image), not a key.

@@ -1,8 +1,9 @@
 //! spiped in Rust: a wire-compatible reimplementation of Tarsnap's `spiped` and `spipe`.
 //!
 //! Layering, from the bottom up (each module has one job):
-//! - [`proto`]: the sans-IO protocol core (key schedule, Diffie-Hellman, handshake state
-//!   machine, packet seal/open). No sockets, no async runtime.
+//! - [`spiped_proto`] (the `proto/` crate): the sans-IO protocol core (key schedule,
+//!   Diffie-Hellman, handshake state machine, packet seal/open). No sockets, no async
+//!   runtime.
 //! - [`keyfile`], [`resolve`]: turning the command line's key file and addresses into
 //!   a key and endpoints.
 //! - [`pump`]: one direction of an established connection.
@@ -28,7 +29,6 @@ pub mod log;
 pub mod metrics;
 pub mod pipe;
 pub mod pipes;
-pub mod proto;
 pub mod proxy;
 pub mod pump;
 pub mod resolve;

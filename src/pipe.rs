@@ -114,8 +114,8 @@ impl PipeState {
 mod tests {
     use super::*;
     use crate::conn::{ConnConfig, Direction};
-    use crate::proto::handshake::Mode;
-    use crate::proto::key::Key;
+    use spiped_proto::handshake::Mode;
+    use spiped_proto::key::Key;
 
     fn allowing(nets: &[&str]) -> Settings {
         Settings {

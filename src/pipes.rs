@@ -18,10 +18,10 @@ use crate::conn::ConnConfig;
 use crate::daemon::{self, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
 use crate::pipe::{Counters, PipeState, Settings};
-use crate::proto::handshake::{Handshake, Mode};
-use crate::proto::key::Key;
 use crate::resolve::{self, Targets};
 use crate::{dispatch, systemd};
+use spiped_proto::handshake::{Handshake, Mode};
+use spiped_proto::key::Key;
 
 /// The pipes being served, and what they share.
 pub struct Pipes {

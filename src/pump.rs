@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use spiped_transports::Transport;
 
-use crate::proto::framing::Deframer;
-use crate::proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
+use spiped_proto::framing::Deframer;
+use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
 
 /// Packets per batch when a direction wakes up: enough for any interactive exchange.
 const MIN_BATCH: usize = 8;

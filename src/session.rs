@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use spiped_transports::Transport;
 
-use crate::proto::dh;
-use crate::proto::handshake::{
+use crate::pump::{self, PumpError};
+use spiped_proto::dh;
+use spiped_proto::handshake::{
     Exchange, Handshake, HandshakeError, MAX_READ_WINDOW, Mode, Next, Role,
 };
-use crate::proto::key::Key;
-use crate::proto::packet::{Opener, Sealer};
-use crate::pump::{self, PumpError};
+use spiped_proto::key::Key;
+use spiped_proto::packet::{Opener, Sealer};
 
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
@@ -114,7 +114,7 @@ pub struct Early<'a> {
 
 /// At most this much of the source goes with the DH message: the first batch of a pump,
 /// more than most requests that open a conversation.
-const EARLY_MAX: usize = 8 * crate::proto::packet::PAYLOAD_MAX;
+const EARLY_MAX: usize = 8 * spiped_proto::packet::PAYLOAD_MAX;
 
 impl Early<'_> {
     /// Seals the prefix and what the source has ready into `hs`'s DH message; returns
@@ -521,7 +521,7 @@ mod tests {
                 server.write_all(ours).await.unwrap();
                 hs.sent();
                 hs.received(&nonce).unwrap();
-                let mut msg = [0; 288 + crate::proto::packet::PACKET_LEN];
+                let mut msg = [0; 288 + spiped_proto::packet::PACKET_LEN];
                 read_exact(&server, &mut msg).await;
                 hs.received(&msg[..64]).unwrap();
                 hs.received(&msg[64..288]).unwrap();

@@ -13,9 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use spiped::proto::dh;
-use spiped::proto::key::{SessionKeys, session_keys};
-use spiped::proto::{Handshake, Key, Mode as HsMode, Next, Opener, PACKET_LEN, PAYLOAD_MAX, Role};
+use spiped_proto::dh;
+use spiped_proto::key::{SessionKeys, session_keys};
+use spiped_proto::{Handshake, Key, Mode as HsMode, Next, Opener, PACKET_LEN, PAYLOAD_MAX, Role};
 
 const KEY: &[u8] = b"fault injection key file contents";
 

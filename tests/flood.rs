@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
-use spiped::proto::{Handshake, Key, Mode as HsMode, Next, Role};
+use spiped_proto::{Handshake, Key, Mode as HsMode, Next, Role};
 
 /// Our `spiped -d` in front of a target, and our `spiped -e` in front of that.
 fn chain(mode: Mode, enc_extra: &[&str], dec_extra: &[&str]) -> Chain {

@@ -2,7 +2,7 @@
 //! parsing: random inputs, with shrinking to a minimal case on failure.
 
 use proptest::prelude::*;
-use spiped::proto::{
+use spiped_proto::{
     Deframer, Handshake, Key, Mode, Opener, PACKET_LEN, PAYLOAD_MAX, Role, Sealer, step,
 };
 use spiped_transports::Address;

@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
-use spiped::proto::{Handshake, Key, Mode, Role};
+use spiped_proto::{Handshake, Key, Mode, Role};
 
 /// The bytes looked for, set before arming.
 static NEEDLE: [AtomicU8; 32] = [const { AtomicU8::new(0) }; 32];
@@ -96,7 +96,7 @@ fn rotation_keys_never_freed_unwiped() {
                 .unwrap()
                 .accepting_also(&keys[1..]);
             let mut c = Handshake::new(Role::Client, fast, client_key).unwrap();
-            spiped::proto::drive(&mut c, &mut s).expect("handshake");
+            spiped_proto::drive(&mut c, &mut s).expect("handshake");
             assert!(c.finish().is_some() && s.finish().is_some());
         }
         ARMED.store(false, Ordering::SeqCst);

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use spiped::proto::{Handshake, Key, Mode, Next, Opener, PACKET_LEN, Role, Sealer, step};
+use spiped_proto::{Handshake, Key, Mode, Next, Opener, PACKET_LEN, Role, Sealer, step};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

@@ -6,7 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use sha2::Sha256;
-use spiped::proto::mac::MacKey;
+use spiped_proto::mac::MacKey;
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spiped::proto::{Opener, PACKET_LEN, Sealer};
+use spiped_proto::{Opener, PACKET_LEN, Sealer};
 
 const E: [u8; 32] = [0x5a; 32];
 const H: [u8; 32] = [0xa5; 32];

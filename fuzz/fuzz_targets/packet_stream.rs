@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use spiped::proto::{Deframer, Opener, PACKET_LEN, PAYLOAD_MAX, Sealer};
+use spiped_proto::{Deframer, Opener, PACKET_LEN, PAYLOAD_MAX, Sealer};
 
 const E: [u8; 32] = [0x11; 32];
 const H: [u8; 32] = [0x22; 32];

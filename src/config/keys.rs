@@ -3,7 +3,7 @@
 
 use super::Config;
 use crate::keyfile;
-use crate::proto::key::Key;
+use spiped_proto::key::Key;
 
 /// Loads key files, remembering a key read from standard input (`-k -`): standard
 /// input can be read once only, so a reload keeps that key.

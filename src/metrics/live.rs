@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::conn::{Direction, peer_bytes};
-use crate::proto::handshake::Exchange;
 use crate::session::Traffic;
+use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the
 /// traffic counters per batch, and whoever reads the status.

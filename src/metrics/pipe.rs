@@ -18,8 +18,8 @@ use prometheus_client::registry::Registry;
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
 use crate::conn::{ConnError, Direction};
-use crate::proto::handshake::Exchange;
 use crate::resolve::Targets;
+use spiped_proto::handshake::Exchange;
 
 /// Label set `{pipe}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

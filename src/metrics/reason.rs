@@ -4,9 +4,9 @@
 use std::io;
 
 use crate::conn::ConnError;
-use crate::proto::handshake::{Exchange, HandshakeError};
 use crate::pump::PumpError;
 use crate::session::HandshakeFailure;
+use spiped_proto::handshake::{Exchange, HandshakeError};
 
 /// Why a connection closed: the `reason` label of `spiped_connections_closed_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,10 +21,10 @@ use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transpo
 use crate::cli::bench::{BenchOptions, parse};
 use crate::conn::{ConnConfig, Direction};
 use crate::metrics::Metrics;
-use crate::proto::handshake::{Handshake, Mode, Role, drive};
-use crate::proto::key::Key;
-use crate::proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
 use crate::resolve::Targets;
+use spiped_proto::handshake::{Handshake, Mode, Role, drive};
+use spiped_proto::key::Key;
+use spiped_proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
 
 /// Entry point of `spiped bench`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {

@@ -5,8 +5,8 @@ use spiped_transports::event_loop::block_on;
 
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
-use crate::proto::handshake::{Mode, Role};
 use crate::{keyfile, resolve, sandbox, session};
+use spiped_proto::handshake::{Mode, Role};
 
 /// Entry point of `spipe`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {

@@ -223,7 +223,7 @@ impl Daemon {
     /// or SIGINT, reloading on SIGHUP.
     async fn serve(
         mut self,
-        keys: Vec<Vec<crate::proto::key::Key>>,
+        keys: Vec<Vec<spiped_proto::key::Key>>,
         mut readiness: Option<Readiness>,
         mut signals: Signals,
     ) -> Result<(), String> {

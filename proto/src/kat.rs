@@ -1,10 +1,10 @@
-//! Access to the known-answer vectors in `tests/vectors/spiped-kat.json`.
+//! Access to the known-answer vectors in `proto/tests/vectors/spiped-kat.json`.
 //!
 //! The file is compiled in so the tests do not depend on the working directory.
 
 use serde_json::Value;
 
-const KAT_JSON: &str = include_str!("../../tests/vectors/spiped-kat.json");
+const KAT_JSON: &str = include_str!("../tests/vectors/spiped-kat.json");
 
 /// The parsed vector file.
 pub(crate) fn kat() -> Value {

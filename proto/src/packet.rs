@@ -50,7 +50,7 @@ type PacketCtr = CtrCore<Aes256, Ctr64BE>;
 ///
 /// HMAC zero-pads keys shorter than the 64-byte SHA-256 block, so keying with the padded
 /// block is the same function and goes through the infallible `KeyInit::new`.
-pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
+pub fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
     // Built in place, not via `Array::from([u8; 64])`, whose by-value temporary copy of
     // the key would be left on the stack unwiped.
     let mut block = Array::<u8, U64>::default();
@@ -394,7 +394,7 @@ impl std::error::Error for PacketError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::kat::{hex_array, hex_field, kat, mode};
+    use crate::kat::{hex_array, hex_field, kat, mode};
 
     const E: [u8; 32] = [0x11; 32];
     const H: [u8; 32] = [0x22; 32];

@@ -863,9 +863,9 @@ pub fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::kat::{self, hex_array, hex_field};
-    use crate::proto::packet::PACKET_LEN;
-    use crate::proto::x25519::tests::LOW_ORDER;
+    use crate::kat::{self, hex_array, hex_field};
+    use crate::packet::PACKET_LEN;
+    use crate::x25519::tests::LOW_ORDER;
 
     /// [`drive`], with the side that failed as `true` for the client.
     fn run(c: &mut Handshake, s: &mut Handshake) -> Result<(), (bool, HandshakeError)> {

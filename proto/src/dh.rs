@@ -145,7 +145,7 @@ fn generator_table() -> &'static [[BoxedUint; 16]] {
 }
 
 /// A fresh exponent with its public value, computed ahead of the handshake that will
-/// use it (see [`crate::proto::handshake::Handshake::use_keypair`]). The exponent is
+/// use it (see [`crate::handshake::Handshake::use_keypair`]). The exponent is
 /// wiped when dropped.
 pub struct Keypair {
     secret: Secret,
@@ -223,7 +223,7 @@ pub fn is_acceptable_peer_value(y: &[u8; Y_LEN]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::kat::{hex_array, hex_field, kat, mode};
+    use crate::kat::{hex_array, hex_field, kat, mode};
 
     #[test]
     fn kat_public_and_shared() {

@@ -125,7 +125,7 @@ impl fmt::Debug for SessionKeys {
 /// Derives the session keys:
 /// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S || y_SC, 1 iteration, 128 bytes)`.
 ///
-/// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::proto::dh`]).
+/// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::dh`]).
 pub fn session_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce, shared: &[u8]) -> SessionKeys {
     derive_session_keys(key, &[nonce_c, nonce_s, shared])
 }
@@ -172,7 +172,7 @@ fn derive_session_keys(key: &Key, salt_parts: &[&[u8]]) -> SessionKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::kat::{hex_array, hex_field, kat, mode};
+    use crate::kat::{hex_array, hex_field, kat, mode};
 
     #[test]
     fn kat_key_and_dhmac() {

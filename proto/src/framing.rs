@@ -186,7 +186,7 @@ impl core::fmt::Debug for Deframer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::packet::Sealer;
+    use crate::packet::Sealer;
 
     const E: [u8; 32] = [0x31; 32];
     const H: [u8; 32] = [0x42; 32];
