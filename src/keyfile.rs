@@ -1,5 +1,6 @@
 //! Loading the pre-shared key file (a path, or `-` for standard input).
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
@@ -29,7 +30,7 @@ const CHUNK: usize = 64 * 1024;
 /// error (as ssh does for private keys) but is still used: refusing would break existing
 /// setups. Devices, FIFOs and standard input draw none: their modes say nothing about
 /// who can read the key.
-pub fn load(path: &str) -> Result<Key, String> {
+pub fn load(path: &str) -> Result<Key, KeyFileError> {
     let name = if path == "-" { "standard input" } else { path };
     let read = if path == "-" {
         // Straight from descriptor 0: the buffered `Stdin` would keep a copy of the key
@@ -52,17 +53,14 @@ pub fn load(path: &str) -> Result<Key, String> {
             hash_stream(f)
         })
     };
-    let read = read.map_err(|e| {
-        format!(
-            "cannot read key file {name}: {}",
-            crate::errors::describe(&e)
-        )
+    let read = read.map_err(|source| KeyFileError::Read {
+        name: name.to_owned(),
+        source,
     })?;
     let Some((key, len)) = read else {
-        return Err(format!(
-            "key file {name} is larger than 1 GiB: give -k a file of 32 random bytes \
-             (`spiped keygen > FILE`)"
-        ));
+        return Err(KeyFileError::TooLarge {
+            name: name.to_owned(),
+        });
     };
     if len < 32 {
         crate::log::warn(&format!(
@@ -71,6 +69,50 @@ pub fn load(path: &str) -> Result<Key, String> {
         ));
     }
     Ok(key)
+}
+
+/// Why a key file could not be loaded; its message names the file (`standard input`
+/// for `-k -`).
+#[derive(Debug)]
+pub enum KeyFileError {
+    /// Opening or reading it failed.
+    Read {
+        /// The file as the user named it.
+        name: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// It holds more than [`MAX_KEY_FILE`] bytes.
+    TooLarge {
+        /// The file as the user named it.
+        name: String,
+    },
+}
+
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileError::Read { name, source } => write!(
+                f,
+                "cannot read key file {name}: {}",
+                crate::errors::describe(source)
+            ),
+            KeyFileError::TooLarge { name } => write!(
+                f,
+                "key file {name} is larger than 1 GiB: give -k a file of 32 random bytes \
+                 (`spiped keygen > FILE`)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyFileError::Read { source, .. } => Some(source),
+            KeyFileError::TooLarge { .. } => None,
+        }
+    }
 }
 
 /// Hashes `r` to its end in chunks through a buffer that is wiped when dropped: the key

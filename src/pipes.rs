@@ -208,7 +208,9 @@ impl Pipes {
             routes.push(targets);
         }
         let bind = match &pipe.bind {
-            Some(b) => Some(resolve::bind_address(b, look_up(b, patient).await?)?),
+            Some(b) => Some(
+                resolve::bind_address(b, look_up(b, patient).await?).map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         // Like C, with -D nothing listens before the targets resolve.
@@ -381,8 +383,5 @@ fn stream_options(pipe: &PipeConfig) -> StreamOptions {
 
 /// Resolves `addr`, retrying until it works when `patient` (`-D`).
 async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    match patient {
-        true => Ok(resolve::resolve_patiently(addr).await),
-        false => resolve::resolve(addr).await,
-    }
+    (resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())
 }

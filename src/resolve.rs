@@ -8,12 +8,14 @@
 
 mod provider;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_resolver::Resolver;
 use hickory_resolver::config::ResolverConfig;
+use hickory_resolver::net::NetError;
 use spiped_transports::{Address, Endpoint};
 
 use provider::ConnectedUdp;
@@ -25,16 +27,18 @@ pub const WAIT_DNS_RETRY: Duration = Duration::from_secs(1);
 
 /// Resolves `addr` into every endpoint it names, in the resolver's order. Errors name
 /// the address.
-pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, String> {
+pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, ResolveError> {
     match addr {
         Address::Unix(p) => Ok(vec![Endpoint::Unix(p.clone())]),
         Address::Ip { ip, port } => Ok(vec![Endpoint::Tcp(SocketAddr::new(*ip, *port))]),
         Address::Name { host, port } => {
-            let found = lookup(host)
-                .await
-                .map_err(|e| format!("cannot resolve {addr}: {e}"))?;
+            let fail = |why| ResolveError::Lookup {
+                addr: addr.clone(),
+                why,
+            };
+            let found = lookup(host).await.map_err(fail)?;
             if found.is_empty() {
-                return Err(format!("cannot resolve {addr}: no addresses found"));
+                return Err(fail(LookupError::NoAddresses));
             }
             Ok(found
                 .into_iter()
@@ -44,13 +48,14 @@ pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, String> {
     }
 }
 
-/// Like [`resolve`], but for `-D`: retries every [`WAIT_DNS_RETRY`] until it succeeds,
-/// warning once.
-pub async fn resolve_patiently(addr: &Address) -> Vec<Endpoint> {
+/// Like [`resolve`], but with `wait` (`-D`) never fails: retries every
+/// [`WAIT_DNS_RETRY`] until it succeeds, warning once.
+pub async fn resolve_or_wait(addr: &Address, wait: bool) -> Result<Vec<Endpoint>, ResolveError> {
     let mut warned = false;
     loop {
         match resolve(addr).await {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
+            Err(e) if !wait => return Err(e),
             Err(e) if !warned => {
                 log::warn(&format!("{e}; retrying until it resolves (-D)"));
                 warned = true;
@@ -63,7 +68,7 @@ pub async fn resolve_patiently(addr: &Address) -> Vec<Endpoint> {
 
 /// The addresses of `host` from a resolver built afresh, so that `/etc/hosts` and
 /// `/etc/resolv.conf` are read now rather than when the daemon started.
-async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, LookupError> {
     let builder = match Resolver::builder(ConnectedUdp::default()) {
         Ok(b) => b,
         // Like the C library without /etc/resolv.conf: still answer from /etc/hosts.
@@ -72,34 +77,103 @@ async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, String> {
             ConnectedUdp::default(),
         ),
     };
-    let resolver = builder.build().map_err(|e| e.to_string())?;
-    let found = resolver.lookup_ip(host).await.map_err(|e| {
-        use hickory_resolver::net::NetError;
-        match e {
-            _ if e.is_nx_domain() || e.is_no_records_found() => {
-                "no such host (not in /etc/hosts, and DNS has no address for it)".to_owned()
-            }
-            NetError::NoConnections | NetError::Timeout => {
-                "no DNS server answered (see the nameserver lines of /etc/resolv.conf)".to_owned()
-            }
-            e => format!("DNS look-up failed: {e}"),
-        }
+    let resolver = builder.build().map_err(|e| LookupError::Resolver(Box::new(e)))?;
+    let found = resolver.lookup_ip(host).await.map_err(|e| match e {
+        _ if e.is_nx_domain() || e.is_no_records_found() => LookupError::NoSuchHost,
+        NetError::NoConnections | NetError::Timeout => LookupError::NoServer,
+        e => LookupError::Failed(Box::new(e)),
     })?;
     Ok(found.iter().collect())
 }
 
 /// Resolves a `-b` bind address to one IP socket address.
-pub async fn resolve_bind(addr: &Address) -> Result<SocketAddr, String> {
+pub async fn resolve_bind(addr: &Address) -> Result<SocketAddr, ResolveError> {
     bind_address(addr, resolve(addr).await?)
 }
 
 /// Picks the address outgoing connections bind to from what `-b` resolved to.
-pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, String> {
+pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, ResolveError> {
     match found.into_iter().next() {
         Some(Endpoint::Tcp(a)) => Ok(a),
-        _ => Err(format!(
-            "invalid bind address {addr}: -b takes an IP address or host name, not a UNIX socket"
-        )),
+        _ => Err(ResolveError::UnixBind { addr: addr.clone() }),
+    }
+}
+
+/// Why an address gave no endpoint; the message names the address.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// Its host name did not resolve.
+    Lookup {
+        /// The address as the user gave it.
+        addr: Address,
+        /// Why the look-up failed.
+        why: LookupError,
+    },
+    /// `-b` named a UNIX socket, which outgoing TCP connections cannot bind to.
+    UnixBind {
+        /// The address as the user gave it.
+        addr: Address,
+    },
+}
+
+/// Why a host name did not resolve.
+#[derive(Debug)]
+pub enum LookupError {
+    /// Neither `/etc/hosts` nor DNS knows the name.
+    NoSuchHost,
+    /// No name server answered.
+    NoServer,
+    /// The look-up succeeded but gave no address.
+    NoAddresses,
+    /// The resolver could not be set up.
+    Resolver(Box<NetError>),
+    /// The look-up failed otherwise.
+    Failed(Box<NetError>),
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Lookup { addr, why } => write!(f, "cannot resolve {addr}: {why}"),
+            ResolveError::UnixBind { addr } => write!(
+                f,
+                "invalid bind address {addr}: -b takes an IP address or host name, not a UNIX socket"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResolveError::Lookup { why, .. } => Some(why),
+            ResolveError::UnixBind { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::NoSuchHost => {
+                f.write_str("no such host (not in /etc/hosts, and DNS has no address for it)")
+            }
+            LookupError::NoServer => {
+                f.write_str("no DNS server answered (see the nameserver lines of /etc/resolv.conf)")
+            }
+            LookupError::NoAddresses => f.write_str("no addresses found"),
+            LookupError::Resolver(e) => write!(f, "{e}"),
+            LookupError::Failed(e) => write!(f, "DNS look-up failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LookupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LookupError::Resolver(e) | LookupError::Failed(e) => Some(&**e),
+            _ => None,
+        }
     }
 }
 

@@ -35,7 +35,7 @@ impl KeyLoader {
                     }
                     Err(e) => errors.push(match &k.at {
                         Some(at) => format!("{at}: key: {e}"),
-                        None => e,
+                        None => e.to_string(),
                     }),
                 }
             }

@@ -18,16 +18,17 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
-    let key = keyfile::load(&opts.key_file)?;
+    let key = keyfile::load(&opts.key_file).map_err(|e| e.to_string())?;
     let (targets, bind) = block_on(async {
         let targets = resolve::resolve(&opts.target).await?;
         let bind = match &opts.bind {
             Some(b) => Some(resolve::resolve_bind(b).await?),
             None => None,
         };
-        Ok::<_, String>((targets, bind))
+        Ok::<_, resolve::ResolveError>((targets, bind))
     })
-    .map_err(super::event_loop_failed)??;
+    .map_err(super::event_loop_failed)?
+    .map_err(|e| e.to_string())?;
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,

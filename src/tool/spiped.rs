@@ -182,10 +182,8 @@ impl Signals {
 
 /// Binds the metrics endpoint on `addr` (resolved, patiently with `-D`).
 async fn bind_metrics(addr: &Address, patient: bool) -> Result<metrics::Server, String> {
-    let found = match patient {
-        true => crate::resolve::resolve_patiently(addr).await,
-        false => crate::resolve::resolve(addr).await?,
-    };
+    let found =
+        (crate::resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())?;
     let ep = (found.into_iter().next())
         .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))?;
     metrics::bind(&ep)
