@@ -1,7 +1,8 @@
 //! Becoming a daemon: forking with a readiness handshake, the pidfile, and dropping
 //! privileges (`-u`). Everything here is a thin, checked wrapper over libc.
 
-use std::ffi::CString;
+use std::ffi::{CString, c_char, c_int};
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,24 +28,24 @@ pub struct Readiness {
 /// [`Readiness::ready`] (then exits 0) or ends without doing so (then exits with the
 /// child's status, 1 if the child was killed). The child starts a new session, so it
 /// has no controlling terminal, and carries on.
-pub fn daemonize() -> Result<Readiness, String> {
+pub fn daemonize() -> Result<Readiness, DaemonError> {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill in.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!(
-            "cannot daemonize: pipe: {}",
-            describe(&io::Error::last_os_error())
-        ));
+        return Err(DaemonError::Daemonize {
+            step: "pipe",
+            source: io::Error::last_os_error(),
+        });
     }
     // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: the caller guarantees the process is single-threaded, so the child gets
     // consistent copies of every lock and allocator state; it returns to ordinary Rust.
     match unsafe { libc::fork() } {
-        -1 => Err(format!(
-            "cannot daemonize: fork: {}",
-            describe(&io::Error::last_os_error())
-        )),
+        -1 => Err(DaemonError::Daemonize {
+            step: "fork",
+            source: io::Error::last_os_error(),
+        }),
         0 => {
             drop(rd);
             // SAFETY: setsid has no memory-safety preconditions; a fresh child is never
@@ -54,7 +55,7 @@ pub fn daemonize() -> Result<Readiness, String> {
                 .read(true)
                 .write(true)
                 .open("/dev/null")
-                .map_err(|e| format!("cannot open /dev/null: {}", describe(&e)))?;
+                .map_err(DaemonError::DevNull)?;
             Ok(Readiness {
                 pipe: File::from(wr),
                 null,
@@ -104,7 +105,7 @@ impl Readiness {
     /// keeping a caller's pipe open would make `$(spiped ...)` hang). Standard error is
     /// kept, as the C spiped does, so warnings still reach wherever the caller sent them,
     /// unless `quiet_stderr` (warnings go to syslog) points it at /dev/null too.
-    pub fn ready(mut self, quiet_stderr: bool) -> Result<(), String> {
+    pub fn ready(mut self, quiet_stderr: bool) -> Result<(), DaemonError> {
         let null = &self.null;
         let mut targets = vec![libc::STDIN_FILENO, libc::STDOUT_FILENO];
         if quiet_stderr {
@@ -114,15 +115,10 @@ impl Readiness {
             // SAFETY: both are open descriptors; dup2 atomically replaces `fd`, which the
             // standard library only ever uses by number, never as an owned object.
             if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
-                return Err(format!(
-                    "cannot redirect standard streams to /dev/null: {}",
-                    describe(&io::Error::last_os_error())
-                ));
+                return Err(DaemonError::Redirect(io::Error::last_os_error()));
             }
         }
-        self.pipe
-            .write_all(&[0])
-            .map_err(|e| format!("cannot signal readiness to the parent: {}", describe(&e)))
+        self.pipe.write_all(&[0]).map_err(DaemonError::Signal)
     }
 }
 
@@ -190,30 +186,26 @@ fn open_nofollow(path: &Path, options: &mut std::fs::OpenOptions) -> io::Result<
 /// Unlike C, never through a symlink, and only into a regular file: a root daemon's
 /// pidfile often sits in a directory others may write to, and following a planted link
 /// would let them overwrite any file.
-pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, String> {
+pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, DaemonError> {
     let pid = std::process::id().to_string();
-    let fail = |why: String| {
-        format!(
-            "cannot write pidfile {}: {why} (choose another with -p)",
-            path.display()
-        )
+    let fail = |why| DaemonError::Pidfile {
+        path: path.to_owned(),
+        why,
     };
     let mut options = File::options();
     options.write(true).create(true);
     let mut f = open_nofollow(path, &mut options).map_err(|e| match e.raw_os_error() {
-        Some(libc::ELOOP) => {
-            fail("it is a symbolic link, which spiped does not write through".to_owned())
-        }
-        _ => fail(describe(&e)),
+        Some(libc::ELOOP) => fail(PidfileProblem::Symlink),
+        _ => fail(PidfileProblem::Io(e)),
     })?;
     match f.metadata() {
         Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(fail("it is not a regular file".to_owned())),
-        Err(e) => return Err(fail(describe(&e))),
+        Ok(_) => return Err(fail(PidfileProblem::NotRegular)),
+        Err(e) => return Err(fail(PidfileProblem::Io(e))),
     }
     f.set_len(0)
         .and_then(|()| f.write_all(pid.as_bytes()))
-        .map_err(|e| fail(describe(&e)))?;
+        .map_err(|e| fail(PidfileProblem::Io(e)))?;
     Ok(RemoveOnDrop {
         path: path.to_owned(),
         ours: Ours::Holding(pid),
@@ -223,29 +215,27 @@ pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, String> {
 /// Switches to the user and/or group of `-u`: supplementary groups cleared, then the
 /// group id, then the user id (the only order in which each step is still permitted).
 /// `-u user` takes the user's primary group. Fails, naming the step, if any step fails.
-pub fn drop_privileges(spec: &UserSpec) -> Result<(), String> {
+pub fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
     let (user, group) = look_up(spec, "-u")?;
     let gid = group.or(user.map(|(_, gid)| gid));
-    let fail = |what: &str| {
-        format!(
-            "cannot drop privileges (-u): {what}: {}",
-            describe(&io::Error::last_os_error())
-        )
+    let fail = |step: String| DaemonError::DropPrivileges {
+        step,
+        source: io::Error::last_os_error(),
     };
     if let Some(gid) = gid {
         // SAFETY: a null list with length 0 is the documented way to clear the groups.
         if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
-            return Err(fail("setgroups"));
+            return Err(fail("setgroups".to_owned()));
         }
         // SAFETY: plain system call on an integer; glibc applies it to every thread.
         if unsafe { libc::setgid(gid) } != 0 {
-            return Err(fail(&format!("setgid({gid})")));
+            return Err(fail(format!("setgid({gid})")));
         }
     }
     if let Some((uid, _)) = user {
         // SAFETY: as above.
         if unsafe { libc::setuid(uid) } != 0 {
-            return Err(fail(&format!("setuid({uid})")));
+            return Err(fail(format!("setuid({uid})")));
         }
     }
     Ok(())
@@ -253,7 +243,7 @@ pub fn drop_privileges(spec: &UserSpec) -> Result<(), String> {
 
 /// The owner and group `--socket-owner` gives the source socket's file, as chown(1)
 /// reads `user`, `:group` and `user:group` (a lone user leaves the group as it is).
-pub fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), String> {
+pub fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), DaemonError> {
     let (user, group) = look_up(spec, "--socket-owner")?;
     Ok((user.map(|(uid, _)| uid), group))
 }
@@ -265,85 +255,255 @@ type UserIds = (libc::uid_t, libc::gid_t);
 /// databases; errors name `option`.
 fn look_up(
     spec: &UserSpec,
-    option: &str,
-) -> Result<(Option<UserIds>, Option<libc::gid_t>), String> {
+    option: &'static str,
+) -> Result<(Option<UserIds>, Option<libc::gid_t>), DaemonError> {
     let (user, group) = match spec {
         UserSpec::User(u) => (Some(u.as_str()), None),
         UserSpec::Group(g) => (None, Some(g.as_str())),
         UserSpec::UserGroup(u, g) => (Some(u.as_str()), Some(g.as_str())),
     };
-    Ok((
-        user.map(|u| lookup_user(u, option)).transpose()?,
-        group.map(|g| lookup_group(g, option)).transpose()?,
-    ))
+    let user = user.map(|name| {
+        let account = Account::new(AccountKind::User, name, option);
+        // SAFETY: getpwnam_r fills a passwd, an all-zero one is valid, and keeps to the
+        // buffer it is given; the ids are plain integers.
+        unsafe { look_up_entry(account, libc::getpwnam_r, |pw| (pw.pw_uid, pw.pw_gid)) }
+    });
+    let user = user.transpose()?;
+    let group = group.map(|name| {
+        let account = Account::new(AccountKind::Group, name, option);
+        // SAFETY: as above, for getgrnam_r and a group.
+        unsafe { look_up_entry(account, libc::getgrnam_r, |gr| gr.gr_gid) }
+    });
+    Ok((user, group.transpose()?))
 }
 
 /// Size of the scratch buffer for the reentrant passwd/group look-ups; ERANGE doubles it.
 const LOOKUP_BUF: usize = 4096;
 
-/// The uid and primary gid of `name`.
-fn lookup_user(name: &str, option: &str) -> Result<UserIds, String> {
-    let cname =
-        CString::new(name).map_err(|_| format!("invalid user name '{name}' for {option}"))?;
+/// A reentrant look-up by name in a system database, as getpwnam_r(3) and getgrnam_r(3).
+type GetEntry<T> =
+    unsafe extern "C" fn(*const c_char, *mut T, *mut c_char, libc::size_t, *mut *mut T) -> c_int;
+
+/// What `pick` takes from the entry of `account` that `get` finds.
+///
+/// # Safety
+/// An all-zero `T` must be a valid value, and `get` must behave as getpwnam_r(3): given
+/// valid pointers and the true size of the buffer, it writes only to the entry, the
+/// buffer (which the entry's string fields then point into) and the result pointer.
+/// `pick` must not keep those string pointers: the buffer is freed on return.
+unsafe fn look_up_entry<T, R>(
+    account: Account,
+    get: GetEntry<T>,
+    pick: impl Fn(&T) -> R,
+) -> Result<R, DaemonError> {
+    let Ok(cname) = CString::new(account.name.as_str()) else {
+        return Err(account.fails(AccountProblem::InvalidName));
+    };
     let mut buf = vec![0u8; LOOKUP_BUF];
     loop {
-        // SAFETY: an all-zero passwd is a valid value (integers and null pointers).
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: the caller guarantees an all-zero `T` is valid.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut found: *mut T = std::ptr::null_mut();
         // SAFETY: every pointer is valid for the call, and `buf.len()` is the true size
-        // of the buffer the string fields of `pw` will point into.
+        // of the buffer; the caller guarantees `get` keeps to them.
         let r = unsafe {
-            libc::getpwnam_r(
+            get(
                 cname.as_ptr(),
-                &mut pw,
+                &mut entry,
                 buf.as_mut_ptr().cast(),
                 buf.len(),
                 &mut found,
             )
         };
         match r {
-            0 if found.is_null() => return Err(format!("unknown user '{name}' ({option})")),
-            0 => return Ok((pw.pw_uid, pw.pw_gid)),
+            0 if found.is_null() => return Err(account.fails(AccountProblem::Unknown)),
+            0 => return Ok(pick(&entry)),
             libc::ERANGE => buf.resize(buf.len() * 2, 0),
             e => {
-                return Err(format!(
-                    "cannot look up user '{name}' ({option}): {}",
-                    describe(&io::Error::from_raw_os_error(e))
-                ));
+                let e = io::Error::from_raw_os_error(e);
+                return Err(account.fails(AccountProblem::LookupFailed(e)));
             }
         }
     }
 }
 
-/// The gid of group `name`.
-fn lookup_group(name: &str, option: &str) -> Result<libc::gid_t, String> {
-    let cname =
-        CString::new(name).map_err(|_| format!("invalid group name '{name}' for {option}"))?;
-    let mut buf = vec![0u8; LOOKUP_BUF];
-    loop {
-        // SAFETY: an all-zero group is a valid value (integers and null pointers).
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: as in lookup_user.
-        let r = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut gr,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        match r {
-            0 if found.is_null() => return Err(format!("unknown group '{name}' ({option})")),
-            0 => return Ok(gr.gr_gid),
-            libc::ERANGE => buf.resize(buf.len() * 2, 0),
-            e => {
-                return Err(format!(
-                    "cannot look up group '{name}' ({option}): {}",
-                    describe(&io::Error::from_raw_os_error(e))
-                ));
+/// A user or group name given to an option (`-u`, `--socket-owner`).
+#[derive(Debug)]
+pub struct Account {
+    /// Whether it names a user or a group.
+    pub kind: AccountKind,
+    /// The name as given.
+    pub name: String,
+    /// The option that gave it.
+    pub option: &'static str,
+}
+
+impl Account {
+    /// `name`, given to `option` as a user or group.
+    fn new(kind: AccountKind, name: &str, option: &'static str) -> Account {
+        Account {
+            kind,
+            name: name.to_owned(),
+            option,
+        }
+    }
+
+    /// The error saying why this account cannot be used.
+    fn fails(self, why: AccountProblem) -> DaemonError {
+        DaemonError::Account { account: self, why }
+    }
+}
+
+/// Which database an [`Account`] is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// The passwd database.
+    User,
+    /// The group database.
+    Group,
+}
+
+/// Why an [`Account`] cannot be used.
+#[derive(Debug)]
+pub enum AccountProblem {
+    /// The name holds a NUL byte.
+    InvalidName,
+    /// No such user or group exists.
+    Unknown,
+    /// The database could not be read.
+    LookupFailed(io::Error),
+}
+
+/// Why the pidfile was not written.
+#[derive(Debug)]
+pub enum PidfileProblem {
+    /// Its path is a symbolic link, which is never written through.
+    Symlink,
+    /// Its path is something other than a regular file.
+    NotRegular,
+    /// Opening or writing it failed.
+    Io(io::Error),
+}
+
+/// What failed while becoming a daemon; the message says what to do where it can.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// A step of forking into the background (`pipe`, `fork`) failed.
+    Daemonize {
+        /// The system call that failed.
+        step: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// `/dev/null` could not be opened for the standard streams.
+    DevNull(io::Error),
+    /// The standard streams could not be pointed at `/dev/null`.
+    Redirect(io::Error),
+    /// The waiting parent could not be told that the daemon is ready.
+    Signal(io::Error),
+    /// The pidfile (`-p`) could not be written.
+    Pidfile {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        why: PidfileProblem,
+    },
+    /// A step of dropping privileges (`-u`) failed.
+    DropPrivileges {
+        /// The system call that failed, with its argument.
+        step: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A user or group name cannot be used.
+    Account {
+        /// The name, its kind and the option that gave it.
+        account: Account,
+        /// Why.
+        why: AccountProblem,
+    },
+}
+
+impl fmt::Display for AccountKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AccountKind::User => "user",
+            AccountKind::Group => "group",
+        })
+    }
+}
+
+impl fmt::Display for PidfileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PidfileProblem::Symlink => {
+                f.write_str("it is a symbolic link, which spiped does not write through")
             }
+            PidfileProblem::NotRegular => f.write_str("it is not a regular file"),
+            PidfileProblem::Io(e) => f.write_str(&describe(e)),
+        }
+    }
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Daemonize { step, source } => {
+                write!(f, "cannot daemonize: {step}: {}", describe(source))
+            }
+            DaemonError::DevNull(e) => write!(f, "cannot open /dev/null: {}", describe(e)),
+            DaemonError::Redirect(e) => write!(
+                f,
+                "cannot redirect standard streams to /dev/null: {}",
+                describe(e)
+            ),
+            DaemonError::Signal(e) => {
+                write!(f, "cannot signal readiness to the parent: {}", describe(e))
+            }
+            DaemonError::Pidfile { path, why } => write!(
+                f,
+                "cannot write pidfile {}: {why} (choose another with -p)",
+                path.display()
+            ),
+            DaemonError::DropPrivileges { step, source } => write!(
+                f,
+                "cannot drop privileges (-u): {step}: {}",
+                describe(source)
+            ),
+            DaemonError::Account { account, why } => {
+                let Account { kind, name, option } = account;
+                match why {
+                    AccountProblem::InvalidName => {
+                        write!(f, "invalid {kind} name '{name}' for {option}")
+                    }
+                    AccountProblem::Unknown => write!(f, "unknown {kind} '{name}' ({option})"),
+                    AccountProblem::LookupFailed(e) => write!(
+                        f,
+                        "cannot look up {kind} '{name}' ({option}): {}",
+                        describe(e)
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DaemonError::Daemonize { source, .. } | DaemonError::DropPrivileges { source, .. } => {
+                Some(source)
+            }
+            DaemonError::DevNull(e) | DaemonError::Redirect(e) | DaemonError::Signal(e) => Some(e),
+            DaemonError::Pidfile {
+                why: PidfileProblem::Io(e),
+                ..
+            }
+            | DaemonError::Account {
+                why: AccountProblem::LookupFailed(e),
+                ..
+            } => Some(e),
+            DaemonError::Pidfile { .. } | DaemonError::Account { .. } => None,
         }
     }
 }

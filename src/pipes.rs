@@ -304,7 +304,7 @@ impl Pipes {
             .next()
             .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
         let (uid, gid) = match &pipe.socket_owner {
-            Some(spec) => daemon::socket_owner(spec)?,
+            Some(spec) => daemon::socket_owner(spec).map_err(|e| e.to_string())?,
             None => (None, None),
         };
         let file = SocketFile {

@@ -111,7 +111,7 @@ fn run(inv: Invocation) -> Result<(), String> {
     // until the child reports it is serving or has failed.
     let readiness = match config.process.foreground {
         true => None,
-        false => Some(daemon::daemonize()?),
+        false => Some(daemon::daemonize().map_err(|e| e.to_string())?),
     };
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
@@ -228,7 +228,7 @@ impl Daemon {
         let process = self.config.process.clone();
         let metrics = self.metrics.clone();
         let _pidfile = match readiness {
-            Some(_) => Some(daemon::write_pidfile(&process.pidfile)?),
+            Some(_) => Some(daemon::write_pidfile(&process.pidfile).map_err(|e| e.to_string())?),
             None => None,
         };
         if process.wait_dns {
@@ -255,7 +255,7 @@ impl Daemon {
             .and_then(|e| e.unix_file())
             .map(|(path, id)| RemoveOnDrop::socket(path, id));
         if let Some(user) = &process.user {
-            daemon::drop_privileges(user)?;
+            daemon::drop_privileges(user).map_err(|e| e.to_string())?;
         }
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
@@ -370,7 +370,7 @@ impl Daemon {
 /// syslog from now on; errors before this point reached the caller's terminal.
 fn announce_ready(readiness: Option<Readiness>, syslog: bool) -> Result<(), String> {
     if let Some(r) = readiness {
-        r.ready(syslog)?;
+        r.ready(syslog).map_err(|e| e.to_string())?;
     }
     if syslog {
         log::use_syslog();
