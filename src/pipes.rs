@@ -291,7 +291,8 @@ impl Pipes {
             Some(s) => Some(look_up(s, patient).await?),
             None => None,
         };
-        if let Some(l) = systemd::take(&mut self.passed, source.as_deref(), self.command_line)? {
+        let taken = systemd::take(&mut self.passed, source.as_deref(), self.command_line);
+        if let Some(l) = taken.map_err(|e| e.to_string())? {
             return Ok(Socket::New(l, None, Passed::Yes));
         }
         let (Some(addr), Some(source)) = (&pipe.source, source) else {

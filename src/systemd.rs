@@ -2,6 +2,7 @@
 //! `LISTEN_FDS`) and readiness notification (`NOTIFY_SOCKET`), as sd_listen_fds(3) and
 //! sd_notify(3) describe them.
 
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
@@ -24,15 +25,13 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// Must run before the process opens any file of its own, so that descriptors 3 and up
 /// are still the ones systemd passed. A descriptor that is not a socket is an error
 /// naming it.
-pub fn inherited_sockets() -> Result<Vec<OwnedFd>, String> {
+pub fn inherited_sockets() -> Result<Vec<OwnedFd>, SystemdError> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
         == Some(std::process::id());
     let count = match std::env::var("LISTEN_FDS") {
-        Ok(n) if ours => n
-            .parse::<RawFd>()
-            .map_err(|_| format!("LISTEN_FDS={n}: expected a number of descriptors"))?,
+        Ok(n) if ours => n.parse::<RawFd>().map_err(|_| SystemdError::ListenFds(n))?,
         _ => return Ok(Vec::new()),
     };
     if TAKEN.swap(true, Ordering::AcqRel) {
@@ -41,9 +40,7 @@ pub fn inherited_sockets() -> Result<Vec<OwnedFd>, String> {
     (SD_LISTEN_FDS_START..SD_LISTEN_FDS_START.saturating_add(count))
         .map(|fd| {
             if !is_socket(fd) {
-                return Err(format!(
-                    "descriptor {fd} passed by systemd: not an open socket"
-                ));
+                return Err(SystemdError::NotSocket(fd));
             }
             // SAFETY: the socket-activation protocol hands descriptors 3 .. 3+LISTEN_FDS
             // to the process whose pid is LISTEN_PID, which we checked is us; fstat just
@@ -67,17 +64,13 @@ fn is_socket(fd: RawFd) -> bool {
 
 /// The sockets systemd passed, as listeners; each must be a listening TCP or UNIX
 /// stream socket.
-pub fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, String> {
+pub fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, SystemdError> {
     inherited
         .into_iter()
         .map(|fd| {
             let n = fd.as_raw_fd();
-            Listener::from_inherited(fd).map_err(|e| {
-                format!(
-                    "descriptor {n} passed by systemd: {}",
-                    crate::errors::describe(&e)
-                )
-            })
+            Listener::from_inherited(fd)
+                .map_err(|source| SystemdError::NotListener { fd: n, source })
         })
         .collect()
 }
@@ -90,23 +83,74 @@ pub fn take(
     passed: &mut Vec<Listener>,
     source: Option<&[Endpoint]>,
     required: bool,
-) -> Result<Option<Listener>, String> {
+) -> Result<Option<Listener>, SystemdError> {
     let n = passed.len();
     if n == 0 {
         return Ok(None);
     }
     match source {
         None if n == 1 => Ok(passed.pop()),
-        None => Err(format!(
-            "systemd passed {n} sockets: name the one to serve with -s/--source"
-        )),
+        None => Err(SystemdError::WhichSocket(n)),
         Some(wanted) => match passed.iter().position(|l| wanted.contains(l.endpoint())) {
             Some(i) => Ok(Some(passed.swap_remove(i))),
             None if !required => Ok(None),
-            None => Err(format!(
-                "none of the {n} sockets passed by systemd listens on the -s/--source address"
-            )),
+            None => Err(SystemdError::NoneOnSource(n)),
         },
+    }
+}
+
+/// What is wrong with the sockets systemd passed, or with how they are to be used.
+#[derive(Debug)]
+pub enum SystemdError {
+    /// `LISTEN_FDS` (its value here) is not a number.
+    ListenFds(String),
+    /// This descriptor is not an open socket.
+    NotSocket(RawFd),
+    /// This descriptor is a socket that cannot serve: not a listening stream socket.
+    NotListener {
+        /// The descriptor.
+        fd: RawFd,
+        /// What was wrong with it.
+        source: io::Error,
+    },
+    /// Several sockets came (this many) and no `-s` says which one to serve.
+    WhichSocket(usize),
+    /// None of the sockets (this many) listens on the `-s` address.
+    NoneOnSource(usize),
+}
+
+impl fmt::Display for SystemdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemdError::ListenFds(n) => {
+                write!(f, "LISTEN_FDS={n}: expected a number of descriptors")
+            }
+            SystemdError::NotSocket(fd) => {
+                write!(f, "descriptor {fd} passed by systemd: not an open socket")
+            }
+            SystemdError::NotListener { fd, source } => write!(
+                f,
+                "descriptor {fd} passed by systemd: {}",
+                crate::errors::describe(source)
+            ),
+            SystemdError::WhichSocket(n) => write!(
+                f,
+                "systemd passed {n} sockets: name the one to serve with -s/--source"
+            ),
+            SystemdError::NoneOnSource(n) => write!(
+                f,
+                "none of the {n} sockets passed by systemd listens on the -s/--source address"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SystemdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SystemdError::NotListener { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 

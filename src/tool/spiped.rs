@@ -101,7 +101,7 @@ fn run(inv: Invocation) -> Result<(), String> {
     };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
-    let inherited = systemd::inherited_sockets()?;
+    let inherited = systemd::inherited_sockets().map_err(|e| e.to_string())?;
     let config = source.read().map_err(|e| e.join("\n"))?;
     // The keys are read next: with `-k -` the key comes from the caller's standard input.
     let mut loader = KeyLoader::default();
@@ -122,7 +122,7 @@ fn run(inv: Invocation) -> Result<(), String> {
         // a SIGHUP does not kill a daemon that is still starting.
         let signals = Signals::install()?;
         // Sockets belong to the event loop they are registered with: made inside.
-        let passed = systemd::listeners(inherited)?;
+        let passed = systemd::listeners(inherited).map_err(|e| e.to_string())?;
         let command_line = matches!(source, Source::CommandLine(_));
         let metrics = Arc::new(Metrics::new());
         let daemon = Daemon {
