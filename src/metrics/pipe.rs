@@ -53,81 +53,49 @@ fn handshake_histogram() -> Histogram {
     Histogram::new(HANDSHAKE_BUCKETS)
 }
 
-/// The per-pipe metric families, registered once; each pipe takes its series from them.
-#[derive(Clone)]
-pub(super) struct Families {
-    accepted: Family<PipeLabel, Counter>,
-    closed: Family<PipeReason, Counter>,
-    failures: Family<PipeCause, Counter>,
-    duration: Family<PipeLabel, Histogram, fn() -> Histogram>,
-    by_key: Family<PipeKey, Counter>,
-    by_kind: Family<PipeKind, Counter>,
-    lookups: Family<PipeResult, Counter>,
-    limit_waits: Family<PipeLabel, Counter>,
-    refused: Family<PipeLabel, Counter>,
+/// Declares [`Families`] from a table: each family's field, type and constructor with
+/// the name and help text it is registered under, in registration order.
+macro_rules! families {
+    ($($field:ident: $ty:ty = $new:expr, $name:literal, $help:literal;)*) => {
+        /// The per-pipe metric families, registered once; each pipe takes its series
+        /// from them.
+        #[derive(Clone)]
+        pub(super) struct Families {
+            $($field: $ty,)*
+        }
+
+        impl Families {
+            /// Empty families, registered in `registry`.
+            pub(super) fn register(registry: &mut Registry) -> Families {
+                let f = Families { $($field: $new,)* };
+                $(registry.register($name, $help, f.$field.clone());)*
+                f
+            }
+        }
+    };
 }
 
-impl Families {
-    /// Empty families, registered in `registry`.
-    pub(super) fn register(registry: &mut Registry) -> Families {
-        let f = Families {
-            accepted: Family::default(),
-            closed: Family::default(),
-            failures: Family::default(),
-            duration: Family::new_with_constructor(handshake_histogram),
-            by_key: Family::default(),
-            by_kind: Family::default(),
-            lookups: Family::default(),
-            limit_waits: Family::default(),
-            refused: Family::default(),
-        };
-        registry.register(
-            "connections_accepted",
-            "Connections accepted on the pipe's source",
-            f.accepted.clone(),
-        );
-        registry.register(
-            "connections_closed",
-            "Connections closed, by why they ended",
-            f.closed.clone(),
-        );
-        registry.register(
-            "handshake_failures",
-            "Handshakes that failed, by cause",
-            f.failures.clone(),
-        );
-        registry.register(
-            "handshake_duration_seconds",
-            "Time from the first handshake message to the packet keys",
-            f.duration.clone(),
-        );
-        registry.register(
-            "connections_by_key",
-            "Established connections by the key they used (1 = the first -k)",
-            f.by_key.clone(),
-        );
-        registry.register(
-            "handshakes",
-            "Established connections by key agreement (pfs, fast, x25519)",
-            f.by_kind.clone(),
-        );
-        registry.register(
-            "target_lookups",
-            "Look-ups of the target's address, by result",
-            f.lookups.clone(),
-        );
-        registry.register(
-            "connection_limit_waits",
-            "Times the -n limit was reached and new connections had to wait",
-            f.limit_waits.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "Connections closed at accept because the client is not in the pipe's allow list",
-            f.refused.clone(),
-        );
-        f
-    }
+families! {
+    accepted: Family<PipeLabel, Counter> = Family::default(),
+        "connections_accepted", "Connections accepted on the pipe's source";
+    closed: Family<PipeReason, Counter> = Family::default(),
+        "connections_closed", "Connections closed, by why they ended";
+    failures: Family<PipeCause, Counter> = Family::default(),
+        "handshake_failures", "Handshakes that failed, by cause";
+    duration: Family<PipeLabel, Histogram, fn() -> Histogram> =
+        Family::new_with_constructor(handshake_histogram),
+        "handshake_duration_seconds", "Time from the first handshake message to the packet keys";
+    by_key: Family<PipeKey, Counter> = Family::default(),
+        "connections_by_key", "Established connections by the key they used (1 = the first -k)";
+    by_kind: Family<PipeKind, Counter> = Family::default(),
+        "handshakes", "Established connections by key agreement (pfs, fast, x25519)";
+    lookups: Family<PipeResult, Counter> = Family::default(),
+        "target_lookups", "Look-ups of the target's address, by result";
+    limit_waits: Family<PipeLabel, Counter> = Family::default(),
+        "connection_limit_waits", "Times the -n limit was reached and new connections had to wait";
+    refused: Family<PipeLabel, Counter> = Family::default(),
+        "connections_refused",
+        "Connections closed at accept because the client is not in the pipe's allow list";
 }
 
 /// Bytes of connections that have closed, and the connections still open.
@@ -184,6 +152,8 @@ impl PipeMetrics {
         settings: serde_json::Value,
     ) -> PipeMetrics {
         let pipe = || label.clone();
+        let of_pipe =
+            |f: &Family<PipeLabel, Counter>| f.get_or_create_owned(&PipeLabel { pipe: pipe() });
         let by = |f: &Family<PipeResult, Counter>, result: &str| {
             f.get_or_create_owned(&PipeResult {
                 pipe: pipe(),
@@ -191,9 +161,7 @@ impl PipeMetrics {
             })
         };
         let p = PipeMetrics {
-            accepted: families
-                .accepted
-                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            accepted: of_pipe(&families.accepted),
             closed: Closed::ALL.map(|c| {
                 families.closed.get_or_create_owned(&PipeReason {
                     pipe: pipe(),
@@ -218,12 +186,8 @@ impl PipeMetrics {
             }),
             lookups_ok: by(&families.lookups, "ok"),
             lookups_failed: by(&families.lookups, "failed"),
-            limit_waits: families
-                .limit_waits
-                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
-            refused: families
-                .refused
-                .get_or_create_owned(&PipeLabel { pipe: pipe() }),
+            limit_waits: of_pipe(&families.limit_waits),
+            refused: of_pipe(&families.refused),
             label,
             current: RwLock::new(Current {
                 direction,
