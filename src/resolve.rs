@@ -1,10 +1,9 @@
 //! Turning user-given addresses into endpoints, and keeping the target's fresh.
 //!
 //! Host names go through hickory's resolver on the event loop (its tokio runtime, see
-//! [`provider`]),
-//! configured from `/etc/resolv.conf` and `/etc/hosts` like the C library's resolver.
-//! Both files are read again for every look-up, so edits apply to the next
-//! re-resolution.
+//! [`provider`]), configured from `/etc/resolv.conf` and `/etc/hosts` like the C
+//! library's resolver. Both files are read again for every look-up, so edits apply to
+//! the next re-resolution.
 
 mod provider;
 

@@ -20,7 +20,8 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The sockets systemd passed to this process, taken over (at most once per process;
 /// later calls return none). Empty when `LISTEN_PID` is not our pid or `LISTEN_FDS` is
-/// unset, as when not socket-activated. [`choose`] turns them into a listener.
+/// unset, as when not socket-activated. [`listeners`] turns them into listeners, of
+/// which [`take`] gives each pipe its own.
 ///
 /// Must run before the process opens any file of its own, so that descriptors 3 and up
 /// are still the ones systemd passed. A descriptor that is not a socket is an error
