@@ -507,3 +507,64 @@ impl std::error::Error for DaemonError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_errors_name_the_kind_the_name_and_the_option() {
+        let unknown = |spec, option| look_up(&spec, option).unwrap_err().to_string();
+        assert_eq!(
+            unknown(UserSpec::User("no-such-user-here".into()), "-u"),
+            "unknown user 'no-such-user-here' (-u)"
+        );
+        assert_eq!(
+            unknown(
+                UserSpec::Group("no-such-group-here".into()),
+                "--socket-owner"
+            ),
+            "unknown group 'no-such-group-here' (--socket-owner)"
+        );
+        assert_eq!(
+            unknown(UserSpec::User("a\0b".into()), "-u"),
+            "invalid user name 'a\0b' for -u"
+        );
+        // A user that fails is named before its group is looked up.
+        assert_eq!(
+            unknown(
+                UserSpec::UserGroup("no-such-user-here".into(), "root".into()),
+                "-u"
+            ),
+            "unknown user 'no-such-user-here' (-u)"
+        );
+        assert_eq!(
+            look_up(&UserSpec::UserGroup("root".into(), "root".into()), "-u").unwrap(),
+            (Some((0, 0)), Some(0))
+        );
+    }
+
+    #[test]
+    fn pidfile_through_a_symlink_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("p.pid");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        let e = write_pidfile(&link).err().expect("refused");
+        assert!(matches!(
+            e,
+            DaemonError::Pidfile {
+                why: PidfileProblem::Symlink,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot write pidfile {}: it is a symbolic link, which spiped does not write \
+                 through (choose another with -p)",
+                link.display()
+            )
+        );
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+}

@@ -185,6 +185,18 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_file_is_named_with_the_system_error_as_source() {
+        let e = load("/nonexistent/key").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read key file /nonexistent/key: No such file or directory"
+        );
+        let source = std::error::Error::source(&e).expect("source");
+        let io = source.downcast_ref::<io::Error>().expect("io::Error");
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
     fn streamed_hash_equals_whole_hash() {
         let data: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i * 7) as u8).collect();
         let (k, n) = hash_stream(&data[..]).unwrap().unwrap();

@@ -76,7 +76,9 @@ async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, LookupError> {
             ConnectedUdp::default(),
         ),
     };
-    let resolver = builder.build().map_err(|e| LookupError::Resolver(Box::new(e)))?;
+    let resolver = builder
+        .build()
+        .map_err(|e| LookupError::Resolver(Box::new(e)))?;
     let found = resolver.lookup_ip(host).await.map_err(|e| match e {
         _ if e.is_nx_domain() || e.is_no_records_found() => LookupError::NoSuchHost,
         NetError::NoConnections | NetError::Timeout => LookupError::NoServer,
