@@ -1,7 +1,9 @@
 //! Becoming a daemon: forking with a readiness handshake, the pidfile, and dropping
-//! privileges (`-u`). Everything here is a thin, checked wrapper over libc.
+//! privileges (`-u`) to a user and group that [`account`] looks up. Everything here is
+//! a thin, checked wrapper over libc.
 
-use std::ffi::{CString, c_char, c_int};
+mod account;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::spiped::UserSpec;
 use crate::errors::describe;
+use account::look_up;
+pub use account::{Account, AccountError, AccountKind, AccountProblem};
 
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the
 /// parent exit 0; dropping it unsent makes the parent exit with the daemon's status.
@@ -216,7 +220,7 @@ pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, DaemonError> {
 /// group id, then the user id (the only order in which each step is still permitted).
 /// `-u user` takes the user's primary group. Fails, naming the step, if any step fails.
 pub fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
-    let (user, group) = look_up(spec, "-u")?;
+    let (user, group) = look_up(spec, "-u").map_err(DaemonError::Account)?;
     let gid = group.or(user.map(|(_, gid)| gid));
     let fail = |step: String| DaemonError::DropPrivileges {
         step,
@@ -243,135 +247,9 @@ pub fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
 
 /// The owner and group `--socket-owner` gives the source socket's file, as chown(1)
 /// reads `user`, `:group` and `user:group` (a lone user leaves the group as it is).
-pub fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), DaemonError> {
+pub fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), AccountError> {
     let (user, group) = look_up(spec, "--socket-owner")?;
     Ok((user.map(|(uid, _)| uid), group))
-}
-
-/// A user's uid and primary gid.
-type UserIds = (libc::uid_t, libc::gid_t);
-
-/// The user (uid and primary gid) and the group (gid) that `spec` names, from the system
-/// databases; errors name `option`.
-fn look_up(
-    spec: &UserSpec,
-    option: &'static str,
-) -> Result<(Option<UserIds>, Option<libc::gid_t>), DaemonError> {
-    let (user, group) = match spec {
-        UserSpec::User(u) => (Some(u.as_str()), None),
-        UserSpec::Group(g) => (None, Some(g.as_str())),
-        UserSpec::UserGroup(u, g) => (Some(u.as_str()), Some(g.as_str())),
-    };
-    let user = user.map(|name| {
-        let account = Account::new(AccountKind::User, name, option);
-        // SAFETY: getpwnam_r fills a passwd, an all-zero one is valid, and keeps to the
-        // buffer it is given; the ids are plain integers.
-        unsafe { look_up_entry(account, libc::getpwnam_r, |pw| (pw.pw_uid, pw.pw_gid)) }
-    });
-    let user = user.transpose()?;
-    let group = group.map(|name| {
-        let account = Account::new(AccountKind::Group, name, option);
-        // SAFETY: as above, for getgrnam_r and a group.
-        unsafe { look_up_entry(account, libc::getgrnam_r, |gr| gr.gr_gid) }
-    });
-    Ok((user, group.transpose()?))
-}
-
-/// Size of the scratch buffer for the reentrant passwd/group look-ups; ERANGE doubles it.
-const LOOKUP_BUF: usize = 4096;
-
-/// A reentrant look-up by name in a system database, as getpwnam_r(3) and getgrnam_r(3).
-type GetEntry<T> =
-    unsafe extern "C" fn(*const c_char, *mut T, *mut c_char, libc::size_t, *mut *mut T) -> c_int;
-
-/// What `pick` takes from the entry of `account` that `get` finds.
-///
-/// # Safety
-/// An all-zero `T` must be a valid value, and `get` must behave as getpwnam_r(3): given
-/// valid pointers and the true size of the buffer, it writes only to the entry, the
-/// buffer (which the entry's string fields then point into) and the result pointer.
-/// `pick` must not keep those string pointers: the buffer is freed on return.
-unsafe fn look_up_entry<T, R>(
-    account: Account,
-    get: GetEntry<T>,
-    pick: impl Fn(&T) -> R,
-) -> Result<R, DaemonError> {
-    let Ok(cname) = CString::new(account.name.as_str()) else {
-        return Err(account.fails(AccountProblem::InvalidName));
-    };
-    let mut buf = vec![0u8; LOOKUP_BUF];
-    loop {
-        // SAFETY: the caller guarantees an all-zero `T` is valid.
-        let mut entry: T = unsafe { std::mem::zeroed() };
-        let mut found: *mut T = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call, and `buf.len()` is the true size
-        // of the buffer; the caller guarantees `get` keeps to them.
-        let r = unsafe {
-            get(
-                cname.as_ptr(),
-                &mut entry,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        match r {
-            0 if found.is_null() => return Err(account.fails(AccountProblem::Unknown)),
-            0 => return Ok(pick(&entry)),
-            libc::ERANGE => buf.resize(buf.len() * 2, 0),
-            e => {
-                let e = io::Error::from_raw_os_error(e);
-                return Err(account.fails(AccountProblem::LookupFailed(e)));
-            }
-        }
-    }
-}
-
-/// A user or group name given to an option (`-u`, `--socket-owner`).
-#[derive(Debug)]
-pub struct Account {
-    /// Whether it names a user or a group.
-    pub kind: AccountKind,
-    /// The name as given.
-    pub name: String,
-    /// The option that gave it.
-    pub option: &'static str,
-}
-
-impl Account {
-    /// `name`, given to `option` as a user or group.
-    fn new(kind: AccountKind, name: &str, option: &'static str) -> Account {
-        Account {
-            kind,
-            name: name.to_owned(),
-            option,
-        }
-    }
-
-    /// The error saying why this account cannot be used.
-    fn fails(self, why: AccountProblem) -> DaemonError {
-        DaemonError::Account { account: self, why }
-    }
-}
-
-/// Which database an [`Account`] is looked up in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountKind {
-    /// The passwd database.
-    User,
-    /// The group database.
-    Group,
-}
-
-/// Why an [`Account`] cannot be used.
-#[derive(Debug)]
-pub enum AccountProblem {
-    /// The name holds a NUL byte.
-    InvalidName,
-    /// No such user or group exists.
-    Unknown,
-    /// The database could not be read.
-    LookupFailed(io::Error),
 }
 
 /// Why the pidfile was not written.
@@ -415,22 +293,8 @@ pub enum DaemonError {
         /// What the system said.
         source: io::Error,
     },
-    /// A user or group name cannot be used.
-    Account {
-        /// The name, its kind and the option that gave it.
-        account: Account,
-        /// Why.
-        why: AccountProblem,
-    },
-}
-
-impl fmt::Display for AccountKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AccountKind::User => "user",
-            AccountKind::Group => "group",
-        })
-    }
+    /// A user or group of `-u` cannot be used.
+    Account(AccountError),
 }
 
 impl fmt::Display for PidfileProblem {
@@ -470,20 +334,7 @@ impl fmt::Display for DaemonError {
                 "cannot drop privileges (-u): {step}: {}",
                 describe(source)
             ),
-            DaemonError::Account { account, why } => {
-                let Account { kind, name, option } = account;
-                match why {
-                    AccountProblem::InvalidName => {
-                        write!(f, "invalid {kind} name '{name}' for {option}")
-                    }
-                    AccountProblem::Unknown => write!(f, "unknown {kind} '{name}' ({option})"),
-                    AccountProblem::LookupFailed(e) => write!(
-                        f,
-                        "cannot look up {kind} '{name}' ({option}): {}",
-                        describe(e)
-                    ),
-                }
-            }
+            DaemonError::Account(e) => write!(f, "{e}"),
         }
     }
 }
@@ -498,12 +349,10 @@ impl std::error::Error for DaemonError {
             DaemonError::Pidfile {
                 why: PidfileProblem::Io(e),
                 ..
-            }
-            | DaemonError::Account {
-                why: AccountProblem::LookupFailed(e),
-                ..
             } => Some(e),
-            DaemonError::Pidfile { .. } | DaemonError::Account { .. } => None,
+            DaemonError::Pidfile { .. } => None,
+            // Its message is the account error's own: that error's source is ours.
+            DaemonError::Account(e) => e.source(),
         }
     }
 }
@@ -511,38 +360,6 @@ impl std::error::Error for DaemonError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn account_errors_name_the_kind_the_name_and_the_option() {
-        let unknown = |spec, option| look_up(&spec, option).unwrap_err().to_string();
-        assert_eq!(
-            unknown(UserSpec::User("no-such-user-here".into()), "-u"),
-            "unknown user 'no-such-user-here' (-u)"
-        );
-        assert_eq!(
-            unknown(
-                UserSpec::Group("no-such-group-here".into()),
-                "--socket-owner"
-            ),
-            "unknown group 'no-such-group-here' (--socket-owner)"
-        );
-        assert_eq!(
-            unknown(UserSpec::User("a\0b".into()), "-u"),
-            "invalid user name 'a\0b' for -u"
-        );
-        // A user that fails is named before its group is looked up.
-        assert_eq!(
-            unknown(
-                UserSpec::UserGroup("no-such-user-here".into(), "root".into()),
-                "-u"
-            ),
-            "unknown user 'no-such-user-here' (-u)"
-        );
-        assert_eq!(
-            look_up(&UserSpec::UserGroup("root".into(), "root".into()), "-u").unwrap(),
-            (Some((0, 0)), Some(0))
-        );
-    }
 
     #[test]
     fn pidfile_through_a_symlink_is_refused_by_name() {
