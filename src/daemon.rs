@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::cli::spiped::UserSpec;
+use crate::cmd::spiped::args::UserSpec;
 use crate::errors::describe;
 
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the

@@ -15,9 +15,10 @@
 //! - [`config`]: what the daemon serves (a configuration file, or the command line as
 //!   a configuration of one pipe); [`pipe`]: one pipe's live settings and counters;
 //!   [`pipes`]: the running pipes, started and reloaded from a configuration.
-//! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
+//! - [`cmd`]: the tools of the multi-call binary, each in one folder: its command line
+//!   (`args.rs`) and its entry point (`run.rs`).
 
-pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod connlog;
@@ -35,4 +36,3 @@ pub mod resolve;
 pub mod sandbox;
 pub mod session;
 pub mod systemd;
-pub mod tool;

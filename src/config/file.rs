@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Config, KeyRoute, PipeConfig, Process};
-use crate::cli::spiped::{
+use crate::cmd::spiped::args::{
     Args, ConfigOptions, Direction, parse_drain_timeout, parse_metrics, parse_user,
 };
 use crate::sandbox::Mode;
@@ -410,7 +410,7 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         }
     }
     let idle_timeout = idle
-        .map(|s| crate::cli::seconds(&s, "idle-timeout"))
+        .map(|s| crate::cmd::parse::seconds(&s, "idle-timeout"))
         .transpose()
         .map_err(|e| error(&w, "idle-timeout", &e))?;
     let name = name.or(source).unwrap_or_default();

@@ -3,7 +3,7 @@
 //! and the key files they name, loaded ([`keys`]).
 //!
 //! Both sources go through the command line's validation
-//! ([`crate::cli::spiped::Args::pipe`]), so a mistake is worded alike in both.
+//! ([`crate::cmd::spiped::args::Args::pipe`]), so a mistake is worded alike in both.
 
 pub mod file;
 pub mod keys;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use spiped_transports::Address;
 
-use crate::cli::spiped::{Direction, SpipedOptions, UserSpec};
+use crate::cmd::spiped::args::{Direction, SpipedOptions, UserSpec};
 
 /// The whole configuration of a daemon: settings of the process, then its pipes.
 #[derive(Clone, Debug, PartialEq)]

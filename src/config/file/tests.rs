@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::cli::spiped::{Invocation, parse as parse_cli};
+use crate::cmd::spiped::args::{Invocation, parse as parse_cli};
 
 fn read(text: &str) -> Result<Config, Vec<String>> {
     parse(Path::new("/etc/spiped.conf"), text)
@@ -23,7 +23,7 @@ fn cli_error(argv: &[&str]) -> String {
     }
 }
 
-use crate::cli::Parsed;
+use crate::cmd::parse::Parsed;
 
 /// The example of the man page and of issue 17, verbatim.
 const EXAMPLE: &str = r#"

@@ -3,7 +3,7 @@
 use spiped_transports::Stdio;
 use spiped_transports::event_loop::block_on;
 
-use crate::cli::spipe::{SpipeOptions, parse};
+use super::args::{SpipeOptions, parse};
 use crate::conn::connect_any;
 use crate::{keyfile, resolve, sandbox, session};
 use spiped_proto::handshake::{Mode, Role};
@@ -11,9 +11,9 @@ use spiped_proto::handshake::{Mode, Role};
 /// Entry point of `spipe`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     crate::log::set_program("spipe");
-    super::parsed_or_exit(parse(args), |opts| match run(&opts) {
+    crate::cmd::parsed_or_exit(parse(args), |opts| match run(&opts) {
         Ok(()) => 0,
-        Err(e) => super::fail(&e),
+        Err(e) => crate::cmd::fail(&e),
     })
 }
 
@@ -27,7 +27,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
         };
         Ok::<_, String>((targets, bind))
     })
-    .map_err(super::event_loop_failed)??;
+    .map_err(crate::cmd::event_loop_failed)??;
     let mode = Mode {
         fast: opts.fast,
         require_pfs: opts.require_pfs,
@@ -72,5 +72,5 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             .await
             .map_err(|e| format!("{}: connection broken: {e}", opts.target))
     })
-    .map_err(super::event_loop_failed)?
+    .map_err(crate::cmd::event_loop_failed)?
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spipe",
@@ -101,7 +101,7 @@ struct Args {
     version: bool,
 }
 
-impl super::Validate for Args {
+impl crate::cmd::parse::Validate for Args {
     type Options = SpipeOptions;
 
     fn version(&self) -> bool {
@@ -109,21 +109,21 @@ impl super::Validate for Args {
     }
 
     /// Checks what argh cannot express; presence problems come before value problems.
-    fn validate(self) -> Result<SpipeOptions, super::Mistake> {
-        let target = super::required(self.target, "-t/--target")?;
-        let key_file = super::required(self.key, "-k/--key")?;
-        super::fast_and_pfs(self.fast, self.require_pfs)?;
-        super::fast_and_x25519(self.fast, self.x25519)?;
+    fn validate(self) -> Result<SpipeOptions, crate::cmd::parse::Mistake> {
+        let target = crate::cmd::parse::required(self.target, "-t/--target")?;
+        let key_file = crate::cmd::parse::required(self.key, "-k/--key")?;
+        crate::cmd::parse::fast_and_pfs(self.fast, self.require_pfs)?;
+        crate::cmd::parse::fast_and_x25519(self.fast, self.x25519)?;
         Ok(SpipeOptions {
-            target: super::address(&target, "-t/--target")?,
+            target: crate::cmd::parse::address(&target, "-t/--target")?,
             key_file,
-            bind: super::bind_address(self.bind, "-b/--bind")?,
+            bind: crate::cmd::parse::bind_address(self.bind, "-b/--bind")?,
             fast: self.fast,
             require_pfs: self.require_pfs,
             x25519: self.x25519,
             keepalive: !self.no_keepalive,
-            timeout: super::timeout(self.timeout)?,
-            sandbox: super::sandbox(self.sandbox, self.no_sandbox)?,
+            timeout: crate::cmd::parse::timeout(self.timeout)?,
+            sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }
 }
@@ -131,19 +131,19 @@ impl super::Validate for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::argv::OptSpec;
+    use crate::cmd::argv::OptSpec;
 
     fn args(s: &[&str]) -> Vec<String> {
-        crate::cli::testing::args(s)
+        crate::cmd::parse::testing::args(s)
     }
 
     fn run(s: &[&str]) -> SpipeOptions {
-        crate::cli::testing::run(parse, s)
+        crate::cmd::parse::testing::run(parse, s)
     }
 
     /// Asserts a usage error and returns its first line.
     fn fail(s: &[&str]) -> String {
-        crate::cli::testing::fail(parse, "spipe", s)
+        crate::cmd::parse::testing::fail(parse, "spipe", s)
     }
 
     #[test]

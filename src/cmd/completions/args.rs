@@ -2,7 +2,7 @@
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped completions",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped",
@@ -268,14 +268,14 @@ pub(crate) struct Args {
     pub(crate) version: bool,
 }
 
-impl super::Validate for Args {
+impl crate::cmd::parse::Validate for Args {
     type Options = Invocation;
 
     fn version(&self) -> bool {
         self.version
     }
 
-    fn validate(self) -> Result<Invocation, super::Mistake> {
+    fn validate(self) -> Result<Invocation, crate::cmd::parse::Mistake> {
         if self.config.is_some() {
             return self.config_invocation().map(Invocation::Config);
         }
@@ -330,11 +330,11 @@ pub struct ConfigOptions {
 /// A pipe's settings, as a configuration file or command line states them, that cannot
 /// be used: the configuration file key it concerns (the long option name) and the
 /// message, worded as for the command line.
-pub(crate) type Refusal = (&'static str, super::Mistake);
+pub(crate) type Refusal = (&'static str, crate::cmd::parse::Mistake);
 
 impl Args {
     /// `-c`: only process-wide options may come with it.
-    fn config_invocation(self) -> Result<ConfigOptions, super::Mistake> {
+    fn config_invocation(self) -> Result<ConfigOptions, crate::cmd::parse::Mistake> {
         let pipe_options = [
             (self.encrypt, "-e/--encrypt"),
             (self.decrypt, "-d/--decrypt"),
@@ -376,7 +376,7 @@ impl Args {
                 .map_err(|(_, m)| m)?,
             sandbox: match (&self.sandbox, self.no_sandbox) {
                 (None, false) => None,
-                _ => Some(super::sandbox(self.sandbox, self.no_sandbox)?),
+                _ => Some(crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?),
             },
             metrics: parse_metrics(self.metrics.as_deref()).map_err(|(_, m)| m)?,
         })
@@ -387,8 +387,10 @@ impl Args {
     /// about the shape of the command line. A configuration file's pipe goes through
     /// here too, so that both word every mistake alike.
     pub(crate) fn pipe(self) -> Result<SpipedOptions, Refusal> {
-        let shape = |key: &'static str, msg: &str| (key, super::Mistake::Shape(msg.to_owned()));
-        let value = |key: &'static str| move |msg: String| (key, super::Mistake::Value(msg));
+        let shape =
+            |key: &'static str, msg: &str| (key, crate::cmd::parse::Mistake::Shape(msg.to_owned()));
+        let value =
+            |key: &'static str| move |msg: String| (key, crate::cmd::parse::Mistake::Value(msg));
         let direction = match (self.encrypt, self.decrypt) {
             (true, false) => Direction::Encrypt,
             (false, true) => Direction::Decrypt,
@@ -408,7 +410,9 @@ impl Args {
         // Under systemd socket activation the socket comes with the process.
         let source = match self.source {
             None if std::env::var_os("LISTEN_FDS").is_some() => None,
-            s => Some(super::required(s, "-s/--source").map_err(|m| ("source", m.into()))?),
+            s => Some(
+                crate::cmd::parse::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
+            ),
         };
         let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
         if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
@@ -422,10 +426,11 @@ impl Args {
                  (-s /path) that spiped creates",
             ));
         }
-        let target =
-            super::required(self.target, "-t/--target").map_err(|m| ("target", m.into()))?;
+        let target = crate::cmd::parse::required(self.target, "-t/--target")
+            .map_err(|m| ("target", m.into()))?;
         let mut keys = self.key.into_iter();
-        let key_file = super::required(keys.next(), "-k/--key").map_err(|m| ("key", m.into()))?;
+        let key_file =
+            crate::cmd::parse::required(keys.next(), "-k/--key").map_err(|m| ("key", m.into()))?;
         let extra_key_files: Vec<String> = keys.collect();
         if !extra_key_files.is_empty() {
             if direction != Direction::Decrypt {
@@ -456,8 +461,10 @@ impl Args {
                  always connects before its handshake",
             ));
         }
-        super::fast_and_pfs(self.fast, self.require_pfs).map_err(|m| ("require-pfs", m.into()))?;
-        super::fast_and_x25519(self.fast, self.x25519).map_err(|m| ("x25519", m.into()))?;
+        crate::cmd::parse::fast_and_pfs(self.fast, self.require_pfs)
+            .map_err(|m| ("require-pfs", m.into()))?;
+        crate::cmd::parse::fast_and_x25519(self.fast, self.x25519)
+            .map_err(|m| ("x25519", m.into()))?;
         if self.x25519 && direction == Direction::Decrypt {
             return Err(shape(
                 "x25519",
@@ -467,7 +474,9 @@ impl Args {
         }
         let resolve_interval = self
             .resolve_interval
-            .map(|s| super::c_seconds(&s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL))
+            .map(|s| {
+                crate::cmd::parse::c_seconds(&s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
+            })
             .transpose()
             .map_err(value("resolve-interval"))?;
         // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
@@ -491,11 +500,13 @@ impl Args {
             (false, r) => Some(r.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         };
 
-        let sandbox = super::sandbox(self.sandbox, self.no_sandbox).map_err(|m| ("sandbox", m))?;
+        let sandbox = crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)
+            .map_err(|m| ("sandbox", m))?;
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
-        let address = |s: &str, name, key| super::address(s, name).map_err(|m| (key, m));
+        let address =
+            |s: &str, name, key| crate::cmd::parse::address(s, name).map_err(|m| (key, m));
         Ok(SpipedOptions {
             direction,
             source: source
@@ -503,7 +514,8 @@ impl Args {
                 .transpose()?,
             target: address(&target, "-t/--target", "target")?,
             key_file,
-            bind: super::bind_address(self.bind, "-b/--bind").map_err(|m| ("bind", m))?,
+            bind: crate::cmd::parse::bind_address(self.bind, "-b/--bind")
+                .map_err(|m| ("bind", m))?,
             wait_dns: self.wait_dns,
             foreground: self.foreground,
             keepalive: !self.no_keepalive,
@@ -511,7 +523,7 @@ impl Args {
             require_pfs: self.require_pfs,
             x25519: self.x25519,
             max_connections,
-            timeout: super::timeout(self.timeout).map_err(|m| ("timeout", m))?,
+            timeout: crate::cmd::parse::timeout(self.timeout).map_err(|m| ("timeout", m))?,
             pidfile: PathBuf::from(pidfile),
             resolve_interval,
             syslog: self.syslog,
@@ -550,22 +562,22 @@ impl Args {
 /// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
 /// `-s`'s syntax.
 pub(crate) fn parse_metrics(s: Option<&str>) -> Result<Option<Address>, Refusal> {
-    s.map(|s| super::address(s, "--metrics").map_err(|m| ("metrics", m)))
+    s.map(|s| crate::cmd::parse::address(s, "--metrics").map_err(|m| ("metrics", m)))
         .transpose()
 }
 
 /// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
 pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
-    s.map(|s| super::seconds(s, "--drain-timeout"))
+    s.map(|s| crate::cmd::parse::seconds(s, "--drain-timeout"))
         .transpose()
-        .map_err(|m| ("drain-timeout", super::Mistake::Value(m)))
+        .map_err(|m| ("drain-timeout", crate::cmd::parse::Mistake::Value(m)))
 }
 
 /// Parses `-u` (the `user` setting of a configuration file).
 pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
     s.map(str::parse)
         .transpose()
-        .map_err(|m| ("user", super::Mistake::Value(m)))
+        .map_err(|m| ("user", crate::cmd::parse::Mistake::Value(m)))
 }
 
 /// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.
@@ -623,14 +635,14 @@ fn parse_count(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::argv::OptSpec;
+    use crate::cmd::argv::OptSpec;
 
     fn args(s: &[&str]) -> Vec<String> {
-        crate::cli::testing::args(s)
+        crate::cmd::parse::testing::args(s)
     }
 
     fn run(s: &[&str]) -> SpipedOptions {
-        match crate::cli::testing::run(parse, s) {
+        match crate::cmd::parse::testing::run(parse, s) {
             Invocation::Pipe(o) => *o,
             Invocation::Config(c) => panic!("{s:?} read as a configuration: {c:?}"),
         }
@@ -638,7 +650,7 @@ mod tests {
 
     /// Asserts a usage error and returns its first line.
     fn fail(s: &[&str]) -> String {
-        crate::cli::testing::fail(parse, "spiped", s)
+        crate::cmd::parse::testing::fail(parse, "spiped", s)
     }
 
     const BASE: &[&str] = &["-e", "-s", "[127.0.0.1]:8025", "-t", "host:25", "-k", "/k"];
@@ -1084,7 +1096,7 @@ mod tests {
         ];
         for argv in odd {
             let _ = parse(&args(argv));
-            let _ = super::super::spipe::parse(&args(argv));
+            let _ = crate::cmd::spipe::args::parse(&args(argv));
             let mut more = with(&[]);
             more.extend_from_slice(argv);
             let _ = parse(&args(&more));

@@ -10,7 +10,7 @@ use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::spiped::{ConfigOptions, Invocation, parse};
+use super::args::{ConfigOptions, Invocation, parse};
 use crate::config::keys::KeyLoader;
 use crate::config::{Config, file};
 use crate::daemon::{self, Readiness, RemoveOnDrop};
@@ -21,9 +21,9 @@ use crate::{log, sandbox, systemd};
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
     crate::log::set_program("spiped");
-    super::parsed_or_exit(parse(args), |inv| match run(inv) {
+    crate::cmd::parsed_or_exit(parse(args), |inv| match run(inv) {
         Ok(()) => 0,
-        Err(e) => super::fail(&e),
+        Err(e) => crate::cmd::fail(&e),
     })
 }
 
@@ -134,7 +134,7 @@ fn run(inv: Invocation) -> Result<(), String> {
         };
         daemon.serve(keys, readiness, signals).await
     })
-    .map_err(super::event_loop_failed)?
+    .map_err(crate::cmd::event_loop_failed)?
 }
 
 /// The signals the daemon acts on, caught on the event loop.
