@@ -9,70 +9,12 @@ use std::time::{Duration, Instant};
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
+use crate::config::conn::{ConnConfig, Direction};
 use crate::connlog::ConnLog;
-use crate::metrics::{PipeMetrics, Tracked};
+use crate::metrics::Tracked;
 use crate::proxy;
 use crate::pump::PumpError;
 use crate::session::{self, HandshakeFailure, Traffic};
-use spiped_proto::handshake::{Mode, Role};
-use spiped_proto::key::Key;
-
-/// Which side of the protocol the daemon plays for its accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// `-e`: accept plaintext, connect encrypted (protocol client).
-    Encrypt,
-    /// `-d`: accept encrypted, connect plaintext (protocol server).
-    Decrypt,
-}
-
-impl Direction {
-    /// The protocol role of the daemon's connections.
-    pub fn role(self) -> Role {
-        match self {
-            Direction::Encrypt => Role::Client,
-            Direction::Decrypt => Role::Server,
-        }
-    }
-}
-
-/// Everything a connection needs, fixed from its accept to its close: a reload gives
-/// the pipe a new one for later connections.
-pub struct ConnConfig {
-    /// `-e` or `-d`.
-    pub direction: Direction,
-    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
-    pub key: Key,
-    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
-    pub extra_keys: Vec<Key>,
-    /// `--proxy` (only with `-e`): send a PROXY protocol header first.
-    pub proxy: Option<proxy::Version>,
-    /// `--connect-after-handshake` (only with `-d`): open the target only once the
-    /// client has proved it holds the key.
-    pub connect_after_handshake: bool,
-    /// `--log-connections`: a line per connection when established and when closed.
-    pub log_connections: bool,
-    /// `-f` / `-g` / `--x25519`.
-    pub mode: Mode,
-    /// Bound on target connect plus handshake (`-o`).
-    pub timeout: Duration,
-    /// Socket options for both sockets of a connection (`-j`).
-    pub stream: StreamOptions,
-    /// Local address for outgoing connections (`-b`).
-    pub bind: Option<SocketAddr>,
-    /// Whether keys lead to different targets (routing by key, `-d` only): the target
-    /// is then connected once the handshake has told which key the client holds.
-    pub routed: bool,
-    /// `idle-timeout`: close an established session that moves nothing for this long.
-    pub idle_timeout: Option<Duration>,
-    /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::pipe::Counters>,
-    /// The pipe's name for log lines, when the process serves several (`-c`).
-    pub label: Option<String>,
-    /// The pipe's metrics, which every connection updates and which outlive this
-    /// configuration.
-    pub metrics: Arc<PipeMetrics>,
-}
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::conn::Direction;
 use super::{Config, KeyRoute, PipeConfig, Process};
 use crate::cmd::spiped::args::{
-    Args, ConfigOptions, Direction, parse_drain_timeout, parse_metrics, parse_user,
+    Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user,
 };
 use crate::sandbox::Mode;
 

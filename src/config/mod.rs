@@ -1,10 +1,12 @@
 //! What the daemon serves: process-wide settings and one or more pipes, from a
 //! configuration file ([`file`]) or from the command line (a configuration of one pipe),
-//! and the key files they name, loaded ([`keys`]).
+//! and the key files they name, loaded ([`keys`]); and what each connection of a pipe
+//! runs with ([`conn`]).
 //!
 //! Both sources go through the command line's validation
 //! ([`crate::cmd::spiped::args::Args::pipe`]), so a mistake is worded alike in both.
 
+pub mod conn;
 pub mod file;
 pub mod keys;
 
@@ -14,7 +16,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use spiped_transports::Address;
 
-use crate::cmd::spiped::args::{Direction, SpipedOptions, UserSpec};
+use crate::cmd::spiped::args::SpipedOptions;
+use crate::daemon::UserSpec;
+use conn::Direction;
 
 /// The whole configuration of a daemon: settings of the process, then its pipes.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,7 +2,6 @@
 //! [`SpipedOptions`].
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
@@ -29,7 +28,8 @@ const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
 /// The simultaneous-connection limit when `-n` is not given.
 const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
-pub use crate::conn::Direction;
+use crate::config::conn::Direction;
+use crate::daemon::UserSpec;
 
 /// A validated `spiped` command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,38 +92,6 @@ pub struct SpipedOptions {
     /// `--metrics`: where to serve Prometheus metrics, `/status` and `/healthz`
     /// over HTTP; `None` (the default) serves nothing.
     pub metrics: Option<Address>,
-}
-
-/// The `-u` argument: whom to become after binding the source socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum UserSpec {
-    /// `-u user`: that user, and that user's primary group.
-    User(String),
-    /// `-u :group`: only the group.
-    Group(String),
-    /// `-u user:group`: both.
-    UserGroup(String, String),
-}
-
-impl FromStr for UserSpec {
-    type Err = String;
-
-    /// Parses `user`, `:group` or `user:group`. Empty names (`:`, `user:`) are errors
-    /// rather than "no change", because a script that writes `-u "$U:$G"` with an unset
-    /// variable means something, and silently running as root is the wrong guess.
-    fn from_str(s: &str) -> Result<UserSpec, String> {
-        let bad = |why: &str| format!("invalid value '{s}' for -u/--user: {why}");
-        let spec = match s.split_once(':') {
-            None if s.is_empty() => return Err(bad("empty user name")),
-            None => UserSpec::User(s.to_owned()),
-            Some(("", "")) => return Err(bad("expected user, :group or user:group")),
-            Some((_, "")) => return Err(bad("empty group name after ':'")),
-            Some((_, g)) if g.contains(':') => return Err(bad("more than one ':'")),
-            Some(("", g)) => UserSpec::Group(g.to_owned()),
-            Some((u, g)) => UserSpec::UserGroup(u.to_owned(), g.to_owned()),
-        };
-        Ok(spec)
-    }
 }
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
