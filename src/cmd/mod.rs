@@ -12,6 +12,8 @@ pub mod parse;
 pub mod spiped {
     pub mod args;
     pub mod run;
+    #[cfg(test)]
+    mod tests;
 }
 
 /// `spipe`: standard input and output through an encrypted connection.
