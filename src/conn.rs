@@ -14,7 +14,8 @@ use crate::connlog::ConnLog;
 use crate::metrics::Tracked;
 use crate::proxy;
 use crate::pump::PumpError;
-use crate::session::{self, HandshakeFailure, Traffic};
+use crate::session::{self, Established, HandshakeFailure, Traffic};
+use spiped_proto::handshake::Handshake;
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]
@@ -152,63 +153,59 @@ async fn serve(
         }
         None => Vec::new(),
     };
-    let handshake_failed = |e| match e {
-        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
-        e => ConnError::Handshake(e),
-    };
-    let connect = |targets| connect_target(targets, cfg);
     // Boxed, so that its state (handshake, connects, the read buffer) is freed once it
     // is done: inline, the task of every connection would keep room for it, and twice
     // (rustc keeps a moved-from local beside the future it moved into) for its life.
     let setup = Box::pin(async {
-        match cfg.direction {
-            Direction::Encrypt => {
-                let target = connect(targets).await?;
-                let early = session::Early {
-                    prefix: &header,
-                    source: accepted,
-                };
-                let keys = session::handshake(&target, hs, Some(early))
-                    .await
-                    .map_err(handshake_failed)?;
-                Ok((target, keys))
-            }
-            Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
+        if cfg.direction == Direction::Encrypt {
+            let early = session::Early {
+                prefix: &header,
+                source: accepted,
+            };
+            let connected = || Ok::<_, ConnError>(());
+            return open_client(
+                targets,
+                cfg.bind,
+                cfg.stream,
+                cfg.timeout,
+                hs,
+                Some(early),
+                connected,
+            )
+            .await;
+        }
+        let connect = |targets| connect_target(targets, cfg);
+        within(cfg.timeout, false, async {
+            if cfg.connect_after_handshake || cfg.routed {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
                 let keys = session::handshake(accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
-                Ok((connect(route).await?, keys))
+                return Ok((connect(route).await?, keys));
             }
-            Direction::Decrypt => {
-                // Like spiped: connect to the target while the handshake runs, so a slow
-                // target does not add to the handshake's latency. The handshake goes
-                // first, so our nonce is out before the connect's system calls; one that
-                // fails at once yields before it returns, so that the connect starts
-                // anyway, and every client reaches the target (as with spiped) however
-                // soon it gives up.
-                let (keys, target) = tokio::try_join!(
-                    biased;
-                    async {
-                        let keys = session::handshake(accepted, hs, None).await;
-                        if keys.is_err() {
-                            tokio::task::yield_now().await;
-                        }
-                        keys.map_err(handshake_failed)
-                    },
-                    connect(targets),
-                )?;
-                Ok((target, keys))
-            }
-        }
-    });
-    let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
+            // Like spiped: connect to the target while the handshake runs, so a slow
+            // target does not add to the handshake's latency. The handshake goes first,
+            // so our nonce is out before the connect's system calls; one that fails at
+            // once yields before it returns, so that the connect starts anyway, and
+            // every client reaches the target (as with spiped) however soon it gives up.
+            let (keys, target) = tokio::try_join!(
+                biased;
+                async {
+                    let keys = session::handshake(accepted, hs, None).await;
+                    if keys.is_err() {
+                        tokio::task::yield_now().await;
+                    }
+                    keys.map_err(handshake_failed)
+                },
+                connect(targets),
+            )?;
+            Ok((target, keys))
+        })
         .await
-        .map_err(|_| ConnError::Timeout {
-            x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
-        })??;
+    });
+    let (other, mut keys) = setup.await?;
     let target = other.peer();
     tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
     log.established(target, keys.exchange, keys.key_index);
@@ -242,6 +239,55 @@ async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<Socket
     connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
         .await
         .map_err(ConnError::Connect)
+}
+
+/// Opens a connection as the protocol's client, as `-e` does for each accepted
+/// connection and spipe for its one: connects to the first of `targets` that accepts
+/// (from `bind`, with `stream`'s socket options), runs `connected` (where spipe confines
+/// itself), then handshakes, sending `early` with the handshake where it can. Connect
+/// plus handshake get `timeout` in all (`-o`), and its message when they exceed it.
+pub async fn open_client<E: From<ConnError>>(
+    targets: &[Endpoint],
+    bind: Option<SocketAddr>,
+    stream: StreamOptions,
+    timeout: Duration,
+    hs: Box<Handshake>,
+    early: Option<session::Early<'_>>,
+    connected: impl FnOnce() -> Result<(), E>,
+) -> Result<(SocketStream, Established), E> {
+    let x25519 = hs.mode().x25519;
+    let setup = async {
+        let target = connect_any(targets, bind, stream, timeout)
+            .await
+            .map_err(ConnError::Connect)?;
+        connected()?;
+        let keys = session::handshake(&target, hs, early)
+            .await
+            .map_err(handshake_failed)?;
+        Ok((target, keys))
+    };
+    within(timeout, x25519, setup).await
+}
+
+/// Bounds a connection's setup (connect plus handshake) by `-o`; `x25519` when we asked
+/// a server for X25519, which the message then mentions.
+async fn within<T, E: From<ConnError>>(
+    timeout: Duration,
+    x25519: bool,
+    setup: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout { x25519 })?
+}
+
+/// A failed handshake as the connection's error: a source that failed while its data
+/// went out early failed as the pipe would have.
+fn handshake_failed(e: HandshakeFailure) -> ConnError {
+    match e {
+        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        e => ConnError::Handshake(e),
+    }
 }
 
 /// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a

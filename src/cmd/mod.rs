@@ -6,6 +6,7 @@
 //! [`argv`] and [`parse`] hold what every command line shares.
 
 pub mod argv;
+pub mod link;
 pub mod parse;
 
 /// `spiped`: the daemon.

@@ -30,9 +30,6 @@ pub enum Parsed<T> {
     },
 }
 
-/// The connect + handshake timeout when `-o` is not given, as upstream.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Upper bound for our own durations (`--drain-timeout`, `bench --seconds`). Longer
 /// values are almost certainly typos (or milliseconds).
 const MAX_SECONDS: f64 = 86_400.0;
@@ -255,6 +252,10 @@ impl Tool {
     }
 }
 
+/// A setting that cannot be used: the configuration file key it concerns (the long
+/// option name) and the message, worded as for the command line.
+pub(crate) type Refusal = (&'static str, Mistake);
+
 /// A required option's value, or the message naming it.
 pub(super) fn required(value: Option<String>, name: &str) -> Result<String, String> {
     value.ok_or_else(|| format!("missing required option {name}"))
@@ -269,22 +270,6 @@ pub(super) fn address(s: &str, name: &str) -> Result<Address, Mistake> {
 pub(super) fn bind_address(s: Option<String>, name: &str) -> Result<Option<Address>, Mistake> {
     s.map(|s| Address::parse_bind(&s).map_err(|e| Mistake::Value(format!("{name}: {e}"))))
         .transpose()
-}
-
-/// `-f` and `-g` contradict each other: a peer cannot both skip and demand PFS.
-pub(super) fn fast_and_pfs(fast: bool, require_pfs: bool) -> Result<(), String> {
-    if fast && require_pfs {
-        return Err("-f/--fast and -g/--require-pfs cannot be used together".to_owned());
-    }
-    Ok(())
-}
-
-/// `-f` turns Diffie-Hellman off and `--x25519` picks a Diffie-Hellman: they contradict.
-pub(super) fn fast_and_x25519(fast: bool, x25519: bool) -> Result<(), String> {
-    if fast && x25519 {
-        return Err("-f/--fast and --x25519 cannot be used together".to_owned());
-    }
-    Ok(())
 }
 
 /// The sandbox mode of `--sandbox MODE` and `--no-sandbox`, which contradict each other.
@@ -349,27 +334,6 @@ pub(super) fn c_seconds(s: &str, name: &str, default: Duration) -> Result<Durati
     }
     let d = Duration::try_from_secs_f64(secs).map_or(FOREVER, |d| d.min(FOREVER));
     Ok(d.max(Duration::from_nanos(1)))
-}
-
-/// The `-o` timeout, shared by both tools: whatever C accepts, with a warning where it
-/// cannot be what the operator meant.
-pub(super) fn timeout(s: Option<String>) -> Result<Duration, Mistake> {
-    let Some(s) = s else {
-        return Ok(DEFAULT_TIMEOUT);
-    };
-    let d = c_seconds(&s, "-o/--timeout", DEFAULT_TIMEOUT).map_err(Mistake::Value)?;
-    if d < Duration::from_millis(1) {
-        crate::log::warn(&format!(
-            "warning: -o {s}: a timeout under a millisecond; most connections will \
-             time out before they are established (-o takes seconds)"
-        ));
-    } else if d > Duration::from_secs(86_400) {
-        crate::log::warn(&format!(
-            "warning: -o {s}: a timeout over a day; a connection that never completes \
-             its handshake is held that long"
-        ));
-    }
-    Ok(d)
 }
 
 #[cfg(test)]

@@ -33,22 +33,29 @@ pub struct Config {
 /// reload cannot change them: they take effect at the next start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Process {
-    /// `-D` / `wait-dns`: release the caller before look-ups, and retry them.
+    /// `-D` / `wait-dns`: daemonize before resolving (releasing the caller), and retry
+    /// failed look-ups until they succeed.
     pub wait_dns: bool,
-    /// `-F` / `foreground`: no daemonizing, no pidfile.
+    /// `-F` / `foreground`: stay in the foreground; no pidfile.
     pub foreground: bool,
-    /// `-p` / `pidfile`.
+    /// `-p` / `pidfile`. By default on the command line the `-s` argument as written
+    /// plus `.pid` (as C spiped names it, so a TCP source's pidfile lands in the working
+    /// directory), `spiped.pid` when socket activation left `-s` out or in a file.
+    /// None is written with `-F`.
     pub pidfile: PathBuf,
-    /// `--syslog` / `syslog`.
+    /// `--syslog` / `syslog`: after daemonizing, warn to syslog not stderr.
     pub syslog: bool,
-    /// `-u` / `user`.
+    /// `-u` / `user`: the user and/or group to switch to after binding.
     pub user: Option<UserSpec>,
-    /// `--drain-timeout` / `drain-timeout`: after SIGTERM, how long the open
-    /// connections of all pipes may go on; `None` waits for them all.
+    /// `--drain-timeout` / `drain-timeout`: after SIGTERM/SIGINT, how long the open
+    /// connections of all pipes may go on before they are closed; `None` (the default,
+    /// as C) waits for them all.
     pub drain_timeout: Option<Duration>,
-    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself.
+    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself once
+    /// serving.
     pub sandbox: crate::sandbox::Mode,
-    /// `--metrics` / `metrics`: where the metrics endpoint listens, if anywhere.
+    /// `--metrics` / `metrics`: where to serve Prometheus metrics, `/status` and
+    /// `/healthz` over HTTP; `None` (the default) serves nothing.
     pub metrics: Option<Address>,
 }
 
@@ -128,13 +135,13 @@ impl PipeConfig {
             direction: o.direction,
             source: o.source,
             keys,
-            bind: o.bind,
-            keepalive: o.keepalive,
-            fast: o.fast,
-            require_pfs: o.require_pfs,
-            x25519: o.x25519,
+            bind: o.link.bind,
+            keepalive: o.link.keepalive,
+            fast: o.link.mode.fast,
+            require_pfs: o.link.mode.require_pfs,
+            x25519: o.link.mode.x25519,
             max_connections: o.max_connections,
-            timeout: o.timeout,
+            timeout: o.link.timeout,
             resolve_interval: o.resolve_interval,
             proxy: o.proxy,
             connect_after_handshake: o.connect_after_handshake,
@@ -150,11 +157,11 @@ impl PipeConfig {
 impl Config {
     /// The configuration of one pipe that a command line describes.
     pub fn from_command_line(o: SpipedOptions) -> Config {
-        let keys = std::iter::once(&o.key_file)
+        let keys = std::iter::once(&o.link.key_file)
             .chain(&o.extra_key_files)
             .map(|file| KeyRoute {
                 file: file.clone(),
-                target: o.target.clone(),
+                target: o.link.target.clone(),
                 at: None,
             })
             .collect();
@@ -163,16 +170,7 @@ impl Config {
             ToString::to_string,
         );
         Config {
-            process: Process {
-                wait_dns: o.wait_dns,
-                foreground: o.foreground,
-                pidfile: o.pidfile.clone(),
-                syslog: o.syslog,
-                user: o.user.clone(),
-                drain_timeout: o.drain_timeout,
-                sandbox: o.sandbox,
-                metrics: o.metrics.clone(),
-            },
+            process: o.process.clone(),
             pipes: vec![PipeConfig::from_options(o, name, keys)],
         }
     }

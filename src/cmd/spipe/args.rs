@@ -1,12 +1,10 @@
 //! `spipe`'s command line: the argh struct, and the validation that turns it into
 //! [`SpipeOptions`].
 
-use std::time::Duration;
-
 use argh::{ArgsInfo, FromArgs};
-use spiped_transports::Address;
 
-use crate::cmd::parse::{Parsed, Tool, ToolDoc};
+use crate::cmd::link::{Link, LinkArgs};
+use crate::cmd::parse::{Mistake, Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spipe",
@@ -20,22 +18,9 @@ usage: spipe -t <target socket> -k <key file> [-b <bind address>] [-f | -g] [-j]
 /// A validated `spipe` command line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpipeOptions {
-    /// `-t`: the `spiped -d` to connect to.
-    pub target: Address,
-    /// `-k`: the key file's path, or `-` for standard input.
-    pub key_file: String,
-    /// `-b`: the local address the connection binds to (port 0 when left out).
-    pub bind: Option<Address>,
-    /// `-f`: handshake without Diffie-Hellman (no perfect forward secrecy).
-    pub fast: bool,
-    /// `-g`: refuse a server that uses `-f`.
-    pub require_pfs: bool,
-    /// `--x25519`: use the X25519 handshake extension (needs our `spiped -d`).
-    pub x25519: bool,
-    /// TCP keep-alives on the connection; `-j` turns them off.
-    pub keepalive: bool,
-    /// `-o`: connect + handshake timeout.
-    pub timeout: Duration,
+    /// `-t` (the `spiped -d` to connect to), `-k`, `-b`, `-f`, `-g`, `--x25519` (needs
+    /// our `spiped -d`), `-j` and `-o`.
+    pub link: Link,
     /// `--sandbox` / `--no-sandbox`: how spipe confines itself once connected.
     pub sandbox: crate::sandbox::Mode,
 }
@@ -109,20 +94,19 @@ impl crate::cmd::parse::Validate for Args {
     }
 
     /// Checks what argh cannot express; presence problems come before value problems.
-    fn validate(self) -> Result<SpipeOptions, crate::cmd::parse::Mistake> {
-        let target = crate::cmd::parse::required(self.target, "-t/--target")?;
-        let key_file = crate::cmd::parse::required(self.key, "-k/--key")?;
-        crate::cmd::parse::fast_and_pfs(self.fast, self.require_pfs)?;
-        crate::cmd::parse::fast_and_x25519(self.fast, self.x25519)?;
-        Ok(SpipeOptions {
-            target: crate::cmd::parse::address(&target, "-t/--target")?,
-            key_file,
-            bind: crate::cmd::parse::bind_address(self.bind, "-b/--bind")?,
+    fn validate(self) -> Result<SpipeOptions, Mistake> {
+        let link = LinkArgs {
+            target: self.target,
+            key: self.key,
+            bind: self.bind,
             fast: self.fast,
             require_pfs: self.require_pfs,
             x25519: self.x25519,
-            keepalive: !self.no_keepalive,
-            timeout: crate::cmd::parse::timeout(self.timeout)?,
+            no_keepalive: self.no_keepalive,
+            timeout: self.timeout,
+        };
+        Ok(SpipeOptions {
+            link: link.validate().map_err(|(_, m)| m)?,
             sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }
@@ -130,6 +114,10 @@ impl crate::cmd::parse::Validate for Args {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use spiped_transports::Address;
+
     use super::*;
     use crate::cmd::argv::OptSpec;
 
@@ -152,26 +140,26 @@ mod tests {
         assert_eq!(
             o,
             SpipeOptions {
-                target: Address::Name {
-                    host: "host".into(),
-                    port: 8025
+                link: Link {
+                    target: Address::Name {
+                        host: "host".into(),
+                        port: 8025
+                    },
+                    key_file: "/etc/key".into(),
+                    bind: None,
+                    mode: spiped_proto::handshake::Mode::default(),
+                    keepalive: true,
+                    timeout: Duration::from_secs(5),
                 },
-                key_file: "/etc/key".into(),
-                bind: None,
-                fast: false,
-                require_pfs: false,
-                x25519: false,
-                keepalive: true,
-                timeout: Duration::from_secs(5),
                 sandbox: crate::sandbox::Mode::On,
             }
         );
         let o = run(&["-t[::1]:1", "-k/etc/key", "-fj", "-o0.5", "-b", "[::1]"]);
-        assert!(o.fast && !o.keepalive);
-        assert_eq!(o.timeout, Duration::from_millis(500));
-        assert_eq!(o.bind, Some(Address::parse_bind("[::1]").unwrap()));
-        assert_eq!(run(&["-t/s", "-kkey", "-g"]).key_file, "key");
-        assert!(run(&["-t/s", "-k", "-", "-g"]).require_pfs);
+        assert!(o.link.mode.fast && !o.link.keepalive);
+        assert_eq!(o.link.timeout, Duration::from_millis(500));
+        assert_eq!(o.link.bind, Some(Address::parse_bind("[::1]").unwrap()));
+        assert_eq!(run(&["-t/s", "-kkey", "-g"]).link.key_file, "key");
+        assert!(run(&["-t/s", "-k", "-", "-g"]).link.mode.require_pfs);
         let o = run(&[
             "--target=/s",
             "--key",
@@ -180,9 +168,9 @@ mod tests {
             "--timeout=2",
             "--bind=host",
         ]);
-        assert_eq!(o.key_file, "-");
-        assert_eq!(o.timeout, Duration::from_secs(2));
-        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).x25519);
+        assert_eq!(o.link.key_file, "-");
+        assert_eq!(o.link.timeout, Duration::from_secs(2));
+        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).link.mode.x25519);
         use crate::sandbox::Mode;
         assert_eq!(run(&["-t/s", "-k/k", "--no-sandbox"]).sandbox, Mode::Off);
         assert_eq!(

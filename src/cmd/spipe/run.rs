@@ -4,9 +4,9 @@ use spiped_transports::Stdio;
 use spiped_transports::event_loop::block_on;
 
 use super::args::{SpipeOptions, parse};
-use crate::conn::connect_any;
+use crate::conn::{ConnError, open_client};
 use crate::{keyfile, resolve, sandbox, session};
-use spiped_proto::handshake::{Mode, Role};
+use spiped_proto::handshake::Role;
 
 /// Entry point of `spipe`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -17,60 +17,58 @@ pub fn main(args: &[String]) -> i32 {
     })
 }
 
+/// Why the connection could not be set up: as a daemon's connection fails, or the
+/// sandbox (entered once connected) could not be.
+enum SetupError {
+    Conn(ConnError),
+    Sandbox(String),
+}
+
+impl From<ConnError> for SetupError {
+    fn from(e: ConnError) -> SetupError {
+        SetupError::Conn(e)
+    }
+}
+
 fn run(opts: &SpipeOptions) -> Result<(), String> {
-    let key = keyfile::load(&opts.key_file)?;
+    let link = &opts.link;
+    let key = keyfile::load(&link.key_file)?;
     let (targets, bind) = block_on(async {
-        let targets = resolve::resolve(&opts.target).await?;
-        let bind = match &opts.bind {
+        let targets = resolve::resolve(&link.target).await?;
+        let bind = match &link.bind {
             Some(b) => Some(resolve::resolve_bind(b).await?),
             None => None,
         };
         Ok::<_, String>((targets, bind))
     })
     .map_err(crate::cmd::event_loop_failed)??;
-    let mode = Mode {
-        fast: opts.fast,
-        require_pfs: opts.require_pfs,
-        x25519: opts.x25519,
-    };
     let stream_opts = spiped_transports::StreamOptions {
-        keepalive: opts.keepalive,
+        keepalive: link.keepalive,
     };
-    let hs = session::start(Role::Client, mode, &key, &[])
+    let hs = session::start(Role::Client, link.mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
     block_on(async {
-        let setup = async {
-            let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
-                .await
-                .map_err(|e| format!("cannot connect to {}: {e}", opts.target))?;
-            // Connected: from here on, spipe needs no file and no new connection.
-            // Silent, as spipe is on success; --sandbox strict fails when incomplete.
-            sandbox::confine(&sandbox::Needs::default(), opts.sandbox)?;
-            let keys = session::handshake(&stream, hs, None)
-                .await
-                .map_err(|e| format!("{}: {e}", opts.target))?;
-            Ok::<_, String>((stream, keys))
+        // Connected: from here on, spipe needs no file and no new connection.
+        // Silent, as spipe is on success; --sandbox strict fails when incomplete.
+        let confine = || {
+            sandbox::confine(&sandbox::Needs::default(), opts.sandbox)
+                .map(drop)
+                .map_err(SetupError::Sandbox)
         };
-        let timed_out = |_| {
-            let hint = if opts.x25519 {
-                format!("; {}", session::X25519_HINT)
-            } else {
-                String::new()
-            };
-            format!(
-                "{}: connection timed out before the handshake completed{hint}",
-                opts.target
-            )
-        };
-        let (stream, keys) = tokio::time::timeout(opts.timeout, setup)
-            .await
-            .map_err(timed_out)??;
+        let opened = open_client(&targets, bind, stream_opts, link.timeout, hs, None, confine);
+        let (stream, keys) = opened.await.map_err(|e| match e {
+            SetupError::Conn(ConnError::Connect(e)) => {
+                format!("cannot connect to {}: {e}", link.target)
+            }
+            SetupError::Conn(e) => format!("{}: {e}", link.target),
+            SetupError::Sandbox(e) => e,
+        })?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
         let traffic = session::Traffic::default();
         session::pipe(&stdio, &stream, keys.sealer, keys.opener, &traffic)
             .await
-            .map_err(|e| format!("{}: connection broken: {e}", opts.target))
+            .map_err(|e| format!("{}: connection broken: {e}", link.target))
     })
     .map_err(crate::cmd::event_loop_failed)?
 }

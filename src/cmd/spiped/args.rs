@@ -7,7 +7,11 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::parse::{Parsed, Tool, ToolDoc};
+use crate::cmd::link::{Link, LinkArgs};
+use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
+use crate::config::Process;
+use crate::config::conn::Direction;
+use crate::daemon::UserSpec;
 
 pub(super) const TOOL: Tool = Tool {
     name: "spiped",
@@ -28,9 +32,6 @@ const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
 /// The simultaneous-connection limit when `-n` is not given.
 const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
-use crate::config::conn::Direction;
-use crate::daemon::UserSpec;
-
 /// A validated `spiped` command line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpipedOptions {
@@ -39,39 +40,13 @@ pub struct SpipedOptions {
     /// `-s`: the address to listen on.
     /// `None` only under systemd socket activation, which passed the socket to serve.
     pub source: Option<Address>,
-    /// `-t`: the address to connect each accepted connection to.
-    pub target: Address,
-    /// `-k`: the key file's path, or `-` for standard input; the first `-k` when
-    /// repeated (the key `-e` uses).
-    pub key_file: String,
-    /// `-b`: the local address outgoing connections bind to (port 0 when left out).
-    pub bind: Option<Address>,
-    /// `-D`: daemonize before resolving, and retry failed look-ups until they succeed.
-    pub wait_dns: bool,
-    /// `-F`: stay in the foreground and write no pidfile.
-    pub foreground: bool,
-    /// TCP keep-alives on outgoing and accepted sockets; `-j` turns them off.
-    pub keepalive: bool,
-    /// `-f`: handshake without Diffie-Hellman (no perfect forward secrecy).
-    pub fast: bool,
-    /// `-g`: refuse peers that use `-f`.
-    pub require_pfs: bool,
-    /// `--x25519` (only with `-e`): use the X25519 handshake extension.
-    pub x25519: bool,
+    /// `-t`, the first `-k`, `-b`, `-f`, `-g`, `--x25519`, `-j` (keep-alives on
+    /// outgoing and accepted sockets) and `-o`.
+    pub link: Link,
     /// `-n`: at most this many connections at once; `None` means no limit (`-n 0`).
     pub max_connections: Option<usize>,
-    /// `-o`: connect + handshake timeout.
-    pub timeout: Duration,
-    /// `-p`, or by default the `-s` argument as written plus `.pid` (as C spiped names
-    /// it, so a TCP source's pidfile lands in the working directory); `spiped.pid` when
-    /// socket activation left `-s` out. None is written with `-F`.
-    pub pidfile: PathBuf,
     /// `-r`: how often to re-resolve the target; `None` with `-R`.
     pub resolve_interval: Option<Duration>,
-    /// `--syslog`: after daemonizing, warn to syslog not stderr.
-    pub syslog: bool,
-    /// `-u`: the user and/or group to switch to after binding.
-    pub user: Option<UserSpec>,
     /// Further `-k` files (only with `-d`): keys also accepted, for key rotation.
     pub extra_key_files: Vec<String>,
     /// `--proxy v1|v2` (only with `-e`): send a PROXY protocol header first.
@@ -84,14 +59,9 @@ pub struct SpipedOptions {
     pub socket_mode: Option<u32>,
     /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
     pub socket_owner: Option<UserSpec>,
-    /// `--sandbox` / `--no-sandbox`: how the daemon confines itself once serving.
-    pub sandbox: crate::sandbox::Mode,
-    /// `--drain-timeout`: after SIGTERM/SIGINT, how long open connections may go on
-    /// before they are closed; `None` (the default, as C) waits for them all.
-    pub drain_timeout: Option<Duration>,
-    /// `--metrics`: where to serve Prometheus metrics, `/status` and `/healthz`
-    /// over HTTP; `None` (the default) serves nothing.
-    pub metrics: Option<Address>,
+    /// `-D`, `-F`, `-p`, `--syslog`, `-u`, `--sandbox`/`--no-sandbox`,
+    /// `--drain-timeout` and `--metrics`.
+    pub process: Process,
 }
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
@@ -243,7 +213,7 @@ impl crate::cmd::parse::Validate for Args {
         self.version
     }
 
-    fn validate(self) -> Result<Invocation, crate::cmd::parse::Mistake> {
+    fn validate(self) -> Result<Invocation, Mistake> {
         if self.config.is_some() {
             return self.config_invocation().map(Invocation::Config);
         }
@@ -295,14 +265,9 @@ pub struct ConfigOptions {
     pub metrics: Option<Address>,
 }
 
-/// A pipe's settings, as a configuration file or command line states them, that cannot
-/// be used: the configuration file key it concerns (the long option name) and the
-/// message, worded as for the command line.
-pub(crate) type Refusal = (&'static str, crate::cmd::parse::Mistake);
-
 impl Args {
     /// `-c`: only process-wide options may come with it.
-    fn config_invocation(self) -> Result<ConfigOptions, crate::cmd::parse::Mistake> {
+    fn config_invocation(self) -> Result<ConfigOptions, Mistake> {
         let pipe_options = [
             (self.encrypt, "-e/--encrypt"),
             (self.decrypt, "-d/--decrypt"),
@@ -355,10 +320,8 @@ impl Args {
     /// about the shape of the command line. A configuration file's pipe goes through
     /// here too, so that both word every mistake alike.
     pub(crate) fn pipe(self) -> Result<SpipedOptions, Refusal> {
-        let shape =
-            |key: &'static str, msg: &str| (key, crate::cmd::parse::Mistake::Shape(msg.to_owned()));
-        let value =
-            |key: &'static str| move |msg: String| (key, crate::cmd::parse::Mistake::Value(msg));
+        let shape = |key: &'static str, msg: &str| (key, Mistake::Shape(msg.to_owned()));
+        let value = |key: &'static str| move |msg: String| (key, Mistake::Value(msg));
         let direction = match (self.encrypt, self.decrypt) {
             (true, false) => Direction::Encrypt,
             (false, true) => Direction::Decrypt,
@@ -394,11 +357,18 @@ impl Args {
                  (-s /path) that spiped creates",
             ));
         }
-        let target = crate::cmd::parse::required(self.target, "-t/--target")
-            .map_err(|m| ("target", m.into()))?;
         let mut keys = self.key.into_iter();
-        let key_file =
-            crate::cmd::parse::required(keys.next(), "-k/--key").map_err(|m| ("key", m.into()))?;
+        let link = LinkArgs {
+            target: self.target,
+            key: keys.next(),
+            bind: self.bind,
+            fast: self.fast,
+            require_pfs: self.require_pfs,
+            x25519: self.x25519,
+            no_keepalive: self.no_keepalive,
+            timeout: self.timeout,
+        };
+        link.check_shape()?;
         let extra_key_files: Vec<String> = keys.collect();
         if !extra_key_files.is_empty() {
             if direction != Direction::Decrypt {
@@ -408,7 +378,7 @@ impl Args {
                      several keys (key rotation); -e/--encrypt uses one",
                 ));
             }
-            if extra_key_files.iter().chain([&key_file]).any(|k| k == "-") {
+            if extra_key_files.iter().chain(&link.key).any(|k| k == "-") {
                 return Err(shape(
                     "key",
                     "-k - (key from standard input) cannot be combined with another -k",
@@ -429,11 +399,7 @@ impl Args {
                  always connects before its handshake",
             ));
         }
-        crate::cmd::parse::fast_and_pfs(self.fast, self.require_pfs)
-            .map_err(|m| ("require-pfs", m.into()))?;
-        crate::cmd::parse::fast_and_x25519(self.fast, self.x25519)
-            .map_err(|m| ("x25519", m.into()))?;
-        if self.x25519 && direction == Direction::Decrypt {
+        if link.x25519 && direction == Direction::Decrypt {
             return Err(shape(
                 "x25519",
                 "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
@@ -473,29 +439,17 @@ impl Args {
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
-        let address =
-            |s: &str, name, key| crate::cmd::parse::address(s, name).map_err(|m| (key, m));
+        let source = source
+            .map(|s| crate::cmd::parse::address(&s, "-s/--source").map_err(|m| ("source", m)))
+            .transpose()?;
+        let link = link.validate()?;
+        let user = parse_user(self.user.as_deref())?;
         Ok(SpipedOptions {
             direction,
-            source: source
-                .map(|s| address(&s, "-s/--source", "source"))
-                .transpose()?,
-            target: address(&target, "-t/--target", "target")?,
-            key_file,
-            bind: crate::cmd::parse::bind_address(self.bind, "-b/--bind")
-                .map_err(|m| ("bind", m))?,
-            wait_dns: self.wait_dns,
-            foreground: self.foreground,
-            keepalive: !self.no_keepalive,
-            fast: self.fast,
-            require_pfs: self.require_pfs,
-            x25519: self.x25519,
+            source,
+            link,
             max_connections,
-            timeout: crate::cmd::parse::timeout(self.timeout).map_err(|m| ("timeout", m))?,
-            pidfile: PathBuf::from(pidfile),
             resolve_interval,
-            syslog: self.syslog,
-            user: parse_user(self.user.as_deref())?,
             extra_key_files,
             proxy: self
                 .proxy
@@ -520,9 +474,16 @@ impl Args {
                 })
                 .transpose()
                 .map_err(value("socket-owner"))?,
-            sandbox,
-            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
-            metrics: parse_metrics(self.metrics.as_deref())?,
+            process: Process {
+                wait_dns: self.wait_dns,
+                foreground: self.foreground,
+                pidfile: PathBuf::from(pidfile),
+                syslog: self.syslog,
+                user,
+                drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
+                sandbox,
+                metrics: parse_metrics(self.metrics.as_deref())?,
+            },
         })
     }
 }
@@ -538,14 +499,14 @@ pub(crate) fn parse_metrics(s: Option<&str>) -> Result<Option<Address>, Refusal>
 pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
     s.map(|s| crate::cmd::parse::seconds(s, "--drain-timeout"))
         .transpose()
-        .map_err(|m| ("drain-timeout", crate::cmd::parse::Mistake::Value(m)))
+        .map_err(|m| ("drain-timeout", Mistake::Value(m)))
 }
 
 /// Parses `-u` (the `user` setting of a configuration file).
 pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
     s.map(str::parse)
         .transpose()
-        .map_err(|m| ("user", crate::cmd::parse::Mistake::Value(m)))
+        .map_err(|m| ("user", Mistake::Value(m)))
 }
 
 /// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.

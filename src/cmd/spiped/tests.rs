@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
+use spiped_proto::handshake::Mode;
 use spiped_transports::Address;
 
 use super::args::*;
 use crate::cmd::argv::OptSpec;
+use crate::cmd::link::Link;
 use crate::cmd::parse::Parsed;
+use crate::config::Process;
 use crate::config::conn::Direction;
 use crate::daemon::UserSpec;
 
@@ -55,33 +58,39 @@ fn the_documented_command_line() {
         SpipedOptions {
             direction: Direction::Encrypt,
             source: Some(Address::parse("[127.0.0.1]:8025").unwrap()),
-            target: Address::Name {
-                host: "host".into(),
-                port: 25
+            link: Link {
+                target: Address::Name {
+                    host: "host".into(),
+                    port: 25
+                },
+                key_file: "/etc/key".into(),
+                bind: None,
+                mode: Mode {
+                    fast: false,
+                    require_pfs: false,
+                    x25519: false,
+                },
+                keepalive: true,
+                timeout: Duration::from_secs(5),
             },
-            key_file: "/etc/key".into(),
-            bind: None,
-            wait_dns: false,
-            foreground: false,
-            keepalive: true,
-            fast: false,
-            require_pfs: false,
-            x25519: false,
             max_connections: Some(100),
-            timeout: Duration::from_secs(5),
-            pidfile: PathBuf::from("[127.0.0.1]:8025.pid"),
             resolve_interval: Some(Duration::from_secs(60)),
-            syslog: false,
-            user: None,
             extra_key_files: vec![],
             proxy: None,
             connect_after_handshake: false,
             log_connections: false,
             socket_mode: None,
             socket_owner: None,
-            sandbox: crate::sandbox::Mode::On,
-            drain_timeout: None,
-            metrics: None,
+            process: Process {
+                wait_dns: false,
+                foreground: false,
+                pidfile: PathBuf::from("[127.0.0.1]:8025.pid"),
+                syslog: false,
+                user: None,
+                drain_timeout: None,
+                sandbox: crate::sandbox::Mode::On,
+                metrics: None,
+            },
         }
     );
 }
@@ -99,7 +108,7 @@ fn operator_options() {
         "--connect-after-handshake",
         "--log-connections",
     ]);
-    assert_eq!(o.key_file, "/new");
+    assert_eq!(o.link.key_file, "/new");
     assert_eq!(o.extra_key_files, ["/old", "/older"]);
     assert!(o.connect_after_handshake && o.log_connections);
     assert_eq!(o.proxy, None);
@@ -111,26 +120,34 @@ fn operator_options() {
     }
     assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
     use crate::sandbox::Mode;
-    assert_eq!(run(&with(&[])).sandbox, Mode::On);
-    assert_eq!(run(&with(&["--sandbox", "on"])).sandbox, Mode::On);
-    assert_eq!(run(&with(&["--sandbox=strict"])).sandbox, Mode::Strict);
-    assert_eq!(run(&with(&["--no-sandbox"])).sandbox, Mode::Off);
+    assert_eq!(run(&with(&[])).process.sandbox, Mode::On);
+    assert_eq!(run(&with(&["--sandbox", "on"])).process.sandbox, Mode::On);
+    assert_eq!(
+        run(&with(&["--sandbox=strict"])).process.sandbox,
+        Mode::Strict
+    );
+    assert_eq!(run(&with(&["--no-sandbox"])).process.sandbox, Mode::Off);
     assert!(fail(&with(&["--sandbox", "off"])).contains("invalid value 'off' for --sandbox"));
     assert!(
         fail(&with(&["--sandbox", "strict", "--no-sandbox"]))
             .contains("--sandbox and --no-sandbox cannot be used together")
     );
-    assert_eq!(run(&with(&[])).drain_timeout, None);
+    assert_eq!(run(&with(&[])).process.drain_timeout, None);
     let o = run(&with(&["--metrics", "[127.0.0.1]:9187"]));
-    assert_eq!(o.metrics, Some(Address::parse("[127.0.0.1]:9187").unwrap()));
+    assert_eq!(
+        o.process.metrics,
+        Some(Address::parse("[127.0.0.1]:9187").unwrap())
+    );
     let o = run(&with(&["--metrics=/run/spiped/metrics.sock"]));
     assert_eq!(
-        o.metrics,
+        o.process.metrics,
         Some(Address::parse("/run/spiped/metrics.sock").unwrap())
     );
     assert!(fail(&with(&["--metrics", "9187"])).contains("--metrics"));
     assert_eq!(
-        run(&with(&["--drain-timeout", "2.5"])).drain_timeout,
+        run(&with(&["--drain-timeout", "2.5"]))
+            .process
+            .drain_timeout,
         Some(Duration::from_millis(2500))
     );
     assert!(fail(&with(&["--drain-timeout", "0"])).contains("for --drain-timeout"));
@@ -184,44 +201,49 @@ fn bundled_and_attached_forms() {
     ]);
     assert_eq!(o.direction, Direction::Decrypt);
     assert_eq!(o.source, Some(Address::Unix("/run/in.sock".into())));
-    assert_eq!(o.key_file, "/etc/key");
-    assert!(o.wait_dns && o.foreground && !o.keepalive && o.syslog);
+    assert_eq!(o.link.key_file, "/etc/key");
+    assert!(o.process.wait_dns && o.process.foreground && !o.link.keepalive && o.process.syslog);
     assert_eq!(o.max_connections, Some(5));
-    assert_eq!(o.timeout, Duration::from_millis(500));
+    assert_eq!(o.link.timeout, Duration::from_millis(500));
     assert_eq!(o.resolve_interval, Some(Duration::from_millis(2500)));
-    assert_eq!(o.bind, Some(Address::parse_bind("[10.0.0.1]").unwrap()));
-    assert_eq!(o.pidfile, PathBuf::from("/run/x.pid"));
     assert_eq!(
-        run(&["-e", "-s", "1.2.3.4:5", "-t/b", "-kk"]).pidfile,
+        o.link.bind,
+        Some(Address::parse_bind("[10.0.0.1]").unwrap())
+    );
+    assert_eq!(o.process.pidfile, PathBuf::from("/run/x.pid"));
+    assert_eq!(
+        run(&["-e", "-s", "1.2.3.4:5", "-t/b", "-kk"])
+            .process
+            .pidfile,
         PathBuf::from("1.2.3.4:5.pid")
     );
     assert_eq!(
-        o.user,
+        o.process.user,
         Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
     );
 
-    assert_eq!(run(&with(&[])).key_file, "/k");
+    assert_eq!(run(&with(&[])).link.key_file, "/k");
     let o = run(&["-ekkey", "-s/a", "-t/b"]);
     assert_eq!(
-        (o.direction, o.key_file.as_str()),
+        (o.direction, o.link.key_file.as_str()),
         (Direction::Encrypt, "key")
     );
-    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k", "-"]).key_file, "-");
-    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k-"]).key_file, "-");
+    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k", "-"]).link.key_file, "-");
+    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k-"]).link.key_file, "-");
     let o = run(&with(&["-fR", "-n", "0"]));
-    assert!(o.fast && o.resolve_interval.is_none() && o.max_connections.is_none());
-    assert!(run(&with(&["-g"])).require_pfs);
-    assert_eq!(run(&with(&["--"])).key_file, "/k");
+    assert!(o.link.mode.fast && o.resolve_interval.is_none() && o.max_connections.is_none());
+    assert!(run(&with(&["-g"])).link.mode.require_pfs);
+    assert_eq!(run(&with(&["--"])).link.key_file, "/k");
 }
 
 /// Numbers as C spiped 1.6 parses them (PARSENUM, then 0 means the default).
 #[test]
 fn numbers_that_c_takes() {
     let o = run(&with(&["-o", "0", "-r", "0"]));
-    assert_eq!(o.timeout, Duration::from_secs(5));
+    assert_eq!(o.link.timeout, Duration::from_secs(5));
     assert_eq!(o.resolve_interval, Some(Duration::from_secs(60)));
     assert_eq!(
-        run(&with(&["-o", "90000"])).timeout,
+        run(&with(&["-o", "90000"])).link.timeout,
         Duration::from_secs(90_000)
     );
     assert!(run(&with(&["-R", "-r", "60"])).resolve_interval.is_none());
@@ -263,12 +285,14 @@ fn long_names() {
         ":wheel",
     ]);
     assert_eq!(o.direction, Direction::Decrypt);
-    assert_eq!(o.key_file, "x");
-    assert!(o.wait_dns && o.foreground && !o.keepalive && o.require_pfs);
+    assert_eq!(o.link.key_file, "x");
+    assert!(
+        o.process.wait_dns && o.process.foreground && !o.link.keepalive && o.link.mode.require_pfs
+    );
     assert_eq!(o.max_connections, Some(7));
-    assert_eq!(o.timeout, Duration::from_secs(3));
+    assert_eq!(o.link.timeout, Duration::from_secs(3));
     assert_eq!(o.resolve_interval, None);
-    assert_eq!(o.user, Some(UserSpec::Group("wheel".into())));
+    assert_eq!(o.process.user, Some(UserSpec::Group("wheel".into())));
     let o = run(&[
         "--encrypt",
         "-s/a",
@@ -280,11 +304,11 @@ fn long_names() {
         "-u",
         "daemon",
     ]);
-    assert!(o.fast);
-    assert_eq!(o.key_file, "-");
+    assert!(o.link.mode.fast);
+    assert_eq!(o.link.key_file, "-");
     assert_eq!(o.resolve_interval, Some(Duration::from_secs(9)));
-    assert_eq!(o.user, Some(UserSpec::User("daemon".into())));
-    assert!(run(&with(&["--x25519", "-g"])).x25519);
+    assert_eq!(o.process.user, Some(UserSpec::User("daemon".into())));
+    assert!(run(&with(&["--x25519", "-g"])).link.mode.x25519);
 }
 
 #[test]
