@@ -144,10 +144,24 @@ pub fn main() -> i32 {
     }
 }
 
-/// Runs `run` on successfully parsed options, or prints what the parser asked for.
-pub(crate) fn parsed_or_exit<T>(parsed: Parsed<T>, run: impl FnOnce(T) -> i32) -> i32 {
-    match parsed {
-        Parsed::Run(opts) => run(opts),
+/// Runs the tool called `program` (so its messages name it, from its command line's
+/// warnings on): `run` on the options `parse` makes of `args`, exit 0 or its error as
+/// one line and exit 1; or, when parsing ends it, prints what the parser asked for.
+pub(crate) fn run_tool<T>(
+    program: &'static str,
+    args: &[String],
+    parse: fn(&[String]) -> Parsed<T>,
+    run: impl FnOnce(T) -> Result<(), String>,
+) -> i32 {
+    crate::log::set_program(program);
+    match parse(args) {
+        Parsed::Run(opts) => match run(opts) {
+            Ok(()) => 0,
+            Err(e) => {
+                crate::log::warn(&e);
+                1
+            }
+        },
         Parsed::Exit {
             stdout,
             stderr,
@@ -158,12 +172,6 @@ pub(crate) fn parsed_or_exit<T>(parsed: Parsed<T>, run: impl FnOnce(T) -> i32) -
             status
         }
     }
-}
-
-/// Prints `msg` as a one-line error and returns exit status 1.
-pub(crate) fn fail(msg: &str) -> i32 {
-    crate::log::warn(msg);
-    1
 }
 
 /// The message for an event loop that could not start or stopped working: epoll found

@@ -75,7 +75,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<BenchOptions> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     #[test]

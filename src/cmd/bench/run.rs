@@ -28,11 +28,7 @@ use spiped_proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer,
 
 /// Entry point of `spiped bench`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped bench");
-    crate::cmd::parsed_or_exit(parse(args), |opts| match run(&opts) {
-        Ok(()) => 0,
-        Err(e) => crate::cmd::fail(&e),
-    })
+    crate::cmd::run_tool("spiped bench", args, parse, |opts| run(&opts))
 }
 
 /// One figure: what it is called in JSON and in the table, and how to measure it for

@@ -60,7 +60,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<Shell> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     #[test]

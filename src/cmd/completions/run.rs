@@ -15,15 +15,16 @@ use crate::cmd::{Entry, TOOLS};
 
 /// Entry point of `spiped completions`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped completions");
-    crate::cmd::parsed_or_exit(parse(args), |shell| {
-        match std::io::stdout().lock().write_all(script(shell).as_bytes()) {
-            Ok(()) => 0,
-            Err(e) => crate::cmd::fail(&format!(
-                "cannot write to standard output: {}",
-                crate::errors::describe(&e)
-            )),
-        }
+    crate::cmd::run_tool("spiped completions", args, parse, |shell| {
+        std::io::stdout()
+            .lock()
+            .write_all(script(shell).as_bytes())
+            .map_err(|e| {
+                format!(
+                    "cannot write to standard output: {}",
+                    crate::errors::describe(&e)
+                )
+            })
     })
 }
 

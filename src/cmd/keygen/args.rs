@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<KeygenOptions> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     fn stderr_of(s: &[&str]) -> String {

@@ -13,11 +13,7 @@ use crate::errors::describe;
 
 /// Entry point of `spiped keygen`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped keygen");
-    crate::cmd::parsed_or_exit(parse(args), |opts| match run(&opts) {
-        Ok(()) => 0,
-        Err(e) => crate::cmd::fail(&e),
-    })
+    crate::cmd::run_tool("spiped keygen", args, parse, |opts| run(&opts))
 }
 
 fn run(opts: &KeygenOptions) -> Result<(), String> {

@@ -3,7 +3,7 @@
 
 use argh::{ArgsInfo, FromArgs};
 
-use crate::cmd::link::{Link, LinkArgs};
+use crate::cmd::link::{Link, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
@@ -95,18 +95,9 @@ impl crate::cmd::parse::Validate for Args {
 
     /// Checks what argh cannot express; presence problems come before value problems.
     fn validate(self) -> Result<SpipeOptions, Mistake> {
-        let link = LinkArgs {
-            target: self.target,
-            key: self.key,
-            bind: self.bind,
-            fast: self.fast,
-            require_pfs: self.require_pfs,
-            x25519: self.x25519,
-            no_keepalive: self.no_keepalive,
-            timeout: self.timeout,
-        };
+        let link = link_args!(self, self.key).validate().map_err(|(_, m)| m)?;
         Ok(SpipeOptions {
-            link: link.validate().map_err(|(_, m)| m)?,
+            link,
             sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }

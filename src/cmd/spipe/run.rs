@@ -10,11 +10,7 @@ use spiped_proto::handshake::Role;
 
 /// Entry point of `spipe`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spipe");
-    crate::cmd::parsed_or_exit(parse(args), |opts| match run(&opts) {
-        Ok(()) => 0,
-        Err(e) => crate::cmd::fail(&e),
-    })
+    crate::cmd::run_tool("spipe", args, parse, |opts| run(&opts))
 }
 
 /// Why the connection could not be set up: as a daemon's connection fails, or the

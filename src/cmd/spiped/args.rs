@@ -7,7 +7,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::link::{Link, LinkArgs};
+use crate::cmd::link::{Link, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
 use crate::config::Process;
 use crate::config::conn::Direction;
@@ -358,16 +358,7 @@ impl Args {
             ));
         }
         let mut keys = self.key.into_iter();
-        let link = LinkArgs {
-            target: self.target,
-            key: keys.next(),
-            bind: self.bind,
-            fast: self.fast,
-            require_pfs: self.require_pfs,
-            x25519: self.x25519,
-            no_keepalive: self.no_keepalive,
-            timeout: self.timeout,
-        };
+        let link = link_args!(self, keys.next());
         link.check_shape()?;
         let extra_key_files: Vec<String> = keys.collect();
         if !extra_key_files.is_empty() {

@@ -20,11 +20,7 @@ use crate::{log, sandbox, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped");
-    crate::cmd::parsed_or_exit(parse(args), |inv| match run(inv) {
-        Ok(()) => 0,
-        Err(e) => crate::cmd::fail(&e),
-    })
+    crate::cmd::run_tool("spiped", args, parse, run)
 }
 
 /// Where the configuration comes from, and so what a reload reads again.
