@@ -1,4 +1,5 @@
-//! One connection's life in the daemon: open the other side, handshake, pipe, close.
+//! One connection's life in the daemon: open the other side, handshake, pipe, close;
+//! and the client's way of opening a connection, which `spipe` shares.
 
 use std::fmt;
 use std::io;

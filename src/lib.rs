@@ -8,12 +8,13 @@
 //!   a key and endpoints.
 //! - [`pump`]: one direction of an established connection.
 //! - [`session`]: the handshake driven over a transport, then both pumps.
-//! - [`conn`]: one daemon connection's life, logged by [`connlog`], optionally led by a
-//!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop;
-//!   [`daemon`]: forking, pidfile and privileges; [`systemd`]: socket activation and
+//! - [`conn`]: one daemon connection's life (and the client's way of opening one, which
+//!   `spipe` shares), logged by [`connlog`], optionally led by a [`proxy`] (PROXY
+//!   protocol) header; [`dispatch`]: the accept loop;
+//!   [`daemon`]: forking, pidfile and privileges (`-u`); [`systemd`]: socket activation and
 //!   readiness notification.
 //! - [`config`]: what the daemon serves (a configuration file, or the command line as
-//!   a configuration of one pipe); [`pipe`]: one pipe's live settings and counters;
+//!   a configuration of one pipe) and what each connection runs with; [`pipe`]: one pipe's live settings and counters;
 //!   [`pipes`]: the running pipes, started and reloaded from a configuration.
 //! - [`cmd`]: the tools of the multi-call binary, each in one folder: its command line
 //!   (`args.rs`) and its entry point (`run.rs`).
