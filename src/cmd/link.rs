@@ -36,21 +36,21 @@ pub(super) struct LinkArgs {
     pub(super) timeout: Option<String>,
 }
 
-/// The [`LinkArgs`] of a tool's argh struct `$args`, whose fields name the shared
+/// The [`LinkArgs`] taken out of a tool's argh struct `$args`, whose fields name the shared
 /// options as `LinkArgs` does, with `$key` as `-k`. argh cannot flatten one struct into
 /// another, so each tool declares the options (with help worded for it) and this takes
 /// them out, in one place for both.
 macro_rules! link_args {
     ($args:ident, $key:expr) => {
         $crate::cmd::link::LinkArgs {
-            target: $args.target,
+            target: $args.target.take(),
             key: $key,
-            bind: $args.bind,
+            bind: $args.bind.take(),
             fast: $args.fast,
             require_pfs: $args.require_pfs,
             x25519: $args.x25519,
             no_keepalive: $args.no_keepalive,
-            timeout: $args.timeout,
+            timeout: $args.timeout.take(),
         }
     };
 }

@@ -94,8 +94,10 @@ impl crate::cmd::parse::Validate for Args {
     }
 
     /// Checks what argh cannot express; presence problems come before value problems.
-    fn validate(self) -> Result<SpipeOptions, Mistake> {
-        let link = link_args!(self, self.key).validate().map_err(|(_, m)| m)?;
+    fn validate(mut self) -> Result<SpipeOptions, Mistake> {
+        let link = link_args!(self, self.key.take())
+            .validate()
+            .map_err(|(_, m)| m)?;
         Ok(SpipeOptions {
             link,
             sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::link::{Link, link_args};
+use crate::cmd::link::{Link, LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
 use crate::config::Process;
 use crate::config::conn::Direction;
@@ -319,110 +319,21 @@ impl Args {
     /// Presence problems are reported before value problems, so the first complaint is
     /// about the shape of the command line. A configuration file's pipe goes through
     /// here too, so that both word every mistake alike.
-    pub(crate) fn pipe(self) -> Result<SpipedOptions, Refusal> {
-        let shape = |key: &'static str, msg: &str| (key, Mistake::Shape(msg.to_owned()));
-        let value = |key: &'static str| move |msg: String| (key, Mistake::Value(msg));
-        let direction = match (self.encrypt, self.decrypt) {
-            (true, false) => Direction::Encrypt,
-            (false, true) => Direction::Decrypt,
-            (true, true) => {
-                return Err(shape(
-                    "decrypt",
-                    "-e/--encrypt and -d/--decrypt cannot be used together",
-                ));
-            }
-            (false, false) => {
-                return Err(shape(
-                    "encrypt",
-                    "one of -e/--encrypt or -d/--decrypt is required",
-                ));
-            }
-        };
-        // Under systemd socket activation the socket comes with the process.
-        let source = match self.source {
-            None if std::env::var_os("LISTEN_FDS").is_some() => None,
-            s => Some(
-                crate::cmd::parse::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
-            ),
-        };
-        let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
-        if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
-            let key = match self.socket_mode {
-                Some(_) => "socket-mode",
-                None => "socket-owner",
-            };
-            return Err(shape(
-                key,
-                "--socket-mode and --socket-owner are for a UNIX socket source \
-                 (-s /path) that spiped creates",
-            ));
-        }
-        let mut keys = self.key.into_iter();
+    pub(crate) fn pipe(mut self) -> Result<SpipedOptions, Refusal> {
+        let direction = self.direction()?;
+        let source = self.source()?;
+        let mut keys = std::mem::take(&mut self.key).into_iter();
         let link = link_args!(self, keys.next());
         link.check_shape()?;
         let extra_key_files: Vec<String> = keys.collect();
-        if !extra_key_files.is_empty() {
-            if direction != Direction::Decrypt {
-                return Err(shape(
-                    "key",
-                    "-k/--key given more than once: only -d/--decrypt accepts \
-                     several keys (key rotation); -e/--encrypt uses one",
-                ));
-            }
-            if extra_key_files.iter().chain(&link.key).any(|k| k == "-") {
-                return Err(shape(
-                    "key",
-                    "-k - (key from standard input) cannot be combined with another -k",
-                ));
-            }
-        }
-        if self.proxy.is_some() && direction != Direction::Encrypt {
-            return Err(shape(
-                "proxy",
-                "--proxy is for -e/--encrypt: it adds the header that the \
-                 service behind -d/--decrypt reads",
-            ));
-        }
-        if self.connect_after_handshake && direction != Direction::Decrypt {
-            return Err(shape(
-                "connect-after-handshake",
-                "--connect-after-handshake is for -d/--decrypt; -e/--encrypt \
-                 always connects before its handshake",
-            ));
-        }
-        if link.x25519 && direction == Direction::Decrypt {
-            return Err(shape(
-                "x25519",
-                "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
-                 X25519 clients",
-            ));
-        }
-        let resolve_interval = self
-            .resolve_interval
-            .map(|s| {
-                crate::cmd::parse::c_seconds(&s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
-            })
-            .transpose()
-            .map_err(value("resolve-interval"))?;
-        // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
-        // the default) starts there, so it starts here.
-        if self.no_resolve && resolve_interval.is_some_and(|r| r != DEFAULT_RESOLVE_INTERVAL) {
-            return Err(shape(
-                "no-resolve",
-                "-r/--resolve-interval and -R/--no-resolve cannot be used together",
-            ));
-        }
-
-        let max_connections = match self.max_connections {
+        self.check_for(direction, &link, &extra_key_files)?;
+        let resolve_interval = self.resolve_interval()?;
+        let max_connections = match &self.max_connections {
             None => Some(DEFAULT_MAX_CONNECTIONS),
-            Some(s) => match parse_count(&s).map_err(value("max-connections"))? {
+            Some(s) => match parse_count(s).map_err(value("max-connections"))? {
                 0 => None,
                 n => Some(n),
             },
-        };
-        let resolve_interval = match (self.no_resolve, resolve_interval) {
-            (true, _) => None,
-            (false, r) => Some(r.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         };
 
         let sandbox = crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)
@@ -477,6 +388,128 @@ impl Args {
             },
         })
     }
+
+    /// `-e` or `-d`: exactly one.
+    fn direction(&self) -> Result<Direction, Refusal> {
+        match (self.encrypt, self.decrypt) {
+            (true, false) => Ok(Direction::Encrypt),
+            (false, true) => Ok(Direction::Decrypt),
+            (true, true) => Err(shape(
+                "decrypt",
+                "-e/--encrypt and -d/--decrypt cannot be used together",
+            )),
+            (false, false) => Err(shape(
+                "encrypt",
+                "one of -e/--encrypt or -d/--decrypt is required",
+            )),
+        }
+    }
+
+    /// `-s` as written: required unless systemd passed the socket; `--socket-mode` and
+    /// `--socket-owner` only beside a UNIX socket source.
+    fn source(&mut self) -> Result<Option<String>, Refusal> {
+        // Under systemd socket activation the socket comes with the process.
+        let source = match self.source.take() {
+            None if std::env::var_os("LISTEN_FDS").is_some() => None,
+            s => Some(
+                crate::cmd::parse::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
+            ),
+        };
+        let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
+        if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
+            let key = match self.socket_mode {
+                Some(_) => "socket-mode",
+                None => "socket-owner",
+            };
+            return Err(shape(
+                key,
+                "--socket-mode and --socket-owner are for a UNIX socket source \
+                 (-s /path) that spiped creates",
+            ));
+        }
+        Ok(source)
+    }
+
+    /// The options of one direction only: several `-k` and `--connect-after-handshake`
+    /// are for `-d`, `--proxy` and `--x25519` for `-e`.
+    fn check_for(
+        &self,
+        direction: Direction,
+        link: &LinkArgs,
+        extra_key_files: &[String],
+    ) -> Result<(), Refusal> {
+        if !extra_key_files.is_empty() {
+            if direction != Direction::Decrypt {
+                return Err(shape(
+                    "key",
+                    "-k/--key given more than once: only -d/--decrypt accepts \
+                     several keys (key rotation); -e/--encrypt uses one",
+                ));
+            }
+            if extra_key_files.iter().chain(&link.key).any(|k| k == "-") {
+                return Err(shape(
+                    "key",
+                    "-k - (key from standard input) cannot be combined with another -k",
+                ));
+            }
+        }
+        if self.proxy.is_some() && direction != Direction::Encrypt {
+            return Err(shape(
+                "proxy",
+                "--proxy is for -e/--encrypt: it adds the header that the \
+                 service behind -d/--decrypt reads",
+            ));
+        }
+        if self.connect_after_handshake && direction != Direction::Decrypt {
+            return Err(shape(
+                "connect-after-handshake",
+                "--connect-after-handshake is for -d/--decrypt; -e/--encrypt \
+                 always connects before its handshake",
+            ));
+        }
+        if link.x25519 && direction == Direction::Decrypt {
+            return Err(shape(
+                "x25519",
+                "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
+                 X25519 clients",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `-r` and `-R`: how often to re-resolve the target, `None` for never.
+    fn resolve_interval(&self) -> Result<Option<Duration>, Refusal> {
+        let interval = self
+            .resolve_interval
+            .as_deref()
+            .map(|s| {
+                crate::cmd::parse::c_seconds(s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
+            })
+            .transpose()
+            .map_err(value("resolve-interval"))?;
+        // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
+        // the default) starts there, so it starts here.
+        if self.no_resolve && interval.is_some_and(|r| r != DEFAULT_RESOLVE_INTERVAL) {
+            return Err(shape(
+                "no-resolve",
+                "-r/--resolve-interval and -R/--no-resolve cannot be used together",
+            ));
+        }
+        Ok(match self.no_resolve {
+            true => None,
+            false => Some(interval.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
+        })
+    }
+}
+
+/// A refusal of the command line's shape, concerning the configuration file key `key`.
+fn shape(key: &'static str, msg: &str) -> Refusal {
+    (key, Mistake::Shape(msg.to_owned()))
+}
+
+/// A refusal of a value, concerning the configuration file key `key`.
+fn value(key: &'static str) -> impl Fn(String) -> Refusal {
+    move |msg| (key, Mistake::Value(msg))
 }
 
 /// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
