@@ -355,7 +355,7 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         ..Args::default()
     };
     let idle = w.number("idle-timeout", raw.idle_timeout)?;
-    let o = args
+    let (o, _) = args
         .pipe()
         .map_err(|(key, m)| error(&w, key, m.message()))?;
     if key_files.iter().any(|(f, _)| f == "-") {
@@ -418,7 +418,9 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
     Ok(PipeConfig {
         allow,
         idle_timeout,
-        ..PipeConfig::from_options(o, name, keys)
+        name,
+        keys,
+        ..o
     })
 }
 

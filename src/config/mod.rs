@@ -16,7 +16,6 @@ use std::time::Duration;
 use ipnet::IpNet;
 use spiped_transports::Address;
 
-use crate::cmd::spiped::args::SpipedOptions;
 use crate::daemon::UserSpec;
 use conn::Direction;
 
@@ -123,55 +122,5 @@ impl PipeConfig {
     /// only once the handshake has told which key the client holds.
     pub fn routes_by_key(&self) -> bool {
         self.keys.iter().any(|k| k.target != self.keys[0].target)
-    }
-}
-
-impl PipeConfig {
-    /// The pipe that validated options describe, named `name`, with `keys` (rather than
-    /// the options' key files and target), no allow-list and no idle timeout.
-    fn from_options(o: SpipedOptions, name: String, keys: Vec<KeyRoute>) -> PipeConfig {
-        PipeConfig {
-            name,
-            direction: o.direction,
-            source: o.source,
-            keys,
-            bind: o.link.bind,
-            keepalive: o.link.keepalive,
-            fast: o.link.mode.fast,
-            require_pfs: o.link.mode.require_pfs,
-            x25519: o.link.mode.x25519,
-            max_connections: o.max_connections,
-            timeout: o.link.timeout,
-            resolve_interval: o.resolve_interval,
-            proxy: o.proxy,
-            connect_after_handshake: o.connect_after_handshake,
-            log_connections: o.log_connections,
-            socket_mode: o.socket_mode,
-            socket_owner: o.socket_owner,
-            allow: Vec::new(),
-            idle_timeout: None,
-        }
-    }
-}
-
-impl Config {
-    /// The configuration of one pipe that a command line describes.
-    pub fn from_command_line(o: SpipedOptions) -> Config {
-        let keys = std::iter::once(&o.link.key_file)
-            .chain(&o.extra_key_files)
-            .map(|file| KeyRoute {
-                file: file.clone(),
-                target: o.link.target.clone(),
-                at: None,
-            })
-            .collect();
-        let name = o.source.as_ref().map_or_else(
-            || "socket passed by systemd".to_owned(),
-            ToString::to_string,
-        );
-        Config {
-            process: o.process.clone(),
-            pipes: vec![PipeConfig::from_options(o, name, keys)],
-        }
     }
 }

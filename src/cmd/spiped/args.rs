@@ -1,5 +1,5 @@
 //! `spiped`'s command line: the argh struct, and the validation that turns it into
-//! [`SpipedOptions`].
+//! an [`Invocation`]: a configuration of one pipe, or a configuration file to read.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,10 +7,10 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::link::{Link, LinkArgs, link_args};
+use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
-use crate::config::Process;
 use crate::config::conn::Direction;
+use crate::config::{Config, KeyRoute, PipeConfig, Process};
 use crate::daemon::UserSpec;
 
 pub(super) const TOOL: Tool = Tool {
@@ -31,38 +31,6 @@ const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The simultaneous-connection limit when `-n` is not given.
 const DEFAULT_MAX_CONNECTIONS: usize = 100;
-
-/// A validated `spiped` command line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpipedOptions {
-    /// `-e` or `-d`.
-    pub direction: Direction,
-    /// `-s`: the address to listen on.
-    /// `None` only under systemd socket activation, which passed the socket to serve.
-    pub source: Option<Address>,
-    /// `-t`, the first `-k`, `-b`, `-f`, `-g`, `--x25519`, `-j` (keep-alives on
-    /// outgoing and accepted sockets) and `-o`.
-    pub link: Link,
-    /// `-n`: at most this many connections at once; `None` means no limit (`-n 0`).
-    pub max_connections: Option<usize>,
-    /// `-r`: how often to re-resolve the target; `None` with `-R`.
-    pub resolve_interval: Option<Duration>,
-    /// Further `-k` files (only with `-d`): keys also accepted, for key rotation.
-    pub extra_key_files: Vec<String>,
-    /// `--proxy v1|v2` (only with `-e`): send a PROXY protocol header first.
-    pub proxy: Option<crate::proxy::Version>,
-    /// `--connect-after-handshake` (only with `-d`).
-    pub connect_after_handshake: bool,
-    /// `--log-connections`: log each connection's open and close.
-    pub log_connections: bool,
-    /// `--socket-mode`: permission bits for a UNIX source socket's file.
-    pub socket_mode: Option<u32>,
-    /// `--socket-owner`: owner and/or group for a UNIX source socket's file.
-    pub socket_owner: Option<UserSpec>,
-    /// `-D`, `-F`, `-p`, `--syslog`, `-u`, `--sandbox`/`--no-sandbox`,
-    /// `--drain-timeout` and `--metrics`.
-    pub process: Process,
-}
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
 pub fn parse(args: &[String]) -> Parsed<Invocation> {
@@ -224,17 +192,19 @@ impl crate::cmd::parse::Validate for Args {
                     .into(),
             );
         }
-        self.pipe()
-            .map(|o| Invocation::Pipe(Box::new(o)))
-            .map_err(|(_, m)| m)
+        let (pipe, process) = self.pipe().map_err(|(_, m)| m)?;
+        Ok(Invocation::Pipe(Box::new(Config {
+            process,
+            pipes: vec![pipe],
+        })))
     }
 }
 
 /// What a valid `spiped` command line asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation {
-    /// One pipe, described by the command line.
-    Pipe(Box<SpipedOptions>),
+    /// One pipe, described by the command line: a configuration of one pipe.
+    Pipe(Box<Config>),
     /// The pipes of a configuration file (`-c`).
     Config(ConfigOptions),
 }
@@ -319,7 +289,7 @@ impl Args {
     /// Presence problems are reported before value problems, so the first complaint is
     /// about the shape of the command line. A configuration file's pipe goes through
     /// here too, so that both word every mistake alike.
-    pub(crate) fn pipe(mut self) -> Result<SpipedOptions, Refusal> {
+    pub(crate) fn pipe(mut self) -> Result<(PipeConfig, Process), Refusal> {
         let direction = self.direction()?;
         let source = self.source()?;
         let mut keys = std::mem::take(&mut self.key).into_iter();
@@ -346,13 +316,30 @@ impl Args {
             .transpose()?;
         let link = link.validate()?;
         let user = parse_user(self.user.as_deref())?;
-        Ok(SpipedOptions {
+        let keys = std::iter::once(link.key_file)
+            .chain(extra_key_files)
+            .map(|file| KeyRoute {
+                file,
+                target: link.target.clone(),
+                at: None,
+            })
+            .collect();
+        let pipe = PipeConfig {
+            name: source.as_ref().map_or_else(
+                || "socket passed by systemd".to_owned(),
+                ToString::to_string,
+            ),
             direction,
             source,
-            link,
+            keys,
+            bind: link.bind,
+            keepalive: link.keepalive,
+            fast: link.mode.fast,
+            require_pfs: link.mode.require_pfs,
+            x25519: link.mode.x25519,
             max_connections,
+            timeout: link.timeout,
             resolve_interval,
-            extra_key_files,
             proxy: self
                 .proxy
                 .as_deref()
@@ -376,17 +363,21 @@ impl Args {
                 })
                 .transpose()
                 .map_err(value("socket-owner"))?,
-            process: Process {
-                wait_dns: self.wait_dns,
-                foreground: self.foreground,
-                pidfile: PathBuf::from(pidfile),
-                syslog: self.syslog,
-                user,
-                drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
-                sandbox,
-                metrics: parse_metrics(self.metrics.as_deref())?,
-            },
-        })
+            // Only a configuration file sets these.
+            allow: Vec::new(),
+            idle_timeout: None,
+        };
+        let process = Process {
+            wait_dns: self.wait_dns,
+            foreground: self.foreground,
+            pidfile: PathBuf::from(pidfile),
+            syslog: self.syslog,
+            user,
+            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
+            sandbox,
+            metrics: parse_metrics(self.metrics.as_deref())?,
+        };
+        Ok((pipe, process))
     }
 
     /// `-e` or `-d`: exactly one.

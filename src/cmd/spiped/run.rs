@@ -91,7 +91,7 @@ impl Source {
 
 fn run(inv: Invocation) -> Result<(), String> {
     let source = match inv {
-        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(*opts)),
+        Invocation::Pipe(config) => Source::CommandLine(*config),
         Invocation::Config(opts) if opts.check => return check(&opts),
         Invocation::Config(opts) => Source::File(opts),
     };

@@ -4,22 +4,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
-use spiped_proto::handshake::Mode;
 use spiped_transports::Address;
 
 use super::args::*;
 use crate::cmd::argv::OptSpec;
-use crate::cmd::link::Link;
 use crate::cmd::parse::Parsed;
-use crate::config::Process;
 use crate::config::conn::Direction;
+use crate::config::{Config, KeyRoute, PipeConfig, Process};
 use crate::daemon::UserSpec;
 
 fn args(s: &[&str]) -> Vec<String> {
     crate::cmd::parse::testing::args(s)
 }
 
-fn run(s: &[&str]) -> SpipedOptions {
+/// The configuration of one pipe that `s` describes.
+fn run(s: &[&str]) -> Config {
     match crate::cmd::parse::testing::run(parse, s) {
         Invocation::Pipe(o) => *o,
         Invocation::Config(c) => panic!("{s:?} read as a configuration: {c:?}"),
@@ -55,32 +54,7 @@ fn the_documented_command_line() {
     ]);
     assert_eq!(
         o,
-        SpipedOptions {
-            direction: Direction::Encrypt,
-            source: Some(Address::parse("[127.0.0.1]:8025").unwrap()),
-            link: Link {
-                target: Address::Name {
-                    host: "host".into(),
-                    port: 25
-                },
-                key_file: "/etc/key".into(),
-                bind: None,
-                mode: Mode {
-                    fast: false,
-                    require_pfs: false,
-                    x25519: false,
-                },
-                keepalive: true,
-                timeout: Duration::from_secs(5),
-            },
-            max_connections: Some(100),
-            resolve_interval: Some(Duration::from_secs(60)),
-            extra_key_files: vec![],
-            proxy: None,
-            connect_after_handshake: false,
-            log_connections: false,
-            socket_mode: None,
-            socket_owner: None,
+        Config {
             process: Process {
                 wait_dns: false,
                 foreground: false,
@@ -91,6 +65,34 @@ fn the_documented_command_line() {
                 sandbox: crate::sandbox::Mode::On,
                 metrics: None,
             },
+            pipes: vec![PipeConfig {
+                name: "[127.0.0.1]:8025".into(),
+                direction: Direction::Encrypt,
+                source: Some(Address::parse("[127.0.0.1]:8025").unwrap()),
+                keys: vec![KeyRoute {
+                    file: "/etc/key".into(),
+                    target: Address::Name {
+                        host: "host".into(),
+                        port: 25
+                    },
+                    at: None,
+                }],
+                bind: None,
+                keepalive: true,
+                fast: false,
+                require_pfs: false,
+                x25519: false,
+                max_connections: Some(100),
+                timeout: Duration::from_secs(5),
+                resolve_interval: Some(Duration::from_secs(60)),
+                proxy: None,
+                connect_after_handshake: false,
+                log_connections: false,
+                socket_mode: None,
+                socket_owner: None,
+                allow: vec![],
+                idle_timeout: None,
+            }],
         }
     );
 }
@@ -108,15 +110,19 @@ fn operator_options() {
         "--connect-after-handshake",
         "--log-connections",
     ]);
-    assert_eq!(o.link.key_file, "/new");
-    assert_eq!(o.extra_key_files, ["/old", "/older"]);
-    assert!(o.connect_after_handshake && o.log_connections);
-    assert_eq!(o.proxy, None);
+    assert_eq!(o.pipes[0].keys[0].file, "/new");
+    let extra: Vec<&str> = o.pipes[0].keys[1..]
+        .iter()
+        .map(|k| k.file.as_str())
+        .collect();
+    assert_eq!(extra, ["/old", "/older"]);
+    assert!(o.pipes[0].connect_after_handshake && o.pipes[0].log_connections);
+    assert_eq!(o.pipes[0].proxy, None);
     for (v, want) in [
         ("v1", crate::proxy::Version::V1),
         ("v2", crate::proxy::Version::V2),
     ] {
-        assert_eq!(run(&with(&["--proxy", v])).proxy, Some(want));
+        assert_eq!(run(&with(&["--proxy", v])).pipes[0].proxy, Some(want));
     }
     assert!(fail(&with(&["--proxy", "v3"])).contains("invalid value 'v3' for --proxy"));
     use crate::sandbox::Mode;
@@ -161,9 +167,9 @@ fn operator_options() {
         "--socket-owner",
         "nobody:nogroup",
     ]);
-    assert_eq!(o.socket_mode, Some(0o660));
+    assert_eq!(o.pipes[0].socket_mode, Some(0o660));
     assert_eq!(
-        o.socket_owner,
+        o.pipes[0].socket_owner,
         Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
     );
     for bad in ["0668", "12345", "rw", "4755", "1777"] {
@@ -199,15 +205,23 @@ fn bundled_and_attached_forms() {
         "nobody:nogroup",
         "--syslog",
     ]);
-    assert_eq!(o.direction, Direction::Decrypt);
-    assert_eq!(o.source, Some(Address::Unix("/run/in.sock".into())));
-    assert_eq!(o.link.key_file, "/etc/key");
-    assert!(o.process.wait_dns && o.process.foreground && !o.link.keepalive && o.process.syslog);
-    assert_eq!(o.max_connections, Some(5));
-    assert_eq!(o.link.timeout, Duration::from_millis(500));
-    assert_eq!(o.resolve_interval, Some(Duration::from_millis(2500)));
+    assert_eq!(o.pipes[0].direction, Direction::Decrypt);
     assert_eq!(
-        o.link.bind,
+        o.pipes[0].source,
+        Some(Address::Unix("/run/in.sock".into()))
+    );
+    assert_eq!(o.pipes[0].keys[0].file, "/etc/key");
+    assert!(
+        o.process.wait_dns && o.process.foreground && !o.pipes[0].keepalive && o.process.syslog
+    );
+    assert_eq!(o.pipes[0].max_connections, Some(5));
+    assert_eq!(o.pipes[0].timeout, Duration::from_millis(500));
+    assert_eq!(
+        o.pipes[0].resolve_interval,
+        Some(Duration::from_millis(2500))
+    );
+    assert_eq!(
+        o.pipes[0].bind,
         Some(Address::parse_bind("[10.0.0.1]").unwrap())
     );
     assert_eq!(o.process.pidfile, PathBuf::from("/run/x.pid"));
@@ -222,32 +236,50 @@ fn bundled_and_attached_forms() {
         Some(UserSpec::UserGroup("nobody".into(), "nogroup".into()))
     );
 
-    assert_eq!(run(&with(&[])).link.key_file, "/k");
+    assert_eq!(run(&with(&[])).pipes[0].keys[0].file, "/k");
     let o = run(&["-ekkey", "-s/a", "-t/b"]);
     assert_eq!(
-        (o.direction, o.link.key_file.as_str()),
+        (o.pipes[0].direction, o.pipes[0].keys[0].file.as_str()),
         (Direction::Encrypt, "key")
     );
-    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k", "-"]).link.key_file, "-");
-    assert_eq!(run(&["-e", "-s/a", "-t/b", "-k-"]).link.key_file, "-");
+    assert_eq!(
+        run(&["-e", "-s/a", "-t/b", "-k", "-"]).pipes[0].keys[0].file,
+        "-"
+    );
+    assert_eq!(
+        run(&["-e", "-s/a", "-t/b", "-k-"]).pipes[0].keys[0].file,
+        "-"
+    );
     let o = run(&with(&["-fR", "-n", "0"]));
-    assert!(o.link.mode.fast && o.resolve_interval.is_none() && o.max_connections.is_none());
-    assert!(run(&with(&["-g"])).link.mode.require_pfs);
-    assert_eq!(run(&with(&["--"])).link.key_file, "/k");
+    assert!(
+        o.pipes[0].fast
+            && o.pipes[0].resolve_interval.is_none()
+            && o.pipes[0].max_connections.is_none()
+    );
+    assert!(run(&with(&["-g"])).pipes[0].require_pfs);
+    assert_eq!(run(&with(&["--"])).pipes[0].keys[0].file, "/k");
 }
 
 /// Numbers as C spiped 1.6 parses them (PARSENUM, then 0 means the default).
 #[test]
 fn numbers_that_c_takes() {
     let o = run(&with(&["-o", "0", "-r", "0"]));
-    assert_eq!(o.link.timeout, Duration::from_secs(5));
-    assert_eq!(o.resolve_interval, Some(Duration::from_secs(60)));
+    assert_eq!(o.pipes[0].timeout, Duration::from_secs(5));
+    assert_eq!(o.pipes[0].resolve_interval, Some(Duration::from_secs(60)));
     assert_eq!(
-        run(&with(&["-o", "90000"])).link.timeout,
+        run(&with(&["-o", "90000"])).pipes[0].timeout,
         Duration::from_secs(90_000)
     );
-    assert!(run(&with(&["-R", "-r", "60"])).resolve_interval.is_none());
-    assert!(run(&with(&["-R", "-r0"])).resolve_interval.is_none());
+    assert!(
+        run(&with(&["-R", "-r", "60"])).pipes[0]
+            .resolve_interval
+            .is_none()
+    );
+    assert!(
+        run(&with(&["-R", "-r0"])).pipes[0]
+            .resolve_interval
+            .is_none()
+    );
     for (n, want) in [
         ("-1", None),
         ("0", None),
@@ -257,7 +289,11 @@ fn numbers_that_c_takes() {
         (" 5", Some(5)),
         ("99999999999", None),
     ] {
-        assert_eq!(run(&with(&["-n", n])).max_connections, want, "-n {n}");
+        assert_eq!(
+            run(&with(&["-n", n])).pipes[0].max_connections,
+            want,
+            "-n {n}"
+        );
     }
 }
 
@@ -284,14 +320,17 @@ fn long_names() {
         "--user",
         ":wheel",
     ]);
-    assert_eq!(o.direction, Direction::Decrypt);
-    assert_eq!(o.link.key_file, "x");
+    assert_eq!(o.pipes[0].direction, Direction::Decrypt);
+    assert_eq!(o.pipes[0].keys[0].file, "x");
     assert!(
-        o.process.wait_dns && o.process.foreground && !o.link.keepalive && o.link.mode.require_pfs
+        o.process.wait_dns
+            && o.process.foreground
+            && !o.pipes[0].keepalive
+            && o.pipes[0].require_pfs
     );
-    assert_eq!(o.max_connections, Some(7));
-    assert_eq!(o.link.timeout, Duration::from_secs(3));
-    assert_eq!(o.resolve_interval, None);
+    assert_eq!(o.pipes[0].max_connections, Some(7));
+    assert_eq!(o.pipes[0].timeout, Duration::from_secs(3));
+    assert_eq!(o.pipes[0].resolve_interval, None);
     assert_eq!(o.process.user, Some(UserSpec::Group("wheel".into())));
     let o = run(&[
         "--encrypt",
@@ -304,11 +343,11 @@ fn long_names() {
         "-u",
         "daemon",
     ]);
-    assert!(o.link.mode.fast);
-    assert_eq!(o.link.key_file, "-");
-    assert_eq!(o.resolve_interval, Some(Duration::from_secs(9)));
+    assert!(o.pipes[0].fast);
+    assert_eq!(o.pipes[0].keys[0].file, "-");
+    assert_eq!(o.pipes[0].resolve_interval, Some(Duration::from_secs(9)));
     assert_eq!(o.process.user, Some(UserSpec::User("daemon".into())));
-    assert!(run(&with(&["--x25519", "-g"])).link.mode.x25519);
+    assert!(run(&with(&["--x25519", "-g"])).pipes[0].x25519);
 }
 
 #[test]

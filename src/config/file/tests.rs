@@ -92,10 +92,10 @@ fn a_command_line_and_its_file_make_the_same_pipe() {
         "-j",
     ];
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let Parsed::Run(Invocation::Pipe(o)) = parse_cli(&argv) else {
+    let Parsed::Run(Invocation::Pipe(mut o)) = parse_cli(&argv) else {
         panic!()
     };
-    let from_cli = Config::from_command_line(*o).pipes.remove(0);
+    let from_cli = o.pipes.remove(0);
     let from_file = read(
         r#"[[pipe]]
         encrypt = true
