@@ -397,6 +397,39 @@ pub(crate) mod testing {
         }
     }
 
+    /// Asserts that `parse` refuses each command line of `cases` as [`fail`] does, with a
+    /// first line containing the text paired with it.
+    pub fn refusals<T: std::fmt::Debug>(
+        parse: fn(&[String]) -> Parsed<T>,
+        tool: &str,
+        cases: &[(&[&str], &str)],
+    ) {
+        for (argv, want) in cases {
+            let first = fail(parse, tool, argv);
+            assert!(
+                first.contains(want),
+                "{argv:?}: got {first:?}, want {want:?}"
+            );
+        }
+    }
+
+    /// The single letters of the argh struct `A`'s options, sorted, once it is checked
+    /// that argh accepts each canonical spelling the getopt normaliser emits for them.
+    pub fn option_letters<A: argh::FromArgs + argh::ArgsInfo>(tool: &str) -> Vec<char> {
+        let table = super::super::argv::OptSpec::table_for::<A>();
+        for opt in table.iter().filter(|o| o.long != super::super::argv::HELP) {
+            let argv: Vec<&str> = if opt.takes_value {
+                vec![opt.long, "x"]
+            } else {
+                vec![opt.long]
+            };
+            assert!(A::from_args(&[tool], &argv).is_ok(), "{opt:?}");
+        }
+        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
+        letters.sort_unstable();
+        letters
+    }
+
     /// Asserts that `parse` refuses `s` as `tool` must (exit 1, nothing on stdout, a
     /// first line naming the tool; the usage text unless it is a one-line bad value)
     /// and returns that first line.

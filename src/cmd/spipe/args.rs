@@ -112,7 +112,6 @@ mod tests {
     use spiped_transports::Address;
 
     use super::*;
-    use crate::cmd::argv::OptSpec;
 
     fn args(s: &[&str]) -> Vec<String> {
         crate::cmd::parse::testing::args(s)
@@ -120,11 +119,6 @@ mod tests {
 
     fn run(s: &[&str]) -> SpipeOptions {
         crate::cmd::parse::testing::run(parse, s)
-    }
-
-    /// Asserts a usage error and returns its first line.
-    fn fail(s: &[&str]) -> String {
-        crate::cmd::parse::testing::fail(parse, "spipe", s)
     }
 
     #[test]
@@ -198,13 +192,7 @@ mod tests {
             ),
             (&["-t/s", "-k/k", "-b:"], "-b/--bind: invalid address"),
         ];
-        for (argv, want) in cases {
-            let first = fail(argv);
-            assert!(
-                first.contains(want),
-                "{argv:?}: got {first:?}, want {want:?}"
-            );
-        }
+        crate::cmd::parse::testing::refusals(parse, "spipe", cases);
     }
 
     #[test]
@@ -227,17 +215,9 @@ mod tests {
 
     #[test]
     fn option_table_matches_argh() {
-        let table = OptSpec::table_for::<Args>();
-        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
-        letters.sort_unstable();
-        assert_eq!(letters, ['b', 'f', 'g', 'h', 'j', 'k', 'o', 't', 'v']);
-        for opt in table.iter().filter(|o| o.long != "--help") {
-            let argv: Vec<&str> = if opt.takes_value {
-                vec![opt.long, "x"]
-            } else {
-                vec![opt.long]
-            };
-            assert!(Args::from_args(&["spipe"], &argv).is_ok(), "{opt:?}");
-        }
+        assert_eq!(
+            crate::cmd::parse::testing::option_letters::<Args>("spipe"),
+            ['b', 'f', 'g', 'h', 'j', 'k', 'o', 't', 'v']
+        );
     }
 }
