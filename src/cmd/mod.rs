@@ -3,7 +3,8 @@
 //! program name and returning the process exit status); and the dispatch to them by
 //! program name (`spiped`, `spipe`) or first argument (`spiped keygen`).
 //!
-//! [`argv`] and [`parse`] hold what every command line shares.
+//! [`argv`] and [`parse`] hold what every command line shares; [`link`] the options
+//! `spiped` and `spipe` share.
 
 pub mod argv;
 pub mod link;
@@ -45,6 +46,7 @@ use std::io::Write;
 use std::path::Path;
 
 use parse::{Parsed, ToolDoc};
+
 /// One tool of the multi-call binary.
 pub struct Entry {
     /// The name it answers to: as `spiped NAME ...`, and for `spiped`/`spipe` also as
