@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
 
-use crate::config::conn::{ConnConfig, Direction};
+use crate::config::Direction;
+use crate::config::conn::ConnConfig;
 use crate::connlog::ConnLog;
 use crate::metrics::Tracked;
 use crate::proxy;

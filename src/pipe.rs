@@ -113,7 +113,8 @@ impl PipeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::conn::{ConnConfig, Direction};
+    use crate::config::Direction;
+    use crate::config::conn::ConnConfig;
     use spiped_proto::handshake::Mode;
     use spiped_proto::key::Key;
 

@@ -1,35 +1,16 @@
-//! A connection's settings: the side of the protocol a pipe plays, and everything its
-//! connections need from accept to close.
+//! A connection's settings: everything a pipe's connections need from accept to close.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spiped_proto::handshake::{Mode, Role};
+use spiped_proto::handshake::Mode;
 use spiped_proto::key::Key;
 use spiped_transports::StreamOptions;
 
+use super::Direction;
 use crate::metrics::PipeMetrics;
 use crate::proxy;
-
-/// Which side of the protocol the daemon plays for its accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// `-e`: accept plaintext, connect encrypted (protocol client).
-    Encrypt,
-    /// `-d`: accept encrypted, connect plaintext (protocol server).
-    Decrypt,
-}
-
-impl Direction {
-    /// The protocol role of the daemon's connections.
-    pub fn role(self) -> Role {
-        match self {
-            Direction::Encrypt => Role::Client,
-            Direction::Decrypt => Role::Server,
-        }
-    }
-}
 
 /// Everything a connection needs, fixed from its accept to its close: a reload gives
 /// the pipe a new one for later connections.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::conn::Direction;
+use super::Direction;
 use super::{Config, KeyRoute, PipeConfig, Process};
 use crate::cmd::spiped::args::{
     Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user,

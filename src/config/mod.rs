@@ -17,7 +17,26 @@ use ipnet::IpNet;
 use spiped_transports::Address;
 
 use crate::daemon::UserSpec;
-use conn::Direction;
+use spiped_proto::handshake::Role;
+
+/// Which side of the protocol the daemon plays for its accepted connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `-e`: accept plaintext, connect encrypted (protocol client).
+    Encrypt,
+    /// `-d`: accept encrypted, connect plaintext (protocol server).
+    Decrypt,
+}
+
+impl Direction {
+    /// The protocol role of the daemon's connections.
+    pub fn role(self) -> Role {
+        match self {
+            Direction::Encrypt => Role::Client,
+            Direction::Decrypt => Role::Server,
+        }
+    }
+}
 
 /// The whole configuration of a daemon: settings of the process, then its pipes.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::config::conn::Direction;
+use crate::config::Direction;
 use crate::conn::peer_bytes;
 use crate::session::Traffic;
 use spiped_proto::handshake::Exchange;

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
-use crate::config::conn::Direction;
+use crate::config::Direction;
 use crate::conn::ConnError;
 use crate::resolve::Targets;
 use spiped_proto::handshake::Exchange;

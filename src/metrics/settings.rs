@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::config::Direction;
 use crate::config::PipeConfig;
-use crate::config::conn::Direction;
 
 /// The settings of `pipe`, as a JSON object. Key files appear as paths only, each with
 /// its target: nothing derived from their contents is ever shown.

@@ -19,7 +19,8 @@ use spiped_transports::event_loop::block_on;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
 use super::args::{BenchOptions, parse};
-use crate::config::conn::{ConnConfig, Direction};
+use crate::config::Direction;
+use crate::config::conn::ConnConfig;
 use crate::metrics::Metrics;
 use crate::resolve::Targets;
 use spiped_proto::handshake::{Handshake, Mode, Role, drive};

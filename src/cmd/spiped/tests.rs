@@ -8,7 +8,7 @@ use spiped_transports::Address;
 use super::args::*;
 use crate::cmd::argv::OptSpec;
 use crate::cmd::parse::Parsed;
-use crate::config::conn::Direction;
+use crate::config::Direction;
 use crate::config::{Config, KeyRoute, PipeConfig, Process};
 use crate::daemon::UserSpec;
 
