@@ -75,7 +75,7 @@ impl std::error::Error for ConnError {}
 /// Connects to the first of `targets` that accepts. The caller bounds the whole
 /// attempt; with several addresses each also gets `timeout` of its own, so that one
 /// that never answers does not use up the time the others need.
-pub async fn connect_any(
+async fn connect_any(
     targets: &[Endpoint],
     bind: Option<SocketAddr>,
     opts: StreamOptions,
