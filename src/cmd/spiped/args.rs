@@ -9,8 +9,7 @@ use spiped_transports::Address;
 
 use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
-use crate::config::Direction;
-use crate::config::{Config, KeyRoute, PipeConfig, Process};
+use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
 use crate::daemon::UserSpec;
 
 pub(super) const TOOL: Tool = Tool {
