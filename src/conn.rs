@@ -11,9 +11,10 @@ use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connec
 
 use crate::connlog::ConnLog;
 use crate::metrics::{PipeMetrics, Tracked};
+use crate::offload::Offload;
 use crate::proxy;
-use crate::pump::PumpError;
-use crate::session::{self, HandshakeFailure, Traffic};
+use crate::pump::{self, PumpError, Traffic};
+use crate::session::{self, HandshakeFailure};
 use spiped_proto::handshake::{Mode, Role};
 use spiped_proto::key::Key;
 
@@ -152,7 +153,7 @@ pub async fn connect_any(
 pub type Routes = [Arc<Vec<Endpoint>>];
 
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -160,7 +161,7 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(&accepted, cfg, routes, &mut log, &tracked).await;
+    let outcome = serve(&accepted, cfg, routes, offload, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -195,6 +196,7 @@ async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
+    offload: &Offload,
     log: &mut ConnLog,
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
@@ -226,7 +228,7 @@ async fn serve(
                     prefix: &header,
                     source: accepted,
                 };
-                let keys = session::handshake(&target, hs, Some(early))
+                let keys = session::handshake(offload, &target, hs, Some(early))
                     .await
                     .map_err(handshake_failed)?;
                 Ok((target, keys))
@@ -234,7 +236,7 @@ async fn serve(
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
-                let keys = session::handshake(accepted, hs, None)
+                let keys = session::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
@@ -250,7 +252,7 @@ async fn serve(
                 let (keys, target) = tokio::try_join!(
                     biased;
                     async {
-                        let keys = session::handshake(accepted, hs, None).await;
+                        let keys = session::handshake(offload, accepted, hs, None).await;
                         if keys.is_err() {
                             tokio::task::yield_now().await;
                         }
@@ -277,12 +279,12 @@ async fn serve(
     if let Some(n) = keys.early {
         traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
     } else if !header.is_empty() {
-        session::send_first(encrypted, &mut keys.sealer, &header)
+        pump::send_first(encrypted, &mut keys.sealer, &header)
             .await
             .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
     }
     let piped = async {
-        session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
+        pump::pipe(plain, encrypted, keys.sealer, keys.opener, traffic, offload)
             .await
             .map_err(ConnError::Pipe)
     };

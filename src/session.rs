@@ -1,16 +1,13 @@
-//! Drives the sans-IO handshake over a [`Transport`], then runs the two pumps of an
-//! established session.
+//! Drives the sans-IO handshake over a [`Transport`] and hands back the packet keys of
+//! the established session.
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use spiped_transports::Transport;
 
-use crate::pump::{self, PumpError};
-use spiped_proto::dh;
+use crate::offload::Offload;
 use spiped_proto::handshake::{
     Exchange, Handshake, HandshakeError, MAX_READ_WINDOW, Mode, Next, Role,
 };
@@ -137,8 +134,10 @@ impl Early<'_> {
 }
 
 /// Runs `hs` to completion over `t` and returns the packet keys for this side; sends
-/// `early` data with our DH message if the handshake allows (see [`Early`]).
+/// `early` data with our DH message if the handshake allows (see [`Early`]). Costly
+/// steps go off the loop, and key pairs come from the spare, as `offload` says.
 pub async fn handshake(
+    offload: &Offload,
     t: &dyn Transport,
     mut hs: Box<Handshake>,
     mut early: Option<Early<'_>>,
@@ -169,12 +168,14 @@ pub async fn handshake(
                 t.write_all(bytes)
                     .await
                     .map_err(|e| dropped(HandshakeFailure::Io(e)))?;
-                hs = sent(hs).await;
+                hs = sent(offload, hs).await;
             }
             Next::Recv(n) => {
                 let window = hs.read_window();
                 let got = inbox.take(t, n, window).await.map_err(dropped)?;
-                hs = receive(hs, got).await.map_err(HandshakeFailure::Protocol)?;
+                hs = receive(offload, hs, got)
+                    .await
+                    .map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,
         }
@@ -250,44 +251,6 @@ impl Inbox {
     }
 }
 
-/// Connections of this process between accept and close.
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a connection as open for as long as it lives.
-pub struct OpenConnection(());
-
-impl OpenConnection {
-    /// Counts one more open connection until the value is dropped.
-    pub fn count() -> OpenConnection {
-        OPEN.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Runs `work` on the blocking pool when it is `costly` and other connections could use
-/// the event loop meanwhile; otherwise right here, since alone the hand-off would only
-/// add two thread wake-ups of latency.
-pub(crate) async fn off_loop<R: Send + 'static>(
-    costly: bool,
-    work: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    if !(costly && OPEN.load(Ordering::Relaxed) > 1) {
-        return work();
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only when the runtime shuts down, which drops this task too.
-        Err(_) => std::future::pending().await,
-    }
-}
-
 /// Starts a handshake with `key`; a server also accepts clients using any of `others`
 /// (see [`Handshake::accepting_also`]). Cheap: it only draws random numbers; the
 /// exponentiations come later, with the messages that need them. Boxed, so that handing
@@ -303,127 +266,36 @@ pub fn start(
     ))
 }
 
-/// A group-14 key pair computed ahead on the blocking pool, so that `2^x` (about
-/// 0.3 ms) is off the next handshake's critical path: each side would otherwise compute
-/// it between receiving a message and answering it. Each pair serves one handshake;
-/// taking one starts computing the next.
-static SPARE: Mutex<Option<dh::Keypair>> = Mutex::new(None);
-/// Whether a pair is being computed for [`SPARE`].
-static REFILLING: AtomicBool = AtomicBool::new(false);
-/// Whether this process keeps a spare at all: a daemon does; `spipe`, with its one
-/// connection, would only waste the work.
-static KEEP_SPARE: AtomicBool = AtomicBool::new(false);
-
-/// Keeps a group-14 key pair computed ahead for the handshakes of this process, from
-/// the next [`prime_spare`] or handshake on; for daemons, which expect many connections.
-/// Starts no thread: a worker thread started before the sandbox would stay outside it.
-pub fn keep_keypairs_ahead() {
-    KEEP_SPARE.store(true, Ordering::Relaxed);
-}
-
-/// Starts computing the spare key pair now, if this process keeps one.
-pub fn prime_spare() {
-    if KEEP_SPARE.load(Ordering::Relaxed) {
-        refill();
-    }
-}
-
-/// The spare key pair, if one is ready; starts computing the next one.
-fn take_spare() -> Option<dh::Keypair> {
-    if !KEEP_SPARE.load(Ordering::Relaxed) {
-        return None;
-    }
-    let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).take();
-    refill();
-    spare
-}
-
-/// Starts computing a spare key pair unless one is being computed.
-fn refill() {
-    if !REFILLING.swap(true, Ordering::AcqRel) {
-        // Detached: the pair lands in SPARE whenever it is ready.
-        drop(tokio::task::spawn_blocking(|| {
-            // Without randomness the handshake itself fails and says so; no spare.
-            if let Ok(pair) = dh::Keypair::generate() {
-                *SPARE.lock().unwrap_or_else(PoisonError::into_inner) = Some(pair);
-            }
-            REFILLING.store(false, Ordering::Release);
-        }));
-    }
-}
-
 /// Feeds a received message to the handshake, on the blocking pool when it costs an
 /// exponentiation and other connections are open.
-async fn receive(mut hs: Box<Handshake>, bytes: &[u8]) -> Result<Box<Handshake>, HandshakeError> {
+async fn receive(
+    offload: &Offload,
+    mut hs: Box<Handshake>,
+    bytes: &[u8],
+) -> Result<Box<Handshake>, HandshakeError> {
     if hs.needs_public_next()
-        && let Some(pair) = take_spare()
+        && let Some(pair) = offload.take_keypair()
     {
         hs.use_keypair(pair);
     }
     let bytes = bytes.to_vec();
-    off_loop(hs.received_exponentiates(), move || {
-        hs.received(&bytes).map(|()| hs)
-    })
-    .await
+    offload
+        .run(hs.received_exponentiates(), move || {
+            hs.received(&bytes).map(|()| hs)
+        })
+        .await
 }
 
 /// Tells the handshake its message is out. A group-14 server computes the shared secret
 /// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
 /// are open.
-async fn sent(mut hs: Box<Handshake>) -> Box<Handshake> {
-    off_loop(hs.sent_agrees(), move || {
-        hs.sent();
-        hs
-    })
-    .await
-}
-
-/// Plaintext bytes a session has moved so far, per direction; kept up to date while it
-/// runs, so a failed session still tells how far it got.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    /// Plaintext bytes sealed and sent to the encrypted side.
-    pub sent: AtomicU64,
-    /// Plaintext bytes opened and delivered to the plaintext side.
-    pub received: AtomicU64,
-    /// Directions that have reached their end of stream (0 to 2): one means the
-    /// connection is half-closed.
-    pub finished: AtomicU8,
-}
-
-/// Seals `bytes` and writes them to `encrypted` ahead of everything the pumps will send:
-/// extra plaintext for the peer's side (a PROXY protocol header), carried like data.
-pub async fn send_first(
-    encrypted: &dyn Transport,
-    sealer: &mut Sealer,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let mut sealed = Vec::new();
-    sealer.seal_all(bytes, &mut sealed);
-    encrypted.write_all(&sealed).await
-}
-
-/// Moves data both ways between a plaintext transport and an encrypted one until both
-/// directions have ended; the first failure in either direction ends both at once.
-/// Counts what it moves in `traffic`.
-pub async fn pipe(
-    plain: &dyn Transport,
-    encrypted: &dyn Transport,
-    sealer: Sealer,
-    opener: Opener,
-    traffic: &Traffic,
-) -> Result<(), PumpError> {
-    let ended = |r: Result<(), PumpError>| {
-        if r.is_ok() {
-            traffic.finished.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    };
-    tokio::try_join!(
-        async { ended(pump::encrypt(plain, encrypted, sealer, &traffic.sent).await) },
-        async { ended(pump::decrypt(encrypted, plain, opener, &traffic.received).await) },
-    )?;
-    Ok(())
+async fn sent(offload: &Offload, mut hs: Box<Handshake>) -> Box<Handshake> {
+    offload
+        .run(hs.sent_agrees(), move || {
+            hs.sent();
+            hs
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -446,7 +318,9 @@ mod tests {
             );
             let served = async {
                 let hs = start(Role::Server, Mode::default(), &key, &[]).unwrap();
-                let outcome = handshake(&server, hs, None).await.map(|e| e.exchange);
+                let outcome = handshake(&Offload::default(), &server, hs, None)
+                    .await
+                    .map(|e| e.exchange);
                 drop(server);
                 outcome
             };
@@ -507,7 +381,9 @@ mod tests {
                     prefix: b"header ",
                     source: &source,
                 };
-                handshake(&client, hs, Some(early)).await.unwrap()
+                handshake(&Offload::default(), &client, hs, Some(early))
+                    .await
+                    .unwrap()
             };
             // A server that answers only once the client's first packet is in: it would
             // wait forever for a client that sends data after the handshake.
