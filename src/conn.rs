@@ -276,13 +276,11 @@ async fn serve(
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(n) = keys.early {
-        traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-    } else if !header.is_empty() {
-        pump::send_first(encrypted, &mut keys.sealer, &header)
-            .await
-            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
-    }
+    let early = keys
+        .send_prefix(encrypted, &header)
+        .await
+        .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+    traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
     let piped = async {
         pump::pipe(plain, encrypted, keys.sealer, keys.opener, traffic, offload)
             .await

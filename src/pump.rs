@@ -37,18 +37,6 @@ pub struct Traffic {
     pub finished: AtomicU8,
 }
 
-/// Seals `bytes` and writes them to `encrypted` ahead of everything the pumps will send:
-/// extra plaintext for the peer's side (a PROXY protocol header), carried like data.
-pub async fn send_first(
-    encrypted: &dyn Transport,
-    sealer: &mut Sealer,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let mut sealed = Vec::new();
-    sealer.seal_all(bytes, &mut sealed);
-    encrypted.write_all(&sealed).await
-}
-
 /// Moves data both ways between a plaintext transport and an encrypted one until both
 /// directions have ended; the first failure in either direction ends both at once.
 /// Counts what it moves in `traffic`; large batches go off the loop as `offload` says.

@@ -38,6 +38,9 @@ pub enum HandshakeFailure {
     Source(io::Error),
     /// The peer's handshake messages were refused.
     Protocol(HandshakeError),
+    /// The driver and the state machine disagree (a read window past the buffer, a
+    /// handshake that says it is done without keys): a bug here, never the peer's doing.
+    Internal(&'static str),
 }
 
 impl fmt::Display for HandshakeFailure {
@@ -66,6 +69,10 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "read failed: {}", crate::errors::describe(e))
             }
             HandshakeFailure::Protocol(e) => write!(f, "{e}"),
+            HandshakeFailure::Internal(what) => write!(
+                f,
+                "handshake failed: internal error: {what}; this is a bug, please report it"
+            ),
         }
     }
 }
@@ -97,6 +104,27 @@ pub struct Established {
     pub early: Option<usize>,
     /// How long the handshake took, from its first message to the packet keys.
     pub took: Duration,
+}
+
+impl Established {
+    /// Sends `prefix` (the [`Early`] prefix) sealed, ahead of everything the pumps will
+    /// send, unless it went out with our DH message already; returns how many bytes of
+    /// the early source went out with it, to count as sent.
+    pub async fn send_prefix(
+        &mut self,
+        encrypted: &dyn Transport,
+        prefix: &[u8],
+    ) -> io::Result<usize> {
+        match self.early {
+            Some(n) => Ok(n),
+            None if prefix.is_empty() => Ok(0),
+            None => {
+                let mut sealed = Vec::new();
+                self.sealer.seal_all(prefix, &mut sealed);
+                encrypted.write_all(&sealed).await.map(|()| 0)
+            }
+        }
+    }
 }
 
 /// Plaintext that a fast client sends along with its DH message when it can (see
@@ -159,21 +187,36 @@ pub async fn handshake(
         }
         e => e,
     };
+    // The costly steps (group-14 exponentiations) run on the blocking pool when other
+    // connections are open; the step says which they are.
     loop {
-        if let Some(e) = early.take_if(|_| hs.seals_early()) {
-            sent_early = Some(e.seal_into(&mut hs).await?);
-        }
         match hs.next() {
-            Next::Send(bytes) => {
-                t.write_all(bytes)
+            Next::Send(out) => {
+                if out.may_seal_early
+                    && let Some(e) = early.take()
+                {
+                    sent_early = Some(e.seal_into(&mut hs).await?);
+                    continue;
+                }
+                t.write_all(out.bytes)
                     .await
                     .map_err(|e| dropped(HandshakeFailure::Io(e)))?;
-                hs = sent(offload, hs).await;
+                hs = offload
+                    .run(out.agrees, move || {
+                        hs.sent();
+                        hs
+                    })
+                    .await;
             }
-            Next::Recv(n) => {
-                let window = hs.read_window();
-                let got = inbox.take(t, n, window).await.map_err(dropped)?;
-                hs = receive(offload, hs, got)
+            Next::Recv(r) => {
+                let pair = r.wants_keypair.then(|| offload.take_keypair()).flatten();
+                let keypair_given = pair.is_some_and(|p| hs.use_keypair(p).is_none());
+                let got = inbox.take(t, r.len, r.window).await.map_err(dropped)?;
+                let bytes = got.to_vec();
+                hs = offload
+                    .run(r.exponentiates(keypair_given), move || {
+                        hs.received(&bytes).map(|()| hs)
+                    })
                     .await
                     .map_err(HandshakeFailure::Protocol)?;
             }
@@ -183,20 +226,22 @@ pub async fn handshake(
     if !inbox.is_empty() {
         return Err(HandshakeFailure::EarlyData);
     }
-    let (key_index, exchange) = (hs.key_index(), hs.exchange());
-    let (sealer, opener) = hs.finish().ok_or(HandshakeFailure::Closed)?;
+    let no_keys = || HandshakeFailure::Internal("the handshake finished without packet keys");
+    let (key_index, exchange) = (hs.key_index(), hs.exchange().ok_or_else(no_keys)?);
+    let (sealer, opener) = hs.finish().ok_or_else(no_keys)?;
     Ok(Established {
         sealer,
         opener,
         key_index,
-        exchange: exchange.ok_or(HandshakeFailure::Closed)?,
+        exchange,
         early: sent_early,
         took: start.elapsed(),
     })
 }
 
 /// Handshake bytes read from the peer and not yet consumed: a server reads a client's
-/// messages with as few reads as they arrive in (see [`Handshake::read_window`]).
+/// messages with as few reads as they arrive in (see
+/// [`Incoming::window`](spiped_proto::handshake::Incoming::window)).
 struct Inbox {
     buf: [u8; MAX_READ_WINDOW],
     start: usize,
@@ -234,7 +279,9 @@ impl Inbox {
                 let room = self
                     .buf
                     .get_mut(self.end..limit)
-                    .ok_or(HandshakeFailure::Closed)?;
+                    .ok_or(HandshakeFailure::Internal(
+                        "a handshake message longer than the read buffer",
+                    ))?;
                 match t.read(room).await {
                     Ok(0) => return Err(HandshakeFailure::Closed),
                     Ok(k) => self.end += k,
@@ -264,38 +311,6 @@ pub fn start(
     Ok(Box::new(
         Handshake::new(role, mode, key)?.accepting_also(others),
     ))
-}
-
-/// Feeds a received message to the handshake, on the blocking pool when it costs an
-/// exponentiation and other connections are open.
-async fn receive(
-    offload: &Offload,
-    mut hs: Box<Handshake>,
-    bytes: &[u8],
-) -> Result<Box<Handshake>, HandshakeError> {
-    if hs.needs_public_next()
-        && let Some(pair) = offload.take_keypair()
-    {
-        hs.use_keypair(pair);
-    }
-    let bytes = bytes.to_vec();
-    offload
-        .run(hs.received_exponentiates(), move || {
-            hs.received(&bytes).map(|()| hs)
-        })
-        .await
-}
-
-/// Tells the handshake its message is out. A group-14 server computes the shared secret
-/// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
-/// are open.
-async fn sent(offload: &Offload, mut hs: Box<Handshake>) -> Box<Handshake> {
-    offload
-        .run(hs.sent_agrees(), move || {
-            hs.sent();
-            hs
-        })
-        .await
 }
 
 #[cfg(test)]
@@ -328,10 +343,10 @@ mod tests {
                 let mut hs = Handshake::new(Role::Client, mode, &key).unwrap();
                 let mut first = Vec::new();
                 let mut send = |hs: &mut Handshake| {
-                    let Next::Send(bytes) = hs.next() else {
+                    let Next::Send(out) = hs.next() else {
                         panic!("the client should send now");
                     };
-                    first.extend_from_slice(bytes);
+                    first.extend_from_slice(out.bytes);
                     hs.sent();
                 };
                 send(&mut hs);
@@ -394,7 +409,7 @@ mod tests {
                 let Next::Send(ours) = hs.next() else {
                     panic!("the server sends its nonce first");
                 };
-                server.write_all(ours).await.unwrap();
+                server.write_all(ours.bytes).await.unwrap();
                 hs.sent();
                 hs.received(&nonce).unwrap();
                 let mut msg = [0; 288 + spiped_proto::packet::PACKET_LEN];
@@ -404,7 +419,7 @@ mod tests {
                 let Next::Send(answer) = hs.next() else {
                     panic!("the server answers");
                 };
-                server.write_all(answer).await.unwrap();
+                server.write_all(answer.bytes).await.unwrap();
                 hs.sent();
                 let (_, mut opener) = hs.finish().unwrap();
                 let packet: &mut [u8; 1060] = (&mut msg[288..]).try_into().unwrap();
