@@ -26,16 +26,25 @@
 
 use core::fmt;
 
-use hmac::Mac;
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::dh::{self, Secret, Y_LEN};
 use super::key::{
     DhMacKeys, Key, Nonce, SessionKeys, dhmac_keys, session_keys, x25519_session_keys,
 };
-use super::packet::{Opener, Sealer, hmac_sha256};
+use super::packet::{Opener, Sealer};
 use super::x25519;
+
+mod error;
+mod memory;
+mod messages;
+mod mode;
+mod next;
+
+pub use error::HandshakeError;
+pub use memory::{drive, step};
+pub use mode::{Exchange, Mode, Role};
+pub use next::{Incoming, Next, Outgoing};
 
 /// Length of a nonce message.
 const NONCE_LEN: usize = 32;
@@ -48,167 +57,6 @@ const DH_MSG_LEN: usize = Y_LEN + 32;
 /// Length of an X25519 DH message: `pub || HMAC-SHA256(dhmac_own, MAC_LABEL || pub)`.
 /// Shorter than a group-14 message, so a server can read this much of either.
 const X25519_MSG_LEN: usize = x25519::KEY_LEN + 32;
-
-/// Which end of the connection we are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Opens the encrypted connection (`spipe`, `spiped -e`); sends its DH message first.
-    Client,
-    /// Accepts the encrypted connection (`spiped -d`); answers the client's DH message.
-    Server,
-}
-
-/// Handshake options that are set per daemon on the command line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Mode {
-    /// `-f`: skip Diffie-Hellman; send `y = 1` and use `y_SC = 1` (no forward secrecy).
-    /// A server in fast mode still does X25519 with an X25519 client: it costs little
-    /// and the client asked for forward secrecy.
-    pub fast: bool,
-    /// `-g`: require perfect forward secrecy; reject a peer that sends `y = 1`. An X25519
-    /// exchange always satisfies it.
-    pub require_pfs: bool,
-    /// `--x25519`, client only: use the X25519 extension instead of group 14, and never
-    /// fall back. Takes precedence over `fast` (the command line rejects the pair). A
-    /// server ignores it: it always accepts both kinds of client.
-    pub x25519: bool,
-}
-
-/// Which key agreement a finished handshake used, for connection logs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exchange {
-    /// The X25519 extension: forward secret.
-    X25519,
-    /// Group-14 Diffie-Hellman on both sides: forward secret.
-    Group14,
-    /// Group 14 with `y_SC = 1` because one side runs with `-f`: no forward secrecy.
-    Fast,
-}
-
-impl fmt::Display for Exchange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Exchange::X25519 => "x25519",
-            Exchange::Group14 => "group14",
-            Exchange::Fast => "fast (no PFS)",
-        })
-    }
-}
-
-/// What the driver must do next, with what it needs to know to do it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Next<'a> {
-    /// Write all of these bytes to the peer, then call [`Handshake::sent`].
-    Send(Outgoing<'a>),
-    /// Read exactly this many bytes from the peer and pass them to [`Handshake::received`].
-    Recv(Incoming),
-    /// The handshake succeeded; call [`Handshake::finish`].
-    Done,
-}
-
-/// A message to send ([`Next::Send`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outgoing<'a> {
-    /// The bytes to write, all of them, before calling [`Handshake::sent`].
-    pub bytes: &'a [u8],
-    /// Whether [`Handshake::sent`] then computes a group-14 shared secret (a server's,
-    /// after its answer is out): an exponentiation a driver may want off its event loop.
-    pub agrees: bool,
-    /// Whether [`Handshake::seal_early`] would seal now: we are a fast client (`-f`,
-    /// not `--x25519`) whose DH message this is. Such a client uses `y_SC = 1` whatever
-    /// the server answers, so its packet keys are known from the nonces alone.
-    pub may_seal_early: bool,
-}
-
-/// A message to receive ([`Next::Recv`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Incoming {
-    /// How many bytes to pass to [`Handshake::received`], exactly.
-    pub len: usize,
-    /// How many bytes the driver may read at once (at least `len`), without taking any
-    /// that belong to the packets after the handshake. A client sends nothing after
-    /// its DH message until it has the server's answer, except a fast client's early
-    /// packets ([`Handshake::seal_early`]), which follow a group-14 message, the longest
-    /// kind; so a server may read ahead to the end of a group-14 message (saving a read
-    /// per message part). A server sends nothing after its nonce until it has the
-    /// client's DH message, so a client may read its nonce with room to spare (a short
-    /// read tells an edge-triggered driver the socket is drained, saving a read that
-    /// would find nothing); but it reads the server's DH message exactly, since the
-    /// server's packets may follow it at once. At most [`MAX_READ_WINDOW`].
-    pub window: usize,
-    /// Whether [`Handshake::received`] computes a group-14 shared secret (a client's,
-    /// on the server's answer): an exponentiation a driver may want off its event loop.
-    pub agrees: bool,
-    /// Whether [`Handshake::received`] computes our group-14 public value `2^x` (a
-    /// client on the server's nonce, a server on the rest of a group-14 client
-    /// message), an exponentiation a key pair computed ahead saves: give one to
-    /// [`Handshake::use_keypair`] first.
-    pub wants_keypair: bool,
-}
-
-impl Incoming {
-    /// Whether [`Handshake::received`] runs a group-14 exponentiation (the costly step:
-    /// nonces, X25519 and fast-mode messages are cheap), given whether the driver gave
-    /// it a key pair computed ahead ([`Incoming::wants_keypair`]).
-    pub fn exponentiates(&self, keypair_given: bool) -> bool {
-        self.agrees || (self.wants_keypair && !keypair_given)
-    }
-}
-
-/// Why a handshake failed. The connection must be dropped.
-#[derive(Debug)]
-pub enum HandshakeError {
-    /// The peer's DH message MAC did not verify: the peer uses a different key, or the
-    /// data was modified in transit.
-    BadMac,
-    /// We require PFS (`-g`) and the peer sent `y = 1` (it runs with `-f`).
-    PeerNotPfs,
-    /// The peer's DH value is not below the group prime `p`, or is 0 or `p - 1` (which
-    /// would make the shared secret one anyone holding the key knows).
-    BadDhValue,
-    /// The peer's X25519 public key is a point of small order, which would make the
-    /// shared secret all zeros whatever our secret.
-    LowOrder,
-    /// [`Handshake::received`] got a different number of bytes than `Recv(n)` asked for.
-    WrongLength {
-        /// What `Recv(n)` asked for.
-        expected: usize,
-        /// What was passed.
-        got: usize,
-    },
-    /// [`Handshake::received`] was called while no read was pending, or after the
-    /// handshake had already failed: a driver bug.
-    Unexpected,
-}
-
-impl fmt::Display for HandshakeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::BadMac => f.write_str(
-                "handshake failed: the peer's key differs from ours (or the data was tampered with)",
-            ),
-            HandshakeError::PeerNotPfs => f.write_str(
-                "handshake failed: peer did not use perfect forward secrecy (it runs with -f) and we require it (-g)",
-            ),
-            HandshakeError::BadDhValue => {
-                f.write_str("handshake failed: peer's Diffie-Hellman value is out of range")
-            }
-            HandshakeError::LowOrder => {
-                f.write_str("handshake failed: peer's X25519 public key is a low-order point")
-            }
-            HandshakeError::WrongLength { expected, got } => write!(
-                f,
-                "handshake failed: internal error: expected {expected} bytes from the peer, got {got}"
-            ),
-            HandshakeError::Unexpected => f.write_str(
-                "handshake failed: internal error: data received when none was expected",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for HandshakeError {}
-
 /// Where the handshake stands. Each state carries only what the remaining steps need, so
 /// secrets are dropped (and wiped) as soon as they are used up.
 enum State {
@@ -406,59 +254,6 @@ impl Handshake {
         }
     }
 
-    /// What the driver must do now. After an error it keeps returning the step that
-    /// failed; the driver must drop the connection instead of asking.
-    pub fn next(&self) -> Next<'_> {
-        let send = |bytes| {
-            Next::Send(Outgoing {
-                bytes,
-                agrees: self.sent_agrees(),
-                may_seal_early: self.seals_early(),
-            })
-        };
-        let recv = |len, window| {
-            Next::Recv(Incoming {
-                len,
-                window,
-                agrees: self.received_agrees(),
-                wants_keypair: self.needs_public_next(),
-            })
-        };
-        match (&self.state, self.role) {
-            (State::SendNonce, _) => send(&self.nonce),
-            (State::RecvNonce, _) => recv(NONCE_LEN, MAX_READ_WINDOW),
-            (State::SendDh { msg, .. }, _) => send(msg),
-            (State::RecvDh { .. }, Role::Server) => recv(X25519_MSG_LEN, DH_MSG_LEN),
-            (State::RecvDh { .. }, Role::Client) => {
-                let len = self.dh_recv_len();
-                recv(len, len)
-            }
-            (State::RecvGroup14Tail { .. }, _) => {
-                let len = DH_MSG_LEN - X25519_MSG_LEN;
-                recv(len, len)
-            }
-            (State::Failed, _) => recv(DH_MSG_LEN, DH_MSG_LEN),
-            (State::Done { .. }, _) => Next::Done,
-        }
-    }
-
-    /// See [`Incoming::wants_keypair`].
-    fn needs_public_next(&self) -> bool {
-        let sends_group14_next = matches!(
-            (&self.state, self.role),
-            (State::RecvNonce, Role::Client) | (State::RecvGroup14Tail { .. }, Role::Server)
-        );
-        sends_group14_next && self.secret.is_some() && self.public.is_none()
-    }
-
-    /// See [`Incoming::agrees`].
-    fn received_agrees(&self) -> bool {
-        matches!(self.state, State::RecvDh { .. })
-            && self.role == Role::Client
-            && !self.mode.x25519
-            && self.secret.is_some()
-    }
-
     /// Replaces our group-14 exponent with `keypair`'s, whose public value is already
     /// computed. Only while the step is a `Recv` that [`Incoming::wants_keypair`];
     /// otherwise (fast mode, an X25519 client, a public value already sent) returns
@@ -471,31 +266,6 @@ impl Handshake {
         self.secret = Some(secret);
         self.public = Some(public);
         None
-    }
-
-    /// See [`Outgoing::agrees`].
-    fn sent_agrees(&self) -> bool {
-        matches!(
-            self.state,
-            State::SendDh {
-                then: AfterDhSent::Agree(..),
-                ..
-            }
-        )
-    }
-
-    /// See [`Outgoing::may_seal_early`].
-    fn seals_early(&self) -> bool {
-        self.role == Role::Client
-            && self.mode.fast
-            && !self.mode.x25519
-            && matches!(
-                self.state,
-                State::SendDh {
-                    then: AfterDhSent::RecvDh(_),
-                    ..
-                }
-            )
     }
 
     /// Seals `plaintext` as data packets that go out right behind our DH message, in the
@@ -631,74 +401,6 @@ impl Handshake {
             Role::Client => DH_MSG_LEN,
             Role::Server => X25519_MSG_LEN,
         }
-    }
-
-    /// Our key for MACing our DH message, and the peer's for checking theirs.
-    fn mac_keys<'k>(&self, dhmac: &'k DhMacKeys) -> (&'k [u8; 32], &'k [u8; 32]) {
-        match self.role {
-            Role::Client => (&dhmac.client, &dhmac.server),
-            Role::Server => (&dhmac.server, &dhmac.client),
-        }
-    }
-
-    /// Our group-14 DH message `y || HMAC(dhmac_own, y)`.
-    fn our_dh_message(&self, dhmac: &DhMacKeys) -> Box<[u8]> {
-        let y = match (&self.secret, &self.public) {
-            (Some(_), Some(y)) => **y,
-            (Some(x), None) => dh::public(x),
-            (None, _) => dh::ONE,
-        };
-        let tag = hmac_sha256(self.mac_keys(dhmac).0)
-            .chain_update(y)
-            .finalize()
-            .into_bytes();
-        [&y[..], &tag[..]].concat().into_boxed_slice()
-    }
-
-    /// Our X25519 DH message `pub || HMAC(dhmac_own, MAC_LABEL || pub)`, or `None` if we
-    /// hold no X25519 secret (never the case where it is called).
-    fn our_x25519_message(&self, dhmac: &DhMacKeys) -> Option<Box<[u8]>> {
-        let public = self.x_secret.as_ref()?.public();
-        let tag = hmac_sha256(self.mac_keys(dhmac).0)
-            .chain_update(x25519::MAC_LABEL)
-            .chain_update(public)
-            .finalize()
-            .into_bytes();
-        Some([&public[..], &tag[..]].concat().into_boxed_slice())
-    }
-
-    /// Which of our keys authenticated `tag` over the concatenation of `parts`, as the
-    /// peer's MAC key of each of `dhmacs` (ours in the same order) would compute it.
-    ///
-    /// Every key's MAC is computed and compared in constant time, and the index is
-    /// picked without branching on which compared equal, so the time taken depends only
-    /// on the number of keys (public), never on which key, if any, matched.
-    fn verify_peer_mac(&self, dhmacs: &[DhMacKeys], parts: &[&[u8]], tag: &[u8]) -> Option<usize> {
-        let mut found = Choice::from(0);
-        let mut index = 0u32;
-        for (i, dhmac) in (0u32..).zip(dhmacs) {
-            let mut mac = hmac_sha256(self.mac_keys(dhmac).1);
-            for part in parts {
-                mac.update(part);
-            }
-            let ok = mac.finalize().into_bytes().as_slice().ct_eq(tag);
-            index.conditional_assign(&i, ok & !found);
-            found |= ok;
-        }
-        // Lossless: the index came from a u32 counter over a slice.
-        bool::from(found).then_some(index as usize)
-    }
-
-    /// The index of our key and the peer's public key, if `msg` is an X25519 DH message
-    /// whose MAC verifies under one of our keys (see [`Handshake::verify_peer_mac`]).
-    fn peer_x25519_key(
-        &self,
-        msg: &[u8],
-        dhmacs: &[DhMacKeys],
-    ) -> Option<(usize, [u8; x25519::KEY_LEN])> {
-        let (public, tag) = msg.split_at_checked(x25519::KEY_LEN)?;
-        let index = self.verify_peer_mac(dhmacs, &[x25519::MAC_LABEL, public], tag)?;
-        Some((index, public.try_into().ok()?))
     }
 
     /// The key this connection uses.
@@ -859,50 +561,5 @@ impl Handshake {
                 then: AfterDhSent::Done(keys, exchange),
             },
         };
-    }
-}
-
-/// Runs a client and a server handshake against each other over in-memory buffers until
-/// both are done; returns the first error and the side that reported it. No sockets,
-/// so it times the handshake's computation alone (`spiped bench`) and lets tests
-/// tamper with nothing but the state machines.
-///
-/// Two correct state machines never wait for each other; if they ever did, this returns
-/// `(Role::Client, HandshakeError::Unexpected)` rather than loop.
-pub fn drive(client: &mut Handshake, server: &mut Handshake) -> Result<(), (Role, HandshakeError)> {
-    let mut to_client = Vec::new();
-    let mut to_server = Vec::new();
-    loop {
-        let c = step(client, &mut to_client, &mut to_server).map_err(|e| (Role::Client, e))?;
-        let s = step(server, &mut to_server, &mut to_client).map_err(|e| (Role::Server, e))?;
-        if matches!((client.next(), server.next()), (Next::Done, Next::Done)) {
-            return Ok(());
-        }
-        if !c && !s {
-            return Err((Role::Client, HandshakeError::Unexpected));
-        }
-    }
-}
-
-/// One step of one side of an in-memory handshake ([`drive`], tests, fuzzing): appends
-/// what it sends to `outbox`, or consumes what it waits for from `inbox` if that has
-/// arrived. Returns whether anything happened, or the error if it refused the bytes.
-pub fn step(
-    hs: &mut Handshake,
-    inbox: &mut Vec<u8>,
-    outbox: &mut Vec<u8>,
-) -> Result<bool, HandshakeError> {
-    match hs.next() {
-        Next::Send(out) => {
-            outbox.extend_from_slice(out.bytes);
-            hs.sent();
-            Ok(true)
-        }
-        Next::Recv(r) if inbox.len() >= r.len => {
-            let bytes: Vec<u8> = inbox.drain(..r.len).collect();
-            hs.received(&bytes)?;
-            Ok(true)
-        }
-        Next::Recv(_) | Next::Done => Ok(false),
     }
 }
