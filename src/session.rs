@@ -209,10 +209,12 @@ pub async fn handshake(
                     .await;
             }
             Next::Recv(r) => {
+                let bytes = inbox.take(t, r.len, r.window).await.map_err(dropped)?;
+                let bytes = bytes.to_vec();
+                // Taken once the message is here: the spare goes to whichever handshake
+                // needs it first, not to one still waiting for its peer.
                 let pair = r.wants_keypair.then(|| offload.take_keypair()).flatten();
                 let keypair_given = pair.is_some_and(|p| hs.use_keypair(p).is_none());
-                let got = inbox.take(t, r.len, r.window).await.map_err(dropped)?;
-                let bytes = got.to_vec();
                 hs = offload
                     .run(r.exponentiates(keypair_given), move || {
                         hs.received(&bytes).map(|()| hs)
@@ -262,27 +264,26 @@ impl Inbox {
     }
 
     /// The next `n` bytes, reading until they are all here; a read takes at most up to
-    /// `window` bytes from the start of these `n`.
+    /// `window` bytes from the start of these `n`. More than the buffer holds is a bug
+    /// of the state machine (no step asks for that much), reported as one.
     async fn take(
         &mut self,
         t: &dyn Transport,
         n: usize,
         window: usize,
     ) -> Result<&[u8], HandshakeFailure> {
+        if n > self.buf.len() {
+            return Err(HandshakeFailure::Internal(
+                "a handshake message longer than the read buffer",
+            ));
+        }
         if self.end - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
-            // Never below `n`; past the buffer (no step asks for that much) the read
-            // below fails cleanly instead.
-            let limit = window.max(n).min(self.buf.len());
+            // Never below `n`, never past the buffer.
+            let limit = window.clamp(n, self.buf.len());
             while self.end < n {
-                let room = self
-                    .buf
-                    .get_mut(self.end..limit)
-                    .ok_or(HandshakeFailure::Internal(
-                        "a handshake message longer than the read buffer",
-                    ))?;
-                match t.read(room).await {
+                match t.read(&mut self.buf[self.end..limit]).await {
                     Ok(0) => return Err(HandshakeFailure::Closed),
                     Ok(k) => self.end += k,
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -434,6 +435,25 @@ mod tests {
             assert_eq!(plain, b"header hello");
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_message_longer_than_the_buffer_is_a_bug_not_a_closed_peer() {
+        let (a, _b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        let outcome = block_on(async {
+            let t = SocketStream::new(a, false, "test".into()).unwrap();
+            let mut inbox = Inbox::new();
+            let n = MAX_READ_WINDOW + 1;
+            inbox.take(&t, n, n).await.map(<[u8]>::len)
+        })
+        .unwrap();
+        let e = outcome.unwrap_err();
+        assert!(matches!(e, HandshakeFailure::Internal(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "handshake failed: internal error: a handshake message longer than the read \
+             buffer; this is a bug, please report it"
+        );
     }
 
     #[test]
