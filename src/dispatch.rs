@@ -136,15 +136,11 @@ pub async fn accept_loop(
         pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let cfg = settings.conn.clone();
         let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
-        let open = (
-            open.clone(),
-            offload.count(),
-            OpenGuard::new(&pipe.counters),
-        );
-        let offload = offload.clone();
+        let open = (open.clone(), OpenGuard::new(&pipe.counters));
+        let counted = offload.count();
         tokio::spawn(async move {
-            conn::run(stream, &cfg, &routes, &offload).await;
-            drop((permit, open));
+            conn::run(stream, &cfg, &routes, counted.offload()).await;
+            drop((permit, open, counted));
         });
     }
 }

@@ -117,6 +117,13 @@ impl Offload {
 /// Counts a connection as open (see [`Offload::count`]) for as long as it lives.
 pub struct OpenConnection(Arc<Offload>);
 
+impl OpenConnection {
+    /// The policy that counts this connection, for its handshake and pumps.
+    pub fn offload(&self) -> &Offload {
+        &self.0
+    }
+}
+
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
