@@ -50,20 +50,24 @@ impl Offload {
 
     /// Runs `work` on the blocking pool when it is `costly` and other connections could
     /// use the event loop meanwhile; otherwise right here, since alone the hand-off
-    /// would only add two thread wake-ups of latency.
-    pub async fn run<R: Send + 'static>(
+    /// would only add two thread wake-ups of latency. Decides now, so that the future
+    /// holds no reference to `self`: it lives in every connection's pumps.
+    pub fn run<R: Send + 'static, W: FnOnce() -> R + Send + 'static>(
         &self,
         costly: bool,
-        work: impl FnOnce() -> R + Send + 'static,
-    ) -> R {
-        if !(costly && self.open.load(Ordering::Relaxed) > 1) {
-            return work();
-        }
-        match tokio::task::spawn_blocking(work).await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Cancelled: only when the runtime shuts down, which drops this task too.
-            Err(_) => std::future::pending().await,
+        work: W,
+    ) -> impl Future<Output = R> + use<R, W> {
+        let pool = costly && self.open.load(Ordering::Relaxed) > 1;
+        async move {
+            if !pool {
+                return work();
+            }
+            match tokio::task::spawn_blocking(work).await {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: only when the runtime shuts down, which drops this task too.
+                Err(_) => std::future::pending().await,
+            }
         }
     }
 

@@ -152,13 +152,15 @@ trait Crunch: Send + 'static {
 /// Runs `work` on `state`, on the blocking pool when the batch is large and other
 /// connections could use the event loop meanwhile; alone, the hand-off would only add
 /// two thread wake-ups per batch.
-async fn crunch<T: Crunch>(offload: &Offload, mut state: T, work: fn(&mut T)) -> T {
-    offload
-        .run(state.size() >= OFFLOAD_BYTES, move || {
-            work(&mut state);
-            state
-        })
-        .await
+fn crunch<T: Crunch>(
+    offload: &Offload,
+    mut state: T,
+    work: fn(&mut T),
+) -> impl Future<Output = T> + use<T> {
+    offload.run(state.size() >= OFFLOAD_BYTES, move || {
+        work(&mut state);
+        state
+    })
 }
 
 /// The sending direction's state: plaintext read, packets sealed from it.
