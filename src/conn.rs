@@ -3,20 +3,20 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
+use spiped_transports::{Endpoint, SocketStream, Transport, connect};
 
 use crate::config::Direction;
-use crate::config::conn::ConnConfig;
+use crate::config::conn::{ConnConfig, Dial};
 use crate::connlog::ConnLog;
 use crate::metrics::Tracked;
+use crate::offload::Offload;
 use crate::proxy;
-use crate::pump::PumpError;
-use crate::session::{self, Established, HandshakeFailure, Traffic};
+use crate::pump::{self, PumpError, Traffic};
+use crate::session::{self, Established, HandshakeFailure};
 use spiped_proto::handshake::Handshake;
 
 /// Why a connection ended early; the daemon logs it and carries on.
@@ -72,19 +72,14 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
-/// Connects to the first of `targets` that accepts. The caller bounds the whole
-/// attempt; with several addresses each also gets `timeout` of its own, so that one
-/// that never answers does not use up the time the others need.
-async fn connect_any(
-    targets: &[Endpoint],
-    bind: Option<SocketAddr>,
-    opts: StreamOptions,
-    timeout: Duration,
-) -> Result<SocketStream, String> {
+/// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
+/// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
+/// so that one that never answers does not use up the time the others need.
+async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
     let mut last = String::from("no target addresses");
-    let each = (targets.len() > 1).then_some(timeout);
+    let each = (targets.len() > 1).then_some(dial.timeout);
     for ep in targets {
-        match connect(ep, bind, opts, each).await {
+        match connect(ep, dial.bind, dial.stream, each).await {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
         }
@@ -97,7 +92,7 @@ async fn connect_any(
 pub type Routes = [Arc<Vec<Endpoint>>];
 
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -105,7 +100,7 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(&accepted, cfg, routes, &mut log, &tracked).await;
+    let outcome = serve(&accepted, cfg, routes, offload, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -140,6 +135,7 @@ async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
+    offload: &Offload,
     log: &mut ConnLog,
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
@@ -165,23 +161,14 @@ async fn serve(
                 source: accepted,
             };
             let connected = || Ok::<_, ConnError>(());
-            return open_client(
-                targets,
-                cfg.bind,
-                cfg.stream,
-                cfg.timeout,
-                hs,
-                Some(early),
-                connected,
-            )
-            .await;
+            return open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await;
         }
         let connect = |targets| connect_target(targets, cfg);
         within(cfg.timeout, false, async {
             if cfg.connect_after_handshake || cfg.routed {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
-                let keys = session::handshake(accepted, hs, None)
+                let keys = session::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
@@ -195,7 +182,7 @@ async fn serve(
             let (keys, target) = tokio::try_join!(
                 biased;
                 async {
-                    let keys = session::handshake(accepted, hs, None).await;
+                    let keys = session::handshake(offload, accepted, hs, None).await;
                     if keys.is_err() {
                         tokio::task::yield_now().await;
                     }
@@ -215,15 +202,13 @@ async fn serve(
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(n) = keys.early {
-        traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-    } else if !header.is_empty() {
-        session::send_first(encrypted, &mut keys.sealer, &header)
-            .await
-            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
-    }
+    let early = keys
+        .send_prefix(encrypted, &header)
+        .await
+        .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+    traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
     let piped = async {
-        session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
+        pump::pipe(plain, encrypted, keys.sealer, keys.opener, traffic, offload)
             .await
             .map_err(ConnError::Pipe)
     };
@@ -238,37 +223,37 @@ async fn serve(
 
 /// Connects to the first of `targets` that accepts, as `cfg` says.
 async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<SocketStream, ConnError> {
-    connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+    connect_any(targets, cfg.dial())
         .await
         .map_err(ConnError::Connect)
 }
 
 /// Opens a connection as the protocol's client, as `-e` does for each accepted
 /// connection and spipe for its one: connects to the first of `targets` that accepts
-/// (from `bind`, with `stream`'s socket options), runs `connected` (where spipe confines
-/// itself), then handshakes, sending `early` with the handshake where it can. Connect
-/// plus handshake get `timeout` in all (`-o`), and its message when they exceed it.
+/// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
+/// (its costly steps as `offload` decides), sending `early` with the handshake where it
+/// can. Connect plus handshake get `dial.timeout` in all (`-o`), and its message when
+/// they exceed it.
 pub async fn open_client<E: From<ConnError>>(
     targets: &[Endpoint],
-    bind: Option<SocketAddr>,
-    stream: StreamOptions,
-    timeout: Duration,
+    dial: Dial,
+    offload: &Offload,
     hs: Box<Handshake>,
     early: Option<session::Early<'_>>,
     connected: impl FnOnce() -> Result<(), E>,
 ) -> Result<(SocketStream, Established), E> {
     let x25519 = hs.mode().x25519;
     let setup = async {
-        let target = connect_any(targets, bind, stream, timeout)
+        let target = connect_any(targets, dial)
             .await
             .map_err(ConnError::Connect)?;
         connected()?;
-        let keys = session::handshake(&target, hs, early)
+        let keys = session::handshake(offload, &target, hs, early)
             .await
             .map_err(handshake_failed)?;
         Ok((target, keys))
     };
-    within(timeout, x25519, setup).await
+    within(dial.timeout, x25519, setup).await
 }
 
 /// Bounds a connection's setup (connect plus handshake) by `-o`; `x25519` when we asked

@@ -6,16 +6,17 @@
 //!   runtime.
 //! - [`keyfile`], [`resolve`]: turning the command line's key file and addresses into
 //!   a key and endpoints.
-//! - [`pump`]: one direction of an established connection.
-//! - [`session`]: the handshake driven over a transport, then both pumps.
+//! - [`session`]: the handshake driven over a transport; [`pump`]: the data path of
+//!   the established session (both directions); [`offload`]: which of their costly
+//!   steps leave the event loop, and the spare key pair a daemon keeps computed ahead.
 //! - [`conn`]: one daemon connection's life (and the client's way of opening one, which
 //!   `spipe` shares), logged by [`connlog`], optionally led by a [`proxy`] (PROXY
-//!   protocol) header; [`dispatch`]: the accept loop;
-//!   [`daemon`]: forking, pidfile and privileges (`-u`); [`systemd`]: socket activation and
-//!   readiness notification.
+//!   protocol) header; [`dispatch`]: the accept loop; [`daemon`]: forking, pidfile and
+//!   privileges (`-u`); [`systemd`]: socket activation and readiness notification.
 //! - [`config`]: what the daemon serves (a configuration file, or the command line as
-//!   a configuration of one pipe) and what each connection runs with; [`pipe`]: one pipe's live settings and counters;
-//!   [`pipes`]: the running pipes, started and reloaded from a configuration.
+//!   a configuration of one pipe) and what each connection runs with; [`pipe`]: one
+//!   pipe's live settings and counters; [`pipes`]: the running pipes, started and
+//!   reloaded from a configuration.
 //! - [`cmd`]: the tools of the multi-call binary, each in one folder: its command line
 //!   (`args.rs`) and its entry point (`run.rs`).
 
@@ -29,6 +30,7 @@ pub mod errors;
 pub mod keyfile;
 pub mod log;
 pub mod metrics;
+pub mod offload;
 pub mod pipe;
 pub mod pipes;
 pub mod proxy;

@@ -49,3 +49,27 @@ pub struct ConnConfig {
     /// configuration.
     pub metrics: Arc<PipeMetrics>,
 }
+
+/// How a connection to a target is opened: from which local address (`-b`), with which
+/// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
+/// for a daemon's outgoing connections and spipe's.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    /// Local address to bind before connecting (`-b`).
+    pub bind: Option<SocketAddr>,
+    /// Socket options (`-j`).
+    pub stream: StreamOptions,
+    /// Bound on connect plus handshake (`-o`).
+    pub timeout: Duration,
+}
+
+impl ConnConfig {
+    /// How this pipe opens its connections to the target.
+    pub fn dial(&self) -> Dial {
+        Dial {
+            bind: self.bind,
+            stream: self.stream,
+            timeout: self.timeout,
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Direction;
 use crate::conn::peer_bytes;
-use crate::session::Traffic;
+use crate::pump::Traffic;
 use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the

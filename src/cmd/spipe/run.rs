@@ -4,8 +4,10 @@ use spiped_transports::Stdio;
 use spiped_transports::event_loop::block_on;
 
 use super::args::{SpipeOptions, parse};
+use crate::config::conn::Dial;
 use crate::conn::{ConnError, open_client};
-use crate::{keyfile, resolve, sandbox, session};
+use crate::offload::Offload;
+use crate::{keyfile, pump, resolve, sandbox, session};
 use spiped_proto::handshake::Role;
 
 /// Entry point of `spipe`; returns the exit status.
@@ -38,12 +40,18 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
         Ok::<_, String>((targets, bind))
     })
     .map_err(crate::cmd::event_loop_failed)??;
-    let stream_opts = spiped_transports::StreamOptions {
-        keepalive: link.keepalive,
+    let dial = Dial {
+        bind,
+        stream: spiped_transports::StreamOptions {
+            keepalive: link.keepalive,
+        },
+        timeout: link.timeout,
     };
     let hs = session::start(Role::Client, link.mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
+    // One connection: nothing to offload, no spare key pairs.
+    let offload = Offload::default();
     block_on(async {
         // Connected: from here on, spipe needs no file and no new connection.
         // Silent, as spipe is on success; --sandbox strict fails when incomplete.
@@ -52,7 +60,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 .map(drop)
                 .map_err(SetupError::Sandbox)
         };
-        let opened = open_client(&targets, bind, stream_opts, link.timeout, hs, None, confine);
+        let opened = open_client(&targets, dial, &offload, hs, None, confine);
         let (stream, keys) = opened.await.map_err(|e| match e {
             SetupError::Conn(ConnError::Connect(e)) => {
                 format!("cannot connect to {}: {e}", link.target)
@@ -61,10 +69,17 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             SetupError::Sandbox(e) => e,
         })?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
-        let traffic = session::Traffic::default();
-        session::pipe(&stdio, &stream, keys.sealer, keys.opener, &traffic)
-            .await
-            .map_err(|e| format!("{}: connection broken: {e}", link.target))
+        let traffic = pump::Traffic::default();
+        pump::pipe(
+            &stdio,
+            &stream,
+            keys.sealer,
+            keys.opener,
+            &traffic,
+            &offload,
+        )
+        .await
+        .map_err(|e| format!("{}: connection broken: {e}", link.target))
     })
     .map_err(crate::cmd::event_loop_failed)?
 }
