@@ -155,46 +155,48 @@ async fn serve(
     // is done: inline, the task of every connection would keep room for it, and twice
     // (rustc keeps a moved-from local beside the future it moved into) for its life.
     let setup = Box::pin(async {
-        if cfg.direction == Direction::Encrypt {
-            let early = session::Early {
-                prefix: &header,
-                source: accepted,
-            };
-            let connected = || Ok::<_, ConnError>(());
-            return open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await;
-        }
-        let connect = |targets| connect_target(targets, cfg);
-        within(cfg.timeout, false, async {
-            if cfg.connect_after_handshake || cfg.routed {
+        match cfg.direction {
+            Direction::Encrypt => {
+                let early = session::Early {
+                    prefix: &header,
+                    source: accepted,
+                };
+                let connected = || Ok::<_, ConnError>(());
+                open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await
+            }
+            Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
                 let keys = session::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
-                return Ok((connect(route).await?, keys));
+                Ok((connect_target(route, cfg).await?, keys))
             }
-            // Like spiped: connect to the target while the handshake runs, so a slow
-            // target does not add to the handshake's latency. The handshake goes first,
-            // so our nonce is out before the connect's system calls; one that fails at
-            // once yields before it returns, so that the connect starts anyway, and
-            // every client reaches the target (as with spiped) however soon it gives up.
-            let (keys, target) = tokio::try_join!(
-                biased;
-                async {
-                    let keys = session::handshake(offload, accepted, hs, None).await;
-                    if keys.is_err() {
-                        tokio::task::yield_now().await;
-                    }
-                    keys.map_err(handshake_failed)
-                },
-                connect(targets),
-            )?;
-            Ok((target, keys))
-        })
-        .await
+            Direction::Decrypt => {
+                // Like spiped: connect to the target while the handshake runs, so a slow
+                // target does not add to the handshake's latency. The handshake goes
+                // first, so our nonce is out before the connect's system calls; one that
+                // fails at once yields before it returns, so that the connect starts
+                // anyway, and every client reaches the target (as with spiped) however
+                // soon it gives up.
+                let (keys, target) = tokio::try_join!(
+                    biased;
+                    async {
+                        let keys = session::handshake(offload, accepted, hs, None).await;
+                        if keys.is_err() {
+                            tokio::task::yield_now().await;
+                        }
+                        keys.map_err(handshake_failed)
+                    },
+                    connect_target(targets, cfg),
+                )?;
+                Ok((target, keys))
+            }
+        }
     });
-    let (other, mut keys) = setup.await?;
+    let x25519 = cfg.direction == Direction::Encrypt && cfg.mode.x25519;
+    let (other, mut keys) = within(cfg.timeout, x25519, setup).await?;
     let target = other.peer();
     tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
     log.established(target, keys.exchange, keys.key_index);
@@ -232,8 +234,7 @@ async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<Socket
 /// connection and spipe for its one: connects to the first of `targets` that accepts
 /// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
 /// (its costly steps as `offload` decides), sending `early` with the handshake where it
-/// can. Connect plus handshake get `dial.timeout` in all (`-o`), and its message when
-/// they exceed it.
+/// can. The caller bounds it all by `-o` with [`within`].
 pub async fn open_client<E: From<ConnError>>(
     targets: &[Endpoint],
     dial: Dial,
@@ -242,23 +243,20 @@ pub async fn open_client<E: From<ConnError>>(
     early: Option<session::Early<'_>>,
     connected: impl FnOnce() -> Result<(), E>,
 ) -> Result<(SocketStream, Established), E> {
-    let x25519 = hs.mode().x25519;
-    let setup = async {
-        let target = connect_any(targets, dial)
-            .await
-            .map_err(ConnError::Connect)?;
-        connected()?;
-        let keys = session::handshake(offload, &target, hs, early)
-            .await
-            .map_err(handshake_failed)?;
-        Ok((target, keys))
-    };
-    within(dial.timeout, x25519, setup).await
+    let target = connect_any(targets, dial)
+        .await
+        .map_err(ConnError::Connect)?;
+    connected()?;
+    let keys = session::handshake(offload, &target, hs, early)
+        .await
+        .map_err(handshake_failed)?;
+    Ok((target, keys))
 }
 
-/// Bounds a connection's setup (connect plus handshake) by `-o`; `x25519` when we asked
-/// a server for X25519, which the message then mentions.
-async fn within<T, E: From<ConnError>>(
+/// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
+/// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
+/// message then mentions.
+pub async fn within<T, E: From<ConnError>>(
     timeout: Duration,
     x25519: bool,
     setup: impl Future<Output = Result<T, E>>,

@@ -5,7 +5,7 @@ use spiped_transports::event_loop::block_on;
 
 use super::args::{SpipeOptions, parse};
 use crate::config::conn::Dial;
-use crate::conn::{ConnError, open_client};
+use crate::conn::{ConnError, open_client, within};
 use crate::offload::Offload;
 use crate::{keyfile, pump, resolve, sandbox, session};
 use spiped_proto::handshake::Role;
@@ -61,6 +61,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 .map_err(SetupError::Sandbox)
         };
         let opened = open_client(&targets, dial, &offload, hs, None, confine);
+        let opened = within(link.timeout, link.mode.x25519, opened);
         let (stream, keys) = opened.await.map_err(|e| match e {
             SetupError::Conn(ConnError::Connect(e)) => {
                 format!("cannot connect to {}: {e}", link.target)
