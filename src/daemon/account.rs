@@ -1,12 +1,100 @@
-//! Looking up the users and groups that `-u` and `--socket-owner` name, in the system
-//! databases (passwd, group) through the C library's reentrant calls.
+//! The users and groups that `-u` and `--socket-owner` name: their grammar
+//! ([`UserSpec`]), and looking them up in the system databases (passwd, group) through
+//! the C library's reentrant calls.
 
 use std::ffi::{CString, c_char, c_int};
 use std::fmt;
 use std::io;
+use std::str::FromStr;
 
-use super::UserSpec;
 use crate::errors::describe;
+
+/// The `-u` argument: whom to become after binding the source socket. Also the grammar
+/// of `--socket-owner`, as chown(1) has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserSpec {
+    /// `-u user`: that user, and that user's primary group.
+    User(String),
+    /// `-u :group`: only the group.
+    Group(String),
+    /// `-u user:group`: both.
+    UserGroup(String, String),
+}
+
+impl UserSpec {
+    /// Parses `user`, `:group` or `user:group` given to `option`. Empty names (`:`,
+    /// `user:`) are errors rather than "no change", because a script that writes
+    /// `-u "$U:$G"` with an unset variable means something, and silently running as
+    /// root is the wrong guess.
+    pub fn parse(s: &str, option: &'static str) -> Result<UserSpec, UserSpecError> {
+        let bad = |why| UserSpecError {
+            value: s.to_owned(),
+            option,
+            why,
+        };
+        let spec = match s.split_once(':') {
+            None if s.is_empty() => return Err(bad(UserSpecProblem::EmptyUser)),
+            None => UserSpec::User(s.to_owned()),
+            Some(("", "")) => return Err(bad(UserSpecProblem::NoName)),
+            Some((_, "")) => return Err(bad(UserSpecProblem::EmptyGroup)),
+            Some((_, g)) if g.contains(':') => return Err(bad(UserSpecProblem::TwoColons)),
+            Some(("", g)) => UserSpec::Group(g.to_owned()),
+            Some((u, g)) => UserSpec::UserGroup(u.to_owned(), g.to_owned()),
+        };
+        Ok(spec)
+    }
+}
+
+impl FromStr for UserSpec {
+    type Err = UserSpecError;
+
+    /// [`UserSpec::parse`] for `-u/--user`.
+    fn from_str(s: &str) -> Result<UserSpec, UserSpecError> {
+        UserSpec::parse(s, "-u/--user")
+    }
+}
+
+/// A value of `-u` or `--socket-owner` that is not `user`, `:group` or `user:group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpecError {
+    /// The value as given.
+    pub value: String,
+    /// The option it was given to.
+    pub option: &'static str,
+    /// What is wrong with it.
+    pub why: UserSpecProblem,
+}
+
+/// What is wrong with a [`UserSpecError`]'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSpecProblem {
+    /// It is empty.
+    EmptyUser,
+    /// It is a lone `:`.
+    NoName,
+    /// Nothing follows its `:`.
+    EmptyGroup,
+    /// It has more than one `:`.
+    TwoColons,
+}
+
+impl fmt::Display for UserSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.why {
+            UserSpecProblem::EmptyUser => "empty user name",
+            UserSpecProblem::NoName => "expected user, :group or user:group",
+            UserSpecProblem::EmptyGroup => "empty group name after ':'",
+            UserSpecProblem::TwoColons => "more than one ':'",
+        };
+        write!(
+            f,
+            "invalid value '{}' for {}: {why}",
+            self.value, self.option
+        )
+    }
+}
+
+impl std::error::Error for UserSpecError {}
 
 /// A user's uid and primary gid.
 pub(super) type UserIds = (libc::uid_t, libc::gid_t);
@@ -179,6 +267,24 @@ impl std::error::Error for AccountError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_spec_errors_name_the_option_they_were_given_to() {
+        assert_eq!(
+            "a:b:c".parse::<UserSpec>().unwrap_err().to_string(),
+            "invalid value 'a:b:c' for -u/--user: more than one ':'"
+        );
+        let e = UserSpec::parse("u:", "--socket-owner").unwrap_err();
+        assert_eq!(e.why, UserSpecProblem::EmptyGroup);
+        assert_eq!(
+            e.to_string(),
+            "invalid value 'u:' for --socket-owner: empty group name after ':'"
+        );
+        assert_eq!(
+            UserSpec::parse(":g", "--socket-owner"),
+            Ok(UserSpec::Group("g".into()))
+        );
+    }
 
     #[test]
     fn account_errors_name_the_kind_the_name_and_the_option() {

@@ -10,7 +10,7 @@ use spiped_transports::Address;
 use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
 use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
-use crate::daemon::UserSpec;
+use crate::daemon::{UserSpec, UserSpecError};
 
 pub(super) const TOOL: Tool = Tool {
     name: "spiped",
@@ -356,10 +356,7 @@ impl Args {
             socket_owner: self
                 .socket_owner
                 .as_deref()
-                .map(|s| {
-                    s.parse::<UserSpec>()
-                        .map_err(|e| e.replace("-u/--user", "--socket-owner"))
-                })
+                .map(|s| UserSpec::parse(s, "--socket-owner").map_err(|e| e.to_string()))
                 .transpose()
                 .map_err(value("socket-owner"))?,
             // Only a configuration file sets these.
@@ -520,7 +517,7 @@ pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, R
 pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
     s.map(str::parse)
         .transpose()
-        .map_err(|m| ("user", Mistake::Value(m)))
+        .map_err(|e: UserSpecError| ("user", Mistake::Value(e.to_string())))
 }
 
 /// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.
