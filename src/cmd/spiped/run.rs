@@ -112,7 +112,7 @@ fn run(inv: Invocation) -> Result<(), String> {
     // One event loop, as in spiped: a connection's events are handled on the thread that
     // sees them, with no hand-off between threads (each costs tens of microseconds of
     // latency on a busy machine). The cryptography of bulk batches and Diffie-Hellman
-    // runs on the blocking pool (see pump and session), which is what uses other cores.
+    // runs on the blocking pool (see offload), which is what uses other cores.
     block_on(async move {
         // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
         // a SIGHUP does not kill a daemon that is still starting.
