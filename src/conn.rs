@@ -152,7 +152,9 @@ pub async fn connect_any(
 pub type Routes = [Arc<Vec<Endpoint>>];
 
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
+/// Borrows the socket: a future that owned it would hold it twice for the connection's
+/// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
+pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -160,7 +162,7 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(&accepted, cfg, routes, &mut log, &tracked).await;
+    let outcome = serve(accepted, cfg, routes, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -288,9 +290,10 @@ async fn serve(
     };
     match cfg.idle_timeout {
         None => piped.await,
+        // Boxed, so that connections without an idle timeout keep no room for its timer.
         Some(idle) => tokio::select! {
             r = piped => r,
-            r = idle_watch(traffic, idle) => r,
+            r = Box::pin(idle_watch(traffic, idle)) => r,
         },
     }
 }

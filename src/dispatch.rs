@@ -134,8 +134,8 @@ pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::
             OpenGuard::new(&pipe.counters),
         );
         tokio::spawn(async move {
-            conn::run(stream, &cfg, &routes).await;
-            drop((permit, open));
+            conn::run(&stream, &cfg, &routes).await;
+            drop((stream, permit, open));
         });
     }
 }

@@ -7,8 +7,11 @@
 //! cryptography and few system calls.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use spiped_transports::Transport;
@@ -74,28 +77,32 @@ const IDLE_GRACE: Duration = Duration::from_millis(200);
 /// Waits until `src` has something to read. A direction that stays quiet gives its
 /// buffers back first (at once when they are small, after [`IDLE_GRACE`] when they
 /// have grown), so an idle connection holds no buffers.
+///
+/// The grace timer is boxed: it exists only after a bulk transfer, while this future
+/// lives as long as its connection and would otherwise keep room for it throughout.
 async fn wait_readable(
     src: &dyn Transport,
     batch: &mut Batch,
     release: impl FnOnce(),
 ) -> io::Result<()> {
-    let mut ready = std::future::poll_fn(|cx| src.poll_readable(cx));
     // Readable already: no wait, and the buffers stay.
-    tokio::select! {
-        biased;
-        r = &mut ready => return r,
-        () = std::future::ready(()) => {}
+    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(src.poll_readable(cx))).await {
+        return r;
     }
     if batch.packets > MIN_BATCH {
-        tokio::select! {
-            biased;
-            r = &mut ready => return r,
-            () = tokio::time::sleep(IDLE_GRACE) => {}
+        let mut grace = Box::pin(tokio::time::sleep(IDLE_GRACE));
+        let early = poll_fn(|cx| match src.poll_readable(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => grace.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        if let Some(r) = early {
+            return r;
         }
     }
     release();
     *batch = Batch::new();
-    ready.await
+    poll_fn(|cx| src.poll_readable(cx)).await
 }
 
 /// Batches at least this large are sealed or opened on the blocking pool, so that bulk
@@ -109,15 +116,26 @@ trait Crunch: Send + 'static {
     fn size(&self) -> usize;
 }
 
-/// Runs `work` on `state`, on the blocking pool when the batch is large and other
-/// connections could use the event loop meanwhile; alone, the hand-off would only add
-/// two thread wake-ups per batch.
-async fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> T {
-    crate::session::off_loop(state.size() >= OFFLOAD_BYTES, move || {
+/// [`crunch`]'s outcome: the work is done, or it runs on the blocking pool.
+enum Crunched<T> {
+    Done(T),
+    /// Boxed: the pumps' futures live as long as their connection, idle or not, and an
+    /// inline hand-off would keep room for it (and the state twice over) all that time.
+    Pooled(Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+/// Runs `work` on `state`: on the blocking pool when the batch is large and other
+/// connections could use the event loop meanwhile; otherwise here and now, since alone
+/// the hand-off would only add two thread wake-ups per batch.
+fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> Crunched<T> {
+    if !crate::session::offloads(state.size() >= OFFLOAD_BYTES) {
+        work(&mut state);
+        return Crunched::Done(state);
+    }
+    Crunched::Pooled(Box::pin(crate::session::off_loop(true, move || {
         work(&mut state);
         state
-    })
-    .await
+    })))
 }
 
 /// The sending direction's state: plaintext read, packets sealed from it.
@@ -182,7 +200,10 @@ pub async fn encrypt(
         }
         batch.after_read(n, room);
         out.len = n;
-        out = crunch(out, Outbound::seal).await;
+        out = match crunch(out, Outbound::seal) {
+            Crunched::Done(out) => out,
+            Crunched::Pooled(job) => job.await,
+        };
         dst.write_all(&out.sealed).await.map_err(PumpError::Write)?;
         moved.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -219,7 +240,10 @@ pub async fn decrypt(
         }
         batch.after_read(n, room);
         deframer.record(n);
-        deframer = crunch(deframer, Deframer::open).await;
+        deframer = match crunch(deframer, Deframer::open) {
+            Crunched::Done(deframer) => deframer,
+            Crunched::Pooled(job) => job.await,
+        };
         // Deliver the packets that authenticated before reporting a bad one.
         let opened = deframer.opened();
         let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();

@@ -270,6 +270,12 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Whether [`off_loop`] hands work that is `costly` to the blocking pool: only when other
+/// connections could use the event loop meanwhile.
+pub(crate) fn offloads(costly: bool) -> bool {
+    costly && OPEN.load(Ordering::Relaxed) > 1
+}
+
 /// Runs `work` on the blocking pool when it is `costly` and other connections could use
 /// the event loop meanwhile; otherwise right here, since alone the hand-off would only
 /// add two thread wake-ups of latency.
@@ -277,7 +283,7 @@ pub(crate) async fn off_loop<R: Send + 'static>(
     costly: bool,
     work: impl FnOnce() -> R + Send + 'static,
 ) -> R {
-    if !(costly && OPEN.load(Ordering::Relaxed) > 1) {
+    if !offloads(costly) {
         return work();
     }
     match tokio::task::spawn_blocking(work).await {
