@@ -264,35 +264,43 @@ async fn serve(
             }
         }
     });
-    let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
+    let (other, keys) = tokio::time::timeout(cfg.timeout, setup)
         .await
         .map_err(|_| ConnError::Timeout {
             x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
         })??;
-    let target = other.peer();
-    tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
-    log.established(target, keys.exchange, keys.key_index);
+    // Taken apart, and the target's name in a block of its own: what the session no
+    // longer needs then takes no room in this future while it pipes.
+    let session::Established {
+        mut sealer,
+        opener,
+        key_index,
+        exchange,
+        early,
+        took,
+    } = keys;
+    {
+        let target = other.peer();
+        tracked.established(target.clone(), exchange, key_index, took);
+        log.established(target, exchange, key_index);
+    }
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(n) = keys.early {
+    if let Some(n) = early {
         traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
     } else if !header.is_empty() {
-        session::send_first(encrypted, &mut keys.sealer, &header)
+        session::send_first(encrypted, &mut sealer, &header)
             .await
             .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
     }
-    let piped = async {
-        session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
-            .await
-            .map_err(ConnError::Pipe)
-    };
+    let piped = session::pipe(plain, encrypted, sealer, opener, traffic);
     match cfg.idle_timeout {
-        None => piped.await,
+        None => piped.await.map_err(ConnError::Pipe),
         // Boxed, so that connections without an idle timeout keep no room for its timer.
         Some(idle) => tokio::select! {
-            r = piped => r,
+            r = piped => r.map_err(ConnError::Pipe),
             r = Box::pin(idle_watch(traffic, idle)) => r,
         },
     }

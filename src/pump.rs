@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -169,13 +169,14 @@ impl Crunch for Deframer {
 }
 
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
-/// half-closes `dst`. Adds each batch's plaintext byte count to `moved` once written,
-/// so the count is right even when the pump fails.
+/// half-closes `dst` and adds one to `finished`. Adds each batch's plaintext byte count
+/// to `moved` once written, so the count is right even when the pump fails.
 pub async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     sealer: Sealer,
     moved: &AtomicU64,
+    finished: &AtomicU8,
 ) -> Result<(), PumpError> {
     let mut out = Outbound {
         sealer,
@@ -196,6 +197,7 @@ pub async fn encrypt(
         let n = src.read(&mut out.plain).await.map_err(PumpError::Read)?;
         if n == 0 {
             dst.shutdown_write().await.map_err(PumpError::Write)?;
+            finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         batch.after_read(n, room);
@@ -210,14 +212,15 @@ pub async fn encrypt(
 }
 
 /// Copies packets from `src` to `dst` as plaintext until `src` ends, then half-closes
-/// `dst`. Every packet is authenticated before any of its bytes are written; the first
-/// bad one stops the pump, so nothing after it is delivered. Adds the plaintext bytes
-/// delivered to `moved` as they are written.
+/// `dst` and adds one to `finished`. Every packet is authenticated before any of its
+/// bytes are written; the first bad one stops the pump, so nothing after it is
+/// delivered. Adds the plaintext bytes delivered to `moved` as they are written.
 pub async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     opener: Opener,
     moved: &AtomicU64,
+    finished: &AtomicU8,
 ) -> Result<(), PumpError> {
     let mut batch = Batch::new();
     let mut deframer = Deframer::new(opener, batch.packets);
@@ -236,6 +239,7 @@ pub async fn decrypt(
                 return Err(PumpError::Truncated);
             }
             dst.shutdown_write().await.map_err(PumpError::Write)?;
+            finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         batch.after_read(n, room);

@@ -419,15 +419,10 @@ pub async fn pipe(
     opener: Opener,
     traffic: &Traffic,
 ) -> Result<(), PumpError> {
-    let ended = |r: Result<(), PumpError>| {
-        if r.is_ok() {
-            traffic.finished.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    };
+    let finished = &traffic.finished;
     tokio::try_join!(
-        async { ended(pump::encrypt(plain, encrypted, sealer, &traffic.sent).await) },
-        async { ended(pump::decrypt(encrypted, plain, opener, &traffic.received).await) },
+        pump::encrypt(plain, encrypted, sealer, &traffic.sent, finished),
+        pump::decrypt(encrypted, plain, opener, &traffic.received, finished),
     )?;
     Ok(())
 }
