@@ -11,9 +11,10 @@ use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connec
 
 use crate::connlog::ConnLog;
 use crate::metrics::{PipeMetrics, Tracked};
+use crate::offload::Offload;
 use crate::proxy;
-use crate::pump::PumpError;
-use crate::session::{self, HandshakeFailure, Traffic};
+use crate::pump::{self, PumpError, Traffic};
+use crate::session::{self, HandshakeFailure};
 use spiped_proto::handshake::{Mode, Role};
 use spiped_proto::key::Key;
 
@@ -154,7 +155,7 @@ pub type Routes = [Arc<Vec<Endpoint>>];
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
 /// Borrows the socket: a future that owned it would hold it twice for the connection's
 /// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
-pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes) {
+pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -162,7 +163,7 @@ pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes) {
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(accepted, cfg, routes, &mut log, &tracked).await;
+    let outcome = serve(accepted, cfg, routes, offload, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -197,6 +198,7 @@ async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
+    offload: &Offload,
     log: &mut ConnLog,
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
@@ -228,7 +230,7 @@ async fn serve(
                     prefix: &header,
                     source: accepted,
                 };
-                let keys = session::handshake(&target, hs, Some(early))
+                let keys = session::handshake(offload, &target, hs, Some(early))
                     .await
                     .map_err(handshake_failed)?;
                 Ok((target, keys))
@@ -236,7 +238,7 @@ async fn serve(
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
-                let keys = session::handshake(accepted, hs, None)
+                let keys = session::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
@@ -252,7 +254,7 @@ async fn serve(
                 let (keys, target) = tokio::try_join!(
                     biased;
                     async {
-                        let keys = session::handshake(accepted, hs, None).await;
+                        let keys = session::handshake(offload, accepted, hs, None).await;
                         if keys.is_err() {
                             tokio::task::yield_now().await;
                         }
@@ -269,33 +271,26 @@ async fn serve(
         .map_err(|_| ConnError::Timeout {
             x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
         })??;
-    // Taken apart, and the target's name in a block of its own: what the session no
-    // longer needs then takes no room in this future while it pipes.
-    let session::Established {
-        mut sealer,
-        opener,
-        key_index,
-        exchange,
-        early,
-        took,
-    } = keys;
-    {
-        let target = other.peer();
-        tracked.established(target.clone(), exchange, key_index, took);
-        log.established(target, exchange, key_index);
-    }
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(n) = early {
-        traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-    } else if !header.is_empty() {
-        session::send_first(encrypted, &mut sealer, &header)
+    // A block of its own: what the session no longer needs once established (the
+    // target's name, the rest of the handshake's result) takes no room in this future,
+    // which lives as long as the connection.
+    let (sealer, opener) = {
+        let mut keys = keys;
+        let target = other.peer();
+        tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
+        log.established(target, keys.exchange, keys.key_index);
+        let early = keys
+            .send_prefix(encrypted, &header)
             .await
             .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
-    }
-    let piped = session::pipe(plain, encrypted, sealer, opener, traffic);
+        traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
+        (keys.sealer, keys.opener)
+    };
+    let piped = pump::pipe(plain, encrypted, sealer, opener, traffic, offload);
     match cfg.idle_timeout {
         None => piped.await.map_err(ConnError::Pipe),
         // Boxed, so that connections without an idle timeout keep no room for its timer.

@@ -6,8 +6,9 @@
 //!   runtime.
 //! - [`keyfile`], [`resolve`]: turning the command line's key file and addresses into
 //!   a key and endpoints.
-//! - [`pump`]: one direction of an established connection.
-//! - [`session`]: the handshake driven over a transport, then both pumps.
+//! - [`session`]: the handshake driven over a transport; [`pump`]: the data path of
+//!   the established session (both directions); [`offload`]: which of their costly
+//!   steps leave the event loop, and the spare key pair a daemon keeps computed ahead.
 //! - [`conn`]: one daemon connection's life, logged by [`connlog`], optionally led by a
 //!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop;
 //!   [`daemon`]: forking, pidfile and privileges; [`systemd`]: socket activation and
@@ -27,6 +28,7 @@ pub mod errors;
 pub mod keyfile;
 pub mod log;
 pub mod metrics;
+pub mod offload;
 pub mod pipe;
 pub mod pipes;
 pub mod proxy;

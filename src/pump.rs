@@ -1,5 +1,6 @@
-//! One direction of a connection: read from one transport, seal or open packets, write
-//! to the other; on end of stream, half-close the destination.
+//! The data path of an established session: two directions, each reading from one
+//! transport, sealing or opening packets, writing to the other, and on end of stream
+//! half-closing the destination.
 //!
 //! Buffers exist only while data flows. A direction whose source is idle holds none, so
 //! an idle connection costs a few hundred bytes of state; a busy one grows its batch
@@ -7,14 +8,16 @@
 //! cryptography and few system calls.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Ready, poll_fn};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use spiped_transports::Transport;
+
+use crate::offload::Offload;
 
 use spiped_proto::framing::Deframer;
 use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
@@ -23,6 +26,47 @@ use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len}
 const MIN_BATCH: usize = 8;
 /// Packets per batch at most (about 256 KiB): past this, bigger batches save nothing.
 const MAX_BATCH: usize = 256;
+
+/// Plaintext bytes a session has moved so far, per direction; kept up to date while it
+/// runs, so a failed session still tells how far it got.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Plaintext bytes sealed and sent to the encrypted side.
+    pub sent: AtomicU64,
+    /// Plaintext bytes opened and delivered to the plaintext side.
+    pub received: AtomicU64,
+    /// Directions that have reached their end of stream (0 to 2): one means the
+    /// connection is half-closed.
+    pub finished: AtomicU8,
+}
+
+/// Moves data both ways between a plaintext transport and an encrypted one until both
+/// directions have ended; the first failure in either direction ends both at once.
+/// Counts what it moves in `traffic`; large batches go off the loop as `offload` says.
+pub async fn pipe(
+    plain: &dyn Transport,
+    encrypted: &dyn Transport,
+    sealer: Sealer,
+    opener: Opener,
+    traffic: &Traffic,
+    offload: &Offload,
+) -> Result<(), PumpError> {
+    // The directions' futures straight, with no wrapper each: this future lives as
+    // long as the connection, and every layer would keep room of its own.
+    let finished = &traffic.finished;
+    tokio::try_join!(
+        encrypt(plain, encrypted, sealer, &traffic.sent, finished, offload),
+        decrypt(
+            encrypted,
+            plain,
+            opener,
+            &traffic.received,
+            finished,
+            offload
+        ),
+    )?;
+    Ok(())
+}
 
 /// Why a direction stopped early. Any of these ends the whole connection.
 #[derive(Debug)]
@@ -116,23 +160,36 @@ trait Crunch: Send + 'static {
     fn size(&self) -> usize;
 }
 
-/// [`crunch`]'s outcome: the work is done, or it runs on the blocking pool.
+/// [`crunch`]'s outcome, which yields the state with the work done: at once when it
+/// was done here.
 enum Crunched<T> {
-    Done(T),
+    Done(Ready<T>),
     /// Boxed: the pumps' futures live as long as their connection, idle or not, and an
     /// inline hand-off would keep room for it (and the state twice over) all that time.
     Pooled(Pin<Box<dyn Future<Output = T> + Send>>),
 }
 
+impl<T: Unpin> Future for Crunched<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            Crunched::Done(done) => Pin::new(done).poll(cx),
+            Crunched::Pooled(job) => job.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Runs `work` on `state`: on the blocking pool when the batch is large and other
 /// connections could use the event loop meanwhile; otherwise here and now, since alone
 /// the hand-off would only add two thread wake-ups per batch.
-fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> Crunched<T> {
-    if !crate::session::offloads(state.size() >= OFFLOAD_BYTES) {
+fn crunch<T: Crunch>(offload: &Offload, mut state: T, work: fn(&mut T)) -> Crunched<T> {
+    let costly = state.size() >= OFFLOAD_BYTES;
+    if !offload.pools(costly) {
         work(&mut state);
-        return Crunched::Done(state);
+        return Crunched::Done(std::future::ready(state));
     }
-    Crunched::Pooled(Box::pin(crate::session::off_loop(true, move || {
+    Crunched::Pooled(Box::pin(offload.run(costly, move || {
         work(&mut state);
         state
     })))
@@ -171,12 +228,13 @@ impl Crunch for Deframer {
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
 /// half-closes `dst` and adds one to `finished`. Adds each batch's plaintext byte count
 /// to `moved` once written, so the count is right even when the pump fails.
-pub async fn encrypt(
+async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     sealer: Sealer,
     moved: &AtomicU64,
     finished: &AtomicU8,
+    offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut out = Outbound {
         sealer,
@@ -202,10 +260,7 @@ pub async fn encrypt(
         }
         batch.after_read(n, room);
         out.len = n;
-        out = match crunch(out, Outbound::seal) {
-            Crunched::Done(out) => out,
-            Crunched::Pooled(job) => job.await,
-        };
+        out = crunch(offload, out, Outbound::seal).await;
         dst.write_all(&out.sealed).await.map_err(PumpError::Write)?;
         moved.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -215,12 +270,13 @@ pub async fn encrypt(
 /// `dst` and adds one to `finished`. Every packet is authenticated before any of its
 /// bytes are written; the first bad one stops the pump, so nothing after it is
 /// delivered. Adds the plaintext bytes delivered to `moved` as they are written.
-pub async fn decrypt(
+async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     opener: Opener,
     moved: &AtomicU64,
     finished: &AtomicU8,
+    offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut batch = Batch::new();
     let mut deframer = Deframer::new(opener, batch.packets);
@@ -244,31 +300,27 @@ pub async fn decrypt(
         }
         batch.after_read(n, room);
         deframer.record(n);
-        deframer = match crunch(deframer, Deframer::open) {
-            Crunched::Done(deframer) => deframer,
-            Crunched::Pooled(job) => job.await,
+        deframer = crunch(offload, deframer, Deframer::open).await;
+        // Deliver the packets that authenticated before reporting a bad one. (`opened`
+        // in a block: borrowed, it would otherwise keep room in this future for good.)
+        let (delivered, error, mut slices) = {
+            let opened = deframer.opened();
+            let slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
+            (opened.len(), opened.error, slices)
         };
-        // Deliver the packets that authenticated before reporting a bad one.
-        let opened = deframer.opened();
-        let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
-        write_all_vectored(dst, &mut slices)
-            .await
-            .map_err(PumpError::Write)?;
-        moved.fetch_add(opened.len() as u64, Ordering::Relaxed);
-        if let Some(e) = opened.error {
+        // Every byte, in as few calls as the destination allows. (Inline: a function's
+        // future would keep room for its arguments twice over, for the connection's life.)
+        let mut unwritten = &mut slices[..];
+        while !unwritten.is_empty() {
+            match dst.write_vectored(unwritten).await {
+                Ok(0) => return Err(PumpError::Write(io::ErrorKind::WriteZero.into())),
+                Ok(n) => IoSlice::advance_slices(&mut unwritten, n),
+                Err(e) => return Err(PumpError::Write(e)),
+            }
+        }
+        moved.fetch_add(delivered as u64, Ordering::Relaxed);
+        if let Some(e) = error {
             return Err(PumpError::Packet(e));
         }
     }
-}
-
-/// Writes every byte of `slices`, in as few calls as the destination allows.
-async fn write_all_vectored(dst: &dyn Transport, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !slices.is_empty() {
-        let n = dst.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::conn::{Direction, peer_bytes};
-use crate::session::Traffic;
+use crate::pump::Traffic;
 use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the

@@ -2,7 +2,7 @@
 //!
 //! Counting stays off the packet path: events (accept, handshake, close) touch a
 //! counter once per connection, and bytes are counted only by the pumps' per-batch
-//! [`Traffic`](crate::session::Traffic) update that the connection log needs anyway.
+//! [`Traffic`](crate::pump::Traffic) update that the connection log needs anyway.
 //! A scrape adds up the open connections' counters and those of the closed ones.
 
 use std::collections::BTreeMap;

@@ -427,10 +427,12 @@ fn with_pipe(
             pipe(Direction::Encrypt, &decrypt),
         );
         let entry = encrypt.endpoint().clone();
+        // One process, one off-loop policy: it counts both daemons' connections.
+        let offload = crate::offload::Offload::new();
         // A daemon that never stops: no shutdown, no giving up.
         let daemon = |listener, pipe| {
             let never = std::future::pending::<()>;
-            crate::dispatch::serve(listener, pipe, never(), never())
+            crate::dispatch::serve(listener, pipe, offload.clone(), never(), never())
         };
         let daemons =
             async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };

@@ -5,7 +5,8 @@ use spiped_transports::event_loop::block_on;
 
 use crate::cli::spipe::{SpipeOptions, parse};
 use crate::conn::connect_any;
-use crate::{keyfile, resolve, sandbox, session};
+use crate::offload::Offload;
+use crate::{keyfile, pump, resolve, sandbox, session};
 use spiped_proto::handshake::{Mode, Role};
 
 /// Entry point of `spipe`; returns the exit status.
@@ -39,6 +40,8 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let hs = session::start(Role::Client, mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
+    // One connection: nothing to offload, no spare key pairs.
+    let offload = Offload::default();
     block_on(async {
         let setup = async {
             let stream = connect_any(&targets, bind, stream_opts, opts.timeout)
@@ -47,7 +50,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             // Connected: from here on, spipe needs no file and no new connection.
             // Silent, as spipe is on success; --sandbox strict fails when incomplete.
             sandbox::confine(&sandbox::Needs::default(), opts.sandbox)?;
-            let keys = session::handshake(&stream, hs, None)
+            let keys = session::handshake(&offload, &stream, hs, None)
                 .await
                 .map_err(|e| format!("{}: {e}", opts.target))?;
             Ok::<_, String>((stream, keys))
@@ -67,10 +70,17 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             .await
             .map_err(timed_out)??;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
-        let traffic = session::Traffic::default();
-        session::pipe(&stdio, &stream, keys.sealer, keys.opener, &traffic)
-            .await
-            .map_err(|e| format!("{}: connection broken: {e}", opts.target))
+        let traffic = pump::Traffic::default();
+        pump::pipe(
+            &stdio,
+            &stream,
+            keys.sealer,
+            keys.opener,
+            &traffic,
+            &offload,
+        )
+        .await
+        .map_err(|e| format!("{}: connection broken: {e}", opts.target))
     })
     .map_err(super::event_loop_failed)?
 }

@@ -262,7 +262,7 @@ impl Daemon {
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
         // Worker threads start from here on, inside the sandbox.
-        crate::session::prime_spare();
+        self.pipes.prime_keypairs();
         if let Some(endpoint) = endpoint {
             tokio::spawn(endpoint.serve(metrics.clone()));
         }
@@ -353,7 +353,7 @@ impl Daemon {
                 ));
                 self.config = config;
                 // A pipe added with group-14 handshakes gets its spare key pair now.
-                crate::session::prime_spare();
+                self.pipes.prime_keypairs();
                 self.metrics.reloaded(true);
                 notify_systemd("READY=1");
             }
