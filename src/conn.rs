@@ -1,79 +1,23 @@
-//! One connection's life in the daemon: open the other side, handshake, pipe, close.
+//! One connection's life in the daemon: open the other side, handshake, pipe, close;
+//! and the client's way of opening a connection, which `spipe` shares.
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
+use spiped_transports::{Endpoint, SocketStream, Transport, connect};
 
+use crate::config::Direction;
+use crate::config::conn::{ConnConfig, Dial};
 use crate::connlog::ConnLog;
-use crate::metrics::{PipeMetrics, Tracked};
+use crate::metrics::Tracked;
 use crate::offload::Offload;
 use crate::proxy;
 use crate::pump::{self, PumpError, Traffic};
-use crate::session::{self, HandshakeFailure};
-use spiped_proto::handshake::{Mode, Role};
-use spiped_proto::key::Key;
-
-/// Which side of the protocol the daemon plays for its accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// `-e`: accept plaintext, connect encrypted (protocol client).
-    Encrypt,
-    /// `-d`: accept encrypted, connect plaintext (protocol server).
-    Decrypt,
-}
-
-impl Direction {
-    /// The protocol role of the daemon's connections.
-    pub fn role(self) -> Role {
-        match self {
-            Direction::Encrypt => Role::Client,
-            Direction::Decrypt => Role::Server,
-        }
-    }
-}
-
-/// Everything a connection needs, fixed from its accept to its close: a reload gives
-/// the pipe a new one for later connections.
-pub struct ConnConfig {
-    /// `-e` or `-d`.
-    pub direction: Direction,
-    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
-    pub key: Key,
-    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
-    pub extra_keys: Vec<Key>,
-    /// `--proxy` (only with `-e`): send a PROXY protocol header first.
-    pub proxy: Option<proxy::Version>,
-    /// `--connect-after-handshake` (only with `-d`): open the target only once the
-    /// client has proved it holds the key.
-    pub connect_after_handshake: bool,
-    /// `--log-connections`: a line per connection when established and when closed.
-    pub log_connections: bool,
-    /// `-f` / `-g` / `--x25519`.
-    pub mode: Mode,
-    /// Bound on target connect plus handshake (`-o`).
-    pub timeout: Duration,
-    /// Socket options for both sockets of a connection (`-j`).
-    pub stream: StreamOptions,
-    /// Local address for outgoing connections (`-b`).
-    pub bind: Option<SocketAddr>,
-    /// Whether keys lead to different targets (routing by key, `-d` only): the target
-    /// is then connected once the handshake has told which key the client holds.
-    pub routed: bool,
-    /// `idle-timeout`: close an established session that moves nothing for this long.
-    pub idle_timeout: Option<Duration>,
-    /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::pipe::Counters>,
-    /// The pipe's name for log lines, when the process serves several (`-c`).
-    pub label: Option<String>,
-    /// The pipe's metrics, which every connection updates and which outlive this
-    /// configuration.
-    pub metrics: Arc<PipeMetrics>,
-}
+use crate::session::{self, Established, HandshakeFailure};
+use spiped_proto::handshake::Handshake;
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]
@@ -128,19 +72,14 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
-/// Connects to the first of `targets` that accepts. The caller bounds the whole
-/// attempt; with several addresses each also gets `timeout` of its own, so that one
-/// that never answers does not use up the time the others need.
-pub async fn connect_any(
-    targets: &[Endpoint],
-    bind: Option<SocketAddr>,
-    opts: StreamOptions,
-    timeout: Duration,
-) -> Result<SocketStream, String> {
+/// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
+/// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
+/// so that one that never answers does not use up the time the others need.
+async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
     let mut last = String::from("no target addresses");
-    let each = (targets.len() > 1).then_some(timeout);
+    let each = (targets.len() > 1).then_some(dial.timeout);
     for ep in targets {
-        match connect(ep, bind, opts, each).await {
+        match connect(ep, dial.bind, dial.stream, each).await {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
         }
@@ -214,26 +153,18 @@ async fn serve(
         }
         None => Vec::new(),
     };
-    let handshake_failed = |e| match e {
-        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
-        e => ConnError::Handshake(e),
-    };
-    let connect = |targets| connect_target(targets, cfg);
     // Boxed, so that its state (handshake, connects, the read buffer) is freed once it
     // is done: inline, the task of every connection would keep room for it, and twice
     // (rustc keeps a moved-from local beside the future it moved into) for its life.
     let setup = Box::pin(async {
         match cfg.direction {
             Direction::Encrypt => {
-                let target = connect(targets).await?;
                 let early = session::Early {
                     prefix: &header,
                     source: accepted,
                 };
-                let keys = session::handshake(offload, &target, hs, Some(early))
-                    .await
-                    .map_err(handshake_failed)?;
-                Ok((target, keys))
+                let connected = || Ok::<_, ConnError>(());
+                open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await
             }
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
@@ -242,7 +173,7 @@ async fn serve(
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
-                Ok((connect(route).await?, keys))
+                Ok((connect_target(route, cfg).await?, keys))
             }
             Direction::Decrypt => {
                 // Like spiped: connect to the target while the handshake runs, so a slow
@@ -260,17 +191,14 @@ async fn serve(
                         }
                         keys.map_err(handshake_failed)
                     },
-                    connect(targets),
+                    connect_target(targets, cfg),
                 )?;
                 Ok((target, keys))
             }
         }
     });
-    let (other, keys) = tokio::time::timeout(cfg.timeout, setup)
-        .await
-        .map_err(|_| ConnError::Timeout {
-            x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
-        })??;
+    let x25519 = cfg.direction == Direction::Encrypt && cfg.mode.x25519;
+    let (other, keys) = within(cfg.timeout, x25519, setup).await?;
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
@@ -303,9 +231,54 @@ async fn serve(
 
 /// Connects to the first of `targets` that accepts, as `cfg` says.
 async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<SocketStream, ConnError> {
-    connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+    connect_any(targets, cfg.dial())
         .await
         .map_err(ConnError::Connect)
+}
+
+/// Opens a connection as the protocol's client, as `-e` does for each accepted
+/// connection and spipe for its one: connects to the first of `targets` that accepts
+/// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
+/// (its costly steps as `offload` decides), sending `early` with the handshake where it
+/// can. The caller bounds it all by `-o` with [`within`].
+pub async fn open_client<E: From<ConnError>>(
+    targets: &[Endpoint],
+    dial: Dial,
+    offload: &Offload,
+    hs: Box<Handshake>,
+    early: Option<session::Early<'_>>,
+    connected: impl FnOnce() -> Result<(), E>,
+) -> Result<(SocketStream, Established), E> {
+    let target = connect_any(targets, dial)
+        .await
+        .map_err(ConnError::Connect)?;
+    connected()?;
+    let keys = session::handshake(offload, &target, hs, early)
+        .await
+        .map_err(handshake_failed)?;
+    Ok((target, keys))
+}
+
+/// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
+/// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
+/// message then mentions.
+pub async fn within<T, E: From<ConnError>>(
+    timeout: Duration,
+    x25519: bool,
+    setup: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout { x25519 })?
+}
+
+/// A failed handshake as the connection's error: a source that failed while its data
+/// went out early failed as the pipe would have.
+fn handshake_failed(e: HandshakeFailure) -> ConnError {
+    match e {
+        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        e => ConnError::Handshake(e),
+    }
 }
 
 /// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a

@@ -13,8 +13,8 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::config::conn::ConnConfig;
 use crate::config::{Config, PipeConfig};
-use crate::conn::ConnConfig;
 use crate::daemon::{self, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
 use crate::offload::Offload;

@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::conn::{Direction, peer_bytes};
+use crate::config::Direction;
+use crate::conn::peer_bytes;
 use crate::pump::Traffic;
 use spiped_proto::handshake::Exchange;
 

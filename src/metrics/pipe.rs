@@ -17,7 +17,8 @@ use prometheus_client::registry::Registry;
 
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
-use crate::conn::{ConnError, Direction};
+use crate::config::Direction;
+use crate::conn::ConnError;
 use crate::resolve::Targets;
 use spiped_proto::handshake::Exchange;
 
