@@ -60,19 +60,13 @@ fn count(text: &str, needle: &str) -> usize {
 /// `n` (counting from 1); returns that outcome's line.
 fn reload(d: &Daemon, n: usize) -> String {
     d.signal(libc::SIGHUP);
-    let end = Instant::now() + EXCHANGE_DEADLINE;
-    loop {
-        let err = d.stderr();
-        let outcomes: Vec<&str> = err
-            .lines()
+    let outcome = poll(EXCHANGE_DEADLINE, || {
+        (d.stderr().lines())
             .filter(|l| l.contains("reloaded:") || l.contains("reload failed"))
-            .collect();
-        if outcomes.len() >= n {
-            return outcomes[n - 1].to_owned();
-        }
-        assert!(Instant::now() < end, "reload {n} not reported: {err}");
-        thread::sleep(Duration::from_millis(10));
-    }
+            .nth(n - 1)
+            .map(str::to_owned)
+    });
+    outcome.unwrap_or_else(|| panic!("reload {n} not reported: {}", d.stderr()))
 }
 
 /// A `spiped -e` of ours in front of `to`, with `key`: a client of a decrypting pipe.
@@ -810,14 +804,10 @@ fn drain_covers_every_pipe() {
     let signalled = Instant::now();
     daemon.signal(libc::SIGTERM);
     for source in [&a, &b] {
-        let end = Instant::now() + READY_DEADLINE;
-        while source.connect().is_ok() {
-            assert!(
-                Instant::now() < end,
-                "{source} still accepts while draining"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        source.wait_refusing(
+            &format!("{source} to stop accepting (drain)"),
+            READY_DEADLINE,
+        );
     }
     // The session (through both pipes) still works while the drain lasts.
     open.write_all(b"and now").unwrap();

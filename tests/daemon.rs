@@ -239,11 +239,7 @@ fn signals_drain_open_connections_then_exit_0() {
         assert_eq!(echoed, first);
 
         e.signal(sig);
-        let end = Instant::now() + QUICK;
-        while src.connect().is_ok() {
-            assert!(Instant::now() < end, "signal {sig}: still accepting");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        src.wait_refusing(&format!("signal {sig}: the listener to close"), QUICK);
         let ex = exchange_on(conn, rest, EXCHANGE_DEADLINE).unwrap();
         assert_eq!(
             sha(&ex.received),
@@ -274,15 +270,6 @@ fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target,
     (e, conn, src, (target, d))
 }
 
-/// Polls until `src` refuses connections (the daemon has started draining).
-fn wait_refusing(src: &Addr) {
-    let end = Instant::now() + QUICK;
-    while src.connect().is_ok() {
-        assert!(Instant::now() < end, "still accepting after the signal");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// A second SIGTERM or SIGINT during the drain ends the daemon at once (as C does),
 /// though a connection is still open: exit 0, the socket file removed, the client's
 /// connection closed.
@@ -292,7 +279,7 @@ fn second_signal_during_drain_exits_at_once() {
         let dir = temp_dir();
         let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &[]);
         e.signal(sig);
-        wait_refusing(&src);
+        src.wait_refusing("the listener to close after the signal", QUICK);
         e.assert_running();
         e.signal(sig);
         let st = e.wait_exit(QUICK);
@@ -317,7 +304,7 @@ fn drain_timeout_closes_what_is_left_and_exits_0() {
     let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &["--drain-timeout", "1"]);
     let start = Instant::now();
     e.signal(libc::SIGTERM);
-    wait_refusing(&src);
+    src.wait_refusing("the listener to close after the signal", QUICK);
     let st = e.wait_exit(QUICK);
     let took = start.elapsed();
     assert_eq!(code(st), Some(0), "{st:?}; {}", e.stderr());
@@ -654,7 +641,7 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
         (Duration::from_millis(900)..QUICK).contains(&took),
         "dropped after {took:?}"
     );
-    wait_for_stderr(|| d.stderr(), "timed out");
+    d.wait_stderr("timed out", QUICK).unwrap();
 
     // A listener whose queue is full never completes a connection: SYNs are dropped.
     let full = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -679,7 +666,7 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
         (Duration::from_millis(900)..QUICK).contains(&took),
         "given up after {took:?}"
     );
-    wait_for_stderr(|| e.stderr(), "timed out");
+    e.wait_stderr("timed out", QUICK).unwrap();
 }
 
 /// Reads until the daemon closes the connection (EOF or reset); panics if it is still
@@ -690,20 +677,6 @@ fn stalled_read(s: &mut Stream, deadline: Duration) {
     if let Err(e) = s.read_to_end(&mut buf) {
         let open = matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
         assert!(!open, "connection still open after {deadline:?}");
-    }
-}
-
-/// Polls a daemon's stderr until it contains `needle` (warnings are written just after
-/// the connection they are about has closed).
-fn wait_for_stderr(stderr: impl Fn() -> String, needle: &str) {
-    let end = Instant::now() + QUICK;
-    while !stderr().contains(needle) {
-        assert!(
-            Instant::now() < end,
-            "stderr lacks {needle:?}: {}",
-            stderr()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -734,7 +707,9 @@ fn wait_dns_stops_on_sigterm() {
     let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
     assert_eq!(code(st), Some(0));
     let daemon = daemon.unwrap();
-    wait_for_stderr(|| daemon.stderr(), "retrying until it resolves (-D)");
+    daemon
+        .wait_stderr("retrying until it resolves (-D)", QUICK)
+        .unwrap();
     signal(daemon.pid, libc::SIGTERM);
     assert!(daemon.wait_gone(QUICK), "-D daemon ignored SIGTERM");
     assert!(!pidfile.exists(), "pidfile left behind");

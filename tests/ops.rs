@@ -265,21 +265,15 @@ fn connect_after_handshake_keeps_wrong_keys_from_the_target() {
 
     // The default: the readiness probe and the wrong-key client each reach the target.
     let s = server(dpath, "default-d", &["-k", key], &reply);
-    wait_for(|| s.target.accepted() == 1, "the probe's target connection");
+    wait_until("the probe's target connection", EXCHANGE_DEADLINE, || {
+        s.target.accepted() == 1
+    });
     wrong_key_client(&s.hop);
-    wait_for(
-        || s.target.accepted() == 2,
+    wait_until(
         "the wrong-key client's target connection",
+        EXCHANGE_DEADLINE,
+        || s.target.accepted() == 2,
     );
-}
-
-/// Polls `cond` every 10 ms until it holds, panicking after [`EXCHANGE_DEADLINE`].
-fn wait_for(cond: impl Fn() -> bool, what: &str) {
-    let end = Instant::now() + EXCHANGE_DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// `--log-connections` logs an open and a close line per connection on both daemons of

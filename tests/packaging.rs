@@ -572,18 +572,19 @@ fn readme_quick_start_runs_verbatim() {
     );
     assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
 
-    let deadline = Instant::now() + READY_DEADLINE;
     let http: i32 = fs::read_to_string(work.join("http.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    while alive(http) || work.join("client.pid").exists() || work.join("server.pid").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the quick start's kill left something running: {:?}",
-            tree(&work)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let gone = poll(READY_DEADLINE, || {
+        let running =
+            alive(http) || work.join("client.pid").exists() || work.join("server.pid").exists();
+        (!running).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the quick start's kill left something running: {:?}",
+        tree(&work)
+    );
 }

@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -162,15 +162,8 @@ fn spipe_is_confined_once_connected() {
         .stderr(fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    let end = Instant::now() + QUICK;
-    while !fs::read_to_string(&err_path)
-        .unwrap()
-        .contains("sandbox probe")
-    {
-        assert!(Instant::now() < end, "spipe did not confine itself");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let err = fs::read_to_string(&err_path).unwrap();
+    let err = wait_file_contains(&err_path, "sandbox probe", QUICK)
+        .unwrap_or_else(|err| panic!("spipe did not confine itself: {err}"));
     assert!(err.contains(BITTEN), "{err}");
     assert_confined(spipe.id() as i32, "spipe");
     let data = payload(500_000, 21);

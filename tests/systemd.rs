@@ -385,14 +385,11 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
     d.signal(libc::SIGTERM);
     let n = notify.recv(&mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
-    let end = std::time::Instant::now() + EXCHANGE_DEADLINE;
-    while holds_socket(d.pid(), ino) {
-        assert!(
-            std::time::Instant::now() < end,
-            "listener still open in the drain"
-        );
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(
+        "the listener to close in the drain",
+        EXCHANGE_DEADLINE,
+        || !holds_socket(d.pid(), ino),
+    );
     // Events on the listening socket the daemon closed: queued connections, then the
     // hang-up of shutting it down.
     let queued: Vec<TcpStream> = (0..8)

@@ -9,7 +9,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Addr, Impl, READY_DEADLINE, alive, signal, spiped_bin, spiped_cmd, wait_deadline};
+use super::{
+    Addr, Impl, READY_DEADLINE, alive, poll, signal, spiped_bin, spiped_cmd, wait_deadline,
+    wait_file_contains,
+};
 
 /// A running `spiped -F` daemon; killed and reaped on drop.
 pub struct Daemon {
@@ -95,8 +98,7 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
-        let end = Instant::now() + READY_DEADLINE;
-        loop {
+        let ready = poll(READY_DEADLINE, || {
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!(
                     "[{}] {} spiped exited before accepting on {} ({st}); stderr: {}",
@@ -106,20 +108,17 @@ impl Daemon {
                     self.stderr()
                 );
             }
-            if self.source.connect().is_ok() {
-                return;
-            }
-            if Instant::now() >= end {
-                panic!(
-                    "[{}] {} spiped not accepting on {} after {:?}; stderr: {}",
-                    self.label,
-                    self.which,
-                    self.source,
-                    READY_DEADLINE,
-                    self.stderr()
-                );
-            }
-            thread::sleep(Duration::from_millis(10));
+            self.source.connect().ok()
+        });
+        if ready.is_none() {
+            panic!(
+                "[{}] {} spiped not accepting on {} after {:?}; stderr: {}",
+                self.label,
+                self.which,
+                self.source,
+                READY_DEADLINE,
+                self.stderr()
+            );
         }
     }
 
@@ -131,20 +130,12 @@ impl Daemon {
     /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
     /// `deadline`; returns all of it, or an error quoting it.
     pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
-        let end = Instant::now() + deadline;
-        loop {
-            let err = self.stderr();
-            if err.contains(needle) {
-                return Ok(err);
-            }
-            if Instant::now() >= end {
-                return Err(format!(
-                    "[{}] stderr lacks {needle:?} after {deadline:?}: {err:?}",
-                    self.label
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_file_contains(&self.stderr_path, needle, deadline).map_err(|err| {
+            format!(
+                "[{}] stderr lacks {needle:?} after {deadline:?}: {err:?}",
+                self.label
+            )
+        })
     }
 
     /// The daemon's process id.
@@ -212,14 +203,12 @@ impl Daemon {
     /// Polls until the daemon has at most `want` sockets open; returns the last count
     /// seen (which exceeds `want` only if `deadline` passed first).
     pub fn wait_sockets_at_most(&self, want: usize, deadline: Duration) -> usize {
-        let end = Instant::now() + deadline;
-        loop {
-            let n = self.socket_count();
-            if n <= want || Instant::now() >= end {
-                return n;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        let mut n = 0;
+        poll(deadline, || {
+            n = self.socket_count();
+            (n <= want).then_some(())
+        });
+        n
     }
 
     /// Panics if the daemon has exited.
@@ -288,16 +277,20 @@ impl Daemonized {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
+    /// `deadline`; returns all of it, or an error quoting it.
+    pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
+        wait_file_contains(&self.stderr_path, needle, deadline).map_err(|err| {
+            format!(
+                "daemon {}: stderr lacks {needle:?} after {deadline:?}: {err:?}",
+                self.pid
+            )
+        })
+    }
+
     /// Waits up to `deadline` for the daemon to be gone; true if it is.
     pub fn wait_gone(&self, deadline: Duration) -> bool {
-        let end = Instant::now() + deadline;
-        while alive(self.pid) {
-            if Instant::now() >= end {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        true
+        poll(deadline, || (!alive(self.pid)).then_some(())).is_some()
     }
 }
 

@@ -9,8 +9,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::{poll, wait_until};
 
 /// A 127.0.0.1 port that was free a moment ago: a per-process counter from a random base,
 /// skipping ports that cannot be bound right now.
@@ -88,16 +89,22 @@ impl Addr {
         }
     }
 
-    /// Polls every 10 ms until something accepts connections here, up to `deadline`.
+    /// Polls every 10 ms until something accepts connections here, up to `deadline`;
+    /// the last connect's error if nothing did.
     pub fn wait_accepting(&self, deadline: Duration) -> io::Result<()> {
-        let end = Instant::now() + deadline;
-        loop {
-            match self.connect() {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() >= end => return Err(e),
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
-        }
+        let mut last = Ok(());
+        let accepted = poll(deadline, || {
+            last = self.connect().map(drop);
+            last.is_ok().then_some(())
+        });
+        accepted.map_or(last, Ok)
+    }
+
+    /// Polls every 10 ms until nothing accepts connections here any more (a daemon
+    /// closed its listener, as it does when it starts to drain); panics naming `what`
+    /// if something still does after `deadline`.
+    pub fn wait_refusing(&self, what: &str, deadline: Duration) {
+        wait_until(what, deadline, || self.connect().is_err());
     }
 }
 

@@ -2,6 +2,8 @@
 //! milliseconds) or blocks with a deadline, and says what it waited for when the
 //! deadline passes.
 
+use std::fs;
+use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -11,32 +13,62 @@ pub const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// Deadline for one data exchange (generous: our binary may run as a debug build).
 pub const EXCHANGE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How often a poll looks again: a test waits at most this long past the moment what
+/// it waits for has happened.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Polls `check` every 10 ms until it returns a value, up to `deadline` (and once more
+/// when the deadline has passed); `None` if it never did.
+pub fn poll<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(POLL_EVERY);
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; panics naming `what` if it still does not
+/// after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    if poll(deadline, || cond().then_some(())).is_none() {
+        panic!("timed out after {deadline:?} waiting for {what}");
+    }
+}
+
+/// Polls the file at `path` (a process's stderr, say) every 10 ms until it contains
+/// `needle`, up to `deadline`. `Ok` with all of it, or `Err` with what it held at the
+/// deadline.
+pub fn wait_file_contains(path: &Path, needle: &str, deadline: Duration) -> Result<String, String> {
+    let mut text = String::new();
+    let found = poll(deadline, || {
+        text = fs::read_to_string(path).unwrap_or_default();
+        text.contains(needle).then_some(())
+    });
+    found.map(|()| text.clone()).ok_or(text)
+}
+
 /// Waits for `child` up to `deadline`; kills it (and reaps it) when the deadline passes.
 /// Returns `None` on timeout.
 pub fn wait_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + deadline;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return Some(st),
-            Ok(None) if Instant::now() >= end => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("waiting for child: {e}"),
-        }
+    let status = poll(deadline, || {
+        child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("waiting for child: {e}"))
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    status
 }
 
 /// Joins a thread, giving up (and leaking it) after `deadline`.
 pub fn join_deadline<T: Send + 'static>(h: JoinHandle<T>, deadline: Duration) -> Option<T> {
-    let end = Instant::now() + deadline;
-    while !h.is_finished() {
-        if Instant::now() >= end {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+    poll(deadline, || h.is_finished().then_some(()))?;
     h.join().ok()
 }
