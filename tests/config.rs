@@ -71,16 +71,8 @@ fn reload(d: &Daemon, n: usize) -> String {
 
 /// A `spiped -e` of ours in front of `to`, with `key`: a client of a decrypting pipe.
 fn client(dir: &Path, label: &str, to: &Addr, key: &Path) -> Daemon {
-    let source = Addr::fresh(Transport::Tcp, dir, label);
-    Daemon::pipe(
-        Impl::Ours,
-        label,
-        dir,
-        &source,
-        &to.arg(),
-        key.to_str().unwrap(),
-        &["-e"],
-    )
+    let key = key.to_str().unwrap();
+    Daemon::encrypting(Impl::Ours, label, dir, &to.arg(), key, &[])
 }
 
 /// Asserts that a connection to `addr` is closed without a byte of answer.

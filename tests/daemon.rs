@@ -19,16 +19,16 @@ use common::*;
 const KEY: &[u8] = b"a key file for the daemon tests, longer than 32 bytes";
 const QUICK: Duration = Duration::from_secs(10);
 
-/// Our `-d` on a fresh TCP address in front of `target`: the encrypted hop that the
-/// `-e` under test connects to.
-fn decrypting_hop(dir: &Path, k: &str, target: &Target) -> (Addr, Daemon) {
-    let hop = Addr::fresh(Transport::Tcp, dir, "hop");
-    let d = Daemon::pipe(Impl::Ours, "d", dir, &hop, &target.addr.arg(), k, &["-d"]);
-    (hop, d)
+/// The key file, and our `-d` under it in front of an echo target: the encrypted hop
+/// that the `-e` under test connects to.
+fn echo_server(dir: &Path) -> (String, Server) {
+    let k = key(dir);
+    let server = Server::start(Impl::Ours, dir, "d", Mode::Echo, &["-k", &k]);
+    (k, server)
 }
 
 fn key(dir: &Path) -> String {
-    key_file(dir, "key", KEY).to_str().unwrap().to_owned()
+    key_arg(dir, "key", KEY)
 }
 
 fn ours() -> Command {
@@ -60,9 +60,8 @@ fn assert_echo_via_spipe(via: &Addr, key: &str, data: &[u8]) {
 #[test]
 fn spipe_with_regular_files_on_stdin_and_stdout() {
     let dir = temp_dir();
-    let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+    let (k, server) = echo_server(dir.path());
+    let hop = &server.hop;
     let data = payload(3_000_000, 9);
     let (input, output) = (dir.path().join("in"), dir.path().join("out"));
     fs::write(&input, &data).unwrap();
@@ -131,9 +130,8 @@ impl Names {
 fn daemonizes_with_readiness_and_pidfile() {
     for kind in [Transport::Tcp, Transport::Unix] {
         let dir = temp_dir();
-        let k = key(dir.path());
-        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+        let (k, server) = echo_server(dir.path());
+        let hop = &server.hop;
         let src = Addr::fresh(kind, dir.path(), "src");
         let pidfile = match &src {
             Addr::Tcp(_) => dir.path().join(format!("{}.pid", src.arg())),
@@ -224,9 +222,8 @@ fn startup_failures_make_the_parent_exit_1() {
 fn signals_drain_open_connections_then_exit_0() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let dir = temp_dir();
-        let k = key(dir.path());
-        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+        let (k, server) = echo_server(dir.path());
+        let hop = &server.hop;
         let src = Addr::fresh(Transport::Unix, dir.path(), "src");
         let mut e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop.arg(), &k, &["-e"]);
         let data = payload(200_000, sig as u64);
@@ -256,10 +253,9 @@ fn signals_drain_open_connections_then_exit_0() {
 /// An `-e` on a UNIX socket with one idle connection open through it (to an echo target
 /// behind a `-d`), for the drain tests: the daemon, the connection, and what keeps the
 /// rest alive.
-fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target, Daemon)) {
-    let k = key(dir);
-    let target = Target::start(Transport::Tcp, dir, Mode::Echo);
-    let (hop, d) = decrypting_hop(dir, &k, &target);
+fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, Server) {
+    let (k, server) = echo_server(dir);
+    let hop = &server.hop;
     let src = Addr::fresh(Transport::Unix, dir, "src");
     let args = [&["-e"][..], extra].concat();
     let e = Daemon::pipe(Impl::Ours, "e", dir, &src, &hop.arg(), &k, &args);
@@ -267,7 +263,7 @@ fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target,
     conn.write_all(b"ping").unwrap();
     let echoed = conn.read_exact_within(4, EXCHANGE_DEADLINE).unwrap();
     assert_eq!(echoed, b"ping");
-    (e, conn, src, (target, d))
+    (e, conn, src, server)
 }
 
 /// A second SIGTERM or SIGINT during the drain ends the daemon at once (as C does),
@@ -583,9 +579,8 @@ fn bind_address_for_outgoing_connections() {
 #[test]
 fn connection_limit_queues_the_third_client() {
     let dir = temp_dir();
-    let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+    let (k, server) = echo_server(dir.path());
+    let hop = &server.hop;
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
     let e = Daemon::pipe(
         Impl::Ours,
@@ -633,15 +628,7 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
         &k,
         &["-d", "-o", "1"],
     );
-    let mut stalled = src.connect().unwrap();
-    let t0 = Instant::now();
-    stalled_read(&mut stalled, QUICK);
-    let took = t0.elapsed();
-    assert!(
-        (Duration::from_millis(900)..QUICK).contains(&took),
-        "dropped after {took:?}"
-    );
-    d.wait_stderr("timed out", QUICK).unwrap();
+    assert_times_out(&d, &src, "dropped");
 
     // A listener whose queue is full never completes a connection: SYNs are dropped.
     let full = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -658,15 +645,21 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
         &k,
         &["-e", "-o", "1"],
     );
-    let mut client = src2.connect().unwrap();
+    assert_times_out(&e, &src2, "given up");
+}
+
+/// Connects to `src` and asserts that `daemon` closes the connection after its `-o 1`
+/// (not before 0.9 s, and within [`QUICK`]), saying it timed out.
+fn assert_times_out(daemon: &Daemon, src: &Addr, what: &str) {
+    let mut conn = src.connect().unwrap();
     let t0 = Instant::now();
-    stalled_read(&mut client, QUICK);
+    stalled_read(&mut conn, QUICK);
     let took = t0.elapsed();
     assert!(
         (Duration::from_millis(900)..QUICK).contains(&took),
-        "given up after {took:?}"
+        "{what} after {took:?}"
     );
-    e.wait_stderr("timed out", QUICK).unwrap();
+    daemon.wait_stderr("timed out", QUICK).unwrap();
 }
 
 /// Reads until the daemon closes the connection (EOF or reset); panics if it is still

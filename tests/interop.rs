@@ -198,15 +198,7 @@ fn fast_and_pfs(e: Impl, d: Impl) {
             } = c;
             drop(de);
             drop(dd);
-            target
-                .wait_idle(Duration::from_secs(10))
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
-            assert_eq!(
-                target.total_received(),
-                0,
-                "{case}: data reached the target of a rejected connection: {:?}",
-                target.records()
-            );
+            target.assert_received_nothing(&case);
         }
         println!("{case}: ok");
     }
@@ -475,10 +467,7 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
                 out.stderr
             );
             drop(daemon);
-            target
-                .wait_idle(Duration::from_secs(10))
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
-            assert_eq!(target.total_received(), 0, "{case}: data reached target");
+            target.assert_received_nothing(&case);
         }
         println!("{case}: ok");
     }

@@ -157,8 +157,8 @@ impl Server {
         let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
         let metrics = metrics_addr(dir.path());
         let (new, old) = (
-            key(dir.path(), "new", NEW_KEY),
-            key(dir.path(), "old", OLD_KEY),
+            key_arg(dir.path(), "new", NEW_KEY),
+            key_arg(dir.path(), "old", OLD_KEY),
         );
         let m = metrics.arg();
         // The first -k is key 1 (new), the last one key 2 (old).
@@ -184,17 +184,11 @@ impl Server {
 
     /// Our `-e` in front of this server with the key `bytes`, and `args`.
     fn client(&self, label: &str, bytes: &[u8], args: &[&str]) -> (Addr, Daemon) {
-        let source = Addr::fresh(Transport::Tcp, self.dir.path(), label);
-        let k = key(self.dir.path(), label, bytes);
-        let hop = self.hop.arg();
-        let args = [&["-e"], args].concat();
-        let d = Daemon::pipe(Impl::Ours, label, self.dir.path(), &source, &hop, &k, &args);
-        (source, d)
+        let (dir, hop) = (self.dir.path(), self.hop.arg());
+        let k = key_arg(dir, label, bytes);
+        let d = Daemon::encrypting(Impl::Ours, label, dir, &hop, &k, args);
+        (d.source.clone(), d)
     }
-}
-
-fn key(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    key_file(dir, name, bytes).to_str().unwrap().to_owned()
 }
 
 /// Sends `data` through the `-e` at `source` and asserts the echo is exact.
@@ -645,7 +639,7 @@ fn endpoint_survives_garbage() {
 #[test]
 fn metrics_address_problems_are_named() {
     let dir = temp_dir();
-    let k = key(dir.path(), "k", NEW_KEY);
+    let k = key_arg(dir.path(), "k", NEW_KEY);
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_arg = format!("[127.0.0.1]:{}", busy.local_addr().unwrap().port());
     let source = Addr::fresh(Transport::Tcp, dir.path(), "s").arg();
@@ -681,7 +675,7 @@ fn metrics_address_problems_are_named() {
 fn configuration_file_names_pipes_and_counts_reloads() {
     let dir = temp_dir();
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let k = key(dir.path(), "k", NEW_KEY);
+    let k = key_arg(dir.path(), "k", NEW_KEY);
     let (web, api) = (
         Addr::fresh(Transport::Tcp, dir.path(), "web"),
         Addr::fresh(Transport::Tcp, dir.path(), "api"),

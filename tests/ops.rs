@@ -17,21 +17,10 @@ const OLD_KEY: &[u8] = b"the old key file of a rotation, 32 bytes or more";
 const STRANGER_KEY: &[u8] = b"a key neither server knows, 32 bytes or more";
 
 /// A `-d` of ours (with `flags`) in front of a target answering every connection with
-/// `reply`. Field order = drop order: the daemon dies first.
-struct Server {
-    d: Daemon,
-    target: Target,
-    hop: Addr,
-}
-
+/// `reply`.
 fn server(dir: &Path, label: &str, flags: &[&str], reply: &[u8]) -> Server {
-    let target = Target::start(Transport::Tcp, dir, Mode::Duplex(Arc::new(reply.to_vec())));
-    let hop = Addr::fresh(Transport::Tcp, dir, label);
-    let (hop_arg, tgt_arg) = (hop.arg(), target.addr.arg());
-    let mut args = vec!["-d", "-s", &hop_arg, "-t", &tgt_arg];
-    args.extend_from_slice(flags);
-    let d = Daemon::spawn(Impl::Ours, label, dir, &hop, &args);
-    Server { d, target, hop }
+    let reply = Mode::Duplex(Arc::new(reply.to_vec()));
+    Server::start(Impl::Ours, dir, label, reply, flags)
 }
 
 /// Key rotation: our `-d` given two keys serves Debian's C `spipe` and C `spiped -e`

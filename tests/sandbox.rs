@@ -26,10 +26,7 @@ const BITTEN: &str = "sandbox probe: open /etc/shadow: Permission denied (os err
 /// echo target.
 fn setup() -> (tempfile::TempDir, String, Target) {
     let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY)
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let k = key_arg(dir.path(), "key", KEY);
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
     (dir, k, target)
 }

@@ -130,12 +130,8 @@ impl Daemon {
     /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
     /// `deadline`; returns all of it, or an error quoting it.
     pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
-        wait_file_contains(&self.stderr_path, needle, deadline).map_err(|err| {
-            format!(
-                "[{}] stderr lacks {needle:?} after {deadline:?}: {err:?}",
-                self.label
-            )
-        })
+        wait_file_contains(&self.stderr_path, needle, deadline)
+            .map_err(|err| format!("[{}] {err}", self.label))
     }
 
     /// The daemon's process id.
@@ -172,10 +168,10 @@ impl Daemon {
             .collect()
     }
 
-    /// How many sockets the daemon has open: its listener and its signal pipe (a
-    /// socket pair) when idle, plus those of each connection. (Other descriptors, such as
-    /// the event loop's, are created lazily on first use, so a total count would not
-    /// have a fixed idle value.)
+    /// How many sockets the daemon has open: its listener and the socket pair that
+    /// carries signals to its event loop when idle, plus those of each connection. (The
+    /// event loop's own descriptors, epoll's and its wake-up eventfd, are not sockets,
+    /// so this count moves with connections alone.)
     pub fn socket_count(&self) -> usize {
         self.fds()
             .iter()
@@ -280,12 +276,7 @@ impl Daemonized {
     /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
     /// `deadline`; returns all of it, or an error quoting it.
     pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
-        wait_file_contains(&self.stderr_path, needle, deadline).map_err(|err| {
-            format!(
-                "daemon {}: stderr lacks {needle:?} after {deadline:?}: {err:?}",
-                self.pid
-            )
-        })
+        wait_file_contains(&self.stderr_path, needle, deadline)
     }
 
     /// Waits up to `deadline` for the daemon to be gone; true if it is.

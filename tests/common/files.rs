@@ -21,6 +21,12 @@ pub fn key_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// Writes a key file as [`key_file`] does; its path as the string `-k` takes.
+pub fn key_arg(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = key_file(dir, name, bytes);
+    path.to_str().expect("utf-8 key path").to_owned()
+}
+
 /// A fresh temporary directory (removed on drop).
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -16,14 +16,13 @@
 //! - [`daemons`]: a `spiped` under test, in the foreground or daemonized.
 //! - [`target`]: the in-process service behind `spiped -d`.
 //! - [`client`]: exchanges through a pipe and the round trips tests assert.
-//! - [`chain`]: a `-e` in front of a `-d` in front of a target.
+//! - [`pipes`]: a `-d` in front of a target, an `-e` aimed at one, a chain of both.
 
 // Each test binary uses its own part of the harness: the rest is dead code to it, and
 // a re-export it takes nothing from is unused.
 #![allow(dead_code, unused_imports)]
 
 pub mod c_peer;
-pub mod chain;
 pub mod client;
 pub mod daemons;
 pub mod files;
@@ -31,12 +30,12 @@ pub mod host;
 pub mod impls;
 pub mod net;
 pub mod payloads;
+pub mod pipes;
 pub mod process;
 pub mod target;
 pub mod wait;
 
 pub use c_peer::*;
-pub use chain::*;
 pub use client::*;
 pub use daemons::*;
 pub use files::*;
@@ -44,6 +43,7 @@ pub use host::*;
 pub use impls::*;
 pub use net::*;
 pub use payloads::*;
+pub use pipes::*;
 pub use process::*;
 pub use target::*;
 pub use wait::*;

@@ -195,6 +195,20 @@ impl Target {
     pub fn total_received(&self) -> usize {
         self.records().iter().map(|r| r.received_len).sum()
     }
+
+    /// Waits up to 10 s until no connection is in progress, then asserts that not a byte
+    /// reached the target: what a rejected client must leave behind. `case` names the
+    /// case in the panic.
+    pub fn assert_received_nothing(&self, case: &str) {
+        self.wait_idle(Duration::from_secs(10))
+            .unwrap_or_else(|err| panic!("{case}: {err}"));
+        assert_eq!(
+            self.total_received(),
+            0,
+            "{case}: data reached the target: {:?}",
+            self.records()
+        );
+    }
 }
 
 impl Drop for Target {

@@ -41,15 +41,21 @@ pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
 }
 
 /// Polls the file at `path` (a process's stderr, say) every 10 ms until it contains
-/// `needle`, up to `deadline`. `Ok` with all of it, or `Err` with what it held at the
-/// deadline.
+/// `needle`, up to `deadline`; returns all of it, or an error quoting what it held at
+/// the deadline.
 pub fn wait_file_contains(path: &Path, needle: &str, deadline: Duration) -> Result<String, String> {
     let mut text = String::new();
     let found = poll(deadline, || {
         text = fs::read_to_string(path).unwrap_or_default();
         text.contains(needle).then_some(())
     });
-    found.map(|()| text.clone()).ok_or(text)
+    match found {
+        Some(()) => Ok(text),
+        None => Err(format!(
+            "{} lacks {needle:?} after {deadline:?}: {text:?}",
+            path.display()
+        )),
+    }
 }
 
 /// Waits for `child` up to `deadline`; kills it (and reaps it) when the deadline passes.
