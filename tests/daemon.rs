@@ -551,20 +551,12 @@ fn wait_dns_starts_before_the_name_resolves() {
 fn bind_address_for_outgoing_connections() {
     let dir = temp_dir();
     let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let args = ["-d", "-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k];
-    let _d = Daemon::spawn(
-        Impl::Ours,
-        "b",
-        dir.path(),
-        &src,
-        &[&args[..], &["-b", "[127.0.0.2]"]].concat(),
-    );
+    let args = ["-k", &k, "-b", "[127.0.0.2]"];
+    let s = Server::start(Impl::Ours, dir.path(), "b", Mode::Echo, &args);
     let data = payload(10_000, 5);
-    assert_echo_via_spipe(&src, &k, &data);
-    target.wait_received(&data, QUICK).unwrap();
-    let peers = target.peers();
+    assert_echo_via_spipe(&s.hop, &k, &data);
+    s.target.wait_received(&data, QUICK).unwrap();
+    let peers = s.target.peers();
     assert!(!peers.is_empty());
     assert!(
         peers
@@ -617,18 +609,14 @@ fn connection_limit_queues_the_third_client() {
 fn timeouts_drop_stalled_handshakes_and_targets() {
     let dir = temp_dir();
     let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let d = Daemon::pipe(
+    let s = Server::start(
         Impl::Ours,
-        "d",
         dir.path(),
-        &src,
-        &target.addr.arg(),
-        &k,
-        &["-d", "-o", "1"],
+        "d",
+        Mode::Echo,
+        &["-k", &k, "-o", "1"],
     );
-    assert_times_out(&d, &src, "dropped");
+    assert_times_out(&s.d, &s.hop, "dropped");
 
     // A listener whose queue is full never completes a connection: SYNs are dropped.
     let full = TcpListener::bind("127.0.0.1:0").unwrap();

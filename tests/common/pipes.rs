@@ -18,8 +18,22 @@ impl Server {
     /// Starts a target in `mode` and `which`'s `spiped -d -s HOP -t TARGET ARGS` in
     /// front of it (`args` holds the `-k` and any other options), files in `dir`.
     pub fn start(which: Impl, dir: &Path, label: &str, mode: Mode, args: &[&str]) -> Server {
-        let target = Target::start(Transport::Tcp, dir, mode);
-        let hop = Addr::fresh(Transport::Tcp, dir, label);
+        let tcp = (Transport::Tcp, Transport::Tcp);
+        Server::start_on(which, dir, label, tcp, mode, args)
+    }
+
+    /// [`Server::start`] with the hop and the target on sockets of the given kinds (UNIX
+    /// sockets in `dir`).
+    pub fn start_on(
+        which: Impl,
+        dir: &Path,
+        label: &str,
+        (hop, target): (Transport, Transport),
+        mode: Mode,
+        args: &[&str],
+    ) -> Server {
+        let target = Target::start(target, dir, mode);
+        let hop = Addr::fresh(hop, dir, label);
         let (hop_arg, target_arg) = (hop.arg(), target.addr.arg());
         let mut all = vec!["-d", "-s", &hop_arg, "-t", &target_arg];
         all.extend_from_slice(args);
