@@ -558,7 +558,9 @@ fn idle_timeout_closes_idle_sessions_only() {
         b"hello"
     );
     let mut busy = via.source.connect().unwrap();
-    // The busy session sends a little every 200 ms for three timeouts' worth.
+    // The busy session sends a little every 200 ms for three timeouts' worth. (The
+    // sleep is the traffic's pace, well inside the 0.8 s timeout, not a wait for
+    // anything: what the test waits for below, it polls.)
     let mut sent = Vec::new();
     for i in 0..12u8 {
         busy.write_all(&[i; 100]).unwrap();

@@ -10,8 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    Addr, Impl, READY_DEADLINE, alive, poll, signal, spiped_bin, spiped_cmd, wait_deadline,
-    wait_file_contains,
+    Addr, Impl, READY_DEADLINE, alive, poll, poll_every, signal, spiped_bin, spiped_cmd,
+    wait_deadline, wait_file_contains,
 };
 
 /// A running `spiped -F` daemon; killed and reaped on drop.
@@ -182,17 +182,14 @@ impl Daemon {
     /// The daemon's idle socket count: polls until the count has not changed for
     /// 200 ms (the readiness probe's connection is gone), up to 5 s.
     pub fn idle_sockets(&self) -> usize {
-        let end = Instant::now() + Duration::from_secs(5);
         let mut last = (self.socket_count(), Instant::now());
-        while Instant::now() < end {
-            thread::sleep(Duration::from_millis(20));
+        poll_every(Duration::from_secs(5), Duration::from_millis(20), || {
             let n = self.socket_count();
             if n != last.0 {
                 last = (n, Instant::now());
-            } else if last.1.elapsed() >= Duration::from_millis(200) {
-                break;
             }
-        }
+            (last.1.elapsed() >= Duration::from_millis(200)).then_some(())
+        });
         last.0
     }
 

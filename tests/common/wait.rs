@@ -19,7 +19,16 @@ const POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// Polls `check` every 10 ms until it returns a value, up to `deadline` (and once more
 /// when the deadline has passed); `None` if it never did.
-pub fn poll<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn poll<T>(deadline: Duration, check: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_every(deadline, POLL_EVERY, check)
+}
+
+/// [`poll`], looking again every `every` (for a check that costs, or acts).
+pub fn poll_every<T>(
+    deadline: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let end = Instant::now() + deadline;
     loop {
         if let Some(v) = check() {
@@ -28,7 +37,7 @@ pub fn poll<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> Opti
         if Instant::now() >= end {
             return None;
         }
-        thread::sleep(POLL_EVERY);
+        thread::sleep(every);
     }
 }
 
