@@ -39,7 +39,7 @@ fn rotation_drop_in(unit: &str) -> String {
 /// credentials directory `creds`; this test's binary stands in for /usr/bin/spiped and
 /// `target` for the example's target.
 fn unit_command_line(exec_start: &str, target: &str, creds: &Path) -> (String, Vec<String>) {
-    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let contrib = repo_file("contrib/systemd");
     let conf = fs::read_to_string(contrib.join("spiped-example.conf")).unwrap();
     let conf_args: Vec<&str> = setting(&conf, "SPIPED_ARGS").split_whitespace().collect();
     for unwanted in ["-s", "-k", "-F"] {
@@ -93,7 +93,7 @@ fn credentials(text: &str) -> Vec<&str> {
 /// alone.
 #[test]
 fn socket_activated_unit_notifies_and_serves() {
-    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let contrib = repo_file("contrib/systemd");
     let unit = fs::read_to_string(contrib.join("spiped@.service")).unwrap();
     assert!(
         unit.contains("\nType=notify\n"),

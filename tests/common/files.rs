@@ -27,6 +27,12 @@ pub fn key_arg(dir: &Path, name: &str, bytes: &[u8]) -> String {
     path.to_str().expect("utf-8 key path").to_owned()
 }
 
+/// A file or folder of the repository, by its path from the top (where Cargo.toml is;
+/// `""` is the top itself).
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
 /// A fresh temporary directory (removed on drop).
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
