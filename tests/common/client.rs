@@ -13,6 +13,7 @@ use super::{Addr, EXCHANGE_DEADLINE, Impl, Stream, Target, run_with_stdin, sha, 
 /// What a client saw over one connection.
 #[derive(Debug)]
 pub struct Exchange {
+    /// Everything read until EOF or the read error.
     pub received: Vec<u8>,
     /// Error from connect, write or shutdown (a dropped connection may cause one).
     pub write_error: Option<String>,

@@ -16,8 +16,11 @@ use super::{
 
 /// A running `spiped -F` daemon; killed and reaped on drop.
 pub struct Daemon {
+    /// Whose spiped it is.
     pub which: Impl,
+    /// Its name in the test's output and its stderr file's name.
     pub label: String,
+    /// Where it accepts connections.
     pub source: Addr,
     child: Child,
     stderr_path: PathBuf,
@@ -231,7 +234,9 @@ impl Drop for Daemon {
 /// A `spiped` that daemonized itself (started without `-F`): known by its pidfile,
 /// killed on drop if still running.
 pub struct Daemonized {
+    /// The daemon's process id, from its pidfile.
     pub pid: i32,
+    /// The file its stderr goes to.
     pub stderr_path: PathBuf,
 }
 

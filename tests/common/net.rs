@@ -42,14 +42,18 @@ pub fn free_port() -> u16 {
 /// A socket address: TCP on 127.0.0.1 or a UNIX socket path.
 #[derive(Clone, Debug)]
 pub enum Addr {
+    /// TCP at this address.
     Tcp(SocketAddr),
+    /// A UNIX socket at this path.
     Unix(PathBuf),
 }
 
 /// Which kind of socket to use for a hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// TCP on 127.0.0.1.
     Tcp,
+    /// A UNIX socket in the test's directory.
     Unix,
 }
 
@@ -117,11 +121,14 @@ impl fmt::Display for Addr {
 /// A connected stream socket of either kind.
 #[derive(Debug)]
 pub enum Stream {
+    /// A TCP connection.
     Tcp(TcpStream),
+    /// A UNIX socket connection.
     Unix(UnixStream),
 }
 
 impl Stream {
+    /// A second handle on the same connection (for a reader and a writer thread).
     pub fn try_clone(&self) -> io::Result<Stream> {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
@@ -139,6 +146,7 @@ impl Stream {
         }
     }
 
+    /// Shuts down reading, writing or both (`Shutdown::Write` sends a FIN).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
@@ -146,6 +154,7 @@ impl Stream {
         }
     }
 
+    /// How long a read may block (`None`: for ever).
     pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
@@ -153,6 +162,7 @@ impl Stream {
         }
     }
 
+    /// How long a write may block (`None`: for ever).
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),

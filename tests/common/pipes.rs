@@ -9,8 +9,11 @@ use super::{Addr, Daemon, Impl, Mode, Target, Transport, key_file, temp_dir};
 /// A `spiped -d` on a fresh TCP address (`hop`) in front of its own [`Target`]: the
 /// server end of a pipe. Field order is drop order: the daemon dies before its target.
 pub struct Server {
+    /// The decrypting daemon.
     pub d: Daemon,
+    /// The target behind it.
     pub target: Target,
+    /// Where the daemon accepts encrypted connections.
     pub hop: Addr,
 }
 
@@ -68,8 +71,11 @@ pub const CHAIN_KEY: &[u8] = b"key file of a test chain of daemons";
 /// foreground on TCP, sharing one key: the usual pair for fault and load tests.
 pub struct Chain {
     _dir: tempfile::TempDir,
+    /// The target behind `dec`.
     pub target: Target,
+    /// The `-d`, in front of `target`.
     pub dec: Daemon,
+    /// The `-e`, in front of `dec`: clients connect to its `source`.
     pub enc: Daemon,
 }
 

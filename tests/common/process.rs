@@ -16,14 +16,18 @@ use super::{join_deadline, wait_deadline};
 pub struct RunOutput {
     /// `None` when it was killed at the deadline.
     pub status: Option<ExitStatus>,
+    /// Everything it wrote to stdout.
     pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr (lossy UTF-8).
     pub stderr: String,
 }
 
 impl RunOutput {
+    /// Its exit code; `None` when killed (at the deadline or by a signal).
     pub fn code(&self) -> Option<i32> {
         self.status.and_then(|s| s.code())
     }
+    /// Its stdout as (lossy UTF-8) text.
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }

@@ -36,8 +36,11 @@ pub enum Mode {
 /// One finished target connection.
 #[derive(Clone, Debug)]
 pub struct Record {
+    /// How many bytes it received.
     pub received_len: usize,
+    /// The hex SHA-256 of what it received.
     pub received_sha: String,
+    /// What went wrong in serving it, if anything.
     pub error: Option<String>,
 }
 
@@ -51,6 +54,7 @@ struct TargetState {
 
 /// An in-process target server (the plaintext side behind `spiped -d`).
 pub struct Target {
+    /// Where it listens: what `spiped -t` is given.
     pub addr: Addr,
     mode: Arc<Mutex<Mode>>,
     state: Arc<(Mutex<TargetState>, Condvar)>,
