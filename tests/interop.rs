@@ -113,9 +113,7 @@ fn payloads(e: Impl, d: Impl, t: Transport) {
             (down, sha(&down_data)),
             "{case}: client received wrong bytes"
         );
-        c.target
-            .wait_received(&up_data, EXCHANGE_DEADLINE)
-            .unwrap_or_else(|err| panic!("{case}: {err}"));
+        c.target.assert_received(&case, &up_data);
         println!("{case}: ok");
     }
     c.e.assert_running();
@@ -150,9 +148,7 @@ fn half_close(e: Impl, d: Impl) {
             (reply.len(), sha(&reply)),
             "{case}: client did not receive the reply"
         );
-        c.target
-            .wait_received(&request, EXCHANGE_DEADLINE)
-            .unwrap_or_else(|err| panic!("{case}: {err}"));
+        c.target.assert_received(&case, &request);
         println!("{case}: ok");
     }
 }
@@ -185,9 +181,7 @@ fn fast_and_pfs(e: Impl, d: Impl) {
         if works {
             assert_eq!(x.read_error, None, "{case}: client read failed");
             assert_eq!(sha(&x.received), sha(&down), "{case}: wrong reply");
-            c.target
-                .wait_received(&up, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            c.target.assert_received(&case, &up);
         } else {
             assert!(
                 x.was_dropped(),
@@ -264,9 +258,7 @@ fn wrong_key(e: Impl, d: Impl) {
     let x = exchange(&c.e.source, &good, EXCHANGE_DEADLINE)
         .unwrap_or_else(|err| panic!("{case}: {err}"));
     assert_eq!(sha(&x.received), sha(&reply), "{case}: wrong reply");
-    c.target
-        .wait_received(&good, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    c.target.assert_received(&case, &good);
 
     let case = format!("{e} spipe with the right key after a wrong one -> {d} -d");
     let good2 = payload(3333, 54);
@@ -275,9 +267,7 @@ fn wrong_key(e: Impl, d: Impl) {
     let out = run_with_stdin(cmd, &good2, EXCHANGE_DEADLINE);
     assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
     assert_eq!(sha(&out.stdout), sha(&reply), "{case}: wrong reply");
-    c.target
-        .wait_received(&good2, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    c.target.assert_received(&case, &good2);
 
     // Nothing from the wrong-key clients ever reached the target.
     let Chain {
@@ -399,9 +389,7 @@ fn spipe_data(client: Impl, d: Impl) {
                 (down, sha(&down_data)),
                 "{case}: stdout"
             );
-            target
-                .wait_received(&up_data, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            target.assert_received(&case, &up_data);
             println!("{case}: ok");
         }
     }
@@ -443,10 +431,7 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
         if works {
             assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
             assert_eq!(sha(&out.stdout), sha(&reply), "{case}: stdout");
-            server
-                .target
-                .wait_received(&up, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            server.target.assert_received(&case, &up);
         } else {
             assert_ne!(out.code(), Some(0), "{case}: spipe must fail");
             assert!(out.stdout.is_empty(), "{case}: spipe printed data");

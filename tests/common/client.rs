@@ -105,9 +105,7 @@ pub fn spipe_round_trip(
         (down.len(), sha(down)),
         "{case}: stdout"
     );
-    target
-        .wait_received(up, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    target.assert_received(case, up);
 }
 
 /// Sends `up` into a `spiped -e` listening on `source` and asserts the answer is exactly
@@ -121,7 +119,5 @@ pub fn e_round_trip(case: &str, source: &Addr, up: &[u8], down: &[u8], target: &
         (down.len(), sha(down)),
         "{case}: client received wrong bytes"
     );
-    target
-        .wait_received(up, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    target.assert_received(case, up);
 }

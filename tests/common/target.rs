@@ -180,6 +180,13 @@ impl Target {
         }
     }
 
+    /// [`Target::wait_received`] within [`EXCHANGE_DEADLINE`], panicking with `case` and
+    /// what the target did get if no connection received exactly `expected`.
+    pub fn assert_received(&self, case: &str, expected: &[u8]) {
+        self.wait_received(expected, EXCHANGE_DEADLINE)
+            .unwrap_or_else(|err| panic!("{case}: {err}"));
+    }
+
     /// Waits until no connection is in progress.
     pub fn wait_idle(&self, deadline: Duration) -> Result<(), String> {
         let end = Instant::now() + deadline;
