@@ -1,6 +1,6 @@
-//! Waiting without sleeping as synchronisation: every wait polls (every few
-//! milliseconds) or blocks with a deadline, and says what it waited for when the
-//! deadline passes.
+//! Waiting without sleeping as synchronisation: every wait polls (every 10 ms unless
+//! told otherwise) or blocks, always up to a deadline; a wait that panics at the
+//! deadline says what it waited for. The deadlines tests share are here too.
 
 use std::fs;
 use std::path::Path;
