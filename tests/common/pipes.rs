@@ -46,8 +46,8 @@ impl Server {
 }
 
 impl Daemon {
-    /// `which`'s `spiped -e -s SOURCE -t TO -k KEY ARGS` on a fresh TCP address (its
-    /// `source`), as [`Daemon::spawn`] starts it: a client of the server at `to`.
+    /// `which`'s `spiped -e ARGS` on a fresh TCP address (its `source`) to `to` with the
+    /// key file `key`, as [`Daemon::pipe`] starts it: a client of the server at `to`.
     pub fn encrypting(
         which: Impl,
         label: &str,
@@ -57,10 +57,8 @@ impl Daemon {
         args: &[&str],
     ) -> Daemon {
         let source = Addr::fresh(Transport::Tcp, dir, label);
-        let source_arg = source.arg();
-        let mut all = vec!["-e", "-s", &source_arg, "-t", to, "-k", key];
-        all.extend_from_slice(args);
-        Daemon::spawn(which, label, dir, &source, &all)
+        let args = [&["-e"][..], args].concat();
+        Daemon::pipe(which, label, dir, &source, to, key, &args)
     }
 }
 
