@@ -75,12 +75,6 @@ fn spipe_with_regular_files_on_stdin_and_stdout() {
     assert_eq!((echoed.len(), sha(&echoed)), (data.len(), sha(&data)));
 }
 
-/// Asserts a client sending `data` to `src` gets it back byte-exact.
-fn assert_echo(src: &Addr, data: &[u8]) {
-    let ex = exchange(src, data, EXCHANGE_DEADLINE).unwrap();
-    assert_eq!(sha(&ex.received), sha(data), "echo through {src}: {ex:?}");
-}
-
 /// A mount namespace's view of name resolution: `hosts` as /etc/hosts, and a
 /// resolv.conf naming a DNS server that is not there (127.0.0.1:53 refuses), so only
 /// the hosts file answers and failures are immediate.

@@ -193,9 +193,7 @@ impl Server {
 
 /// Sends `data` through the `-e` at `source` and asserts the echo is exact.
 fn echo(source: &Addr, data: &[u8]) {
-    let x = exchange(source, data, EXCHANGE_DEADLINE).unwrap();
-    assert_eq!(x.read_error, None);
-    assert_eq!(sha(&x.received), sha(data), "echo of {} bytes", data.len());
+    assert_eq!(assert_echo(source, data).read_error, None);
 }
 
 #[test]

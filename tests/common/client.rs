@@ -38,6 +38,14 @@ pub fn exchange(addr: &Addr, data: &[u8], deadline: Duration) -> Result<Exchange
     exchange_on(conn, data, deadline)
 }
 
+/// Sends `data` through the pipe at `addr` (an echo target behind it) and asserts that
+/// exactly `data` comes back; returns the exchange for further checks.
+pub fn assert_echo(addr: &Addr, data: &[u8]) -> Exchange {
+    let ex = exchange(addr, data, EXCHANGE_DEADLINE).unwrap();
+    assert_eq!(sha(&ex.received), sha(data), "echo through {addr}: {ex:?}");
+    ex
+}
+
 /// Like [`exchange`] on an already connected stream.
 pub fn exchange_on(conn: Stream, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
     let mut w = conn.try_clone().map_err(|e| e.to_string())?;
