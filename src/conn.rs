@@ -79,7 +79,7 @@ pub struct ConnConfig {
 pub enum ConnError {
     /// No target address accepted a connection.
     Connect(String),
-    /// The handshake failed (one that runs out of time is a [`ConnError::Timeout`]).
+    /// The handshake failed or did not finish in time.
     Handshake(HandshakeFailure),
     /// Connect plus handshake took longer than `-o`; `x25519` when we were an X25519
     /// client, whose server may not know the extension.

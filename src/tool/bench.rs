@@ -161,8 +161,8 @@ fn rate(budget: Duration, mut op: impl FnMut() -> Result<(), String>) -> Result<
     }
 }
 
-/// Bytes per call of the throughput loops (64 packets): big enough to hide the loop,
-/// small enough to stay in cache, as the daemon's batches (8 to 256 packets) do.
+/// Bytes per call of the throughput loops: big enough to hide the loop, small enough
+/// to stay in cache as the daemon's 64-packet batches do.
 const CHUNK: usize = 64 * PAYLOAD_MAX;
 
 /// Megabytes (10^6 bytes) per second, from calls per second of `CHUNK` bytes each.
