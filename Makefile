@@ -92,7 +92,7 @@ deps:
 # extensions take) through the unit, property and interop tests.
 test: deps
 	$(CARGO) test --locked --workspace --all-targets
-	$(CARGO) test --locked -p spiped-proto --features test-sha-fallback --lib
+	$(CARGO) test --locked -p spiped-proto --features test-sha-fallback --tests
 	$(CARGO) test --locked --features test-sha-fallback --lib --test properties --test interop
 
 lint:

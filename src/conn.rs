@@ -1,78 +1,23 @@
-//! One connection's life in the daemon: open the other side, handshake, pipe, close.
+//! One connection's life in the daemon: open the other side, handshake, pipe, close;
+//! and the client's way of opening a connection, which `spipe` shares.
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, Transport, connect};
+use spiped_transports::{Endpoint, SocketStream, Transport, connect};
 
+use crate::config::Direction;
+use crate::config::conn::{ConnConfig, Dial};
 use crate::connlog::ConnLog;
-use crate::metrics::{PipeMetrics, Tracked};
+use crate::metrics::Tracked;
+use crate::offload::Offload;
 use crate::proxy;
-use crate::pump::PumpError;
-use crate::session::{self, HandshakeFailure, Traffic};
-use spiped_proto::handshake::{Mode, Role};
-use spiped_proto::key::Key;
-
-/// Which side of the protocol the daemon plays for its accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// `-e`: accept plaintext, connect encrypted (protocol client).
-    Encrypt,
-    /// `-d`: accept encrypted, connect plaintext (protocol server).
-    Decrypt,
-}
-
-impl Direction {
-    /// The protocol role of the daemon's connections.
-    pub fn role(self) -> Role {
-        match self {
-            Direction::Encrypt => Role::Client,
-            Direction::Decrypt => Role::Server,
-        }
-    }
-}
-
-/// Everything a connection needs, fixed from its accept to its close: a reload gives
-/// the pipe a new one for later connections.
-pub struct ConnConfig {
-    /// `-e` or `-d`.
-    pub direction: Direction,
-    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
-    pub key: Key,
-    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
-    pub extra_keys: Vec<Key>,
-    /// `--proxy` (only with `-e`): send a PROXY protocol header first.
-    pub proxy: Option<proxy::Version>,
-    /// `--connect-after-handshake` (only with `-d`): open the target only once the
-    /// client has proved it holds the key.
-    pub connect_after_handshake: bool,
-    /// `--log-connections`: a line per connection when established and when closed.
-    pub log_connections: bool,
-    /// `-f` / `-g` / `--x25519`.
-    pub mode: Mode,
-    /// Bound on target connect plus handshake (`-o`).
-    pub timeout: Duration,
-    /// Socket options for both sockets of a connection (`-j`).
-    pub stream: StreamOptions,
-    /// Local address for outgoing connections (`-b`).
-    pub bind: Option<SocketAddr>,
-    /// Whether keys lead to different targets (routing by key, `-d` only): the target
-    /// is then connected once the handshake has told which key the client holds.
-    pub routed: bool,
-    /// `idle-timeout`: close an established session that moves nothing for this long.
-    pub idle_timeout: Option<Duration>,
-    /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::pipe::Counters>,
-    /// The pipe's name for log lines, when the process serves several (`-c`).
-    pub label: Option<String>,
-    /// The pipe's metrics, which every connection updates and which outlive this
-    /// configuration.
-    pub metrics: Arc<PipeMetrics>,
-}
+use crate::pump::{self, PumpError, Traffic};
+use crate::session::{self, Established, HandshakeFailure};
+use spiped_proto::handshake::Handshake;
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]
@@ -127,19 +72,14 @@ impl fmt::Display for ConnError {
 
 impl std::error::Error for ConnError {}
 
-/// Connects to the first of `targets` that accepts. The caller bounds the whole
-/// attempt; with several addresses each also gets `timeout` of its own, so that one
-/// that never answers does not use up the time the others need.
-pub async fn connect_any(
-    targets: &[Endpoint],
-    bind: Option<SocketAddr>,
-    opts: StreamOptions,
-    timeout: Duration,
-) -> Result<SocketStream, String> {
+/// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
+/// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
+/// so that one that never answers does not use up the time the others need.
+async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
     let mut last = String::from("no target addresses");
-    let each = (targets.len() > 1).then_some(timeout);
+    let each = (targets.len() > 1).then_some(dial.timeout);
     for ep in targets {
-        match connect(ep, bind, opts, each).await {
+        match connect(ep, dial.bind, dial.stream, each).await {
             Ok(s) => return Ok(s),
             Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
         }
@@ -152,7 +92,7 @@ pub async fn connect_any(
 pub type Routes = [Arc<Vec<Endpoint>>];
 
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
+pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -160,7 +100,7 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes) {
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(&accepted, cfg, routes, &mut log, &tracked).await;
+    let outcome = serve(&accepted, cfg, routes, offload, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -195,6 +135,7 @@ async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
+    offload: &Offload,
     log: &mut ConnLog,
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
@@ -210,35 +151,27 @@ async fn serve(
         }
         None => Vec::new(),
     };
-    let handshake_failed = |e| match e {
-        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
-        e => ConnError::Handshake(e),
-    };
-    let connect = |targets| connect_target(targets, cfg);
     // Boxed, so that its state (handshake, connects, the read buffer) is freed once it
     // is done: inline, the task of every connection would keep room for it, and twice
     // (rustc keeps a moved-from local beside the future it moved into) for its life.
     let setup = Box::pin(async {
         match cfg.direction {
             Direction::Encrypt => {
-                let target = connect(targets).await?;
                 let early = session::Early {
                     prefix: &header,
                     source: accepted,
                 };
-                let keys = session::handshake(&target, hs, Some(early))
-                    .await
-                    .map_err(handshake_failed)?;
-                Ok((target, keys))
+                let connected = || Ok::<_, ConnError>(());
+                open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await
             }
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
-                let keys = session::handshake(accepted, hs, None)
+                let keys = session::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
-                Ok((connect(route).await?, keys))
+                Ok((connect_target(route, cfg).await?, keys))
             }
             Direction::Decrypt => {
                 // Like spiped: connect to the target while the handshake runs, so a slow
@@ -250,23 +183,20 @@ async fn serve(
                 let (keys, target) = tokio::try_join!(
                     biased;
                     async {
-                        let keys = session::handshake(accepted, hs, None).await;
+                        let keys = session::handshake(offload, accepted, hs, None).await;
                         if keys.is_err() {
                             tokio::task::yield_now().await;
                         }
                         keys.map_err(handshake_failed)
                     },
-                    connect(targets),
+                    connect_target(targets, cfg),
                 )?;
                 Ok((target, keys))
             }
         }
     });
-    let (other, mut keys) = tokio::time::timeout(cfg.timeout, setup)
-        .await
-        .map_err(|_| ConnError::Timeout {
-            x25519: cfg.direction == Direction::Encrypt && cfg.mode.x25519,
-        })??;
+    let x25519 = cfg.direction == Direction::Encrypt && cfg.mode.x25519;
+    let (other, mut keys) = within(cfg.timeout, x25519, setup).await?;
     let target = other.peer();
     tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
     log.established(target, keys.exchange, keys.key_index);
@@ -274,15 +204,13 @@ async fn serve(
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    if let Some(n) = keys.early {
-        traffic.sent.fetch_add(n as u64, Ordering::Relaxed);
-    } else if !header.is_empty() {
-        session::send_first(encrypted, &mut keys.sealer, &header)
-            .await
-            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
-    }
+    let early = keys
+        .send_prefix(encrypted, &header)
+        .await
+        .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+    traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
     let piped = async {
-        session::pipe(plain, encrypted, keys.sealer, keys.opener, traffic)
+        pump::pipe(plain, encrypted, keys.sealer, keys.opener, traffic, offload)
             .await
             .map_err(ConnError::Pipe)
     };
@@ -297,9 +225,54 @@ async fn serve(
 
 /// Connects to the first of `targets` that accepts, as `cfg` says.
 async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<SocketStream, ConnError> {
-    connect_any(targets, cfg.bind, cfg.stream, cfg.timeout)
+    connect_any(targets, cfg.dial())
         .await
         .map_err(ConnError::Connect)
+}
+
+/// Opens a connection as the protocol's client, as `-e` does for each accepted
+/// connection and spipe for its one: connects to the first of `targets` that accepts
+/// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
+/// (its costly steps as `offload` decides), sending `early` with the handshake where it
+/// can. The caller bounds it all by `-o` with [`within`].
+pub async fn open_client<E: From<ConnError>>(
+    targets: &[Endpoint],
+    dial: Dial,
+    offload: &Offload,
+    hs: Box<Handshake>,
+    early: Option<session::Early<'_>>,
+    connected: impl FnOnce() -> Result<(), E>,
+) -> Result<(SocketStream, Established), E> {
+    let target = connect_any(targets, dial)
+        .await
+        .map_err(ConnError::Connect)?;
+    connected()?;
+    let keys = session::handshake(offload, &target, hs, early)
+        .await
+        .map_err(handshake_failed)?;
+    Ok((target, keys))
+}
+
+/// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
+/// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
+/// message then mentions.
+pub async fn within<T, E: From<ConnError>>(
+    timeout: Duration,
+    x25519: bool,
+    setup: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout { x25519 })?
+}
+
+/// A failed handshake as the connection's error: a source that failed while its data
+/// went out early failed as the pipe would have.
+fn handshake_failed(e: HandshakeFailure) -> ConnError {
+    match e {
+        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        e => ConnError::Handshake(e),
+    }
 }
 
 /// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a

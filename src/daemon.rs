@@ -7,8 +7,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use crate::cli::spiped::UserSpec;
 use crate::errors::describe;
 
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the
@@ -218,6 +218,38 @@ pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, String> {
         path: path.to_owned(),
         ours: Ours::Holding(pid),
     })
+}
+
+/// The `-u` argument: whom to become after binding the source socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserSpec {
+    /// `-u user`: that user, and that user's primary group.
+    User(String),
+    /// `-u :group`: only the group.
+    Group(String),
+    /// `-u user:group`: both.
+    UserGroup(String, String),
+}
+
+impl FromStr for UserSpec {
+    type Err = String;
+
+    /// Parses `user`, `:group` or `user:group`. Empty names (`:`, `user:`) are errors
+    /// rather than "no change", because a script that writes `-u "$U:$G"` with an unset
+    /// variable means something, and silently running as root is the wrong guess.
+    fn from_str(s: &str) -> Result<UserSpec, String> {
+        let bad = |why: &str| format!("invalid value '{s}' for -u/--user: {why}");
+        let spec = match s.split_once(':') {
+            None if s.is_empty() => return Err(bad("empty user name")),
+            None => UserSpec::User(s.to_owned()),
+            Some(("", "")) => return Err(bad("expected user, :group or user:group")),
+            Some((_, "")) => return Err(bad("empty group name after ':'")),
+            Some((_, g)) if g.contains(':') => return Err(bad("more than one ':'")),
+            Some(("", g)) => UserSpec::Group(g.to_owned()),
+            Some((u, g)) => UserSpec::UserGroup(u.to_owned(), g.to_owned()),
+        };
+        Ok(spec)
+    }
 }
 
 /// Switches to the user and/or group of `-u`: supplementary groups cleared, then the

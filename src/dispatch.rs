@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::conn;
 use crate::log;
+use crate::offload::Offload;
 use crate::pipe::{OpenGuard, PipeState};
 use crate::resolve::Targets;
 
@@ -26,6 +27,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: Listener,
     pipe: Arc<PipeState>,
+    offload: Arc<Offload>,
     shutdown: impl Future<Output = ()>,
     give_up: impl Future<Output = ()>,
 ) {
@@ -34,7 +36,7 @@ pub async fn serve(
     tokio::select! {
         biased;
         () = shutdown => {}
-        () = accept_loop(&listener, pipe, open_tx) => {}
+        () = accept_loop(&listener, pipe, offload, open_tx) => {}
     }
     drop(listener);
     tokio::select! {
@@ -45,13 +47,19 @@ pub async fn serve(
 }
 
 /// Accepts connections on `listener` for `pipe` until dropped, running each as a task
-/// with the pipe's settings of the moment; each holds a clone of `open` until it ends.
+/// with the pipe's settings of the moment; each holds a clone of `open` until it ends,
+/// and is counted open in `offload`, the process's off-loop policy.
 ///
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached. A client that the pipe's `allow` does not list is closed as soon as it
 /// is accepted, before any handshake work, and counted.
-pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::Sender<()>) {
+pub async fn accept_loop(
+    listener: &Listener,
+    pipe: Arc<PipeState>,
+    offload: Arc<Offload>,
+    open: mpsc::Sender<()>,
+) {
     let mut at_limit = false;
     // Accept failures in a row; warned about once, when the first one happens.
     let mut failures = 0u64;
@@ -128,14 +136,11 @@ pub async fn accept_loop(listener: &Listener, pipe: Arc<PipeState>, open: mpsc::
         pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let cfg = settings.conn.clone();
         let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
-        let open = (
-            open.clone(),
-            crate::session::OpenConnection::count(),
-            OpenGuard::new(&pipe.counters),
-        );
+        let open = (open.clone(), OpenGuard::new(&pipe.counters));
+        let counted = offload.count();
         tokio::spawn(async move {
-            conn::run(stream, &cfg, &routes).await;
-            drop((permit, open));
+            conn::run(stream, &cfg, &routes, counted.offload()).await;
+            drop((permit, open, counted));
         });
     }
 }

@@ -6,18 +6,21 @@
 //!   runtime.
 //! - [`keyfile`], [`resolve`]: turning the command line's key file and addresses into
 //!   a key and endpoints.
-//! - [`pump`]: one direction of an established connection.
-//! - [`session`]: the handshake driven over a transport, then both pumps.
-//! - [`conn`]: one daemon connection's life, logged by [`connlog`], optionally led by a
-//!   [`proxy`] (PROXY protocol) header; [`dispatch`]: the accept loop;
-//!   [`daemon`]: forking, pidfile and privileges; [`systemd`]: socket activation and
-//!   readiness notification.
+//! - [`session`]: the handshake driven over a transport; [`pump`]: the data path of
+//!   the established session (both directions); [`offload`]: which of their costly
+//!   steps leave the event loop, and the spare key pair a daemon keeps computed ahead.
+//! - [`conn`]: one daemon connection's life (and the client's way of opening one, which
+//!   `spipe` shares), logged by [`connlog`], optionally led by a [`proxy`] (PROXY
+//!   protocol) header; [`dispatch`]: the accept loop; [`daemon`]: forking, pidfile and
+//!   privileges (`-u`); [`systemd`]: socket activation and readiness notification.
 //! - [`config`]: what the daemon serves (a configuration file, or the command line as
-//!   a configuration of one pipe); [`pipe`]: one pipe's live settings and counters;
-//!   [`pipes`]: the running pipes, started and reloaded from a configuration.
-//! - [`cli`]: command-line grammar; [`tool`]: the entry point of each tool.
+//!   a configuration of one pipe) and what each connection runs with; [`pipe`]: one
+//!   pipe's live settings and counters; [`pipes`]: the running pipes, started and
+//!   reloaded from a configuration.
+//! - [`cmd`]: the tools of the multi-call binary, each in one folder: its command line
+//!   (`args.rs`) and its entry point (`run.rs`).
 
-pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod connlog;
@@ -27,6 +30,7 @@ pub mod errors;
 pub mod keyfile;
 pub mod log;
 pub mod metrics;
+pub mod offload;
 pub mod pipe;
 pub mod pipes;
 pub mod proxy;
@@ -35,4 +39,3 @@ pub mod resolve;
 pub mod sandbox;
 pub mod session;
 pub mod systemd;
-pub mod tool;

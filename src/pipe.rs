@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
-use crate::conn::ConnConfig;
+use crate::config::conn::ConnConfig;
 use crate::resolve::Targets;
 
 /// What happened to a pipe's connections since it started; kept across reloads.
@@ -113,7 +113,8 @@ impl PipeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::{ConnConfig, Direction};
+    use crate::config::Direction;
+    use crate::config::conn::ConnConfig;
     use spiped_proto::handshake::Mode;
     use spiped_proto::key::Key;
 

@@ -13,10 +13,11 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::config::conn::ConnConfig;
 use crate::config::{Config, PipeConfig};
-use crate::conn::ConnConfig;
 use crate::daemon::{self, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
+use crate::offload::Offload;
 use crate::pipe::{Counters, PipeState, Settings};
 use crate::resolve::{self, Targets};
 use crate::{dispatch, systemd};
@@ -35,6 +36,8 @@ pub struct Pipes {
     open: (mpsc::Sender<()>, mpsc::Receiver<()>),
     /// What the process counts: each pipe's counters live as long as the pipe.
     metrics: Arc<Metrics>,
+    /// The process's off-loop policy, shared by the connections of every pipe.
+    offload: Arc<Offload>,
 }
 
 /// A pipe being served.
@@ -103,7 +106,14 @@ impl Pipes {
             command_line,
             open: mpsc::channel(1),
             metrics,
+            offload: Offload::new(),
         }
+    }
+
+    /// Starts computing the spare key pair now, if a pipe has use for one; after the
+    /// sandbox, so that the worker thread runs inside it.
+    pub fn prime_keypairs(&self) {
+        self.offload.prime();
     }
 
     /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
@@ -138,7 +148,7 @@ impl Pipes {
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in prepared {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
-                crate::session::keep_keypairs_ahead();
+                self.offload.keep_keypairs_ahead();
             }
             let counted = p.settings.conn.metrics.clone();
             for (targets, addr, every) in p.refresh {
@@ -167,9 +177,10 @@ impl Pipes {
                     self.metrics.show(&counted);
                     let state = PipeState::new(p.settings);
                     let (pipe, open) = (state.clone(), self.open.0.clone());
+                    let offload = self.offload.clone();
                     let accepting = tokio::spawn(async move {
                         let _socket_file = socket_file;
-                        dispatch::accept_loop(&listener, pipe, open).await;
+                        dispatch::accept_loop(&listener, pipe, offload, open).await;
                     });
                     let accepting = Accepting(accepting.abort_handle());
                     changes.added += 1;

@@ -1,5 +1,6 @@
-//! One direction of a connection: read from one transport, seal or open packets, write
-//! to the other; on end of stream, half-close the destination.
+//! The data path of an established session: two directions, each reading from one
+//! transport, sealing or opening packets, writing to the other, and on end of stream
+//! half-closing the destination.
 //!
 //! Buffers exist only while data flows. A direction whose source is idle holds none, so
 //! an idle connection costs a few hundred bytes of state; a busy one grows its batch
@@ -8,10 +9,12 @@
 
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use spiped_transports::Transport;
+
+use crate::offload::Offload;
 
 use spiped_proto::framing::Deframer;
 use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};
@@ -20,6 +23,43 @@ use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len}
 const MIN_BATCH: usize = 8;
 /// Packets per batch at most (about 256 KiB): past this, bigger batches save nothing.
 const MAX_BATCH: usize = 256;
+
+/// Plaintext bytes a session has moved so far, per direction; kept up to date while it
+/// runs, so a failed session still tells how far it got.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Plaintext bytes sealed and sent to the encrypted side.
+    pub sent: AtomicU64,
+    /// Plaintext bytes opened and delivered to the plaintext side.
+    pub received: AtomicU64,
+    /// Directions that have reached their end of stream (0 to 2): one means the
+    /// connection is half-closed.
+    pub finished: AtomicU8,
+}
+
+/// Moves data both ways between a plaintext transport and an encrypted one until both
+/// directions have ended; the first failure in either direction ends both at once.
+/// Counts what it moves in `traffic`; large batches go off the loop as `offload` says.
+pub async fn pipe(
+    plain: &dyn Transport,
+    encrypted: &dyn Transport,
+    sealer: Sealer,
+    opener: Opener,
+    traffic: &Traffic,
+    offload: &Offload,
+) -> Result<(), PumpError> {
+    let ended = |r: Result<(), PumpError>| {
+        if r.is_ok() {
+            traffic.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    };
+    tokio::try_join!(
+        async { ended(encrypt(plain, encrypted, sealer, &traffic.sent, offload).await) },
+        async { ended(decrypt(encrypted, plain, opener, &traffic.received, offload).await) },
+    )?;
+    Ok(())
+}
 
 /// Why a direction stopped early. Any of these ends the whole connection.
 #[derive(Debug)]
@@ -112,12 +152,15 @@ trait Crunch: Send + 'static {
 /// Runs `work` on `state`, on the blocking pool when the batch is large and other
 /// connections could use the event loop meanwhile; alone, the hand-off would only add
 /// two thread wake-ups per batch.
-async fn crunch<T: Crunch>(mut state: T, work: fn(&mut T)) -> T {
-    crate::session::off_loop(state.size() >= OFFLOAD_BYTES, move || {
+fn crunch<T: Crunch>(
+    offload: &Offload,
+    mut state: T,
+    work: fn(&mut T),
+) -> impl Future<Output = T> + use<T> {
+    offload.run(state.size() >= OFFLOAD_BYTES, move || {
         work(&mut state);
         state
     })
-    .await
 }
 
 /// The sending direction's state: plaintext read, packets sealed from it.
@@ -153,11 +196,12 @@ impl Crunch for Deframer {
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
 /// half-closes `dst`. Adds each batch's plaintext byte count to `moved` once written,
 /// so the count is right even when the pump fails.
-pub async fn encrypt(
+async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     sealer: Sealer,
     moved: &AtomicU64,
+    offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut out = Outbound {
         sealer,
@@ -182,7 +226,7 @@ pub async fn encrypt(
         }
         batch.after_read(n, room);
         out.len = n;
-        out = crunch(out, Outbound::seal).await;
+        out = crunch(offload, out, Outbound::seal).await;
         dst.write_all(&out.sealed).await.map_err(PumpError::Write)?;
         moved.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -192,11 +236,12 @@ pub async fn encrypt(
 /// `dst`. Every packet is authenticated before any of its bytes are written; the first
 /// bad one stops the pump, so nothing after it is delivered. Adds the plaintext bytes
 /// delivered to `moved` as they are written.
-pub async fn decrypt(
+async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     opener: Opener,
     moved: &AtomicU64,
+    offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut batch = Batch::new();
     let mut deframer = Deframer::new(opener, batch.packets);
@@ -219,7 +264,7 @@ pub async fn decrypt(
         }
         batch.after_read(n, room);
         deframer.record(n);
-        deframer = crunch(deframer, Deframer::open).await;
+        deframer = crunch(offload, deframer, Deframer::open).await;
         // Deliver the packets that authenticated before reporting a bad one.
         let opened = deframer.opened();
         let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();

@@ -1,16 +1,13 @@
-//! Drives the sans-IO handshake over a [`Transport`], then runs the two pumps of an
-//! established session.
+//! Drives the sans-IO handshake over a [`Transport`] and hands back the packet keys of
+//! the established session.
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use spiped_transports::Transport;
 
-use crate::pump::{self, PumpError};
-use spiped_proto::dh;
+use crate::offload::Offload;
 use spiped_proto::handshake::{
     Exchange, Handshake, HandshakeError, MAX_READ_WINDOW, Mode, Next, Role,
 };
@@ -41,6 +38,9 @@ pub enum HandshakeFailure {
     Source(io::Error),
     /// The peer's handshake messages were refused.
     Protocol(HandshakeError),
+    /// The driver and the state machine disagree (a read window past the buffer, a
+    /// handshake that says it is done without keys): a bug here, never the peer's doing.
+    Internal(&'static str),
 }
 
 impl fmt::Display for HandshakeFailure {
@@ -69,6 +69,10 @@ impl fmt::Display for HandshakeFailure {
                 write!(f, "read failed: {}", crate::errors::describe(e))
             }
             HandshakeFailure::Protocol(e) => write!(f, "{e}"),
+            HandshakeFailure::Internal(what) => write!(
+                f,
+                "handshake failed: internal error: {what}; this is a bug, please report it"
+            ),
         }
     }
 }
@@ -100,6 +104,27 @@ pub struct Established {
     pub early: Option<usize>,
     /// How long the handshake took, from its first message to the packet keys.
     pub took: Duration,
+}
+
+impl Established {
+    /// Sends `prefix` (the [`Early`] prefix) sealed, ahead of everything the pumps will
+    /// send, unless it went out with our DH message already; returns how many bytes of
+    /// the early source went out with it, to count as sent.
+    pub async fn send_prefix(
+        &mut self,
+        encrypted: &dyn Transport,
+        prefix: &[u8],
+    ) -> io::Result<usize> {
+        match self.early {
+            Some(n) => Ok(n),
+            None if prefix.is_empty() => Ok(0),
+            None => {
+                let mut sealed = Vec::new();
+                self.sealer.seal_all(prefix, &mut sealed);
+                encrypted.write_all(&sealed).await.map(|()| 0)
+            }
+        }
+    }
 }
 
 /// Plaintext that a fast client sends along with its DH message when it can (see
@@ -137,8 +162,10 @@ impl Early<'_> {
 }
 
 /// Runs `hs` to completion over `t` and returns the packet keys for this side; sends
-/// `early` data with our DH message if the handshake allows (see [`Early`]).
+/// `early` data with our DH message if the handshake allows (see [`Early`]). Costly
+/// steps go off the loop, and key pairs come from the spare, as `offload` says.
 pub async fn handshake(
+    offload: &Offload,
     t: &dyn Transport,
     mut hs: Box<Handshake>,
     mut early: Option<Early<'_>>,
@@ -160,21 +187,40 @@ pub async fn handshake(
         }
         e => e,
     };
+    // The costly steps (group-14 exponentiations) run on the blocking pool when other
+    // connections are open; the step says which they are.
     loop {
-        if let Some(e) = early.take_if(|_| hs.seals_early()) {
-            sent_early = Some(e.seal_into(&mut hs).await?);
-        }
         match hs.next() {
-            Next::Send(bytes) => {
-                t.write_all(bytes)
+            Next::Send(out) => {
+                if out.may_seal_early
+                    && let Some(e) = early.take()
+                {
+                    sent_early = Some(e.seal_into(&mut hs).await?);
+                    continue;
+                }
+                t.write_all(out.bytes)
                     .await
                     .map_err(|e| dropped(HandshakeFailure::Io(e)))?;
-                hs = sent(hs).await;
+                hs = offload
+                    .run(out.agrees, move || {
+                        hs.sent();
+                        hs
+                    })
+                    .await;
             }
-            Next::Recv(n) => {
-                let window = hs.read_window();
-                let got = inbox.take(t, n, window).await.map_err(dropped)?;
-                hs = receive(hs, got).await.map_err(HandshakeFailure::Protocol)?;
+            Next::Recv(r) => {
+                let bytes = inbox.take(t, r.len, r.window).await.map_err(dropped)?;
+                let bytes = bytes.to_vec();
+                // Taken once the message is here: the spare goes to whichever handshake
+                // needs it first, not to one still waiting for its peer.
+                let pair = r.wants_keypair.then(|| offload.take_keypair()).flatten();
+                let keypair_given = pair.is_some_and(|p| hs.use_keypair(p).is_none());
+                hs = offload
+                    .run(r.exponentiates(keypair_given), move || {
+                        hs.received(&bytes).map(|()| hs)
+                    })
+                    .await
+                    .map_err(HandshakeFailure::Protocol)?;
             }
             Next::Done => break,
         }
@@ -182,20 +228,22 @@ pub async fn handshake(
     if !inbox.is_empty() {
         return Err(HandshakeFailure::EarlyData);
     }
-    let (key_index, exchange) = (hs.key_index(), hs.exchange());
-    let (sealer, opener) = hs.finish().ok_or(HandshakeFailure::Closed)?;
+    let no_keys = || HandshakeFailure::Internal("the handshake finished without packet keys");
+    let (key_index, exchange) = (hs.key_index(), hs.exchange().ok_or_else(no_keys)?);
+    let (sealer, opener) = hs.finish().ok_or_else(no_keys)?;
     Ok(Established {
         sealer,
         opener,
         key_index,
-        exchange: exchange.ok_or(HandshakeFailure::Closed)?,
+        exchange,
         early: sent_early,
         took: start.elapsed(),
     })
 }
 
 /// Handshake bytes read from the peer and not yet consumed: a server reads a client's
-/// messages with as few reads as they arrive in (see [`Handshake::read_window`]).
+/// messages with as few reads as they arrive in (see
+/// [`Incoming::window`](spiped_proto::handshake::Incoming::window)).
 struct Inbox {
     buf: [u8; MAX_READ_WINDOW],
     start: usize,
@@ -216,25 +264,26 @@ impl Inbox {
     }
 
     /// The next `n` bytes, reading until they are all here; a read takes at most up to
-    /// `window` bytes from the start of these `n`.
+    /// `window` bytes from the start of these `n`. More than the buffer holds is a bug
+    /// of the state machine (no step asks for that much), reported as one.
     async fn take(
         &mut self,
         t: &dyn Transport,
         n: usize,
         window: usize,
     ) -> Result<&[u8], HandshakeFailure> {
+        if n > self.buf.len() {
+            return Err(HandshakeFailure::Internal(
+                "a handshake message longer than the read buffer",
+            ));
+        }
         if self.end - self.start < n {
             self.buf.copy_within(self.start..self.end, 0);
             (self.start, self.end) = (0, self.end - self.start);
-            // Never below `n`; past the buffer (no step asks for that much) the read
-            // below fails cleanly instead.
-            let limit = window.max(n).min(self.buf.len());
+            // Never below `n`, never past the buffer.
+            let limit = window.clamp(n, self.buf.len());
             while self.end < n {
-                let room = self
-                    .buf
-                    .get_mut(self.end..limit)
-                    .ok_or(HandshakeFailure::Closed)?;
-                match t.read(room).await {
+                match t.read(&mut self.buf[self.end..limit]).await {
                     Ok(0) => return Err(HandshakeFailure::Closed),
                     Ok(k) => self.end += k,
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
@@ -247,44 +296,6 @@ impl Inbox {
         let got = &self.buf[self.start..self.start + n];
         self.start += n;
         Ok(got)
-    }
-}
-
-/// Connections of this process between accept and close.
-static OPEN: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts a connection as open for as long as it lives.
-pub struct OpenConnection(());
-
-impl OpenConnection {
-    /// Counts one more open connection until the value is dropped.
-    pub fn count() -> OpenConnection {
-        OPEN.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        OPEN.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Runs `work` on the blocking pool when it is `costly` and other connections could use
-/// the event loop meanwhile; otherwise right here, since alone the hand-off would only
-/// add two thread wake-ups of latency.
-pub(crate) async fn off_loop<R: Send + 'static>(
-    costly: bool,
-    work: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    if !(costly && OPEN.load(Ordering::Relaxed) > 1) {
-        return work();
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Cancelled: only when the runtime shuts down, which drops this task too.
-        Err(_) => std::future::pending().await,
     }
 }
 
@@ -301,129 +312,6 @@ pub fn start(
     Ok(Box::new(
         Handshake::new(role, mode, key)?.accepting_also(others),
     ))
-}
-
-/// A group-14 key pair computed ahead on the blocking pool, so that `2^x` (about
-/// 0.3 ms) is off the next handshake's critical path: each side would otherwise compute
-/// it between receiving a message and answering it. Each pair serves one handshake;
-/// taking one starts computing the next.
-static SPARE: Mutex<Option<dh::Keypair>> = Mutex::new(None);
-/// Whether a pair is being computed for [`SPARE`].
-static REFILLING: AtomicBool = AtomicBool::new(false);
-/// Whether this process keeps a spare at all: a daemon does; `spipe`, with its one
-/// connection, would only waste the work.
-static KEEP_SPARE: AtomicBool = AtomicBool::new(false);
-
-/// Keeps a group-14 key pair computed ahead for the handshakes of this process, from
-/// the next [`prime_spare`] or handshake on; for daemons, which expect many connections.
-/// Starts no thread: a worker thread started before the sandbox would stay outside it.
-pub fn keep_keypairs_ahead() {
-    KEEP_SPARE.store(true, Ordering::Relaxed);
-}
-
-/// Starts computing the spare key pair now, if this process keeps one.
-pub fn prime_spare() {
-    if KEEP_SPARE.load(Ordering::Relaxed) {
-        refill();
-    }
-}
-
-/// The spare key pair, if one is ready; starts computing the next one.
-fn take_spare() -> Option<dh::Keypair> {
-    if !KEEP_SPARE.load(Ordering::Relaxed) {
-        return None;
-    }
-    let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).take();
-    refill();
-    spare
-}
-
-/// Starts computing a spare key pair unless one is being computed.
-fn refill() {
-    if !REFILLING.swap(true, Ordering::AcqRel) {
-        // Detached: the pair lands in SPARE whenever it is ready.
-        drop(tokio::task::spawn_blocking(|| {
-            // Without randomness the handshake itself fails and says so; no spare.
-            if let Ok(pair) = dh::Keypair::generate() {
-                *SPARE.lock().unwrap_or_else(PoisonError::into_inner) = Some(pair);
-            }
-            REFILLING.store(false, Ordering::Release);
-        }));
-    }
-}
-
-/// Feeds a received message to the handshake, on the blocking pool when it costs an
-/// exponentiation and other connections are open.
-async fn receive(mut hs: Box<Handshake>, bytes: &[u8]) -> Result<Box<Handshake>, HandshakeError> {
-    if hs.needs_public_next()
-        && let Some(pair) = take_spare()
-    {
-        hs.use_keypair(pair);
-    }
-    let bytes = bytes.to_vec();
-    off_loop(hs.received_exponentiates(), move || {
-        hs.received(&bytes).map(|()| hs)
-    })
-    .await
-}
-
-/// Tells the handshake its message is out. A group-14 server computes the shared secret
-/// then (see [`Handshake::sent_agrees`]), on the blocking pool when other connections
-/// are open.
-async fn sent(mut hs: Box<Handshake>) -> Box<Handshake> {
-    off_loop(hs.sent_agrees(), move || {
-        hs.sent();
-        hs
-    })
-    .await
-}
-
-/// Plaintext bytes a session has moved so far, per direction; kept up to date while it
-/// runs, so a failed session still tells how far it got.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    /// Plaintext bytes sealed and sent to the encrypted side.
-    pub sent: AtomicU64,
-    /// Plaintext bytes opened and delivered to the plaintext side.
-    pub received: AtomicU64,
-    /// Directions that have reached their end of stream (0 to 2): one means the
-    /// connection is half-closed.
-    pub finished: AtomicU8,
-}
-
-/// Seals `bytes` and writes them to `encrypted` ahead of everything the pumps will send:
-/// extra plaintext for the peer's side (a PROXY protocol header), carried like data.
-pub async fn send_first(
-    encrypted: &dyn Transport,
-    sealer: &mut Sealer,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let mut sealed = Vec::new();
-    sealer.seal_all(bytes, &mut sealed);
-    encrypted.write_all(&sealed).await
-}
-
-/// Moves data both ways between a plaintext transport and an encrypted one until both
-/// directions have ended; the first failure in either direction ends both at once.
-/// Counts what it moves in `traffic`.
-pub async fn pipe(
-    plain: &dyn Transport,
-    encrypted: &dyn Transport,
-    sealer: Sealer,
-    opener: Opener,
-    traffic: &Traffic,
-) -> Result<(), PumpError> {
-    let ended = |r: Result<(), PumpError>| {
-        if r.is_ok() {
-            traffic.finished.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    };
-    tokio::try_join!(
-        async { ended(pump::encrypt(plain, encrypted, sealer, &traffic.sent).await) },
-        async { ended(pump::decrypt(encrypted, plain, opener, &traffic.received).await) },
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -446,7 +334,9 @@ mod tests {
             );
             let served = async {
                 let hs = start(Role::Server, Mode::default(), &key, &[]).unwrap();
-                let outcome = handshake(&server, hs, None).await.map(|e| e.exchange);
+                let outcome = handshake(&Offload::default(), &server, hs, None)
+                    .await
+                    .map(|e| e.exchange);
                 drop(server);
                 outcome
             };
@@ -454,10 +344,10 @@ mod tests {
                 let mut hs = Handshake::new(Role::Client, mode, &key).unwrap();
                 let mut first = Vec::new();
                 let mut send = |hs: &mut Handshake| {
-                    let Next::Send(bytes) = hs.next() else {
+                    let Next::Send(out) = hs.next() else {
                         panic!("the client should send now");
                     };
-                    first.extend_from_slice(bytes);
+                    first.extend_from_slice(out.bytes);
                     hs.sent();
                 };
                 send(&mut hs);
@@ -507,7 +397,9 @@ mod tests {
                     prefix: b"header ",
                     source: &source,
                 };
-                handshake(&client, hs, Some(early)).await.unwrap()
+                handshake(&Offload::default(), &client, hs, Some(early))
+                    .await
+                    .unwrap()
             };
             // A server that answers only once the client's first packet is in: it would
             // wait forever for a client that sends data after the handshake.
@@ -518,7 +410,7 @@ mod tests {
                 let Next::Send(ours) = hs.next() else {
                     panic!("the server sends its nonce first");
                 };
-                server.write_all(ours).await.unwrap();
+                server.write_all(ours.bytes).await.unwrap();
                 hs.sent();
                 hs.received(&nonce).unwrap();
                 let mut msg = [0; 288 + spiped_proto::packet::PACKET_LEN];
@@ -528,7 +420,7 @@ mod tests {
                 let Next::Send(answer) = hs.next() else {
                     panic!("the server answers");
                 };
-                server.write_all(answer).await.unwrap();
+                server.write_all(answer.bytes).await.unwrap();
                 hs.sent();
                 let (_, mut opener) = hs.finish().unwrap();
                 let packet: &mut [u8; 1060] = (&mut msg[288..]).try_into().unwrap();
@@ -543,6 +435,25 @@ mod tests {
             assert_eq!(plain, b"header hello");
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_message_longer_than_the_buffer_is_a_bug_not_a_closed_peer() {
+        let (a, _b) = Socket::pair(Domain::UNIX, Type::STREAM, None).unwrap();
+        let outcome = block_on(async {
+            let t = SocketStream::new(a, false, "test".into()).unwrap();
+            let mut inbox = Inbox::new();
+            let n = MAX_READ_WINDOW + 1;
+            inbox.take(&t, n, n).await.map(<[u8]>::len)
+        })
+        .unwrap();
+        let e = outcome.unwrap_err();
+        assert!(matches!(e, HandshakeFailure::Internal(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "handshake failed: internal error: a handshake message longer than the read \
+             buffer; this is a bug, please report it"
+        );
     }
 
     #[test]

@@ -572,13 +572,13 @@ fn fast_handshake(s: &mut TcpStream, role: Role) -> Option<SessionKeys> {
     s.set_read_timeout(Some(READY_DEADLINE)).unwrap();
     loop {
         match hs.next() {
-            Next::Send(b) => {
-                ours.get_or_insert_with(|| b[..32].try_into().unwrap());
-                s.write_all(b).ok()?;
+            Next::Send(out) => {
+                ours.get_or_insert_with(|| out.bytes[..32].try_into().unwrap());
+                s.write_all(out.bytes).ok()?;
                 hs.sent();
             }
-            Next::Recv(n) => {
-                let mut b = vec![0u8; n];
+            Next::Recv(r) => {
+                let mut b = vec![0u8; r.len];
                 s.read_exact(&mut b).ok()?;
                 theirs.get_or_insert_with(|| b[..32].try_into().unwrap());
                 hs.received(&b).ok()?;

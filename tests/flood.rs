@@ -40,18 +40,18 @@ fn hostile_attempt(addr: &Addr, i: u64) -> usize {
         let mut got = 0;
         loop {
             match hs.next() {
-                Next::Send(b) => {
-                    if s.write_all(b).is_err() {
+                Next::Send(out) => {
+                    if s.write_all(out.bytes).is_err() {
                         break;
                     }
                     hs.sent();
                 }
-                Next::Recv(n) => {
-                    let mut b = vec![0u8; n];
+                Next::Recv(r) => {
+                    let mut b = vec![0u8; r.len];
                     if s.read_exact(&mut b).is_err() {
                         return got;
                     }
-                    got += n;
+                    got += r.len;
                     if hs.received(&b).is_err() {
                         break;
                     }

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spiped::cli::Parsed;
-use spiped::cli::argv::{HELP, OptSpec, normalise};
+use spiped::cmd::argv::{HELP, OptSpec, normalise};
+use spiped::cmd::parse::Parsed;
 
 const fn opt(short: char, long: &'static str, takes_value: bool, repeatable: bool) -> OptSpec {
     OptSpec {
@@ -51,6 +51,12 @@ fuzz_target!(|data: &[u8]| {
         // Every token is a long option or the value just after one.
         assert!(out.iter().all(|t| !t.is_empty()));
     }
-    assert!(matches!(status(&spiped::cli::spiped::parse(&args)), 0 | 1));
-    assert!(matches!(status(&spiped::cli::spipe::parse(&args)), 0 | 1));
+    assert!(matches!(
+        status(&spiped::cmd::spiped::args::parse(&args)),
+        0 | 1
+    ));
+    assert!(matches!(
+        status(&spiped::cmd::spipe::args::parse(&args)),
+        0 | 1
+    ));
 });

@@ -15,10 +15,9 @@ pub mod mac;
 pub mod packet;
 pub mod x25519;
 
-#[cfg(test)]
-mod kat;
-
 pub use framing::{Deframer, Opened};
-pub use handshake::{Exchange, Handshake, HandshakeError, Mode, Next, Role, drive, step};
+pub use handshake::{
+    Exchange, Handshake, HandshakeError, Incoming, Mode, Next, Outgoing, Role, drive, step,
+};
 pub use key::{Key, Nonce};
 pub use packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Direction;
 use super::{Config, KeyRoute, PipeConfig, Process};
-use crate::cli::spiped::{
-    Args, ConfigOptions, Direction, parse_drain_timeout, parse_metrics, parse_user,
+use crate::cmd::spiped::args::{
+    Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user,
 };
 use crate::sandbox::Mode;
 
@@ -354,7 +355,7 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         ..Args::default()
     };
     let idle = w.number("idle-timeout", raw.idle_timeout)?;
-    let o = args
+    let (o, _) = args
         .pipe()
         .map_err(|(key, m)| error(&w, key, m.message()))?;
     if key_files.iter().any(|(f, _)| f == "-") {
@@ -410,14 +411,16 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         }
     }
     let idle_timeout = idle
-        .map(|s| crate::cli::seconds(&s, "idle-timeout"))
+        .map(|s| crate::cmd::parse::seconds(&s, "idle-timeout"))
         .transpose()
         .map_err(|e| error(&w, "idle-timeout", &e))?;
     let name = name.or(source).unwrap_or_default();
     Ok(PipeConfig {
         allow,
         idle_timeout,
-        ..PipeConfig::from_options(o, name, keys)
+        name,
+        keys,
+        ..o
     })
 }
 

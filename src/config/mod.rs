@@ -1,10 +1,12 @@
 //! What the daemon serves: process-wide settings and one or more pipes, from a
 //! configuration file ([`file`]) or from the command line (a configuration of one pipe),
-//! and the key files they name, loaded ([`keys`]).
+//! and the key files they name, loaded ([`keys`]); and what each connection of a pipe
+//! runs with ([`conn`]).
 //!
 //! Both sources go through the command line's validation
-//! ([`crate::cli::spiped::Args::pipe`]), so a mistake is worded alike in both.
+//! ([`crate::cmd::spiped::args::Args::pipe`]), so a mistake is worded alike in both.
 
+pub mod conn;
 pub mod file;
 pub mod keys;
 
@@ -14,7 +16,27 @@ use std::time::Duration;
 use ipnet::IpNet;
 use spiped_transports::Address;
 
-use crate::cli::spiped::{Direction, SpipedOptions, UserSpec};
+use crate::daemon::UserSpec;
+use spiped_proto::handshake::Role;
+
+/// Which side of the protocol the daemon plays for its accepted connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `-e`: accept plaintext, connect encrypted (protocol client).
+    Encrypt,
+    /// `-d`: accept encrypted, connect plaintext (protocol server).
+    Decrypt,
+}
+
+impl Direction {
+    /// The protocol role of the daemon's connections.
+    pub fn role(self) -> Role {
+        match self {
+            Direction::Encrypt => Role::Client,
+            Direction::Decrypt => Role::Server,
+        }
+    }
+}
 
 /// The whole configuration of a daemon: settings of the process, then its pipes.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,22 +51,29 @@ pub struct Config {
 /// reload cannot change them: they take effect at the next start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Process {
-    /// `-D` / `wait-dns`: release the caller before look-ups, and retry them.
+    /// `-D` / `wait-dns`: daemonize before resolving (releasing the caller), and retry
+    /// failed look-ups until they succeed.
     pub wait_dns: bool,
-    /// `-F` / `foreground`: no daemonizing, no pidfile.
+    /// `-F` / `foreground`: stay in the foreground; no pidfile.
     pub foreground: bool,
-    /// `-p` / `pidfile`.
+    /// `-p` / `pidfile`. By default on the command line the `-s` argument as written
+    /// plus `.pid` (as C spiped names it, so a TCP source's pidfile lands in the working
+    /// directory), `spiped.pid` when socket activation left `-s` out or in a file.
+    /// None is written with `-F`.
     pub pidfile: PathBuf,
-    /// `--syslog` / `syslog`.
+    /// `--syslog` / `syslog`: after daemonizing, warn to syslog not stderr.
     pub syslog: bool,
-    /// `-u` / `user`.
+    /// `-u` / `user`: the user and/or group to switch to after binding.
     pub user: Option<UserSpec>,
-    /// `--drain-timeout` / `drain-timeout`: after SIGTERM, how long the open
-    /// connections of all pipes may go on; `None` waits for them all.
+    /// `--drain-timeout` / `drain-timeout`: after SIGTERM/SIGINT, how long the open
+    /// connections of all pipes may go on before they are closed; `None` (the default,
+    /// as C) waits for them all.
     pub drain_timeout: Option<Duration>,
-    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself.
+    /// `--sandbox` / `--no-sandbox` / `sandbox`: how the process confines itself once
+    /// serving.
     pub sandbox: crate::sandbox::Mode,
-    /// `--metrics` / `metrics`: where the metrics endpoint listens, if anywhere.
+    /// `--metrics` / `metrics`: where to serve Prometheus metrics, `/status` and
+    /// `/healthz` over HTTP; `None` (the default) serves nothing.
     pub metrics: Option<Address>,
 }
 
@@ -112,64 +141,5 @@ impl PipeConfig {
     /// only once the handshake has told which key the client holds.
     pub fn routes_by_key(&self) -> bool {
         self.keys.iter().any(|k| k.target != self.keys[0].target)
-    }
-}
-
-impl PipeConfig {
-    /// The pipe that validated options describe, named `name`, with `keys` (rather than
-    /// the options' key files and target), no allow-list and no idle timeout.
-    fn from_options(o: SpipedOptions, name: String, keys: Vec<KeyRoute>) -> PipeConfig {
-        PipeConfig {
-            name,
-            direction: o.direction,
-            source: o.source,
-            keys,
-            bind: o.bind,
-            keepalive: o.keepalive,
-            fast: o.fast,
-            require_pfs: o.require_pfs,
-            x25519: o.x25519,
-            max_connections: o.max_connections,
-            timeout: o.timeout,
-            resolve_interval: o.resolve_interval,
-            proxy: o.proxy,
-            connect_after_handshake: o.connect_after_handshake,
-            log_connections: o.log_connections,
-            socket_mode: o.socket_mode,
-            socket_owner: o.socket_owner,
-            allow: Vec::new(),
-            idle_timeout: None,
-        }
-    }
-}
-
-impl Config {
-    /// The configuration of one pipe that a command line describes.
-    pub fn from_command_line(o: SpipedOptions) -> Config {
-        let keys = std::iter::once(&o.key_file)
-            .chain(&o.extra_key_files)
-            .map(|file| KeyRoute {
-                file: file.clone(),
-                target: o.target.clone(),
-                at: None,
-            })
-            .collect();
-        let name = o.source.as_ref().map_or_else(
-            || "socket passed by systemd".to_owned(),
-            ToString::to_string,
-        );
-        Config {
-            process: Process {
-                wait_dns: o.wait_dns,
-                foreground: o.foreground,
-                pidfile: o.pidfile.clone(),
-                syslog: o.syslog,
-                user: o.user.clone(),
-                drain_timeout: o.drain_timeout,
-                sandbox: o.sandbox,
-                metrics: o.metrics.clone(),
-            },
-            pipes: vec![PipeConfig::from_options(o, name, keys)],
-        }
     }
 }

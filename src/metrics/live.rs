@@ -5,8 +5,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::conn::{Direction, peer_bytes};
-use crate::session::Traffic;
+use crate::config::Direction;
+use crate::conn::peer_bytes;
+use crate::pump::Traffic;
 use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the

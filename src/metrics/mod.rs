@@ -30,7 +30,7 @@ pub use live::{LiveConn, State};
 pub use pipe::{PipeMetrics, Tracked};
 pub use settings::settings;
 
-use crate::conn::Direction;
+use crate::config::Direction;
 use crate::resolve::Targets;
 
 /// The version and git revision this binary was built from.

@@ -142,7 +142,9 @@ fn cause(f: &HandshakeFailure) -> Cause {
         HandshakeFailure::Closed
         | HandshakeFailure::ServerClosed
         | HandshakeFailure::X25519Unanswered => Cause::PeerClosed,
-        HandshakeFailure::Io(_) | HandshakeFailure::Source(_) => Cause::Io,
+        HandshakeFailure::Io(_) | HandshakeFailure::Source(_) | HandshakeFailure::Internal(_) => {
+            Cause::Io
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::spiped::Direction;
+use crate::config::Direction;
 use crate::config::PipeConfig;
 
 /// The settings of `pipe`, as a JSON object. Key files appear as paths only, each with

@@ -210,6 +210,3 @@ fn remaining<'a>(
         Some(rest)
     }
 }
-
-#[cfg(test)]
-mod tests;

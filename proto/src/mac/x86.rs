@@ -130,3 +130,38 @@ pub(super) fn compress_pair(states: &mut [[u32; 8]; 2], a: &[[u8; 64]], b: &[[u8
     store_state(s0, lanes[0]);
     store_state(s1, lanes[1]);
 }
+
+/// The kernel against `sha2`'s compression function, block for block: it is `unsafe`
+/// and private, so its test stays beside it.
+#[cfg(test)]
+mod tests {
+    use sha2::block_api::compress256;
+
+    /// `n` bytes from the OS random number generator.
+    fn random<const N: usize>() -> [u8; N] {
+        let mut bytes = [0u8; N];
+        getrandom::fill(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn kernel_matches_sha2() {
+        if !super::super::sha_x2::get() {
+            return;
+        }
+        for blocks in 0..6 {
+            let data: Vec<u8> = (0..2 * blocks).flat_map(|_| random::<64>()).collect();
+            let (a, b) = data.as_chunks::<64>().0.split_at(blocks);
+            let start: [[u32; 8]; 2] =
+                [0, 1].map(|_| core::array::from_fn(|_| u32::from_le_bytes(random())));
+            let mut want = start;
+            compress256(&mut want[0], a);
+            compress256(&mut want[1], b);
+            let mut got = start;
+            // SAFETY: `sha_x2::get()` confirmed above that the CPU has every feature the
+            // kernel is compiled for.
+            unsafe { super::compress_pair(&mut got, a, b) };
+            assert_eq!(got, want, "{blocks} blocks");
+        }
+    }
+}

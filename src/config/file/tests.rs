@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::cli::spiped::{Invocation, parse as parse_cli};
+use crate::cmd::spiped::args::{Invocation, parse as parse_cli};
 
 fn read(text: &str) -> Result<Config, Vec<String>> {
     parse(Path::new("/etc/spiped.conf"), text)
@@ -23,7 +23,7 @@ fn cli_error(argv: &[&str]) -> String {
     }
 }
 
-use crate::cli::Parsed;
+use crate::cmd::parse::Parsed;
 
 /// The example of the man page and of issue 17, verbatim.
 const EXAMPLE: &str = r#"
@@ -92,10 +92,10 @@ fn a_command_line_and_its_file_make_the_same_pipe() {
         "-j",
     ];
     let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let Parsed::Run(Invocation::Pipe(o)) = parse_cli(&argv) else {
+    let Parsed::Run(Invocation::Pipe(mut o)) = parse_cli(&argv) else {
         panic!()
     };
-    let from_cli = Config::from_command_line(*o).pipes.remove(0);
+    let from_cli = o.pipes.remove(0);
     let from_file = read(
         r#"[[pipe]]
         encrypt = true

@@ -10,7 +10,7 @@ use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::spiped::{ConfigOptions, Invocation, parse};
+use super::args::{ConfigOptions, Invocation, parse};
 use crate::config::keys::KeyLoader;
 use crate::config::{Config, file};
 use crate::daemon::{self, Readiness, RemoveOnDrop};
@@ -20,11 +20,7 @@ use crate::{log, sandbox, systemd};
 
 /// Entry point of `spiped`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped");
-    super::parsed_or_exit(parse(args), |inv| match run(inv) {
-        Ok(()) => 0,
-        Err(e) => super::fail(&e),
-    })
+    crate::cmd::run_tool("spiped", args, parse, run)
 }
 
 /// Where the configuration comes from, and so what a reload reads again.
@@ -95,7 +91,7 @@ impl Source {
 
 fn run(inv: Invocation) -> Result<(), String> {
     let source = match inv {
-        Invocation::Pipe(opts) => Source::CommandLine(Config::from_command_line(*opts)),
+        Invocation::Pipe(config) => Source::CommandLine(*config),
         Invocation::Config(opts) if opts.check => return check(&opts),
         Invocation::Config(opts) => Source::File(opts),
     };
@@ -134,7 +130,7 @@ fn run(inv: Invocation) -> Result<(), String> {
         };
         daemon.serve(keys, readiness, signals).await
     })
-    .map_err(super::event_loop_failed)?
+    .map_err(crate::cmd::event_loop_failed)?
 }
 
 /// The signals the daemon acts on, caught on the event loop.
@@ -262,7 +258,7 @@ impl Daemon {
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
         // Worker threads start from here on, inside the sandbox.
-        crate::session::prime_spare();
+        self.pipes.prime_keypairs();
         if let Some(endpoint) = endpoint {
             tokio::spawn(endpoint.serve(metrics.clone()));
         }
@@ -353,7 +349,7 @@ impl Daemon {
                 ));
                 self.config = config;
                 // A pipe added with group-14 handshakes gets its spare key pair now.
-                crate::session::prime_spare();
+                self.pipes.prime_keypairs();
                 self.metrics.reloaded(true);
                 notify_systemd("READY=1");
             }

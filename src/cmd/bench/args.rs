@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped bench",
@@ -36,15 +36,15 @@ pub fn parse(args: &[String]) -> Parsed<BenchOptions> {
     };
     let seconds = match raw.seconds {
         None => DEFAULT_SECONDS,
-        Some(s) => match super::seconds(&s, "--seconds") {
+        Some(s) => match crate::cmd::parse::seconds(&s, "--seconds") {
             Ok(d) if d <= MAX_SECONDS => d,
             Ok(_) => {
-                return TOOL.mistake(super::Mistake::Value(format!(
+                return TOOL.mistake(crate::cmd::parse::Mistake::Value(format!(
                     "invalid value '{s}' for --seconds: at most {} seconds per figure",
                     MAX_SECONDS.as_secs()
                 )));
             }
-            Err(e) => return TOOL.mistake(super::Mistake::Value(e)),
+            Err(e) => return TOOL.mistake(crate::cmd::parse::Mistake::Value(e)),
         },
     };
     Parsed::Run(BenchOptions {
@@ -75,7 +75,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<BenchOptions> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     #[test]

@@ -4,7 +4,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use sha2::Sha256;
 
-use super::*;
+use spiped_proto::mac::*;
 
 /// `HMAC-SHA256(key, data || be64(n))` by the `hmac` crate.
 fn reference(key: &[u8], data: &[u8], n: u64) -> [u8; 32] {
@@ -103,29 +103,6 @@ fn rfc4231_vectors() {
         assert_eq!(hex::encode(pair[0]), want, "case {} in lane a", i + 1);
         let pair = k.mac_pair([(&[], 0), (data, n)]);
         assert_eq!(hex::encode(pair[1]), want, "case {} in lane b", i + 1);
-    }
-}
-
-/// The two-lane kernel against `sha2`'s compression function, block for block, on CPUs
-/// that have it (elsewhere the dispatch never calls it).
-#[cfg(all(target_arch = "x86_64", not(feature = "test-sha-fallback")))]
-#[test]
-fn x86_kernel_matches_sha2() {
-    if !sha_x2::get() {
-        return;
-    }
-    for blocks in 0..6 {
-        let data = random(2 * 64 * blocks);
-        let (a, b) = data.as_chunks::<64>().0.split_at(blocks);
-        let start: [State; 2] = [0, 1].map(|_| core::array::from_fn(|_| random_u64() as u32));
-        let mut want = start;
-        compress256(&mut want[0], a);
-        compress256(&mut want[1], b);
-        let mut got = start;
-        // SAFETY: `sha_x2::get()` confirmed above that the CPU has every feature the
-        // kernel is compiled for.
-        unsafe { x86::compress_pair(&mut got, a, b) };
-        assert_eq!(got, want, "{blocks} blocks");
     }
 }
 

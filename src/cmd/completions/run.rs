@@ -1,6 +1,6 @@
 //! `spiped completions`: prints a shell completion script for every tool.
 //!
-//! The scripts are generated from each tool's argh metadata ([`crate::cli::ToolDoc`]),
+//! The scripts are generated from each tool's argh metadata ([`crate::cmd::parse::ToolDoc`]),
 //! so a new option is offered as soon as it exists. They handle the multi-call shape by
 //! hand: `spiped` completes tool names as its first word and then the options of the
 //! tool named (`spiped spiped -e` is the daemon, as is plain `spiped -e`), and `spipe`
@@ -9,21 +9,22 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::{Entry, TOOLS};
-use crate::cli::completions::{Shell, parse};
-use crate::cli::{OptionDoc, ToolDoc};
+use super::args::{Shell, parse};
+use crate::cmd::parse::{OptionDoc, ToolDoc};
+use crate::cmd::{Entry, TOOLS};
 
 /// Entry point of `spiped completions`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped completions");
-    super::parsed_or_exit(parse(args), |shell| {
-        match std::io::stdout().lock().write_all(script(shell).as_bytes()) {
-            Ok(()) => 0,
-            Err(e) => super::fail(&format!(
-                "cannot write to standard output: {}",
-                crate::errors::describe(&e)
-            )),
-        }
+    crate::cmd::run_tool("spiped completions", args, parse, |shell| {
+        std::io::stdout()
+            .lock()
+            .write_all(script(shell).as_bytes())
+            .map_err(|e| {
+                format!(
+                    "cannot write to standard output: {}",
+                    crate::errors::describe(&e)
+                )
+            })
     })
 }
 

@@ -1,12 +1,10 @@
 //! `spipe`'s command line: the argh struct, and the validation that turns it into
 //! [`SpipeOptions`].
 
-use std::time::Duration;
-
 use argh::{ArgsInfo, FromArgs};
-use spiped_transports::Address;
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::link::{Link, link_args};
+use crate::cmd::parse::{Mistake, Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spipe",
@@ -20,22 +18,9 @@ usage: spipe -t <target socket> -k <key file> [-b <bind address>] [-f | -g] [-j]
 /// A validated `spipe` command line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpipeOptions {
-    /// `-t`: the `spiped -d` to connect to.
-    pub target: Address,
-    /// `-k`: the key file's path, or `-` for standard input.
-    pub key_file: String,
-    /// `-b`: the local address the connection binds to (port 0 when left out).
-    pub bind: Option<Address>,
-    /// `-f`: handshake without Diffie-Hellman (no perfect forward secrecy).
-    pub fast: bool,
-    /// `-g`: refuse a server that uses `-f`.
-    pub require_pfs: bool,
-    /// `--x25519`: use the X25519 handshake extension (needs our `spiped -d`).
-    pub x25519: bool,
-    /// TCP keep-alives on the connection; `-j` turns them off.
-    pub keepalive: bool,
-    /// `-o`: connect + handshake timeout.
-    pub timeout: Duration,
+    /// `-t` (the `spiped -d` to connect to), `-k`, `-b`, `-f`, `-g`, `--x25519` (needs
+    /// our `spiped -d`), `-j` and `-o`.
+    pub link: Link,
     /// `--sandbox` / `--no-sandbox`: how spipe confines itself once connected.
     pub sandbox: crate::sandbox::Mode,
 }
@@ -101,7 +86,7 @@ struct Args {
     version: bool,
 }
 
-impl super::Validate for Args {
+impl crate::cmd::parse::Validate for Args {
     type Options = SpipeOptions;
 
     fn version(&self) -> bool {
@@ -109,41 +94,31 @@ impl super::Validate for Args {
     }
 
     /// Checks what argh cannot express; presence problems come before value problems.
-    fn validate(self) -> Result<SpipeOptions, super::Mistake> {
-        let target = super::required(self.target, "-t/--target")?;
-        let key_file = super::required(self.key, "-k/--key")?;
-        super::fast_and_pfs(self.fast, self.require_pfs)?;
-        super::fast_and_x25519(self.fast, self.x25519)?;
+    fn validate(mut self) -> Result<SpipeOptions, Mistake> {
+        let link = link_args!(self, self.key.take())
+            .validate()
+            .map_err(|(_, m)| m)?;
         Ok(SpipeOptions {
-            target: super::address(&target, "-t/--target")?,
-            key_file,
-            bind: super::bind_address(self.bind, "-b/--bind")?,
-            fast: self.fast,
-            require_pfs: self.require_pfs,
-            x25519: self.x25519,
-            keepalive: !self.no_keepalive,
-            timeout: super::timeout(self.timeout)?,
-            sandbox: super::sandbox(self.sandbox, self.no_sandbox)?,
+            link,
+            sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use spiped_transports::Address;
+
     use super::*;
-    use crate::cli::argv::OptSpec;
 
     fn args(s: &[&str]) -> Vec<String> {
-        crate::cli::testing::args(s)
+        crate::cmd::parse::testing::args(s)
     }
 
     fn run(s: &[&str]) -> SpipeOptions {
-        crate::cli::testing::run(parse, s)
-    }
-
-    /// Asserts a usage error and returns its first line.
-    fn fail(s: &[&str]) -> String {
-        crate::cli::testing::fail(parse, "spipe", s)
+        crate::cmd::parse::testing::run(parse, s)
     }
 
     #[test]
@@ -152,26 +127,26 @@ mod tests {
         assert_eq!(
             o,
             SpipeOptions {
-                target: Address::Name {
-                    host: "host".into(),
-                    port: 8025
+                link: Link {
+                    target: Address::Name {
+                        host: "host".into(),
+                        port: 8025
+                    },
+                    key_file: "/etc/key".into(),
+                    bind: None,
+                    mode: spiped_proto::handshake::Mode::default(),
+                    keepalive: true,
+                    timeout: Duration::from_secs(5),
                 },
-                key_file: "/etc/key".into(),
-                bind: None,
-                fast: false,
-                require_pfs: false,
-                x25519: false,
-                keepalive: true,
-                timeout: Duration::from_secs(5),
                 sandbox: crate::sandbox::Mode::On,
             }
         );
         let o = run(&["-t[::1]:1", "-k/etc/key", "-fj", "-o0.5", "-b", "[::1]"]);
-        assert!(o.fast && !o.keepalive);
-        assert_eq!(o.timeout, Duration::from_millis(500));
-        assert_eq!(o.bind, Some(Address::parse_bind("[::1]").unwrap()));
-        assert_eq!(run(&["-t/s", "-kkey", "-g"]).key_file, "key");
-        assert!(run(&["-t/s", "-k", "-", "-g"]).require_pfs);
+        assert!(o.link.mode.fast && !o.link.keepalive);
+        assert_eq!(o.link.timeout, Duration::from_millis(500));
+        assert_eq!(o.link.bind, Some(Address::parse_bind("[::1]").unwrap()));
+        assert_eq!(run(&["-t/s", "-kkey", "-g"]).link.key_file, "key");
+        assert!(run(&["-t/s", "-k", "-", "-g"]).link.mode.require_pfs);
         let o = run(&[
             "--target=/s",
             "--key",
@@ -180,9 +155,9 @@ mod tests {
             "--timeout=2",
             "--bind=host",
         ]);
-        assert_eq!(o.key_file, "-");
-        assert_eq!(o.timeout, Duration::from_secs(2));
-        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).x25519);
+        assert_eq!(o.link.key_file, "-");
+        assert_eq!(o.link.timeout, Duration::from_secs(2));
+        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).link.mode.x25519);
         use crate::sandbox::Mode;
         assert_eq!(run(&["-t/s", "-k/k", "--no-sandbox"]).sandbox, Mode::Off);
         assert_eq!(
@@ -217,13 +192,7 @@ mod tests {
             ),
             (&["-t/s", "-k/k", "-b:"], "-b/--bind: invalid address"),
         ];
-        for (argv, want) in cases {
-            let first = fail(argv);
-            assert!(
-                first.contains(want),
-                "{argv:?}: got {first:?}, want {want:?}"
-            );
-        }
+        crate::cmd::parse::testing::refusals(parse, "spipe", cases);
     }
 
     #[test]
@@ -246,17 +215,9 @@ mod tests {
 
     #[test]
     fn option_table_matches_argh() {
-        let table = OptSpec::table_for::<Args>();
-        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
-        letters.sort_unstable();
-        assert_eq!(letters, ['b', 'f', 'g', 'h', 'j', 'k', 'o', 't', 'v']);
-        for opt in table.iter().filter(|o| o.long != "--help") {
-            let argv: Vec<&str> = if opt.takes_value {
-                vec![opt.long, "x"]
-            } else {
-                vec![opt.long]
-            };
-            assert!(Args::from_args(&["spipe"], &argv).is_ok(), "{opt:?}");
-        }
+        assert_eq!(
+            crate::cmd::parse::testing::option_letters::<Args>("spipe"),
+            ['b', 'f', 'g', 'h', 'j', 'k', 'o', 't', 'v']
+        );
     }
 }

@@ -18,8 +18,9 @@ use hmac::Mac;
 use spiped_transports::event_loop::block_on;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
-use crate::cli::bench::{BenchOptions, parse};
-use crate::conn::{ConnConfig, Direction};
+use super::args::{BenchOptions, parse};
+use crate::config::Direction;
+use crate::config::conn::ConnConfig;
 use crate::metrics::Metrics;
 use crate::resolve::Targets;
 use spiped_proto::handshake::{Handshake, Mode, Role, drive};
@@ -28,11 +29,7 @@ use spiped_proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer,
 
 /// Entry point of `spiped bench`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped bench");
-    super::parsed_or_exit(parse(args), |opts| match run(&opts) {
-        Ok(()) => 0,
-        Err(e) => super::fail(&e),
-    })
+    crate::cmd::run_tool("spiped bench", args, parse, |opts| run(&opts))
 }
 
 /// One figure: what it is called in JSON and in the table, and how to measure it for
@@ -427,10 +424,12 @@ fn with_pipe(
             pipe(Direction::Encrypt, &decrypt),
         );
         let entry = encrypt.endpoint().clone();
+        // One process, one off-loop policy: it counts both daemons' connections.
+        let offload = crate::offload::Offload::new();
         // A daemon that never stops: no shutdown, no giving up.
         let daemon = |listener, pipe| {
             let never = std::future::pending::<()>;
-            crate::dispatch::serve(listener, pipe, never(), never())
+            crate::dispatch::serve(listener, pipe, offload.clone(), never(), never())
         };
         let daemons =
             async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
@@ -457,7 +456,7 @@ fn with_pipe(
             _ = daemons => Err("the daemons stopped".to_owned()),
         }
     })
-    .map_err(super::event_loop_failed)?
+    .map_err(crate::cmd::event_loop_failed)?
 }
 
 /// The in-process target: acknowledges the connection's first byte by sending it back,

@@ -2,7 +2,7 @@
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped completions",
@@ -60,7 +60,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<Shell> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::{Parsed, Tool, ToolDoc};
+use crate::cmd::parse::{Parsed, Tool, ToolDoc};
 
 const TOOL: Tool = Tool {
     name: "spiped keygen",
@@ -42,7 +42,7 @@ pub fn parse(args: &[String]) -> Parsed<KeygenOptions> {
     }
     let bytes = match raw.bytes.as_deref().map(parse_bytes).transpose() {
         Ok(n) => n.unwrap_or(DEFAULT_BYTES),
-        Err(e) => return TOOL.mistake(super::Mistake::Value(e)),
+        Err(e) => return TOOL.mistake(crate::cmd::parse::Mistake::Value(e)),
     };
     Parsed::Run(KeygenOptions {
         output: raw.output.map(PathBuf::from),
@@ -92,7 +92,7 @@ mod tests {
     use super::*;
 
     fn parse_strs(s: &[&str]) -> Parsed<KeygenOptions> {
-        parse(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&crate::cmd::parse::testing::args(s))
     }
 
     fn stderr_of(s: &[&str]) -> String {

@@ -8,16 +8,12 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::cli::keygen::{KeygenOptions, parse};
+use super::args::{KeygenOptions, parse};
 use crate::errors::describe;
 
 /// Entry point of `spiped keygen`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
-    crate::log::set_program("spiped keygen");
-    super::parsed_or_exit(parse(args), |opts| match run(&opts) {
-        Ok(()) => 0,
-        Err(e) => super::fail(&e),
-    })
+    crate::cmd::run_tool("spiped keygen", args, parse, |opts| run(&opts))
 }
 
 fn run(opts: &KeygenOptions) -> Result<(), String> {

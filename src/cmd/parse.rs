@@ -1,22 +1,17 @@
-//! The command lines of `spiped` and `spipe`: the getopt grammar of the C tools, kept
-//! byte-for-byte compatible, plus descriptive long names.
+//! What every tool's command line shares: the getopt grammar of the C tools, kept
+//! byte-for-byte compatible, plus descriptive long names; usage errors, `-h` and `-v`;
+//! and the parsers of values several options take.
 //!
-//! Each tool has one file holding its argh struct and the validation that turns it into
-//! the options the rest of the program uses. [`argv`] sits in front of argh because argh
-//! cannot read bundled flags or attached values. Parsing never prints and never exits:
-//! it returns [`Parsed`], so `main.rs` owns the process and tests can see every byte.
+//! Each tool's `args.rs` holds its argh struct and the validation that turns it into
+//! the options the rest of the program uses. [`argv`](super::argv) sits in front of argh
+//! because argh cannot read bundled flags or attached values. Parsing never prints and
+//! never exits: it returns [`Parsed`], so the tool's entry point owns the process and
+//! tests can see every byte.
 
 use std::fmt::{Display, Write as _};
 use std::time::Duration;
 
 use spiped_transports::Address;
-
-pub mod argv;
-pub mod bench;
-pub mod completions;
-pub mod keygen;
-pub mod spipe;
-pub mod spiped;
 
 /// Result of parsing a command line: run it, or print text and exit.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,9 +30,6 @@ pub enum Parsed<T> {
     },
 }
 
-/// The connect + handshake timeout when `-o` is not given, as upstream.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Upper bound for our own durations (`--drain-timeout`, `bench --seconds`). Longer
 /// values are almost certainly typos (or milliseconds).
 const MAX_SECONDS: f64 = 86_400.0;
@@ -47,16 +39,16 @@ const MAX_SECONDS: f64 = 86_400.0;
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// What the shared plumbing needs to know about one tool to speak for it.
-struct Tool {
+pub(super) struct Tool {
     /// The program name, used as the message prefix and in `-v` output.
-    name: &'static str,
+    pub(super) name: &'static str,
     /// The synopsis exactly as the C tool prints it, ending in a newline.
-    usage: &'static str,
+    pub(super) usage: &'static str,
 }
 
 /// A daemon-style tool's raw argh arguments: whether `-v` was given, and the checks
 /// that turn them into options.
-trait Validate: argh::FromArgs + argh::ArgsInfo {
+pub(super) trait Validate: argh::FromArgs + argh::ArgsInfo {
     /// The validated options.
     type Options;
     /// Whether `-v` was given.
@@ -68,7 +60,7 @@ trait Validate: argh::FromArgs + argh::ArgsInfo {
 impl Tool {
     /// Parses a command line of `A`'s tool: usage errors, `-h` and `-v` become
     /// [`Parsed::Exit`], a valid line [`Parsed::Run`].
-    fn parse<A: Validate>(&self, args: &[String]) -> Parsed<A::Options> {
+    pub(super) fn parse<A: Validate>(&self, args: &[String]) -> Parsed<A::Options> {
         let raw: A = match self.parse_args(args) {
             Ok(raw) => raw,
             Err(exit) => return exit,
@@ -86,13 +78,13 @@ impl Tool {
 impl Tool {
     /// Runs the getopt normalisation and argh; `Err` is a finished [`Parsed::Exit`]
     /// (help, or a usage error) for the caller to return.
-    fn parse_args<A, T>(&self, args: &[String]) -> Result<A, Parsed<T>>
+    pub(super) fn parse_args<A, T>(&self, args: &[String]) -> Result<A, Parsed<T>>
     where
         A: argh::FromArgs + argh::ArgsInfo,
     {
-        let spec = argv::OptSpec::table_for::<A>();
-        let normalised = argv::normalise(args, &spec).map_err(|e| self.usage_error(e))?;
-        if normalised == [argv::HELP] {
+        let spec = super::argv::OptSpec::table_for::<A>();
+        let normalised = super::argv::normalise(args, &spec).map_err(|e| self.usage_error(e))?;
+        if normalised == [super::argv::HELP] {
             return Err(self.help::<A, T>());
         }
         let strs: Vec<&str> = normalised.iter().map(String::as_str).collect();
@@ -109,7 +101,7 @@ impl Tool {
     }
 
     /// A usage error: one line naming the problem, then the synopsis, on stderr, exit 1.
-    fn usage_error<T>(&self, msg: impl Display) -> Parsed<T> {
+    pub(super) fn usage_error<T>(&self, msg: impl Display) -> Parsed<T> {
         Parsed::Exit {
             stdout: String::new(),
             stderr: format!("{}: {msg}\n{}", self.name, self.usage),
@@ -119,7 +111,7 @@ impl Tool {
 
     /// `-v`: `<name> <version>` on standard error (where C 1.6.2 prints it, so scripts
     /// that capture it keep working), exit 0.
-    fn version<T>(&self) -> Parsed<T> {
+    pub(super) fn version<T>(&self) -> Parsed<T> {
         Parsed::Exit {
             stdout: String::new(),
             stderr: format!("{} {}\n", self.name, env!("CARGO_PKG_VERSION")),
@@ -129,9 +121,9 @@ impl Tool {
 
     /// Every option of the argh struct `A`, as `-h`, the shell completions and the
     /// man-page check present them: help last, hidden options left out.
-    fn doc<A: argh::ArgsInfo>(&self, operands: &'static [&'static str]) -> ToolDoc {
+    pub(super) fn doc<A: argh::ArgsInfo>(&self, operands: &'static [&'static str]) -> ToolDoc {
         let info = A::get_args_info();
-        let (help, mut options): (Vec<_>, Vec<_>) = argv::OptSpec::table_for::<A>()
+        let (help, mut options): (Vec<_>, Vec<_>) = super::argv::OptSpec::table_for::<A>()
             .into_iter()
             .zip(info.flags)
             .filter(|(_, flag)| !flag.hidden)
@@ -142,14 +134,14 @@ impl Tool {
                     argh::FlagInfoKind::Option { arg_name } => Some(arg_name),
                     argh::FlagInfoKind::Switch => None,
                 },
-                description: if spec.long == argv::HELP {
+                description: if spec.long == super::argv::HELP {
                     "print this help and exit"
                 } else {
                     flag.description
                 },
             })
             // argh lists its implicit --help first; readers look for it last.
-            .partition(|o| o.long == argv::HELP);
+            .partition(|o| o.long == super::argv::HELP);
         options.extend(help);
         ToolDoc {
             usage: self.usage,
@@ -160,7 +152,7 @@ impl Tool {
 
     /// `-h`: the synopsis, then every option with its description. The option list is
     /// generated from the argh struct so it cannot fall behind the options themselves.
-    fn help<A: argh::ArgsInfo, T>(&self) -> Parsed<T> {
+    pub(super) fn help<A: argh::ArgsInfo, T>(&self) -> Parsed<T> {
         let rows: Vec<(String, &str)> = self
             .doc::<A>(&[])
             .options
@@ -248,7 +240,7 @@ impl From<String> for Mistake {
 
 impl Tool {
     /// Reports a failed validation in the form its kind calls for; exit 1 either way.
-    fn mistake<T>(&self, m: Mistake) -> Parsed<T> {
+    pub(super) fn mistake<T>(&self, m: Mistake) -> Parsed<T> {
         match m {
             Mistake::Shape(msg) => self.usage_error(msg),
             Mistake::Value(msg) => Parsed::Exit {
@@ -260,40 +252,28 @@ impl Tool {
     }
 }
 
+/// A setting that cannot be used: the configuration file key it concerns (the long
+/// option name) and the message, worded as for the command line.
+pub(crate) type Refusal = (&'static str, Mistake);
+
 /// A required option's value, or the message naming it.
-fn required(value: Option<String>, name: &str) -> Result<String, String> {
+pub(super) fn required(value: Option<String>, name: &str) -> Result<String, String> {
     value.ok_or_else(|| format!("missing required option {name}"))
 }
 
 /// Parses a source or target address, naming the option in the error.
-fn address(s: &str, name: &str) -> Result<Address, Mistake> {
+pub(super) fn address(s: &str, name: &str) -> Result<Address, Mistake> {
     Address::parse(s).map_err(|e| Mistake::Value(format!("{name}: {e}")))
 }
 
 /// Parses a `-b` address, where the port may be left out.
-fn bind_address(s: Option<String>, name: &str) -> Result<Option<Address>, Mistake> {
+pub(super) fn bind_address(s: Option<String>, name: &str) -> Result<Option<Address>, Mistake> {
     s.map(|s| Address::parse_bind(&s).map_err(|e| Mistake::Value(format!("{name}: {e}"))))
         .transpose()
 }
 
-/// `-f` and `-g` contradict each other: a peer cannot both skip and demand PFS.
-fn fast_and_pfs(fast: bool, require_pfs: bool) -> Result<(), String> {
-    if fast && require_pfs {
-        return Err("-f/--fast and -g/--require-pfs cannot be used together".to_owned());
-    }
-    Ok(())
-}
-
-/// `-f` turns Diffie-Hellman off and `--x25519` picks a Diffie-Hellman: they contradict.
-fn fast_and_x25519(fast: bool, x25519: bool) -> Result<(), String> {
-    if fast && x25519 {
-        return Err("-f/--fast and --x25519 cannot be used together".to_owned());
-    }
-    Ok(())
-}
-
 /// The sandbox mode of `--sandbox MODE` and `--no-sandbox`, which contradict each other.
-fn sandbox(mode: Option<String>, off: bool) -> Result<crate::sandbox::Mode, Mistake> {
+pub(super) fn sandbox(mode: Option<String>, off: bool) -> Result<crate::sandbox::Mode, Mistake> {
     match (mode, off) {
         (Some(_), true) => Err("--sandbox and --no-sandbox cannot be used together"
             .to_owned()
@@ -330,7 +310,7 @@ pub(crate) fn seconds(s: &str, name: &str) -> Result<Duration, String> {
 /// means the default): leading blanks, decimal, `0x` whole numbers and `inf` are taken;
 /// negative numbers, `nan` and trailing junk are refused. Values past a hundred years
 /// become [`FOREVER`]; positive values below a nanosecond become one.
-fn c_seconds(s: &str, name: &str, default: Duration) -> Result<Duration, String> {
+pub(super) fn c_seconds(s: &str, name: &str, default: Duration) -> Result<Duration, String> {
     let bad = |why: &str| format!("invalid value '{s}' for {name}: {why}");
     let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let hex = t
@@ -354,27 +334,6 @@ fn c_seconds(s: &str, name: &str, default: Duration) -> Result<Duration, String>
     }
     let d = Duration::try_from_secs_f64(secs).map_or(FOREVER, |d| d.min(FOREVER));
     Ok(d.max(Duration::from_nanos(1)))
-}
-
-/// The `-o` timeout, shared by both tools: whatever C accepts, with a warning where it
-/// cannot be what the operator meant.
-fn timeout(s: Option<String>) -> Result<Duration, Mistake> {
-    let Some(s) = s else {
-        return Ok(DEFAULT_TIMEOUT);
-    };
-    let d = c_seconds(&s, "-o/--timeout", DEFAULT_TIMEOUT).map_err(Mistake::Value)?;
-    if d < Duration::from_millis(1) {
-        crate::log::warn(&format!(
-            "warning: -o {s}: a timeout under a millisecond; most connections will \
-             time out before they are established (-o takes seconds)"
-        ));
-    } else if d > Duration::from_secs(86_400) {
-        crate::log::warn(&format!(
-            "warning: -o {s}: a timeout over a day; a connection that never completes \
-             its handshake is held that long"
-        ));
-    }
-    Ok(d)
 }
 
 #[cfg(test)]
@@ -436,6 +395,39 @@ pub(crate) mod testing {
             Parsed::Run(o) => o,
             Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
         }
+    }
+
+    /// Asserts that `parse` refuses each command line of `cases` as [`fail`] does, with a
+    /// first line containing the text paired with it.
+    pub fn refusals<T: std::fmt::Debug>(
+        parse: fn(&[String]) -> Parsed<T>,
+        tool: &str,
+        cases: &[(&[&str], &str)],
+    ) {
+        for (argv, want) in cases {
+            let first = fail(parse, tool, argv);
+            assert!(
+                first.contains(want),
+                "{argv:?}: got {first:?}, want {want:?}"
+            );
+        }
+    }
+
+    /// The single letters of the argh struct `A`'s options, sorted, once it is checked
+    /// that argh accepts each canonical spelling the getopt normaliser emits for them.
+    pub fn option_letters<A: argh::FromArgs + argh::ArgsInfo>(tool: &str) -> Vec<char> {
+        let table = super::super::argv::OptSpec::table_for::<A>();
+        for opt in table.iter().filter(|o| o.long != super::super::argv::HELP) {
+            let argv: Vec<&str> = if opt.takes_value {
+                vec![opt.long, "x"]
+            } else {
+                vec![opt.long]
+            };
+            assert!(A::from_args(&[tool], &argv).is_ok(), "{opt:?}");
+        }
+        let mut letters: Vec<char> = table.iter().filter_map(|o| o.short).collect();
+        letters.sort_unstable();
+        letters
     }
 
     /// Asserts that `parse` refuses `s` as `tool` must (exit 1, nothing on stdout, a

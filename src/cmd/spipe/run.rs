@@ -1,0 +1,86 @@
+//! `spipe`: connect to an `spiped -d`, and pipe standard input and output through it.
+
+use spiped_transports::Stdio;
+use spiped_transports::event_loop::block_on;
+
+use super::args::{SpipeOptions, parse};
+use crate::config::conn::Dial;
+use crate::conn::{ConnError, open_client, within};
+use crate::offload::Offload;
+use crate::{keyfile, pump, resolve, sandbox, session};
+use spiped_proto::handshake::Role;
+
+/// Entry point of `spipe`; returns the exit status.
+pub fn main(args: &[String]) -> i32 {
+    crate::cmd::run_tool("spipe", args, parse, |opts| run(&opts))
+}
+
+/// Why the connection could not be set up: as a daemon's connection fails, or the
+/// sandbox (entered once connected) could not be.
+enum SetupError {
+    Conn(ConnError),
+    Sandbox(String),
+}
+
+impl From<ConnError> for SetupError {
+    fn from(e: ConnError) -> SetupError {
+        SetupError::Conn(e)
+    }
+}
+
+fn run(opts: &SpipeOptions) -> Result<(), String> {
+    let link = &opts.link;
+    let key = keyfile::load(&link.key_file)?;
+    let (targets, bind) = block_on(async {
+        let targets = resolve::resolve(&link.target).await?;
+        let bind = match &link.bind {
+            Some(b) => Some(resolve::resolve_bind(b).await?),
+            None => None,
+        };
+        Ok::<_, String>((targets, bind))
+    })
+    .map_err(crate::cmd::event_loop_failed)??;
+    let dial = Dial {
+        bind,
+        stream: spiped_transports::StreamOptions {
+            keepalive: link.keepalive,
+        },
+        timeout: link.timeout,
+    };
+    let hs = session::start(Role::Client, link.mode, &key, &[])
+        .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
+    drop(key);
+    // One connection: nothing to offload, no spare key pairs.
+    let offload = Offload::default();
+    block_on(async {
+        // Connected: from here on, spipe needs no file and no new connection.
+        // Silent, as spipe is on success; --sandbox strict fails when incomplete.
+        let confine = || {
+            sandbox::confine(&sandbox::Needs::default(), opts.sandbox)
+                .map(drop)
+                .map_err(SetupError::Sandbox)
+        };
+        let opened = open_client(&targets, dial, &offload, hs, None, confine);
+        let opened = within(link.timeout, link.mode.x25519, opened);
+        let (stream, keys) = opened.await.map_err(|e| match e {
+            SetupError::Conn(ConnError::Connect(e)) => {
+                format!("cannot connect to {}: {e}", link.target)
+            }
+            SetupError::Conn(e) => format!("{}: {e}", link.target),
+            SetupError::Sandbox(e) => e,
+        })?;
+        let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
+        let traffic = pump::Traffic::default();
+        pump::pipe(
+            &stdio,
+            &stream,
+            keys.sealer,
+            keys.opener,
+            &traffic,
+            &offload,
+        )
+        .await
+        .map_err(|e| format!("{}: connection broken: {e}", link.target))
+    })
+    .map_err(crate::cmd::event_loop_failed)?
+}

@@ -1,0 +1,75 @@
+//! A connection's settings: everything a pipe's connections need from accept to close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spiped_proto::handshake::Mode;
+use spiped_proto::key::Key;
+use spiped_transports::StreamOptions;
+
+use super::Direction;
+use crate::metrics::PipeMetrics;
+use crate::proxy;
+
+/// Everything a connection needs, fixed from its accept to its close: a reload gives
+/// the pipe a new one for later connections.
+pub struct ConnConfig {
+    /// `-e` or `-d`.
+    pub direction: Direction,
+    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
+    pub key: Key,
+    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
+    pub extra_keys: Vec<Key>,
+    /// `--proxy` (only with `-e`): send a PROXY protocol header first.
+    pub proxy: Option<proxy::Version>,
+    /// `--connect-after-handshake` (only with `-d`): open the target only once the
+    /// client has proved it holds the key.
+    pub connect_after_handshake: bool,
+    /// `--log-connections`: a line per connection when established and when closed.
+    pub log_connections: bool,
+    /// `-f` / `-g` / `--x25519`.
+    pub mode: Mode,
+    /// Bound on target connect plus handshake (`-o`).
+    pub timeout: Duration,
+    /// Socket options for both sockets of a connection (`-j`).
+    pub stream: StreamOptions,
+    /// Local address for outgoing connections (`-b`).
+    pub bind: Option<SocketAddr>,
+    /// Whether keys lead to different targets (routing by key, `-d` only): the target
+    /// is then connected once the handshake has told which key the client holds.
+    pub routed: bool,
+    /// `idle-timeout`: close an established session that moves nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// The pipe's counters, which outlive this configuration.
+    pub counters: Arc<crate::pipe::Counters>,
+    /// The pipe's name for log lines, when the process serves several (`-c`).
+    pub label: Option<String>,
+    /// The pipe's metrics, which every connection updates and which outlive this
+    /// configuration.
+    pub metrics: Arc<PipeMetrics>,
+}
+
+/// How a connection to a target is opened: from which local address (`-b`), with which
+/// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
+/// for a daemon's outgoing connections and spipe's.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    /// Local address to bind before connecting (`-b`).
+    pub bind: Option<SocketAddr>,
+    /// Socket options (`-j`).
+    pub stream: StreamOptions,
+    /// Bound on connect plus handshake (`-o`).
+    pub timeout: Duration,
+}
+
+impl ConnConfig {
+    /// How this pipe opens its connections to the target.
+    pub fn dial(&self) -> Dial {
+        Dial {
+            bind: self.bind,
+            stream: self.stream,
+            timeout: self.timeout,
+        }
+    }
+}
