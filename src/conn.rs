@@ -92,7 +92,9 @@ async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, S
 pub type Routes = [Arc<Vec<Endpoint>>];
 
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
-pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
+/// Borrows the socket: a future that owned it would hold it twice for the connection's
+/// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
+pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
@@ -100,7 +102,7 @@ pub async fn run(accepted: SocketStream, cfg: &ConnConfig, routes: &Routes, offl
     };
     let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(&accepted, cfg, routes, offload, &mut log, &tracked).await;
+    let outcome = serve(accepted, cfg, routes, offload, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -196,29 +198,33 @@ async fn serve(
         }
     });
     let x25519 = cfg.direction == Direction::Encrypt && cfg.mode.x25519;
-    let (other, mut keys) = within(cfg.timeout, x25519, setup).await?;
-    let target = other.peer();
-    tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
-    log.established(target, keys.exchange, keys.key_index);
+    let (other, keys) = within(cfg.timeout, x25519, setup).await?;
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
-    let early = keys
-        .send_prefix(encrypted, &header)
-        .await
-        .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
-    traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
-    let piped = async {
-        pump::pipe(plain, encrypted, keys.sealer, keys.opener, traffic, offload)
+    // A block of its own: what the session no longer needs once established (the
+    // target's name, the rest of the handshake's result) takes no room in this future,
+    // which lives as long as the connection.
+    let (sealer, opener) = {
+        let mut keys = keys;
+        let target = other.peer();
+        tracked.established(target.clone(), keys.exchange, keys.key_index, keys.took);
+        log.established(target, keys.exchange, keys.key_index);
+        let early = keys
+            .send_prefix(encrypted, &header)
             .await
-            .map_err(ConnError::Pipe)
+            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+        traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
+        (keys.sealer, keys.opener)
     };
+    let piped = pump::pipe(plain, encrypted, sealer, opener, traffic, offload);
     match cfg.idle_timeout {
-        None => piped.await,
+        None => piped.await.map_err(ConnError::Pipe),
+        // Boxed, so that connections without an idle timeout keep no room for its timer.
         Some(idle) => tokio::select! {
-            r = piped => r,
-            r = idle_watch(traffic, idle) => r,
+            r = piped => r.map_err(ConnError::Pipe),
+            r = Box::pin(idle_watch(traffic, idle)) => r,
         },
     }
 }

@@ -139,8 +139,8 @@ pub async fn accept_loop(
         let open = (open.clone(), OpenGuard::new(&pipe.counters));
         let counted = offload.count();
         tokio::spawn(async move {
-            conn::run(stream, &cfg, &routes, counted.offload()).await;
-            drop((permit, open, counted));
+            conn::run(&stream, &cfg, &routes, counted.offload()).await;
+            drop((stream, permit, open, counted));
         });
     }
 }

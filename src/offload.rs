@@ -48,16 +48,23 @@ impl Offload {
         OpenConnection(self.clone())
     }
 
+    /// Whether work that is `costly` goes to the blocking pool now: only when other
+    /// connections could use the event loop meanwhile.
+    pub fn pools(&self, costly: bool) -> bool {
+        costly && self.open.load(Ordering::Relaxed) > 1
+    }
+
     /// Runs `work` on the blocking pool when it is `costly` and other connections could
-    /// use the event loop meanwhile; otherwise right here, since alone the hand-off
-    /// would only add two thread wake-ups of latency. Decides now, so that the future
-    /// holds no reference to `self`: it lives in every connection's pumps.
+    /// use the event loop meanwhile (see [`Offload::pools`]); otherwise right here,
+    /// since alone the hand-off would only add two thread wake-ups of latency. Decides
+    /// now, so that the future holds no reference to `self`: it lives in every
+    /// connection's pumps.
     pub fn run<R: Send + 'static, W: FnOnce() -> R + Send + 'static>(
         &self,
         costly: bool,
         work: W,
     ) -> impl Future<Output = R> + use<R, W> {
-        let pool = costly && self.open.load(Ordering::Relaxed) > 1;
+        let pool = self.pools(costly);
         async move {
             if !pool {
                 return work();

@@ -8,8 +8,11 @@
 //! cryptography and few system calls.
 
 use std::fmt;
+use std::future::{Ready, poll_fn};
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use spiped_transports::Transport;
@@ -48,15 +51,19 @@ pub async fn pipe(
     traffic: &Traffic,
     offload: &Offload,
 ) -> Result<(), PumpError> {
-    let ended = |r: Result<(), PumpError>| {
-        if r.is_ok() {
-            traffic.finished.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    };
+    // The directions' futures straight, with no wrapper each: this future lives as
+    // long as the connection, and every layer would keep room of its own.
+    let finished = &traffic.finished;
     tokio::try_join!(
-        async { ended(encrypt(plain, encrypted, sealer, &traffic.sent, offload).await) },
-        async { ended(decrypt(encrypted, plain, opener, &traffic.received, offload).await) },
+        encrypt(plain, encrypted, sealer, &traffic.sent, finished, offload),
+        decrypt(
+            encrypted,
+            plain,
+            opener,
+            &traffic.received,
+            finished,
+            offload
+        ),
     )?;
     Ok(())
 }
@@ -114,28 +121,32 @@ const IDLE_GRACE: Duration = Duration::from_millis(200);
 /// Waits until `src` has something to read. A direction that stays quiet gives its
 /// buffers back first (at once when they are small, after [`IDLE_GRACE`] when they
 /// have grown), so an idle connection holds no buffers.
+///
+/// The grace timer is boxed: it exists only after a bulk transfer, while this future
+/// lives as long as its connection and would otherwise keep room for it throughout.
 async fn wait_readable(
     src: &dyn Transport,
     batch: &mut Batch,
     release: impl FnOnce(),
 ) -> io::Result<()> {
-    let mut ready = std::future::poll_fn(|cx| src.poll_readable(cx));
     // Readable already: no wait, and the buffers stay.
-    tokio::select! {
-        biased;
-        r = &mut ready => return r,
-        () = std::future::ready(()) => {}
+    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(src.poll_readable(cx))).await {
+        return r;
     }
     if batch.packets > MIN_BATCH {
-        tokio::select! {
-            biased;
-            r = &mut ready => return r,
-            () = tokio::time::sleep(IDLE_GRACE) => {}
+        let mut grace = Box::pin(tokio::time::sleep(IDLE_GRACE));
+        let early = poll_fn(|cx| match src.poll_readable(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => grace.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        if let Some(r) = early {
+            return r;
         }
     }
     release();
     *batch = Batch::new();
-    ready.await
+    poll_fn(|cx| src.poll_readable(cx)).await
 }
 
 /// Batches at least this large are sealed or opened on the blocking pool, so that bulk
@@ -149,18 +160,39 @@ trait Crunch: Send + 'static {
     fn size(&self) -> usize;
 }
 
-/// Runs `work` on `state`, on the blocking pool when the batch is large and other
-/// connections could use the event loop meanwhile; alone, the hand-off would only add
-/// two thread wake-ups per batch.
-fn crunch<T: Crunch>(
-    offload: &Offload,
-    mut state: T,
-    work: fn(&mut T),
-) -> impl Future<Output = T> + use<T> {
-    offload.run(state.size() >= OFFLOAD_BYTES, move || {
+/// [`crunch`]'s outcome, which yields the state with the work done: at once when it
+/// was done here.
+enum Crunched<T> {
+    Done(Ready<T>),
+    /// Boxed: the pumps' futures live as long as their connection, idle or not, and an
+    /// inline hand-off would keep room for it (and the state twice over) all that time.
+    Pooled(Pin<Box<dyn Future<Output = T> + Send>>),
+}
+
+impl<T: Unpin> Future for Crunched<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        match self.get_mut() {
+            Crunched::Done(done) => Pin::new(done).poll(cx),
+            Crunched::Pooled(job) => job.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Runs `work` on `state`: on the blocking pool when the batch is large and other
+/// connections could use the event loop meanwhile; otherwise here and now, since alone
+/// the hand-off would only add two thread wake-ups per batch.
+fn crunch<T: Crunch>(offload: &Offload, mut state: T, work: fn(&mut T)) -> Crunched<T> {
+    let costly = state.size() >= OFFLOAD_BYTES;
+    if !offload.pools(costly) {
+        work(&mut state);
+        return Crunched::Done(std::future::ready(state));
+    }
+    Crunched::Pooled(Box::pin(offload.run(costly, move || {
         work(&mut state);
         state
-    })
+    })))
 }
 
 /// The sending direction's state: plaintext read, packets sealed from it.
@@ -194,13 +226,14 @@ impl Crunch for Deframer {
 }
 
 /// Copies plaintext from `src` to `dst` as sealed packets until `src` ends, then
-/// half-closes `dst`. Adds each batch's plaintext byte count to `moved` once written,
-/// so the count is right even when the pump fails.
+/// half-closes `dst` and adds one to `finished`. Adds each batch's plaintext byte count
+/// to `moved` once written, so the count is right even when the pump fails.
 async fn encrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     sealer: Sealer,
     moved: &AtomicU64,
+    finished: &AtomicU8,
     offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut out = Outbound {
@@ -222,6 +255,7 @@ async fn encrypt(
         let n = src.read(&mut out.plain).await.map_err(PumpError::Read)?;
         if n == 0 {
             dst.shutdown_write().await.map_err(PumpError::Write)?;
+            finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         batch.after_read(n, room);
@@ -233,14 +267,15 @@ async fn encrypt(
 }
 
 /// Copies packets from `src` to `dst` as plaintext until `src` ends, then half-closes
-/// `dst`. Every packet is authenticated before any of its bytes are written; the first
-/// bad one stops the pump, so nothing after it is delivered. Adds the plaintext bytes
-/// delivered to `moved` as they are written.
+/// `dst` and adds one to `finished`. Every packet is authenticated before any of its
+/// bytes are written; the first bad one stops the pump, so nothing after it is
+/// delivered. Adds the plaintext bytes delivered to `moved` as they are written.
 async fn decrypt(
     src: &dyn Transport,
     dst: &dyn Transport,
     opener: Opener,
     moved: &AtomicU64,
+    finished: &AtomicU8,
     offload: &Offload,
 ) -> Result<(), PumpError> {
     let mut batch = Batch::new();
@@ -260,32 +295,32 @@ async fn decrypt(
                 return Err(PumpError::Truncated);
             }
             dst.shutdown_write().await.map_err(PumpError::Write)?;
+            finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         batch.after_read(n, room);
         deframer.record(n);
         deframer = crunch(offload, deframer, Deframer::open).await;
-        // Deliver the packets that authenticated before reporting a bad one.
-        let opened = deframer.opened();
-        let mut slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
-        write_all_vectored(dst, &mut slices)
-            .await
-            .map_err(PumpError::Write)?;
-        moved.fetch_add(opened.len() as u64, Ordering::Relaxed);
-        if let Some(e) = opened.error {
+        // Deliver the packets that authenticated before reporting a bad one. (`opened`
+        // in a block: borrowed, it would otherwise keep room in this future for good.)
+        let (delivered, error, mut slices) = {
+            let opened = deframer.opened();
+            let slices: Vec<IoSlice<'_>> = opened.payloads().map(IoSlice::new).collect();
+            (opened.len(), opened.error, slices)
+        };
+        // Every byte, in as few calls as the destination allows. (Inline: a function's
+        // future would keep room for its arguments twice over, for the connection's life.)
+        let mut unwritten = &mut slices[..];
+        while !unwritten.is_empty() {
+            match dst.write_vectored(unwritten).await {
+                Ok(0) => return Err(PumpError::Write(io::ErrorKind::WriteZero.into())),
+                Ok(n) => IoSlice::advance_slices(&mut unwritten, n),
+                Err(e) => return Err(PumpError::Write(e)),
+            }
+        }
+        moved.fetch_add(delivered as u64, Ordering::Relaxed);
+        if let Some(e) = error {
             return Err(PumpError::Packet(e));
         }
     }
-}
-
-/// Writes every byte of `slices`, in as few calls as the destination allows.
-async fn write_all_vectored(dst: &dyn Transport, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    while !slices.is_empty() {
-        let n = dst.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }
