@@ -1,6 +1,9 @@
-//! Command-line behaviour: usage errors, `-v`, and start-up errors (bad address, missing
-//! key file, port in use). Each check runs against our binary and, as a self-check of
-//! the expectations, against Debian's C spiped where the two should agree.
+//! Command-line behaviour: usage errors, option values (the numbers C takes, values
+//! that do not parse), `-v`, addresses (bad ones, IPv6 without brackets), start-up
+//! errors (missing key file, port in use), key files (a loose mode's warning, short and
+//! huge keys, `-k -`), and what spipe says when a server drops it in the handshake. Each
+//! check runs against our binary and, as a self-check of the expectations, against
+//! Debian's C spiped where the two should agree.
 
 mod common;
 
@@ -61,7 +64,8 @@ fn describe(tool: &str, which: Impl, args: &[&str]) -> String {
     format!("{which} {tool} {}", args.join(" "))
 }
 
-fn assert_usage(case: &str, out: &RunOutput) {
+/// Asserts that the process exited, with status 1.
+fn assert_exit_1(case: &str, out: &RunOutput) {
     assert!(
         out.status.is_some(),
         "{case}: did not exit (killed at deadline)"
@@ -72,6 +76,10 @@ fn assert_usage(case: &str, out: &RunOutput) {
         "{case}: exit code; stderr {:?}",
         out.stderr
     );
+}
+
+fn assert_usage(case: &str, out: &RunOutput) {
+    assert_exit_1(case, out);
     assert!(
         out.stderr.to_lowercase().contains("usage"),
         "{case}: stderr lacks usage text: {:?}",
@@ -83,16 +91,7 @@ fn assert_usage(case: &str, out: &RunOutput) {
 /// Asserts exit 1 and that stderr names every one of `words`. For our binary the error
 /// must also be a single line.
 fn assert_error(case: &str, which: Impl, out: &RunOutput, words: &[&str]) {
-    assert!(
-        out.status.is_some(),
-        "{case}: did not exit (killed at deadline)"
-    );
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "{case}: exit code; stderr {:?}",
-        out.stderr
-    );
+    assert_exit_1(case, out);
     if which == Impl::Ours {
         for w in words {
             assert!(
@@ -112,10 +111,7 @@ fn assert_error(case: &str, which: Impl, out: &RunOutput, words: &[&str]) {
 }
 
 fn key(dir: &Path) -> String {
-    key_file(dir, "key", b"some key material for the cli tests")
-        .to_str()
-        .unwrap()
-        .to_owned()
+    key_arg(dir, "key", b"some key material for the cli tests")
 }
 
 /// spiped command lines that every implementation must reject with usage + exit 1.
@@ -413,9 +409,8 @@ fn ours_usage_exit_codes_match_c() {
 }
 
 /// A key file readable by others draws one ssh-style warning naming the file and who may
-/// read it, and the
-/// key is still used: spipe goes on to try the target (which refuses), so the error that
-/// ends it is about the connection, not the key.
+/// read it, and the key is still used: spipe goes on to try the target (which refuses),
+/// so the error that ends it is about the connection, not the key.
 #[test]
 fn ours_warns_about_a_world_readable_key() {
     use std::os::unix::fs::PermissionsExt;

@@ -60,33 +60,19 @@ fn count(text: &str, needle: &str) -> usize {
 /// `n` (counting from 1); returns that outcome's line.
 fn reload(d: &Daemon, n: usize) -> String {
     d.signal(libc::SIGHUP);
-    let end = Instant::now() + EXCHANGE_DEADLINE;
-    loop {
-        let err = d.stderr();
-        let outcomes: Vec<&str> = err
-            .lines()
+    let outcome = poll(EXCHANGE_DEADLINE, || {
+        (d.stderr().lines())
             .filter(|l| l.contains("reloaded:") || l.contains("reload failed"))
-            .collect();
-        if outcomes.len() >= n {
-            return outcomes[n - 1].to_owned();
-        }
-        assert!(Instant::now() < end, "reload {n} not reported: {err}");
-        thread::sleep(Duration::from_millis(10));
-    }
+            .nth(n - 1)
+            .map(str::to_owned)
+    });
+    outcome.unwrap_or_else(|| panic!("reload {n} not reported: {}", d.stderr()))
 }
 
 /// A `spiped -e` of ours in front of `to`, with `key`: a client of a decrypting pipe.
 fn client(dir: &Path, label: &str, to: &Addr, key: &Path) -> Daemon {
-    let source = Addr::fresh(Transport::Tcp, dir, label);
-    Daemon::pipe(
-        Impl::Ours,
-        label,
-        dir,
-        &source,
-        &to.arg(),
-        key.to_str().unwrap(),
-        &["-e"],
-    )
+    let key = key.to_str().unwrap();
+    Daemon::encrypting(Impl::Ours, label, dir, &to.arg(), key, &[])
 }
 
 /// Asserts that a connection to `addr` is closed without a byte of answer.
@@ -572,7 +558,9 @@ fn idle_timeout_closes_idle_sessions_only() {
         b"hello"
     );
     let mut busy = via.source.connect().unwrap();
-    // The busy session sends a little every 200 ms for three timeouts' worth.
+    // The busy session sends a little every 200 ms for three timeouts' worth. (The
+    // sleep is the traffic's pace, well inside the 0.8 s timeout, not a wait for
+    // anything: what the test waits for below, it polls.)
     let mut sent = Vec::new();
     for i in 0..12u8 {
         busy.write_all(&[i; 100]).unwrap();
@@ -810,14 +798,10 @@ fn drain_covers_every_pipe() {
     let signalled = Instant::now();
     daemon.signal(libc::SIGTERM);
     for source in [&a, &b] {
-        let end = Instant::now() + READY_DEADLINE;
-        while source.connect().is_ok() {
-            assert!(
-                Instant::now() < end,
-                "{source} still accepts while draining"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        source.wait_refusing(
+            &format!("{source} to stop accepting (drain)"),
+            READY_DEADLINE,
+        );
     }
     // The session (through both pipes) still works while the drain lasts.
     open.write_all(b"and now").unwrap();

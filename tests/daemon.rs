@@ -19,16 +19,16 @@ use common::*;
 const KEY: &[u8] = b"a key file for the daemon tests, longer than 32 bytes";
 const QUICK: Duration = Duration::from_secs(10);
 
-/// Our `-d` on a fresh TCP address in front of `target`: the encrypted hop that the
-/// `-e` under test connects to.
-fn decrypting_hop(dir: &Path, k: &str, target: &Target) -> (Addr, Daemon) {
-    let hop = Addr::fresh(Transport::Tcp, dir, "hop");
-    let d = Daemon::pipe(Impl::Ours, "d", dir, &hop, &target.addr.arg(), k, &["-d"]);
-    (hop, d)
+/// The key file, and our `-d` under it in front of an echo target: the encrypted hop
+/// that the `-e` under test connects to.
+fn echo_server(dir: &Path) -> (String, Server) {
+    let k = key(dir);
+    let server = Server::start(Impl::Ours, dir, "d", Mode::Echo, &["-k", &k]);
+    (k, server)
 }
 
 fn key(dir: &Path) -> String {
-    key_file(dir, "key", KEY).to_str().unwrap().to_owned()
+    key_arg(dir, "key", KEY)
 }
 
 fn ours() -> Command {
@@ -60,9 +60,8 @@ fn assert_echo_via_spipe(via: &Addr, key: &str, data: &[u8]) {
 #[test]
 fn spipe_with_regular_files_on_stdin_and_stdout() {
     let dir = temp_dir();
-    let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+    let (k, server) = echo_server(dir.path());
+    let hop = &server.hop;
     let data = payload(3_000_000, 9);
     let (input, output) = (dir.path().join("in"), dir.path().join("out"));
     fs::write(&input, &data).unwrap();
@@ -74,12 +73,6 @@ fn spipe_with_regular_files_on_stdin_and_stdout() {
     assert_eq!(code(wait_deadline(&mut child, EXCHANGE_DEADLINE)), Some(0));
     let echoed = fs::read(&output).unwrap();
     assert_eq!((echoed.len(), sha(&echoed)), (data.len(), sha(&data)));
-}
-
-/// Asserts a client sending `data` to `src` gets it back byte-exact.
-fn assert_echo(src: &Addr, data: &[u8]) {
-    let ex = exchange(src, data, EXCHANGE_DEADLINE).unwrap();
-    assert_eq!(sha(&ex.received), sha(data), "echo through {src}: {ex:?}");
 }
 
 /// A mount namespace's view of name resolution: `hosts` as /etc/hosts, and a
@@ -131,9 +124,8 @@ impl Names {
 fn daemonizes_with_readiness_and_pidfile() {
     for kind in [Transport::Tcp, Transport::Unix] {
         let dir = temp_dir();
-        let k = key(dir.path());
-        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+        let (k, server) = echo_server(dir.path());
+        let hop = &server.hop;
         let src = Addr::fresh(kind, dir.path(), "src");
         let pidfile = match &src {
             Addr::Tcp(_) => dir.path().join(format!("{}.pid", src.arg())),
@@ -224,9 +216,8 @@ fn startup_failures_make_the_parent_exit_1() {
 fn signals_drain_open_connections_then_exit_0() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
         let dir = temp_dir();
-        let k = key(dir.path());
-        let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-        let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+        let (k, server) = echo_server(dir.path());
+        let hop = &server.hop;
         let src = Addr::fresh(Transport::Unix, dir.path(), "src");
         let mut e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop.arg(), &k, &["-e"]);
         let data = payload(200_000, sig as u64);
@@ -239,11 +230,7 @@ fn signals_drain_open_connections_then_exit_0() {
         assert_eq!(echoed, first);
 
         e.signal(sig);
-        let end = Instant::now() + QUICK;
-        while src.connect().is_ok() {
-            assert!(Instant::now() < end, "signal {sig}: still accepting");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        src.wait_refusing(&format!("signal {sig}: the listener to close"), QUICK);
         let ex = exchange_on(conn, rest, EXCHANGE_DEADLINE).unwrap();
         assert_eq!(
             sha(&ex.received),
@@ -260,10 +247,9 @@ fn signals_drain_open_connections_then_exit_0() {
 /// An `-e` on a UNIX socket with one idle connection open through it (to an echo target
 /// behind a `-d`), for the drain tests: the daemon, the connection, and what keeps the
 /// rest alive.
-fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target, Daemon)) {
-    let k = key(dir);
-    let target = Target::start(Transport::Tcp, dir, Mode::Echo);
-    let (hop, d) = decrypting_hop(dir, &k, &target);
+fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, Server) {
+    let (k, server) = echo_server(dir);
+    let hop = &server.hop;
     let src = Addr::fresh(Transport::Unix, dir, "src");
     let args = [&["-e"][..], extra].concat();
     let e = Daemon::pipe(Impl::Ours, "e", dir, &src, &hop.arg(), &k, &args);
@@ -271,16 +257,7 @@ fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, (Target,
     conn.write_all(b"ping").unwrap();
     let echoed = conn.read_exact_within(4, EXCHANGE_DEADLINE).unwrap();
     assert_eq!(echoed, b"ping");
-    (e, conn, src, (target, d))
-}
-
-/// Polls until `src` refuses connections (the daemon has started draining).
-fn wait_refusing(src: &Addr) {
-    let end = Instant::now() + QUICK;
-    while src.connect().is_ok() {
-        assert!(Instant::now() < end, "still accepting after the signal");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    (e, conn, src, server)
 }
 
 /// A second SIGTERM or SIGINT during the drain ends the daemon at once (as C does),
@@ -292,7 +269,7 @@ fn second_signal_during_drain_exits_at_once() {
         let dir = temp_dir();
         let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &[]);
         e.signal(sig);
-        wait_refusing(&src);
+        src.wait_refusing("the listener to close after the signal", QUICK);
         e.assert_running();
         e.signal(sig);
         let st = e.wait_exit(QUICK);
@@ -317,7 +294,7 @@ fn drain_timeout_closes_what_is_left_and_exits_0() {
     let (mut e, mut conn, src, _rest) = draining_setup(dir.path(), &["--drain-timeout", "1"]);
     let start = Instant::now();
     e.signal(libc::SIGTERM);
-    wait_refusing(&src);
+    src.wait_refusing("the listener to close after the signal", QUICK);
     let st = e.wait_exit(QUICK);
     let took = start.elapsed();
     assert_eq!(code(st), Some(0), "{st:?}; {}", e.stderr());
@@ -568,20 +545,12 @@ fn wait_dns_starts_before_the_name_resolves() {
 fn bind_address_for_outgoing_connections() {
     let dir = temp_dir();
     let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let args = ["-d", "-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k];
-    let _d = Daemon::spawn(
-        Impl::Ours,
-        "b",
-        dir.path(),
-        &src,
-        &[&args[..], &["-b", "[127.0.0.2]"]].concat(),
-    );
+    let args = ["-k", &k, "-b", "[127.0.0.2]"];
+    let s = Server::start(Impl::Ours, dir.path(), "b", Mode::Echo, &args);
     let data = payload(10_000, 5);
-    assert_echo_via_spipe(&src, &k, &data);
-    target.wait_received(&data, QUICK).unwrap();
-    let peers = target.peers();
+    assert_echo_via_spipe(&s.hop, &k, &data);
+    s.target.wait_received(&data, QUICK).unwrap();
+    let peers = s.target.peers();
     assert!(!peers.is_empty());
     assert!(
         peers
@@ -596,9 +565,8 @@ fn bind_address_for_outgoing_connections() {
 #[test]
 fn connection_limit_queues_the_third_client() {
     let dir = temp_dir();
-    let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let (hop, _d) = decrypting_hop(dir.path(), &k, &target);
+    let (k, server) = echo_server(dir.path());
+    let hop = &server.hop;
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
     let e = Daemon::pipe(
         Impl::Ours,
@@ -635,26 +603,14 @@ fn connection_limit_queues_the_third_client() {
 fn timeouts_drop_stalled_handshakes_and_targets() {
     let dir = temp_dir();
     let k = key(dir.path());
-    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let d = Daemon::pipe(
+    let s = Server::start(
         Impl::Ours,
-        "d",
         dir.path(),
-        &src,
-        &target.addr.arg(),
-        &k,
-        &["-d", "-o", "1"],
+        "d",
+        Mode::Echo,
+        &["-k", &k, "-o", "1"],
     );
-    let mut stalled = src.connect().unwrap();
-    let t0 = Instant::now();
-    stalled_read(&mut stalled, QUICK);
-    let took = t0.elapsed();
-    assert!(
-        (Duration::from_millis(900)..QUICK).contains(&took),
-        "dropped after {took:?}"
-    );
-    wait_for_stderr(|| d.stderr(), "timed out");
+    assert_times_out(&s.d, &s.hop, "dropped");
 
     // A listener whose queue is full never completes a connection: SYNs are dropped.
     let full = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -671,15 +627,21 @@ fn timeouts_drop_stalled_handshakes_and_targets() {
         &k,
         &["-e", "-o", "1"],
     );
-    let mut client = src2.connect().unwrap();
+    assert_times_out(&e, &src2, "given up");
+}
+
+/// Connects to `src` and asserts that `daemon` closes the connection after its `-o 1`
+/// (not before 0.9 s, and within [`QUICK`]), saying it timed out.
+fn assert_times_out(daemon: &Daemon, src: &Addr, what: &str) {
+    let mut conn = src.connect().unwrap();
     let t0 = Instant::now();
-    stalled_read(&mut client, QUICK);
+    stalled_read(&mut conn, QUICK);
     let took = t0.elapsed();
     assert!(
         (Duration::from_millis(900)..QUICK).contains(&took),
-        "given up after {took:?}"
+        "{what} after {took:?}"
     );
-    wait_for_stderr(|| e.stderr(), "timed out");
+    daemon.wait_stderr("timed out", QUICK).unwrap();
 }
 
 /// Reads until the daemon closes the connection (EOF or reset); panics if it is still
@@ -690,20 +652,6 @@ fn stalled_read(s: &mut Stream, deadline: Duration) {
     if let Err(e) = s.read_to_end(&mut buf) {
         let open = matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
         assert!(!open, "connection still open after {deadline:?}");
-    }
-}
-
-/// Polls a daemon's stderr until it contains `needle` (warnings are written just after
-/// the connection they are about has closed).
-fn wait_for_stderr(stderr: impl Fn() -> String, needle: &str) {
-    let end = Instant::now() + QUICK;
-    while !stderr().contains(needle) {
-        assert!(
-            Instant::now() < end,
-            "stderr lacks {needle:?}: {}",
-            stderr()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -734,7 +682,9 @@ fn wait_dns_stops_on_sigterm() {
     let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
     assert_eq!(code(st), Some(0));
     let daemon = daemon.unwrap();
-    wait_for_stderr(|| daemon.stderr(), "retrying until it resolves (-D)");
+    daemon
+        .wait_stderr("retrying until it resolves (-D)", QUICK)
+        .unwrap();
     signal(daemon.pid, libc::SIGTERM);
     assert!(daemon.wait_gone(QUICK), "-D daemon ignored SIGTERM");
     assert!(!pidfile.exists(), "pidfile left behind");

@@ -314,6 +314,17 @@ fn damaged_packet_stream() {
     }
 }
 
+/// `d`'s `spiped -d` (with `args`) on a fresh TCP address in front of `target`, under the
+/// key [`KEY`], in a fresh directory (returned too, since it must outlive the daemon).
+fn dec_to(d: Impl, target: &str, args: &[&str]) -> (tempfile::TempDir, Daemon) {
+    let dir = temp_dir();
+    let key = key_arg(dir.path(), "key", KEY);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
+    let args = [&["-d"][..], args].concat();
+    let dec = Daemon::pipe(d, "dec", dir.path(), &src, target, &key, &args);
+    (dir, dec)
+}
+
 /// The target refuses connections: each client is dropped promptly, and the daemon
 /// keeps running and accepting.
 #[test]
@@ -322,18 +333,8 @@ fn target_refuses() {
         let closed = TcpListener::bind("127.0.0.1:0").unwrap();
         let t = format!("[127.0.0.1]:{}", closed.local_addr().unwrap().port());
         drop(closed);
-        let dir = temp_dir();
-        let key = key_file(dir.path(), "key", KEY);
-        let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
-        let mut dec = Daemon::pipe(
-            d,
-            "dec",
-            dir.path(),
-            &src,
-            &t,
-            key.to_str().unwrap(),
-            &["-d"],
-        );
+        let (_dir, mut dec) = dec_to(d, &t, &[]);
+        let src = dec.source.clone();
         for _ in 0..3 {
             let mut conn = src.connect().unwrap();
             conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -365,19 +366,9 @@ fn target_never_accepts() {
         let fillers: Vec<TcpStream> = (0..4)
             .filter_map(|_| TcpStream::connect_timeout(&taddr, Duration::from_millis(300)).ok())
             .collect();
-        let dir = temp_dir();
-        let key = key_file(dir.path(), "key", KEY);
-        let src = Addr::fresh(Transport::Tcp, dir.path(), "d");
         let t = format!("[127.0.0.1]:{}", taddr.port());
-        let mut dec = Daemon::pipe(
-            d,
-            "dec",
-            dir.path(),
-            &src,
-            &t,
-            key.to_str().unwrap(),
-            &["-d", "-o", "1"],
-        );
+        let (_dir, mut dec) = dec_to(d, &t, &["-o", "1"]);
+        let src = dec.source.clone();
         let mut conn = src.connect().unwrap();
         let start = Instant::now();
         conn.set_read_timeout(Some(Duration::from_secs(10)))

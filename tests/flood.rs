@@ -158,8 +158,8 @@ fn clients_beyond_the_limit_queue() {
 
 /// 200 concurrent connections, each moving 64 KiB (x scale) both ways at once: every
 /// stream arrives intact at its far end within the deadline; afterwards both daemons
-/// are back to their idle descriptors (the listener the only socket) and within 16 MiB
-/// of their idle RSS.
+/// are back to the sockets and descriptors they had idle, and within 16 MiB of their
+/// idle RSS.
 #[test]
 fn soak_concurrent_two_way() {
     const CONNS: u64 = 200;

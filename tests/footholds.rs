@@ -68,11 +68,9 @@ fn socket_mode_and_owner_never_follow_a_planted_symlink() {
         .expect("spawn strace");
     // The socket file appears when bind has done its work in the kernel; the daemon is
     // then held in strace. Swap in the link at once.
-    let end = Instant::now() + QUICK;
-    while !fs::symlink_metadata(&sock).is_ok_and(|m| m.file_type().is_socket()) {
-        assert!(Instant::now() < end, "no socket file appeared");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the socket file", QUICK, || {
+        fs::symlink_metadata(&sock).is_ok_and(|m| m.file_type().is_socket())
+    });
     let planted_at = Instant::now();
     let link = d.join("link");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
@@ -82,12 +80,10 @@ fn socket_mode_and_owner_never_follow_a_planted_symlink() {
         "the symlink went in too late to test anything"
     );
     // Once it listens, the daemon has set the mode and owner.
-    let end = Instant::now() + QUICK;
-    while !listening_at(&sock) {
-        assert!(Instant::now() < end, "the daemon never listened");
+    wait_until("the daemon to listen", QUICK, || {
         assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        listening_at(&sock)
+    });
     let _ = child.kill();
     let _ = child.wait();
     let after = fs::metadata(&victim).unwrap();
@@ -185,11 +181,7 @@ fn exit_removes_only_what_is_still_ours() {
     );
 
     signal(first.pid, libc::SIGTERM);
-    let end = Instant::now() + QUICK;
-    while Addr::Unix(sock.clone()).connect().is_ok() {
-        assert!(Instant::now() < end, "the first daemon still accepts");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    Addr::Unix(sock.clone()).wait_refusing("the first daemon to stop accepting", QUICK);
     assert!(alive(first.pid), "the first daemon should be draining");
 
     let second = daemon_on(d, &sock, &pidfile, &target, "second");

@@ -46,18 +46,22 @@ fn chain(dir: &Path, s: ChainSpec<'_>) -> Chain {
         s.hop,
         s.target
     );
-    let key = key_file(dir, "key", KEY);
-    let key = key.to_str().unwrap();
-    let target = Target::start(s.target, dir, s.mode);
-    let hop = Addr::fresh(s.hop, dir, &format!("{}-hop", s.case));
-    let src = Addr::fresh(s.source, dir, &format!("{}-src", s.case));
-    let (hop_arg, tgt_arg, src_arg) = (hop.arg(), target.addr.arg(), src.arg());
-    let mut dargs = vec!["-d", "-s", &hop_arg, "-t", &tgt_arg, "-k", key];
-    dargs.extend_from_slice(s.d_args);
-    let d = Daemon::spawn(s.d, &format!("{}-d", s.case), dir, &hop, &dargs);
-    let mut eargs = vec!["-e", "-s", &src_arg, "-t", &hop_arg, "-k", key];
-    eargs.extend_from_slice(s.e_args);
-    let e = Daemon::spawn(s.e, &format!("{}-e", s.case), dir, &src, &eargs);
+    let key = key_arg(dir, "key", KEY);
+    let label = |role: &str| format!("{}-{role}", s.case);
+    let d_args = [&["-k", key.as_str()][..], s.d_args].concat();
+    let server = Server::start_on(s.d, dir, &label("d"), (s.hop, s.target), s.mode, &d_args);
+    let src = Addr::fresh(s.source, dir, &label("src"));
+    let e_args = [&["-e"][..], s.e_args].concat();
+    let e = Daemon::pipe(
+        s.e,
+        &label("e"),
+        dir,
+        &src,
+        &server.hop.arg(),
+        &key,
+        &e_args,
+    );
+    let Server { d, target, .. } = server;
     Chain { e, d, target }
 }
 
@@ -109,9 +113,7 @@ fn payloads(e: Impl, d: Impl, t: Transport) {
             (down, sha(&down_data)),
             "{case}: client received wrong bytes"
         );
-        c.target
-            .wait_received(&up_data, EXCHANGE_DEADLINE)
-            .unwrap_or_else(|err| panic!("{case}: {err}"));
+        c.target.assert_received(&case, &up_data);
         println!("{case}: ok");
     }
     c.e.assert_running();
@@ -146,9 +148,7 @@ fn half_close(e: Impl, d: Impl) {
             (reply.len(), sha(&reply)),
             "{case}: client did not receive the reply"
         );
-        c.target
-            .wait_received(&request, EXCHANGE_DEADLINE)
-            .unwrap_or_else(|err| panic!("{case}: {err}"));
+        c.target.assert_received(&case, &request);
         println!("{case}: ok");
     }
 }
@@ -181,9 +181,7 @@ fn fast_and_pfs(e: Impl, d: Impl) {
         if works {
             assert_eq!(x.read_error, None, "{case}: client read failed");
             assert_eq!(sha(&x.received), sha(&down), "{case}: wrong reply");
-            c.target
-                .wait_received(&up, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            c.target.assert_received(&case, &up);
         } else {
             assert!(
                 x.was_dropped(),
@@ -198,15 +196,7 @@ fn fast_and_pfs(e: Impl, d: Impl) {
             } = c;
             drop(de);
             drop(dd);
-            target
-                .wait_idle(Duration::from_secs(10))
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
-            assert_eq!(
-                target.total_received(),
-                0,
-                "{case}: data reached the target of a rejected connection: {:?}",
-                target.records()
-            );
+            target.assert_received_nothing(&case);
         }
         println!("{case}: ok");
     }
@@ -268,9 +258,7 @@ fn wrong_key(e: Impl, d: Impl) {
     let x = exchange(&c.e.source, &good, EXCHANGE_DEADLINE)
         .unwrap_or_else(|err| panic!("{case}: {err}"));
     assert_eq!(sha(&x.received), sha(&reply), "{case}: wrong reply");
-    c.target
-        .wait_received(&good, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    c.target.assert_received(&case, &good);
 
     let case = format!("{e} spipe with the right key after a wrong one -> {d} -d");
     let good2 = payload(3333, 54);
@@ -279,9 +267,7 @@ fn wrong_key(e: Impl, d: Impl) {
     let out = run_with_stdin(cmd, &good2, EXCHANGE_DEADLINE);
     assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
     assert_eq!(sha(&out.stdout), sha(&reply), "{case}: wrong reply");
-    c.target
-        .wait_received(&good2, EXCHANGE_DEADLINE)
-        .unwrap_or_else(|err| panic!("{case}: {err}"));
+    c.target.assert_received(&case, &good2);
 
     // Nothing from the wrong-key clients ever reached the target.
     let Chain {
@@ -378,20 +364,11 @@ fn spipe_data(client: Impl, d: Impl) {
     }
     let dir = temp_dir();
     let dpath = dir.path();
-    let key = key_file(dpath, "key", KEY);
+    let key = key_arg(dpath, "key", KEY);
     for t in [Transport::Tcp, Transport::Unix] {
-        let target = Target::start(t, dpath, Mode::Duplex(Arc::new(Vec::new())));
-        let hop = Addr::fresh(t, dpath, "spipe-hop");
-        let hop_arg = hop.arg();
-        let daemon = Daemon::pipe(
-            d,
-            "spipe-d",
-            dpath,
-            &hop,
-            &target.addr.arg(),
-            key.to_str().unwrap(),
-            &["-d"],
-        );
+        let silent = Mode::Duplex(Arc::new(Vec::new()));
+        let server = Server::start_on(d, dpath, "spipe-d", (t, t), silent, &["-k", &key]);
+        let (hop_arg, target) = (server.hop.arg(), &server.target);
         for (i, &(up, down)) in [(0, 1025), (1025, 0), (1024, 1023), (BIG + 9, BIG + 11)]
             .iter()
             .enumerate()
@@ -404,7 +381,7 @@ fn spipe_data(client: Impl, d: Impl) {
             let down_data = payload(down, 80 + i as u64);
             target.set_mode(Mode::Duplex(Arc::new(down_data.clone())));
             let mut cmd = spipe_cmd(client);
-            cmd.args(["-t", &hop_arg, "-k", key.to_str().unwrap()]);
+            cmd.args(["-t", &hop_arg, "-k", &key]);
             let out = run_with_stdin(cmd, &up_data, EXCHANGE_DEADLINE);
             assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
             assert_eq!(
@@ -412,12 +389,9 @@ fn spipe_data(client: Impl, d: Impl) {
                 (down, sha(&down_data)),
                 "{case}: stdout"
             );
-            target
-                .wait_received(&up_data, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            target.assert_received(&case, &up_data);
             println!("{case}: ok");
         }
-        drop(daemon);
     }
 }
 
@@ -428,7 +402,7 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
     }
     let dir = temp_dir();
     let dpath = dir.path();
-    let key = key_file(dpath, "key", KEY);
+    let key = key_arg(dpath, "key", KEY);
     let reply = Arc::new(payload(1200, 91));
     let cases: &[(&str, &str, bool)] = &[
         ("-f", "-g", false),
@@ -440,20 +414,15 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
     ];
     for (i, &(cf, df, works)) in cases.iter().enumerate() {
         let case = format!("{client} spipe {cf:?} -> {d} -d {df:?}");
-        let target = Target::start(Transport::Tcp, dpath, Mode::Duplex(reply.clone()));
-        let hop = Addr::fresh(Transport::Tcp, dpath, "x");
-        let hop_arg = hop.arg();
-        let tgt_arg = target.addr.arg();
-        let mut args = vec!["-d"];
+        let mut args = vec!["-k", key.as_str()];
         if !df.is_empty() {
             args.push(df);
         }
         let label = format!("spipe-fg{i}-d");
-        let key_arg = key.to_str().unwrap();
-        let daemon = Daemon::pipe(d, &label, dpath, &hop, &tgt_arg, key_arg, &args);
+        let server = Server::start(d, dpath, &label, Mode::Duplex(reply.clone()), &args);
         let up = payload(800, 92 + i as u64);
         let mut cmd = spipe_cmd(client);
-        cmd.args(["-t", &hop_arg, "-k", key.to_str().unwrap()]);
+        cmd.args(["-t", &server.hop.arg(), "-k", &key]);
         if !cf.is_empty() {
             cmd.arg(cf);
         }
@@ -462,9 +431,7 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
         if works {
             assert_eq!(out.code(), Some(0), "{case}: stderr {}", out.stderr);
             assert_eq!(sha(&out.stdout), sha(&reply), "{case}: stdout");
-            target
-                .wait_received(&up, EXCHANGE_DEADLINE)
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
+            server.target.assert_received(&case, &up);
         } else {
             assert_ne!(out.code(), Some(0), "{case}: spipe must fail");
             assert!(out.stdout.is_empty(), "{case}: spipe printed data");
@@ -474,11 +441,9 @@ fn spipe_fast_and_pfs(client: Impl, d: Impl) {
                 out.code(),
                 out.stderr
             );
-            drop(daemon);
-            target
-                .wait_idle(Duration::from_secs(10))
-                .unwrap_or_else(|err| panic!("{case}: {err}"));
-            assert_eq!(target.total_received(), 0, "{case}: data reached target");
+            let Server { d, target, .. } = server;
+            drop(d);
+            target.assert_received_nothing(&case);
         }
         println!("{case}: ok");
     }

@@ -61,20 +61,16 @@ fn scrape(addr: &Addr) -> HashMap<String, f64> {
 /// Polls the scrape until every series in `want` has its value; panics with the
 /// differences at the deadline.
 fn wait_series(addr: &Addr, want: &[(String, f64)]) -> HashMap<String, f64> {
-    let end = Instant::now() + DEADLINE;
-    loop {
+    let mut wrong = Vec::new();
+    let got = poll(DEADLINE, || {
         let got = scrape(addr);
-        let wrong: Vec<_> = want
-            .iter()
+        wrong = (want.iter())
             .filter(|(k, v)| got.get(k) != Some(v))
             .map(|(k, v)| format!("{k}: want {v}, got {:?}", got.get(k)))
             .collect();
-        if wrong.is_empty() {
-            return got;
-        }
-        assert!(Instant::now() < end, "metrics at {addr}: {wrong:#?}");
-        thread::sleep(Duration::from_millis(20));
-    }
+        wrong.is_empty().then_some(got)
+    });
+    got.unwrap_or_else(|| panic!("metrics at {addr}: {wrong:#?}"))
 }
 
 /// The scrape of a pipe at rest: once `hop` has accepted `accepted` connections and has
@@ -115,16 +111,33 @@ fn metrics_addr(dir: &Path) -> Addr {
     Addr::fresh(Transport::Tcp, dir, "metrics")
 }
 
+/// Polls `/status` at `addr` until `done` accepts its JSON; returns the JSON and the
+/// body, or panics with `what` and the last body at the deadline.
+fn wait_status(
+    addr: &Addr,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> (serde_json::Value, String) {
+    let mut body = String::new();
+    let status = poll(DEADLINE, || {
+        let (code, text) = get(addr, "/status").unwrap();
+        body = text;
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+        done(&v).then_some(v)
+    });
+    let status = status.unwrap_or_else(|| panic!("{what}: {body}"));
+    (status, body)
+}
+
 /// Waits until the endpoint at `addr` answers `/healthz`.
 fn wait_healthy(addr: &Addr) {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        match get(addr, "/healthz") {
-            Ok((200, body)) if body == "ok\n" => return,
-            r => assert!(Instant::now() < end, "/healthz at {addr}: {r:?}"),
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    let mut last = Err(String::new());
+    let healthy = poll(DEADLINE, || {
+        last = get(addr, "/healthz");
+        matches!(&last, Ok((200, body)) if body == "ok\n").then_some(())
+    });
+    assert!(healthy.is_some(), "/healthz at {addr}: {last:?}");
 }
 
 /// A server `-d` with two keys (new, old) in front of an echo target, and its metrics
@@ -144,8 +157,8 @@ impl Server {
         let hop = Addr::fresh(Transport::Tcp, dir.path(), "hop");
         let metrics = metrics_addr(dir.path());
         let (new, old) = (
-            key(dir.path(), "new", NEW_KEY),
-            key(dir.path(), "old", OLD_KEY),
+            key_arg(dir.path(), "new", NEW_KEY),
+            key_arg(dir.path(), "old", OLD_KEY),
         );
         let m = metrics.arg();
         // The first -k is key 1 (new), the last one key 2 (old).
@@ -171,24 +184,16 @@ impl Server {
 
     /// Our `-e` in front of this server with the key `bytes`, and `args`.
     fn client(&self, label: &str, bytes: &[u8], args: &[&str]) -> (Addr, Daemon) {
-        let source = Addr::fresh(Transport::Tcp, self.dir.path(), label);
-        let k = key(self.dir.path(), label, bytes);
-        let hop = self.hop.arg();
-        let args = [&["-e"], args].concat();
-        let d = Daemon::pipe(Impl::Ours, label, self.dir.path(), &source, &hop, &k, &args);
-        (source, d)
+        let (dir, hop) = (self.dir.path(), self.hop.arg());
+        let k = key_arg(dir, label, bytes);
+        let d = Daemon::encrypting(Impl::Ours, label, dir, &hop, &k, args);
+        (d.source.clone(), d)
     }
-}
-
-fn key(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    key_file(dir, name, bytes).to_str().unwrap().to_owned()
 }
 
 /// Sends `data` through the `-e` at `source` and asserts the echo is exact.
 fn echo(source: &Addr, data: &[u8]) {
-    let x = exchange(source, data, EXCHANGE_DEADLINE).unwrap();
-    assert_eq!(x.read_error, None);
-    assert_eq!(sha(&x.received), sha(data), "echo of {} bytes", data.len());
+    assert_eq!(assert_echo(source, data).read_error, None);
 }
 
 #[test]
@@ -365,23 +370,11 @@ fn status_page_and_sigusr1_show_open_connections() {
     let back = conn.read_exact_within(sent.len(), DEADLINE).unwrap();
     assert_eq!(sha(&back), sha(&sent));
 
-    let end = Instant::now() + DEADLINE;
-    let status = loop {
-        let (code, body) = get(&server.metrics, "/status").unwrap();
-        assert_eq!(code, 200);
-        let v: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
-        let conns = v["pipes"][0]["open_connections"].clone();
-        if conns[0]["bytes_to_peer"] == sent.len() {
-            assert!(!body.contains(std::str::from_utf8(NEW_KEY).unwrap()));
-            assert!(!body.contains(std::str::from_utf8(OLD_KEY).unwrap()));
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "status never showed the bytes: {body}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    };
+    let (status, body) = wait_status(&server.metrics, "status never showed the bytes", |v| {
+        v["pipes"][0]["open_connections"][0]["bytes_to_peer"] == sent.len()
+    });
+    assert!(!body.contains(std::str::from_utf8(NEW_KEY).unwrap()));
+    assert!(!body.contains(std::str::from_utf8(OLD_KEY).unwrap()));
     // The sandbox in force, as the start-up line said it, and as a series per layer.
     let line = server
         .d
@@ -438,18 +431,11 @@ fn status_page_and_sigusr1_show_open_connections() {
     conn.set_read_timeout(Some(DEADLINE)).unwrap();
     let (got, err) = conn.read_to_eof();
     assert_eq!((sha(&got), err.map(|e| e.kind())), (sha(&answer), None));
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let (_, body) = get(&server.metrics, "/status").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let c = &v["pipes"][0]["open_connections"][0];
-        if c["state"] == "half-closed" {
-            assert_eq!(c["bytes_to_peer"], answer.len(), "{body}");
-            break;
-        }
-        assert!(Instant::now() < end, "never half-closed: {body}");
-        thread::sleep(Duration::from_millis(20));
-    }
+    let (v, body) = wait_status(&server.metrics, "never half-closed", |v| {
+        v["pipes"][0]["open_connections"][0]["state"] == "half-closed"
+    });
+    let c = &v["pipes"][0]["open_connections"][0];
+    assert_eq!(c["bytes_to_peer"], answer.len(), "{body}");
     server.d.signal(libc::SIGUSR1);
     server
         .d
@@ -527,18 +513,20 @@ fn prometheus_scrapes_the_endpoint() {
         }
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
+    // One deadline for all three waits; Prometheus is asked every 200 ms.
     let end = Instant::now() + Duration::from_secs(90);
-    let wait = |q: &str, want: f64| loop {
-        let got = query(q);
-        if got == Some(want) {
-            return;
-        }
+    let wait = |q: &str, want: f64| {
+        let mut got = None;
+        let left = end.saturating_duration_since(Instant::now());
+        let seen = poll_every(left, Duration::from_millis(200), || {
+            got = query(q);
+            (got == Some(want)).then_some(())
+        });
         assert!(
-            Instant::now() < end,
+            seen.is_some(),
             "prometheus: {q} = {got:?}, want {want}; its log: {}",
             std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
         );
-        thread::sleep(Duration::from_millis(200));
     };
     wait("up", 1.0);
     wait("spiped_connections_accepted_total", (probes + n) as f64);
@@ -651,7 +639,7 @@ fn endpoint_survives_garbage() {
 #[test]
 fn metrics_address_problems_are_named() {
     let dir = temp_dir();
-    let k = key(dir.path(), "k", NEW_KEY);
+    let k = key_arg(dir.path(), "k", NEW_KEY);
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_arg = format!("[127.0.0.1]:{}", busy.local_addr().unwrap().port());
     let source = Addr::fresh(Transport::Tcp, dir.path(), "s").arg();
@@ -687,7 +675,7 @@ fn metrics_address_problems_are_named() {
 fn configuration_file_names_pipes_and_counts_reloads() {
     let dir = temp_dir();
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let k = key(dir.path(), "k", NEW_KEY);
+    let k = key_arg(dir.path(), "k", NEW_KEY);
     let (web, api) = (
         Addr::fresh(Transport::Tcp, dir.path(), "web"),
         Addr::fresh(Transport::Tcp, dir.path(), "api"),
@@ -723,20 +711,13 @@ fn configuration_file_names_pipes_and_counts_reloads() {
     d.signal(libc::SIGHUP);
     let reloads = |r: &str| format!("spiped_reloads_total{{result=\"{r}\"}}");
     wait_series(&metrics, &[(reloads("ok"), 1.0), (named("web"), 1.0)]);
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let (_, body) = get(&metrics, "/status").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (v, _) = wait_status(&metrics, "pipes on the status page", |v| {
         let names: Vec<_> = (v["pipes"].as_array().unwrap().iter())
             .map(|p| p["pipe"].as_str().unwrap().to_owned())
             .collect();
-        if names == ["web"] {
-            assert_eq!(v["pipes"][0]["settings"]["name"], "web");
-            break;
-        }
-        assert!(Instant::now() < end, "pipes on the status page: {names:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
+        names == ["web"]
+    });
+    assert_eq!(v["pipes"][0]["settings"]["name"], "web");
     web.connect().unwrap();
     wait_deltas(&metrics, &base, &[(named("web"), 1)]);
 

@@ -17,21 +17,10 @@ const OLD_KEY: &[u8] = b"the old key file of a rotation, 32 bytes or more";
 const STRANGER_KEY: &[u8] = b"a key neither server knows, 32 bytes or more";
 
 /// A `-d` of ours (with `flags`) in front of a target answering every connection with
-/// `reply`. Field order = drop order: the daemon dies first.
-struct Server {
-    d: Daemon,
-    target: Target,
-    hop: Addr,
-}
-
+/// `reply`.
 fn server(dir: &Path, label: &str, flags: &[&str], reply: &[u8]) -> Server {
-    let target = Target::start(Transport::Tcp, dir, Mode::Duplex(Arc::new(reply.to_vec())));
-    let hop = Addr::fresh(Transport::Tcp, dir, label);
-    let (hop_arg, tgt_arg) = (hop.arg(), target.addr.arg());
-    let mut args = vec!["-d", "-s", &hop_arg, "-t", &tgt_arg];
-    args.extend_from_slice(flags);
-    let d = Daemon::spawn(Impl::Ours, label, dir, &hop, &args);
-    Server { d, target, hop }
+    let reply = Mode::Duplex(Arc::new(reply.to_vec()));
+    Server::start(Impl::Ours, dir, label, reply, flags)
 }
 
 /// Key rotation: our `-d` given two keys serves Debian's C `spipe` and C `spiped -e`
@@ -265,21 +254,15 @@ fn connect_after_handshake_keeps_wrong_keys_from_the_target() {
 
     // The default: the readiness probe and the wrong-key client each reach the target.
     let s = server(dpath, "default-d", &["-k", key], &reply);
-    wait_for(|| s.target.accepted() == 1, "the probe's target connection");
+    wait_until("the probe's target connection", EXCHANGE_DEADLINE, || {
+        s.target.accepted() == 1
+    });
     wrong_key_client(&s.hop);
-    wait_for(
-        || s.target.accepted() == 2,
+    wait_until(
         "the wrong-key client's target connection",
+        EXCHANGE_DEADLINE,
+        || s.target.accepted() == 2,
     );
-}
-
-/// Polls `cond` every 10 ms until it holds, panicking after [`EXCHANGE_DEADLINE`].
-fn wait_for(cond: impl Fn() -> bool, what: &str) {
-    let end = Instant::now() + EXCHANGE_DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// `--log-connections` logs an open and a close line per connection on both daemons of
@@ -354,20 +337,16 @@ fn connection_log_lines_and_failure_rate_limit() {
         "{logged} failure lines for {flood} failures in {elapsed} s: not rate-limited"
     );
     assert!(s.d.stderr().contains("the peer's key differs from ours"));
-    let end = Instant::now() + EXCHANGE_DEADLINE;
-    while !s
-        .d
-        .stderr()
-        .contains("similar messages suppressed before this one")
-    {
-        assert!(
-            Instant::now() < end,
-            "no suppression count: {}",
-            s.d.stderr()
-        );
-        bad_handshake(&s.hop);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // One more bad handshake every 50 ms until the limiter reports what it left out.
+    let counted = poll_every(EXCHANGE_DEADLINE, Duration::from_millis(50), || {
+        let said = s.d.stderr();
+        let counted = said.contains("similar messages suppressed before this one");
+        if !counted {
+            bad_handshake(&s.hop);
+        }
+        counted.then_some(())
+    });
+    assert!(counted.is_some(), "no suppression count: {}", s.d.stderr());
 }
 
 /// A UNIX source socket file left by a dead process is replaced on start; a live one

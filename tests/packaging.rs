@@ -22,11 +22,6 @@ const BUILD_DEADLINE: Duration = Duration::from_secs(900);
 /// Deadline for a step that builds nothing (install, lintian, systemd-analyze).
 const STEP_DEADLINE: Duration = Duration::from_secs(120);
 
-/// The repository: where the Makefile is.
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The target directory cargo builds this test in, and `make` builds in.
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -55,7 +50,7 @@ fn tool(program: &str, args: &[&str], how: &str) -> bool {
 /// `make ARGS` in the repository, as a user would run it, with `deadline`.
 fn make(args: &[&str], deadline: Duration) -> RunOutput {
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(repo()).args(args);
+    cmd.arg("-C").arg(repo_file("")).args(args);
     make_cmd(cmd, deadline)
 }
 
@@ -78,7 +73,7 @@ fn make_cmd(cmd: Command, deadline: Duration) -> RunOutput {
 fn make_as_root_without_toolchain(args: &[&str]) -> Command {
     let mut cmd = Command::new("make");
     cmd.arg("-C")
-        .arg(repo())
+        .arg(repo_file(""))
         .args(args)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
@@ -132,7 +127,7 @@ fn tree(root: &Path) -> BTreeSet<String> {
 
 /// The man pages of the repository (`spiped.1`, ...).
 fn man_pages() -> Vec<String> {
-    let mut pages: Vec<String> = fs::read_dir(repo().join("man"))
+    let mut pages: Vec<String> = fs::read_dir(repo_file("man"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".1"))
@@ -411,7 +406,7 @@ fn deb_package_is_complete_clean_and_works() {
     }
 
     // The changelog (which lintian requires) names the version packaged.
-    let changelog = fs::read_to_string(repo().join("contrib/debian/changelog")).unwrap();
+    let changelog = fs::read_to_string(repo_file("contrib/debian/changelog")).unwrap();
     assert!(
         changelog.starts_with(&format!("spiped-rs ({}-1) ", env!("CARGO_PKG_VERSION"))),
         "contrib/debian/changelog needs an entry for this version"
@@ -438,7 +433,7 @@ fn deb_package_is_complete_clean_and_works() {
     let unit = fs::read_to_string(root.join("lib/systemd/system/spiped@.service")).unwrap();
     assert_eq!(
         unit,
-        fs::read_to_string(repo().join("contrib/systemd/spiped@.service")).unwrap()
+        fs::read_to_string(repo_file("contrib/systemd/spiped@.service")).unwrap()
     );
     assert!(unit.contains("\nExecStart=/usr/bin/spiped -F "), "{unit}");
     let bin = root.join("usr/bin/spiped");
@@ -485,7 +480,7 @@ fn deb_package_is_complete_clean_and_works() {
 
 /// The commands of the README's quick start: the indented block after `### Quick start`.
 fn quick_start() -> String {
-    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
     let section = readme
         .split_once("\n### Quick start\n")
         .expect("README has a ### Quick start section")
@@ -572,18 +567,19 @@ fn readme_quick_start_runs_verbatim() {
     );
     assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
 
-    let deadline = Instant::now() + READY_DEADLINE;
     let http: i32 = fs::read_to_string(work.join("http.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    while alive(http) || work.join("client.pid").exists() || work.join("server.pid").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the quick start's kill left something running: {:?}",
-            tree(&work)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let gone = poll(READY_DEADLINE, || {
+        let running =
+            alive(http) || work.join("client.pid").exists() || work.join("server.pid").exists();
+        (!running).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the quick start's kill left something running: {:?}",
+        tree(&work)
+    );
 }

@@ -9,7 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -26,10 +26,7 @@ const BITTEN: &str = "sandbox probe: open /etc/shadow: Permission denied (os err
 /// echo target.
 fn setup() -> (tempfile::TempDir, String, Target) {
     let dir = temp_dir();
-    let k = key_file(dir.path(), "key", KEY)
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let k = key_arg(dir.path(), "key", KEY);
     let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
     (dir, k, target)
 }
@@ -162,15 +159,8 @@ fn spipe_is_confined_once_connected() {
         .stderr(fs::File::create(&err_path).unwrap())
         .spawn()
         .unwrap();
-    let end = Instant::now() + QUICK;
-    while !fs::read_to_string(&err_path)
-        .unwrap()
-        .contains("sandbox probe")
-    {
-        assert!(Instant::now() < end, "spipe did not confine itself");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let err = fs::read_to_string(&err_path).unwrap();
+    let err = wait_file_contains(&err_path, "sandbox probe", QUICK)
+        .unwrap_or_else(|err| panic!("spipe did not confine itself: {err}"));
     assert!(err.contains(BITTEN), "{err}");
     assert_confined(spipe.id() as i32, "spipe");
     let data = payload(500_000, 21);

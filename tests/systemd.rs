@@ -39,7 +39,7 @@ fn rotation_drop_in(unit: &str) -> String {
 /// credentials directory `creds`; this test's binary stands in for /usr/bin/spiped and
 /// `target` for the example's target.
 fn unit_command_line(exec_start: &str, target: &str, creds: &Path) -> (String, Vec<String>) {
-    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let contrib = repo_file("contrib/systemd");
     let conf = fs::read_to_string(contrib.join("spiped-example.conf")).unwrap();
     let conf_args: Vec<&str> = setting(&conf, "SPIPED_ARGS").split_whitespace().collect();
     for unwanted in ["-s", "-k", "-F"] {
@@ -93,7 +93,7 @@ fn credentials(text: &str) -> Vec<&str> {
 /// alone.
 #[test]
 fn socket_activated_unit_notifies_and_serves() {
-    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let contrib = repo_file("contrib/systemd");
     let unit = fs::read_to_string(contrib.join("spiped@.service")).unwrap();
     assert!(
         unit.contains("\nType=notify\n"),
@@ -385,14 +385,11 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
     d.signal(libc::SIGTERM);
     let n = notify.recv(&mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
-    let end = std::time::Instant::now() + EXCHANGE_DEADLINE;
-    while holds_socket(d.pid(), ino) {
-        assert!(
-            std::time::Instant::now() < end,
-            "listener still open in the drain"
-        );
-        thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until(
+        "the listener to close in the drain",
+        EXCHANGE_DEADLINE,
+        || !holds_socket(d.pid(), ino),
+    );
     // Events on the listening socket the daemon closed: queued connections, then the
     // hang-up of shutting it down.
     let queued: Vec<TcpStream> = (0..8)

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -23,10 +23,6 @@ fn sh(script: &str) -> RunOutput {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", script, spiped_bin(Impl::Ours).to_str().unwrap()]);
     run(cmd)
-}
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 fn mode_of(path: &Path) -> u32 {
@@ -178,7 +174,7 @@ fn committed_completions_match_the_binary() {
     ] {
         let out = ours(&["completions", shell]);
         assert_eq!(out.code(), Some(0), "{}", out.stderr);
-        let committed = fs::read_to_string(repo(file)).unwrap_or_default();
+        let committed = fs::read_to_string(repo_file(file)).unwrap_or_default();
         assert!(
             out.stdout_str() == committed,
             "{file} is stale: regenerate it with `spiped completions {shell} > {file}`"
@@ -197,10 +193,10 @@ fn assert_offers(case: &str, got: &str, want: &[&str]) {
 /// bash loads the script and completes options, tool names, file paths and shells.
 #[test]
 fn bash_completion_works() {
-    let script = repo("completions/spiped.bash");
+    let script = repo_file("completions/spiped.bash");
     let complete = |words: &str, cword: usize| {
         let mut cmd = Command::new("bash");
-        cmd.current_dir(repo(""));
+        cmd.current_dir(repo_file(""));
         cmd.args([
             "-c",
             &format!(
@@ -254,7 +250,7 @@ fn fish_and_zsh_completions_load() {
     if program_available("/usr/bin/fish", "fish") {
         let complete = |line: &str| {
             let mut cmd = Command::new("fish");
-            cmd.current_dir(repo(""));
+            cmd.current_dir(repo_file(""));
             cmd.args([
                 "--no-config",
                 "-c",
@@ -288,7 +284,7 @@ fn fish_and_zsh_completions_load() {
     }
     if program_available("/usr/bin/zsh", "zsh") {
         let mut cmd = Command::new("zsh");
-        cmd.args(["-n", repo("completions/_spiped").to_str().unwrap()]);
+        cmd.args(["-n", repo_file("completions/_spiped").to_str().unwrap()]);
         let out = run(cmd);
         assert_eq!(out.code(), Some(0), "zsh -n: {}", out.stderr);
     }
@@ -311,7 +307,7 @@ fn man_pages_lint_clean() {
     }
     for (_, page) in PAGES {
         let mut cmd = Command::new("mandoc");
-        cmd.args(["-T", "lint", repo(page).to_str().unwrap()]);
+        cmd.args(["-T", "lint", repo_file(page).to_str().unwrap()]);
         let out = run(cmd);
         assert!(
             out.code() == Some(0) && out.stdout.is_empty() && out.stderr.is_empty(),
@@ -363,7 +359,7 @@ fn man_pages_cover_every_option() {
             continue;
         };
         let mut cmd = Command::new("mandoc");
-        cmd.args(["-T", "ascii", repo(page).to_str().unwrap()]);
+        cmd.args(["-T", "ascii", repo_file(page).to_str().unwrap()]);
         let out = run(cmd);
         assert_eq!(out.code(), Some(0), "mandoc {page}: {}", out.stderr);
         let text = strip_overstrike(&out.stdout_str());

@@ -17,51 +17,13 @@ const WRONG_KEY: &[u8] = b"some other key file, 32 bytes or more";
 /// The hint every X25519 client failure caused by an unaware server must carry.
 const HINT: &str = "the server may not support --x25519";
 
-/// A `spiped -d` of `which` (with `flags`) in front of a target that answers every
-/// connection with `reply`. Field order = drop order: the daemon dies first.
-struct Server {
-    d: Daemon,
-    target: Target,
-    hop: String,
-}
-
+/// A `spiped -d` of `which` (with `flags`) under the key [`KEY`], in front of a target
+/// that answers every connection with `reply`.
 fn server(which: Impl, dir: &Path, label: &str, flags: &[&str], reply: &[u8]) -> Server {
-    let key = key_file(dir, "key", KEY);
-    let target = Target::start(Transport::Tcp, dir, Mode::Duplex(Arc::new(reply.to_vec())));
-    let hop = Addr::fresh(Transport::Tcp, dir, label);
-    let args = [&["-d"], flags].concat();
-    let tgt_arg = target.addr.arg();
-    let d = Daemon::pipe(
-        which,
-        label,
-        dir,
-        &hop,
-        &tgt_arg,
-        key.to_str().unwrap(),
-        &args,
-    );
-    Server {
-        d,
-        target,
-        hop: hop.arg(),
-    }
-}
-
-/// A `spiped -e` of `which` (with `flags`) listening on a fresh address, aimed at `hop`,
-/// using the key file `key`.
-fn client_daemon(
-    which: Impl,
-    dir: &Path,
-    label: &str,
-    hop: &str,
-    key: &Path,
-    flags: &[&str],
-) -> Daemon {
-    let src = Addr::fresh(Transport::Tcp, dir, label);
-    let src_arg = src.arg();
-    let mut args = vec!["-e", "-s", &src_arg, "-t", hop, "-k", key.to_str().unwrap()];
-    args.extend_from_slice(flags);
-    Daemon::spawn(which, label, dir, &src, &args)
+    let key = key_arg(dir, "key", KEY);
+    let args = [&["-k", key.as_str()][..], flags].concat();
+    let reply = Mode::Duplex(Arc::new(reply.to_vec()));
+    Server::start(which, dir, label, reply, &args)
 }
 
 /// Our `spipe --x25519` and `spiped -e --x25519` move data both ways (hashed at both
@@ -71,26 +33,26 @@ fn client_daemon(
 fn x25519_clients_move_data() {
     let dir = temp_dir();
     let dpath = dir.path();
-    let key = key_file(dpath, "key", KEY);
-    let key_arg = key.to_str().unwrap();
+    let key = &key_arg(dpath, "key", KEY);
     for (i, flags) in [&[][..], &["-g"], &["-f"]].iter().enumerate() {
         let reply = payload(1_000_000 + i, 10 + i as u64);
         let s = server(Impl::Ours, dpath, &format!("d{i}"), flags, &reply);
+        let hop = s.hop.arg();
         let up = payload(2_000_000 + i, 20 + i as u64);
         spipe_round_trip(
             Impl::Ours,
             &format!("spipe --x25519 -> -d {flags:?}"),
-            &["-t", &s.hop, "-k", key_arg, "--x25519", "-g"],
+            &["-t", &hop, "-k", key, "--x25519", "-g"],
             &up,
             &reply,
             &s.target,
         );
-        let e = client_daemon(
+        let e = Daemon::encrypting(
             Impl::Ours,
-            dpath,
             &format!("e{i}"),
-            &s.hop,
-            &key,
+            dpath,
+            &hop,
+            key,
             &["--x25519"],
         );
         let up = payload(1500, 30 + i as u64);
@@ -113,19 +75,19 @@ fn legacy_and_x25519_clients_share_a_listener() {
     }
     let dir = temp_dir();
     let dpath = dir.path();
-    let key = key_file(dpath, "key", KEY);
+    let key = key_arg(dpath, "key", KEY);
     let reply = payload(300_000, 40);
     let s = server(Impl::Ours, dpath, "shared-d", &[], &reply);
-    let c_e = client_daemon(Impl::C, dpath, "c-e", &s.hop, &key, &[]);
-    let our_e = client_daemon(Impl::Ours, dpath, "our-e", &s.hop, &key, &[]);
-    let x_e = client_daemon(Impl::Ours, dpath, "x-e", &s.hop, &key, &["--x25519"]);
-    let key = key.to_str().unwrap().to_owned();
+    let hop = s.hop.arg();
+    let c_e = Daemon::encrypting(Impl::C, "c-e", dpath, &hop, &key, &[]);
+    let our_e = Daemon::encrypting(Impl::Ours, "our-e", dpath, &hop, &key, &[]);
+    let x_e = Daemon::encrypting(Impl::Ours, "x-e", dpath, &hop, &key, &["--x25519"]);
     thread::scope(|scope| {
-        let (s, reply, key) = (&s, &reply, &key);
+        let (s, reply, key, hop) = (&s, &reply, &key, &hop);
         for (n, which, flags) in [(0, Impl::C, &[][..]), (1, Impl::Ours, &["--x25519"])] {
             scope.spawn(move || {
                 let up = payload(400_000 + n, 50 + n as u64);
-                let mut args = vec!["-t", s.hop.as_str(), "-k", key.as_str()];
+                let mut args = vec!["-t", hop.as_str(), "-k", key.as_str()];
                 args.extend_from_slice(flags);
                 let case = format!("{which} spipe {flags:?} -> our -d");
                 spipe_round_trip(which, &case, &args, &up, reply, &s.target);
@@ -167,11 +129,12 @@ fn x25519_client_fails_cleanly_against_unaware_or_wrong_key_server() {
             &["-o", "30"],
             b"never",
         );
-        let client_key = key_file(dpath, &format!("client{i}"), client_key);
+        let client_key = key_arg(dpath, &format!("client{i}"), client_key);
+        let hop = s.hop.arg();
 
         let case = format!("spipe --x25519 -o 1 vs {what}");
         let mut cmd = spipe_cmd(Impl::Ours);
-        cmd.args(["-t", &s.hop, "-k", client_key.to_str().unwrap()]);
+        cmd.args(["-t", &hop, "-k", &client_key]);
         cmd.args(["--x25519", "-o", "1"]);
         let start = Instant::now();
         let out = run_with_stdin(cmd, b"secret", Duration::from_secs(20));
@@ -190,11 +153,11 @@ fn x25519_client_fails_cleanly_against_unaware_or_wrong_key_server() {
 
         let case = format!("-e --x25519 -o 1 vs {what}");
         let flags = ["--x25519", "-o", "1"];
-        let e = client_daemon(
+        let e = Daemon::encrypting(
             Impl::Ours,
-            dpath,
             &format!("x-e{i}"),
-            &s.hop,
+            dpath,
+            &hop,
             &client_key,
             &flags,
         );
@@ -212,13 +175,6 @@ fn x25519_client_fails_cleanly_against_unaware_or_wrong_key_server() {
         let Server { d, target, .. } = s;
         drop(e);
         drop(d);
-        target
-            .wait_idle(Duration::from_secs(10))
-            .unwrap_or_else(|err| panic!("{what}: {err}"));
-        assert_eq!(
-            target.total_received(),
-            0,
-            "{what}: data reached the target"
-        );
+        target.assert_received_nothing(what);
     }
 }

@@ -1,0 +1,34 @@
+//! What a test needs of the machine beyond the build: root, or a program from a Debian
+//! package. Each check fails loudly under CI (env `CI` set, where `.ci/run` provides
+//! everything) and elsewhere prints a note and lets the caller skip.
+
+use std::path::Path;
+
+/// True when running as root; panics under CI otherwise (tests that need root, for
+/// mount namespaces, -u or file ownership, must run there).
+pub fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run the tests as root"
+    );
+    eprintln!("NOTE: skipping: needs root (mount namespaces, -u, file ownership)");
+    false
+}
+
+/// True when the program at `path` exists. When it is missing: panics under CI (env `CI`
+/// set, where `.ci/run` installs Debian `package`), otherwise prints a note and returns
+/// false so the caller can skip.
+pub fn program_available(path: &str, package: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{path} missing: apt-get install {package}");
+    }
+    eprintln!("NOTE: skipping: {path} missing; apt-get install {package}");
+    false
+}
