@@ -9,9 +9,10 @@ use spiped_transports::{Listener, Transport};
 use tokio::sync::mpsc;
 
 use crate::conn;
+use crate::counters::OpenGuard;
 use crate::log;
 use crate::offload::Offload;
-use crate::pipe::{OpenGuard, PipeState};
+use crate::pipe::PipeState;
 use crate::resolve::Targets;
 
 /// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):

@@ -24,6 +24,7 @@ pub mod cmd;
 pub mod config;
 pub mod conn;
 pub mod connlog;
+pub mod counters;
 pub mod daemon;
 pub mod dispatch;
 pub mod errors;

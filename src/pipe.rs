@@ -1,47 +1,17 @@
 //! One pipe at work: its name, its live settings (which a reload replaces) and the
-//! counts of what happened to its connections. The accept loop ([`crate::dispatch`])
+//! counts of what happened to its connections. The accept loop (`dispatch.rs`)
 //! reads the settings afresh for every connection it accepts; a connection keeps the
 //! settings it was accepted with until it closes.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
 use tokio::sync::Semaphore;
 
 use crate::config::conn::ConnConfig;
+use crate::counters::Counters;
 use crate::resolve::Targets;
-
-/// What happened to a pipe's connections since it started; kept across reloads.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Connections accepted and served (not refused by `allow`).
-    pub accepted: AtomicU64,
-    /// Connections closed at once because `allow` does not list the client.
-    pub refused: AtomicU64,
-    /// Sessions closed by `idle-timeout`.
-    pub idle_closed: AtomicU64,
-    /// Connections open now.
-    pub open: AtomicUsize,
-}
-
-/// Counts a connection of a pipe as open for as long as it lives.
-pub struct OpenGuard(Arc<Counters>);
-
-impl OpenGuard {
-    /// Counts one more open connection of the pipe with `counters`.
-    pub fn new(counters: &Arc<Counters>) -> OpenGuard {
-        counters.open.fetch_add(1, Ordering::Relaxed);
-        OpenGuard(counters.clone())
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// A pipe's settings for the connections accepted from now on.
 pub struct Settings {

@@ -15,10 +15,11 @@ use tokio::task::AbortHandle;
 
 use crate::config::conn::ConnConfig;
 use crate::config::{Config, PipeConfig};
+use crate::counters::Counters;
 use crate::daemon::{self, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
 use crate::offload::Offload;
-use crate::pipe::{Counters, PipeState, Settings};
+use crate::pipe::{PipeState, Settings};
 use crate::resolve::{self, Targets};
 use crate::{dispatch, systemd};
 use spiped_proto::handshake::{Handshake, Mode};

@@ -13,6 +13,7 @@ pub mod parse;
 /// `spiped`: the daemon.
 pub mod spiped {
     pub mod args;
+    pub mod file;
     pub mod run;
     #[cfg(test)]
     mod tests;

@@ -42,7 +42,7 @@ pub struct ConnConfig {
     /// `idle-timeout`: close an established session that moves nothing for this long.
     pub idle_timeout: Option<Duration>,
     /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::pipe::Counters>,
+    pub counters: Arc<crate::counters::Counters>,
     /// The pipe's name for log lines, when the process serves several (`-c`).
     pub label: Option<String>,
     /// The pipe's metrics, which every connection updates and which outlive this

@@ -1,13 +1,10 @@
-//! What the daemon serves: process-wide settings and one or more pipes, from a
-//! configuration file ([`file`]) or from the command line (a configuration of one pipe),
-//! and the key files they name, loaded ([`keys`]); and what each connection of a pipe
-//! runs with ([`conn`]).
-//!
-//! Both sources go through the command line's validation
-//! ([`crate::cmd::spiped::args::Args::pipe`]), so a mistake is worded alike in both.
+//! What the daemon serves: process-wide settings and one or more pipes, and the key
+//! files they name, loaded ([`keys`]); and what each connection of a pipe runs with
+//! ([`conn`]). Plain values: `spiped`'s command line (a configuration of one pipe) and
+//! its configuration file build them (`cmd/spiped/args.rs`, `cmd/spiped/file.rs`), both
+//! through the command line's validation, so a mistake is worded alike in both.
 
 pub mod conn;
-pub mod file;
 pub mod keys;
 
 use std::path::PathBuf;

@@ -11,8 +11,9 @@ use spiped_transports::event_loop::block_on;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::{ConfigOptions, Invocation, parse};
+use super::file;
+use crate::config::Config;
 use crate::config::keys::KeyLoader;
-use crate::config::{Config, file};
 use crate::daemon::{self, Readiness, RemoveOnDrop};
 use crate::metrics::{self, Metrics};
 use crate::pipes::Pipes;

@@ -269,7 +269,7 @@ fn odd_files_never_panic() {
 /// The commented example in contrib/ stays a valid configuration.
 #[test]
 fn the_contrib_example_is_valid() {
-    let text = include_str!("../../../contrib/spiped.toml");
+    let text = include_str!("../../../../contrib/spiped.toml");
     let c = read(text).unwrap();
     let names: Vec<&str> = c.pipes.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["smtp", "api", "backup"]);

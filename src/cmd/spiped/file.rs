@@ -10,11 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Direction;
-use super::{Config, KeyRoute, PipeConfig, Process};
-use crate::cmd::spiped::args::{
-    Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user,
-};
+use super::args::{Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user};
+use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
 use crate::sandbox::Mode;
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
