@@ -13,12 +13,16 @@
 //!   `spipe` shares), logged by [`connlog`], optionally led by a [`proxy`] (PROXY
 //!   protocol) header; [`dispatch`]: the accept loop; [`daemon`]: forking, pidfile and
 //!   privileges (`-u`); [`systemd`]: socket activation and readiness notification.
-//! - [`config`]: what the daemon serves (a configuration file, or the command line as
-//!   a configuration of one pipe) and what each connection runs with; [`pipe`]: one
-//!   pipe's live settings and counters; [`pipes`]: the running pipes, started and
-//!   reloaded from a configuration.
+//! - [`config`]: what the daemon serves (process-wide settings, one or more pipes, the
+//!   key files they name) and what each connection runs with; plain values, built by
+//!   `spiped`'s command line or its configuration file ([`cmd`]); [`pipe`]: one pipe's
+//!   live settings; [`counters`]: what happened to its connections; [`pipes`]: the
+//!   running pipes, started and reloaded from a configuration.
+//! - [`metrics`]: what the daemon counts and the endpoint that shows it; [`sandbox`]:
+//!   self-confinement once serving; [`log`], [`errors`]: how the operator is told.
 //! - [`cmd`]: the tools of the multi-call binary, each in one folder: its command line
-//!   (`args.rs`) and its entry point (`run.rs`).
+//!   (`args.rs`, and for `spiped` its configuration file, `file.rs`) and its entry
+//!   point (`run.rs`).
 
 pub mod cmd;
 pub mod config;
