@@ -2,7 +2,8 @@
 //! the loop that retries an operation until the socket is ready for it.
 
 use std::io;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 
 use socket2::Socket;
 use tokio::io::Interest;
@@ -16,8 +17,16 @@ use tokio::io::unix::AsyncFd;
 /// tokio's `TcpStream::try_read` forgets readiness only on `WouldBlock`; the loop here
 /// also forgets it after a read or write that proves the socket drained or full, which
 /// saves a system call per wait.
+///
+/// What tokio does not know yet is tried before waiting: the first read, and writes
+/// until one finds the socket full. tokio learns of a new socket's readiness only at
+/// the reactor's next turn, so waiting would hold a server's handshake messages (and
+/// the read of a client's first message, usually there already) for a turn of the
+/// loop each; and a socket's send buffer is rarely full.
 pub(crate) struct Registered {
     io: AsyncFd<Socket>,
+    /// Per direction (read, write): whether to try before tokio reports readiness.
+    hopeful: [AtomicBool; 2],
 }
 
 impl Registered {
@@ -32,7 +41,10 @@ impl Registered {
         // same descriptor. Nothing here hands out `&mut Socket`, so it is never swapped.
         let io = unsafe { AsyncFd::register_with_interest(socket, both) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(Registered { io })
+        Ok(Registered {
+            io,
+            hopeful: [AtomicBool::new(true), AtomicBool::new(true)],
+        })
     }
 
     /// The socket, for operations that never block.
@@ -68,6 +80,26 @@ impl Registered {
         mut op: impl FnMut(&Socket) -> io::Result<R>,
         exhausted: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
+        let write = interest == Interest::WRITABLE;
+        let hopeful = &self.hopeful[usize::from(write)];
+        // Only while tokio holds no readiness of its own for this direction: the attempt
+        // below has no guard to clear it with, so a readiness it used up would linger
+        // and cost a `WouldBlock` later.
+        if hopeful.load(Ordering::Relaxed) && !self.reported(write) {
+            match op(self.io.get_ref()) {
+                Ok(r) => {
+                    if !write || exhausted(&r) {
+                        hopeful.store(false, Ordering::Relaxed);
+                    }
+                    return Ok(r);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    hopeful.store(false, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         loop {
             // Clearing forgets only the readiness this guard saw (and never an end of
             // stream or hang-up), so an event after the attempt is not lost.
@@ -83,6 +115,19 @@ impl Registered {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Whether tokio holds readiness to write (`write`) or to read, without waiting;
+    /// the guard is dropped uncleared.
+    fn reported(&self, write: bool) -> bool {
+        // A waker that does nothing: if not ready, it takes the direction's slot only
+        // until whoever waits next puts theirs there.
+        let mut cx = Context::from_waker(Waker::noop());
+        if write {
+            self.io.poll_write_ready(&mut cx).is_ready()
+        } else {
+            self.io.poll_read_ready(&mut cx).is_ready()
         }
     }
 
