@@ -82,38 +82,35 @@ impl Registered {
     ) -> io::Result<R> {
         let write = interest == Interest::WRITABLE;
         let hopeful = &self.hopeful[usize::from(write)];
-        // Only while tokio holds no readiness of its own for this direction: the attempt
-        // below has no guard to clear it with, so a readiness it used up would linger
-        // and cost a `WouldBlock` later.
-        if hopeful.load(Ordering::Relaxed) && !self.reported(write) {
-            match op(self.io.get_ref()) {
-                Ok(r) => {
-                    if !write || exhausted(&r) {
-                        hopeful.store(false, Ordering::Relaxed);
-                    }
-                    return Ok(r);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    hopeful.store(false, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
         loop {
+            // Untried only while tokio holds no readiness of its own for this direction:
+            // an attempt without a guard could not clear a readiness it used up.
+            let mut ready = if hopeful.load(Ordering::Relaxed) && !self.reported(write) {
+                None
+            } else {
+                Some(self.io.ready(interest).await?)
+            };
+            let result = op(self.io.get_ref());
+            let spent = match &result {
+                Ok(r) => exhausted(r),
+                Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+            };
+            // A read is tried unasked once; writes until one finds the socket full.
+            if spent || !write {
+                hopeful.store(false, Ordering::Relaxed);
+            }
             // Clearing forgets only the readiness this guard saw (and never an end of
             // stream or hang-up), so an event after the attempt is not lost.
-            let mut ready = self.io.ready(interest).await?;
-            match op(ready.get_inner()) {
-                Ok(r) => {
-                    if exhausted(&r) {
-                        ready.clear_ready();
-                    }
-                    return Ok(r);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+            if let (true, Some(ready)) = (spent, ready.as_mut()) {
+                ready.clear_ready();
+            }
+            match result {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                r => return r,
             }
         }
     }
