@@ -712,6 +712,7 @@ fn stalled_clients_cannot_lock_out_healthz() {
         healthy_within_a_second(&server.metrics, &format!("probe {probe}"));
     }
     let rss_after = server.d.rss_kib();
+    println!("RSS with 500 stalled clients: {rss_before} KiB before, {rss_after} KiB after");
     assert!(
         rss_after < rss_before + 16 * 1024,
         "RSS grew from {rss_before} KiB to {rss_after} KiB with 500 stalled clients"
