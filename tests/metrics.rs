@@ -649,7 +649,7 @@ fn endpoint_survives_garbage() {
 }
 
 /// What one peer may hold at once at the endpoint (its per-peer budget).
-const PER_PEER: usize = 32;
+const PER_PEER: usize = 16;
 /// How long the endpoint gives a client to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -12,13 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
-/// Connections held at once, from all peers. Each costs about 10 KiB (hyper's read
-/// buffer, bounded by the request head's limit, and the task), so the endpoint holds
-/// a few MiB at most whatever is sent to it.
-pub const MAX_CLIENTS: usize = 256;
+/// Connections held at once, from all peers. Each costs a file descriptor, which the
+/// pipes need more (a daemon's soft limit is often 1,024), and about 10 KiB (hyper's
+/// read buffer, bounded by the request head's limit, and the task). Shedding the oldest
+/// keeps a small budget from starving anyone: pushing out a scraper between its
+/// connection and its request, microseconds apart, would take more new connections
+/// than this from other peers in that time.
+pub const MAX_CLIENTS: usize = 64;
 /// Connections held at once from one peer (an IPv4 address, an IPv6 /64, or every
-/// client of a UNIX socket): one peer over it closes its own oldest, not others'.
-pub const MAX_PER_PEER: usize = 32;
+/// client of a UNIX socket): one peer over it closes its own oldest, not others'. A
+/// scraper, a probe and a few people with curl need far fewer.
+pub const MAX_PER_PEER: usize = 16;
 
 /// Whose connection it is, as far as the budget is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
