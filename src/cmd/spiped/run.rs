@@ -183,7 +183,7 @@ async fn bind_metrics(addr: &Address, patient: bool) -> Result<metrics::Server, 
         (crate::resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())?;
     let ep = (found.into_iter().next())
         .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))?;
-    metrics::bind(&ep)
+    metrics::bind(addr, &ep)
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
