@@ -452,4 +452,35 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("/etc/resolv.conf"), "{e}");
     }
+
+    /// A reload may target the UNIX sockets targeted at start, and any socket of a
+    /// directory that held only what the configuration names; no other socket.
+    #[test]
+    fn reloads_may_connect_to_the_old_unix_targets_only() {
+        let own = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        let in_own = own.path().join("app.sock");
+        let in_shared = shared.path().join("app.sock");
+        std::fs::write(shared.path().join("app.pid"), "1").unwrap();
+        let at_start = Needs {
+            unix_targets: vec![in_own.clone(), in_shared.clone()],
+            ..Needs::default()
+        };
+        let (_ruleset, allowed) = build(&at_start).unwrap();
+        let targeting = |t: PathBuf| Needs {
+            unix_targets: vec![t],
+            ..Needs::default()
+        };
+        allowed.admits(&at_start).unwrap();
+        allowed
+            .admits(&targeting(own.path().join("other.sock")))
+            .unwrap();
+        for refused in [shared.path().join("other.sock"), "/run/x.sock".into()] {
+            let e = allowed.admits(&targeting(refused.clone())).unwrap_err();
+            assert!(
+                e.contains("UNIX sockets targeted then") && e.contains(refused.to_str().unwrap()),
+                "{e}"
+            );
+        }
+    }
 }

@@ -1,20 +1,24 @@
-//! Self-confinement once serving: after the sockets are bound, the addresses resolved
-//! and `-u` applied, the process gives up what it no longer needs, so that whoever takes
+//! Self-confinement before serving: after the addresses are resolved, the sockets bound
+//! and `-u` applied, and before the first connection is accepted or any other thread
+//! started, the process gives up what it no longer needs, so that whoever takes
 //! control of it (through a bug in code that parses network bytes) gains as little as
 //! possible.
 //!
 //! Four layers, each best effort by what the kernel supports, applied by [`confine`]:
 //! - `PR_SET_NO_NEW_PRIVS`: no `execve` can ever gain privileges again;
 //! - every capability dropped, root included ([`capabilities`]);
-//! - Landlock ([`landlock`]): reads of the key files (and, for reloads, of their
-//!   directories), of what re-resolution and syslog read, no other file access; TCP
-//!   bind and connect only to the ports in use;
+//! - Landlock ([`landlock`]): reads of the key files and the configuration file (and,
+//!   for reloads, of their directories when those are spiped's own, see
+//!   `dedicated_directory`), of what re-resolution and syslog read, no other file
+//!   access; connections to the UNIX targets; TCP bind and connect only to the ports
+//!   in use;
 //! - seccomp ([`seccomp`]): only the system calls the running daemon makes
 //!   ([`syscalls`]), every other failing with `EPERM` (or killing the process with
 //!   `--sandbox strict`).
 //!
 //! A Landlock domain can only narrow. What a configuration reload may need later is
-//! therefore allowed from the start, by directory (see [`Confinement::admits`]).
+//! therefore allowed from the start, through directories of spiped's own, and a reload
+//! is checked against it first (see [`Confinement::admits`]).
 
 mod capabilities;
 mod landlock;
@@ -195,8 +199,10 @@ impl Confinement {
 
     /// Checks that what a reload asks for (`needs`) is within what was allowed at start,
     /// since a Landlock domain cannot be widened: every file to read must be one allowed
-    /// then, or lie in a directory allowed then, and every TCP port must be one in use
-    /// then. The error names the sandbox and says what to do.
+    /// then (and still the same file), or lie in a directory allowed then; every UNIX
+    /// target one targeted then or in such a target's directory of spiped's own (below
+    /// Landlock ABI 9 this check is all that holds it); every TCP port one in use then.
+    /// The error says what is refused and what to do.
     pub fn admits(&self, needs: &Needs) -> Result<(), String> {
         let Ok(l) = &self.landlock else {
             return Ok(());
