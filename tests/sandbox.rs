@@ -217,9 +217,7 @@ fn reloads_stay_within_the_sandbox() {
     let target = Target::start(Transport::Tcp, w, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, w, "s");
     let conf = d.join("spiped.conf");
-    fs::write(&conf, conf_text("", &source, &target, &old)).unwrap();
-    let c = conf.to_str().unwrap();
-    let daemon = Daemon::spawn(Impl::Ours, "conf", w, &source, &["-c", c]);
+    let daemon = conf_daemon(w, &conf, &conf_text("", &source, &target, &old), &source);
     daemon
         .wait_stderr("(fs; any TCP port, for reloads)", QUICK)
         .unwrap();
@@ -229,9 +227,7 @@ fn reloads_stay_within_the_sandbox() {
         "outside",
         b"a key outside the sandbox, 32 bytes+",
     );
-    fs::write(&conf, conf_text("", &source, &target, &outside)).unwrap();
-    daemon.signal(libc::SIGHUP);
-    let err = daemon.wait_stderr("reload failed", QUICK).unwrap();
+    let err = reload_refused(&daemon, &conf, &conf_text("", &source, &target, &outside));
     let want = format!(
         "reload failed, still serving the previous configuration: the sandbox set up at \
          start (Landlock) does not allow reading {}",
@@ -334,17 +330,9 @@ fn nothing_is_served_before_the_sandbox() {
     let names = Names::new(d, "127.0.0.1 localhost\n");
     let src = Addr::fresh(Transport::Tcp, d, "src");
     let daemon = late_metrics_daemon(d, &names, &src, &target);
-    let front = Addr::fresh(Transport::Tcp, d, "front");
     let k = d.join("key");
-    let _e = Daemon::pipe(
-        Impl::Ours,
-        "e",
-        d,
-        &front,
-        &src.arg(),
-        k.to_str().unwrap(),
-        &["-e"],
-    );
+    let e = Daemon::encrypting(Impl::Ours, "e", d, &src.arg(), k.to_str().unwrap(), &[]);
+    let front = e.source.clone();
 
     const CLIENTS: usize = 6;
     const ROUNDS: usize = 4;
@@ -393,6 +381,8 @@ fn nothing_is_served_before_the_sandbox() {
     let mut most_threads = 0;
     while clients.iter().any(|c| !c.is_finished()) {
         most_threads = most_threads.max(assert_threads_confined(daemon.pid, &uid, &gid));
+        // Sampling as often as possible, but leaving the cores to the traffic.
+        std::thread::yield_now();
     }
     for c in clients {
         assert_eq!(c.join().unwrap(), ROUNDS, "a client was not served");
@@ -450,6 +440,24 @@ fn replace_by_rename(path: &Path, bytes: &[u8]) {
         bytes,
     );
     fs::rename(&new, path).unwrap();
+}
+
+/// Our daemon serving the configuration file `conf`, written as `text` (a pipe
+/// listening on `source`), its stderr in `work`; returned once it is confined.
+fn conf_daemon(work: &Path, conf: &Path, text: &str, source: &Addr) -> Daemon {
+    fs::write(conf, text).unwrap();
+    let c = conf.to_str().unwrap();
+    let daemon = Daemon::spawn(Impl::Ours, "conf", work, source, &["-c", c]);
+    daemon.wait_stderr("sandbox: landlock", QUICK).unwrap();
+    daemon
+}
+
+/// Rewrites `conf` in place (so it stays the file allowed at start) as `text`, sends
+/// SIGHUP, and returns the daemon's stderr once a reload has failed.
+fn reload_refused(daemon: &Daemon, conf: &Path, text: &str) -> String {
+    fs::write(conf, text).unwrap();
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_stderr("reload failed", QUICK).unwrap()
 }
 
 /// The README's quick start, `-k key` relative to the directory spiped starts in (a
@@ -510,20 +518,9 @@ fn a_reload_reads_nothing_else_beside_a_key() {
     let target = Target::start(Transport::Tcp, w, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, w, "s");
     let conf = s.join("spiped.conf");
-    fs::write(&conf, conf_text("", &source, &target, &key)).unwrap();
-    let daemon = Daemon::spawn(
-        Impl::Ours,
-        "conf",
-        w,
-        &source,
-        &["-c", conf.to_str().unwrap()],
-    );
-    daemon.wait_stderr("sandbox: landlock", QUICK).unwrap();
+    let daemon = conf_daemon(w, &conf, &conf_text("", &source, &target, &key), &source);
 
-    // Written in place, the configuration file is the one allowed at start.
-    fs::write(&conf, conf_text("", &source, &target, &unrelated)).unwrap();
-    daemon.signal(libc::SIGHUP);
-    let err = daemon.wait_stderr("reload failed", QUICK).unwrap();
+    let err = reload_refused(&daemon, &conf, &conf_text("", &source, &target, &unrelated));
     let want = format!(
         "reload failed, still serving the previous configuration: the sandbox set up at \
          start (Landlock) does not allow reading {}: only the files named then",
@@ -563,19 +560,9 @@ fn a_reload_connects_to_no_other_unix_socket() {
     let other = Target::start(Transport::Unix, private.path(), Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, w, "s");
     let conf = k.join("spiped.conf");
-    fs::write(&conf, conf_text("", &source, &target, &key)).unwrap();
-    let daemon = Daemon::spawn(
-        Impl::Ours,
-        "conf",
-        w,
-        &source,
-        &["-c", conf.to_str().unwrap()],
-    );
-    daemon.wait_stderr("sandbox: landlock", QUICK).unwrap();
+    let daemon = conf_daemon(w, &conf, &conf_text("", &source, &target, &key), &source);
 
-    fs::write(&conf, conf_text("", &source, &other, &key)).unwrap();
-    daemon.signal(libc::SIGHUP);
-    let err = daemon.wait_stderr("reload failed", QUICK).unwrap();
+    let err = reload_refused(&daemon, &conf, &conf_text("", &source, &other, &key));
     let want = format!(
         "reload failed, still serving the previous configuration: the sandbox set up at \
          start allows connecting only to the UNIX sockets targeted then ({}), and to any \
@@ -584,20 +571,18 @@ fn a_reload_connects_to_no_other_unix_socket() {
         other.addr.arg()
     );
     assert!(err.contains(&want), "{err}");
-    let via = Addr::fresh(Transport::Tcp, w, "via");
-    let _e = Daemon::pipe(
+    let e = Daemon::encrypting(
         Impl::Ours,
         "e",
         w,
-        &via,
         &source.arg(),
         key.to_str().unwrap(),
-        &["-e"],
+        &[],
     );
     let data = payload(60_000, 25);
     e_round_trip(
         "the old target after the refused reload",
-        &via,
+        &e.source,
         &data,
         &data,
         &target,
