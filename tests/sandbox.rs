@@ -453,11 +453,19 @@ fn conf_daemon(work: &Path, conf: &Path, text: &str, source: &Addr) -> Daemon {
 }
 
 /// Rewrites `conf` in place (so it stays the file allowed at start) as `text`, sends
-/// SIGHUP, and returns the daemon's stderr once a reload has failed.
+/// SIGHUP, and returns the line saying that this reload failed.
 fn reload_refused(daemon: &Daemon, conf: &Path, text: &str) -> String {
+    let failed = |err: String| -> Vec<String> {
+        let lines = err.lines().filter(|l| l.contains("reload"));
+        lines.map(str::to_owned).collect()
+    };
+    let before = failed(daemon.stderr()).len();
     fs::write(conf, text).unwrap();
     daemon.signal(libc::SIGHUP);
-    daemon.wait_stderr("reload failed", QUICK).unwrap()
+    let line = poll(QUICK, || failed(daemon.stderr()).into_iter().nth(before));
+    let line = line.unwrap_or_else(|| panic!("no reload reported: {}", daemon.stderr()));
+    assert!(line.contains("reload failed"), "{line}");
+    line
 }
 
 /// The README's quick start, `-k key` relative to the directory spiped starts in (a
@@ -527,6 +535,11 @@ fn a_reload_reads_nothing_else_beside_a_key() {
         unrelated.display()
     );
     assert!(err.contains(&want), "{err}");
+    // A key file that is not there is named as missing, not blamed on the sandbox.
+    let missing = s.join("missing.key");
+    let err = reload_refused(&daemon, &conf, &conf_text("", &source, &target, &missing));
+    let want = format!("cannot read key file {}: No such file", missing.display());
+    assert!(err.contains(&want) && !err.contains("sandbox"), "{err}");
 
     fs::write(&conf, conf_text("", &source, &target, &key)).unwrap();
     replace_by_rename(&key, b"the key replaced by rename, 32 bytes or more");

@@ -227,7 +227,10 @@ impl Enforced {
                        sandbox = false in the file)";
         for f in &needs.read_files {
             let path = self.canonical(f)?;
-            if self.directories.iter().any(|d| path.starts_with(d)) {
+            // A file that is not there is for the reading to name as missing: the
+            // sandbox would not be why.
+            let missing = std::fs::symlink_metadata(&path).is_err();
+            if missing || self.directories.iter().any(|d| path.starts_with(d)) {
                 continue;
             }
             let same = self.files.iter().find(|(p, _)| *p == path);
@@ -399,6 +402,7 @@ mod tests {
             ..Needs::default()
         };
         allowed.admits(&at_start).unwrap();
+        std::fs::write(keys.path().join("new.key"), "k").unwrap();
         allowed
             .admits(&reading(keys.path().join("new.key")))
             .unwrap();
@@ -420,6 +424,11 @@ mod tests {
             "{e}"
         );
         std::fs::remove_file(&alone.read_files[0]).unwrap();
+        // A file that is not there is left for the reading to report as missing.
+        allowed
+            .admits(&reading(elsewhere.path().join("new.key")))
+            .unwrap();
+        std::fs::write(elsewhere.path().join("new.key"), "k").unwrap();
         for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
             let e = allowed.admits(&reading(refused.clone())).unwrap_err();
             assert!(
