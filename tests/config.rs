@@ -40,6 +40,14 @@ fn write_conf(path: &Path, text: &str) {
     fs::rename(&tmp, path).unwrap();
 }
 
+/// A directory of its own for the configuration file and key files, in `dir`: the
+/// sandbox lets a reload read new files only in such a directory (see SECURITY.md).
+fn etc_dir(dir: &Path) -> PathBuf {
+    let etc = dir.join("etc");
+    fs::create_dir(&etc).unwrap();
+    etc
+}
+
 /// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts.
 fn start(dir: &Path, conf: &Path, first: &Addr) -> Daemon {
     Daemon::spawn(
@@ -136,11 +144,12 @@ fn reload_under_load_drops_nothing() {
     const SIZE: usize = 3 << 20;
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"reload under load");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"reload under load");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let t = target.addr.arg();
     let [a, b, c, e] = ["a", "b", "c", "e"].map(|n| Addr::fresh(Transport::Tcp, d, n));
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let dec = |extra: &str| pipe("dec", "decrypt", &b, &t, &key, extra);
     let enc =
         |name: &str, src: &Addr, extra: &str| pipe(name, "encrypt", src, &b.arg(), &key, extra);
@@ -249,16 +258,19 @@ fn reload_under_load_drops_nothing() {
 fn key_rotation_by_reload() {
     let dir = temp_dir();
     let d = dir.path();
-    let old = key_file(d, "old", b"the old key");
-    let new = key_file(d, "new", b"the new key");
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the old key");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     write_conf(
         &conf,
         &pipe("p", "decrypt", &source, &target.addr.arg(), &old, ""),
     );
     let daemon = start(d, &conf, &source);
+    // Put beside the old key once spiped runs: a file its directory held at start
+    // without the configuration naming it would make the directory a shared one.
+    let new = key_file(&etc, "new", b"the new key");
     let (with_old, with_new) = (
         client(d, "old", &source, &old),
         client(d, "new", &source, &new),
@@ -327,13 +339,14 @@ fn command_line_reloads_its_key_file() {
 fn broken_reloads_change_nothing() {
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"broken reloads");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"broken reloads");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let (a, b) = (
         Addr::fresh(Transport::Tcp, d, "a"),
         Addr::fresh(Transport::Tcp, d, "b"),
     );
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let good = format!(
         "{}{}",
         pipe("enc", "encrypt", &a, &b.arg(), &key, ""),
@@ -343,7 +356,7 @@ fn broken_reloads_change_nothing() {
     let daemon = start(d, &conf, &a);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = Addr::Tcp(taken.local_addr().unwrap());
-    let missing = d.join("no-such.key");
+    let missing = etc.join("no-such.key");
     let conf_name = conf.display().to_string();
     let cases = [
         (

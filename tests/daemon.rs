@@ -75,47 +75,6 @@ fn spipe_with_regular_files_on_stdin_and_stdout() {
     assert_eq!((echoed.len(), sha(&echoed)), (data.len(), sha(&data)));
 }
 
-/// A mount namespace's view of name resolution: `hosts` as /etc/hosts, and a
-/// resolv.conf naming a DNS server that is not there (127.0.0.1:53 refuses), so only
-/// the hosts file answers and failures are immediate.
-struct Names {
-    hosts: PathBuf,
-    resolv: PathBuf,
-}
-
-impl Names {
-    fn new(dir: &Path, hosts: &str) -> Names {
-        let n = Names {
-            hosts: dir.join("hosts"),
-            resolv: dir.join("resolv.conf"),
-        };
-        fs::write(&n.resolv, "nameserver 127.0.0.1\n").unwrap();
-        n.set_hosts(hosts);
-        n
-    }
-
-    /// Rewrites the hosts file in place: the bind mount follows the inode.
-    fn set_hosts(&self, text: &str) {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .create(true)
-            .open(&self.hosts)
-            .unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-    }
-
-    fn spiped(&self) -> Command {
-        in_mount_ns(
-            &[
-                (&self.hosts, "/etc/hosts"),
-                (&self.resolv, "/etc/resolv.conf"),
-            ],
-            &spiped_bin(Impl::Ours),
-        )
-    }
-}
-
 /// Without -F: the parent exits 0 only once the daemon serves (the first connection
 /// right after exit succeeds, no retry), the pidfile (default: the -s argument plus
 /// `.pid`, relative to the working directory as in C) holds the daemon's pid, and
@@ -309,17 +268,6 @@ fn drain_timeout_closes_what_is_left_and_exits_0() {
             .is_none_or(|e| e.kind() == ErrorKind::ConnectionReset),
         "connection not closed: {err:?}"
     );
-}
-
-/// The uid and primary gid of `user` from /etc/passwd.
-fn passwd_ids(user: &str) -> (String, String) {
-    let passwd = fs::read_to_string("/etc/passwd").unwrap();
-    let line = passwd
-        .lines()
-        .find(|l| l.starts_with(&format!("{user}:")))
-        .unwrap_or_else(|| panic!("no user {user}"));
-    let f: Vec<&str> = line.split(':').collect();
-    (f[2].to_owned(), f[3].to_owned())
 }
 
 /// The gid of `group` from /etc/group.
