@@ -614,3 +614,47 @@ fn ours_key_from_stdin() {
         out.stderr
     );
 }
+
+/// A `-b` that could only fail every connection is refused at once, before daemonizing
+/// (with `-D` too, where C 1.6.3 checks addresses' syntax and 1.6.2 would daemonize
+/// first): a UNIX socket path, and an IP beside a UNIX target. Exit 1, one line naming
+/// the problem, no pidfile, nothing listening; spipe likewise.
+#[test]
+fn ours_refuses_a_bind_address_that_can_only_fail() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let src = format!("[127.0.0.1]:{}", free_port());
+    let pid = dir.path().join("b.pid");
+    let pid = pid.to_str().unwrap();
+    let unix_target = dir.path().join("t.sock");
+    let unix_target = unix_target.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["-e", "-D", "-t", "[127.0.0.1]:2", "-b", "/tmp/b.sock"],
+            "'/tmp/b.sock'",
+        ),
+        (&["-e", "-D", "-t", "[127.0.0.1]:2", "-b", ":0"], "':0'"),
+        (
+            &["-e", "-D", "-t", unix_target, "-b", "127.0.0.1"],
+            unix_target,
+        ),
+    ];
+    for (args, names) in cases {
+        let mut all = args.to_vec();
+        all.extend(["-s", &src, "-k", &k, "-p", pid]);
+        let case = describe("spiped", Impl::Ours, &all);
+        assert_error(
+            &case,
+            Impl::Ours,
+            &spiped(Impl::Ours, &all),
+            &["-b/--bind", names],
+        );
+        assert!(!Path::new(pid).exists(), "{case}: daemonized");
+        let listening = std::net::TcpStream::connect(src.trim_start_matches('[').replace(']', ""));
+        assert!(listening.is_err(), "{case}: listening");
+    }
+    let args = ["-t", "[127.0.0.1]:2", "-k", &k, "-b", "/tmp/b.sock"];
+    let out = spipe(Impl::Ours, SpipeVia::Name, &args);
+    let case = describe("spipe", Impl::Ours, &args);
+    assert_error(&case, Impl::Ours, &out, &["-b/--bind", "'/tmp/b.sock'"]);
+}

@@ -560,6 +560,147 @@ fn bind_address_for_outgoing_connections() {
     );
 }
 
+/// `-b [IP]:PORT`, a fixed port: one connection after another binds it, though the
+/// previous one's socket lingers in TIME_WAIT (SO_REUSEADDR before bind, as C does).
+#[test]
+fn a_fixed_bind_port_serves_one_connection_after_another() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let bind = format!("[127.0.0.2]:{}", free_port());
+    let s = Server::start(
+        Impl::Ours,
+        dir.path(),
+        "b",
+        Mode::Echo,
+        &["-k", &k, "-b", &bind],
+    );
+    for seed in [6, 7, 8] {
+        let data = payload(10_000, seed);
+        assert_echo_via_spipe(&s.hop, &k, &data);
+        s.target.wait_received(&data, QUICK).unwrap();
+    }
+    let peers = s.target.peers();
+    assert!(
+        peers.len() >= 3
+            && peers
+                .iter()
+                .all(|p| format!("[{}]:{}", p.ip(), p.port()) == bind),
+        "{peers:?}; stderr: {}",
+        s.d.stderr()
+    );
+}
+
+/// A name with several addresses for `-s` or `-b` (C spiped 1.6.3): one warning each,
+/// naming the address used, which is the first; the source listens there alone, and
+/// outgoing connections come from there.
+#[test]
+fn several_addresses_for_source_and_bind_warn_and_use_the_first() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let names = Names::new(
+        dir.path(),
+        "127.0.0.1 localhost\n127.0.0.2 multi.spiped.test\n127.0.0.3 multi.spiped.test\n",
+    );
+    let port = free_port();
+    let first = Addr::Tcp(SocketAddr::from(([127, 0, 0, 2], port)));
+    let s = format!("multi.spiped.test:{port}");
+    let args = [
+        "-d",
+        "-s",
+        &s,
+        "-t",
+        &target.addr.arg(),
+        "-k",
+        &k,
+        "-b",
+        "multi.spiped.test",
+    ];
+    let d = Daemon::spawn_cmd(
+        Impl::Ours,
+        "multi",
+        dir.path(),
+        &first,
+        names.spiped(),
+        &args,
+    );
+    let data = payload(10_000, 11);
+    assert_echo_via_spipe(&first, &k, &data);
+    target.wait_received(&data, QUICK).unwrap();
+    let second = Addr::Tcp(SocketAddr::from(([127, 0, 0, 3], port)));
+    assert!(
+        second.connect().is_err(),
+        "listening on the second address too"
+    );
+    let peers = target.peers();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        "{peers:?}"
+    );
+    let err = d.stderr();
+    for line in [
+        format!(
+            "spiped: warning: -s/--source {s}: 2 addresses found; using the first, \
+             127.0.0.2:{port}"
+        ),
+        "spiped: warning: -b/--bind multi.spiped.test:0: 2 addresses found; using the \
+         first, 127.0.0.2:0"
+            .to_owned(),
+    ] {
+        assert_eq!(err.matches(&line).count(), 1, "{line:?} once in {err:?}");
+    }
+}
+
+/// `-D` with a `-b` name that does not resolve yet: the parent exits 0, nothing listens
+/// while the daemon retries (each second, as C 1.6.3 does), and once /etc/hosts has
+/// the name it serves, its outgoing connections coming from that address.
+#[test]
+fn wait_dns_retries_the_bind_address() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let pidfile = dir.path().join("d.pid");
+    let mut cmd = names.spiped();
+    cmd.args([
+        "-d",
+        "-D",
+        "-s",
+        &src.arg(),
+        "-t",
+        &target.addr.arg(),
+        "-k",
+        &k,
+    ])
+    .args(["-b", "late.spiped.test", "-p", pidfile.to_str().unwrap()]);
+    let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+    assert_eq!(code(st), Some(0));
+    let daemon = daemon.unwrap();
+    assert!(src.connect().is_err(), "listening before -b resolved");
+    assert!(alive(daemon.pid));
+    names.set_hosts("127.0.0.1 localhost\n127.0.0.2 late.spiped.test\n");
+    src.wait_accepting(QUICK).unwrap();
+    let data = payload(20_000, 12);
+    assert_echo_via_spipe(&src, &k, &data);
+    target.wait_received(&data, QUICK).unwrap();
+    let peers = target.peers();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
+        "{peers:?}"
+    );
+}
+
 /// `-n 2`: a third client waits (is not served, not dropped) while two are open, with
 /// one warning, and is served byte-exact as soon as one of the two closes.
 #[test]
