@@ -169,9 +169,10 @@ fn races_between(enc: Impl, dec: Impl) {
     chain.target.set_mode(Mode::Echo);
     assert_echo(&chain.enc.source, &payload(50_000, 7));
     assert_fds(&chain, &idle, &case, "once every connection closed");
-    for d in [&chain.enc, &chain.dec] {
+    // A half-close that met a reset is no failure: nothing to say about it.
+    for d in ours(&chain) {
         let err = d.stderr();
-        assert!(!err.contains("a bug"), "{case}: {}: {err}", d.label);
+        assert!(!err.contains("half-close"), "{case}: {}: {err}", d.label);
     }
 }
 
