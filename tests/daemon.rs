@@ -651,6 +651,25 @@ fn several_addresses_for_source_and_bind_warn_and_use_the_first() {
     ] {
         assert_eq!(err.matches(&line).count(), 1, "{line:?} once in {err:?}");
     }
+    // spipe's -b alike.
+    let mut spipe = names.spiped();
+    spipe.args([
+        "spipe",
+        "-t",
+        &first.arg(),
+        "-k",
+        &k,
+        "-b",
+        "multi.spiped.test",
+    ]);
+    let out = run_with_stdin(spipe, &data, EXCHANGE_DEADLINE);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(sha(&out.stdout), sha(&data));
+    assert_eq!(
+        out.stderr,
+        "spipe: warning: -b/--bind multi.spiped.test:0: 2 addresses found; using the first, \
+         127.0.0.2:0\n"
+    );
 }
 
 /// `-D` with a `-b` name that does not resolve yet: the parent exits 0, nothing listens
