@@ -540,6 +540,15 @@ fn wait_dns_starts_before_the_name_resolves() {
     target.wait_received(&data, QUICK).unwrap();
 }
 
+/// Asserts that `target` was connected to, only ever from `ip` (`-b`).
+fn assert_all_from(target: &Target, ip: [u8; 4]) {
+    let peers = target.peers();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| p.ip() == std::net::Ipv4Addr::from(ip)),
+        "{peers:?}"
+    );
+}
+
 /// `-b`: outgoing connections come from the given local address.
 #[test]
 fn bind_address_for_outgoing_connections() {
@@ -550,14 +559,7 @@ fn bind_address_for_outgoing_connections() {
     let data = payload(10_000, 5);
     assert_echo_via_spipe(&s.hop, &k, &data);
     s.target.wait_received(&data, QUICK).unwrap();
-    let peers = s.target.peers();
-    assert!(!peers.is_empty());
-    assert!(
-        peers
-            .iter()
-            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
-        "{peers:?}"
-    );
+    assert_all_from(&s.target, [127, 0, 0, 2]);
 }
 
 /// `-b [IP]:PORT`, a fixed port, in two daemons: the second binds it while the first's
@@ -632,13 +634,7 @@ fn several_addresses_for_source_and_bind_warn_and_use_the_first() {
         second.connect().is_err(),
         "listening on the second address too"
     );
-    let peers = target.peers();
-    assert!(
-        peers
-            .iter()
-            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
-        "{peers:?}"
-    );
+    assert_all_from(&target, [127, 0, 0, 2]);
     let err = d.stderr();
     for line in [
         format!(
@@ -708,13 +704,7 @@ fn wait_dns_retries_the_bind_address() {
     let data = payload(20_000, 12);
     assert_echo_via_spipe(&src, &k, &data);
     target.wait_received(&data, QUICK).unwrap();
-    let peers = target.peers();
-    assert!(
-        peers
-            .iter()
-            .all(|p| p.ip() == std::net::Ipv4Addr::new(127, 0, 0, 2)),
-        "{peers:?}"
-    );
+    assert_all_from(&target, [127, 0, 0, 2]);
 }
 
 /// `-n 2`: a third client waits (is not served, not dropped) while two are open, with
