@@ -88,8 +88,8 @@ pub enum PumpError {
 /// Whether a half-close failed in a way only a bug can cause: the descriptor is not an
 /// open socket of ours (EBADF, ENOTSOCK) or the call was malformed (EINVAL). C spiped
 /// 1.6.4 aborts on these; a daemon here drops only the connection and says it is a
-/// bug, since aborting would drop every other connection and the listener for the
-/// fault of one, and the connection's state goes with its task.
+/// bug: aborting would drop every other connection and the listener for the fault of
+/// one, while dropping the connection frees all of its state (socket, buffers, keys).
 fn is_bug(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
