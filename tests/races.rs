@@ -21,20 +21,10 @@ const CHECK_EVERY: usize = 100;
 const RACE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Our daemons of `chain` and their open descriptors, each count once it has held
-/// still for 200 ms (a connection being torn down leaves it moving), polled up to 5 s.
+/// still (a connection being torn down leaves it moving).
 fn settled(chain: &Chain) -> Vec<(String, usize)> {
     ours(chain)
-        .map(|d| {
-            let mut last = (d.fds().len(), Instant::now());
-            poll_every(Duration::from_secs(5), Duration::from_millis(20), || {
-                let n = d.fds().len();
-                if n != last.0 {
-                    last = (n, Instant::now());
-                }
-                (last.1.elapsed() >= Duration::from_millis(200)).then_some(())
-            });
-            (d.label.clone(), last.0)
-        })
+        .map(|d| (d.label.clone(), d.idle_fds()))
         .collect()
 }
 
@@ -152,7 +142,6 @@ fn races_between(enc: Impl, dec: Impl) {
         chain.target.set_mode(Mode::Reset { after, reply: None });
         race(&chain.enc.source, &data, &case, round);
         if (round + 1) % CHECK_EVERY == 0 {
-            chain.target.set_mode(Mode::Echo);
             long.round_trip(round as u64);
         }
     }
