@@ -392,9 +392,7 @@ impl Pipes {
                 "no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned(),
             );
         };
-        let ep = source
-            .into_iter()
-            .next()
+        let ep = resolve::first(addr, "-s/--source", source)
             .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
         let (uid, gid) = match &pipe.socket_owner {
             Some(spec) => daemon::socket_owner(spec).map_err(|e| e.to_string())?,

@@ -126,7 +126,9 @@ pub fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause>) {
         ConnError::Idle(_) => (Closed::IdleTimeout, None),
         ConnError::Handshake(f) => (Closed::HandshakeFailed, Some(cause(f))),
         ConnError::Pipe(PumpError::Packet(_) | PumpError::Truncated) => (Closed::BadPacket, None),
-        ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e)) if is_reset(e) => {
+        ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e) | PumpError::HalfClose(e))
+            if is_reset(e) =>
+        {
             (Closed::Reset, None)
         }
         ConnError::Pipe(_) | ConnError::Random(_) | ConnError::Proxy(_) => (Closed::Error, None),

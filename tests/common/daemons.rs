@@ -185,9 +185,20 @@ impl Daemon {
     /// The daemon's idle socket count: polls until the count has not changed for
     /// 200 ms (the readiness probe's connection is gone), up to 5 s.
     pub fn idle_sockets(&self) -> usize {
-        let mut last = (self.socket_count(), Instant::now());
+        self.settled(Daemon::socket_count)
+    }
+
+    /// The daemon's count of open descriptors, once settled as [`Daemon::idle_sockets`]
+    /// waits for its sockets.
+    pub fn idle_fds(&self) -> usize {
+        self.settled(|d| d.fds().len())
+    }
+
+    /// `count` of the daemon once it has not changed for 200 ms, polled up to 5 s.
+    fn settled(&self, count: impl Fn(&Daemon) -> usize) -> usize {
+        let mut last = (count(self), Instant::now());
         poll_every(Duration::from_secs(5), Duration::from_millis(20), || {
-            let n = self.socket_count();
+            let n = count(self);
             if n != last.0 {
                 last = (n, Instant::now());
             }
