@@ -34,7 +34,7 @@ INSTALLED = $(BINDIR)/spiped $(BINDIR)/spipe \
 	$(BASHCOMPDIR)/spiped $(BASHCOMPDIR)/spipe $(ZSHCOMPDIR)/_spiped $(FISHCOMPDIR)/spiped.fish \
 	$(UNITDIR)/spiped@.service $(UNITDIR)/spiped@.socket $(DOCDIR)/spiped-example.conf
 
-.PHONY: all install uninstall deb test deps lint
+.PHONY: all install uninstall deb test deps lint leftovers
 
 all:
 	@command -v $(CARGO) >/dev/null || { echo "$(CARGO) not found: install Rust with rustup (see README.md) and run make as that user, not root" >&2; exit 1; }
@@ -94,6 +94,20 @@ test: deps
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked -p spiped-proto --features test-sha-fallback --tests
 	$(CARGO) test --locked --features test-sha-fallback --lib --test properties --test interop
+	@$(MAKE) --no-print-directory leftovers
+
+# Nothing a test started may outlive the suite. Every process a test starts inherits
+# cargo's CARGO_MANIFEST_DIR (this directory, or a workspace member's below it), and no
+# process outside a test has it: once the test binaries have exited, any process that
+# still has it was left running. Each is named and killed, and the run fails.
+LEFTOVER_MARK ?= CARGO_MANIFEST_DIR=$(CURDIR)
+leftovers:
+	@left=$$(grep -lszxE -- '$(LEFTOVER_MARK)(/.*)?' /proc/[0-9]*/environ | cut -d/ -f3); \
+	if [ -n "$$left" ]; then \
+		echo "processes a test left running (killed now):" >&2; \
+		ps -o pid,ppid,args -p "$$(echo $$left | tr ' ' ,)" >&2; \
+		kill -KILL $$left 2>/dev/null; exit 1; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check

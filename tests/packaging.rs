@@ -583,3 +583,43 @@ fn readme_quick_start_runs_verbatim() {
         tree(&work)
     );
 }
+
+/// `make test` ends with `make leftovers`: a process that still carries the mark every
+/// test's processes inherit is named and killed, and the check fails; with none left it
+/// passes.
+#[test]
+fn leftover_check_names_and_kills_what_a_test_left_running() {
+    if !tool("make", &["--version"], "apt-get install make") {
+        return;
+    }
+    let dir = temp_dir();
+    // A mark of this test's own, so the processes of tests running alongside (which
+    // carry cargo's) are not counted.
+    let mark = format!("SPIPED_LEFTOVER_TEST={}", dir.path().display());
+    let (name, value) = mark.split_once('=').unwrap();
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("600").env(name, value);
+    let mut left = Group::spawn(sleeper);
+    let pid = left.leader().id() as i32;
+    let check = || {
+        let mut cmd = make_as_root_without_toolchain(&[
+            "--no-print-directory",
+            "leftovers",
+            &format!("LEFTOVER_MARK={mark}"),
+        ]);
+        cmd.env(name, "not this process's mark");
+        run_with_stdin(cmd, b"", STEP_DEADLINE)
+    };
+    let out = check();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a test left running") && out.stderr.contains(&format!("{pid} ")),
+        "{}",
+        out.stderr
+    );
+    // A zombie counts as gone: this test reaps its child only on drop.
+    wait_until("make leftovers to kill it", STEP_DEADLINE, || !alive(pid));
+    drop(left);
+    let out = check();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
