@@ -125,6 +125,25 @@ fn tree(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Every directory under `root` (as `path/`, relative to it), and every file and link
+/// as [`tree`] lists them.
+fn entries(root: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                out.insert(format!("{}/", path.strip_prefix(root).unwrap().display()));
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = tree(root);
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out
+}
+
 /// The man pages of the repository (`spiped.1`, ...).
 fn man_pages() -> Vec<String> {
     let mut pages: Vec<String> = fs::read_dir(repo_file("man"))
@@ -135,17 +154,6 @@ fn man_pages() -> Vec<String> {
     pages.sort();
     assert!(pages.len() >= 5, "{pages:?}");
     pages
-}
-
-/// `pkg-config --variable=completionsdir PACKAGE` when the package's pkg-config file
-/// exists.
-fn pkg_config_completionsdir(package: &str) -> Option<String> {
-    let out = Command::new("pkg-config")
-        .args(["--variable=completionsdir", package])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !dir.is_empty()).then_some(dir)
 }
 
 /// `make install` before `make` builds nothing and installs nothing: it says to run
@@ -173,7 +181,10 @@ fn install_without_build_says_run_make_first() {
 
 /// After `make`, `make install DESTDIR=...` as root with no Rust toolchain puts every
 /// file where its user looks for it (the units run the installed binary; each shell
-/// finds its completions), and `make uninstall` removes every one of them.
+/// finds its completions; the example configurations are examples, under the
+/// documentation), and `make uninstall` removes every one of them, and every directory
+/// install made, but none that was there before (Debian has an empty
+/// /usr/local/share/man/man1, say).
 #[test]
 fn install_copies_what_make_built_and_uninstall_removes_it() {
     if !tool("make", &["--version"], "apt-get install make")
@@ -184,32 +195,48 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
     let bin = release_build();
     let dir = temp_dir();
     let dest = dir.path().join("root");
+    fs::create_dir_all(dest.join("usr/local/share/man/man1")).unwrap();
+    fs::create_dir_all(dest.join("usr/local/bin")).unwrap();
+    fs::write(dest.join("usr/local/bin/other"), "someone else's").unwrap();
+    let before = entries(&dest);
     let destdir = format!("DESTDIR={}", dest.display());
     make_cmd(
         make_as_root_without_toolchain(&["install", &destdir]),
         STEP_DEADLINE,
     );
+    // Again, as an upgrade does: what the first made is still uninstall's to remove.
+    make_cmd(
+        make_as_root_without_toolchain(&["install", &destdir]),
+        STEP_DEADLINE,
+    );
 
-    let fish = pkg_config_completionsdir("fish")
-        .unwrap_or_else(|| "/usr/local/share/fish/vendor_completions.d".to_owned());
+    let fish = "/usr/local/share/fish/vendor_completions.d";
     let mut want: BTreeSet<String> = [
+        "usr/local/bin/other",
         "usr/local/bin/spiped",
         "usr/local/bin/spipe -> spiped",
         "usr/local/share/bash-completion/completions/spiped",
         "usr/local/share/bash-completion/completions/spipe -> spiped",
         "usr/local/share/zsh/site-functions/_spiped",
+        "usr/local/share/fish/vendor_completions.d/spiped.fish",
         "usr/local/lib/systemd/system/spiped@.service",
         "usr/local/lib/systemd/system/spiped@.socket",
-        "usr/local/share/doc/spiped/spiped-example.conf",
+        "usr/local/lib/systemd/system/spiped.service",
+        "usr/local/share/doc/spiped/examples/spiped-example.conf",
+        "usr/local/share/doc/spiped/examples/spiped.toml",
+        "usr/local/share/doc/spiped/installed-directories",
     ]
     .into_iter()
     .map(str::to_owned)
     .collect();
-    want.insert(format!("{}/spiped.fish", fish.trim_start_matches('/')));
     for page in man_pages() {
         want.insert(format!("usr/local/share/man/man1/{page}"));
     }
     assert_eq!(tree(&dest), want);
+    assert_eq!(
+        fs::read(dest.join("usr/local/share/doc/spiped/examples/spiped.toml")).unwrap(),
+        fs::read(repo_file("contrib/spiped.toml")).unwrap()
+    );
 
     let installed = fs::read(dest.join("usr/local/bin/spiped")).unwrap();
     assert_eq!(
@@ -217,18 +244,22 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
         sha(&fs::read(&bin).unwrap()),
         "not make's binary"
     );
-    let unit =
-        fs::read_to_string(dest.join("usr/local/lib/systemd/system/spiped@.service")).unwrap();
-    assert!(
-        unit.contains("\nExecStart=/usr/local/bin/spiped -F "),
-        "{unit}"
-    );
-    assert!(!unit.contains("/usr/bin/spiped"), "{unit}");
+    for name in ["spiped@.service", "spiped.service"] {
+        let unit = fs::read_to_string(dest.join("usr/local/lib/systemd/system").join(name));
+        let unit = unit.unwrap();
+        assert!(
+            unit.contains("\nExecStart=/usr/local/bin/spiped -F "),
+            "{unit}"
+        );
+        assert!(!unit.contains("/usr/bin/spiped"), "{unit}");
+    }
 
     // Each shell looks there: fish's and zsh's search paths name the directories, and
     // bash-completion (when installed) loads the file from under XDG_DATA_DIRS.
     if tool("fish", &["--version"], "apt-get install fish") {
-        let out = run(shell("fish", r#"printf '%s\n' $fish_complete_path"#));
+        let mut cmd = shell("fish", r#"printf '%s\n' $fish_complete_path"#);
+        cmd.env("XDG_DATA_DIRS", "/usr/local/share:/usr/share");
+        let out = run(cmd);
         assert!(
             out.stdout_str().lines().any(|l| l == fish),
             "{}",
@@ -275,7 +306,11 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
         make_as_root_without_toolchain(&["uninstall", &destdir]),
         STEP_DEADLINE,
     );
-    assert_eq!(tree(&dest), BTreeSet::new(), "uninstall left files");
+    assert_eq!(
+        entries(&dest),
+        before,
+        "uninstall left files or directories"
+    );
 }
 
 /// `SHELL -c SCRIPT`.
@@ -286,8 +321,9 @@ fn shell(shell: &str, script: &str) -> Command {
 }
 
 /// The units `make install` puts pass `systemd-analyze verify` with the installed binary
-/// at their `ExecStart=` path, and `systemd-analyze security` rates the service's
-/// exposure at most 2.5 ("OK").
+/// at their `ExecStart=` path, and `systemd-analyze security` rates each service's
+/// exposure at most 2.5 ("OK"): the template's instance and the configuration file's
+/// spiped.service.
 #[test]
 fn installed_units_verify_and_are_hardened() {
     if !tool("make", &["--version"], "apt-get install make")
@@ -303,35 +339,42 @@ fn installed_units_verify_and_are_hardened() {
         STEP_DEADLINE,
     );
     let units = prefix.join("lib/systemd/system");
-    let service = fs::read_to_string(units.join("spiped@.service")).unwrap();
-    let exec = format!("ExecStart={}/bin/spiped -F ", prefix.display());
-    assert!(service.contains(&exec), "{service}");
+    for name in ["spiped@.service", "spiped.service"] {
+        let service = fs::read_to_string(units.join(name)).unwrap();
+        let exec = format!("ExecStart={}/bin/spiped -F ", prefix.display());
+        assert!(service.contains(&exec), "{service}");
+    }
 
     let instance = units.join("spiped@test.service");
+    let config = units.join("spiped.service");
     let mut verify = Command::new("systemd-analyze");
     verify
         .args(["verify", "--man=no"])
         .arg(units.join("spiped@.socket"))
-        .arg(&instance);
+        .arg(&instance)
+        .arg(&config);
     let out = run_with_stdin(verify, b"", STEP_DEADLINE);
     println!("verify: {}", out.stderr);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("spiped"), "{}", out.stderr);
 
-    let mut security = Command::new("systemd-analyze");
-    security
-        .args(["security", "--offline=yes", "--no-pager"])
-        .arg(&instance);
-    let out = run_with_stdin(security, b"", STEP_DEADLINE);
-    let report = out.stdout_str();
-    let exposure: f64 = report
-        .lines()
-        .find_map(|l| l.strip_prefix("→ Overall exposure level for spiped@test.service: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level: {report}\n{}", out.stderr));
-    println!("systemd-analyze security: exposure {exposure}");
-    assert!(exposure <= 2.5, "exposure {exposure}:\n{report}");
+    for unit in [&instance, &config] {
+        let name = unit.file_name().unwrap().to_str().unwrap();
+        let mut security = Command::new("systemd-analyze");
+        security
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(unit);
+        let out = run_with_stdin(security, b"", STEP_DEADLINE);
+        let report = out.stdout_str();
+        let exposure: f64 = report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("→ Overall exposure level for {name}: ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level: {report}\n{}", out.stderr));
+        println!("systemd-analyze security {name}: exposure {exposure}");
+        assert!(exposure <= 2.5, "{name}: exposure {exposure}:\n{report}");
+    }
 }
 
 /// `make deb` makes a package with every file a user needs, that replaces Debian's
@@ -391,7 +434,9 @@ fn deb_package_is_complete_clean_and_works() {
         "usr/share/fish/vendor_completions.d/spiped.fish".to_owned(),
         "lib/systemd/system/spiped@.service".to_owned(),
         "lib/systemd/system/spiped@.socket".to_owned(),
+        "lib/systemd/system/spiped.service".to_owned(),
         "usr/share/doc/spiped-rs/examples/spiped-example.conf".to_owned(),
+        "usr/share/doc/spiped-rs/examples/spiped.toml".to_owned(),
         "usr/share/doc/spiped-rs/copyright".to_owned(),
         "usr/share/doc/spiped-rs/changelog.Debian.gz".to_owned(),
         "usr/share/lintian/overrides/spiped-rs".to_owned(),
@@ -404,6 +449,8 @@ fn deb_package_is_complete_clean_and_works() {
     for path in &want {
         assert!(entries.contains(path), "{path} missing from:\n{listing}");
     }
+    // The example configuration is an example: nothing under /etc.
+    assert!(!entries.iter().any(|e| e.starts_with("etc/")), "{listing}");
 
     // The changelog (which lintian requires) names the version packaged.
     let changelog = fs::read_to_string(repo_file("contrib/debian/changelog")).unwrap();
