@@ -273,7 +273,7 @@ fn thread_count() -> usize {
 /// file in one of these is allowed by itself only; a file in a directory of its own
 /// (`/etc/spiped/`, `/run/spiped/`) has its directory allowed, so a reload may read
 /// new files there and a restarted UNIX target is still reachable.
-const SHARED_DIRECTORIES: &[&str] = &[
+pub(crate) const SHARED_DIRECTORIES: &[&str] = &[
     "/",
     "/etc",
     "/run",
