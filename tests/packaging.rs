@@ -562,7 +562,9 @@ impl Drop for KillPidfiles<'_> {
 /// The README's quick start runs verbatim, with this build as `spiped` and `spipe` on
 /// the `PATH`, in an empty directory (as root, in a private network namespace, so its
 /// fixed ports meet no one else's): the page comes through the pipe and through spipe,
-/// and its last command stops all three processes (each spiped removes its pidfile).
+/// nothing but the shell's trace is on stderr (no word from spiped, spipe or curl: a
+/// first request before the web server listens would draw some), and its last command
+/// stops all three processes (each spiped removes its pidfile).
 #[test]
 fn readme_quick_start_runs_verbatim() {
     if !tool("python3", &["--version"], "apt-get install python3")
@@ -613,6 +615,11 @@ fn readme_quick_start_runs_verbatim() {
         "{stdout}"
     );
     assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
+    // `sh -x` traces each command with "+ "; anything else is a word from the commands.
+    let words: Vec<&str> = (out.stderr.lines())
+        .filter(|l| !l.starts_with("+ "))
+        .collect();
+    assert_eq!(words, Vec::<&str>::new(), "{}", out.stderr);
 
     let http: i32 = fs::read_to_string(work.join("http.pid"))
         .unwrap()
