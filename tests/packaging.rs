@@ -460,15 +460,39 @@ fn deb_package_is_complete_clean_and_works() {
     );
     // lintian: no error and no warning (the ones kept are overridden, with the reason,
     // in contrib/debian/lintian-overrides).
+    // With --pedantic -I, every informational or pedantic tag shown is one the README's
+    // Debian package section names, with its reason.
     let mut lintian = Command::new("lintian");
     lintian
         .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
+        .args(["--pedantic", "-I"])
         .arg(&deb);
     let started = Instant::now();
     let out = run_with_stdin(lintian, b"", STEP_DEADLINE);
-    println!("lintian took {:?}: {}", started.elapsed(), out.stdout_str());
-    assert_eq!(out.code(), Some(0), "{}{}", out.stdout_str(), out.stderr);
-    assert!(!out.stdout_str().contains("E: "), "{}", out.stdout_str());
+    let report = out.stdout_str();
+    println!("lintian took {:?}: {report}", started.elapsed());
+    assert_eq!(out.code(), Some(0), "{report}{}", out.stderr);
+    assert!(!report.contains("E: "), "{report}");
+    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = readme
+        .split_once("\n### Debian package\n")
+        .and_then(|(_, rest)| rest.split_once("\n### "))
+        .expect("README has a ### Debian package section")
+        .0;
+    for line in report.lines() {
+        // "I: spiped-rs: TAG [CONTEXT]"
+        let Some(tag) = line
+            .strip_prefix("I: spiped-rs: ")
+            .or_else(|| line.strip_prefix("P: spiped-rs: "))
+            .and_then(|t| t.split_whitespace().next())
+        else {
+            continue;
+        };
+        assert!(
+            section.contains(&format!("`{tag}")),
+            "the README does not list lintian's {line:?}"
+        );
+    }
 
     // Unpacked, the package's own files serve: its unit names its binary, and that
     // binary (as spiped -d, and as spipe through the package's link) moves bytes intact.
@@ -562,8 +586,8 @@ impl Drop for KillPidfiles<'_> {
 /// The README's quick start runs verbatim, with this build as `spiped` and `spipe` on
 /// the `PATH`, in an empty directory (as root, in a private network namespace, so its
 /// fixed ports meet no one else's): the page comes through the pipe and through spipe,
-/// nothing but the shell's trace is on stderr (no word from spiped, spipe or curl: a
-/// first request before the web server listens would draw some), and its last command
+/// stderr holds no word from spiped, spipe or curl (a first request before the web
+/// server listens would draw some), and its last command
 /// stops all three processes (each spiped removes its pidfile).
 #[test]
 fn readme_quick_start_runs_verbatim() {
@@ -615,9 +639,10 @@ fn readme_quick_start_runs_verbatim() {
         "{stdout}"
     );
     assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
-    // `sh -x` traces each command with "+ "; anything else is a word from the commands.
+    // Besides `sh -x`'s trace (whose lines a pipeline's two sides may interleave), no
+    // word from the commands.
     let words: Vec<&str> = (out.stderr.lines())
-        .filter(|l| !l.starts_with("+ "))
+        .filter(|l| ["spiped:", "spipe:", "curl:"].iter().any(|w| l.contains(w)))
         .collect();
     assert_eq!(words, Vec::<&str>::new(), "{}", out.stderr);
 
