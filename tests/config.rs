@@ -136,6 +136,50 @@ fn two_pipes_from_one_file_with_c_peers() {
     drop(ours);
 }
 
+/// `--check` says what the sandbox puts in force (it confines itself as the daemon will
+/// once serving): here, every layer. A daemon started from the file, every layer in
+/// force, says nothing at all on stderr, as C on a good start.
+#[test]
+fn check_says_the_sandbox_and_a_good_start_is_silent() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"the sandbox as checked, 32 bytes+");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    let text = format!(
+        "foreground = true\n{}",
+        pipe("p", "decrypt", &source, &target.addr.arg(), &key, "")
+    );
+    write_conf(&conf, &text);
+    let mut c = spiped_cmd(Impl::Ours);
+    c.args(["-c", conf.to_str().unwrap(), "--check"]);
+    let out = run(c);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let stdout = out.stdout_str();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!("{}: configuration OK (1 pipe)", conf.display())
+    );
+    assert!(
+        lines[1].starts_with("sandbox: landlock ABI ")
+            && lines[1].contains("), seccomp ")
+            && lines[1].ends_with(" syscalls, no capabilities"),
+        "{stdout}"
+    );
+    let daemon = start(d, &conf, &source);
+    let via = Addr::fresh(Transport::Tcp, d, "via");
+    let k = key.to_str().unwrap();
+    let _e = Daemon::pipe(Impl::Ours, "e", d, &via, &source.arg(), k, &["-e"]);
+    let data = payload(50_000, 7);
+    e_round_trip("from the file", &via, &data, &data, &target);
+    // The readiness probe's connection may have drawn a line; nothing else may.
+    let err = daemon.stderr();
+    assert!(err.lines().all(|l| l.contains("handshake failed")), "{err}");
+}
+
 /// Ten transfers of several MiB run while five reloads add, change and remove pipes:
 /// every byte arrives (hashes), the removed pipe's open transfers complete, and its
 /// port refuses new connections afterwards.

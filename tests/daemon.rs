@@ -78,7 +78,7 @@ fn spipe_with_regular_files_on_stdin_and_stdout() {
 /// Without -F: the parent exits 0 only once the daemon serves (the first connection
 /// right after exit succeeds, no retry), the pidfile (default: the -s argument plus
 /// `.pid`, relative to the working directory as in C) holds the daemon's pid, and
-/// SIGTERM removes the pidfile and a UNIX source socket.
+/// SIGTERM removes the pidfile and a UNIX source socket; it writes nothing to stderr.
 #[test]
 fn daemonizes_with_readiness_and_pidfile() {
     for kind in [Transport::Tcp, Transport::Unix] {
@@ -111,12 +111,9 @@ fn daemonizes_with_readiness_and_pidfile() {
         if let Addr::Unix(p) = &src {
             assert!(!p.exists(), "UNIX source socket left behind");
         }
-        // The daemon's only words: what its sandbox enforces.
-        let err = daemon.stderr();
-        assert!(
-            err.starts_with("spiped: sandbox: landlock ABI") && err.lines().count() == 1,
-            "{kind}: {err:?}"
-        );
+        // Quiet on a good start, as C: every layer of the sandbox is in force here, so
+        // the daemon says nothing.
+        assert_eq!(daemon.stderr(), "", "{kind}");
     }
 }
 

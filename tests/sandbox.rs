@@ -75,10 +75,22 @@ fn root_daemon_without_u_is_confined_and_serves() {
     cmd.env("SPIPED_SANDBOX_PROBE", "1");
     let hop_arg = hop.arg();
     let target_arg = target.addr.arg();
-    let args = ["-d", "-s", &hop_arg, "-t", &target_arg, "-k", k];
+    // --log-connections: the start-up line says what is in force (a good start is
+    // otherwise silent).
+    let args = [
+        "-d",
+        "-s",
+        &hop_arg,
+        "-t",
+        &target_arg,
+        "-k",
+        k,
+        "--log-connections",
+    ];
     let d = Daemon::spawn_cmd(Impl::Ours, "d", dir.path(), &hop, cmd, &args);
     let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop_arg, k, &["-e"]);
+    let verbose = ["-e", "--log-connections"];
+    let e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop_arg, k, &verbose);
     // Accepting starts before the sandbox (the socket is bound first): wait for its line.
     e.wait_stderr("sandbox: ", QUICK).unwrap();
     let err = d.wait_stderr("sandbox: landlock", QUICK).unwrap();
@@ -113,7 +125,7 @@ fn no_sandbox_and_strict() {
         &src,
         &t,
         k,
-        &["-d", "--no-sandbox"],
+        &["-d", "--no-sandbox", "--log-connections"],
     );
     off.wait_stderr("sandbox: off\n", QUICK).unwrap();
     let status = fs::read_to_string(format!("/proc/{}/status", off.pid())).unwrap();
@@ -122,7 +134,7 @@ fn no_sandbox_and_strict() {
     assert_ne!(status_field(&status, "CapEff"), "0000000000000000");
 
     let src = Addr::fresh(Transport::Tcp, dir.path(), "strict");
-    let strict = ["-d", "--sandbox", "strict"];
+    let strict = ["-d", "--sandbox", "strict", "--log-connections"];
     let s = Daemon::pipe(Impl::Ours, "strict", dir.path(), &src, &t, k, &strict);
     s.wait_stderr("syscalls (strict), no capabilities", QUICK)
         .unwrap();
@@ -136,6 +148,43 @@ fn no_sandbox_and_strict() {
     let via = Addr::fresh(Transport::Tcp, dir.path(), "via");
     let _e = Daemon::pipe(Impl::Ours, "e", dir.path(), &via, &src.arg(), k, &["-e"]);
     e_round_trip("--sandbox strict", &via, &data, &data, &target);
+}
+
+/// A layer that cannot be put in force (seccomp here, refused under strace as a
+/// kernel or container without it refuses it) is what a start says, in one warning
+/// line naming it; every layer in force, it says nothing. The daemon serves either way.
+#[test]
+fn a_layer_not_in_force_is_one_warning_line() {
+    if !program_available("/usr/bin/strace", "strace") {
+        return;
+    }
+    let (dir, k, target) = setup();
+    let t = target.addr.arg();
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=seccomp"])
+        .args(["-e", "inject=seccomp:error=EINVAL"])
+        .arg(spiped_bin(Impl::Ours));
+    let args = ["-d", "-s", &src.arg(), "-t", &t, "-k", &k];
+    let d = Daemon::spawn_cmd(Impl::Ours, "no-seccomp", dir.path(), &src, cmd, &args);
+    let err = d.wait_stderr("sandbox: ", QUICK).unwrap();
+    // Its first line (the readiness probe's closed connection may follow).
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with("spiped: warning: sandbox: landlock ABI")
+            && first.contains(", no seccomp ("),
+        "{err}"
+    );
+    assert_eq!(err.matches("sandbox").count(), 1, "{err}");
+    let data = payload(100_000, 21);
+    let via = Addr::fresh(Transport::Tcp, dir.path(), "via");
+    let e = Daemon::pipe(Impl::Ours, "e", dir.path(), &via, &src.arg(), &k, &["-e"]);
+    e_round_trip("without seccomp", &via, &data, &data, &target);
+    assert!(
+        !e.stderr().contains("sandbox"),
+        "every layer in force: {}",
+        e.stderr()
+    );
 }
 
 /// spipe confines itself once connected: while it is piping, every thread is
@@ -184,17 +233,27 @@ fn no_probe_without_the_variable() {
     let mut cmd: Command = spiped_cmd(Impl::Ours);
     cmd.env_remove("SPIPED_SANDBOX_PROBE");
     let t = target.addr.arg();
-    let args = ["-d", "-s", &src.arg(), "-t", &t, "-k", &k];
+    let args = [
+        "-d",
+        "-s",
+        &src.arg(),
+        "-t",
+        &t,
+        "-k",
+        &k,
+        "--log-connections",
+    ];
     let d = Daemon::spawn_cmd(Impl::Ours, "d", dir.path(), &src, cmd, &args);
     d.wait_stderr("sandbox: ", QUICK).unwrap();
     assert!(!d.stderr().contains("probe"), "{}", d.stderr());
 }
 
-/// A configuration file's pipe, decrypting from `source` to `target` with `key`.
+/// A configuration file's pipe, decrypting from `source` to `target` with `key`;
+/// `log-connections`, so that the start-up line says what the sandbox puts in force.
 fn conf_text(top: &str, source: &Addr, target: &Target, key: &Path) -> String {
     format!(
         "{top}\n[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\n\
-         target = \"{}\"\nkey = \"{}\"\n",
+         target = \"{}\"\nkey = \"{}\"\nlog-connections = true\n",
         source.arg(),
         target.addr.arg(),
         key.display()

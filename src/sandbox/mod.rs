@@ -173,6 +173,25 @@ impl Confinement {
         ]
     }
 
+    /// Whether every layer that was asked for is in force: all of them, on every
+    /// thread, unless `--no-sandbox` asked for none.
+    pub fn as_asked(&self) -> bool {
+        self.mode == Mode::Off || (self.fully_enforced().is_ok() && self.unconfined_threads == 0)
+    }
+
+    /// Says at start-up what is in force: one warning line when a layer that was asked
+    /// for is not. Otherwise nothing, as C says nothing on a good start (scripts take
+    /// words on standard error for trouble), unless `verbose` (a log the operator reads:
+    /// `--syslog`, `--log-connections`) wants it as an informational line. `/status`
+    /// and the metrics say it always.
+    pub fn log_startup(&self, verbose: bool) {
+        match (self.as_asked(), verbose) {
+            (false, _) => crate::log::warn(&format!("warning: sandbox: {self}")),
+            (true, true) => crate::log::info(&format!("sandbox: {self}")),
+            (true, false) => {}
+        }
+    }
+
     /// `Err` naming the first layer not in force.
     fn fully_enforced(&self) -> Result<(), String> {
         let fail = |what: &str, why: &str| {
@@ -261,7 +280,7 @@ fn thread_count() -> usize {
 /// (and stays behind at exit); in a directory of its own (`/run/spiped/`) its
 /// directory is allowed, so it is removed at exit and a reload may create sockets
 /// beside it.
-const SHARED_DIRECTORIES: &[&str] = &[
+pub(crate) const SHARED_DIRECTORIES: &[&str] = &[
     "/",
     "/etc",
     "/run",

@@ -211,11 +211,21 @@ fn check(opts: &ConfigOptions) -> Result<(), String> {
     KeyLoader::default()
         .load(&config)
         .map_err(|e| e.join("\n"))?;
+    // The check confines itself as the daemon would once serving, so that what this
+    // kernel (or container) cannot enforce shows now, and `strict` fails here too.
+    let here = std::env::current_dir().unwrap_or_default();
+    let needs = Source::File(opts.clone(), here).sandbox_needs(&config);
+    let confinement = sandbox::confine(&needs, config.process.sandbox)?;
     println!(
-        "{}: configuration OK ({} pipe{})",
+        "{}: configuration OK ({} pipe{})\nsandbox: {confinement}{}",
         opts.path.display(),
         config.pipes.len(),
-        if config.pipes.len() == 1 { "" } else { "s" }
+        if config.pipes.len() == 1 { "" } else { "s" },
+        if confinement.as_asked() {
+            ""
+        } else {
+            " (not every layer is in force)"
+        }
     );
     Ok(())
 }
@@ -295,7 +305,8 @@ impl Daemon {
         }
         announce_ready(readiness, process.syslog)?;
         // After readiness, so that with --syslog the line is in syslog.
-        log::info(&format!("sandbox: {confinement}"));
+        confinement
+            .log_startup(process.syslog || self.config.pipes.iter().any(|p| p.log_connections));
         if let Some(every) = systemd::watchdog_interval() {
             // On the event loop, so that a loop that stops turning stops the pings too.
             tokio::spawn(async move {
