@@ -330,9 +330,18 @@ fn late_metrics_daemon(dir: &Path, names: &Names, src: &Addr, target: &Target) -
     let pidfile = dir.join("d.pid");
     let metrics = format!("metrics.spiped.test:{}", free_port());
     let mut cmd = names.spiped();
-    cmd.args(["-d", "-D", "-u", "nobody", "--metrics", &metrics])
-        .args(["-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k])
-        .args(["-p", pidfile.to_str().unwrap()]);
+    // --log-connections: the start-up line saying what is in force is logged.
+    cmd.args([
+        "-d",
+        "-D",
+        "-u",
+        "nobody",
+        "--metrics",
+        &metrics,
+        "--log-connections",
+    ])
+    .args(["-s", &src.arg(), "-t", &target.addr.arg(), "-k", &k])
+    .args(["-p", pidfile.to_str().unwrap()]);
     let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.join("d.stderr"));
     assert_eq!(st.and_then(|s| s.code()), Some(0));
     let daemon = daemon.unwrap();
@@ -550,6 +559,7 @@ fn a_relative_key_rotates_under_the_sandbox() {
         &target.addr.arg(),
         "-k",
         "key",
+        "--log-connections",
     ];
     let d = Daemon::spawn_cmd(Impl::Ours, "d", w, &src, cmd, &args);
     d.wait_stderr("sandbox: landlock", QUICK).unwrap();
