@@ -206,7 +206,7 @@ impl Pipes {
     async fn prepare(
         &mut self,
         pipe: &PipeConfig,
-        mut keys: Vec<Key>,
+        keys: Vec<Key>,
         patient: bool,
     ) -> Result<Prepared, String> {
         let mut refresh = Vec::new();
@@ -237,7 +237,6 @@ impl Pipes {
         if keys.is_empty() {
             return Err("no key file".to_owned());
         }
-        let key = keys.remove(0);
         let counters = match kept {
             Some(i) => self.running[i].state.counters.clone(),
             None => Arc::new(Counters::default()),
@@ -260,8 +259,9 @@ impl Pipes {
         }
         let conn = ConnConfig {
             direction: pipe.direction,
-            key,
-            extra_keys: keys,
+            // As loaded: taking the first out would shift the others down and leave a
+            // copy of the last behind the vector's end, where no drop wipes it.
+            keys,
             proxy: pipe.proxy,
             connect_after_handshake: pipe.connect_after_handshake,
             log_connections: pipe.log_connections,
@@ -285,9 +285,7 @@ impl Pipes {
                 name: pipe.name.clone(),
                 conn: Arc::new(conn),
                 routes,
-                limit: pipe
-                    .max_connections
-                    .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n)))),
+                limit: pipe.max_connections,
                 allow: pipe.allow.clone(),
             },
             socket,
