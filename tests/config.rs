@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -819,4 +819,279 @@ fn drain_covers_every_pipe() {
     );
     let (rest, _) = open.read_to_eof();
     assert!(rest.is_empty());
+}
+
+/// `-n 2` survives a reload that keeps the pipe: with two connections open, a no-op
+/// SIGHUP makes no room (it used to start a fresh count, so that four were served): a
+/// third, then a fourth, is served only as one of the open ones closes.
+#[test]
+fn a_reload_keeps_the_connection_limit_and_its_count() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let k = key_arg(d, "key", b"limit across reloads");
+    let server = Server::start(Impl::Ours, d, "d", Mode::Echo, &["-k", &k]);
+    let src = Addr::fresh(Transport::Tcp, d, "src");
+    let e = Daemon::pipe(
+        Impl::Ours,
+        "e",
+        d,
+        &src,
+        &server.hop.arg(),
+        &k,
+        &["-e", "-n", "2"],
+    );
+    let mut open = Vec::new();
+    for i in 0..2u8 {
+        let mut c = src.connect().unwrap();
+        c.write_all(&[i]).unwrap();
+        assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [i]);
+        open.push(c);
+    }
+    assert!(
+        reload(&e, 1).contains("reloaded: 1 pipes"),
+        "{}",
+        e.stderr()
+    );
+    let mut third = src.connect().expect("queued, not refused");
+    third.write_all(b"3").unwrap();
+    third
+        .silent_for(Duration::from_millis(1500))
+        .expect("a third client served over -n 2 after a reload");
+    open.remove(0).shutdown(std::net::Shutdown::Both).unwrap();
+    assert_eq!(third.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), b"3");
+    // Two open again: a fourth waits too (a count started afresh had room for two).
+    let mut fourth = src.connect().expect("queued, not refused");
+    fourth.write_all(b"4").unwrap();
+    fourth
+        .silent_for(Duration::from_millis(1500))
+        .expect("a fourth client served over -n 2 after a reload");
+    third.shutdown(std::net::Shutdown::Both).unwrap();
+    assert_eq!(
+        fourth.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(),
+        b"4"
+    );
+}
+
+/// A FIFO put where a key file was, then SIGHUP: the reload is refused at once with a
+/// line that says why, instead of waiting (with the whole daemon) for a writer; the
+/// pipe goes on serving. The same for the configuration file itself.
+#[test]
+fn a_fifo_at_reload_is_refused_and_serving_goes_on() {
+    let dir = temp_dir();
+    let d = dir.path();
+    // Keys and configuration in a directory of their own, as an operator keeps them.
+    let own = d.join("etc");
+    fs::create_dir(&own).unwrap();
+    let key = key_file(&own, "key", b"a key, then a fifo");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = own.join("spiped.conf");
+    write_conf(
+        &conf,
+        &pipe("p", "decrypt", &source, &target.addr.arg(), &key, ""),
+    );
+    let daemon = start(d, &conf, &source);
+    let with_key = client(d, "c", &source, &key);
+    let up = payload(10_000, 3);
+    e_round_trip("before the reloads", &with_key.source, &up, &up, &target);
+
+    let kept = own.join("key.kept");
+    fs::rename(&key, &kept).unwrap();
+    mkfifo(&key);
+    let outcome = reload(&daemon, 1);
+    assert!(
+        outcome.contains(&format!(
+            "key file {} is a FIFO, not a regular file",
+            key.display()
+        )),
+        "{outcome}"
+    );
+    e_round_trip("after a FIFO key", &with_key.source, &up, &up, &target);
+
+    fs::remove_file(&key).unwrap();
+    fs::rename(&kept, &key).unwrap();
+    let text = fs::read(&conf).unwrap();
+    fs::remove_file(&conf).unwrap();
+    mkfifo(&conf);
+    let outcome = reload(&daemon, 2);
+    assert!(
+        outcome.contains(&format!(
+            "configuration file {} is a FIFO, not a regular file",
+            conf.display()
+        )),
+        "{outcome}"
+    );
+    e_round_trip("after a FIFO file", &with_key.source, &up, &up, &target);
+    fs::remove_file(&conf).unwrap();
+    fs::write(&conf, text).unwrap();
+    assert!(
+        reload(&daemon, 3).contains("reloaded:"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{path:?}");
+}
+
+/// A handshake under way when a reload removes its key: the client has the server's
+/// nonce and waits while the reload happens, then sends its DH message, signed with
+/// the removed key. That session is not admitted: the daemon closes it and says why.
+#[test]
+fn a_handshake_finishing_after_its_key_is_removed_is_refused() {
+    use spiped_proto::{Handshake, Key, Next, Role};
+    let dir = temp_dir();
+    let d = dir.path();
+    let old = key_file(d, "old", b"the key a reload removes");
+    let new = key_file(d, "new", b"the key that stays");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    let decrypt = |key: &Path| {
+        pipe(
+            "p",
+            "decrypt",
+            &source,
+            &target.addr.arg(),
+            key,
+            "connect-after-handshake = true",
+        )
+    };
+    write_conf(&conf, &decrypt(&old));
+    let daemon = start(d, &conf, &source);
+
+    let mut conn = source.connect().unwrap();
+    conn.set_read_timeout(Some(EXCHANGE_DEADLINE)).unwrap();
+    let key = Key::from_file_contents(&fs::read(&old).unwrap());
+    let mut hs = Handshake::new(Role::Client, spiped_proto::Mode::default(), &key).unwrap();
+    let (mut sent, mut reloaded) = (0, false);
+    let refused = loop {
+        match hs.next() {
+            Next::Send(out) => {
+                if sent == 1 && !reloaded {
+                    // The server's nonce is in: the reload comes before our DH message.
+                    write_conf(&conf, &decrypt(&new));
+                    assert!(reload(&daemon, 1).contains("reloaded:"));
+                    reloaded = true;
+                }
+                conn.write_all(out.bytes).unwrap();
+                hs.sent();
+                sent += 1;
+            }
+            Next::Recv(r) => {
+                let mut buf = vec![0; r.len];
+                match conn.read_exact(&mut buf) {
+                    Ok(()) => hs.received(&buf).expect("the server's messages"),
+                    Err(e) => break e.to_string(),
+                }
+            }
+            Next::Done => {
+                let mut b = [0u8; 1];
+                break match conn.read(&mut b) {
+                    Ok(0) => "closed".to_owned(),
+                    Ok(_) => panic!("the daemon sent data on a session of a removed key"),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => e.to_string(),
+                    Err(e) => panic!("session of a removed key left open: {e}"),
+                };
+            }
+        }
+    };
+    assert!(reloaded, "{refused}");
+    let said = daemon
+        .wait_stderr("a reload removed meanwhile", EXCHANGE_DEADLINE)
+        .unwrap_or_else(|e| panic!("{refused}: {e}"));
+    assert!(said.contains("handshake failed"), "{said}");
+    assert_eq!(target.accepted(), 0, "the target heard of the session");
+}
+
+/// `--check` refuses two targets behind one key (only the first could be reached) and
+/// an empty `allow`, refuses a configuration file that is no regular file or is over
+/// 1 MiB, and warns, in one line each, of a configuration or key file that others may
+/// write.
+#[test]
+fn check_refuses_what_means_nothing_and_warns_of_writable_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_dir();
+    let d = dir.path();
+    let k1 = key_file(d, "k1", b"one key, two files");
+    let k2 = key_file(d, "k2", b"one key, two files");
+    let conf = d.join("spiped.conf");
+    let s = Addr::fresh(Transport::Tcp, d, "s");
+    let check = |path: &Path| {
+        let mut c = spiped_cmd(Impl::Ours);
+        c.args(["-c", path.to_str().unwrap(), "--check"]);
+        run(c)
+    };
+    write_conf(
+        &conf,
+        &format!(
+            "[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\n\
+             keys = [{{ file = \"{}\", target = \"[127.0.0.1]:1\" }},\n\
+             {{ file = \"{}\", target = \"[127.0.0.1]:2\" }}]\n",
+            s.arg(),
+            k1.display(),
+            k2.display()
+        ),
+    );
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:6: key: key file {} holds the same key as {}, which leads to another target",
+            conf.display(),
+            k2.display(),
+            k1.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let good = pipe("p", "decrypt", &s, "[127.0.0.1]:1", &k1, "");
+    write_conf(&conf, &format!("{good}allow = []\n"));
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("allow: the list is empty"),
+        "{}",
+        out.stderr
+    );
+
+    write_conf(&conf, &good);
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).unwrap();
+    fs::set_permissions(&k1, fs::Permissions::from_mode(0o602)).unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let warned = |needle: String| {
+        assert_eq!(count(&out.stderr, &needle), 1, "{needle}: {}", out.stderr);
+    };
+    warned(format!(
+        "configuration file {} is writable by its group (mode 664)",
+        conf.display()
+    ));
+    warned(format!(
+        "key file {} is writable by everyone (mode 602)",
+        k1.display()
+    ));
+
+    let out = check(Path::new("/dev/zero"));
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim(),
+        "spiped: configuration file /dev/zero is a character device, not a regular file"
+    );
+    fs::File::create(&conf)
+        .unwrap()
+        .set_len((1 << 20) + 1)
+        .unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("is larger than 1 MiB"),
+        "{}",
+        out.stderr
+    );
 }
