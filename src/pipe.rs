@@ -4,6 +4,7 @@
 //! settings it was accepted with until it closes.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
@@ -48,6 +49,8 @@ impl Settings {
 /// A running pipe's state, shared by its accept loop and whoever reloads it.
 pub struct PipeState {
     settings: RwLock<Arc<Settings>>,
+    /// Set when a reload removes the pipe: its keys then admit no more sessions.
+    removed: AtomicBool,
     /// What happened to its connections.
     pub counters: Arc<Counters>,
 }
@@ -59,6 +62,7 @@ impl PipeState {
         Arc::new(PipeState {
             counters: settings.conn.counters.clone(),
             settings: RwLock::new(Arc::new(settings)),
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -88,9 +92,15 @@ impl PipeState {
     }
 
     /// Whether `key` is still one of the pipe's keys: a session whose handshake ends
-    /// with a key that a reload removed meanwhile is not admitted.
+    /// with a key that a reload removed meanwhile (with the pipe, or from it) is not
+    /// admitted.
     pub fn holds(&self, key: &spiped_proto::key::Key) -> bool {
-        self.settings().conn.holds(key)
+        !self.removed.load(Ordering::Relaxed) && self.settings().conn.holds(key)
+    }
+
+    /// A reload removed the pipe: handshakes under way on it admit no session.
+    pub fn remove(&self) {
+        self.removed.store(true, Ordering::Relaxed);
     }
 }
 

@@ -195,6 +195,7 @@ impl Pipes {
             self.running.push(running);
         }
         for gone in old.into_iter().flatten() {
+            gone.state.remove();
             self.metrics.hide(&gone.state.settings().conn.metrics);
             gone.report("removed");
             changes.removed += 1;
