@@ -852,24 +852,25 @@ fn a_reload_keeps_the_connection_limit_and_its_count() {
         "{}",
         e.stderr()
     );
-    let mut third = src.connect().expect("queued, not refused");
-    third.write_all(b"3").unwrap();
-    third
-        .silent_for(Duration::from_millis(1500))
-        .expect("a third client served over -n 2 after a reload");
-    open.remove(0).shutdown(std::net::Shutdown::Both).unwrap();
-    assert_eq!(third.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), b"3");
+    let third = queued(&src, b'3', || {
+        open.remove(0).shutdown(std::net::Shutdown::Both).unwrap();
+    });
     // Two open again: a fourth waits too (a count started afresh had room for two).
-    let mut fourth = src.connect().expect("queued, not refused");
-    fourth.write_all(b"4").unwrap();
-    fourth
-        .silent_for(Duration::from_millis(1500))
-        .expect("a fourth client served over -n 2 after a reload");
-    third.shutdown(std::net::Shutdown::Both).unwrap();
-    assert_eq!(
-        fourth.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(),
-        b"4"
-    );
+    queued(&src, b'4', || {
+        third.shutdown(std::net::Shutdown::Both).unwrap()
+    });
+}
+
+/// Connects to the echoing pipe at `src` and sends `byte`, asserting that it is not
+/// served (no echo for 1.5 s) until `free` closes another connection, then that it is.
+fn queued(src: &Addr, byte: u8, free: impl FnOnce()) -> Stream {
+    let mut c = src.connect().expect("queued, not refused");
+    c.write_all(&[byte]).unwrap();
+    c.silent_for(Duration::from_millis(1500))
+        .unwrap_or_else(|e| panic!("client {byte} served over -n 2 after a reload: {e}"));
+    free();
+    assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [byte]);
+    c
 }
 
 /// A FIFO put where a key file was, then SIGHUP: the reload is refused at once with a
@@ -895,35 +896,27 @@ fn a_fifo_at_reload_is_refused_and_serving_goes_on() {
     let up = payload(10_000, 3);
     e_round_trip("before the reloads", &with_key.source, &up, &up, &target);
 
-    let kept = own.join("key.kept");
-    fs::rename(&key, &kept).unwrap();
-    mkfifo(&key);
-    let outcome = reload(&daemon, 1);
-    assert!(
-        outcome.contains(&format!(
-            "key file {} is a FIFO, not a regular file",
-            key.display()
-        )),
-        "{outcome}"
-    );
-    e_round_trip("after a FIFO key", &with_key.source, &up, &up, &target);
-
-    fs::remove_file(&key).unwrap();
-    fs::rename(&kept, &key).unwrap();
-    let text = fs::read(&conf).unwrap();
-    fs::remove_file(&conf).unwrap();
-    mkfifo(&conf);
-    let outcome = reload(&daemon, 2);
-    assert!(
-        outcome.contains(&format!(
-            "configuration file {} is a FIFO, not a regular file",
-            conf.display()
-        )),
-        "{outcome}"
-    );
-    e_round_trip("after a FIFO file", &with_key.source, &up, &up, &target);
-    fs::remove_file(&conf).unwrap();
-    fs::write(&conf, text).unwrap();
+    // A FIFO where `path` was (set aside meanwhile) fails reload number `n`, saying
+    // what it is, and the pipe serves on.
+    let refused = |n, path: &Path, what: &str| {
+        let kept = path.with_extension("kept");
+        fs::rename(path, &kept).unwrap();
+        mkfifo(path);
+        let outcome = reload(&daemon, n);
+        let said = format!("{what} {} is a FIFO, not a regular file", path.display());
+        assert!(outcome.contains(&said), "{outcome}");
+        e_round_trip(
+            &format!("after {said}"),
+            &with_key.source,
+            &up,
+            &up,
+            &target,
+        );
+        fs::remove_file(path).unwrap();
+        fs::rename(&kept, path).unwrap();
+    };
+    refused(1, &key, "key file");
+    refused(2, &conf, "configuration file");
     assert!(
         reload(&daemon, 3).contains("reloaded:"),
         "{}",
