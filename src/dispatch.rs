@@ -131,8 +131,10 @@ pub async fn accept_loop(
 /// Returns once the pipe has room for one more connection under its `max-connections`
 /// of the moment (at once without a limit). Its count is the pipe's, kept across
 /// reloads; a reload that changes the limit wakes the wait, which then looks again. A
-/// warning is printed once each time the limit is reached (`at_limit` remembers).
+/// warning is printed once each time the limit is reached (`at_limit` remembers, until
+/// a connection finds room without waiting).
 async fn room(pipe: &PipeState, at_limit: &mut bool) {
+    let mut first_look = true;
     loop {
         // Made before looking, so that a close between the look and the wait still
         // wakes it.
@@ -143,7 +145,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
                 .limit
                 .filter(|&limit| pipe.counters.open.load(Ordering::Relaxed) >= limit);
             let Some(limit) = full else {
-                *at_limit = false;
+                *at_limit &= !first_look;
                 return;
             };
             if !*at_limit {
@@ -155,6 +157,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
                 *at_limit = true;
             }
         }
+        first_look = false;
         room.await;
     }
 }

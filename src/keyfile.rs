@@ -114,7 +114,7 @@ pub fn open_regular(path: &Path) -> io::Result<Result<(File, Metadata), &'static
         _ if t.is_char_device() => Err("a character device"),
         _ if t.is_block_device() => Err("a block device"),
         _ if t.is_socket() => Err("a socket"),
-        _ => Err("not a regular file"),
+        _ => Err("something else"),
     })
 }
 

@@ -79,14 +79,10 @@ impl PipeState {
     /// (the accept loop holds none while it waits), so that keys a reload removed are
     /// wiped as soon as no session uses them.
     pub fn replace(&self, settings: Settings) {
-        let old = std::mem::replace(
-            &mut *self
-                .settings
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-            Arc::new(settings),
-        );
-        drop(old);
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         // The limit may have changed: an accept loop waiting for room looks again.
         self.counters.room.notify_one();
     }
