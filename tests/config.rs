@@ -40,6 +40,14 @@ fn write_conf(path: &Path, text: &str) {
     fs::rename(&tmp, path).unwrap();
 }
 
+/// A directory of its own for the configuration file and key files, in `dir`: the
+/// sandbox lets a reload read new files only in such a directory (see SECURITY.md).
+fn etc_dir(dir: &Path) -> PathBuf {
+    let etc = dir.join("etc");
+    fs::create_dir(&etc).unwrap();
+    etc
+}
+
 /// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts.
 fn start(dir: &Path, conf: &Path, first: &Addr) -> Daemon {
     Daemon::spawn(
@@ -128,6 +136,50 @@ fn two_pipes_from_one_file_with_c_peers() {
     drop(ours);
 }
 
+/// `--check` says what the sandbox puts in force (it confines itself as the daemon will
+/// once serving): here, every layer. A daemon started from the file, every layer in
+/// force, says nothing at all on stderr, as C on a good start.
+#[test]
+fn check_says_the_sandbox_and_a_good_start_is_silent() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"the sandbox as checked, 32 bytes+");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    let text = format!(
+        "foreground = true\n{}",
+        pipe("p", "decrypt", &source, &target.addr.arg(), &key, "")
+    );
+    write_conf(&conf, &text);
+    let mut c = spiped_cmd(Impl::Ours);
+    c.args(["-c", conf.to_str().unwrap(), "--check"]);
+    let out = run(c);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let stdout = out.stdout_str();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!("{}: configuration OK (1 pipe)", conf.display())
+    );
+    assert!(
+        lines[1].starts_with("sandbox: landlock ABI ")
+            && lines[1].contains("), seccomp ")
+            && lines[1].ends_with(" syscalls, no capabilities"),
+        "{stdout}"
+    );
+    let daemon = start(d, &conf, &source);
+    let via = Addr::fresh(Transport::Tcp, d, "via");
+    let k = key.to_str().unwrap();
+    let _e = Daemon::pipe(Impl::Ours, "e", d, &via, &source.arg(), k, &["-e"]);
+    let data = payload(50_000, 7);
+    e_round_trip("from the file", &via, &data, &data, &target);
+    // The readiness probe's connection may have drawn a line; nothing else may.
+    let err = daemon.stderr();
+    assert!(err.lines().all(|l| l.contains("handshake failed")), "{err}");
+}
+
 /// Ten transfers of several MiB run while five reloads add, change and remove pipes:
 /// every byte arrives (hashes), the removed pipe's open transfers complete, and its
 /// port refuses new connections afterwards.
@@ -136,11 +188,12 @@ fn reload_under_load_drops_nothing() {
     const SIZE: usize = 3 << 20;
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"reload under load");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"reload under load");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let t = target.addr.arg();
     let [a, b, c, e] = ["a", "b", "c", "e"].map(|n| Addr::fresh(Transport::Tcp, d, n));
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let dec = |extra: &str| pipe("dec", "decrypt", &b, &t, &key, extra);
     let enc =
         |name: &str, src: &Addr, extra: &str| pipe(name, "encrypt", src, &b.arg(), &key, extra);
@@ -249,16 +302,19 @@ fn reload_under_load_drops_nothing() {
 fn key_rotation_by_reload() {
     let dir = temp_dir();
     let d = dir.path();
-    let old = key_file(d, "old", b"the old key");
-    let new = key_file(d, "new", b"the new key");
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the old key");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     write_conf(
         &conf,
         &pipe("p", "decrypt", &source, &target.addr.arg(), &old, ""),
     );
     let daemon = start(d, &conf, &source);
+    // Put beside the old key once spiped runs: a file its directory held at start
+    // without the configuration naming it would make the directory a shared one.
+    let new = key_file(&etc, "new", b"the new key");
     let (with_old, with_new) = (
         client(d, "old", &source, &old),
         client(d, "new", &source, &new),
@@ -327,13 +383,14 @@ fn command_line_reloads_its_key_file() {
 fn broken_reloads_change_nothing() {
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"broken reloads");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"broken reloads");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let (a, b) = (
         Addr::fresh(Transport::Tcp, d, "a"),
         Addr::fresh(Transport::Tcp, d, "b"),
     );
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let good = format!(
         "{}{}",
         pipe("enc", "encrypt", &a, &b.arg(), &key, ""),
@@ -343,7 +400,7 @@ fn broken_reloads_change_nothing() {
     let daemon = start(d, &conf, &a);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = Addr::Tcp(taken.local_addr().unwrap());
-    let missing = d.join("no-such.key");
+    let missing = etc.join("no-such.key");
     let conf_name = conf.display().to_string();
     let cases = [
         (

@@ -1,20 +1,24 @@
-//! Self-confinement once serving: after the sockets are bound, the addresses resolved
-//! and `-u` applied, the process gives up what it no longer needs, so that whoever takes
+//! Self-confinement before serving: after the addresses are resolved, the sockets bound
+//! and `-u` applied, and before the first connection is accepted or any other thread
+//! started, the process gives up what it no longer needs, so that whoever takes
 //! control of it (through a bug in code that parses network bytes) gains as little as
 //! possible.
 //!
 //! Four layers, each best effort by what the kernel supports, applied by [`confine`]:
 //! - `PR_SET_NO_NEW_PRIVS`: no `execve` can ever gain privileges again;
 //! - every capability dropped, root included ([`capabilities`]);
-//! - Landlock ([`landlock`]): reads of the key files (and, for reloads, of their
-//!   directories), of what re-resolution and syslog read, no other file access; TCP
-//!   bind and connect only to the ports in use;
+//! - Landlock ([`landlock`]): reads of the key files and the configuration file (and,
+//!   for reloads, of their directories when those are spiped's own, see
+//!   `dedicated_directory`), of what re-resolution and syslog read, no other file
+//!   access; connections to the UNIX targets; TCP bind and connect only to the ports
+//!   in use;
 //! - seccomp ([`seccomp`]): only the system calls the running daemon makes
 //!   ([`syscalls`]), every other failing with `EPERM` (or killing the process with
 //!   `--sandbox strict`).
 //!
 //! A Landlock domain can only narrow. What a configuration reload may need later is
-//! therefore allowed from the start, by directory (see [`Confinement::admits`]).
+//! therefore allowed from the start, through directories of spiped's own, and a reload
+//! is checked against it first (see [`Confinement::admits`]).
 
 mod capabilities;
 mod landlock;
@@ -169,6 +173,25 @@ impl Confinement {
         ]
     }
 
+    /// Whether every layer that was asked for is in force: all of them, on every
+    /// thread, unless `--no-sandbox` asked for none.
+    pub fn as_asked(&self) -> bool {
+        self.mode == Mode::Off || (self.fully_enforced().is_ok() && self.unconfined_threads == 0)
+    }
+
+    /// Says at start-up what is in force: one warning line when a layer that was asked
+    /// for is not. Otherwise nothing, as C says nothing on a good start (scripts take
+    /// words on standard error for trouble), unless `verbose` (a log the operator reads:
+    /// `--syslog`, `--log-connections`) wants it as an informational line. `/status`
+    /// and the metrics say it always.
+    pub fn log_startup(&self, verbose: bool) {
+        match (self.as_asked(), verbose) {
+            (false, _) => crate::log::warn(&format!("warning: sandbox: {self}")),
+            (true, true) => crate::log::info(&format!("sandbox: {self}")),
+            (true, false) => {}
+        }
+    }
+
     /// `Err` naming the first layer not in force.
     fn fully_enforced(&self) -> Result<(), String> {
         let fail = |what: &str, why: &str| {
@@ -195,8 +218,10 @@ impl Confinement {
 
     /// Checks that what a reload asks for (`needs`) is within what was allowed at start,
     /// since a Landlock domain cannot be widened: every file to read must be one allowed
-    /// then, or lie in a directory allowed then, and every TCP port must be one in use
-    /// then. The error names the sandbox and says what to do.
+    /// then (and still the same file), or lie in a directory allowed then; every UNIX
+    /// target one targeted then or in such a target's directory of spiped's own (below
+    /// Landlock ABI 9 this check is all that holds it); every TCP port one in use then.
+    /// The error says what is refused and what to do.
     pub fn admits(&self, needs: &Needs) -> Result<(), String> {
         let Ok(l) = &self.landlock else {
             return Ok(());
@@ -249,12 +274,13 @@ fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
-/// Directories too widely shared to allow as a whole: allowing reads (or removals)
+/// Directories too widely shared to allow as a whole: allowing removals (or reads)
 /// beneath `/etc` or `/run` would allow them for the whole system's files there. A
-/// file in one of these is allowed by itself only; a file in a directory of its own
-/// (`/etc/spiped/`, `/run/spiped/`) has its directory allowed, so a reload may read
-/// new files there and a restarted UNIX target is still reachable.
-const SHARED_DIRECTORIES: &[&str] = &[
+/// pidfile or UNIX source socket directly in one of these is allowed by itself only
+/// (and stays behind at exit); in a directory of its own (`/run/spiped/`) its
+/// directory is allowed, so it is removed at exit and a reload may create sockets
+/// beside it.
+pub(crate) const SHARED_DIRECTORIES: &[&str] = &[
     "/",
     "/etc",
     "/run",
@@ -278,17 +304,32 @@ const SHARED_DIRECTORIES: &[&str] = &[
     "/media",
 ];
 
-/// The directory holding `file` (made absolute, symbolic links resolved) when it is one
-/// of its own, so allowing it as a whole allows nothing unrelated; `None` when it is a
-/// [`SHARED_DIRECTORIES`] one or cannot be found.
+/// The directory holding `file` (an absolute path; symbolic links resolved) unless it
+/// is one of [`SHARED_DIRECTORIES`] or cannot be found.
 fn own_directory(file: &Path) -> Option<PathBuf> {
-    let parent = match file.parent() {
-        Some(p) if p.as_os_str().is_empty() => Path::new("."),
-        Some(p) => p,
-        None => return None,
-    };
-    let dir = std::fs::canonicalize(parent).ok()?;
+    let dir = std::fs::canonicalize(file.parent()?).ok()?;
     (!SHARED_DIRECTORIES.iter().any(|s| dir == Path::new(s))).then_some(dir)
+}
+
+/// The directory holding `file` (an absolute path) when it is spiped's own, so that
+/// allowing it whole allows nothing the operator did not give spiped: systemd's
+/// credentials directory (`$CREDENTIALS_DIRECTORY`, the service's alone), or a
+/// directory not in [`SHARED_DIRECTORIES`] each of whose entries, now, is one of
+/// `named` (the canonical paths of what the configuration names). A key beside other
+/// files (`/etc/ssl`, a home directory) is allowed by itself only.
+fn dedicated_directory(file: &Path, named: &[PathBuf]) -> Option<PathBuf> {
+    let dir = own_directory(file)?;
+    let credentials =
+        std::env::var_os("CREDENTIALS_DIRECTORY").and_then(|c| std::fs::canonicalize(c).ok());
+    if credentials.is_some_and(|c| c == dir) {
+        return Some(dir);
+    }
+    for entry in std::fs::read_dir(&dir).ok()? {
+        if !named.contains(&dir.join(entry.ok()?.file_name())) {
+            return None;
+        }
+    }
+    Some(dir)
 }
 
 #[cfg(test)]
@@ -311,5 +352,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let canonical = std::fs::canonicalize(dir.path()).unwrap();
         assert_eq!(own_directory(&dir.path().join("k")), Some(canonical));
+    }
+
+    /// A directory is spiped's own while it holds only what the configuration names;
+    /// one more file, or a subdirectory, makes it shared.
+    #[test]
+    fn dedicated_directories_hold_only_named_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let canonical = std::fs::canonicalize(dir.path()).unwrap();
+        let key = canonical.join("k");
+        std::fs::write(&key, "k").unwrap();
+        let named = [key.clone(), canonical.join("spiped.toml")];
+        assert_eq!(dedicated_directory(&key, &named), Some(canonical.clone()));
+        std::fs::create_dir(canonical.join("sub")).unwrap();
+        assert_eq!(dedicated_directory(&key, &named), None);
+        std::fs::remove_dir(canonical.join("sub")).unwrap();
+        std::fs::write(canonical.join("other"), "o").unwrap();
+        assert_eq!(dedicated_directory(&key, &named), None);
+        assert_eq!(dedicated_directory(Path::new("/etc/hosts"), &[]), None);
     }
 }

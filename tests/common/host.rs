@@ -32,3 +32,14 @@ pub fn program_available(path: &str, package: &str) -> bool {
     eprintln!("NOTE: skipping: {path} missing; apt-get install {package}");
     false
 }
+
+/// The uid and primary gid of `user` from /etc/passwd.
+pub fn passwd_ids(user: &str) -> (String, String) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{user}:")))
+        .unwrap_or_else(|| panic!("no user {user}"));
+    let f: Vec<&str> = line.split(':').collect();
+    (f[2].to_owned(), f[3].to_owned())
+}

@@ -275,6 +275,13 @@ fn the_contrib_example_is_valid() {
     assert_eq!(names, ["smtp", "api", "backup"]);
     assert!(c.pipes[1].routes_by_key());
     assert_eq!(c.pipes[1].allow.len(), 3);
+    // Its pidfile lies in a directory of its own, where the sandboxed daemon may remove
+    // it at exit (not in /run itself, where it would stay behind).
+    let dir = c.process.pidfile.parent().and_then(|d| d.to_str()).unwrap();
+    assert!(
+        dir.len() > 1 && !crate::sandbox::SHARED_DIRECTORIES.contains(&dir),
+        "{dir}"
+    );
 }
 
 /// `allow = []` would read as "no list" and serve everyone: refused, with the way to
