@@ -996,18 +996,21 @@ fn mkfifo(path: &Path) {
 fn a_handshake_finishing_after_its_key_is_removed_is_refused() {
     let dir = temp_dir();
     let d = dir.path();
-    let old = key_file(d, "old", b"the key a reload removes");
-    let new = key_file(d, "new", b"the key that stays");
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the key a reload removes");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
     let other = Addr::fresh(Transport::Tcp, d, "other");
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let decrypt = |name: &str, source: &Addr, key: &Path| {
         let after = "connect-after-handshake = true\nlog-connections = true";
         pipe(name, "decrypt", source, &target.addr.arg(), key, after)
     };
     write_conf(&conf, &decrypt("p", &source, &old));
     let daemon = start(d, &conf, &source);
+    // Made after start, so that the directory stays spiped's own (all it held at
+    // start is named by the configuration) and a reload may read it.
+    let new = key_file(&etc, "new", b"the key that stays");
     let new_key = decrypt("p", &source, &new);
     refused_after_reload(&daemon, 1, &source, &old, || write_conf(&conf, &new_key));
 
