@@ -250,6 +250,7 @@ impl Pipes {
             self.running.push(running);
         }
         for gone in old.into_iter().flatten() {
+            gone.state.remove();
             self.metrics.hide(&gone.state.settings().conn.metrics);
             gone.report("removed");
             changes.removed += 1;
@@ -299,7 +300,7 @@ impl Pipes {
         &mut self,
         pipe: &PipeConfig,
         found: Found,
-        mut keys: Vec<Key>,
+        keys: Vec<Key>,
     ) -> Result<Prepared, String> {
         let Found {
             routes,
@@ -317,7 +318,6 @@ impl Pipes {
         if keys.is_empty() {
             return Err("no key file".to_owned());
         }
-        let key = keys.remove(0);
         let counters = match kept {
             Some(i) => self.running[i].state.counters.clone(),
             None => Arc::new(Counters::default()),
@@ -340,8 +340,9 @@ impl Pipes {
         }
         let conn = ConnConfig {
             direction: pipe.direction,
-            key,
-            extra_keys: keys,
+            // As loaded: taking the first out would shift the others down and leave a
+            // copy of the last behind the vector's end, where no drop wipes it.
+            keys,
             proxy: pipe.proxy,
             connect_after_handshake: pipe.connect_after_handshake,
             log_connections: pipe.log_connections,
@@ -365,9 +366,7 @@ impl Pipes {
                 name: pipe.name.clone(),
                 conn: Arc::new(conn),
                 routes,
-                limit: pipe
-                    .max_connections
-                    .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n)))),
+                limit: pipe.max_connections,
                 allow: pipe.allow.clone(),
             },
             socket,

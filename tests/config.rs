@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -876,4 +876,294 @@ fn drain_covers_every_pipe() {
     );
     let (rest, _) = open.read_to_eof();
     assert!(rest.is_empty());
+}
+
+/// `-n 2` survives a reload that keeps the pipe: with two connections open, a no-op
+/// SIGHUP makes no room (it used to start a fresh count, so that four were served): a
+/// third, then a fourth, is served only as one of the open ones closes.
+#[test]
+fn a_reload_keeps_the_connection_limit_and_its_count() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let k = key_arg(d, "key", b"limit across reloads");
+    let server = Server::start(Impl::Ours, d, "d", Mode::Echo, &["-k", &k]);
+    let src = Addr::fresh(Transport::Tcp, d, "src");
+    let e = Daemon::pipe(
+        Impl::Ours,
+        "e",
+        d,
+        &src,
+        &server.hop.arg(),
+        &k,
+        &["-e", "-n", "2"],
+    );
+    let mut open = Vec::new();
+    for i in 0..2u8 {
+        let mut c = src.connect().unwrap();
+        c.write_all(&[i]).unwrap();
+        assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [i]);
+        open.push(c);
+    }
+    assert!(
+        reload(&e, 1).contains("reloaded: 1 pipes"),
+        "{}",
+        e.stderr()
+    );
+    let third = queued(&src, b'3', || {
+        open.remove(0).shutdown(std::net::Shutdown::Both).unwrap();
+    });
+    // Two open again: a fourth waits too (a count started afresh had room for two).
+    queued(&src, b'4', || {
+        third.shutdown(std::net::Shutdown::Both).unwrap()
+    });
+}
+
+/// Connects to the echoing pipe at `src` and sends `byte`, asserting that it is not
+/// served (no echo for 1.5 s) until `free` closes another connection, then that it is.
+fn queued(src: &Addr, byte: u8, free: impl FnOnce()) -> Stream {
+    let mut c = src.connect().expect("queued, not refused");
+    c.write_all(&[byte]).unwrap();
+    c.silent_for(Duration::from_millis(1500))
+        .unwrap_or_else(|e| panic!("client {byte} served over -n 2 after a reload: {e}"));
+    free();
+    assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [byte]);
+    c
+}
+
+/// A FIFO put where a key file was, then SIGHUP: the reload is refused at once with a
+/// line that says why, instead of waiting (with the whole daemon) for a writer; the
+/// pipe goes on serving. The same for the configuration file itself.
+#[test]
+fn a_fifo_at_reload_is_refused_and_serving_goes_on() {
+    let dir = temp_dir();
+    let d = dir.path();
+    // Keys and configuration in a directory of their own, as an operator keeps them.
+    let own = d.join("etc");
+    fs::create_dir(&own).unwrap();
+    let key = key_file(&own, "key", b"a key, then a fifo");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = own.join("spiped.conf");
+    write_conf(
+        &conf,
+        &pipe("p", "decrypt", &source, &target.addr.arg(), &key, ""),
+    );
+    let daemon = start(d, &conf, &source);
+    let with_key = client(d, "c", &source, &key);
+    let up = payload(10_000, 3);
+    e_round_trip("before the reloads", &with_key.source, &up, &up, &target);
+
+    // A FIFO where `path` was (set aside meanwhile) fails reload number `n`, saying
+    // what it is, and the pipe serves on.
+    let refused = |n, path: &Path, what: &str| {
+        let kept = path.with_extension("kept");
+        fs::rename(path, &kept).unwrap();
+        mkfifo(path);
+        let outcome = reload(&daemon, n);
+        let said = format!("{what} {} is a FIFO, not a regular file", path.display());
+        assert!(outcome.contains(&said), "{outcome}");
+        e_round_trip(
+            &format!("after {said}"),
+            &with_key.source,
+            &up,
+            &up,
+            &target,
+        );
+        fs::remove_file(path).unwrap();
+        fs::rename(&kept, path).unwrap();
+    };
+    refused(1, &key, "key file");
+    refused(2, &conf, "configuration file");
+    assert!(
+        reload(&daemon, 3).contains("reloaded:"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{path:?}");
+}
+
+/// A handshake under way when a reload removes its key: the client has the server's
+/// nonce and waits while the reload happens, then sends its DH message, signed with
+/// the removed key. That session is not admitted: the daemon closes it and says why.
+/// The same when the reload removes the whole pipe.
+#[test]
+fn a_handshake_finishing_after_its_key_is_removed_is_refused() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the key a reload removes");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let other = Addr::fresh(Transport::Tcp, d, "other");
+    let conf = etc.join("spiped.conf");
+    let decrypt = |name: &str, source: &Addr, key: &Path| {
+        let after = "connect-after-handshake = true\nlog-connections = true";
+        pipe(name, "decrypt", source, &target.addr.arg(), key, after)
+    };
+    write_conf(&conf, &decrypt("p", &source, &old));
+    let daemon = start(d, &conf, &source);
+    // Made after start, so that the directory stays spiped's own (all it held at
+    // start is named by the configuration) and a reload may read it.
+    let new = key_file(&etc, "new", b"the key that stays");
+    let new_key = decrypt("p", &source, &new);
+    refused_after_reload(&daemon, 1, &source, &old, || write_conf(&conf, &new_key));
+
+    write_conf(&conf, &decrypt("p", &source, &old));
+    assert!(reload(&daemon, 2).contains("reloaded:"));
+    let no_pipe = decrypt("q", &other, &old);
+    refused_after_reload(&daemon, 3, &source, &old, || write_conf(&conf, &no_pipe));
+    assert_eq!(target.accepted(), 0, "the target heard of a session");
+}
+
+/// Runs a protocol client with the key file `key` against the `-d` pipe at `source` of
+/// `daemon`, pausing once it has the server's nonce: `change` rewrites the
+/// configuration, and reload number `n` applies it. Then asserts that the daemon closes
+/// the connection instead of admitting the session, and says why.
+fn refused_after_reload(
+    daemon: &Daemon,
+    n: usize,
+    source: &Addr,
+    key: &Path,
+    change: impl FnOnce(),
+) {
+    use spiped_proto::{Handshake, Key, Next, Role};
+    const SAID: &str = "a reload removed meanwhile";
+    let before = count(&daemon.stderr(), SAID);
+    let mut conn = source.connect().unwrap();
+    conn.set_read_timeout(Some(EXCHANGE_DEADLINE)).unwrap();
+    let key = Key::from_file_contents(&fs::read(key).unwrap());
+    let mut hs = Handshake::new(Role::Client, spiped_proto::Mode::default(), &key).unwrap();
+    let (mut sent, mut change) = (0, Some(change));
+    let refused = loop {
+        match hs.next() {
+            Next::Send(out) => {
+                if sent == 1
+                    && let Some(change) = change.take()
+                {
+                    // The server's nonce is in: the reload comes before our DH message.
+                    change();
+                    assert!(reload(daemon, n).contains("reloaded:"));
+                }
+                conn.write_all(out.bytes).unwrap();
+                hs.sent();
+                sent += 1;
+            }
+            Next::Recv(r) => {
+                let mut buf = vec![0; r.len];
+                match conn.read_exact(&mut buf) {
+                    Ok(()) => hs.received(&buf).expect("the server's messages"),
+                    Err(e) => break e.to_string(),
+                }
+            }
+            Next::Done => {
+                let mut b = [0u8; 1];
+                break match conn.read(&mut b) {
+                    Ok(0) => "closed".to_owned(),
+                    Ok(_) => panic!("the daemon sent data on a session of a removed key"),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => e.to_string(),
+                    Err(e) => panic!("session of a removed key left open: {e}"),
+                };
+            }
+        }
+    };
+    assert!(change.is_none(), "refused before the reload: {refused}");
+    let said = poll(EXCHANGE_DEADLINE, || {
+        let text = daemon.stderr();
+        (count(&text, SAID) > before).then_some(text)
+    });
+    assert!(said.is_some(), "{refused}: {}", daemon.stderr());
+}
+
+/// `--check` refuses two targets behind one key (only the first could be reached) and
+/// an empty `allow`, refuses a configuration file that is no regular file or is over
+/// 1 MiB, and warns, in one line each, of a configuration or key file that others may
+/// write.
+#[test]
+fn check_refuses_what_means_nothing_and_warns_of_writable_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_dir();
+    let d = dir.path();
+    let k1 = key_file(d, "k1", b"one key, two files");
+    let k2 = key_file(d, "k2", b"one key, two files");
+    let conf = d.join("spiped.conf");
+    let s = Addr::fresh(Transport::Tcp, d, "s");
+    let check = |path: &Path| {
+        let mut c = spiped_cmd(Impl::Ours);
+        c.args(["-c", path.to_str().unwrap(), "--check"]);
+        run(c)
+    };
+    write_conf(
+        &conf,
+        &format!(
+            "[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\n\
+             keys = [{{ file = \"{}\", target = \"[127.0.0.1]:1\" }},\n\
+             {{ file = \"{}\", target = \"[127.0.0.1]:2\" }}]\n",
+            s.arg(),
+            k1.display(),
+            k2.display()
+        ),
+    );
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:6: key: key file {} holds the same key as {}, which leads to another target",
+            conf.display(),
+            k2.display(),
+            k1.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let good = pipe("p", "decrypt", &s, "[127.0.0.1]:1", &k1, "");
+    write_conf(&conf, &format!("{good}allow = []\n"));
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("allow: the list is empty"),
+        "{}",
+        out.stderr
+    );
+
+    write_conf(&conf, &good);
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).unwrap();
+    fs::set_permissions(&k1, fs::Permissions::from_mode(0o602)).unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let warned = |needle: String| {
+        assert_eq!(count(&out.stderr, &needle), 1, "{needle}: {}", out.stderr);
+    };
+    warned(format!(
+        "configuration file {} is writable by its group (mode 664)",
+        conf.display()
+    ));
+    warned(format!(
+        "key file {} is writable by everyone (mode 602)",
+        k1.display()
+    ));
+
+    let out = check(Path::new("/dev/zero"));
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim(),
+        "spiped: configuration file /dev/zero is a character device, not a regular file"
+    );
+    fs::File::create(&conf)
+        .unwrap()
+        .set_len((1 << 20) + 1)
+        .unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("is larger than 1 MiB"),
+        "{}",
+        out.stderr
+    );
 }

@@ -24,6 +24,13 @@ impl Key {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Whether `other` is the same key, compared in constant time (as every comparison
+    /// of secrets is).
+    pub fn same_as(&self, other: &Key) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
 }
 
 impl fmt::Debug for Key {

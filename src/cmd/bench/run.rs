@@ -391,8 +391,7 @@ fn with_pipe(
         let config = |direction| {
             Arc::new(ConnConfig {
                 direction,
-                key: key.clone(),
-                extra_keys: Vec::new(),
+                keys: vec![key.clone()],
                 proxy: None,
                 connect_after_handshake: false,
                 log_connections: false,

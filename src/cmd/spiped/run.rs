@@ -25,6 +25,7 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// Where the configuration comes from, and so what a reload reads again.
+#[derive(Clone)]
 enum Source {
     /// The command line: a reload reads its key files again.
     CommandLine(Config),
@@ -354,13 +355,21 @@ impl Daemon {
             }),
             Source::CommandLine(_) => Ok(()),
         };
-        let read = allowed.and_then(|()| self.source.read().map_err(|e| e.join("; ")));
-        // Before any new key file is read: what the sandbox refuses is named as such.
-        let read = read.and_then(|c| sandbox::admits(&self.source.sandbox_needs(&c)).map(|()| c));
-        let loaded = read.and_then(|c| {
-            let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
-            Ok((c, keys))
-        });
+        // Off the event loop, which serves on meanwhile: a slow disk or a large key file
+        // stalls nothing (and what is not a regular file is refused without waiting).
+        let (source, mut loader) = (self.source.clone(), std::mem::take(&mut self.loader));
+        let (loader, loaded) = off_loop(move || {
+            let read = allowed.and_then(|()| source.read().map_err(|e| e.join("; ")));
+            // Before any new key file is read: what the sandbox refuses is named as such.
+            let read = read.and_then(|c| sandbox::admits(&source.sandbox_needs(&c)).map(|()| c));
+            let loaded = read.and_then(|c| {
+                let keys = loader.load(&c).map_err(|e| e.join("; "))?;
+                Ok((c, keys))
+            });
+            (loader, loaded)
+        })
+        .await;
+        self.loader = loader;
         let outcome = match loaded {
             Ok((config, keys)) => self
                 .pipes
@@ -403,6 +412,15 @@ impl Daemon {
                 notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
             }
         }
+    }
+}
+
+/// Runs `read`, which reads files, on the blocking pool, and returns what it returns.
+async fn off_loop<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(t) => t,
+        // Not cancelled (nothing aborts it): it panicked, and so does the caller.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
