@@ -50,7 +50,8 @@ type PacketCtr = CtrCore<Aes256, Ctr64BE>;
 ///
 /// HMAC zero-pads keys shorter than the 64-byte SHA-256 block, so keying with the padded
 /// block is the same function and goes through the infallible `KeyInit::new`.
-pub fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
     // Built in place, not via `Array::from([u8; 64])`, whose by-value temporary copy of
     // the key would be left on the stack unwiped.
     let mut block = Array::<u8, U64>::default();
@@ -180,7 +181,8 @@ impl Sealer {
     /// Seals the next two packets at once: both MACs in one pass (see the module docs).
     /// Same contract as [`Sealer::seal`] for each payload, and the same packets as two
     /// calls of it would make; [`Sealer::seal_into`] uses it for full packets.
-    pub fn seal_pair(&mut self, payloads: [&[u8]; 2], out: [&mut [u8; PACKET_LEN]; 2]) {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn seal_pair(&mut self, payloads: [&[u8]; 2], out: [&mut [u8; PACKET_LEN]; 2]) {
         let [(body0, tag0), (body1, tag1)] = out.map(|p| p.split_at_mut(PADDED_LEN));
         let pnums = [self.pnum, self.pnum.wrapping_add(1)];
         encrypt(&mut self.keys.ctr, pnums[0], payloads[0], body0);
@@ -360,6 +362,7 @@ const _: () = {
 
 /// Why a received packet was rejected. Either way the connection must be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PacketError {
     /// The MAC did not verify: wrong key, corrupted or forged data, or a packet out of
     /// sequence (replayed, dropped or reordered).
