@@ -137,7 +137,12 @@ impl fmt::Debug for SessionKeys {
 ///
 /// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::dh`]).
 #[cfg_attr(feature = "test-util", visibility::make(pub))]
-pub(crate) fn session_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce, shared: &[u8]) -> SessionKeys {
+pub(crate) fn session_keys(
+    key: &Key,
+    nonce_c: &Nonce,
+    nonce_s: &Nonce,
+    shared: &[u8],
+) -> SessionKeys {
     derive_session_keys(key, &[nonce_c, nonce_s, shared])
 }
 

@@ -10,7 +10,7 @@
 //! packet fails authentication.
 //!
 //! Key material: the AES-256 key schedule is expanded once per direction and the HMAC key
-//! is absorbed once (inner and outer pad states, see [`super::mac`]); per packet we only
+//! is absorbed once (inner and outer pad states, see the `mac` module); per packet we only
 //! reset the CTR counter block and copy the pre-keyed states. The batch calls
 //! ([`Sealer::seal_into`], [`Opener::open_batch`]) MAC packets two at a time, which runs
 //! the two-lane SHA kernel where the CPU has one. With the `zeroize` features this crate
@@ -229,6 +229,7 @@ impl Sealer {
     }
 
     /// The number the next sealed packet will carry (packets sealed so far).
+    #[cfg(feature = "test-util")]
     pub fn packet_number(&self) -> u64 {
         self.pnum
     }
@@ -242,7 +243,7 @@ impl fmt::Debug for Sealer {
     }
 }
 
-/// Every secret field of [`Sealer`] and [`Opener`] (boxed in [`DirectionKeys`]) wipes
+/// Every secret field of [`Sealer`] and [`Opener`] (boxed in `DirectionKeys`) wipes
 /// itself on drop.
 impl ZeroizeOnDrop for Sealer {}
 
@@ -335,6 +336,7 @@ impl Opener {
     }
 
     /// The number the next packet must carry (packets opened so far).
+    #[cfg(feature = "test-util")]
     pub fn packet_number(&self) -> u64 {
         self.pnum
     }
