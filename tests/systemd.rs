@@ -396,10 +396,8 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
         .map(|_| TcpStream::connect(listener.local_addr().unwrap()).unwrap())
         .collect();
     // SAFETY: shutdown of a descriptor this test owns; it only changes the socket's state.
-    assert_eq!(
-        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) },
-        0
-    );
+    let shut = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(shut, 0);
 
     // B's handshake goes through now, so the daemon opens its target connection after
     // the close; B's bytes come back intact.
