@@ -671,3 +671,35 @@ fn a_reload_connects_to_no_other_unix_socket() {
     );
     assert!(other.records().is_empty(), "the refused target was reached");
 }
+
+/// A UNIX source socket directly in a shared directory (`/tmp`): a reload keeping its
+/// pipe creates nothing, so the sandbox does not stand in its way (it used to refuse
+/// every reload of such a file as creating the socket anew).
+#[test]
+fn a_reload_keeps_a_source_in_a_shared_directory() {
+    let keys = temp_dir();
+    let work = temp_dir();
+    let (k, w) = (keys.path(), work.path());
+    let key = key_file(k, "key", KEY);
+    let target = Target::start(Transport::Tcp, w, Mode::Echo);
+    // Removed when the test ends: the sandbox keeps the daemon from removing it.
+    let path = tempfile::Builder::new()
+        .prefix("spiped-test")
+        .suffix(".sock")
+        .tempfile_in("/tmp")
+        .unwrap()
+        .into_temp_path();
+    fs::remove_file(&path).unwrap();
+    let source = Addr::Unix(path.to_path_buf());
+    let conf = k.join("spiped.conf");
+    let text = conf_text("", &source, &target, &key);
+    let daemon = conf_daemon(w, &conf, &text, &source);
+    daemon.signal(libc::SIGHUP);
+    let done = |e: &String| e.contains("reloaded") || e.contains("reload failed");
+    let err = poll(QUICK, || Some(daemon.stderr()).filter(done)).unwrap_or_default();
+    assert!(
+        err.contains("reloaded: 1 pipes (0 added, 1 kept, 0 removed)"),
+        "{err}"
+    );
+    assert!(spipe_echoes(&source, &key, &payload(50_000, 27)), "{err}");
+}

@@ -58,6 +58,8 @@ pub struct Enforced {
     /// Directories in which any UNIX socket may be connected to (the targets' own).
     target_directories: Vec<PathBuf>,
     socket_directories: Vec<PathBuf>,
+    /// The UNIX sockets created at start (absolute): a reload keeping one creates nothing.
+    sources: Vec<PathBuf>,
     bind_ports: Vec<u16>,
     connect_ports: Vec<u16>,
 }
@@ -116,6 +118,7 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         targets: Vec::new(),
         target_directories: Vec::new(),
         socket_directories: Vec::new(),
+        sources: needs.unix_sources.iter().map(|s| base.join(s)).collect(),
         bind_ports: needs.bind_ports.clone(),
         connect_ports: needs.connect_ports.clone(),
         base,
@@ -276,6 +279,9 @@ impl Enforced {
             }
         }
         for s in &needs.unix_sources {
+            if self.sources.contains(&self.base.join(s)) {
+                continue;
+            }
             let dir = own_directory(&self.base.join(s));
             if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
                 return Err(format!(
