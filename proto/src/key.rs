@@ -42,12 +42,16 @@ impl fmt::Debug for Key {
 
 /// Computes `K` from a key file given in pieces, so that a file of any size needs only
 /// one piece in memory at a time. The hash state is wiped when dropped.
-pub struct KeyHasher(Sha256);
+///
+/// The state is on the heap and never moves: it holds the file's last partial block
+/// (all of a 32-byte key file), and a move leaves a copy behind that no drop wipes (on a
+/// worker thread's stack, read again by nothing, for the life of the process).
+pub struct KeyHasher(Box<Sha256>);
 
 impl KeyHasher {
     /// Starts hashing an empty key file.
     pub fn new() -> KeyHasher {
-        KeyHasher(Sha256::new())
+        KeyHasher(Box::default())
     }
 
     /// Appends the next piece of the key file.
@@ -57,9 +61,10 @@ impl KeyHasher {
 
     /// `K` for the pieces given so far, written straight into the key (no temporary
     /// copy of it is left behind).
-    pub fn finish(self) -> Key {
+    pub fn finish(mut self) -> Key {
         let mut key = Key([0; 32]);
-        self.0.finalize_into((&mut key.0).into());
+        // In place: the state is wiped where it is when `self` drops.
+        self.0.finalize_into_reset((&mut key.0).into());
         key
     }
 }
