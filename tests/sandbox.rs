@@ -462,7 +462,8 @@ fn nothing_is_served_before_the_sandbox() {
 }
 
 /// SIGTERM and SIGINT end a `-D` wait for the metrics name at once: the daemon exits
-/// without a word more, its pidfile removed, having listened on nothing.
+/// without a word more, its pidfile removed, having listened on nothing. A SIGHUP
+/// meanwhile reloads nothing, and says so.
 #[test]
 fn a_signal_ends_the_wait_for_the_metrics_name() {
     if !root() {
@@ -479,6 +480,9 @@ fn a_signal_ends_the_wait_for_the_metrics_name() {
             src.connect().is_err(),
             "listening before every name resolved"
         );
+        signal(daemon.pid, libc::SIGHUP);
+        let said = daemon.wait_stderr("SIGHUP ignored: not serving yet", QUICK);
+        assert!(said.is_ok(), "{said:?}");
         let before = daemon.stderr();
         signal(daemon.pid, sig);
         assert!(

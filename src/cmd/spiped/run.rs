@@ -277,7 +277,16 @@ impl Daemon {
             };
             Ok::<_, String>((found, endpoint))
         };
-        let stopped = async { while signals.next(&metrics).await == Asked::Reload {} };
+        // SIGHUP cannot reload what is not serving yet; said, since a reload the operator
+        // asked for is not done (the configuration read at start is served).
+        let stopped = async {
+            while signals.next(&metrics).await == Asked::Reload {
+                log::warn(
+                    "SIGHUP ignored: not serving yet (waiting for every address to resolve, \
+                     -D); send it again once serving",
+                );
+            }
+        };
         let (found, endpoint) = tokio::select! {
             biased;
             () = stopped => return Ok(()),
