@@ -407,3 +407,30 @@ fn mentions(text: &str, opt: &str) -> bool {
         before && after
     })
 }
+
+/// Where a tool's `--help` sends the reader to a man page, it names a section that page
+/// has (`see CONFIGURATION FILE in spiped(1)`), never a vague "the man page".
+#[test]
+fn help_names_man_sections_that_exist() {
+    let mut named = 0;
+    for (tool, page) in PAGES {
+        let help = ours(&[tool, "--help"]).stdout_str();
+        assert!(!help.contains("the man page"), "{tool} --help: {help}");
+        let man = fs::read_to_string(repo_file(page)).unwrap();
+        let name = Path::new(page).file_stem().unwrap().to_str().unwrap();
+        for (i, _) in help.match_indices("see ") {
+            let Some((section, rest)) = help[i + 4..].split_once(" in ") else {
+                continue;
+            };
+            if !rest.starts_with(&format!("{name}(1)")) {
+                continue;
+            }
+            assert!(
+                man.lines().any(|l| l == format!(".SH {section}")),
+                "{tool} --help names section {section:?}, which {page} does not have"
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 0, "no --help names a man page section");
+}
