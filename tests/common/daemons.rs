@@ -156,6 +156,25 @@ impl Daemon {
         wait_deadline(&mut self.child, deadline)
     }
 
+    /// Waits until the daemon has confined itself (`NoNewPrivs: 1`, set with the first
+    /// layer), as it does between binding its sources and accepting: what a test puts
+    /// beside its key files from then on is not in the directories it saw at start.
+    pub fn wait_confined(&self) {
+        let status = format!("/proc/{}/status", self.pid());
+        let confined = poll(READY_DEADLINE, || {
+            let s = fs::read_to_string(&status).ok()?;
+            s.lines()
+                .any(|l| l.strip_prefix("NoNewPrivs:").map(str::trim) == Some("1"))
+                .then_some(())
+        });
+        assert!(
+            confined.is_some(),
+            "[{}] not confined: {}",
+            self.label,
+            self.stderr()
+        );
+    }
+
     /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).
     pub fn rss_kib(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
