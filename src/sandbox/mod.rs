@@ -16,12 +16,21 @@
 //! A Landlock domain can only narrow. What a configuration reload may need later is
 //! therefore allowed from the start, by directory (see [`Confinement::admits`]).
 
+#[cfg(target_os = "linux")]
 mod capabilities;
+#[cfg(target_os = "linux")]
 mod landlock;
 #[cfg(debug_assertions)]
 mod probe;
+#[cfg(target_os = "linux")]
 mod seccomp;
+#[cfg(target_os = "linux")]
 mod syscalls;
+// Elsewhere every layer reports that it is not available on this system.
+#[cfg(not(target_os = "linux"))]
+mod unavailable;
+#[cfg(not(target_os = "linux"))]
+use unavailable::{self as capabilities, self as landlock, self as seccomp};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -281,6 +290,10 @@ const SHARED_DIRECTORIES: &[&str] = &[
 /// The directory holding `file` (made absolute, symbolic links resolved) when it is one
 /// of its own, so allowing it as a whole allows nothing unrelated; `None` when it is a
 /// [`SHARED_DIRECTORIES`] one or cannot be found.
+#[cfg_attr(
+    not(any(target_os = "linux", test)),
+    expect(dead_code, reason = "Landlock's only")
+)]
 fn own_directory(file: &Path) -> Option<PathBuf> {
     let parent = match file.parent() {
         Some(p) if p.as_os_str().is_empty() => Path::new("."),
