@@ -32,3 +32,17 @@ pub fn program_available(path: &str, package: &str) -> bool {
     eprintln!("NOTE: skipping: {path} missing; apt-get install {package}");
     false
 }
+
+/// True when our binary runs under an emulator (see [`super::emulator`]), after
+/// printing why a test of `what` is skipped: qemu-user implements neither seccomp nor
+/// Landlock, so nothing of the kernel's sandbox can be observed there.
+pub fn skip_under_emulation(what: &str) -> bool {
+    let Some(emulator) = super::emulator() else {
+        return false;
+    };
+    eprintln!(
+        "NOTE: skipping {what}: our binary runs under {emulator}, which implements neither \
+         seccomp nor Landlock"
+    );
+    true
+}
