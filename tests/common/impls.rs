@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -62,12 +63,15 @@ pub fn emulator() -> Option<&'static str> {
     static EMULATOR: OnceLock<Option<String>> = OnceLock::new();
     EMULATOR
         .get_or_init(|| {
-            let header = fs::read(ours()).expect("read our binary");
+            let mut header = [0u8; 20];
+            fs::File::open(ours())
+                .and_then(|mut f| f.read_exact(&mut header))
+                .expect("read our binary's ELF header");
             // e_machine: two little-endian bytes at offset 18 of an ELF header.
-            let arch = match header.get(18..20) {
-                Some([62, 0]) => "x86_64",
-                Some([183, 0]) => "aarch64",
-                other => panic!("{}: unknown ELF machine {other:?}", ours().display()),
+            let arch = match header[18..] {
+                [62, 0] => "x86_64",
+                [183, 0] => "aarch64",
+                ref other => panic!("{}: unknown ELF machine {other:?}", ours().display()),
             };
             (arch != std::env::consts::ARCH).then(|| format!("qemu-{arch}"))
         })
