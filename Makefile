@@ -71,9 +71,11 @@ deb: all
 
 # A static binary for containers and old distributions: Rust's musl target carries its
 # own C library and start files, so the result loads nothing at run time (ldd checks).
+# Debian's musl-tools compiles the allocator it uses instead of musl's (mimalloc, in C).
 STATIC_TARGET = x86_64-unknown-linux-musl
 STATIC_BIN = $(TARGETDIR)/$(STATIC_TARGET)/release/spiped
 static:
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc not found: apt-get install musl-tools" >&2; exit 1; }
 	@rustup target list --installed 2>/dev/null | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
 	$(CARGO) build --release --locked --target $(STATIC_TARGET)
 	@ldd $(STATIC_BIN) 2>&1 | grep -Eq 'statically linked|not a dynamic executable' || \
