@@ -21,21 +21,31 @@ BASHCOMPDIR ?= $(or $(shell pkg-config --define-variable=prefix=$(PREFIX) --defi
 # Debian's zsh reads /usr/local/share/zsh/site-functions, and vendor-completions for
 # packages under /usr.
 ZSHCOMPDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
-# fish reads one vendor directory, the one its pkg-config file names (not one under
-# /usr/local), for system-wide installs; a home-directory PREFIX such as ~/.local has its own.
-FISHCOMPDIR ?= $(or $(if $(filter /usr /usr/local,$(PREFIX)),$(shell pkg-config --variable=completionsdir fish 2>/dev/null)),$(PREFIX)/share/fish/vendor_completions.d)
+# fish reads $(PREFIX)/share/fish/vendor_completions.d when XDG_DATA_DIRS names
+# $(PREFIX)/share (desktop sessions set /usr/local/share:/usr/share), and /usr's always.
+# A /usr/local install writes nothing under /usr, which belongs to the package manager.
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# The example configurations, as the Debian package has them.
+EXAMPLEDIR ?= $(DOCDIR)/examples
 CARGO ?= cargo
 TARGETDIR ?= $(or $(CARGO_TARGET_DIR),target)
 BIN = $(TARGETDIR)/release/spiped
 
 MANPAGES = $(notdir $(wildcard man/*.1))
+UNITS = spiped@.service spiped@.socket spiped.service
 # Every file `install` puts, so that `uninstall` removes exactly those.
 INSTALLED = $(BINDIR)/spiped $(BINDIR)/spipe \
 	$(addprefix $(MANDIR)/man1/,$(MANPAGES)) \
 	$(BASHCOMPDIR)/spiped $(BASHCOMPDIR)/spipe $(ZSHCOMPDIR)/_spiped $(FISHCOMPDIR)/spiped.fish \
-	$(UNITDIR)/spiped@.service $(UNITDIR)/spiped@.socket $(DOCDIR)/spiped-example.conf
+	$(addprefix $(UNITDIR)/,$(UNITS)) $(EXAMPLEDIR)/spiped-example.conf $(EXAMPLEDIR)/spiped.toml
+# The directories `install` puts files in. Those it had to create (parents included) are
+# listed in DIRLIST, deepest first, and kept there across installs, so that `uninstall`
+# removes them when empty, and never one that was there before.
+INSTALLDIRS = $(BINDIR) $(MANDIR)/man1 $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDIR) $(UNITDIR) $(DOCDIR) \
+	$(EXAMPLEDIR)
+DIRLIST = $(DOCDIR)/installed-directories
 
-.PHONY: all install uninstall deb static test deps lint
+.PHONY: all install uninstall deb static test deps lint leftovers
 
 all:
 	@command -v $(CARGO) >/dev/null || { echo "$(CARGO) not found: install Rust with rustup (see README.md) and run make as that user, not root" >&2; exit 1; }
@@ -44,8 +54,12 @@ all:
 # Copies only: `sudo make install` must not need root to have a Rust toolchain.
 install:
 	@test -x $(BIN) || { echo "$(BIN) is not built: run make first (as yourself), then make install" >&2; exit 1; }
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
-		$(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	@new=; for d in $(INSTALLDIRS); do \
+		while [ "$$d" != / ] && [ ! -d "$(DESTDIR)$$d" ]; do new="$$new $$d"; d=$$(dirname "$$d"); done; \
+	done; \
+	install -d $(addprefix $(DESTDIR),$(INSTALLDIRS)) && \
+	{ cat $(DESTDIR)$(DIRLIST) 2>/dev/null; printf '%s\n' $$new; } | sed '/^$$/d' | sort -ru \
+		> $(DESTDIR)$(DIRLIST).new && mv $(DESTDIR)$(DIRLIST).new $(DESTDIR)$(DIRLIST)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/spiped
 	ln -sf spiped $(DESTDIR)$(BINDIR)/spipe
 	install -m 0644 $(addprefix man/,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
@@ -54,15 +68,19 @@ install:
 	install -m 0644 completions/_spiped $(DESTDIR)$(ZSHCOMPDIR)/_spiped
 	install -m 0644 completions/spiped.fish $(DESTDIR)$(FISHCOMPDIR)/spiped.fish
 	# The units name /usr/bin/spiped (the Debian package's path): point them at this one.
-	for u in spiped@.service spiped@.socket; do \
+	for u in $(UNITS); do \
 		sed 's|/usr/bin/spiped|$(BINDIR)/spiped|g' contrib/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
-	install -m 0644 contrib/systemd/spiped-example.conf $(DESTDIR)$(DOCDIR)/spiped-example.conf
+	# Examples only: an operator's /etc/spiped/spiped.toml is never touched.
+	install -m 0644 contrib/systemd/spiped-example.conf contrib/spiped.toml $(DESTDIR)$(EXAMPLEDIR)/
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@if [ -f $(DESTDIR)$(DIRLIST) ]; then \
+		dirs=$$(cat $(DESTDIR)$(DIRLIST)); rm -f $(DESTDIR)$(DIRLIST); \
+		for d in $$dirs; do rmdir "$(DESTDIR)$$d" 2>/dev/null || true; done; \
+	fi
 
 # The package replaces Debian's C spiped: see [package.metadata.deb] in Cargo.toml.
 deb: all
@@ -108,6 +126,20 @@ test: deps
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked -p spiped-proto --features test-sha-fallback --tests
 	$(CARGO) test --locked --features test-sha-fallback --lib --test properties --test interop
+	@$(MAKE) --no-print-directory leftovers
+
+# Nothing a test started may outlive the suite. Every process a test starts inherits
+# cargo's CARGO_MANIFEST_DIR (this directory, or a workspace member's below it), and no
+# process outside a test has it: once the test binaries have exited, any process that
+# still has it was left running. Each is named and killed, and the run fails.
+LEFTOVER_MARK ?= CARGO_MANIFEST_DIR=$(CURDIR)
+leftovers:
+	@left=$$(grep -lszxE -- '$(LEFTOVER_MARK)(/.*)?' /proc/[0-9]*/environ | cut -d/ -f3); \
+	if [ -n "$$left" ]; then \
+		echo "processes a test left running (killed now):" >&2; \
+		ps -o pid,ppid,args -p "$$(echo $$left | tr ' ' ,)" >&2; \
+		kill -KILL $$left 2>/dev/null; exit 1; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check

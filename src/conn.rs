@@ -18,6 +18,7 @@ use crate::proxy;
 use crate::pump::{self, PumpError, Traffic};
 use crate::session::{self, Established, HandshakeFailure};
 use spiped_proto::handshake::Handshake;
+use spiped_proto::key::Key;
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]
@@ -40,6 +41,8 @@ pub enum ConnError {
     Pipe(PumpError),
     /// No byte moved either way for `idle-timeout`.
     Idle(Duration),
+    /// The handshake completed with a key that a reload removed while it ran.
+    Retired,
 }
 
 impl fmt::Display for ConnError {
@@ -65,6 +68,9 @@ impl fmt::Display for ConnError {
                 f,
                 "closed after {} s without traffic (idle-timeout)",
                 d.as_secs_f64()
+            ),
+            ConnError::Retired => f.write_str(
+                "handshake failed: it completed with a key that a reload removed meanwhile",
             ),
         }
     }
@@ -94,15 +100,23 @@ pub type Routes = [Arc<Vec<Endpoint>>];
 /// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
 /// Borrows the socket: a future that owned it would hold it twice for the connection's
 /// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
-pub async fn run(accepted: &SocketStream, cfg: &ConnConfig, routes: &Routes, offload: &Offload) {
+/// `current` tells whether a key is still the pipe's when the handshake completes: a
+/// key that a reload removed meanwhile admits no session.
+pub async fn run(
+    accepted: &SocketStream,
+    cfg: &ConnConfig,
+    routes: &Routes,
+    offload: &Offload,
+    current: impl Fn(&Key) -> bool,
+) {
     let verbose = cfg.log_connections;
     let peer = match &cfg.label {
         Some(name) => format!("{} on pipe {name}", accepted.peer()),
         None => accepted.peer(),
     };
-    let mut log = ConnLog::accepted(peer, verbose, !cfg.extra_keys.is_empty());
+    let mut log = ConnLog::accepted(peer, verbose, cfg.keys.len() > 1);
     let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(accepted, cfg, routes, offload, &mut log, &tracked).await;
+    let outcome = serve(accepted, cfg, routes, offload, &current, &mut log, &tracked).await;
     if let Err(ConnError::Idle(_)) = outcome {
         cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
     }
@@ -132,19 +146,27 @@ pub fn peer_bytes(direction: Direction, traffic: &Traffic) -> (u64, u64) {
     }
 }
 
-/// Connects, handshakes and pipes, counting in `tracked`.
+/// Connects, handshakes (admitting only a key that is still `current`) and pipes,
+/// counting in `tracked`.
 async fn serve(
     accepted: &SocketStream,
     cfg: &ConnConfig,
     routes: &Routes,
     offload: &Offload,
+    current: &impl Fn(&Key) -> bool,
     log: &mut ConnLog,
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
     let traffic = &tracked.conn().traffic;
     let targets = routes.first().map_or(&[][..], |r| &r[..]);
-    let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.key, &cfg.extra_keys)
+    let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.keys[0], &cfg.keys[1..])
         .map_err(|e| ConnError::Random(e.to_string()))?;
+    // Checked once the handshake has told which key the peer holds, before the target
+    // hears of it where it waits for that.
+    let admit = |keys: Established| match current(&cfg.keys[keys.key_index]) {
+        true => Ok(keys),
+        false => Err(ConnError::Retired),
+    };
     // The PROXY header goes first: with the DH message when data can, else right after.
     let header = match cfg.proxy {
         Some(version) => {
@@ -164,14 +186,17 @@ async fn serve(
                     source: accepted,
                 };
                 let connected = || Ok::<_, ConnError>(());
-                open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await
+                let (target, keys) =
+                    open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await?;
+                Ok((target, admit(keys)?))
             }
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
                 let keys = session::handshake(offload, accepted, hs, None)
                     .await
-                    .map_err(handshake_failed)?;
+                    .map_err(handshake_failed)
+                    .and_then(admit)?;
                 let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
                 Ok((connect_target(route, cfg).await?, keys))
             }
@@ -189,7 +214,7 @@ async fn serve(
                         if keys.is_err() {
                             tokio::task::yield_now().await;
                         }
-                        keys.map_err(handshake_failed)
+                        keys.map_err(handshake_failed).and_then(admit)
                     },
                     connect_target(targets, cfg),
                 )?;

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use tokio::sync::Notify;
+
 /// What happened to a pipe's connections since it started; kept across reloads.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -13,8 +15,12 @@ pub struct Counters {
     pub refused: AtomicU64,
     /// Sessions closed by `idle-timeout`.
     pub idle_closed: AtomicU64,
-    /// Connections open now.
+    /// Connections open now: what `max-connections` limits, whatever the settings of
+    /// the moment (a reload that keeps the pipe keeps the count).
     pub open: AtomicUsize,
+    /// Signalled when there may be room under `max-connections` again: a connection
+    /// closed, or a reload changed the limit.
+    pub room: Notify,
 }
 
 /// Counts a connection of a pipe as open for as long as it lives.
@@ -31,5 +37,7 @@ impl OpenGuard {
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+        // One stored permit if the accept loop is not waiting yet: it cannot miss it.
+        self.0.room.notify_one();
     }
 }

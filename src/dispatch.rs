@@ -65,32 +65,11 @@ pub async fn accept_loop(
     // Accept failures in a row; warned about once, when the first one happens.
     let mut failures = 0u64;
     loop {
-        let settings = pipe.settings();
-        let permit = match &settings.limit {
-            None => None,
-            Some((limit, s)) => Some(match s.clone().try_acquire_owned() {
-                Ok(p) => {
-                    at_limit = false;
-                    p
-                }
-                Err(_) => {
-                    if !at_limit {
-                        settings.conn.metrics.limit_reached();
-                        log::warn(&format!(
-                            "{}: connection limit reached ({limit} open); new connections wait until one closes",
-                            settings.name
-                        ));
-                        at_limit = true;
-                    }
-                    match s.clone().acquire_owned().await {
-                        Ok(p) => p,
-                        // Never closed: the settings hold it while this loop runs.
-                        Err(_) => return,
-                    }
-                }
-            }),
-        };
-        let stream = match listener.accept(settings.conn.stream).await {
+        room(&pipe, &mut at_limit).await;
+        // No settings are held while waiting in accept: keys a reload removed meanwhile
+        // are wiped then, not when the next client comes.
+        let options = pipe.settings().conn.stream;
+        let stream = match listener.accept(options).await {
             Ok(s) => {
                 if failures > 0 {
                     log::warn(&format!(
@@ -139,9 +118,46 @@ pub async fn accept_loop(
         let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
         let open = (open.clone(), OpenGuard::new(&pipe.counters));
         let counted = offload.count();
+        let pipe = pipe.clone();
+        drop(settings);
         tokio::spawn(async move {
-            conn::run(&stream, &cfg, &routes, counted.offload()).await;
-            drop((stream, permit, open, counted));
+            let current = |key: &_| pipe.holds(key);
+            conn::run(&stream, &cfg, &routes, counted.offload(), current).await;
+            drop((stream, open, counted));
         });
+    }
+}
+
+/// Returns once the pipe has room for one more connection under its `max-connections`
+/// of the moment (at once without a limit). Its count is the pipe's, kept across
+/// reloads; a reload that changes the limit wakes the wait, which then looks again. A
+/// warning is printed once each time the limit is reached (`at_limit` remembers, until
+/// a connection finds room without waiting).
+async fn room(pipe: &PipeState, at_limit: &mut bool) {
+    let mut first_look = true;
+    loop {
+        // Made before looking, so that a close between the look and the wait still
+        // wakes it.
+        let room = pipe.counters.room.notified();
+        {
+            let settings = pipe.settings();
+            let full = settings
+                .limit
+                .filter(|&limit| pipe.counters.open.load(Ordering::Relaxed) >= limit);
+            let Some(limit) = full else {
+                *at_limit &= !first_look;
+                return;
+            };
+            if !*at_limit {
+                settings.conn.metrics.limit_reached();
+                log::warn(&format!(
+                    "{}: connection limit reached ({limit} open); new connections wait until one closes",
+                    settings.name
+                ));
+                *at_limit = true;
+            }
+        }
+        first_look = false;
+        room.await;
     }
 }

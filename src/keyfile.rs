@@ -1,10 +1,11 @@
 //! Loading the pre-shared key file (a path, or `-` for standard input).
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
@@ -18,20 +19,37 @@ pub const MAX_KEY_FILE: u64 = 1 << 30;
 /// whatever the file's size.
 const CHUNK: usize = 64 * 1024;
 
+/// Which files a key may be read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// Start-up and `--check`: any file, as C spiped's `fopen` reads one (a FIFO from
+    /// `-k <(command)`, `/dev/stdin`), waiting for its writer as long as it takes:
+    /// nothing is served yet.
+    Any,
+    /// A reload: regular files only, opened without blocking, so that a FIFO or a
+    /// device put where a key was cannot stall a daemon that is serving.
+    RegularOnly,
+}
+
 /// Hashes the key file as a stream into the protocol key `K`.
 ///
 /// Any bytes and any length up to [`MAX_KEY_FILE`] are accepted, as in spiped; a file
 /// shorter than 32 bytes (even empty) draws one warning, since such a key may be
 /// guessed. Reading stops with an error past [`MAX_KEY_FILE`] bytes, so neither
 /// `/dev/zero` nor a huge sparse file can exhaust memory. Every chunk read is wiped
-/// from memory after hashing. Errors name the file.
+/// from memory after hashing. Errors name the file. `opening` says which files may be
+/// read at all.
 ///
-/// A regular key file that its group or everyone may read draws a warning on standard
-/// error (as ssh does for private keys) but is still used: refusing would break existing
-/// setups. Devices, FIFOs and standard input draw none: their modes say nothing about
-/// who can read the key.
-pub fn load(path: &str) -> Result<Key, KeyFileError> {
+/// A regular key file that its group or everyone may read or write draws a warning on
+/// standard error (as ssh does for private keys) but is still used: refusing would
+/// break existing setups. Devices, FIFOs and standard input draw none: their modes say
+/// nothing about who can read the key.
+pub fn load(path: &str, opening: Opening) -> Result<Key, KeyFileError> {
     let name = if path == "-" { "standard input" } else { path };
+    let error = |source| KeyFileError::Read {
+        name: name.to_owned(),
+        source,
+    };
     let read = if path == "-" {
         // Straight from descriptor 0: the buffered `Stdin` would keep a copy of the key
         // in its internal buffer for the life of the process.
@@ -40,8 +58,19 @@ pub fn load(path: &str) -> Result<Key, KeyFileError> {
             .try_clone_to_owned()
             .and_then(|fd| hash_stream(File::from(fd)))
     } else {
-        File::open(path).and_then(|f| {
-            let meta = f.metadata()?;
+        let opened = match opening {
+            Opening::Any => File::open(path).and_then(|f| Ok((f.metadata()?, f))),
+            Opening::RegularOnly => match open_regular(Path::new(path)).map_err(error)? {
+                Ok((f, meta)) => Ok((meta, f)),
+                Err(what) => {
+                    return Err(KeyFileError::NotRegular {
+                        name: name.to_owned(),
+                        what,
+                    });
+                }
+            },
+        };
+        opened.and_then(|(meta, f)| {
             if meta.is_file() {
                 if meta.len() > MAX_KEY_FILE {
                     return Ok(None);
@@ -53,11 +82,7 @@ pub fn load(path: &str) -> Result<Key, KeyFileError> {
             hash_stream(f)
         })
     };
-    let read = read.map_err(|source| KeyFileError::Read {
-        name: name.to_owned(),
-        source,
-    })?;
-    let Some((key, len)) = read else {
+    let Some((key, len)) = read.map_err(error)? else {
         return Err(KeyFileError::TooLarge {
             name: name.to_owned(),
         });
@@ -69,6 +94,28 @@ pub fn load(path: &str) -> Result<Key, KeyFileError> {
         ));
     }
     Ok(key)
+}
+
+/// Opens `path` for reading without ever blocking (a FIFO without a writer opens at
+/// once) and, if it is a regular file, returns it with its metadata, taken from the
+/// open file so that nothing can swap it in between. Otherwise the inner `Err` says
+/// what it is ("a FIFO", "a directory"...), and nothing was read from it.
+pub fn open_regular(path: &Path) -> io::Result<Result<(File, Metadata), &'static str>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let t = meta.file_type();
+    Ok(match t {
+        _ if t.is_file() => Ok((f, meta)),
+        _ if t.is_fifo() => Err("a FIFO"),
+        _ if t.is_dir() => Err("a directory"),
+        _ if t.is_char_device() => Err("a character device"),
+        _ if t.is_block_device() => Err("a block device"),
+        _ if t.is_socket() => Err("a socket"),
+        _ => Err("something else"),
+    })
 }
 
 /// Why a key file could not be loaded; its message names the file (`standard input`
@@ -87,6 +134,13 @@ pub enum KeyFileError {
         /// The file as the user named it.
         name: String,
     },
+    /// A reload found something other than a regular file there ([`Opening`]).
+    NotRegular {
+        /// The file as the user named it.
+        name: String,
+        /// What it is instead ("a FIFO").
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for KeyFileError {
@@ -102,6 +156,11 @@ impl fmt::Display for KeyFileError {
                 "key file {name} is larger than 1 GiB: give -k a file of 32 random bytes \
                  (`spiped keygen > FILE`)"
             ),
+            KeyFileError::NotRegular { name, what } => write!(
+                f,
+                "key file {name} is {what}, not a regular file: a reload reads key files \
+                 that are regular files only (any file is read at start-up, as C spiped does)"
+            ),
         }
     }
 }
@@ -110,7 +169,7 @@ impl std::error::Error for KeyFileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             KeyFileError::Read { source, .. } => Some(source),
-            KeyFileError::TooLarge { .. } => None,
+            KeyFileError::TooLarge { .. } | KeyFileError::NotRegular { .. } => None,
         }
     }
 }
@@ -138,17 +197,29 @@ fn hash_stream(mut r: impl Read) -> io::Result<Option<(Key, u64)>> {
 }
 
 /// The warning for a regular key file at `path` with permission bits `mode`, if its
-/// group or everyone may read it.
+/// group or everyone may read or write it: one line, naming both if both.
 fn exposure_warning(path: &str, mode: u32) -> Option<String> {
-    let who = match mode {
-        m if m & 0o004 != 0 => "everyone",
-        m if m & 0o040 != 0 => "its group",
-        _ => return None,
+    let read = who(mode, 0o004, 0o040).map(|who| format!("readable by {who}"));
+    let write = who(mode, 0o002, 0o020).map(|who| format!("writable by {who}"));
+    let how = match (read, write) {
+        (None, None) => return None,
+        (Some(r), Some(w)) => format!("{r} and {w}"),
+        (r, w) => r.or(w).unwrap_or_default(),
     };
     Some(format!(
-        "warning: key file {path} is readable by {who} (mode {:03o}); chmod 600 it",
+        "warning: key file {path} is {how} (mode {:03o}); chmod 600 it",
         mode & 0o777
     ))
+}
+
+/// Who besides the owner has the permission whose bit for others is `others` and for
+/// the group `group`, in `mode`: "everyone", "its group", or nobody.
+pub fn who(mode: u32, others: u32, group: u32) -> Option<&'static str> {
+    match mode {
+        m if m & others != 0 => Some("everyone"),
+        m if m & group != 0 => Some("its group"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +228,7 @@ mod tests {
 
     #[test]
     fn warns_only_when_group_or_others_can_read() {
-        for mode in [0o600, 0o400, 0o700, 0o622, 0o100600] {
+        for mode in [0o600, 0o400, 0o700, 0o100600] {
             assert_eq!(exposure_warning("k", mode), None, "{mode:o}");
         }
         for mode in [0o640, 0o604, 0o644, 0o100644] {
@@ -186,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_named_with_the_system_error_as_source() {
-        let e = load("/nonexistent/key").unwrap_err();
+        let e = load("/nonexistent/key", Opening::Any).unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot read key file /nonexistent/key: No such file or directory"
@@ -194,6 +265,36 @@ mod tests {
         let source = std::error::Error::source(&e).expect("source");
         let io = source.downcast_ref::<io::Error>().expect("io::Error");
         assert_eq!(io.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn names_who_can_write_on_the_same_line() {
+        let w = exposure_warning("k", 0o622).unwrap();
+        assert_eq!(
+            w,
+            "warning: key file k is writable by everyone (mode 622); chmod 600 it"
+        );
+        let w = exposure_warning("k", 0o664).unwrap();
+        assert!(
+            w.contains("readable by everyone and writable by its group (mode 664)"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn a_reload_refuses_a_fifo_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(fifo.to_str().unwrap(), Opening::RegularOnly).unwrap_err();
+        assert!(
+            e.to_string().contains("is a FIFO, not a regular file"),
+            "{e}"
+        );
+        let e = load(dir.path().to_str().unwrap(), Opening::RegularOnly).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
     }
 
     #[test]

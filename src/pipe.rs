@@ -4,10 +4,10 @@
 //! settings it was accepted with until it closes.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
-use tokio::sync::Semaphore;
 
 use crate::config::conn::ConnConfig;
 use crate::counters::Counters;
@@ -22,8 +22,9 @@ pub struct Settings {
     /// The target addresses of each key (one entry when all keys share the target),
     /// kept fresh by the pipe's re-resolution.
     pub routes: Vec<Targets>,
-    /// `max-connections`, and the permits that enforce it.
-    pub limit: Option<(usize, Arc<Semaphore>)>,
+    /// `max-connections`: at most this many of the pipe's connections open at once
+    /// (counted in [`Counters::open`], which reloads keep).
+    pub limit: Option<usize>,
     /// `allow`: the networks served; empty serves all.
     pub allow: Vec<IpNet>,
 }
@@ -48,6 +49,8 @@ impl Settings {
 /// A running pipe's state, shared by its accept loop and whoever reloads it.
 pub struct PipeState {
     settings: RwLock<Arc<Settings>>,
+    /// Set when a reload removes the pipe: its keys then admit no more sessions.
+    removed: AtomicBool,
     /// What happened to its connections.
     pub counters: Arc<Counters>,
 }
@@ -59,6 +62,7 @@ impl PipeState {
         Arc::new(PipeState {
             counters: settings.conn.counters.clone(),
             settings: RwLock::new(Arc::new(settings)),
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -71,12 +75,28 @@ impl PipeState {
     }
 
     /// Replaces the settings for connections accepted from now on; open ones keep
-    /// theirs.
+    /// theirs. The old settings are dropped here unless a connection still holds them
+    /// (the accept loop holds none while it waits), so that keys a reload removed are
+    /// wiped as soon as no session uses them.
     pub fn replace(&self, settings: Settings) {
         *self
             .settings
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        // The limit may have changed: an accept loop waiting for room looks again.
+        self.counters.room.notify_one();
+    }
+
+    /// Whether `key` is still one of the pipe's keys: a session whose handshake ends
+    /// with a key that a reload removed meanwhile (with the pipe, or from it) is not
+    /// admitted.
+    pub fn holds(&self, key: &spiped_proto::key::Key) -> bool {
+        !self.removed.load(Ordering::Relaxed) && self.settings().conn.holds(key)
+    }
+
+    /// A reload removed the pipe: handshakes under way on it admit no session.
+    pub fn remove(&self) {
+        self.removed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -93,8 +113,7 @@ mod tests {
             name: "t".into(),
             conn: Arc::new(ConnConfig {
                 direction: Direction::Decrypt,
-                key: Key::from_file_contents(b"k"),
-                extra_keys: Vec::new(),
+                keys: vec![Key::from_file_contents(b"k")],
                 proxy: None,
                 connect_after_handshake: false,
                 log_connections: false,

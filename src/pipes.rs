@@ -1,11 +1,14 @@
 //! The daemon's running pipes, and applying a configuration to them: at start-up, and
 //! again on each reload (SIGHUP).
 //!
-//! Applying is all or nothing. Everything that can fail (key files, look-ups, binding
-//! new sources) is done first; only when all of it worked are pipes started, changed
-//! and stopped. A pipe whose source did not change keeps its listening socket and only
-//! gets new settings, for the connections it accepts from then on. A stopped pipe
-//! closes its listener; its open connections run on to their end.
+//! Applying is all or nothing, in three steps: every look-up ([`Pipes::look_up`]),
+//! then every new source bound ([`Pipes::stage`]), then pipes started, changed and
+//! stopped ([`Pipes::start`]), which cannot fail. At start-up the daemon drops its
+//! privileges and confines itself between the second and the third step, so that no
+//! connection is accepted before; a reload does all three at once ([`Pipes::apply`]).
+//! A pipe whose source did not change keeps its listening socket and only gets new
+//! settings, for the connections it accepts from then on. A stopped pipe closes its
+//! listener; its open connections run on to their end.
 
 use std::sync::Arc;
 
@@ -87,6 +90,25 @@ enum Passed {
     No,
 }
 
+/// What the look-ups of a configuration found, pipe by pipe (see [`Pipes::look_up`]).
+pub struct LookedUp(Vec<Found>);
+
+/// What the look-ups of one pipe found.
+struct Found {
+    /// The target addresses, one list per route.
+    routes: Vec<Targets>,
+    /// The target addresses to re-resolve, and how often.
+    refresh: Vec<(Targets, Address, std::time::Duration)>,
+    /// The local address of outgoing connections (`bind`).
+    bind: Option<std::net::SocketAddr>,
+    /// The source's addresses: `None` when the pipe keeps a running pipe's socket, or
+    /// has no source (systemd passes it).
+    source: Option<Vec<Endpoint>>,
+}
+
+/// A configuration whose sources are bound, ready to run (see [`Pipes::start`]).
+pub struct Staged(Vec<Prepared>);
+
 /// A pipe of the configuration being applied, ready to run.
 struct Prepared {
     config: PipeConfig,
@@ -118,17 +140,38 @@ impl Pipes {
     }
 
     /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
-    /// order of its pipes and their keys). Look-ups retry until they work when
-    /// `patient` (`-D`). On error nothing changed, and the error says why, one line.
-    pub async fn apply(
+    /// order of its pipes and their keys): a reload. On error nothing changed, and the
+    /// error says why, one line.
+    pub async fn apply(&mut self, config: &Config, keys: Vec<Vec<Key>>) -> Result<Changes, String> {
+        let found = self.look_up(config, false).await?;
+        let staged = self.stage(config, found, keys)?;
+        Ok(self.start(staged))
+    }
+
+    /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
+    /// `bind`, and the sources of pipes that do not keep a running socket. Retries
+    /// until each works when `patient` (`-D`). Binds nothing.
+    pub async fn look_up(&self, config: &Config, patient: bool) -> Result<LookedUp, String> {
+        let mut found = Vec::new();
+        for pipe in &config.pipes {
+            let f = self.look_up_pipe(pipe, patient).await;
+            found.push(f.map_err(|e| self.about(pipe, e))?);
+        }
+        Ok(LookedUp(found))
+    }
+
+    /// Binds the new sources of `config` (or takes them from systemd's), whose
+    /// addresses `found` holds, and prepares each pipe's settings; accepts nothing yet.
+    /// On error nothing is bound, and the error says why, one line.
+    pub fn stage(
         &mut self,
         config: &Config,
+        found: LookedUp,
         keys: Vec<Vec<Key>>,
-        patient: bool,
-    ) -> Result<Changes, String> {
+    ) -> Result<Staged, String> {
         let mut prepared = Vec::new();
-        for (pipe, keys) in config.pipes.iter().zip(keys) {
-            match self.prepare(pipe, keys, patient).await {
+        for ((pipe, found), keys) in config.pipes.iter().zip(found.0).zip(keys) {
+            match self.prepare(pipe, found, keys) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     // The sockets systemd passed go back for the next attempt.
@@ -137,17 +180,29 @@ impl Pipes {
                             self.passed.push(l);
                         }
                     }
-                    // A command line's one pipe needs no name; its errors read as before.
-                    return Err(match self.command_line {
-                        true => e,
-                        false => format!("pipe {}: {e}", pipe.name),
-                    });
+                    return Err(self.about(pipe, e));
                 }
             }
         }
+        Ok(Staged(prepared))
+    }
+
+    /// `e` about `pipe`, named unless it is a command line's one pipe (whose errors
+    /// read as C's).
+    fn about(&self, pipe: &PipeConfig, e: String) -> String {
+        match self.command_line {
+            true => e,
+            false => format!("pipe {}: {e}", pipe.name),
+        }
+    }
+
+    /// Starts accepting on the pipes `staged` holds, changes the settings of those it
+    /// keeps and stops the others; the running pipes are those of its configuration
+    /// from now on. `staged` must come from the last [`Pipes::stage`].
+    pub fn start(&mut self, staged: Staged) -> Changes {
         let mut changes = Changes::default();
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
-        for p in prepared {
+        for p in staged.0 {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
                 self.offload.keep_keypairs_ahead();
             }
@@ -195,20 +250,16 @@ impl Pipes {
             self.running.push(running);
         }
         for gone in old.into_iter().flatten() {
+            gone.state.remove();
             self.metrics.hide(&gone.state.settings().conn.metrics);
             gone.report("removed");
             changes.removed += 1;
         }
-        Ok(changes)
+        changes
     }
 
-    /// Everything a pipe needs to start (or to take over a running pipe's socket).
-    async fn prepare(
-        &mut self,
-        pipe: &PipeConfig,
-        mut keys: Vec<Key>,
-        patient: bool,
-    ) -> Result<Prepared, String> {
+    /// The look-ups of one pipe (see [`Pipes::look_up`]).
+    async fn look_up_pipe(&self, pipe: &PipeConfig, patient: bool) -> Result<Found, String> {
         let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
@@ -225,19 +276,48 @@ impl Pipes {
             ),
             None => None,
         };
-        // Like C, with -D nothing listens before the targets resolve.
-        let kept = self
-            .running
+        let source = match (&pipe.source, self.kept(pipe)) {
+            (Some(s), None) => Some(look_up(s, patient).await?),
+            _ => None,
+        };
+        Ok(Found {
+            routes,
+            refresh,
+            bind,
+            source,
+        })
+    }
+
+    /// The running pipe with the same source as `pipe`, whose socket it keeps.
+    fn kept(&self, pipe: &PipeConfig) -> Option<usize> {
+        self.running
             .iter()
-            .position(|r| r.config.source == pipe.source);
+            .position(|r| r.config.source == pipe.source)
+    }
+
+    /// Everything a pipe needs to start (or to take over a running pipe's socket).
+    fn prepare(
+        &mut self,
+        pipe: &PipeConfig,
+        found: Found,
+        keys: Vec<Key>,
+    ) -> Result<Prepared, String> {
+        let Found {
+            routes,
+            refresh,
+            bind,
+            source,
+        } = found;
+        let routed = pipe.routes_by_key();
+        // Like C, with -D nothing listens before every address resolves.
+        let kept = self.kept(pipe);
         let socket = match kept {
             Some(i) => Socket::Keep(i),
-            None => self.listen(pipe, patient).await?,
+            None => self.listen(pipe, source)?,
         };
         if keys.is_empty() {
             return Err("no key file".to_owned());
         }
-        let key = keys.remove(0);
         let counters = match kept {
             Some(i) => self.running[i].state.counters.clone(),
             None => Arc::new(Counters::default()),
@@ -260,8 +340,9 @@ impl Pipes {
         }
         let conn = ConnConfig {
             direction: pipe.direction,
-            key,
-            extra_keys: keys,
+            // As loaded: taking the first out would shift the others down and leave a
+            // copy of the last behind the vector's end, where no drop wipes it.
+            keys,
             proxy: pipe.proxy,
             connect_after_handshake: pipe.connect_after_handshake,
             log_connections: pipe.log_connections,
@@ -285,9 +366,7 @@ impl Pipes {
                 name: pipe.name.clone(),
                 conn: Arc::new(conn),
                 routes,
-                limit: pipe
-                    .max_connections
-                    .map(|n| (n, Arc::new(tokio::sync::Semaphore::new(n)))),
+                limit: pipe.max_connections,
                 allow: pipe.allow.clone(),
             },
             socket,
@@ -297,12 +376,12 @@ impl Pipes {
 
     /// The socket to serve `pipe` on: one systemd passed, or its source bound here,
     /// a UNIX socket's file given `socket-mode` and `socket-owner` (and removed when
-    /// the pipe stops).
-    async fn listen(&mut self, pipe: &PipeConfig, patient: bool) -> Result<Socket, String> {
-        let source = match &pipe.source {
-            Some(s) => Some(look_up(s, patient).await?),
-            None => None,
-        };
+    /// the pipe stops). `source` holds its source's addresses (none without a source).
+    fn listen(
+        &mut self,
+        pipe: &PipeConfig,
+        source: Option<Vec<Endpoint>>,
+    ) -> Result<Socket, String> {
         let taken = systemd::take(&mut self.passed, source.as_deref(), self.command_line);
         if let Some(l) = taken.map_err(|e| e.to_string())? {
             return Ok(Socket::New(l, None, Passed::Yes));
@@ -312,9 +391,7 @@ impl Pipes {
                 "no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned(),
             );
         };
-        let ep = source
-            .into_iter()
-            .next()
+        let ep = resolve::first(addr, "-s/--source", source)
             .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
         let (uid, gid) = match &pipe.socket_owner {
             Some(spec) => daemon::socket_owner(spec).map_err(|e| e.to_string())?,

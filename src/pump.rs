@@ -79,6 +79,22 @@ pub enum PumpError {
     Packet(PacketError),
     /// The encrypted stream ended in the middle of a packet.
     Truncated,
+    /// Passing an end of stream on (half-closing the destination) failed. A peer that
+    /// went away is no failure (the transport says so); what is left either drops
+    /// this connection (any error the network can cause) or is a bug ([`is_bug`]).
+    HalfClose(io::Error),
+}
+
+/// Whether a half-close failed in a way only a bug can cause: the descriptor is not an
+/// open socket of ours (EBADF, ENOTSOCK) or the call was malformed (EINVAL). C spiped
+/// 1.6.4 aborts on these; a daemon here drops only the connection and says it is a
+/// bug: aborting would drop every other connection and the listener for the fault of
+/// one, while dropping the connection frees all of its state (socket, buffers, keys).
+fn is_bug(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)
+    )
 }
 
 impl fmt::Display for PumpError {
@@ -88,6 +104,14 @@ impl fmt::Display for PumpError {
             PumpError::Write(e) => write!(f, "write failed: {}", crate::errors::describe(e)),
             PumpError::Packet(e) => write!(f, "{e}"),
             PumpError::Truncated => f.write_str("encrypted stream ended in the middle of a packet"),
+            PumpError::HalfClose(e) if is_bug(e) => write!(
+                f,
+                "half-close failed: internal error: {}; this is a bug, please report it",
+                crate::errors::describe(e)
+            ),
+            PumpError::HalfClose(e) => {
+                write!(f, "half-close failed: {}", crate::errors::describe(e))
+            }
         }
     }
 }
@@ -254,7 +278,7 @@ async fn encrypt(
         out.plain.resize(room, 0);
         let n = src.read(&mut out.plain).await.map_err(PumpError::Read)?;
         if n == 0 {
-            dst.shutdown_write().await.map_err(PumpError::Write)?;
+            dst.shutdown_write().await.map_err(PumpError::HalfClose)?;
             finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -294,7 +318,7 @@ async fn decrypt(
             if deframer.mid_packet() {
                 return Err(PumpError::Truncated);
             }
-            dst.shutdown_write().await.map_err(PumpError::Write)?;
+            dst.shutdown_write().await.map_err(PumpError::HalfClose)?;
             finished.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -322,5 +346,70 @@ async fn decrypt(
         if let Some(e) = error {
             return Err(PumpError::Packet(e));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use spiped_transports::event_loop::block_on;
+
+    use super::*;
+
+    /// A transport whose source has ended and whose half-close fails with `errno`.
+    struct FailingHalfClose {
+        errno: i32,
+    }
+
+    #[async_trait]
+    impl Transport for FailingHalfClose {
+        async fn read(&self, _buf: &mut [u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+
+        async fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            Ok(bufs.iter().map(|b| b.len()).sum())
+        }
+
+        async fn shutdown_write(&self) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(self.errno))
+        }
+
+        fn peer(&self) -> String {
+            "test".to_owned()
+        }
+    }
+
+    /// How a session between two such transports ends.
+    fn ended_with(errno: i32) -> String {
+        let t = FailingHalfClose { errno };
+        let key = [7u8; 32];
+        let traffic = Traffic::default();
+        let outcome = block_on(async {
+            let (sealer, opener) = (Sealer::new(&key, &key), Opener::new(&key, &key));
+            pipe(&t, &t, sealer, opener, &traffic, &Offload::default()).await
+        })
+        .unwrap();
+        match outcome {
+            Err(e @ PumpError::HalfClose(_)) => e.to_string(),
+            other => panic!("expected a failed half-close, got {other:?}"),
+        }
+    }
+
+    /// As in spiped 1.6.4: a half-close that fails because the descriptor is no
+    /// connected socket of ours is a bug, said so; any other failure is the network's.
+    /// Either way the error ends only this session (the caller drops the connection).
+    #[test]
+    fn a_failed_half_close_ends_the_session_and_names_bugs() {
+        for errno in [libc::EBADF, libc::EINVAL, libc::ENOTSOCK] {
+            let msg = ended_with(errno);
+            assert!(
+                msg.starts_with("half-close failed: internal error: "),
+                "{msg}"
+            );
+            assert!(msg.ends_with("; this is a bug, please report it"), "{msg}");
+        }
+        let msg = ended_with(libc::EPIPE);
+        assert_eq!(msg, "half-close failed: Broken pipe");
     }
 }

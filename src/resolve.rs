@@ -92,12 +92,27 @@ pub async fn resolve_bind(addr: &Address) -> Result<SocketAddr, ResolveError> {
     bind_address(addr, resolve(addr).await?)
 }
 
-/// Picks the address outgoing connections bind to from what `-b` resolved to.
+/// Picks the address outgoing connections bind to from what `-b` resolved to: the
+/// first, with a warning when there were several ([`first`]).
 pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, ResolveError> {
-    match found.into_iter().next() {
+    match first(addr, "-b/--bind", found) {
         Some(Endpoint::Tcp(a)) => Ok(a),
         _ => Err(ResolveError::UnixBind { addr: addr.clone() }),
     }
+}
+
+/// The first of the endpoints `addr` (given to `option`) resolved to, with a warning
+/// naming it when there were several, as C spiped 1.6.3 does for `-s` and `-b`: a
+/// socket listens on, or binds to, one address only.
+pub fn first(addr: &Address, option: &str, found: Vec<Endpoint>) -> Option<Endpoint> {
+    let n = found.len();
+    let first = found.into_iter().next()?;
+    if n > 1 {
+        log::warn(&format!(
+            "warning: {option} {addr}: {n} addresses found; using the first, {first}"
+        ));
+    }
+    Some(first)
 }
 
 /// Why an address gave no endpoint; the message names the address.

@@ -614,3 +614,67 @@ fn ours_key_from_stdin() {
         out.stderr
     );
 }
+
+/// Addresses that do not parse, and a `-b` that could only fail every connection (a UNIX
+/// socket path, an IP beside a UNIX target), are refused at once, before daemonizing,
+/// with `-D` too (C 1.6.3 checks addresses' syntax first; 1.6.2 daemonizes first, and
+/// its daemon retries a bad address every second for ever): exit 1, one line naming
+/// the problem, no pidfile, nothing listening; spipe likewise.
+#[test]
+fn ours_refuses_bad_addresses_before_daemonizing() {
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let src = format!("127.0.0.1:{}", free_port());
+    let pid = dir.path().join("b.pid");
+    let pid = pid.to_str().unwrap();
+    let unix_target = dir.path().join("t.sock");
+    let unix_target = unix_target.to_str().unwrap();
+    let tcp_target = "[127.0.0.1]:2";
+    let cases: [(&[&str], &str, &str); 6] = [
+        (
+            &["-s", &src, "-t", tcp_target, "-b", "/tmp/b.sock"],
+            "-b/--bind",
+            "'/tmp/b.sock'",
+        ),
+        (
+            &["-s", &src, "-t", tcp_target, "-b", ":0"],
+            "-b/--bind",
+            "':0'",
+        ),
+        (
+            &["-s", &src, "-t", unix_target, "-b", "127.0.0.1"],
+            "-b/--bind",
+            unix_target,
+        ),
+        (&["-s", ":8000", "-t", tcp_target], "-s/--source", "':8000'"),
+        (
+            &["-s", "nohost", "-t", tcp_target],
+            "-s/--source",
+            "'nohost'",
+        ),
+        (
+            &["-s", &src, "-t", "[127.0.0.1]"],
+            "-t/--target",
+            "'[127.0.0.1]'",
+        ),
+    ];
+    for (args, option, names) in cases {
+        let all = [&["-e", "-D", "-k", &k, "-p", pid][..], args].concat();
+        let case = describe("spiped", Impl::Ours, &all);
+        assert_error(
+            &case,
+            Impl::Ours,
+            &spiped(Impl::Ours, &all),
+            &[option, names],
+        );
+        assert!(!Path::new(pid).exists(), "{case}: daemonized");
+        assert!(
+            std::net::TcpStream::connect(&src).is_err(),
+            "{case}: listening"
+        );
+    }
+    let args = ["-t", tcp_target, "-k", &k, "-b", "/tmp/b.sock"];
+    let out = spipe(Impl::Ours, SpipeVia::Name, &args);
+    let case = describe("spipe", Impl::Ours, &args);
+    assert_error(&case, Impl::Ours, &out, &["-b/--bind", "'/tmp/b.sock'"]);
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -40,15 +40,26 @@ fn write_conf(path: &Path, text: &str) {
     fs::rename(&tmp, path).unwrap();
 }
 
-/// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts.
+/// A directory of its own for the configuration file and key files, in `dir`: the
+/// sandbox lets a reload read new files only in such a directory (see SECURITY.md).
+fn etc_dir(dir: &Path) -> PathBuf {
+    let etc = dir.join("etc");
+    fs::create_dir(&etc).unwrap();
+    etc
+}
+
+/// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts
+/// and the daemon is confined (so that files a test adds later are new to it).
 fn start(dir: &Path, conf: &Path, first: &Addr) -> Daemon {
-    Daemon::spawn(
+    let d = Daemon::spawn(
         Impl::Ours,
         "config",
         dir,
         first,
         &["-c", conf.to_str().unwrap()],
-    )
+    );
+    d.wait_confined();
+    d
 }
 
 /// How many lines of `text` contain `needle`.
@@ -128,6 +139,50 @@ fn two_pipes_from_one_file_with_c_peers() {
     drop(ours);
 }
 
+/// `--check` says what the sandbox puts in force (it confines itself as the daemon will
+/// once serving): here, every layer. A daemon started from the file, every layer in
+/// force, says nothing at all on stderr, as C on a good start.
+#[test]
+fn check_says_the_sandbox_and_a_good_start_is_silent() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let key = key_file(d, "key", b"the sandbox as checked, 32 bytes+");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    let text = format!(
+        "foreground = true\n{}",
+        pipe("p", "decrypt", &source, &target.addr.arg(), &key, "")
+    );
+    write_conf(&conf, &text);
+    let mut c = spiped_cmd(Impl::Ours);
+    c.args(["-c", conf.to_str().unwrap(), "--check"]);
+    let out = run(c);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let stdout = out.stdout_str();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(
+        lines[0],
+        format!("{}: configuration OK (1 pipe)", conf.display())
+    );
+    assert!(
+        lines[1].starts_with("sandbox: landlock ABI ")
+            && lines[1].contains("), seccomp ")
+            && lines[1].ends_with(" syscalls, no capabilities"),
+        "{stdout}"
+    );
+    let daemon = start(d, &conf, &source);
+    let via = Addr::fresh(Transport::Tcp, d, "via");
+    let k = key.to_str().unwrap();
+    let _e = Daemon::pipe(Impl::Ours, "e", d, &via, &source.arg(), k, &["-e"]);
+    let data = payload(50_000, 7);
+    e_round_trip("from the file", &via, &data, &data, &target);
+    // The readiness probe's connection may have drawn a line; nothing else may.
+    let err = daemon.stderr();
+    assert!(err.lines().all(|l| l.contains("handshake failed")), "{err}");
+}
+
 /// Ten transfers of several MiB run while five reloads add, change and remove pipes:
 /// every byte arrives (hashes), the removed pipe's open transfers complete, and its
 /// port refuses new connections afterwards.
@@ -136,11 +191,12 @@ fn reload_under_load_drops_nothing() {
     const SIZE: usize = 3 << 20;
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"reload under load");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"reload under load");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let t = target.addr.arg();
     let [a, b, c, e] = ["a", "b", "c", "e"].map(|n| Addr::fresh(Transport::Tcp, d, n));
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let dec = |extra: &str| pipe("dec", "decrypt", &b, &t, &key, extra);
     let enc =
         |name: &str, src: &Addr, extra: &str| pipe(name, "encrypt", src, &b.arg(), &key, extra);
@@ -249,16 +305,19 @@ fn reload_under_load_drops_nothing() {
 fn key_rotation_by_reload() {
     let dir = temp_dir();
     let d = dir.path();
-    let old = key_file(d, "old", b"the old key");
-    let new = key_file(d, "new", b"the new key");
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the old key");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     write_conf(
         &conf,
         &pipe("p", "decrypt", &source, &target.addr.arg(), &old, ""),
     );
     let daemon = start(d, &conf, &source);
+    // Put beside the old key once spiped runs: a file its directory held at start
+    // without the configuration naming it would make the directory a shared one.
+    let new = key_file(&etc, "new", b"the new key");
     let (with_old, with_new) = (
         client(d, "old", &source, &old),
         client(d, "new", &source, &new),
@@ -327,13 +386,14 @@ fn command_line_reloads_its_key_file() {
 fn broken_reloads_change_nothing() {
     let dir = temp_dir();
     let d = dir.path();
-    let key = key_file(d, "key", b"broken reloads");
+    let etc = etc_dir(d);
+    let key = key_file(&etc, "key", b"broken reloads");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let (a, b) = (
         Addr::fresh(Transport::Tcp, d, "a"),
         Addr::fresh(Transport::Tcp, d, "b"),
     );
-    let conf = d.join("spiped.conf");
+    let conf = etc.join("spiped.conf");
     let good = format!(
         "{}{}",
         pipe("enc", "encrypt", &a, &b.arg(), &key, ""),
@@ -343,7 +403,7 @@ fn broken_reloads_change_nothing() {
     let daemon = start(d, &conf, &a);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = Addr::Tcp(taken.local_addr().unwrap());
-    let missing = d.join("no-such.key");
+    let missing = etc.join("no-such.key");
     let conf_name = conf.display().to_string();
     let cases = [
         (
@@ -819,4 +879,294 @@ fn drain_covers_every_pipe() {
     );
     let (rest, _) = open.read_to_eof();
     assert!(rest.is_empty());
+}
+
+/// `-n 2` survives a reload that keeps the pipe: with two connections open, a no-op
+/// SIGHUP makes no room (it used to start a fresh count, so that four were served): a
+/// third, then a fourth, is served only as one of the open ones closes.
+#[test]
+fn a_reload_keeps_the_connection_limit_and_its_count() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let k = key_arg(d, "key", b"limit across reloads");
+    let server = Server::start(Impl::Ours, d, "d", Mode::Echo, &["-k", &k]);
+    let src = Addr::fresh(Transport::Tcp, d, "src");
+    let e = Daemon::pipe(
+        Impl::Ours,
+        "e",
+        d,
+        &src,
+        &server.hop.arg(),
+        &k,
+        &["-e", "-n", "2"],
+    );
+    let mut open = Vec::new();
+    for i in 0..2u8 {
+        let mut c = src.connect().unwrap();
+        c.write_all(&[i]).unwrap();
+        assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [i]);
+        open.push(c);
+    }
+    assert!(
+        reload(&e, 1).contains("reloaded: 1 pipes"),
+        "{}",
+        e.stderr()
+    );
+    let third = queued(&src, b'3', || {
+        open.remove(0).shutdown(std::net::Shutdown::Both).unwrap();
+    });
+    // Two open again: a fourth waits too (a count started afresh had room for two).
+    queued(&src, b'4', || {
+        third.shutdown(std::net::Shutdown::Both).unwrap()
+    });
+}
+
+/// Connects to the echoing pipe at `src` and sends `byte`, asserting that it is not
+/// served (no echo for 1.5 s) until `free` closes another connection, then that it is.
+fn queued(src: &Addr, byte: u8, free: impl FnOnce()) -> Stream {
+    let mut c = src.connect().expect("queued, not refused");
+    c.write_all(&[byte]).unwrap();
+    c.silent_for(Duration::from_millis(1500))
+        .unwrap_or_else(|e| panic!("client {byte} served over -n 2 after a reload: {e}"));
+    free();
+    assert_eq!(c.read_exact_within(1, EXCHANGE_DEADLINE).unwrap(), [byte]);
+    c
+}
+
+/// A FIFO put where a key file was, then SIGHUP: the reload is refused at once with a
+/// line that says why, instead of waiting (with the whole daemon) for a writer; the
+/// pipe goes on serving. The same for the configuration file itself.
+#[test]
+fn a_fifo_at_reload_is_refused_and_serving_goes_on() {
+    let dir = temp_dir();
+    let d = dir.path();
+    // Keys and configuration in a directory of their own, as an operator keeps them.
+    let own = d.join("etc");
+    fs::create_dir(&own).unwrap();
+    let key = key_file(&own, "key", b"a key, then a fifo");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = own.join("spiped.conf");
+    write_conf(
+        &conf,
+        &pipe("p", "decrypt", &source, &target.addr.arg(), &key, ""),
+    );
+    let daemon = start(d, &conf, &source);
+    let with_key = client(d, "c", &source, &key);
+    let up = payload(10_000, 3);
+    e_round_trip("before the reloads", &with_key.source, &up, &up, &target);
+
+    // A FIFO where `path` was (set aside meanwhile) fails reload number `n`, saying
+    // what it is, and the pipe serves on.
+    let refused = |n, path: &Path, what: &str| {
+        let kept = path.with_extension("kept");
+        fs::rename(path, &kept).unwrap();
+        mkfifo(path);
+        let outcome = reload(&daemon, n);
+        let said = format!("{what} {} is a FIFO, not a regular file", path.display());
+        assert!(outcome.contains(&said), "{outcome}");
+        e_round_trip(
+            &format!("after {said}"),
+            &with_key.source,
+            &up,
+            &up,
+            &target,
+        );
+        fs::remove_file(path).unwrap();
+        fs::rename(&kept, path).unwrap();
+    };
+    refused(1, &key, "key file");
+    refused(2, &conf, "configuration file");
+    assert!(
+        reload(&daemon, 3).contains("reloaded:"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{path:?}");
+}
+
+/// A handshake under way when a reload removes its key: the client has the server's
+/// nonce and waits while the reload happens, then sends its DH message, signed with
+/// the removed key. That session is not admitted: the daemon closes it and says why.
+/// The same when the reload removes the whole pipe.
+#[test]
+fn a_handshake_finishing_after_its_key_is_removed_is_refused() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let etc = etc_dir(d);
+    let old = key_file(&etc, "old", b"the key a reload removes");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let other = Addr::fresh(Transport::Tcp, d, "other");
+    let conf = etc.join("spiped.conf");
+    let decrypt = |name: &str, source: &Addr, key: &Path| {
+        let after = "connect-after-handshake = true\nlog-connections = true";
+        pipe(name, "decrypt", source, &target.addr.arg(), key, after)
+    };
+    write_conf(&conf, &decrypt("p", &source, &old));
+    let daemon = start(d, &conf, &source);
+    // Made after start, so that the directory stays spiped's own (all it held at
+    // start is named by the configuration) and a reload may read it.
+    let new = key_file(&etc, "new", b"the key that stays");
+    let new_key = decrypt("p", &source, &new);
+    refused_after_reload(&daemon, 1, &source, &old, || write_conf(&conf, &new_key));
+
+    write_conf(&conf, &decrypt("p", &source, &old));
+    assert!(reload(&daemon, 2).contains("reloaded:"));
+    let no_pipe = decrypt("q", &other, &old);
+    refused_after_reload(&daemon, 3, &source, &old, || write_conf(&conf, &no_pipe));
+    assert_eq!(target.accepted(), 0, "the target heard of a session");
+}
+
+/// Runs a protocol client with the key file `key` against the `-d` pipe at `source` of
+/// `daemon`, pausing once it has the server's nonce: `change` rewrites the
+/// configuration, and reload number `n` applies it. Then asserts that the daemon closes
+/// the connection instead of admitting the session, and says why.
+fn refused_after_reload(
+    daemon: &Daemon,
+    n: usize,
+    source: &Addr,
+    key: &Path,
+    change: impl FnOnce(),
+) {
+    use spiped_proto::{Handshake, Key, Next, Role};
+    const SAID: &str = "a reload removed meanwhile";
+    let before = count(&daemon.stderr(), SAID);
+    let mut conn = source.connect().unwrap();
+    conn.set_read_timeout(Some(EXCHANGE_DEADLINE)).unwrap();
+    let key = Key::from_file_contents(&fs::read(key).unwrap());
+    let mut hs = Handshake::new(Role::Client, spiped_proto::Mode::default(), &key).unwrap();
+    let (mut sent, mut change) = (0, Some(change));
+    let refused = loop {
+        match hs.next() {
+            Next::Send(out) => {
+                if sent == 1
+                    && let Some(change) = change.take()
+                {
+                    // The server's nonce is in: the reload comes before our DH message.
+                    change();
+                    assert!(reload(daemon, n).contains("reloaded:"));
+                }
+                conn.write_all(out.bytes).unwrap();
+                hs.sent();
+                sent += 1;
+            }
+            Next::Recv(r) => {
+                let mut buf = vec![0; r.len];
+                match conn.read_exact(&mut buf) {
+                    Ok(()) => hs.received(&buf).expect("the server's messages"),
+                    Err(e) => break e.to_string(),
+                }
+            }
+            Next::Done => {
+                let mut b = [0u8; 1];
+                break match conn.read(&mut b) {
+                    Ok(0) => "closed".to_owned(),
+                    Ok(_) => panic!("the daemon sent data on a session of a removed key"),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => e.to_string(),
+                    Err(e) => panic!("session of a removed key left open: {e}"),
+                };
+            }
+        }
+    };
+    assert!(change.is_none(), "refused before the reload: {refused}");
+    let said = poll(EXCHANGE_DEADLINE, || {
+        let text = daemon.stderr();
+        (count(&text, SAID) > before).then_some(text)
+    });
+    assert!(said.is_some(), "{refused}: {}", daemon.stderr());
+}
+
+/// `--check` refuses two targets behind one key (only the first could be reached) and
+/// an empty `allow`, refuses a configuration file that is no regular file or is over
+/// 1 MiB, and warns, in one line each, of a configuration or key file that others may
+/// write.
+#[test]
+fn check_refuses_what_means_nothing_and_warns_of_writable_files() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = temp_dir();
+    let d = dir.path();
+    let k1 = key_file(d, "k1", b"one key, two files");
+    let k2 = key_file(d, "k2", b"one key, two files");
+    let conf = d.join("spiped.conf");
+    let s = Addr::fresh(Transport::Tcp, d, "s");
+    let check = |path: &Path| {
+        let mut c = spiped_cmd(Impl::Ours);
+        c.args(["-c", path.to_str().unwrap(), "--check"]);
+        run(c)
+    };
+    write_conf(
+        &conf,
+        &format!(
+            "[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\n\
+             keys = [{{ file = \"{}\", target = \"[127.0.0.1]:1\" }},\n\
+             {{ file = \"{}\", target = \"[127.0.0.1]:2\" }}]\n",
+            s.arg(),
+            k1.display(),
+            k2.display()
+        ),
+    );
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:6: key: key file {} holds the same key as {}, which leads to another target",
+            conf.display(),
+            k2.display(),
+            k1.display()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    let good = pipe("p", "decrypt", &s, "[127.0.0.1]:1", &k1, "");
+    write_conf(&conf, &format!("{good}allow = []\n"));
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("allow: the list is empty"),
+        "{}",
+        out.stderr
+    );
+
+    write_conf(&conf, &good);
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o664)).unwrap();
+    fs::set_permissions(&k1, fs::Permissions::from_mode(0o602)).unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let warned = |needle: String| {
+        assert_eq!(count(&out.stderr, &needle), 1, "{needle}: {}", out.stderr);
+    };
+    warned(format!(
+        "configuration file {} is writable by its group (mode 664)",
+        conf.display()
+    ));
+    warned(format!(
+        "key file {} is writable by everyone (mode 602)",
+        k1.display()
+    ));
+
+    let out = check(Path::new("/dev/zero"));
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(
+        out.stderr.trim(),
+        "spiped: configuration file /dev/zero is a character device, not a regular file"
+    );
+    fs::File::create(&conf)
+        .unwrap()
+        .set_len((1 << 20) + 1)
+        .unwrap();
+    let out = check(&conf);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("is larger than 1 MiB"),
+        "{}",
+        out.stderr
+    );
 }

@@ -56,16 +56,17 @@ fn socket_mode_and_owner_never_follow_a_planted_symlink() {
     if root() {
         args.extend(["--socket-owner".to_owned(), "nobody:nogroup".to_owned()]);
     }
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=bind"])
+    // In a process group of its own, killed whole: killing strace alone would leave
+    // the traced daemon running.
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=bind"])
         .args(["-e", "inject=bind:delay_exit=2000000"])
         .arg(spiped_bin(Impl::Ours))
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn strace");
+        .stderr(Stdio::null());
+    let mut traced = Group::spawn(cmd);
     // The socket file appears when bind has done its work in the kernel; the daemon is
     // then held in strace. Swap in the link at once.
     wait_until("the socket file", QUICK, || {
@@ -81,11 +82,15 @@ fn socket_mode_and_owner_never_follow_a_planted_symlink() {
     );
     // Once it listens, the daemon has set the mode and owner.
     wait_until("the daemon to listen", QUICK, || {
-        assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(
+            traced.leader().try_wait().unwrap().is_none(),
+            "the daemon exited"
+        );
         listening_at(&sock)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    let members = traced.members();
+    assert_eq!(members.len(), 2, "strace and its daemon: {members:?}");
+    assert!(traced.kill(QUICK), "left running: {:?}", traced.members());
     let after = fs::metadata(&victim).unwrap();
     assert_eq!(after.mode() & 0o7777, 0o600, "the victim was chmodded");
     assert_eq!(

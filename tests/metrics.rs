@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -19,16 +20,26 @@ const OLD_KEY: &[u8] = b"the key the clients of the metrics tests used before";
 const WRONG_KEY: &[u8] = b"a key the metrics tests' server never accepts";
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A `GET path` over a fresh connection to `addr`: the status code and the body.
+/// A `GET path` naming `localhost` over a fresh connection to `addr`: the status code
+/// and the body.
 fn get(addr: &Addr, path: &str) -> Result<(u16, String), String> {
+    ask(addr, path, Some("localhost"), DEADLINE)
+}
+
+/// A `GET path` with the `Host` header `host` (none if `None`) over a fresh connection
+/// to `addr`, each read given up after `patience`: the status code and the body.
+fn ask(
+    addr: &Addr,
+    path: &str,
+    host: Option<&str>,
+    patience: Duration,
+) -> Result<(u16, String), String> {
     let mut s = addr.connect().map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(DEADLINE))
+    s.set_read_timeout(Some(patience))
         .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
     let (raw, err) = s.read_to_eof();
     if let Some(e) = err {
         return Err(format!("read: {e}"));
@@ -375,16 +386,15 @@ fn status_page_and_sigusr1_show_open_connections() {
     });
     assert!(!body.contains(std::str::from_utf8(NEW_KEY).unwrap()));
     assert!(!body.contains(std::str::from_utf8(OLD_KEY).unwrap()));
-    // The sandbox in force, as the start-up line said it, and as a series per layer.
-    let line = server
-        .d
-        .wait_stderr("sandbox: ", DEADLINE)
-        .expect("start-up sandbox line");
-    let said = line
-        .lines()
-        .find_map(|l| l.strip_prefix("spiped: sandbox: "))
-        .unwrap();
-    assert_eq!(status["sandbox"], said);
+    // The sandbox in force, every layer asked for (so the start-up, already past when
+    // /status answers, said nothing on stderr), and as a series per layer.
+    assert_eq!(status["sandbox_as_asked"], true, "{body}");
+    assert!(
+        !server.d.stderr().contains("sandbox"),
+        "{}",
+        server.d.stderr()
+    );
+    let said = status["sandbox"].as_str().expect("the sandbox's summary");
     let scrape = scrape(&server.metrics);
     // Each layer's series says what the line says of it; seccomp works everywhere here.
     for (layer, off) in [
@@ -450,7 +460,7 @@ fn status_page_and_sigusr1_show_open_connections() {
     let (code, _) = get(&server.metrics, "/nowhere").unwrap();
     assert_eq!(code, 404);
     let mut s = server.metrics.connect().unwrap();
-    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    s.write_all(b"POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
         .unwrap();
     let (raw, _) = s.read_to_eof();
     assert!(String::from_utf8_lossy(&raw).starts_with("HTTP/1.1 405"));
@@ -585,7 +595,7 @@ fn endpoint_survives_garbage() {
         );
     }
 
-    // A request line, then nothing: more such clients than the endpoint serves at once.
+    // A request line, then nothing: more such clients than one peer may hold at once.
     let slow: Vec<_> = (0..40)
         .map(|_| {
             let mut s = metrics.connect().unwrap();
@@ -607,7 +617,8 @@ fn endpoint_survives_garbage() {
         "{text:?}"
     );
 
-    // Every slow client is let go (at once over the cap, else at the header timeout).
+    // Every slow client is let go (the oldest as newer ones come, the rest at the header
+    // timeout).
     for (i, mut s) in slow.into_iter().enumerate() {
         s.set_read_timeout(Some(DEADLINE)).unwrap();
         let mut b = [0u8; 1];
@@ -634,6 +645,205 @@ fn endpoint_survives_garbage() {
         rss_after < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
+}
+
+/// What one peer may hold at once at the endpoint (its per-peer budget).
+const PER_PEER: usize = 16;
+/// How long the endpoint gives a client to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: Ipv4Addr, to: &Addr) -> TcpStream {
+    let Addr::Tcp(to) = to else {
+        unreachable!("the endpoint is on TCP")
+    };
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from((from, 0)).into())
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    s.connect_timeout(&(*to).into(), DEADLINE)
+        .unwrap_or_else(|e| panic!("connect {to} from {from}: {e}"));
+    s.into()
+}
+
+/// Sends `head` one byte per write, as a slow client does, until the server has closed.
+fn dribble(s: &mut impl Write, head: &[u8]) {
+    for b in head {
+        if s.write_all(&[*b]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Asserts that `/healthz` at `addr` answers `ok` within a second.
+fn healthy_within_a_second(addr: &Addr, what: &str) {
+    let started = Instant::now();
+    let answer = ask(addr, "/healthz", Some("localhost"), Duration::from_secs(1));
+    let took = started.elapsed();
+    assert!(
+        matches!(&answer, Ok((200, body)) if body == "ok\n") && took < Duration::from_secs(1),
+        "/healthz {what}: {answer:?} after {took:?}"
+    );
+}
+
+/// 500 stalled clients from 50 loopback addresses, half of them silent and half sending
+/// a partial request head byte by byte, lock nobody out: `/healthz` answers within a
+/// second each time, the daemon holds only its budget of them (RSS grows by less than
+/// 16 MiB), and the pipe keeps piping.
+#[test]
+fn stalled_clients_cannot_lock_out_healthz() {
+    let server = Server::start();
+    let (e, _ed) = server.client("e", NEW_KEY, &[]);
+    echo(&e, b"warm up");
+    healthy_within_a_second(&server.metrics, "before the stalled clients");
+    let rss_before = server.d.rss_kib();
+    let stalled: Vec<TcpStream> = (0..500u32)
+        .map(|i| {
+            let from = Ipv4Addr::new(127, 0, 0, 2 + (i % 50) as u8);
+            let mut s = connect_from(from, &server.metrics);
+            if i % 2 == 1 {
+                dribble(&mut s, b"GET /status HTTP/1.1\r\nHost: local");
+            }
+            s
+        })
+        .collect();
+    // Accepted in order, so each probe comes after every stalled client.
+    for probe in 0..5 {
+        healthy_within_a_second(&server.metrics, &format!("probe {probe}"));
+    }
+    let rss_after = server.d.rss_kib();
+    println!("RSS with 500 stalled clients: {rss_before} KiB before, {rss_after} KiB after");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB with 500 stalled clients"
+    );
+    echo(&e, &payload(100_000, 11));
+    drop(stalled);
+}
+
+/// A client sending its request head byte by byte is closed without an answer as soon
+/// as its peer opens more connections than it may hold, long before the header timeout,
+/// and a request from that peer is still answered.
+#[test]
+fn a_slow_header_client_is_shed_for_newer_ones() {
+    let server = Server::start();
+    let opened = Instant::now();
+    let mut slow = server.metrics.connect().unwrap();
+    dribble(
+        &mut slow,
+        b"GET /status HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+    );
+    let newer: Vec<_> = (0..PER_PEER)
+        .map(|_| server.metrics.connect().unwrap())
+        .collect();
+    slow.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (answer, _) = slow.read_to_eof();
+    let took = opened.elapsed();
+    assert!(
+        answer.is_empty(),
+        "the slow client got {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        took < HEADER_TIMEOUT - Duration::from_secs(1),
+        "the slow client was held {took:?}, as if only the header timeout let it go"
+    );
+    healthy_within_a_second(&server.metrics, "beside the newer clients");
+    drop(newer);
+}
+
+/// DNS rebinding: a request naming any host but an IP address, `localhost` or the name
+/// given to `--metrics` is refused with 421 and a body saying why; one without a `Host`
+/// with 400. A UNIX socket endpoint answers whatever the `Host`.
+#[test]
+fn requests_must_name_this_endpoint() {
+    let server = Server::start();
+    let Addr::Tcp(at) = &server.metrics else {
+        unreachable!("the endpoint is on TCP")
+    };
+    let port = at.port();
+    let naming = |path, host: Option<&str>| ask(&server.metrics, path, host, DEADLINE).unwrap();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_owned(),
+        format!("localhost:{port}"),
+        "localhost".to_owned(),
+    ] {
+        for path in ["/status", "/metrics", "/healthz"] {
+            let (code, body) = naming(path, Some(&host));
+            assert_eq!(code, 200, "{path} naming {host}: {body}");
+        }
+    }
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("localhost.attacker.example:{port}"),
+    ] {
+        for path in ["/status", "/metrics", "/healthz"] {
+            let (code, body) = naming(path, Some(&host));
+            assert_eq!(code, 421, "{path} naming {host}: {body}");
+            assert!(body.contains("DNS rebinding"), "{body}");
+            assert!(!body.contains("pipes"), "{body}");
+        }
+    }
+    let (code, body) = naming("/status", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("Host"), "{body}");
+    assert!(!server.d.stderr().contains("reachable beyond"));
+
+    let unix = Addr::Unix(server.dir.path().join("e-metrics.sock"));
+    let (_, _ed) = server.client("e", NEW_KEY, &["--metrics", &unix.arg()]);
+    wait_healthy(&unix);
+    for host in [Some("attacker.example"), None] {
+        let (code, body) = ask(&unix, "/status", host, DEADLINE).unwrap();
+        assert_eq!(
+            code, 200,
+            "/status on a UNIX socket naming {host:?}: {body}"
+        );
+    }
+}
+
+/// An endpoint on every address warns, in one line, that `/status` shows key files,
+/// targets and peers; it still answers on loopback.
+#[test]
+fn an_endpoint_beyond_loopback_draws_a_warning() {
+    let dir = temp_dir();
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, dir.path(), "s");
+    let k = key_arg(dir.path(), "k", NEW_KEY);
+    let port = free_port();
+    let wide = format!("[0.0.0.0]:{port}");
+    let args = ["-d", "--metrics", &wide];
+    let d = Daemon::pipe(
+        Impl::Ours,
+        "wide",
+        dir.path(),
+        &source,
+        &target.addr.arg(),
+        &k,
+        &args,
+    );
+    let stderr = d.wait_stderr("reachable beyond", DEADLINE).unwrap();
+    let warning: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("metrics endpoint"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{stderr}");
+    assert!(
+        warning[0].starts_with("spiped: ")
+            && warning[0].contains(&format!("0.0.0.0:{port}"))
+            && warning[0].contains("/status shows key file paths, targets and peers"),
+        "{stderr}"
+    );
+    let local = Addr::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    wait_healthy(&local);
+    let (code, _) = ask(
+        &local,
+        "/status",
+        Some(&format!("127.0.0.1:{port}")),
+        DEADLINE,
+    )
+    .unwrap();
+    assert_eq!(code, 200);
 }
 
 #[test]

@@ -125,6 +125,25 @@ fn tree(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// Every directory under `root` (as `path/`, relative to it), and every file and link
+/// as [`tree`] lists them.
+fn entries(root: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                out.insert(format!("{}/", path.strip_prefix(root).unwrap().display()));
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = tree(root);
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out
+}
+
 /// The man pages of the repository (`spiped.1`, ...).
 fn man_pages() -> Vec<String> {
     let mut pages: Vec<String> = fs::read_dir(repo_file("man"))
@@ -135,17 +154,6 @@ fn man_pages() -> Vec<String> {
     pages.sort();
     assert!(pages.len() >= 5, "{pages:?}");
     pages
-}
-
-/// `pkg-config --variable=completionsdir PACKAGE` when the package's pkg-config file
-/// exists.
-fn pkg_config_completionsdir(package: &str) -> Option<String> {
-    let out = Command::new("pkg-config")
-        .args(["--variable=completionsdir", package])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    (out.status.success() && !dir.is_empty()).then_some(dir)
 }
 
 /// `make install` before `make` builds nothing and installs nothing: it says to run
@@ -173,7 +181,10 @@ fn install_without_build_says_run_make_first() {
 
 /// After `make`, `make install DESTDIR=...` as root with no Rust toolchain puts every
 /// file where its user looks for it (the units run the installed binary; each shell
-/// finds its completions), and `make uninstall` removes every one of them.
+/// finds its completions; the example configurations are examples, under the
+/// documentation), and `make uninstall` removes every one of them, and every directory
+/// install made, but none that was there before (Debian has an empty
+/// /usr/local/share/man/man1, say).
 #[test]
 fn install_copies_what_make_built_and_uninstall_removes_it() {
     if !tool("make", &["--version"], "apt-get install make")
@@ -184,32 +195,48 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
     let bin = release_build();
     let dir = temp_dir();
     let dest = dir.path().join("root");
+    fs::create_dir_all(dest.join("usr/local/share/man/man1")).unwrap();
+    fs::create_dir_all(dest.join("usr/local/bin")).unwrap();
+    fs::write(dest.join("usr/local/bin/other"), "someone else's").unwrap();
+    let before = entries(&dest);
     let destdir = format!("DESTDIR={}", dest.display());
     make_cmd(
         make_as_root_without_toolchain(&["install", &destdir]),
         STEP_DEADLINE,
     );
+    // Again, as an upgrade does: what the first made is still uninstall's to remove.
+    make_cmd(
+        make_as_root_without_toolchain(&["install", &destdir]),
+        STEP_DEADLINE,
+    );
 
-    let fish = pkg_config_completionsdir("fish")
-        .unwrap_or_else(|| "/usr/local/share/fish/vendor_completions.d".to_owned());
+    let fish = "/usr/local/share/fish/vendor_completions.d";
     let mut want: BTreeSet<String> = [
+        "usr/local/bin/other",
         "usr/local/bin/spiped",
         "usr/local/bin/spipe -> spiped",
         "usr/local/share/bash-completion/completions/spiped",
         "usr/local/share/bash-completion/completions/spipe -> spiped",
         "usr/local/share/zsh/site-functions/_spiped",
+        "usr/local/share/fish/vendor_completions.d/spiped.fish",
         "usr/local/lib/systemd/system/spiped@.service",
         "usr/local/lib/systemd/system/spiped@.socket",
-        "usr/local/share/doc/spiped/spiped-example.conf",
+        "usr/local/lib/systemd/system/spiped.service",
+        "usr/local/share/doc/spiped/examples/spiped-example.conf",
+        "usr/local/share/doc/spiped/examples/spiped.toml",
+        "usr/local/share/doc/spiped/installed-directories",
     ]
     .into_iter()
     .map(str::to_owned)
     .collect();
-    want.insert(format!("{}/spiped.fish", fish.trim_start_matches('/')));
     for page in man_pages() {
         want.insert(format!("usr/local/share/man/man1/{page}"));
     }
     assert_eq!(tree(&dest), want);
+    assert_eq!(
+        fs::read(dest.join("usr/local/share/doc/spiped/examples/spiped.toml")).unwrap(),
+        fs::read(repo_file("contrib/spiped.toml")).unwrap()
+    );
 
     let installed = fs::read(dest.join("usr/local/bin/spiped")).unwrap();
     assert_eq!(
@@ -217,18 +244,22 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
         sha(&fs::read(&bin).unwrap()),
         "not make's binary"
     );
-    let unit =
-        fs::read_to_string(dest.join("usr/local/lib/systemd/system/spiped@.service")).unwrap();
-    assert!(
-        unit.contains("\nExecStart=/usr/local/bin/spiped -F "),
-        "{unit}"
-    );
-    assert!(!unit.contains("/usr/bin/spiped"), "{unit}");
+    for name in ["spiped@.service", "spiped.service"] {
+        let unit = fs::read_to_string(dest.join("usr/local/lib/systemd/system").join(name));
+        let unit = unit.unwrap();
+        assert!(
+            unit.contains("\nExecStart=/usr/local/bin/spiped -F "),
+            "{unit}"
+        );
+        assert!(!unit.contains("/usr/bin/spiped"), "{unit}");
+    }
 
     // Each shell looks there: fish's and zsh's search paths name the directories, and
     // bash-completion (when installed) loads the file from under XDG_DATA_DIRS.
     if tool("fish", &["--version"], "apt-get install fish") {
-        let out = run(shell("fish", r#"printf '%s\n' $fish_complete_path"#));
+        let mut cmd = shell("fish", r#"printf '%s\n' $fish_complete_path"#);
+        cmd.env("XDG_DATA_DIRS", "/usr/local/share:/usr/share");
+        let out = run(cmd);
         assert!(
             out.stdout_str().lines().any(|l| l == fish),
             "{}",
@@ -275,7 +306,11 @@ fn install_copies_what_make_built_and_uninstall_removes_it() {
         make_as_root_without_toolchain(&["uninstall", &destdir]),
         STEP_DEADLINE,
     );
-    assert_eq!(tree(&dest), BTreeSet::new(), "uninstall left files");
+    assert_eq!(
+        entries(&dest),
+        before,
+        "uninstall left files or directories"
+    );
 }
 
 /// `SHELL -c SCRIPT`.
@@ -286,8 +321,9 @@ fn shell(shell: &str, script: &str) -> Command {
 }
 
 /// The units `make install` puts pass `systemd-analyze verify` with the installed binary
-/// at their `ExecStart=` path, and `systemd-analyze security` rates the service's
-/// exposure at most 2.5 ("OK").
+/// at their `ExecStart=` path, and `systemd-analyze security` rates each service's
+/// exposure at most 2.5 ("OK"): the template's instance and the configuration file's
+/// spiped.service.
 #[test]
 fn installed_units_verify_and_are_hardened() {
     if !tool("make", &["--version"], "apt-get install make")
@@ -303,35 +339,42 @@ fn installed_units_verify_and_are_hardened() {
         STEP_DEADLINE,
     );
     let units = prefix.join("lib/systemd/system");
-    let service = fs::read_to_string(units.join("spiped@.service")).unwrap();
-    let exec = format!("ExecStart={}/bin/spiped -F ", prefix.display());
-    assert!(service.contains(&exec), "{service}");
+    for name in ["spiped@.service", "spiped.service"] {
+        let service = fs::read_to_string(units.join(name)).unwrap();
+        let exec = format!("ExecStart={}/bin/spiped -F ", prefix.display());
+        assert!(service.contains(&exec), "{service}");
+    }
 
     let instance = units.join("spiped@test.service");
+    let config = units.join("spiped.service");
     let mut verify = Command::new("systemd-analyze");
     verify
         .args(["verify", "--man=no"])
         .arg(units.join("spiped@.socket"))
-        .arg(&instance);
+        .arg(&instance)
+        .arg(&config);
     let out = run_with_stdin(verify, b"", STEP_DEADLINE);
     println!("verify: {}", out.stderr);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert!(!out.stderr.contains("spiped"), "{}", out.stderr);
 
-    let mut security = Command::new("systemd-analyze");
-    security
-        .args(["security", "--offline=yes", "--no-pager"])
-        .arg(&instance);
-    let out = run_with_stdin(security, b"", STEP_DEADLINE);
-    let report = out.stdout_str();
-    let exposure: f64 = report
-        .lines()
-        .find_map(|l| l.strip_prefix("→ Overall exposure level for spiped@test.service: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level: {report}\n{}", out.stderr));
-    println!("systemd-analyze security: exposure {exposure}");
-    assert!(exposure <= 2.5, "exposure {exposure}:\n{report}");
+    for unit in [&instance, &config] {
+        let name = unit.file_name().unwrap().to_str().unwrap();
+        let mut security = Command::new("systemd-analyze");
+        security
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(unit);
+        let out = run_with_stdin(security, b"", STEP_DEADLINE);
+        let report = out.stdout_str();
+        let exposure: f64 = report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("→ Overall exposure level for {name}: ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level: {report}\n{}", out.stderr));
+        println!("systemd-analyze security {name}: exposure {exposure}");
+        assert!(exposure <= 2.5, "{name}: exposure {exposure}:\n{report}");
+    }
 }
 
 /// `make deb` makes a package with every file a user needs, that replaces Debian's
@@ -391,7 +434,9 @@ fn deb_package_is_complete_clean_and_works() {
         "usr/share/fish/vendor_completions.d/spiped.fish".to_owned(),
         "lib/systemd/system/spiped@.service".to_owned(),
         "lib/systemd/system/spiped@.socket".to_owned(),
+        "lib/systemd/system/spiped.service".to_owned(),
         "usr/share/doc/spiped-rs/examples/spiped-example.conf".to_owned(),
+        "usr/share/doc/spiped-rs/examples/spiped.toml".to_owned(),
         "usr/share/doc/spiped-rs/copyright".to_owned(),
         "usr/share/doc/spiped-rs/changelog.Debian.gz".to_owned(),
         "usr/share/lintian/overrides/spiped-rs".to_owned(),
@@ -404,6 +449,8 @@ fn deb_package_is_complete_clean_and_works() {
     for path in &want {
         assert!(entries.contains(path), "{path} missing from:\n{listing}");
     }
+    // The example configuration is an example: nothing under /etc.
+    assert!(!entries.iter().any(|e| e.starts_with("etc/")), "{listing}");
 
     // The changelog (which lintian requires) names the version packaged.
     let changelog = fs::read_to_string(repo_file("contrib/debian/changelog")).unwrap();
@@ -413,15 +460,39 @@ fn deb_package_is_complete_clean_and_works() {
     );
     // lintian: no error and no warning (the ones kept are overridden, with the reason,
     // in contrib/debian/lintian-overrides).
+    // With --pedantic -I, every informational or pedantic tag shown is one the README's
+    // Debian package section names, with its reason.
     let mut lintian = Command::new("lintian");
     lintian
         .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
+        .args(["--pedantic", "-I"])
         .arg(&deb);
     let started = Instant::now();
     let out = run_with_stdin(lintian, b"", STEP_DEADLINE);
-    println!("lintian took {:?}: {}", started.elapsed(), out.stdout_str());
-    assert_eq!(out.code(), Some(0), "{}{}", out.stdout_str(), out.stderr);
-    assert!(!out.stdout_str().contains("E: "), "{}", out.stdout_str());
+    let report = out.stdout_str();
+    println!("lintian took {:?}: {report}", started.elapsed());
+    assert_eq!(out.code(), Some(0), "{report}{}", out.stderr);
+    assert!(!report.contains("E: "), "{report}");
+    let readme = fs::read_to_string(repo_file("README.md")).unwrap();
+    let section = readme
+        .split_once("\n### Debian package\n")
+        .and_then(|(_, rest)| rest.split_once("\n### "))
+        .expect("README has a ### Debian package section")
+        .0;
+    for line in report.lines() {
+        // "I: spiped-rs: TAG [CONTEXT]"
+        let Some(tag) = line
+            .strip_prefix("I: spiped-rs: ")
+            .or_else(|| line.strip_prefix("P: spiped-rs: "))
+            .and_then(|t| t.split_whitespace().next())
+        else {
+            continue;
+        };
+        assert!(
+            section.contains(&format!("`{tag}")),
+            "the README does not list lintian's {line:?}"
+        );
+    }
 
     // Unpacked, the package's own files serve: its unit names its binary, and that
     // binary (as spiped -d, and as spipe through the package's link) moves bytes intact.
@@ -478,12 +549,13 @@ fn deb_package_is_complete_clean_and_works() {
     target.wait_received(&up, EXCHANGE_DEADLINE).unwrap();
 }
 
-/// The commands of the README's quick start: the indented block after `### Quick start`.
-fn quick_start() -> String {
+/// The commands of the README's indented block that first follows the line `marker`
+/// (starting it).
+fn readme_block(marker: &str) -> String {
     let readme = fs::read_to_string(repo_file("README.md")).unwrap();
     let section = readme
-        .split_once("\n### Quick start\n")
-        .expect("README has a ### Quick start section")
+        .split_once(&format!("\n{marker}"))
+        .unwrap_or_else(|| panic!("README has no line starting {marker:?}"))
         .1;
     let block: Vec<&str> = section
         .lines()
@@ -493,6 +565,11 @@ fn quick_start() -> String {
         .collect();
     assert!(block.len() >= 4, "{block:?}");
     block.join("\n") + "\n"
+}
+
+/// The commands of the README's quick start: the indented block after `### Quick start`.
+fn quick_start() -> String {
+    readme_block("### Quick start\n")
 }
 
 /// Kills what a failed quick start left running, by the pidfiles it wrote.
@@ -515,7 +592,9 @@ impl Drop for KillPidfiles<'_> {
 /// The README's quick start runs verbatim, with this build as `spiped` and `spipe` on
 /// the `PATH`, in an empty directory (as root, in a private network namespace, so its
 /// fixed ports meet no one else's): the page comes through the pipe and through spipe,
-/// and its last command stops all three processes (each spiped removes its pidfile).
+/// stderr holds no word from spiped, spipe or curl (a first request before the web
+/// server listens would draw some), and its last command
+/// stops all three processes (each spiped removes its pidfile).
 #[test]
 fn readme_quick_start_runs_verbatim() {
     if !tool("python3", &["--version"], "apt-get install python3")
@@ -566,6 +645,12 @@ fn readme_quick_start_runs_verbatim() {
         "{stdout}"
     );
     assert!(stdout.contains("HTTP/1.0 200 OK"), "{stdout}");
+    // Besides `sh -x`'s trace (whose lines a pipeline's two sides may interleave), no
+    // word from the commands.
+    let words: Vec<&str> = (out.stderr.lines())
+        .filter(|l| ["spiped:", "spipe:", "curl:"].iter().any(|w| l.contains(w)))
+        .collect();
+    assert_eq!(words, Vec::<&str>::new(), "{}", out.stderr);
 
     let http: i32 = fs::read_to_string(work.join("http.pid"))
         .unwrap()
@@ -582,4 +667,115 @@ fn readme_quick_start_runs_verbatim() {
         "the quick start's kill left something running: {:?}",
         tree(&work)
     );
+}
+
+/// `make test` ends with `make leftovers`: a process that still carries the mark every
+/// test's processes inherit is named and killed, and the check fails; with none left it
+/// passes.
+#[test]
+fn leftover_check_names_and_kills_what_a_test_left_running() {
+    if !tool("make", &["--version"], "apt-get install make") {
+        return;
+    }
+    let dir = temp_dir();
+    // A mark of this test's own, so the processes of tests running alongside (which
+    // carry cargo's) are not counted.
+    let mark = format!("SPIPED_LEFTOVER_TEST={}", dir.path().display());
+    let (name, value) = mark.split_once('=').unwrap();
+    let mut sleeper = Command::new("sleep");
+    sleeper.arg("600").env(name, value);
+    let mut left = Group::spawn(sleeper);
+    let pid = left.leader().id() as i32;
+    let check = || {
+        let mut cmd = make_as_root_without_toolchain(&[
+            "--no-print-directory",
+            "leftovers",
+            &format!("LEFTOVER_MARK={mark}"),
+        ]);
+        cmd.env(name, "not this process's mark");
+        run_with_stdin(cmd, b"", STEP_DEADLINE)
+    };
+    let out = check();
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("a test left running") && out.stderr.contains(&format!("{pid} ")),
+        "{}",
+        out.stderr
+    );
+    // A zombie counts as gone: this test reaps its child only on drop.
+    wait_until("make leftovers to kill it", STEP_DEADLINE, || !alive(pid));
+    drop(left);
+    let out = check();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+}
+
+/// The README's walk-through for `spiped.service` runs verbatim but for its `systemctl`
+/// lines (no systemd here; the unit itself is checked above and in tests/systemd.rs),
+/// as root in a private mount namespace where /etc and /usr/share/doc are overlays (so
+/// nothing reaches the machine's own) and the package has put the example where it
+/// does: the example is copied, a key made for each pipe (root's, mode 0600), and the
+/// check passes, saying what the sandbox puts in force.
+#[test]
+fn readme_service_walkthrough_checks_the_example() {
+    if !root() || !tool("unshare", &["--version"], "apt-get install util-linux") {
+        return;
+    }
+    let walk: String = readme_block("As a service, with the installed `spiped.service`")
+        .lines()
+        .filter(|l| !l.starts_with("systemctl "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    println!("walk-through:\n{walk}");
+    let dir = temp_dir();
+    let d = dir.path();
+    let bin = d.join("bin");
+    fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(spiped_bin(Impl::Ours), bin.join("spiped")).unwrap();
+    fs::write(d.join("walk.sh"), &walk).unwrap();
+    let mut overlays = String::new();
+    for (name, lower) in [("etc", "/etc"), ("doc", "/usr/share/doc")] {
+        for sub in ["upper", "work"] {
+            fs::create_dir_all(d.join(name).join(sub)).unwrap();
+        }
+        overlays += &format!(
+            "mount -t overlay overlay -o lowerdir={lower},upperdir={0}/upper,workdir={0}/work {lower}\n",
+            d.join(name).display()
+        );
+    }
+    let script = format!(
+        "set -e\n{overlays}install -D -m 0644 {} /usr/share/doc/spiped-rs/examples/spiped.toml\n\
+         sh -ex {}\n",
+        repo_file("contrib/spiped.toml").display(),
+        d.join("walk.sh").display()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .current_dir(d)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        );
+    let out = run_with_stdin(cmd, b"", STEP_DEADLINE);
+    let stdout = out.stdout_str();
+    assert_eq!(out.code(), Some(0), "{stdout}\n{}", out.stderr);
+    assert!(
+        stdout.contains(
+            "/etc/spiped/spiped.toml: configuration OK (3 pipes)\nsandbox: landlock ABI "
+        ),
+        "{stdout}"
+    );
+    let etc = d.join("etc/upper/spiped");
+    assert_eq!(
+        fs::read(etc.join("spiped.toml")).unwrap(),
+        fs::read(repo_file("contrib/spiped.toml")).unwrap()
+    );
+    use std::os::unix::fs::MetadataExt;
+    for key in ["smtp", "pg", "redis", "backup"] {
+        let meta = fs::metadata(etc.join(format!("{key}.key"))).unwrap();
+        assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0), "{key}.key");
+    }
 }

@@ -2,9 +2,8 @@
 //! parsing: random inputs, with shrinking to a minimal case on failure.
 
 use proptest::prelude::*;
-use spiped_proto::{
-    Deframer, Handshake, Key, Mode, Opener, PACKET_LEN, PAYLOAD_MAX, Role, Sealer, step,
-};
+use spiped_proto::handshake::step;
+use spiped_proto::{Deframer, Handshake, Key, Mode, Opener, PACKET_LEN, PAYLOAD_MAX, Role, Sealer};
 use spiped_transports::Address;
 
 fn keys() -> impl Strategy<Value = ([u8; 32], [u8; 32])> {

@@ -396,10 +396,8 @@ fn inherited_listener_closed_in_a_drain_disturbs_no_connection() {
         .map(|_| TcpStream::connect(listener.local_addr().unwrap()).unwrap())
         .collect();
     // SAFETY: shutdown of a descriptor this test owns; it only changes the socket's state.
-    assert_eq!(
-        unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) },
-        0
-    );
+    let shut = unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(shut, 0);
 
     // B's handshake goes through now, so the daemon opens its target connection after
     // the close; B's bytes come back intact.
@@ -508,4 +506,146 @@ fn activated_configuration_serves_passed_and_own_sockets() {
         &target,
     );
     assert!(sock.exists());
+}
+
+/// The `[Service]` settings of a unit file, one `NAME=value` a line, in order.
+fn service_settings(unit: &str) -> Vec<&str> {
+    unit.split_once("\n[Service]\n")
+        .expect("a [Service] section")
+        .1
+        .split("\n[")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// Receives the next sd_notify datagram other than a watchdog ping; counts those.
+fn next_state(notify: &UnixDatagram, pings: &mut usize, d: &Daemon) -> String {
+    let mut buf = [0u8; 256];
+    loop {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no sd_notify datagram: {e}; stderr: {}", d.stderr()));
+        match &buf[..n] {
+            b"WATCHDOG=1" => *pings += 1,
+            other => return String::from_utf8_lossy(other).into_owned(),
+        }
+    }
+}
+
+/// contrib/systemd/spiped.service runs a configuration file: `Type=notify`, reload by
+/// SIGHUP, a watchdog, and the template's sandbox but for what the keys need (no
+/// `DynamicUser=`, no credentials: it reads root's keys, and reads them again on
+/// reload, with no capability). Its `ExecStart=`, run the way systemd runs it (this
+/// test playing systemd: `NOTIFY_SOCKET`, `WATCHDOG_USEC`), says `READY=1`, pings the
+/// watchdog, serves, answers `systemctl reload` with `RELOADING=1` and `READY=1` after
+/// reading a new key beside the old one, stops with `STOPPING=1` and exit 0, and says
+/// nothing on stderr about its sandbox (every layer is in force).
+#[test]
+fn config_unit_notifies_reloads_and_pings_the_watchdog() {
+    let contrib = repo_file("contrib/systemd");
+    let unit = fs::read_to_string(contrib.join("spiped.service")).unwrap();
+    let template = fs::read_to_string(contrib.join("spiped@.service")).unwrap();
+    assert_eq!(setting(&unit, "Type"), "notify");
+    assert_eq!(setting(&unit, "ExecReload"), "/bin/kill -HUP $MAINPID");
+    let watchdog: u64 = setting(&unit, "WatchdogSec").parse().unwrap();
+    assert!(watchdog > 0);
+    assert_eq!(setting(&unit, "CapabilityBoundingSet"), "");
+    // Every setting of the template's but those that pass one tunnel's options and key
+    // and make up its user, and the watchdog added.
+    let per_tunnel = [
+        "EnvironmentFile=",
+        "LoadCredential=",
+        "DynamicUser=",
+        "ExecStart=",
+    ];
+    let want: Vec<&str> = service_settings(&template)
+        .into_iter()
+        .filter(|l| !per_tunnel.iter().any(|p| l.starts_with(p)))
+        .collect();
+    let got: Vec<&str> = service_settings(&unit)
+        .into_iter()
+        .filter(|l| !l.starts_with("ExecStart=") && !l.starts_with("WatchdogSec="))
+        .collect();
+    assert_eq!(got, want);
+
+    let exec: Vec<&str> = setting(&unit, "ExecStart").split_whitespace().collect();
+    assert_eq!(
+        exec,
+        ["/usr/bin/spiped", "-F", "-c", "/etc/spiped/spiped.toml"]
+    );
+    let dir = temp_dir();
+    let d = dir.path();
+    let old = key_file(d, "old.key", b"the config unit's old key, 32 bytes+");
+    let new = key_file(d, "new.key", b"the config unit's new key, 32 bytes+");
+    let target = Target::start(Transport::Tcp, d, Mode::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.toml");
+    let text = |key: &Path| {
+        format!(
+            "[[pipe]]\ndecrypt = true\nsource = \"{}\"\ntarget = \"{}\"\nkey = \"{}\"\n",
+            source.arg(),
+            target.addr.arg(),
+            key.display()
+        )
+    };
+    fs::write(&conf, text(&old)).unwrap();
+    let notify_path = d.join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(READY_DEADLINE)).unwrap();
+    let mut cmd = spiped_cmd(Impl::Ours);
+    // A short watchdog, so that its pings come within the test.
+    cmd.env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000");
+    let conf_arg = conf.to_str().unwrap();
+    // spawn_cmd adds the -F of ExecStart itself.
+    let mut daemon = Daemon::spawn_cmd(Impl::Ours, "unit", d, &source, cmd, &["-c", conf_arg]);
+    let mut pings = 0;
+    assert_eq!(next_state(&notify, &mut pings, &daemon), "READY=1");
+    let up = payload(20_000, 60);
+    let k = old.to_str().unwrap();
+    spipe_round_trip(
+        Impl::Ours,
+        "config unit",
+        &["-t", &source.arg(), "-k", k],
+        &up,
+        &up,
+        &target,
+    );
+
+    fs::write(&conf, text(&new)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    let reloading = next_state(&notify, &mut pings, &daemon);
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading:?}"
+    );
+    assert_eq!(next_state(&notify, &mut pings, &daemon), "READY=1");
+    let k = new.to_str().unwrap();
+    let case = "config unit, new key after the reload";
+    spipe_round_trip(
+        Impl::Ours,
+        case,
+        &["-t", &source.arg(), "-k", k],
+        &up,
+        &up,
+        &target,
+    );
+    // The watchdog keeps being pinged (every 100 ms here) while serving.
+    let mut buf = [0u8; 64];
+    while pings < 3 {
+        let n = notify.recv(&mut buf).expect("watchdog pings");
+        assert_eq!(&buf[..n], b"WATCHDOG=1");
+        pings += 1;
+    }
+
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(next_state(&notify, &mut pings, &daemon), "STOPPING=1");
+    let status = daemon
+        .wait_exit(EXCHANGE_DEADLINE)
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status}; stderr: {}", daemon.stderr());
+    assert!(!daemon.stderr().contains("sandbox"), "{}", daemon.stderr());
 }

@@ -1,13 +1,24 @@
 //! No heap block is freed with key material still in it: a global allocator looks
 //! through every block as it is freed (and every block a reallocation leaves) for the
-//! bytes of a key, while the code under test builds, uses and drops its keys.
+//! bytes of a key, while the code under test builds, uses and drops its keys. And a key
+//! that a reload removes leaves a running daemon's memory, read whole from outside.
 //!
-//! This binary holds one test only: the allocator is process-wide, and another test
-//! running at the same time could free a copy of its own that looks like ours.
+//! The allocator is process-wide: no other test here may build keys of its own in this
+//! process (the daemon test builds none: its keys live in the daemon it starts).
+
+mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
+use std::fs;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use common::{
+    Addr, Daemon, EXCHANGE_DEADLINE, Impl, Mode as Serving, Target, Transport, assert_echo,
+    key_file, poll, root, temp_dir,
+};
 use spiped_proto::{Handshake, Key, Mode, Role};
 
 /// The bytes looked for, set before arming.
@@ -102,4 +113,115 @@ fn rotation_keys_never_freed_unwiped() {
         ARMED.store(false, Ordering::SeqCst);
         assert_eq!(FOUND.load(Ordering::SeqCst), 0, "key {i} freed unwiped");
     }
+}
+
+/// How many times `needle` appears in the writable memory of process `pid` (heap,
+/// stacks, anonymous mappings), read through `/proc/PID/mem`.
+fn occurrences(pid: i32, needle: &[u8; 32]) -> usize {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut found = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut bytes = vec![0u8; (end - start) as usize];
+        // A mapping the kernel will not let be read (a guard page) holds no key.
+        if mem.read_exact_at(&mut bytes, start).is_ok() {
+            found += bytes.windows(32).filter(|w| w == needle).count();
+        }
+    }
+    found
+}
+
+/// The key `K` of the key file at `path`, as bytes to look for.
+fn hashed(path: &Path) -> [u8; 32] {
+    *Key::from_file_contents(&fs::read(path).unwrap()).as_bytes()
+}
+
+/// A reload removes the older of two keys while a session of that key is open; once that
+/// session has closed, the daemon's memory holds the key nowhere (not in the settings
+/// the accept loop waits with, not past the end of the remaining keys' vector), and
+/// still nowhere after 20 sessions on the remaining key. Reading another process's
+/// memory needs root (or ptrace rights) in CI.
+#[test]
+fn a_key_removed_by_a_reload_leaves_the_daemons_memory() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let d = dir.path();
+    let new = key_file(d, "new", b"the key that stays after the reload");
+    let old = key_file(d, "old", b"the key that the reload removes");
+    let target = Target::start(Transport::Tcp, d, Serving::Echo);
+    let source = Addr::fresh(Transport::Tcp, d, "s");
+    let conf = d.join("spiped.conf");
+    let write = |keys: &[&Path]| {
+        let list: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{:?}", k.display().to_string()))
+            .collect();
+        let tmp = conf.with_extension("new");
+        fs::write(
+            &tmp,
+            format!(
+                "[[pipe]]\nname = \"p\"\ndecrypt = true\nsource = \"{}\"\ntarget = \"{}\"\nkey = [{}]\n",
+                source.arg(),
+                target.addr.arg(),
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        fs::rename(&tmp, &conf).unwrap();
+    };
+    write(&[&new, &old]);
+    let daemon = Daemon::spawn(Impl::Ours, "d", d, &source, &["-c", conf.to_str().unwrap()]);
+    let client = |label: &str, key: &Path| {
+        Daemon::encrypting(
+            Impl::Ours,
+            label,
+            d,
+            &source.arg(),
+            key.to_str().unwrap(),
+            &[],
+        )
+    };
+    let (with_old, with_new) = (client("old", &old), client("new", &new));
+    let needle = hashed(&old);
+    assert!(
+        occurrences(with_old.pid(), &needle) > 0,
+        "the scan finds a key where it is held"
+    );
+
+    let mut held = with_old.source.connect().unwrap();
+    std::io::Write::write_all(&mut held, b"open across the reload").unwrap();
+    held.read_exact_within(22, EXCHANGE_DEADLINE).unwrap();
+    write(&[&new]);
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_stderr("reloaded:", EXCHANGE_DEADLINE).unwrap();
+    held.shutdown(std::net::Shutdown::Both).unwrap();
+    target.wait_idle(EXCHANGE_DEADLINE).unwrap();
+    // The daemon closes its side of the session just after the target's.
+    let settled = poll(EXCHANGE_DEADLINE, || {
+        (occurrences(daemon.pid(), &needle) == 0).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the removed key is still in the daemon's memory after its last session closed"
+    );
+    for i in 0..20u8 {
+        assert_echo(&with_new.source, &[i; 100]);
+    }
+    assert_eq!(
+        occurrences(daemon.pid(), &needle),
+        0,
+        "the removed key is back in the daemon's memory after 20 sessions"
+    );
 }

@@ -6,7 +6,8 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use spiped_proto::{Handshake, Key, Mode, Next, Opener, PACKET_LEN, Role, Sealer, step};
+use spiped_proto::handshake::step;
+use spiped_proto::{Handshake, Key, Mode, Next, Opener, PACKET_LEN, Role, Sealer};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

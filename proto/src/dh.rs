@@ -14,7 +14,8 @@ use crypto_bigint::{BoxedUint, Choice, CtAssign, Odd};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Length in bytes of a group element (`y`, `y_SC`) on the wire.
-pub const Y_LEN: usize = 256;
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) const Y_LEN: usize = 256;
 
 /// Bits of precision for group elements.
 const Y_BITS: u32 = (Y_LEN * 8) as u32;
@@ -24,14 +25,16 @@ const X_BITS: u32 = 256;
 
 /// The group element 1, big-endian: what a fast-mode (`-f`) side sends as `y` and the
 /// shared secret `y_SC` whenever this side is in fast mode.
-pub const ONE: [u8; Y_LEN] = {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) const ONE: [u8; Y_LEN] = {
     let mut one = [0u8; Y_LEN];
     one[Y_LEN - 1] = 1;
     one
 };
 
 /// The RFC 3526 group 14 prime `p`, big-endian. Every valid `y` is below it.
-pub const P: [u8; Y_LEN] = [
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) const P: [u8; Y_LEN] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc9, 0x0f, 0xda, 0xa2, 0x21, 0x68, 0xc2, 0x34,
     0xc4, 0xc6, 0x62, 0x8b, 0x80, 0xdc, 0x1c, 0xd1, 0x29, 0x02, 0x4e, 0x08, 0x8a, 0x67, 0xcc, 0x74,
     0x02, 0x0b, 0xbe, 0xa6, 0x3b, 0x13, 0x9b, 0x22, 0x51, 0x4a, 0x08, 0x79, 0x8e, 0x34, 0x04, 0xdd,
@@ -52,21 +55,24 @@ pub const P: [u8; Y_LEN] = [
 
 /// A secret DH exponent `x` (32 bytes, big-endian). Wiped from memory when dropped; its
 /// `Debug` output never shows the secret.
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct Secret([u8; 32]);
+pub(crate) struct Secret([u8; 32]);
 
 impl Secret {
     /// Draws a fresh exponent from the OS random number generator.
     ///
     /// Fails only if the OS cannot provide randomness; never falls back to a weaker source.
-    pub fn random() -> Result<Secret, getrandom::Error> {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn random() -> Result<Secret, getrandom::Error> {
         let mut x = Secret([0; 32]);
         getrandom::fill(&mut x.0)?;
         Ok(x)
     }
 
     /// Uses the given big-endian exponent (for deterministic tests and known answers).
-    pub fn from_bytes(bytes: [u8; 32]) -> Secret {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Secret {
         Secret(bytes)
     }
 }
@@ -176,7 +182,8 @@ impl fmt::Debug for Keypair {
 ///
 /// Constant time in `x`: every row of the generator table is scanned whole with
 /// constant-time selection, and the multiplications do not depend on the values.
-pub fn public(secret: &Secret) -> [u8; Y_LEN] {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn public(secret: &Secret) -> [u8; Y_LEN] {
     let table = generator_table();
     let mut acc = BoxedMontyForm::one(params());
     let mut pick = BoxedUint::zero_with_precision(Y_BITS);
@@ -202,7 +209,8 @@ pub fn public(secret: &Secret) -> [u8; Y_LEN] {
 /// The caller must already have checked `peer_y` with [`is_acceptable_peer_value`]; the
 /// result is not
 /// meaningful otherwise (but computing it never panics).
-pub fn shared(secret: &Secret, peer_y: &[u8; Y_LEN]) -> [u8; Y_LEN] {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn shared(secret: &Secret, peer_y: &[u8; Y_LEN]) -> [u8; Y_LEN] {
     pow_mod_p(peer_y, secret)
 }
 
@@ -212,7 +220,8 @@ pub fn shared(secret: &Secret, peer_y: &[u8; Y_LEN]) -> [u8; Y_LEN] {
 /// them: `2^x mod p` is never 0, and `p - 1` lies outside the subgroup 2 generates.
 /// (1 is allowed: it is what a fast-mode `-f` peer sends; `-g` refuses it elsewhere.)
 /// Runs in variable time, which is fine since `y` is public.
-pub fn is_acceptable_peer_value(y: &[u8; Y_LEN]) -> bool {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn is_acceptable_peer_value(y: &[u8; Y_LEN]) -> bool {
     let mut p_minus_1 = P;
     // P ends in 0xff, so this subtracts 1 without a borrow.
     p_minus_1[Y_LEN - 1] -= 1;

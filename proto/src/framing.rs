@@ -165,11 +165,6 @@ impl Deframer {
     pub fn mid_packet(&self) -> bool {
         self.filled > self.consumed
     }
-
-    /// The packet number the next packet must carry.
-    pub fn packet_number(&self) -> u64 {
-        self.opener.packet_number()
-    }
 }
 
 impl core::fmt::Debug for Deframer {

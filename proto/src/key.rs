@@ -21,8 +21,16 @@ impl Key {
     }
 
     /// The 32 bytes of `K`.
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// Whether `other` is the same key, compared in constant time (as every comparison
+    /// of secrets is).
+    pub fn same_as(&self, other: &Key) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
     }
 }
 
@@ -68,8 +76,12 @@ pub type Nonce = [u8; 32];
 /// The keys that authenticate the Diffie-Hellman messages: `dhmac_C || dhmac_S`.
 ///
 /// Wiped from memory when dropped.
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+// The fields are public for test-util's known-answer tests; the attribute above cannot
+// reach them, and without test-util nothing outside the crate reaches the type.
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct DhMacKeys {
+pub(crate) struct DhMacKeys {
     /// Authenticates the client's `y` (`dhmac_C`).
     pub client: [u8; 32],
     /// Authenticates the server's `y` (`dhmac_S`).
@@ -84,7 +96,8 @@ impl fmt::Debug for DhMacKeys {
 
 /// Derives the DH-message MAC keys:
 /// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S, 1 iteration, 64 bytes)`.
-pub fn dhmac_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce) -> DhMacKeys {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn dhmac_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce) -> DhMacKeys {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(nonce_c);
     salt[32..].copy_from_slice(nonce_s);
@@ -104,8 +117,12 @@ pub fn dhmac_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce) -> DhMacKeys {
 ///
 /// The client encrypts with `enc_c`/`mac_c` and the server with `enc_s`/`mac_s`.
 /// Wiped from memory when dropped.
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+// The fields are public for test-util's known-answer tests; the attribute above cannot
+// reach them, and without test-util nothing outside the crate reaches the type.
+#[cfg_attr(not(feature = "test-util"), allow(unreachable_pub))]
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SessionKeys {
+pub(crate) struct SessionKeys {
     /// AES-256 key for client-to-server packets (`E_C`).
     pub enc_c: [u8; 32],
     /// HMAC-SHA256 key for client-to-server packets (`H_C`).
@@ -126,19 +143,26 @@ impl fmt::Debug for SessionKeys {
 /// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S || y_SC, 1 iteration, 128 bytes)`.
 ///
 /// `shared` is the 256-byte big-endian shared secret `y_SC` (see [`crate::dh`]).
-pub fn session_keys(key: &Key, nonce_c: &Nonce, nonce_s: &Nonce, shared: &[u8]) -> SessionKeys {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn session_keys(
+    key: &Key,
+    nonce_c: &Nonce,
+    nonce_s: &Nonce,
+    shared: &[u8],
+) -> SessionKeys {
     derive_session_keys(key, &[nonce_c, nonce_s, shared])
 }
 
 /// Domain label of the X25519 extension's session-key derivation (see PROTOCOL.md).
-pub const X25519_KEYS_LABEL: &[u8; 29] = b"spiped-x25519-v1 session keys";
+pub(crate) const X25519_KEYS_LABEL: &[u8; 29] = b"spiped-x25519-v1 session keys";
 
 /// Derives the session keys of the X25519 extension:
 /// `PBKDF2-HMAC-SHA256(K, nonce_C || nonce_S || X25519_KEYS_LABEL || shared, 1, 128)`.
 ///
 /// The salt is 125 bytes long where group 14's is 320 and the DH MAC keys' is 64, so
 /// these keys are unrelated to any key the original protocol derives.
-pub fn x25519_session_keys(
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn x25519_session_keys(
     key: &Key,
     nonce_c: &Nonce,
     nonce_s: &Nonce,

@@ -10,7 +10,7 @@
 //! packet fails authentication.
 //!
 //! Key material: the AES-256 key schedule is expanded once per direction and the HMAC key
-//! is absorbed once (inner and outer pad states, see [`super::mac`]); per packet we only
+//! is absorbed once (inner and outer pad states, see the `mac` module); per packet we only
 //! reset the CTR counter block and copy the pre-keyed states. The batch calls
 //! ([`Sealer::seal_into`], [`Opener::open_batch`]) MAC packets two at a time, which runs
 //! the two-lane SHA kernel where the CPU has one. With the `zeroize` features this crate
@@ -50,7 +50,8 @@ type PacketCtr = CtrCore<Aes256, Ctr64BE>;
 ///
 /// HMAC zero-pads keys shorter than the 64-byte SHA-256 block, so keying with the padded
 /// block is the same function and goes through the infallible `KeyInit::new`.
-pub fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn hmac_sha256(key: &[u8; 32]) -> Hmac<Sha256> {
     // Built in place, not via `Array::from([u8; 64])`, whose by-value temporary copy of
     // the key would be left on the stack unwiped.
     let mut block = Array::<u8, U64>::default();
@@ -180,7 +181,8 @@ impl Sealer {
     /// Seals the next two packets at once: both MACs in one pass (see the module docs).
     /// Same contract as [`Sealer::seal`] for each payload, and the same packets as two
     /// calls of it would make; [`Sealer::seal_into`] uses it for full packets.
-    pub fn seal_pair(&mut self, payloads: [&[u8]; 2], out: [&mut [u8; PACKET_LEN]; 2]) {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn seal_pair(&mut self, payloads: [&[u8]; 2], out: [&mut [u8; PACKET_LEN]; 2]) {
         let [(body0, tag0), (body1, tag1)] = out.map(|p| p.split_at_mut(PADDED_LEN));
         let pnums = [self.pnum, self.pnum.wrapping_add(1)];
         encrypt(&mut self.keys.ctr, pnums[0], payloads[0], body0);
@@ -227,6 +229,7 @@ impl Sealer {
     }
 
     /// The number the next sealed packet will carry (packets sealed so far).
+    #[cfg(feature = "test-util")]
     pub fn packet_number(&self) -> u64 {
         self.pnum
     }
@@ -240,7 +243,7 @@ impl fmt::Debug for Sealer {
     }
 }
 
-/// Every secret field of [`Sealer`] and [`Opener`] (boxed in [`DirectionKeys`]) wipes
+/// Every secret field of [`Sealer`] and [`Opener`] (boxed in `DirectionKeys`) wipes
 /// itself on drop.
 impl ZeroizeOnDrop for Sealer {}
 
@@ -333,6 +336,7 @@ impl Opener {
     }
 
     /// The number the next packet must carry (packets opened so far).
+    #[cfg(feature = "test-util")]
     pub fn packet_number(&self) -> u64 {
         self.pnum
     }
@@ -360,6 +364,7 @@ const _: () = {
 
 /// Why a received packet was rejected. Either way the connection must be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PacketError {
     /// The MAC did not verify: wrong key, corrupted or forged data, or a packet out of
     /// sequence (replayed, dropped or reordered).

@@ -10,26 +10,31 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 /// Length in bytes of an X25519 public key and of the shared secret.
-pub const KEY_LEN: usize = 32;
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) const KEY_LEN: usize = 32;
 
 /// Domain label that prefixes the MAC input of an X25519 DH message,
 /// `HMAC-SHA256(dhmac, MAC_LABEL || public)`. Its presence (and the 48-byte input it
 /// yields, where group 14 MACs exactly 256 bytes) keeps the MACs of the two modes apart.
-pub const MAC_LABEL: &[u8; 16] = b"spiped-x25519-v1";
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) const MAC_LABEL: &[u8; 16] = b"spiped-x25519-v1";
 
 /// An ephemeral X25519 secret, drawn from the OS for one connection and used for exactly
 /// one key agreement. Wiped from memory when dropped (x25519-dalek's `zeroize` feature);
 /// its `Debug` output never shows the secret.
-pub struct Secret(StaticSecret);
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) struct Secret(StaticSecret);
 
 impl Secret {
     /// Uses the given scalar (clamped at use, as RFC 7748 says), for deterministic tests.
-    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Secret {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn from_bytes(bytes: [u8; KEY_LEN]) -> Secret {
         Secret(StaticSecret::from(bytes))
     }
 
     /// Our public key `X25519(secret, 9)`.
-    pub fn public(&self) -> [u8; KEY_LEN] {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn public(&self) -> [u8; KEY_LEN] {
         PublicKey::from(&self.0).to_bytes()
     }
 
@@ -48,7 +53,8 @@ impl Secret {
     /// X25519's bit for bit (checked against the ladder in the tests). A key on the
     /// twist, or `u = -1`, has no Edwards point and takes the ladder. Which path runs
     /// depends only on the peer's public key, never on our secret.
-    pub fn agree(self, peer: &[u8; KEY_LEN]) -> Option<Shared> {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn agree(self, peer: &[u8; KEY_LEN]) -> Option<Shared> {
         let shared = match MontgomeryPoint(*peer).to_edwards(0) {
             Some(point) => {
                 let scalar = Zeroizing::new(self.0.to_bytes());
@@ -62,11 +68,13 @@ impl Secret {
 }
 
 /// An X25519 shared secret; wiped from memory when dropped.
-pub struct Shared(Zeroizing<[u8; KEY_LEN]>);
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) struct Shared(Zeroizing<[u8; KEY_LEN]>);
 
 impl Shared {
     /// The secret's bytes.
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+    #[cfg_attr(feature = "test-util", visibility::make(pub))]
+    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
 }

@@ -102,10 +102,13 @@ impl LinkArgs {
     pub(super) fn validate(self) -> Result<Link, Refusal> {
         self.check_shape()?;
         let target = required(self.target, "-t/--target").map_err(|m| ("target", m.into()))?;
+        let target = address(&target, "-t/--target").map_err(|m| ("target", m))?;
+        let bind = bind_address(self.bind, "-b/--bind").map_err(|m| ("bind", m))?;
+        check_bind(bind.as_ref(), &target).map_err(|m| ("bind", Mistake::Value(m)))?;
         Ok(Link {
-            target: address(&target, "-t/--target").map_err(|m| ("target", m))?,
+            target,
             key_file: required(self.key, "-k/--key").map_err(|m| ("key", m.into()))?,
-            bind: bind_address(self.bind, "-b/--bind").map_err(|m| ("bind", m))?,
+            bind,
             mode: Mode {
                 fast: self.fast,
                 require_pfs: self.require_pfs,
@@ -114,6 +117,24 @@ impl LinkArgs {
             keepalive: !self.no_keepalive,
             timeout: timeout(self.timeout).map_err(|m| ("timeout", m))?,
         })
+    }
+}
+
+/// Refuses a `-b` that could only fail every connection, here before daemonizing (as C
+/// 1.6.3 checks its addresses' syntax) rather than connection by connection: a UNIX
+/// socket path (a TCP socket cannot bind to one) and a UNIX `-t` (its socket cannot
+/// bind to an IP address). C takes both and then fails each connection ("Error
+/// binding socket"); with a UNIX path and a UNIX target, each after the first.
+fn check_bind(bind: Option<&Address>, target: &Address) -> Result<(), String> {
+    match bind {
+        Some(b) if b.is_unix() => Err(format!(
+            "-b/--bind: invalid address '{b}': a UNIX socket path; -b takes the IP \
+             address or host name (port optional) that outgoing TCP connections come from"
+        )),
+        Some(_) if target.is_unix() => Err(format!(
+            "-b/--bind: the target {target} is a UNIX socket; -b applies to TCP targets only"
+        )),
+        _ => Ok(()),
     }
 }
 

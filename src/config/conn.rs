@@ -17,10 +17,10 @@ use crate::proxy;
 pub struct ConnConfig {
     /// `-e` or `-d`.
     pub direction: Direction,
-    /// The hashed pre-shared key (the first `-k`): the one `-e` uses.
-    pub key: Key,
-    /// Further keys a `-d` accepts (repeated `-k`, for key rotation).
-    pub extra_keys: Vec<Key>,
+    /// The hashed pre-shared keys, never none: the first (`-k`) is the one `-e` uses;
+    /// a `-d` accepts them all (repeated `-k`, for key rotation). One vector, filled in
+    /// place and never shifted, so that each key has one copy, wiped when dropped.
+    pub keys: Vec<Key>,
     /// `--proxy` (only with `-e`): send a PROXY protocol header first.
     pub proxy: Option<proxy::Version>,
     /// `--connect-after-handshake` (only with `-d`): open the target only once the
@@ -64,6 +64,13 @@ pub struct Dial {
 }
 
 impl ConnConfig {
+    /// Whether `key` is among this configuration's keys (compared in constant time).
+    pub fn holds(&self, key: &Key) -> bool {
+        self.keys
+            .iter()
+            .fold(false, |found, k| k.same_as(key) | found)
+    }
+
     /// How this pipe opens its connections to the target.
     pub fn dial(&self) -> Dial {
         Dial {

@@ -1,46 +1,75 @@
 //! Loading every key file a configuration names: at start-up, for `--check`, and again
 //! on each reload (so a key file replaced on disk takes effect with SIGHUP).
 
-use super::Config;
-use crate::keyfile;
+use super::{Config, KeyRoute};
+use crate::keyfile::{self, Opening};
 use spiped_proto::key::Key;
 
 /// Loads key files, remembering a key read from standard input (`-k -`): standard
 /// input can be read once only, so a reload keeps that key.
+///
+/// The first load (start-up, `--check`) reads any file, as C spiped does; later ones
+/// (reloads, while serving) read regular files only, so that nothing put in a key's
+/// place can stall the daemon (see [`Opening`]).
 #[derive(Default)]
 pub struct KeyLoader {
     stdin: Option<Key>,
+    /// Whether a load was done already: later ones are reloads.
+    loaded: bool,
 }
 
 impl KeyLoader {
     /// The keys of each pipe of `config`, in its order and each pipe's key order.
     /// `Err` names every file that failed, one line each (with the place in the
-    /// configuration file when it came from one).
+    /// configuration file when it came from one), and every pair of keys of a pipe
+    /// with the same contents but different targets: only the first could be reached.
     pub fn load(&mut self, config: &Config) -> Result<Vec<Vec<Key>>, Vec<String>> {
+        let opening = match self.loaded {
+            false => Opening::Any,
+            true => Opening::RegularOnly,
+        };
         let mut errors = Vec::new();
         let mut all = Vec::new();
         for pipe in &config.pipes {
-            let mut keys = Vec::new();
+            // Room for every key at once: growing would copy them and free the old
+            // block unwiped.
+            let mut keys: Vec<Key> = Vec::with_capacity(pipe.keys.len());
+            // Where each of `keys` came from.
+            let mut sources: Vec<&KeyRoute> = Vec::with_capacity(pipe.keys.len());
             for k in &pipe.keys {
                 let loaded = match (k.file.as_str(), &self.stdin) {
                     ("-", Some(key)) => Ok(key.clone()),
-                    (file, _) => keyfile::load(file),
+                    (file, _) => keyfile::load(file, opening),
+                };
+                let named = |e: &dyn std::fmt::Display| match &k.at {
+                    Some(at) => format!("{at}: key: {e}"),
+                    None => e.to_string(),
                 };
                 match loaded {
                     Ok(key) => {
                         if k.file == "-" {
                             self.stdin = Some(key.clone());
                         }
+                        let twin = (sources.iter().zip(&keys)).find(|(other, loaded)| {
+                            other.target != k.target && loaded.same_as(&key)
+                        });
+                        if let Some((first, _)) = twin {
+                            errors.push(named(&format!(
+                                "key file {} holds the same key as {}, which leads to another \
+                                 target: only the first is ever reached; give each target its \
+                                 own key",
+                                k.file, first.file
+                            )));
+                        }
                         keys.push(key);
+                        sources.push(k);
                     }
-                    Err(e) => errors.push(match &k.at {
-                        Some(at) => format!("{at}: key: {e}"),
-                        None => e.to_string(),
-                    }),
+                    Err(e) => errors.push(named(&e)),
                 }
             }
             all.push(keys);
         }
+        self.loaded = true;
         match errors.is_empty() {
             true => Ok(all),
             false => Err(errors),

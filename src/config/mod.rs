@@ -7,7 +7,7 @@
 pub mod conn;
 pub mod keys;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -131,6 +131,28 @@ pub struct KeyRoute {
     pub target: Address,
     /// `FILE:LINE` of the key in a configuration file, for errors found on loading it.
     pub at: Option<String>,
+}
+
+impl Config {
+    /// Makes the relative paths of the files the configuration names (key files, the
+    /// pidfile) absolute against `base`, the directory spiped started in: that is what
+    /// the operator meant, and a reload then reads the same files wherever the process
+    /// is by then (and without asking for its working directory, which the sandbox
+    /// does not allow). UNIX socket paths stay as written: an absolute one may exceed
+    /// the 107 bytes a socket address holds, and the process never changes its
+    /// working directory, so they name the same sockets (the sandbox resolves them
+    /// against the same directory, see `sandbox::Needs::base`).
+    pub fn anchor(&mut self, base: &Path) {
+        self.process.pidfile = base.join(&self.process.pidfile);
+        for key in self.pipes.iter_mut().flat_map(|p| p.keys.iter_mut()) {
+            if key.file != "-" {
+                // A working directory that is not UTF-8 leaves the path as written.
+                if let Some(file) = base.join(&key.file).to_str() {
+                    key.file = file.to_owned();
+                }
+            }
+        }
+    }
 }
 
 impl PipeConfig {

@@ -1,9 +1,11 @@
 //! The metrics endpoint's HTTP server (`--metrics`): hyper, HTTP/1 only, one request
 //! per connection, hardened against clients that misbehave: headers are bounded in
 //! size and in the time they may take, each connection in its total time, and the
-//! number of connections served at once is capped (the ones over it are closed at
-//! once). Nothing a client sends can stop the daemon or make it hold more than
-//! [`MAX_CLIENTS`] small buffers.
+//! connections held at once are bounded without ever turning the newest away (see
+//! `clients`). Nothing a client sends can stop the daemon, keep a prompt request from
+//! being answered, or make it hold more than
+//! [`MAX_CLIENTS`](super::clients::MAX_CLIENTS) small buffers. A request naming another
+//! host is refused (see `host`).
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -18,17 +20,16 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::prometheus_text;
-use spiped_transports::{Endpoint, SocketFile, StreamOptions, listening_socket};
+use spiped_transports::{Address, Endpoint, SocketFile, StreamOptions, listening_socket};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use super::Metrics;
+use super::clients::{Clients, Peer, Place};
+use super::host::{Hosts, Refused};
 use crate::errors::describe;
 use crate::log;
 
-/// Connections served at once; more are closed as soon as they are accepted. A scraper
-/// needs one; the rest is room for a few people with curl.
-pub const MAX_CLIENTS: usize = 16;
 /// How long a client may take to send its request line and headers.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may last in all, request and response.
@@ -47,18 +48,36 @@ pub struct Server {
     endpoint: Endpoint,
     /// The (device, inode) of a UNIX socket's file as bound.
     file_id: Option<(u64, u64)>,
+    /// The `Host` a request may name.
+    hosts: Hosts,
 }
 
-/// Binds the metrics endpoint on `ep` (before privileges are dropped, like the source).
-/// A stale UNIX socket file is replaced, as for `-s`.
-pub fn bind(ep: &Endpoint) -> Result<Server, String> {
+/// Binds the metrics endpoint on `ep`, which `addr` (as given to `--metrics`) resolved
+/// to, before privileges are dropped, like the sources. A stale UNIX socket file is
+/// replaced, as for `-s`. An address beyond loopback draws a warning: the endpoint has
+/// no authentication, and `/status` names key files, targets and peers.
+pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, String> {
     let opts = StreamOptions { keepalive: false };
     let (socket, file_id) = listening_socket(ep, SocketFile::default(), opts)
         .map_err(|e| format!("cannot listen on {ep} (--metrics): {}", describe(&e)))?;
+    let hosts = match (addr, ep) {
+        (_, Endpoint::Unix(_)) => Hosts::Any,
+        (Address::Name { host, .. }, _) => Hosts::Own(Some(host.clone())),
+        _ => Hosts::Own(None),
+    };
+    if let Endpoint::Tcp(a) = ep
+        && !a.ip().to_canonical().is_loopback()
+    {
+        log::warn(&format!(
+            "metrics endpoint on {ep} is reachable beyond this host and has no \
+             authentication: /status shows key file paths, targets and peers' addresses"
+        ));
+    }
     Ok(Server {
         socket,
         endpoint: ep.clone(),
         file_id,
+        hosts,
     })
 }
 
@@ -93,14 +112,19 @@ impl Server {
                 return;
             }
         };
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let clients = Clients::default();
+        let hosts = Arc::new(self.hosts);
         let mut failing = false;
         loop {
             let accepted = match &listening {
-                Listening::Tcp(l) => l.accept().await.map(|(s, _)| Client::Tcp(s)),
-                Listening::Unix(l) => l.accept().await.map(|(s, _)| Client::Unix(s)),
+                Listening::Tcp(l) => {
+                    (l.accept().await).map(|(s, a)| (Client::Tcp(s), Peer::tcp(a)))
+                }
+                Listening::Unix(l) => {
+                    (l.accept().await).map(|(s, _)| (Client::Unix(s), Peer::Local))
+                }
             };
-            let client = match accepted {
+            let (client, peer) = match accepted {
                 Ok(c) => {
                     failing = false;
                     c
@@ -117,17 +141,17 @@ impl Server {
                     continue;
                 }
             };
-            // Over the cap: dropping the client closes it, costing nothing further.
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue;
+            let (place, shed) = clients.admit(peer);
+            let served = Served {
+                metrics: metrics.clone(),
+                hosts: hosts.clone(),
+                place: Arc::new(place),
             };
-            let metrics = metrics.clone();
             tokio::spawn(async move {
                 match client {
-                    Client::Tcp(s) => serve_client(s, metrics).await,
-                    Client::Unix(s) => serve_client(s, metrics).await,
+                    Client::Tcp(s) => serve_client(s, served, shed).await,
+                    Client::Unix(s) => serve_client(s, served, shed).await,
                 }
-                drop(slot);
             });
         }
     }
@@ -147,14 +171,24 @@ enum Client {
     Unix(tokio::net::UnixStream),
 }
 
-/// Serves one request on `io`, within [`CONNECTION_TIMEOUT`].
-async fn serve_client<S>(io: S, metrics: Arc<Metrics>)
+/// What a connection's request is answered from.
+struct Served {
+    metrics: Arc<Metrics>,
+    hosts: Arc<Hosts>,
+    /// The connection's place among those held, given up when it closes.
+    place: Arc<Place>,
+}
+
+/// Serves one request on `io`, within [`CONNECTION_TIMEOUT`], or until `shed` says the
+/// connection is closed to make room for newer ones.
+async fn serve_client<S>(io: S, served: Served, shed: oneshot::Receiver<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
-        let metrics = metrics.clone();
-        async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
+        served.place.answered();
+        let answer = respond(&req, &served.metrics, &served.hosts);
+        async move { Ok::<_, Infallible>(answer) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -164,12 +198,33 @@ where
         .keep_alive(false)
         .serve_connection(TokioIo::new(io), service);
     // Errors are the client's (a malformed request, a reset): hyper has answered what
-    // deserved an answer, and there is nothing to log for each of a flood of them.
-    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+    // deserved an answer, and there is nothing to log for each of a flood of them. A
+    // connection shed for a newer one is closed by dropping it.
+    tokio::select! {
+        _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {}
+        _ = shed => {}
+    }
 }
 
-/// The answer to `req`: `/metrics`, `/status` and `/healthz` take GET (and HEAD).
-fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+/// The answer to `req`: `/metrics`, `/status` and `/healthz` take GET (and HEAD), when
+/// its `Host` is one of `hosts`.
+fn respond(req: &Request<Incoming>, metrics: &Metrics, hosts: &Hosts) -> Response<Full<Bytes>> {
+    match hosts.check(req) {
+        Ok(()) => {}
+        Err(Refused::Malformed) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "bad request: a request needs one Host header naming a host\n",
+            );
+        }
+        Err(Refused::Elsewhere) => {
+            return plain(
+                StatusCode::MISDIRECTED_REQUEST,
+                "misdirected request: Host names neither an IP address, localhost nor the \
+                 name given to --metrics (a guard against DNS rebinding)\n",
+            );
+        }
+    }
     let page: fn(&Metrics) -> (&'static str, String) = match req.uri().path() {
         "/metrics" => |m| (prometheus_text::CONTENT_TYPE, m.scrape()),
         "/status" => |m| ("application/json", m.status_json()),

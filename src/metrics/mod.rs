@@ -7,7 +7,9 @@
 //! is optional. Each pipe has a [`PipeMetrics`], handed from its accept loop to every
 //! connection, which holds a [`Tracked`] from accept to close.
 
+mod clients;
 mod collect;
+mod host;
 mod http;
 mod live;
 mod pipe;

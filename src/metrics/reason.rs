@@ -125,8 +125,12 @@ pub fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause>) {
         ConnError::Timeout { .. } => (Closed::Timeout, Some(Cause::Timeout)),
         ConnError::Idle(_) => (Closed::IdleTimeout, None),
         ConnError::Handshake(f) => (Closed::HandshakeFailed, Some(cause(f))),
+        // The peer's key is no longer one of ours.
+        ConnError::Retired => (Closed::HandshakeFailed, Some(Cause::WrongKey)),
         ConnError::Pipe(PumpError::Packet(_) | PumpError::Truncated) => (Closed::BadPacket, None),
-        ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e)) if is_reset(e) => {
+        ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e) | PumpError::HalfClose(e))
+            if is_reset(e) =>
+        {
             (Closed::Reset, None)
         }
         ConnError::Pipe(_) | ConnError::Random(_) | ConnError::Proxy(_) => (Closed::Error, None),

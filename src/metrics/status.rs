@@ -27,6 +27,8 @@ pub(super) fn json(m: &Metrics) -> String {
         "revision": super::REVISION,
         "uptime_seconds": m.uptime().as_secs_f64(),
         "sandbox": crate::sandbox::in_force().map(ToString::to_string),
+        // Whether every layer asked for is in force: the start-up line is then silent.
+        "sandbox_as_asked": crate::sandbox::in_force().map(|c| c.as_asked()),
         "pipes": pipes,
     });
     let mut text = status.to_string();

@@ -3,7 +3,8 @@
 //!
 //! Rules are tied to the files and directories that exist when they are made (Landlock
 //! follows inodes, not names), which is why a file read again later is allowed through
-//! its directory when that directory is one of its own (see `own_directory`).
+//! its directory when that directory is spiped's own (see `dedicated_directory`): a
+//! file replaced by renaming another over it is then still readable.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,8 @@ use ::landlock::{
     Scope,
 };
 
-use super::{Needs, own_directory};
+use super::Needs;
+use super::directories::{dedicated_directory, own_directory};
 
 /// The newest ABI whose rights are used here (pathname UNIX socket connections came
 /// with 9); on an older kernel the crate enforces what that kernel knows.
@@ -45,9 +47,17 @@ pub struct Enforced {
     /// TCP ports were left open on purpose (see [`Needs::any_tcp_port`]).
     pub any_tcp_port: bool,
     dns: bool,
+    /// The working directory at start, which relative paths are taken from (the
+    /// process may not ask for it once confined).
+    base: PathBuf,
     /// Files allowed by themselves: canonical path, and (device, inode) at start.
     files: Vec<(PathBuf, Option<(u64, u64)>)>,
+    /// Directories whose every file may be read (spiped's own).
     directories: Vec<PathBuf>,
+    /// UNIX sockets that may be connected to (canonical paths of the targets at start).
+    targets: Vec<PathBuf>,
+    /// Directories in which any UNIX socket may be connected to (the targets' own).
+    target_directories: Vec<PathBuf>,
     socket_directories: Vec<PathBuf>,
     bind_ports: Vec<u16>,
     connect_ports: Vec<u16>,
@@ -94,6 +104,7 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         false => ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)?,
     };
     let mut ruleset = ruleset.scope(scopes)?.create()?;
+    let base = std::env::current_dir().unwrap_or_default();
     let mut allowed = Enforced {
         abi: 0,
         fs: false,
@@ -103,11 +114,16 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         dns: needs.dns,
         files: Vec::new(),
         directories: Vec::new(),
+        targets: Vec::new(),
+        target_directories: Vec::new(),
         socket_directories: Vec::new(),
         bind_ports: needs.bind_ports.clone(),
         connect_ports: needs.connect_ports.clone(),
+        base,
     };
-    let mut files: Vec<PathBuf> = needs.read_files.clone();
+    let named = allowed.named(needs);
+    let absolute = |p: &PathBuf| allowed.base.join(p);
+    let mut files: Vec<PathBuf> = needs.read_files.iter().map(absolute).collect();
     if needs.dns {
         files.extend(DNS_FILES.iter().map(PathBuf::from));
         allowed.connect_ports.push(DNS_PORT);
@@ -122,16 +138,27 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
             allowed.files.push((path, id));
         }
     }
-    // A reload may read new key files put beside the old ones. resolvconf, systemd-resolved
-    // and NetworkManager replace resolv.conf's target by renaming a new file over it.
-    let dns_targets = DNS_FILES.iter().filter(|_| needs.dns);
-    let replaced = dns_targets.filter_map(|f| std::fs::canonicalize(f).ok());
-    let rereads = needs.read_files.iter().cloned().chain(replaced);
-    for dir in rereads.filter_map(|f| own_directory(&f)) {
+    // A reload may read new key files put beside the old ones, or the old ones
+    // replaced, when their directory is spiped's own.
+    let rereads = needs.read_files.iter().map(absolute);
+    for dir in rereads.filter_map(|f| dedicated_directory(&f, &named)) {
         ruleset = allow(ruleset, &dir, AccessFs::ReadFile | AccessFs::ReadDir)?;
         allowed.directories.push(dir);
     }
-    let mut sockets: Vec<PathBuf> = needs.unix_targets.clone();
+    // resolvconf, systemd-resolved and NetworkManager replace resolv.conf's target by
+    // renaming a new file over it, in a directory of the resolver's, which holds
+    // nothing secret.
+    let dns_targets = DNS_FILES.iter().filter(|_| needs.dns);
+    let replaced = dns_targets.filter_map(|f| std::fs::canonicalize(f).ok());
+    for dir in replaced.filter_map(|f| own_directory(&f)) {
+        ruleset = allow(ruleset, &dir, AccessFs::ReadFile | AccessFs::ReadDir)?;
+    }
+    let mut sockets: Vec<PathBuf> = needs.unix_targets.iter().map(absolute).collect();
+    for s in &sockets {
+        allowed
+            .targets
+            .push(allowed.canonical(s).unwrap_or_else(|_| s.clone()));
+    }
     if needs.syslog {
         sockets.push(SYSLOG_SOCKET.into());
     }
@@ -139,20 +166,22 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
     for s in &sockets {
         ruleset = allow(ruleset, s, AccessFs::ResolveUnix.into())?;
         // A target that restarts makes a new socket file (a new inode).
-        if let Some(dir) = own_directory(s) {
+        if let Some(dir) = dedicated_directory(s, &named) {
             ruleset = allow(ruleset, &dir, AccessFs::ResolveUnix.into())?;
+            allowed.target_directories.push(dir);
         }
     }
     // Removal at exit (and by a reload that stops a pipe); creation by a reload that
     // starts one in the same directory.
-    for dir in needs.unix_sources.iter().filter_map(|s| own_directory(s)) {
+    let sources = needs.unix_sources.iter().map(absolute);
+    for dir in sources.filter_map(|s| own_directory(&s)) {
         ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
         allowed.socket_directories.push(dir);
     }
-    if let Some(pidfile) = &needs.pidfile {
+    if let Some(pidfile) = needs.pidfile.as_ref().map(absolute) {
         // Read back before removal, to leave alone one that another instance replaced.
-        ruleset = allow(ruleset, pidfile, AccessFs::ReadFile.into())?;
-        if let Some(dir) = own_directory(pidfile) {
+        ruleset = allow(ruleset, &pidfile, AccessFs::ReadFile.into())?;
+        if let Some(dir) = own_directory(&pidfile) {
             ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
         }
     }
@@ -198,26 +227,30 @@ impl Enforced {
         let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox, or \
                        sandbox = false in the file)";
         for f in &needs.read_files {
-            let path = canonical(f);
-            if self.directories.iter().any(|d| path.starts_with(d)) {
+            let path = self.canonical(f)?;
+            // A file that is not there is for the reading to name as missing: the
+            // sandbox would not be why.
+            let missing = std::fs::symlink_metadata(&path).is_err();
+            if missing || self.directories.iter().any(|d| path.starts_with(d)) {
                 continue;
             }
             let same = self.files.iter().find(|(p, _)| *p == path);
             if same.is_some_and(|(_, id)| *id != file_id(&path)) {
                 return Err(format!(
-                    "the sandbox set up at start (Landlock) allows reading {} only as the \
-                     file that existed then, and it has been replaced (as editors save): \
-                     keep it in a directory of its own, such as /etc/spiped/, whose new \
-                     files may be read; {restart}",
+                    "{} has been replaced since start (a file renamed over it, as editors \
+                     and key rotation do), and the sandbox set up at start (Landlock) \
+                     allows reading it only as the file that existed then, because its \
+                     directory holds files the configuration does not name: keep key files \
+                     and the configuration file in a directory of their own (such as \
+                     /etc/spiped/), whose files may all be read again; {restart}",
                     f.display()
                 ));
             }
-            let ok = same.is_some();
-            if !ok {
+            if same.is_none() {
                 return Err(format!(
                     "the sandbox set up at start (Landlock) does not allow reading {}: \
-                     only the files read then and files in their own directories{} may \
-                     be read; {restart}",
+                     only the files named then, and any file of a directory that held \
+                     nothing else{}; {restart}",
                     f.display(),
                     list(&self.directories)
                 ));
@@ -229,8 +262,22 @@ impl Enforced {
                  and /etc/resolv.conf (no host name was resolved then); {restart}"
             ));
         }
+        for t in &needs.unix_targets {
+            let path = self.canonical(t)?;
+            let within = |d: &PathBuf| path.parent() == Some(d.as_path());
+            if !self.targets.contains(&path) && !self.target_directories.iter().any(within) {
+                return Err(format!(
+                    "the sandbox set up at start allows connecting only to the UNIX sockets \
+                     targeted then{}, and to any socket of a directory that held nothing \
+                     else{}: not to {}; {restart}",
+                    list(&self.targets),
+                    list(&self.target_directories),
+                    t.display()
+                ));
+            }
+        }
         for s in &needs.unix_sources {
-            let dir = own_directory(s);
+            let dir = own_directory(&self.base.join(s));
             if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
                 return Err(format!(
                     "the sandbox set up at start (Landlock) does not allow creating the \
@@ -257,32 +304,55 @@ impl Enforced {
         }
         Ok(())
     }
+
+    /// Every path `needs` names, canonical, and also with only its directory resolved
+    /// (a symbolic link named by the configuration is named as itself, too): what may
+    /// be in a directory that is spiped's own.
+    fn named(&self, needs: &Needs) -> Vec<PathBuf> {
+        let all = (needs.read_files.iter())
+            .chain(&needs.unix_targets)
+            .chain(&needs.unix_sources)
+            .chain(&needs.pidfile);
+        let mut named = Vec::new();
+        for p in all.map(|p| self.base.join(p)) {
+            named.extend(std::fs::canonicalize(&p).ok());
+            let dir = p.parent().and_then(|d| std::fs::canonicalize(d).ok());
+            if let (Some(dir), Some(name)) = (dir, p.file_name()) {
+                named.push(dir.join(name));
+            }
+        }
+        named
+    }
+
+    /// `path` absolute (against the working directory at start) with symbolic links
+    /// resolved, as far as it exists: a file a reload names may not exist yet, its
+    /// directory must. `Err` names what could not be found, and why.
+    fn canonical(&self, path: &Path) -> Result<PathBuf, String> {
+        let path = self.base.join(path);
+        let fail = |p: &Path, e: std::io::Error| {
+            format!(
+                "cannot find {}: {}",
+                p.display(),
+                crate::errors::describe(&e)
+            )
+        };
+        match std::fs::canonicalize(&path) {
+            Ok(p) => Ok(p),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fail(&path, e)),
+            Err(e) => match (path.parent(), path.file_name()) {
+                (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+                    .map(|d| d.join(name))
+                    .map_err(|e| fail(dir, e)),
+                _ => Err(fail(&path, e)),
+            },
+        }
+    }
 }
 
 /// The (device, inode) of the file at `path`, which Landlock's rules follow.
 fn file_id(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-/// `path` absolute with symbolic links resolved, as far as it exists: a file a reload
-/// names may not exist yet, its directory must.
-fn canonical(path: &Path) -> PathBuf {
-    if let Ok(p) = std::fs::canonicalize(path) {
-        return p;
-    }
-    match (path.parent().map(own_or_dot), path.file_name()) {
-        (Some(Ok(dir)), Some(name)) => dir.join(name),
-        _ => path.to_owned(),
-    }
-}
-
-/// The canonical form of a file's parent directory (`.` for a bare file name).
-fn own_or_dot(parent: &Path) -> std::io::Result<PathBuf> {
-    match parent.as_os_str().is_empty() {
-        true => std::fs::canonicalize("."),
-        false => std::fs::canonicalize(parent),
-    }
 }
 
 /// ` (a, b)`, or nothing for an empty list.
@@ -333,6 +403,7 @@ mod tests {
             ..Needs::default()
         };
         allowed.admits(&at_start).unwrap();
+        std::fs::write(keys.path().join("new.key"), "k").unwrap();
         allowed
             .admits(&reading(keys.path().join("new.key")))
             .unwrap();
@@ -354,6 +425,11 @@ mod tests {
             "{e}"
         );
         std::fs::remove_file(&alone.read_files[0]).unwrap();
+        // A file that is not there is left for the reading to report as missing.
+        allowed
+            .admits(&reading(elsewhere.path().join("new.key")))
+            .unwrap();
+        std::fs::write(elsewhere.path().join("new.key"), "k").unwrap();
         for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
             let e = allowed.admits(&reading(refused.clone())).unwrap_err();
             assert!(
@@ -385,5 +461,36 @@ mod tests {
             })
             .unwrap_err();
         assert!(e.contains("/etc/resolv.conf"), "{e}");
+    }
+
+    /// A reload may target the UNIX sockets targeted at start, and any socket of a
+    /// directory that held only what the configuration names; no other socket.
+    #[test]
+    fn reloads_may_connect_to_the_old_unix_targets_only() {
+        let own = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        let in_own = own.path().join("app.sock");
+        let in_shared = shared.path().join("app.sock");
+        std::fs::write(shared.path().join("app.pid"), "1").unwrap();
+        let at_start = Needs {
+            unix_targets: vec![in_own.clone(), in_shared.clone()],
+            ..Needs::default()
+        };
+        let (_ruleset, allowed) = build(&at_start).unwrap();
+        let targeting = |t: PathBuf| Needs {
+            unix_targets: vec![t],
+            ..Needs::default()
+        };
+        allowed.admits(&at_start).unwrap();
+        allowed
+            .admits(&targeting(own.path().join("other.sock")))
+            .unwrap();
+        for refused in [shared.path().join("other.sock"), "/run/x.sock".into()] {
+            let e = allowed.admits(&targeting(refused.clone())).unwrap_err();
+            assert!(
+                e.contains("UNIX sockets targeted then") && e.contains(refused.to_str().unwrap()),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,23 +1,29 @@
-//! Self-confinement once serving: after the sockets are bound, the addresses resolved
-//! and `-u` applied, the process gives up what it no longer needs, so that whoever takes
+//! Self-confinement before serving: after the addresses are resolved, the sockets bound
+//! and `-u` applied, and before the first connection is accepted or any other thread
+//! started, the process gives up what it no longer needs, so that whoever takes
 //! control of it (through a bug in code that parses network bytes) gains as little as
 //! possible.
 //!
 //! Four layers, each best effort by what the kernel supports, applied by [`confine`]:
 //! - `PR_SET_NO_NEW_PRIVS`: no `execve` can ever gain privileges again;
 //! - every capability dropped, root included ([`capabilities`]);
-//! - Landlock ([`landlock`]): reads of the key files (and, for reloads, of their
-//!   directories), of what re-resolution and syslog read, no other file access; TCP
-//!   bind and connect only to the ports in use;
+//! - Landlock ([`landlock`]): reads of the key files and the configuration file (and,
+//!   for reloads, of their directories when those are spiped's own, see
+//!   `directories`), of what re-resolution and syslog read, no other file
+//!   access; connections to the UNIX targets; TCP bind and connect only to the ports
+//!   in use;
 //! - seccomp ([`seccomp`]): only the system calls the running daemon makes
 //!   ([`syscalls`]), every other failing with `EPERM` (or killing the process with
 //!   `--sandbox strict`).
 //!
 //! A Landlock domain can only narrow. What a configuration reload may need later is
-//! therefore allowed from the start, by directory (see [`Confinement::admits`]).
+//! therefore allowed from the start, through directories of spiped's own, and a reload
+//! is checked against it first (see [`Confinement::admits`]).
 
 #[cfg(target_os = "linux")]
 mod capabilities;
+#[cfg(target_os = "linux")]
+pub(crate) mod directories;
 #[cfg(target_os = "linux")]
 mod landlock;
 #[cfg(debug_assertions)]
@@ -33,7 +39,7 @@ mod unavailable;
 use unavailable::{self as capabilities, self as landlock, self as seccomp};
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
@@ -178,6 +184,25 @@ impl Confinement {
         ]
     }
 
+    /// Whether every layer that was asked for is in force: all of them, on every
+    /// thread, unless `--no-sandbox` asked for none.
+    pub fn as_asked(&self) -> bool {
+        self.mode == Mode::Off || (self.fully_enforced().is_ok() && self.unconfined_threads == 0)
+    }
+
+    /// Says at start-up what is in force: one warning line when a layer that was asked
+    /// for is not. Otherwise nothing, as C says nothing on a good start (scripts take
+    /// words on standard error for trouble), unless `verbose` (a log the operator reads:
+    /// `--syslog`, `--log-connections`) wants it as an informational line. `/status`
+    /// and the metrics say it always.
+    pub fn log_startup(&self, verbose: bool) {
+        match (self.as_asked(), verbose) {
+            (false, _) => crate::log::warn(&format!("warning: sandbox: {self}")),
+            (true, true) => crate::log::info(&format!("sandbox: {self}")),
+            (true, false) => {}
+        }
+    }
+
     /// `Err` naming the first layer not in force.
     fn fully_enforced(&self) -> Result<(), String> {
         let fail = |what: &str, why: &str| {
@@ -204,8 +229,10 @@ impl Confinement {
 
     /// Checks that what a reload asks for (`needs`) is within what was allowed at start,
     /// since a Landlock domain cannot be widened: every file to read must be one allowed
-    /// then, or lie in a directory allowed then, and every TCP port must be one in use
-    /// then. The error names the sandbox and says what to do.
+    /// then (and still the same file), or lie in a directory allowed then; every UNIX
+    /// target one targeted then or in such a target's directory of spiped's own (below
+    /// Landlock ABI 9 this check is all that holds it); every TCP port one in use then.
+    /// The error says what is refused and what to do.
     pub fn admits(&self, needs: &Needs) -> Result<(), String> {
         let Ok(l) = &self.landlock else {
             return Ok(());
@@ -258,52 +285,6 @@ fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
-/// Directories too widely shared to allow as a whole: allowing reads (or removals)
-/// beneath `/etc` or `/run` would allow them for the whole system's files there. A
-/// file in one of these is allowed by itself only; a file in a directory of its own
-/// (`/etc/spiped/`, `/run/spiped/`) has its directory allowed, so a reload may read
-/// new files there and a restarted UNIX target is still reachable.
-const SHARED_DIRECTORIES: &[&str] = &[
-    "/",
-    "/etc",
-    "/run",
-    "/var/run",
-    "/tmp",
-    "/var/tmp",
-    "/var",
-    "/var/lib",
-    "/usr",
-    "/usr/local",
-    "/home",
-    "/root",
-    "/dev",
-    "/dev/shm",
-    "/proc",
-    "/sys",
-    "/boot",
-    "/opt",
-    "/srv",
-    "/mnt",
-    "/media",
-];
-
-/// The directory holding `file` (made absolute, symbolic links resolved) when it is one
-/// of its own, so allowing it as a whole allows nothing unrelated; `None` when it is a
-/// [`SHARED_DIRECTORIES`] one or cannot be found.
-#[cfg_attr(
-    not(any(target_os = "linux", test)),
-    expect(dead_code, reason = "Landlock's only")
-)]
-fn own_directory(file: &Path) -> Option<PathBuf> {
-    let parent = match file.parent() {
-        Some(p) if p.as_os_str().is_empty() => Path::new("."),
-        Some(p) => p,
-        None => return None,
-    };
-    let dir = std::fs::canonicalize(parent).ok()?;
-    (!SHARED_DIRECTORIES.iter().any(|s| dir == Path::new(s))).then_some(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,15 +295,5 @@ mod tests {
         assert_eq!("strict".parse::<Mode>(), Ok(Mode::Strict));
         let e = "off".parse::<Mode>().unwrap_err();
         assert!(e.contains("--sandbox") && e.contains("--no-sandbox"), "{e}");
-    }
-
-    #[test]
-    fn shared_directories_are_never_allowed_whole() {
-        assert_eq!(own_directory(Path::new("/etc/hosts")), None);
-        assert_eq!(own_directory(Path::new("/etc/../tmp/x.sock")), None);
-        assert_eq!(own_directory(Path::new("/nonexistent-dir/k")), None);
-        let dir = tempfile::tempdir().unwrap();
-        let canonical = std::fs::canonicalize(dir.path()).unwrap();
-        assert_eq!(own_directory(&dir.path().join("k")), Some(canonical));
     }
 }

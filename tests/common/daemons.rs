@@ -1,9 +1,10 @@
 //! Daemons under test: [`Daemon`], a `spiped -F` of either implementation, started and
 //! waited for until it accepts, with its stderr, descriptors and memory at hand; and
 //! [`Daemonized`], a `spiped` that forked into the background, known by its pidfile.
-//! Both are killed on drop.
+//! Both are killed on drop (a `Daemon` with its process group).
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -84,7 +85,10 @@ impl Daemon {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(errf);
+            .stderr(errf)
+            // A group of its own, killed whole on drop: a wrapper that does not exec
+            // (strace) goes with its daemon.
+            .process_group(0);
         println!("[{label}] {which} spiped: {cmd:?}");
         let child = cmd
             .spawn()
@@ -152,6 +156,25 @@ impl Daemon {
         wait_deadline(&mut self.child, deadline)
     }
 
+    /// Waits until the daemon has confined itself (`NoNewPrivs: 1`, set with the first
+    /// layer), as it does between binding its sources and accepting: what a test puts
+    /// beside its key files from then on is not in the directories it saw at start.
+    pub fn wait_confined(&self) {
+        let status = format!("/proc/{}/status", self.pid());
+        let confined = poll(READY_DEADLINE, || {
+            let s = fs::read_to_string(&status).ok()?;
+            s.lines()
+                .any(|l| l.strip_prefix("NoNewPrivs:").map(str::trim) == Some("1"))
+                .then_some(())
+        });
+        assert!(
+            confined.is_some(),
+            "[{}] not confined: {}",
+            self.label,
+            self.stderr()
+        );
+    }
+
     /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).
     pub fn rss_kib(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -185,9 +208,20 @@ impl Daemon {
     /// The daemon's idle socket count: polls until the count has not changed for
     /// 200 ms (the readiness probe's connection is gone), up to 5 s.
     pub fn idle_sockets(&self) -> usize {
-        let mut last = (self.socket_count(), Instant::now());
+        self.settled(Daemon::socket_count)
+    }
+
+    /// The daemon's count of open descriptors, once settled as [`Daemon::idle_sockets`]
+    /// waits for its sockets.
+    pub fn idle_fds(&self) -> usize {
+        self.settled(|d| d.fds().len())
+    }
+
+    /// `count` of the daemon once it has not changed for 200 ms, polled up to 5 s.
+    fn settled(&self, count: impl Fn(&Daemon) -> usize) -> usize {
+        let mut last = (count(self), Instant::now());
         poll_every(Duration::from_secs(5), Duration::from_millis(20), || {
-            let n = self.socket_count();
+            let n = count(self);
             if n != last.0 {
                 last = (n, Instant::now());
             }
@@ -222,6 +256,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // SAFETY: kill takes plain integers; the negative pid names the process group
+        // spawn_cmd made for this daemon, holding only what it started.
+        unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
         let _ = self.child.kill();
         let _ = self.child.wait();
         let err = self.stderr();

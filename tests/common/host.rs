@@ -46,3 +46,14 @@ pub fn skip_under_emulation(what: &str) -> bool {
     );
     true
 }
+
+/// The uid and primary gid of `user` from /etc/passwd.
+pub fn passwd_ids(user: &str) -> (String, String) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with(&format!("{user}:")))
+        .unwrap_or_else(|| panic!("no user {user}"));
+    let f: Vec<&str> = line.split(':').collect();
+    (f[2].to_owned(), f[3].to_owned())
+}

@@ -12,6 +12,7 @@
 //! - [`payloads`]: the bytes tests send and the hashes they compare.
 //! - [`net`]: loopback addresses, free ports, connections of either kind.
 //! - [`wait`]: deadlines and polling (for a condition, a child, a thread).
+//! - [`names`]: a private /etc/hosts for a daemon in its own mount namespace.
 //! - [`process`]: run a command to its end, signals, liveness, mount namespaces.
 //! - [`daemons`]: a `spiped` under test, in the foreground or daemonized.
 //! - [`target`]: the in-process service behind `spiped -d`.
@@ -28,6 +29,7 @@ pub mod daemons;
 pub mod files;
 pub mod host;
 pub mod impls;
+pub mod names;
 pub mod net;
 pub mod payloads;
 pub mod pipes;
@@ -41,6 +43,7 @@ pub use daemons::*;
 pub use files::*;
 pub use host::*;
 pub use impls::*;
+pub use names::*;
 pub use net::*;
 pub use payloads::*;
 pub use pipes::*;

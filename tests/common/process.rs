@@ -1,11 +1,13 @@
 //! Child processes that are not daemons: run one with given standard input and collect
 //! what it did, signal a process, ask whether it is still alive, and run one in a
-//! private mount namespace.
+//! private mount namespace; a process group killed whole (a traced daemon with its
+//! tracer).
 
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -107,4 +109,60 @@ pub fn in_mount_ns(binds: &[(&Path, &str)], program: &Path) -> Command {
     }
     cmd.arg("--").arg(program);
     cmd
+}
+
+/// A child started in a process group of its own, killed with every process of that
+/// group when dropped, also when the test fails: what the child starts without leaving
+/// its group (strace's tracee, a shell's commands) goes with it. Killing only the child
+/// would leave a traced daemon running on its own once strace is gone.
+pub struct Group {
+    child: Child,
+}
+
+impl Group {
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn spawn(mut cmd: Command) -> Group {
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        Group { child }
+    }
+
+    /// The group's leader, the process spawned.
+    pub fn leader(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// The processes of the group still alive, the leader included.
+    pub fn members(&self) -> Vec<i32> {
+        let pgid = self.child.id() as i32;
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| process_group_of(pid) == Some(pgid) && alive(pid))
+            .collect()
+    }
+
+    /// Kills every process of the group and reaps the leader; true when none is left
+    /// alive within `deadline`.
+    pub fn kill(&mut self, deadline: Duration) -> bool {
+        // SAFETY: kill takes plain integers; a negative pid names the process group this
+        // test created, which holds only processes this test started.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+        super::poll(deadline, || self.members().is_empty().then_some(())).is_some()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill(Duration::from_secs(5));
+    }
+}
+
+/// The process group of `pid` (field 5 of /proc/PID/stat), if it exists.
+fn process_group_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(2)?.parse().ok()
 }

@@ -13,9 +13,19 @@ pub enum Address {
     /// A UNIX-domain socket at an absolute path.
     Unix(PathBuf),
     /// A TCP address given as a numeric IP in brackets.
-    Ip { ip: IpAddr, port: u16 },
+    Ip {
+        /// The IP address, v4 or v6.
+        ip: IpAddr,
+        /// The TCP port.
+        port: u16,
+    },
     /// A TCP address given as a host name, resolved later (and re-resolved for targets).
-    Name { host: String, port: u16 },
+    Name {
+        /// The host name as written.
+        host: String,
+        /// The TCP port.
+        port: u16,
+    },
 }
 
 /// Why a string is not an address; the message names the offending text and the forms

@@ -89,6 +89,9 @@ pub async fn connect(
 ) -> io::Result<SocketStream> {
     let socket = ep.new_socket()?;
     if let (Some(b), Endpoint::Tcp(_)) = (bind, ep) {
+        // As C spiped's: with a fixed `-b` port, the previous connection's socket in
+        // TIME_WAIT must not keep the next one from binding.
+        socket.set_reuse_address(true)?;
         socket.bind(&SockAddr::from(b))?;
     }
     // Registered before connecting, so a failure to register leaves no half-open

@@ -82,9 +82,18 @@ impl Transport for SocketStream {
 
     async fn shutdown_write(&self) -> io::Result<()> {
         match self.io.get_ref().shutdown(Shutdown::Write) {
-            // The peer already went away: there is no one left to tell about EOF, and
-            // the reading direction will report what happened.
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            // The peer reset the connection as our end of stream went out (its RST
+            // meeting the FIN from the other side of the pipe, as spiped 1.6.4 fixed):
+            // there is no one left to tell about EOF, and the reading direction reports
+            // what happened. Linux says ENOTCONN; other kernels say ECONNRESET.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotConnected | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(())
+            }
             r => r,
         }
     }

@@ -65,6 +65,25 @@ fn end_of_stream_arriving_with_the_last_data_is_seen() {
     });
 }
 
+/// A peer that resets (SO_LINGER 0, then close) before our end of stream goes out:
+/// the half-close succeeds (the kernel's ENOTCONN is no error here), and the read
+/// reports the reset.
+#[test]
+fn half_close_after_the_peer_reset_is_no_error() {
+    within_deadline(async {
+        let (client, server) = tcp_pair().await;
+        server.socket().set_linger(Some(Duration::ZERO)).unwrap();
+        drop(server);
+        let mut buf = [0u8; 16];
+        let got = client.read(&mut buf).await;
+        assert_eq!(
+            got.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset)
+        );
+        client.shutdown_write().await.unwrap();
+    });
+}
+
 #[test]
 fn megabytes_both_ways_at_once_arrive_intact() {
     let data: Vec<u8> = (0..4 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();

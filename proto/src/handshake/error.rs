@@ -4,6 +4,7 @@ use core::fmt;
 
 /// Why a handshake failed. The connection must be dropped.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The peer's DH message MAC did not verify: the peer uses a different key, or the
     /// data was modified in transit.

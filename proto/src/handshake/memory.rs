@@ -28,7 +28,8 @@ pub fn drive(client: &mut Handshake, server: &mut Handshake) -> Result<(), (Role
 /// One step of one side of an in-memory handshake ([`drive`], tests, fuzzing): appends
 /// what it sends to `outbox`, or consumes what it waits for from `inbox` if that has
 /// arrived. Returns whether anything happened, or the error if it refused the bytes.
-pub fn step(
+#[cfg_attr(feature = "test-util", visibility::make(pub))]
+pub(crate) fn step(
     hs: &mut Handshake,
     inbox: &mut Vec<u8>,
     outbox: &mut Vec<u8>,

@@ -42,7 +42,9 @@ mod mode;
 mod next;
 
 pub use error::HandshakeError;
-pub use memory::{drive, step};
+pub use memory::drive;
+#[cfg(feature = "test-util")]
+pub use memory::step;
 pub use mode::{Exchange, Mode, Role};
 pub use next::{Incoming, Next, Outgoing};
 
@@ -169,6 +171,7 @@ impl Handshake {
     /// `exponent` serves as the group-14 exponent and as the X25519 scalar, whichever this
     /// side needs. `None` means all zeros: a group-14 side then sends `y = 1` without
     /// being in fast mode (useful to test peers).
+    #[cfg(feature = "test-util")]
     pub fn with_secrets(
         role: Role,
         mode: Mode,

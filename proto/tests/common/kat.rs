@@ -7,12 +7,12 @@ use serde_json::Value;
 const KAT_JSON: &str = include_str!("../vectors/spiped-kat.json");
 
 /// The parsed vector file.
-pub fn kat() -> Value {
+pub(crate) fn kat() -> Value {
     serde_json::from_str(KAT_JSON).expect("KAT file is valid JSON")
 }
 
 /// Decodes a hex string field of `v`.
-pub fn hex_field(v: &Value, name: &str) -> Vec<u8> {
+pub(crate) fn hex_field(v: &Value, name: &str) -> Vec<u8> {
     let s = v[name]
         .as_str()
         .unwrap_or_else(|| panic!("KAT field {name} missing"));
@@ -20,14 +20,14 @@ pub fn hex_field(v: &Value, name: &str) -> Vec<u8> {
 }
 
 /// Decodes a hex string field that must be exactly `N` bytes long.
-pub fn hex_array<const N: usize>(v: &Value, name: &str) -> [u8; N] {
+pub(crate) fn hex_array<const N: usize>(v: &Value, name: &str) -> [u8; N] {
     hex_field(v, name)
         .try_into()
         .unwrap_or_else(|_| panic!("KAT field {name} has the wrong length"))
 }
 
 /// The vectors for one mode: `"fast"` or `"pfs"`.
-pub fn mode(all: &Value, pfs: bool) -> Value {
+pub(crate) fn mode(all: &Value, pfs: bool) -> Value {
     all["modes"]
         .as_array()
         .expect("modes is an array")

@@ -4,11 +4,11 @@
 // Each test file is its own crate and uses a part of this.
 #![allow(dead_code)]
 
-pub mod kat;
+pub(crate) mod kat;
 
 /// The points of order 1, 2, 4 and 8 on Curve25519 and their non-canonical encodings
 /// (the list from the libsodium/cr.yp.to blacklist); all must be refused.
-pub const LOW_ORDER: [[u8; 32]; 7] = [
+pub(crate) const LOW_ORDER: [[u8; 32]; 7] = [
     [0; 32],
     {
         let mut one = [0; 32];

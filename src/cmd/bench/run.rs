@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
-use hmac::Mac;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use spiped_transports::event_loop::block_on;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
@@ -27,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::resolve::Targets;
 use spiped_proto::handshake::{Handshake, Mode, Role, drive};
 use spiped_proto::key::Key;
-use spiped_proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer, hmac_sha256};
+use spiped_proto::packet::{Opener, PACKET_LEN, PAYLOAD_MAX, PacketError, Sealer};
 
 /// Entry point of `spiped bench`; returns the exit status.
 pub fn main(args: &[String]) -> i32 {
@@ -190,7 +191,7 @@ fn aes_ctr(budget: Duration) -> Result<f64, String> {
 }
 
 fn hmac(budget: Duration) -> Result<f64, String> {
-    let keyed = hmac_sha256(&random_key()?);
+    let keyed = Hmac::<Sha256>::new_from_slice(&random_key()?).map_err(|e| e.to_string())?;
     let buf = vec![0u8; CHUNK];
     rate(budget, || {
         let mut m = keyed.clone();
@@ -391,8 +392,7 @@ fn with_pipe(
         let config = |direction| {
             Arc::new(ConnConfig {
                 direction,
-                key: key.clone(),
-                extra_keys: Vec::new(),
+                keys: vec![key.clone()],
                 proxy: None,
                 connect_after_handshake: false,
                 log_connections: false,

@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(run(&["-t/s", "-kkey", "-g"]).link.key_file, "key");
         assert!(run(&["-t/s", "-k", "-", "-g"]).link.mode.require_pfs);
         let o = run(&[
-            "--target=/s",
+            "--target=host:1",
             "--key",
             "-",
             "--no-keepalive",

@@ -30,7 +30,7 @@ impl From<ConnError> for SetupError {
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
     let link = &opts.link;
-    let key = keyfile::load(&link.key_file).map_err(|e| e.to_string())?;
+    let key = keyfile::load(&link.key_file, keyfile::Opening::Any).map_err(|e| e.to_string())?;
     let (targets, bind) = block_on(async {
         let targets = resolve::resolve(&link.target).await?;
         let bind = match &link.bind {

@@ -21,9 +21,25 @@ usage: spiped {-e | -d} -s <source socket> -t <target socket> -k <key file>
     [-u <username> | <:groupname> | <username:groupname>]
        spiped -c <config file> [--check] [-DF] [-p <pidfile>] [--syslog]
     [-u <username> | <:groupname> | <username:groupname>]
+    [--drain-timeout <seconds>] [--metrics <address>]
+    [--sandbox {on | strict} | --no-sandbox]
        spiped -v
 ",
 };
+
+/// The process-wide options that combine with `-c`, as the refusal of any other names
+/// them (the usage's `-c` form shows each).
+pub(super) const CONFIG_OPTIONS: &[&str] = &[
+    "-D",
+    "-F",
+    "-p",
+    "-u",
+    "--syslog",
+    "--drain-timeout",
+    "--metrics",
+    "--sandbox",
+    "--no-sandbox",
+];
 
 /// How often the target is re-resolved when neither `-r` nor `-R` is given.
 const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -259,10 +275,11 @@ impl Args {
             (self.socket_owner.is_some(), "--socket-owner"),
         ];
         if let Some((_, name)) = pipe_options.iter().find(|(given, _)| *given) {
+            let (last, others) = CONFIG_OPTIONS.split_last().expect("options");
             return Err(format!(
                 "{name} is a pipe setting: with -c/--config it goes in the file's [[pipe]] \
-                 table (only -D, -F, -p, -u, --syslog, --drain-timeout, --metrics, --sandbox \
-                 and --no-sandbox combine with -c)"
+                 table (only {} and {last} combine with -c)",
+                others.join(", ")
             )
             .into());
         }

@@ -18,16 +18,14 @@ use crate::sandbox::Mode;
 /// directory as C spiped's default pidfile is.
 const DEFAULT_PIDFILE: &str = "spiped.pid";
 
+/// The largest configuration file read: far more than any real one, and little enough
+/// that `-c /dev/zero`'s like cannot exhaust memory.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+
 /// Reads and checks the file `opts` names, letting the command line's `-D`, `-F`, `-p`,
 /// `-u` and `--syslog` override the file. `Err` holds every error found, each a line.
 pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
-    let text = std::fs::read_to_string(&opts.path).map_err(|e| {
-        vec![format!(
-            "cannot read configuration file {}: {}",
-            opts.path.display(),
-            crate::errors::describe(&e)
-        )]
-    })?;
+    let text = read_file(&opts.path).map_err(|e| vec![e])?;
     let mut config = parse(&opts.path, &text)?;
     let p = &mut config.process;
     p.wait_dns |= opts.wait_dns;
@@ -49,6 +47,47 @@ pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
         p.metrics = opts.metrics.clone();
     }
     Ok(config)
+}
+
+/// The text of the configuration file at `path`: a regular file (opened without
+/// blocking, so that a FIFO there cannot stall a reload) of at most
+/// [`MAX_CONFIG_FILE`] bytes. One that its group or everyone may write draws a
+/// warning: it says what root does (the pidfile it writes, the user it becomes).
+fn read_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| {
+        format!(
+            "cannot read configuration file {shown}: {}",
+            crate::errors::describe(&e)
+        )
+    };
+    let (file, meta) = crate::keyfile::open_regular(path)
+        .map_err(cannot)?
+        .map_err(|what| format!("configuration file {shown} is {what}, not a regular file"))?;
+    let mode = meta.permissions().mode();
+    if let Some(who) = crate::keyfile::who(mode, 0o002, 0o020) {
+        crate::log::warn(&format!(
+            "warning: configuration file {shown} is writable by {who} (mode {:03o}), and it \
+             says what spiped does as root (the pidfile, the user, the keys); chmod go-w it",
+            mode & 0o777
+        ));
+    }
+    let mut bytes = Vec::new();
+    // One byte past the cap tells a file that is too large from one just at it.
+    (file.take(MAX_CONFIG_FILE + 1).read_to_end(&mut bytes)).map_err(cannot)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(format!(
+            "configuration file {shown} is larger than 1 MiB: is it the right file?"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        cannot(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
 }
 
 /// The configuration that `text`, the contents of the file at `path`, describes.
@@ -400,6 +439,14 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
                 "allow lists client IP addresses: it is for TCP sources, not a UNIX socket",
             ));
         }
+        if list.get_ref().is_empty() {
+            return Err(at.error(
+                &list.span(),
+                Some("allow"),
+                "the list is empty: list the clients to serve, or leave allow out to serve \
+                 every client",
+            ));
+        }
         for entry in list.into_inner() {
             allow.push(
                 parse_net(entry.get_ref())
@@ -484,17 +531,27 @@ fn key_list(
 }
 
 /// Parses an `allow` entry: an address (`127.0.0.1`, `::1`, `[::1]`) or a network in
-/// CIDR notation (`10.0.0.0/8`).
+/// CIDR notation (`10.0.0.0/8`). An IPv4-mapped IPv6 entry (`::ffff:127.0.0.1`,
+/// `::ffff:10.0.0.0/104`) is taken as the IPv4 address or network it maps, as a peer's
+/// address is before it is matched: kept mapped, it could never match.
 fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     let bare = s
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
         .unwrap_or(s);
-    bare.parse::<ipnet::IpNet>()
+    let net = bare
+        .parse::<ipnet::IpNet>()
         .or_else(|_| bare.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| {
             format!("invalid address '{s}': expected an IP address or network, such as 10.0.0.0/8 or [::1]")
-        })
+        })?;
+    Ok(match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, ipnet::IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use spiped_transports::Address;
 use spiped_transports::event_loop::block_on;
+use spiped_transports::{Address, Endpoint};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::{ConfigOptions, Invocation, parse};
@@ -25,11 +25,14 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// Where the configuration comes from, and so what a reload reads again.
+#[derive(Clone)]
 enum Source {
     /// The command line: a reload reads its key files again.
     CommandLine(Config),
-    /// A configuration file: a reload reads it and its key files again.
-    File(ConfigOptions),
+    /// A configuration file (its path absolute), and the directory spiped started in,
+    /// which its relative paths are taken from (see [`Config::anchor`]): a reload
+    /// reads it and its key files again.
+    File(ConfigOptions, PathBuf),
 }
 
 impl Source {
@@ -37,7 +40,10 @@ impl Source {
     fn read(&self) -> Result<Config, Vec<String>> {
         match self {
             Source::CommandLine(c) => Ok(c.clone()),
-            Source::File(opts) => file::load(opts),
+            Source::File(opts, base) => file::load(opts).map(|mut c| {
+                c.anchor(base);
+                c
+            }),
         }
     }
 }
@@ -51,10 +57,10 @@ impl Source {
             syslog: config.process.syslog,
             // A file's reload may add pipes on any port; a command line's pipe keeps its
             // ports for life.
-            any_tcp_port: matches!(self, Source::File(_)),
+            any_tcp_port: matches!(self, Source::File(..)),
             ..sandbox::Needs::default()
         };
-        if let Source::File(opts) = self {
+        if let Source::File(opts, _) = self {
             n.read_files.push(opts.path.clone());
         }
         // The metrics endpoint's socket file is removed at exit, as a source's is.
@@ -91,18 +97,32 @@ impl Source {
 }
 
 fn run(inv: Invocation) -> Result<(), String> {
-    let source = match inv {
+    // Relative paths mean this directory, for reloads too (see Config::anchor). Without
+    // one (it was removed) they stay as written.
+    let base = std::env::current_dir().unwrap_or_default();
+    let mut source = match inv {
         Invocation::Pipe(config) => Source::CommandLine(*config),
         Invocation::Config(opts) if opts.check => return check(&opts),
-        Invocation::Config(opts) => Source::File(opts),
+        Invocation::Config(opts) => Source::File(
+            ConfigOptions {
+                path: base.join(&opts.path),
+                ..opts
+            },
+            base.clone(),
+        ),
     };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets().map_err(|e| e.to_string())?;
-    let config = source.read().map_err(|e| e.join("\n"))?;
+    let mut config = source.read().map_err(|e| e.join("\n"))?;
     // The keys are read next: with `-k -` the key comes from the caller's standard input.
     let mut loader = KeyLoader::default();
     let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
+    // Once its keys are read, so that start-up errors name the paths as typed (as C's).
+    if let Source::CommandLine(c) = &mut source {
+        c.anchor(&base);
+        config = c.clone();
+    }
     // Forking is only sound while this is the sole thread, so it comes before anything
     // that may start one (the event loop's blocking pool). The parent waits in there
     // until the child reports it is serving or has failed.
@@ -177,13 +197,12 @@ impl Signals {
     }
 }
 
-/// Binds the metrics endpoint on `addr` (resolved, patiently with `-D`).
-async fn bind_metrics(addr: &Address, patient: bool) -> Result<metrics::Server, String> {
+/// Where to bind the metrics endpoint: `addr` resolved (patiently with `-D`).
+async fn look_up_metrics(addr: &Address, patient: bool) -> Result<Endpoint, String> {
     let found =
         (crate::resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())?;
-    let ep = (found.into_iter().next())
-        .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))?;
-    metrics::bind(&ep)
+    (found.into_iter().next())
+        .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
@@ -193,11 +212,21 @@ fn check(opts: &ConfigOptions) -> Result<(), String> {
     KeyLoader::default()
         .load(&config)
         .map_err(|e| e.join("\n"))?;
+    // The check confines itself as the daemon would once serving, so that what this
+    // kernel (or container) cannot enforce shows now, and `strict` fails here too.
+    let here = std::env::current_dir().unwrap_or_default();
+    let needs = Source::File(opts.clone(), here).sandbox_needs(&config);
+    let confinement = sandbox::confine(&needs, config.process.sandbox)?;
     println!(
-        "{}: configuration OK ({} pipe{})",
+        "{}: configuration OK ({} pipe{})\nsandbox: {confinement}{}",
         opts.path.display(),
         config.pipes.len(),
-        if config.pipes.len() == 1 { "" } else { "s" }
+        if config.pipes.len() == 1 { "" } else { "s" },
+        if confinement.as_asked() {
+            ""
+        } else {
+            " (not every layer is in force)"
+        }
     );
     Ok(())
 }
@@ -214,8 +243,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Everything after forking: pidfile, pipes, privileges, then serving until SIGTERM
-    /// or SIGINT, reloading on SIGHUP.
+    /// Everything after forking: pidfile, look-ups, sockets, privileges, sandbox, then
+    /// serving until SIGTERM or SIGINT, reloading on SIGHUP.
+    ///
+    /// Nothing is accepted, and no thread but this one runs, before the process is
+    /// confined: capabilities and a Landlock domain below ABI 8 hold for the thread that
+    /// set them and those it starts later, not for threads already running.
     async fn serve(
         mut self,
         keys: Vec<Vec<spiped_proto::key::Key>>,
@@ -232,20 +265,29 @@ impl Daemon {
             // -D: the caller is released before look-ups that may take a long time.
             announce_ready(readiness.take(), process.syslog)?;
         }
-        // Like C, with -D nothing listens before the targets resolve. A signal meanwhile
-        // (-D may wait for ever) ends the daemon cleanly.
+        // Like C, with -D nothing listens before every address resolves. A signal
+        // meanwhile (-D may wait for ever) ends the daemon cleanly.
         let config = self.config.clone();
-        let starting = self.pipes.apply(&config, keys, process.wait_dns);
+        let pipes = &self.pipes;
+        let looking_up = async {
+            let found = pipes.look_up(&config, process.wait_dns).await?;
+            let endpoint = match &process.metrics {
+                Some(addr) => Some(look_up_metrics(addr, process.wait_dns).await?),
+                None => None,
+            };
+            Ok::<_, String>((found, endpoint))
+        };
         let stopped = async { while signals.next(&metrics).await == Asked::Reload {} };
-        tokio::select! {
+        let (found, endpoint) = tokio::select! {
             biased;
             () = stopped => return Ok(()),
-            r = starting => r?,
+            r = looking_up => r?,
         };
         // Bound before privileges are dropped, as the sources are.
-        let endpoint = match &process.metrics {
-            Some(addr) => Some(bind_metrics(addr, process.wait_dns).await?),
-            None => None,
+        let staged = self.pipes.stage(&config, found, keys)?;
+        let endpoint = match (&process.metrics, endpoint) {
+            (Some(addr), Some(ep)) => Some(metrics::bind(addr, &ep)?),
+            _ => None,
         };
         let _metrics_file = endpoint
             .as_ref()
@@ -256,14 +298,16 @@ impl Daemon {
         }
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
-        // Worker threads start from here on, inside the sandbox.
+        // Accepting, and worker threads, start from here on, inside the sandbox.
+        self.pipes.start(staged);
         self.pipes.prime_keypairs();
         if let Some(endpoint) = endpoint {
             tokio::spawn(endpoint.serve(metrics.clone()));
         }
         announce_ready(readiness, process.syslog)?;
         // After readiness, so that with --syslog the line is in syslog.
-        log::info(&format!("sandbox: {confinement}"));
+        confinement
+            .log_startup(process.syslog || self.config.pipes.iter().any(|p| p.log_connections));
         if let Some(every) = systemd::watchdog_interval() {
             // On the event loop, so that a loop that stops turning stops the pings too.
             tokio::spawn(async move {
@@ -305,23 +349,31 @@ impl Daemon {
         // A configuration file replaced where the sandbox allows only the old one is
         // named as such, rather than as a permission error.
         let allowed = match &self.source {
-            Source::File(opts) => sandbox::admits(&sandbox::Needs {
+            Source::File(opts, _) => sandbox::admits(&sandbox::Needs {
                 read_files: vec![opts.path.clone()],
                 ..sandbox::Needs::default()
             }),
             Source::CommandLine(_) => Ok(()),
         };
-        let read = allowed.and_then(|()| self.source.read().map_err(|e| e.join("; ")));
-        // Before any new key file is read: what the sandbox refuses is named as such.
-        let read = read.and_then(|c| sandbox::admits(&self.source.sandbox_needs(&c)).map(|()| c));
-        let loaded = read.and_then(|c| {
-            let keys = self.loader.load(&c).map_err(|e| e.join("; "))?;
-            Ok((c, keys))
-        });
+        // Off the event loop, which serves on meanwhile: a slow disk or a large key file
+        // stalls nothing (and what is not a regular file is refused without waiting).
+        let (source, mut loader) = (self.source.clone(), std::mem::take(&mut self.loader));
+        let (loader, loaded) = off_loop(move || {
+            let read = allowed.and_then(|()| source.read().map_err(|e| e.join("; ")));
+            // Before any new key file is read: what the sandbox refuses is named as such.
+            let read = read.and_then(|c| sandbox::admits(&source.sandbox_needs(&c)).map(|()| c));
+            let loaded = read.and_then(|c| {
+                let keys = loader.load(&c).map_err(|e| e.join("; "))?;
+                Ok((c, keys))
+            });
+            (loader, loaded)
+        })
+        .await;
+        self.loader = loader;
         let outcome = match loaded {
             Ok((config, keys)) => self
                 .pipes
-                .apply(&config, keys, false)
+                .apply(&config, keys)
                 .await
                 .map(|changes| (config, changes)),
             Err(e) => Err(e),
@@ -360,6 +412,15 @@ impl Daemon {
                 notify_systemd(&format!("READY=1\nSTATUS=reload failed: {e}"));
             }
         }
+    }
+}
+
+/// Runs `read`, which reads files, on the blocking pool, and returns what it returns.
+async fn off_loop<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(t) => t,
+        // Not cancelled (nothing aborts it): it panicked, and so does the caller.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

@@ -474,6 +474,32 @@ fn version_and_help() {
     }
 }
 
+/// The usage's `-c` form shows every option that combines with `-c`: a bundled letter
+/// in `[-DF]`, any other by name.
+#[test]
+fn config_usage_shows_every_option_that_combines_with_c() {
+    let form = TOOL
+        .usage
+        .split_once("spiped -c ")
+        .and_then(|(_, rest)| rest.split_once("spiped -v"))
+        .expect("a -c form before -v")
+        .0;
+    for opt in CONFIG_OPTIONS {
+        let shown = match opt.strip_prefix('-') {
+            Some(letter) if letter.len() == 1 => {
+                form.contains(&format!("[{opt} "))
+                    || form.contains("[-DF]") && "DF".contains(letter)
+            }
+            _ => form.contains(&format!("{opt} ")) || form.contains(&format!("{opt}]")),
+        };
+        assert!(
+            shown,
+            "{opt} missing from the -c form of the usage:\n{form}"
+        );
+    }
+    assert!(fail(&["-c", "f", "-e"]).contains("--metrics, --sandbox and --no-sandbox combine"));
+}
+
 /// The normaliser's table comes from argh's metadata; check it still names every
 /// letter of the C tool, and that argh accepts each canonical spelling it emits.
 #[test]

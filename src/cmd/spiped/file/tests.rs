@@ -275,4 +275,76 @@ fn the_contrib_example_is_valid() {
     assert_eq!(names, ["smtp", "api", "backup"]);
     assert!(c.pipes[1].routes_by_key());
     assert_eq!(c.pipes[1].allow.len(), 3);
+    // Its pidfile lies in a directory of its own, where the sandboxed daemon may remove
+    // it at exit (not in /run itself, where it would stay behind).
+    #[cfg(target_os = "linux")]
+    {
+        let dir = c.process.pidfile.parent().and_then(|d| d.to_str()).unwrap();
+        assert!(
+            dir.len() > 1 && !crate::sandbox::directories::SHARED_DIRECTORIES.contains(&dir),
+            "{dir}"
+        );
+    }
+}
+
+/// `allow = []` would read as "no list" and serve everyone: refused, with the way to
+/// say either.
+#[test]
+fn an_empty_allow_list_is_refused() {
+    let text = "[[pipe]]\ndecrypt = true\nsource = \"[127.0.0.1]:1\"\ntarget = \"[127.0.0.1]:2\"\n\
+                key = \"/k\"\nallow = []\n";
+    assert_eq!(
+        error(text),
+        "/etc/spiped.conf:6: allow: the list is empty: list the clients to serve, or leave \
+         allow out to serve every client"
+    );
+}
+
+/// An IPv4-mapped entry means the IPv4 address (or network) it maps, as a peer's mapped
+/// address does when it is matched.
+#[test]
+fn mapped_allow_entries_are_taken_as_ipv4() {
+    for (entry, net) in [
+        ("::ffff:127.0.0.1", "127.0.0.1/32"),
+        ("[::ffff:10.1.2.3]", "10.1.2.3/32"),
+        ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
+        ("::ffff:0.0.0.0/96", "0.0.0.0/0"),
+        ("::1", "::1/128"),
+        ("::ffff:0:0/80", "::ffff:0.0.0.0/80"),
+    ] {
+        assert_eq!(parse_net(entry).unwrap().to_string(), net, "{entry}");
+    }
+}
+
+/// The configuration file is a regular file of at most 1 MiB; a larger one, a FIFO or
+/// a device is refused with one line, having read no more than the cap.
+#[test]
+fn the_file_read_is_bounded_and_regular() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(MAX_CONFIG_FILE + 1).unwrap();
+    assert_eq!(
+        read_file(&big).unwrap_err(),
+        format!(
+            "configuration file {} is larger than 1 MiB: is it the right file?",
+            big.display()
+        )
+    );
+    f.set_len(MAX_CONFIG_FILE).unwrap();
+    assert_eq!(read_file(&big).unwrap().len() as u64, MAX_CONFIG_FILE);
+    assert_eq!(
+        read_file(Path::new("/dev/zero")).unwrap_err(),
+        "configuration file /dev/zero is a character device, not a regular file"
+    );
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    assert!(
+        read_file(&fifo)
+            .unwrap_err()
+            .ends_with("is a FIFO, not a regular file"),
+        "a FIFO without writer is refused at once"
+    );
 }
