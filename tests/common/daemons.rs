@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    Addr, Impl, READY_DEADLINE, alive, poll, poll_every, signal, spiped_bin, spiped_cmd,
+    Addr, Impl, READY_DEADLINE, alive, poll, poll_every, signal, spiped_argv, spiped_cmd,
     wait_deadline, wait_file_contains,
 };
 
@@ -65,7 +65,7 @@ impl Daemon {
         let mut cmd = Command::new("prlimit");
         cmd.arg(format!("--nofile={nofile}"))
             .arg("--")
-            .arg(spiped_bin(which));
+            .args(spiped_argv(which));
         Daemon::spawn_cmd(which, label, dir, source, cmd, args)
     }
 
