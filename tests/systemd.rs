@@ -578,11 +578,14 @@ fn config_unit_notifies_reloads_and_pings_the_watchdog() {
     );
     let dir = temp_dir();
     let d = dir.path();
-    let old = key_file(d, "old.key", b"the config unit's old key, 32 bytes+");
-    let new = key_file(d, "new.key", b"the config unit's new key, 32 bytes+");
+    // The file and its keys in a directory of their own, as /etc/spiped/ is: the
+    // sandbox lets a reload read a new key there (see SECURITY.md).
+    let etc = d.join("etc");
+    fs::create_dir(&etc).unwrap();
+    let old = key_file(&etc, "old.key", b"the config unit's old key, 32 bytes+");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
-    let conf = d.join("spiped.toml");
+    let conf = etc.join("spiped.toml");
     let text = |key: &Path| {
         format!(
             "[[pipe]]\ndecrypt = true\nsource = \"{}\"\ntarget = \"{}\"\nkey = \"{}\"\n",
@@ -615,6 +618,8 @@ fn config_unit_notifies_reloads_and_pings_the_watchdog() {
         &target,
     );
 
+    // Added once serving (READY=1 comes after confinement), as an operator would.
+    let new = key_file(&etc, "new.key", b"the config unit's new key, 32 bytes+");
     fs::write(&conf, text(&new)).unwrap();
     daemon.signal(libc::SIGHUP);
     let reloading = next_state(&notify, &mut pings, &daemon);
