@@ -4,6 +4,7 @@
 #       [DESTDIR=] [PREFIX=/usr/local] [BINDIR=$(PREFIX)/bin] [MANDIR=$(PREFIX)/share/man]
 #   sudo make uninstall    remove exactly what `make install` put (same variables)
 #   make deb               a Debian package, target/debian/spiped-rs_*.deb (needs cargo-deb)
+#   make static            a static binary (musl), target/x86_64-unknown-linux-musl/release/spiped
 #   make test              (installs the Debian packages the tests need when missing)
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -44,7 +45,7 @@ INSTALLDIRS = $(BINDIR) $(MANDIR)/man1 $(BASHCOMPDIR) $(ZSHCOMPDIR) $(FISHCOMPDI
 	$(EXAMPLEDIR)
 DIRLIST = $(DOCDIR)/installed-directories
 
-.PHONY: all install uninstall deb test deps lint leftovers
+.PHONY: all install uninstall deb static test deps lint leftovers
 
 all:
 	@command -v $(CARGO) >/dev/null || { echo "$(CARGO) not found: install Rust with rustup (see README.md) and run make as that user, not root" >&2; exit 1; }
@@ -85,6 +86,19 @@ uninstall:
 deb: all
 	@$(CARGO) deb --version >/dev/null 2>&1 || { echo "cargo-deb is missing: cargo install --locked cargo-deb" >&2; exit 1; }
 	$(CARGO) deb --no-build --locked
+
+# A static binary for containers and old distributions: Rust's musl target carries its
+# own C library and start files, so the result loads nothing at run time (ldd checks).
+# Debian's musl-tools compiles the allocator it uses instead of musl's (mimalloc, in C).
+STATIC_TARGET = x86_64-unknown-linux-musl
+STATIC_BIN = $(TARGETDIR)/$(STATIC_TARGET)/release/spiped
+static:
+	@command -v musl-gcc >/dev/null || { echo "musl-gcc not found: apt-get install musl-tools" >&2; exit 1; }
+	@rustup target list --installed 2>/dev/null | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
+	$(CARGO) build --release --locked --target $(STATIC_TARGET)
+	@ldd $(STATIC_BIN) 2>&1 | grep -Eq 'statically linked|not a dynamic executable' || \
+		{ echo "$(STATIC_BIN) has dynamic dependencies: $$(ldd $(STATIC_BIN) 2>&1)" >&2; exit 1; }
+	@echo "static binary: $(STATIC_BIN) (no dynamic dependencies)"
 
 # Debian's C spiped 1.6.2 is the judge of wire compatibility: the interop tests run against it.
 # mandoc lints the man pages; bash, zsh and fish load the completion scripts; script

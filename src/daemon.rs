@@ -7,7 +7,7 @@ mod account;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ pub use account::{
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the
 /// parent exit 0; dropping it unsent makes the parent exit with the daemon's status.
 pub struct Readiness {
-    pipe: File,
+    pipe: io::PipeWriter,
     /// Opened at once: by the time the daemon is ready, its sandbox forbids opening it.
     null: File,
 }
@@ -34,16 +34,11 @@ pub struct Readiness {
 /// child's status, 1 if the child was killed). The child starts a new session, so it
 /// has no controlling terminal, and carries on.
 pub fn daemonize() -> Result<Readiness, DaemonError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill in.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(DaemonError::Daemonize {
-            step: "pipe",
-            source: io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Close-on-exec on every system (pipe2 where there is one).
+    let (mut rd, wr) = io::pipe().map_err(|source| DaemonError::Daemonize {
+        step: "pipe",
+        source,
+    })?;
     // SAFETY: the caller guarantees the process is single-threaded, so the child gets
     // consistent copies of every lock and allocator state; it returns to ordinary Rust.
     match unsafe { libc::fork() } {
@@ -61,15 +56,11 @@ pub fn daemonize() -> Result<Readiness, DaemonError> {
                 .write(true)
                 .open("/dev/null")
                 .map_err(DaemonError::DevNull)?;
-            Ok(Readiness {
-                pipe: File::from(wr),
-                null,
-            })
+            Ok(Readiness { pipe: wr, null })
         }
         child => {
             drop(wr);
             let mut byte = [0u8; 1];
-            let mut rd = File::from(rd);
             let ready = loop {
                 match rd.read(&mut byte) {
                     Ok(n) => break n == 1,

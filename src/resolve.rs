@@ -9,12 +9,15 @@ mod provider;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hickory_resolver::Resolver;
 use hickory_resolver::config::ResolverConfig;
 use hickory_resolver::net::NetError;
+use hickory_resolver::proto::op::Query;
+use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::{Hosts, Resolver};
 use spiped_transports::{Address, Endpoint};
 
 use provider::ConnectedUdp;
@@ -68,6 +71,9 @@ pub async fn resolve_or_wait(addr: &Address, wait: bool) -> Result<Vec<Endpoint>
 /// The addresses of `host` from a resolver built afresh, so that `/etc/hosts` and
 /// `/etc/resolv.conf` are read now rather than when the daemon started.
 async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, LookupError> {
+    if let Some(found) = from_hosts(host) {
+        return Ok(found);
+    }
     let builder = match Resolver::builder(ConnectedUdp::default()) {
         Ok(b) => b,
         // Like the C library without /etc/resolv.conf: still answer from /etc/hosts.
@@ -85,6 +91,26 @@ async fn lookup(host: &str) -> Result<Vec<std::net::IpAddr>, LookupError> {
         e => LookupError::Failed(Box::new(e)),
     })?;
     Ok(found.iter().collect())
+}
+
+/// The addresses `/etc/hosts` gives `host`, IPv6 first as the resolver orders them, or
+/// `None` when it does not name it. As in the C library ("files" before "dns"), a name
+/// the file knows gets its addresses only: the resolver asks per address family, so
+/// `127.0.0.1 localhost` alone would also give the `::1` it answers for localhost
+/// itself (or a name's IPv6 address from DNS), and `-s` would listen there instead.
+fn from_hosts(host: &str) -> Option<Vec<std::net::IpAddr>> {
+    let hosts = Hosts::from_system().ok()?;
+    let name = Name::from_str(host).ok()?;
+    let found: Vec<std::net::IpAddr> = [RecordType::AAAA, RecordType::A]
+        .into_iter()
+        .filter_map(|family| hosts.lookup_static_host(&Query::query(name.clone(), family)))
+        .flat_map(|lookup| {
+            (lookup.answers().iter())
+                .filter_map(|record| record.data.ip_addr())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    (!found.is_empty()).then_some(found)
 }
 
 /// Resolves a `-b` bind address to one IP socket address.

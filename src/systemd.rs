@@ -5,7 +5,6 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,11 +186,18 @@ pub fn notify(state: &str) -> io::Result<()> {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(());
     };
-    let target = target.into_encoded_bytes();
-    let addr = match target.split_first() {
-        Some((b'@', name)) => SocketAddr::from_abstract_name(name)?,
-        _ => SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&target))?,
-    };
+    let addr = notify_address(&target.into_encoded_bytes())?;
     UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
     Ok(())
+}
+
+/// The address `NOTIFY_SOCKET` names: a path, or after `@` an abstract name, which
+/// only Linux has (elsewhere such a name is refused as invalid).
+fn notify_address(target: &[u8]) -> io::Result<SocketAddr> {
+    #[cfg(target_os = "linux")]
+    if let Some((b'@', name)) = target.split_first() {
+        use std::os::linux::net::SocketAddrExt;
+        return SocketAddr::from_abstract_name(name);
+    }
+    SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(target))
 }

@@ -48,15 +48,18 @@ fn etc_dir(dir: &Path) -> PathBuf {
     etc
 }
 
-/// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts.
+/// Starts our daemon on the file `conf` in the foreground; ready once `first` accepts
+/// and the daemon is confined (so that files a test adds later are new to it).
 fn start(dir: &Path, conf: &Path, first: &Addr) -> Daemon {
-    Daemon::spawn(
+    let d = Daemon::spawn(
         Impl::Ours,
         "config",
         dir,
         first,
         &["-c", conf.to_str().unwrap()],
-    )
+    );
+    d.wait_confined();
+    d
 }
 
 /// How many lines of `text` contain `needle`.

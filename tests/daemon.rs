@@ -613,6 +613,38 @@ fn several_addresses_for_source_and_bind_warn_and_use_the_first() {
     );
 }
 
+/// A name /etc/hosts knows is what /etc/hosts says, as for the C library ("files"
+/// before "dns"): with only `127.0.0.1 localhost` there, `-s localhost:PORT` listens on
+/// 127.0.0.1 (where C spiped listens), with no word about several addresses, rather
+/// than on the `::1` the resolver adds for localhost by itself.
+#[test]
+fn a_name_in_etc_hosts_has_only_its_addresses() {
+    if !root() {
+        return;
+    }
+    let dir = temp_dir();
+    let k = key(dir.path());
+    let target = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
+    let names = Names::new(dir.path(), "127.0.0.1 localhost\n");
+    let port = free_port();
+    let listening = Addr::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    let s = format!("localhost:{port}");
+    let args = ["-d", "-s", &s, "-t", &target.addr.arg(), "-k", &k];
+    let d = Daemon::spawn_cmd(
+        Impl::Ours,
+        "localhost",
+        dir.path(),
+        &listening,
+        names.spiped(),
+        &args,
+    );
+    let data = payload(10_000, 12);
+    assert_echo_via_spipe(&listening, &k, &data);
+    target.wait_received(&data, QUICK).unwrap();
+    let err = d.stderr();
+    assert!(!err.contains("addresses found"), "{err}");
+}
+
 /// `-D` with a `-b` name that does not resolve yet: the parent exits 0, nothing listens
 /// while the daemon retries (each second, as C 1.6.3 does), and once /etc/hosts has
 /// the name it serves, its outgoing connections coming from that address.

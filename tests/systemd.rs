@@ -578,14 +578,14 @@ fn config_unit_notifies_reloads_and_pings_the_watchdog() {
     );
     let dir = temp_dir();
     let d = dir.path();
-    // The keys and the file in a directory of their own, as in /etc/spiped/: the
-    // sandbox lets a reload read a key put there after start (and only then).
-    let keys = temp_dir();
-    let kd = keys.path();
-    let old = key_file(kd, "old.key", b"the config unit's old key, 32 bytes+");
+    // The file and its keys in a directory of their own, as /etc/spiped/ is: the
+    // sandbox lets a reload read a new key there (see SECURITY.md).
+    let etc = d.join("etc");
+    fs::create_dir(&etc).unwrap();
+    let old = key_file(&etc, "old.key", b"the config unit's old key, 32 bytes+");
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
     let source = Addr::fresh(Transport::Tcp, d, "s");
-    let conf = kd.join("spiped.toml");
+    let conf = etc.join("spiped.toml");
     let text = |key: &Path| {
         format!(
             "[[pipe]]\ndecrypt = true\nsource = \"{}\"\ntarget = \"{}\"\nkey = \"{}\"\n",
@@ -618,7 +618,8 @@ fn config_unit_notifies_reloads_and_pings_the_watchdog() {
         &target,
     );
 
-    let new = key_file(kd, "new.key", b"the config unit's new key, 32 bytes+");
+    // Added once serving (READY=1 comes after confinement), as an operator would.
+    let new = key_file(&etc, "new.key", b"the config unit's new key, 32 bytes+");
     fs::write(&conf, text(&new)).unwrap();
     daemon.signal(libc::SIGHUP);
     let reloading = next_state(&notify, &mut pings, &daemon);

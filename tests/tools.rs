@@ -407,3 +407,60 @@ fn mentions(text: &str, opt: &str) -> bool {
         before && after
     })
 }
+
+/// Where a tool's `--help` sends the reader to a man page, it names a section that page
+/// has (`see CONFIGURATION FILE in spiped(1)`), never a vague "the man page".
+#[test]
+fn help_names_man_sections_that_exist() {
+    let mut named = 0;
+    for (tool, page) in PAGES {
+        let help = ours(&[tool, "--help"]).stdout_str();
+        assert!(!help.contains("the man page"), "{tool} --help: {help}");
+        let man = fs::read_to_string(repo_file(page)).unwrap();
+        let name = Path::new(page).file_stem().unwrap().to_str().unwrap();
+        for (i, _) in help.match_indices("see ") {
+            let Some((section, rest)) = help[i + 4..].split_once(" in ") else {
+                continue;
+            };
+            if !rest.starts_with(&format!("{name}(1)")) {
+                continue;
+            }
+            assert!(
+                man.lines().any(|l| l == format!(".SH {section}")),
+                "{tool} --help names section {section:?}, which {page} does not have"
+            );
+            named += 1;
+        }
+    }
+    assert!(named > 0, "no --help names a man page section");
+}
+
+/// The configuration example spiped(1) shows "in short" is a part of the installed
+/// example, `contrib/spiped.toml`, line for line: an operator comparing them finds the
+/// same settings (the same pidfile, one the daemon can remove at exit).
+#[test]
+fn man_config_example_is_part_of_the_installed_one() {
+    let man = fs::read_to_string(repo_file("man/spiped.1")).unwrap();
+    let short: Vec<String> = man
+        .split_once("in short:\n")
+        .and_then(|(_, rest)| rest.split_once(".RS\n"))
+        .and_then(|(_, rest)| rest.split_once("\n.RE"))
+        .map(|(block, _)| block.lines().map(|l| l.replace("\\-", "-")).collect())
+        .expect("spiped(1) has its example, in short, between .RS and .RE");
+    let example = fs::read_to_string(repo_file("contrib/spiped.toml")).unwrap();
+    let settings: Vec<&str> = example
+        .lines()
+        .map(|l| {
+            l.split_once(" #")
+                .map_or(l, |(setting, _)| setting)
+                .trim_end()
+        })
+        .collect();
+    assert!(short.len() >= 10, "{short:?}");
+    for line in &short {
+        assert!(
+            settings.contains(&line.as_str()),
+            "spiped(1)'s example has {line:?}, which contrib/spiped.toml does not"
+        );
+    }
+}

@@ -15,7 +15,8 @@ use ::landlock::{
     Scope,
 };
 
-use super::{Needs, dedicated_directory, own_directory};
+use super::Needs;
+use super::directories::{dedicated_directory, own_directory};
 
 /// The newest ABI whose rights are used here (pathname UNIX socket connections came
 /// with 9); on an older kernel the crate enforces what that kernel knows.

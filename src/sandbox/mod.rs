@@ -9,7 +9,7 @@
 //! - every capability dropped, root included ([`capabilities`]);
 //! - Landlock ([`landlock`]): reads of the key files and the configuration file (and,
 //!   for reloads, of their directories when those are spiped's own, see
-//!   `dedicated_directory`), of what re-resolution and syslog read, no other file
+//!   `directories`), of what re-resolution and syslog read, no other file
 //!   access; connections to the UNIX targets; TCP bind and connect only to the ports
 //!   in use;
 //! - seccomp ([`seccomp`]): only the system calls the running daemon makes
@@ -20,15 +20,26 @@
 //! therefore allowed from the start, through directories of spiped's own, and a reload
 //! is checked against it first (see [`Confinement::admits`]).
 
+#[cfg(target_os = "linux")]
 mod capabilities;
+#[cfg(target_os = "linux")]
+pub(crate) mod directories;
+#[cfg(target_os = "linux")]
 mod landlock;
 #[cfg(debug_assertions)]
 mod probe;
+#[cfg(target_os = "linux")]
 mod seccomp;
+#[cfg(target_os = "linux")]
 mod syscalls;
+// Elsewhere every layer reports that it is not available on this system.
+#[cfg(not(target_os = "linux"))]
+mod unavailable;
+#[cfg(not(target_os = "linux"))]
+use unavailable::{self as capabilities, self as landlock, self as seccomp};
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
@@ -274,64 +285,6 @@ fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
-/// Directories too widely shared to allow as a whole: allowing removals (or reads)
-/// beneath `/etc` or `/run` would allow them for the whole system's files there. A
-/// pidfile or UNIX source socket directly in one of these is allowed by itself only
-/// (and stays behind at exit); in a directory of its own (`/run/spiped/`) its
-/// directory is allowed, so it is removed at exit and a reload may create sockets
-/// beside it.
-pub(crate) const SHARED_DIRECTORIES: &[&str] = &[
-    "/",
-    "/etc",
-    "/run",
-    "/var/run",
-    "/tmp",
-    "/var/tmp",
-    "/var",
-    "/var/lib",
-    "/usr",
-    "/usr/local",
-    "/home",
-    "/root",
-    "/dev",
-    "/dev/shm",
-    "/proc",
-    "/sys",
-    "/boot",
-    "/opt",
-    "/srv",
-    "/mnt",
-    "/media",
-];
-
-/// The directory holding `file` (an absolute path; symbolic links resolved) unless it
-/// is one of [`SHARED_DIRECTORIES`] or cannot be found.
-fn own_directory(file: &Path) -> Option<PathBuf> {
-    let dir = std::fs::canonicalize(file.parent()?).ok()?;
-    (!SHARED_DIRECTORIES.iter().any(|s| dir == Path::new(s))).then_some(dir)
-}
-
-/// The directory holding `file` (an absolute path) when it is spiped's own, so that
-/// allowing it whole allows nothing the operator did not give spiped: systemd's
-/// credentials directory (`$CREDENTIALS_DIRECTORY`, the service's alone), or a
-/// directory not in [`SHARED_DIRECTORIES`] each of whose entries, now, is one of
-/// `named` (the canonical paths of what the configuration names). A key beside other
-/// files (`/etc/ssl`, a home directory) is allowed by itself only.
-fn dedicated_directory(file: &Path, named: &[PathBuf]) -> Option<PathBuf> {
-    let dir = own_directory(file)?;
-    let credentials =
-        std::env::var_os("CREDENTIALS_DIRECTORY").and_then(|c| std::fs::canonicalize(c).ok());
-    if credentials.is_some_and(|c| c == dir) {
-        return Some(dir);
-    }
-    for entry in std::fs::read_dir(&dir).ok()? {
-        if !named.contains(&dir.join(entry.ok()?.file_name())) {
-            return None;
-        }
-    }
-    Some(dir)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,33 +295,5 @@ mod tests {
         assert_eq!("strict".parse::<Mode>(), Ok(Mode::Strict));
         let e = "off".parse::<Mode>().unwrap_err();
         assert!(e.contains("--sandbox") && e.contains("--no-sandbox"), "{e}");
-    }
-
-    #[test]
-    fn shared_directories_are_never_allowed_whole() {
-        assert_eq!(own_directory(Path::new("/etc/hosts")), None);
-        assert_eq!(own_directory(Path::new("/etc/../tmp/x.sock")), None);
-        assert_eq!(own_directory(Path::new("/nonexistent-dir/k")), None);
-        let dir = tempfile::tempdir().unwrap();
-        let canonical = std::fs::canonicalize(dir.path()).unwrap();
-        assert_eq!(own_directory(&dir.path().join("k")), Some(canonical));
-    }
-
-    /// A directory is spiped's own while it holds only what the configuration names;
-    /// one more file, or a subdirectory, makes it shared.
-    #[test]
-    fn dedicated_directories_hold_only_named_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let canonical = std::fs::canonicalize(dir.path()).unwrap();
-        let key = canonical.join("k");
-        std::fs::write(&key, "k").unwrap();
-        let named = [key.clone(), canonical.join("spiped.toml")];
-        assert_eq!(dedicated_directory(&key, &named), Some(canonical.clone()));
-        std::fs::create_dir(canonical.join("sub")).unwrap();
-        assert_eq!(dedicated_directory(&key, &named), None);
-        std::fs::remove_dir(canonical.join("sub")).unwrap();
-        std::fs::write(canonical.join("other"), "o").unwrap();
-        assert_eq!(dedicated_directory(&key, &named), None);
-        assert_eq!(dedicated_directory(Path::new("/etc/hosts"), &[]), None);
     }
 }

@@ -113,8 +113,22 @@ macro_rules! allowed {
 // Of each: standard streams to /dev/null once the daemon is ready (dup2), removing the
 // pidfile and a UNIX socket at exit (unlink), the event loop's wait (epoll_wait), and
 // resolving the paths a reload names (readlink, for the sandbox's own check).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(target_env = "musl")))]
 static ALLOWED_HERE: &[(&str, i64)] = allowed![SYS_dup2, SYS_unlink, SYS_epoll_wait, SYS_readlink];
+
+// musl (`make static`) makes other calls than glibc for the same functions: its
+// epoll_wait is epoll_pwait, and it opens and stats files with the older open, stat and
+// fstat where glibc uses openat and newfstatat (`strace -f` of the static binary).
+#[cfg(all(target_arch = "x86_64", target_env = "musl"))]
+static ALLOWED_HERE: &[(&str, i64)] = allowed![
+    SYS_dup2,
+    SYS_unlink,
+    SYS_epoll_pwait,
+    SYS_readlink,
+    SYS_open,
+    SYS_stat,
+    SYS_fstat
+];
 
 #[cfg(target_arch = "aarch64")]
 static ALLOWED_HERE: &[(&str, i64)] =

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{
-    Addr, Impl, READY_DEADLINE, alive, poll, poll_every, signal, spiped_bin, spiped_cmd,
+    Addr, Impl, READY_DEADLINE, alive, poll, poll_every, signal, spiped_argv, spiped_cmd,
     wait_deadline, wait_file_contains,
 };
 
@@ -65,7 +65,7 @@ impl Daemon {
         let mut cmd = Command::new("prlimit");
         cmd.arg(format!("--nofile={nofile}"))
             .arg("--")
-            .arg(spiped_bin(which));
+            .args(spiped_argv(which));
         Daemon::spawn_cmd(which, label, dir, source, cmd, args)
     }
 
@@ -154,6 +154,25 @@ impl Daemon {
     /// Waits up to `deadline` for the daemon to exit; `None` (and killed) on timeout.
     pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
         wait_deadline(&mut self.child, deadline)
+    }
+
+    /// Waits until the daemon has confined itself (`NoNewPrivs: 1`, set with the first
+    /// layer), as it does between binding its sources and accepting: what a test puts
+    /// beside its key files from then on is not in the directories it saw at start.
+    pub fn wait_confined(&self) {
+        let status = format!("/proc/{}/status", self.pid());
+        let confined = poll(READY_DEADLINE, || {
+            let s = fs::read_to_string(&status).ok()?;
+            s.lines()
+                .any(|l| l.strip_prefix("NoNewPrivs:").map(str::trim) == Some("1"))
+                .then_some(())
+        });
+        assert!(
+            confined.is_some(),
+            "[{}] not confined: {}",
+            self.label,
+            self.stderr()
+        );
     }
 
     /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).

@@ -33,6 +33,20 @@ pub fn program_available(path: &str, package: &str) -> bool {
     false
 }
 
+/// True when our binary runs under an emulator (see [`super::emulator`]), after
+/// printing why a test of `what` is skipped: qemu-user implements neither seccomp nor
+/// Landlock, so nothing of the kernel's sandbox can be observed there.
+pub fn skip_under_emulation(what: &str) -> bool {
+    let Some(emulator) = super::emulator() else {
+        return false;
+    };
+    eprintln!(
+        "NOTE: skipping {what}: our binary runs under {emulator}, which implements neither \
+         seccomp nor Landlock"
+    );
+    true
+}
+
 /// The uid and primary gid of `user` from /etc/passwd.
 pub fn passwd_ids(user: &str) -> (String, String) {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, Socket};
 
 use crate::registered::Registered;
 use crate::stream::SocketStream;
@@ -46,9 +46,7 @@ impl Endpoint {
     }
 
     pub(crate) fn new_socket(&self) -> io::Result<Socket> {
-        // socket2 sets close-on-exec on new sockets, so children never inherit them;
-        // non-blocking from the start saves a system call per connection.
-        Socket::new(self.domain(), Type::STREAM.nonblocking(), None)
+        crate::sys::stream_socket(self.domain())
     }
 }
 

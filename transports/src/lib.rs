@@ -13,6 +13,7 @@ pub mod listener;
 mod registered;
 pub mod stdio;
 pub mod stream;
+mod sys;
 pub mod transport;
 
 pub use address::{Address, AddressError};

@@ -11,6 +11,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use crate::endpoint::{Endpoint, StreamOptions, configure_stream};
 use crate::registered::Registered;
 use crate::stream::SocketStream;
+use crate::sys;
 
 /// A listening socket registered with the event loop ([`crate::event_loop`]). Dropping
 /// it deregisters and closes the socket.
@@ -89,7 +90,7 @@ impl Listener {
     pub fn from_inherited(fd: OwnedFd) -> io::Result<Listener> {
         let socket = Socket::from(fd);
         let not_ours = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_owned());
-        if socket.r#type()? != Type::STREAM || !socket.is_listener()? {
+        if socket.r#type()? != Type::STREAM || !sys::is_listener(&socket)? {
             return Err(not_ours("not a listening stream socket"));
         }
         let local = socket.local_addr()?;
@@ -132,9 +133,7 @@ impl Listener {
 
     /// Waits for the next connection and applies `opts` to it.
     pub async fn accept(&self, opts: StreamOptions) -> io::Result<SocketStream> {
-        let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-        let accept = |l: &Socket| l.accept4(flags);
-        let (socket, addr) = self.io.read_with(accept, |_| false).await?;
+        let (socket, addr) = self.io.read_with(sys::accept, |_| false).await?;
         let tcp = matches!(self.endpoint, Endpoint::Tcp(_));
         if self.children_have != Some(opts) {
             configure_stream(&socket, tcp, opts)?;
@@ -204,7 +203,8 @@ pub fn listening_socket(
 fn with_umask<T>(mode: Option<u32>, f: impl FnOnce() -> T) -> T {
     let Some(mode) = mode else { return f() };
     // SAFETY: umask only swaps an integer in the process's file-creation state.
-    let old = unsafe { libc::umask(!mode & 0o777) };
+    // The mask's nine bits fit every system's `mode_t` (16 bits on macOS).
+    let old = unsafe { libc::umask((!mode & 0o777) as libc::mode_t) };
     let r = f();
     // SAFETY: as above, putting the previous value back.
     unsafe { libc::umask(old) };

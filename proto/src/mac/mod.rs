@@ -5,7 +5,11 @@
 //! independent, so [`MacKey::mac_pair`] hashes them interleaved in one loop. On x86_64
 //! CPUs with the SHA extensions that runs a two-lane kernel (chosen at run time);
 //! everywhere else, and in builds with the test-only `test-sha-fallback` feature, it
-//! hashes the two messages one after the other with `sha2`'s compression function.
+//! hashes the two messages one after the other with `sha2`'s compression function, which
+//! on arm64 runs the ARMv8 SHA-2 instructions when the CPU has them (`sha2`'s own
+//! run-time detection). A two-lane arm64 kernel, as Linux's `sha256_ce_finup2x`, would
+//! be unsafe code whose gain no machine here can measure (qemu-user's timings mean
+//! nothing); it waits for arm64 hardware to time it on.
 //!
 //! HMAC itself is built on the raw compression function from the pre-keyed inner and
 //! outer states, so per packet nothing is copied but two 32-byte states. Every step

@@ -160,7 +160,7 @@ pub(crate) struct Args {
     #[argh(option, arg_name = "user[:group]")]
     pub(crate) socket_owner: Option<String>,
 
-    /// serve the pipes of this TOML file (see spiped.conf in the man page)
+    /// serve the pipes of this TOML file (see CONFIGURATION FILE in spiped(1))
     #[argh(option, short = 'c', arg_name = "config file")]
     pub(crate) config: Option<String>,
 
