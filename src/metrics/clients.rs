@@ -177,7 +177,10 @@ mod tests {
         let held: Vec<_> = (0..=MAX_PER_PEER)
             .map(|_| clients.admit(Peer::Local(Some(65534))))
             .collect();
-        assert!(!is_closed(&mut root_closed), "another user's flood shed root's");
+        assert!(
+            !is_closed(&mut root_closed),
+            "another user's flood shed root's"
+        );
         assert_eq!(clients.len(), MAX_PER_PEER + 1);
         drop(held);
     }
