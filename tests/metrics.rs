@@ -751,6 +751,125 @@ fn a_slow_header_client_is_shed_for_newer_ones() {
     drop(newer);
 }
 
+/// Sockets the flooder of [`another_users_flood_cannot_shed_roots_probes`] holds.
+const FLOOD_SOCKETS: usize = 200;
+/// The variable naming the UNIX socket [`unix_flood_helper`] floods.
+const FLOOD_AT: &str = "SPIPED_TEST_FLOOD_AT";
+
+/// Not a test: the flooder of [`another_users_flood_cannot_shed_roots_probes`], run in
+/// a child of this binary as `nobody`. Holds [`FLOOD_SOCKETS`] silent connections to
+/// the socket `$SPIPED_TEST_FLOOD_AT`, reconnecting each as soon as it is closed, for at
+/// most a minute; prints `flooding` once all are open.
+#[test]
+#[ignore = "run by another_users_flood_cannot_shed_roots_probes as nobody"]
+fn unix_flood_helper() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    let Some(at) = std::env::var_os(FLOOD_AT) else {
+        return;
+    };
+    let connect = || {
+        let s = UnixStream::connect(&at).ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    };
+    let mut socks: Vec<Option<UnixStream>> = (0..FLOOD_SOCKETS).map(|_| connect()).collect();
+    assert!(
+        socks.iter().all(Option::is_some),
+        "cannot connect to {at:?}"
+    );
+    println!("flooding");
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        let mut fds: Vec<libc::pollfd> = (socks.iter().flatten())
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: fds is a live, exclusively borrowed array of fds.len() pollfds whose
+        // descriptors stay open during the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 10) };
+        for s in &mut socks {
+            let closed = match s {
+                None => true,
+                Some(s) => match s.read(&mut [0; 64]) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                },
+            };
+            if closed {
+                *s = connect();
+            }
+        }
+    }
+}
+
+/// A UNIX endpoint's clients count by user: under a reconnect flood of
+/// [`FLOOD_SOCKETS`] silent connections from `nobody`, every one of 20 `/healthz`
+/// probes from root answers within a second (when all clients of the socket were one
+/// peer, the flood shed about a third of them before they were read).
+#[test]
+fn another_users_flood_cannot_shed_roots_probes() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !root() {
+        return;
+    }
+    let server = Server::start();
+    let unix = server.dir.path().join("e-metrics.sock");
+    let (_, _ed) = server.client(
+        "e",
+        NEW_KEY,
+        &["--metrics", &Addr::Unix(unix.clone()).arg()],
+    );
+    let metrics = Addr::Unix(unix.clone());
+    wait_healthy(&metrics);
+    // Let nobody reach the socket.
+    let open = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    open(server.dir.path(), 0o755).unwrap();
+    open(&unix, 0o777).unwrap();
+    let (uid, gid) = passwd_ids("nobody");
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "unix_flood_helper", "--ignored", "--nocapture"])
+        .env(FLOOD_AT, &unix)
+        .uid(uid.parse().unwrap())
+        .gid(gid.parse().unwrap())
+        .stdout(Stdio::piped());
+    let mut flooder = Group::spawn(cmd);
+    let out = flooder.leader().stdout.take().unwrap();
+    let started = std::io::BufRead::lines(std::io::BufReader::new(out))
+        .map_while(Result::ok)
+        .any(|l| l == "flooding");
+    assert!(started, "the flooder did not start");
+    let failed: Vec<String> = (0..20)
+        .filter_map(|probe| {
+            let started = Instant::now();
+            let answer = ask(
+                &metrics,
+                "/healthz",
+                Some("localhost"),
+                Duration::from_secs(1),
+            );
+            let took = started.elapsed();
+            let ok = matches!(&answer, Ok((200, body)) if body == "ok\n");
+            (!ok || took >= Duration::from_secs(1))
+                .then(|| format!("probe {probe}: {answer:?} after {took:?}"))
+        })
+        .collect();
+    assert!(
+        flooder.leader().try_wait().unwrap().is_none(),
+        "the flooder ended early"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of 20 probes failed: {failed:#?}",
+        failed.len()
+    );
+}
+
 /// DNS rebinding: a request naming any host but an IP address, `localhost` or the name
 /// given to `--metrics` is refused with 421 and a body saying why; one without a `Host`
 /// with 400. A UNIX socket endpoint answers whatever the `Host`.

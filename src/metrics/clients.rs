@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 /// connection and its request, microseconds apart, would take more new connections
 /// than this from other peers in that time.
 pub const MAX_CLIENTS: usize = 64;
-/// Connections held at once from one peer (an IPv4 address, an IPv6 /64, or every
-/// client of a UNIX socket): one peer over it closes its own oldest, not others'. A
-/// scraper, a probe and a few people with curl need far fewer.
+/// Connections held at once from one peer (an IPv4 address, an IPv6 /64, or one user
+/// of a UNIX socket): one peer over it closes its own oldest, not others'. A scraper, a
+/// probe and a few people with curl need far fewer.
 pub const MAX_PER_PEER: usize = 16;
 
 /// Whose connection it is, as far as the budget is concerned.
@@ -30,8 +30,10 @@ pub enum Peer {
     /// A TCP client: its IPv4 address, or its IPv6 /64 (one host commonly owns a whole
     /// /64, so counting single IPv6 addresses would cap nobody).
     Ip(IpAddr),
-    /// A client of a UNIX socket: all are local, and count as one.
-    Local,
+    /// A client of a UNIX socket, by the user id the kernel vouches for (`SO_PEERCRED`),
+    /// so that one local user's flood cannot shed another's probe; `None` if the kernel
+    /// did not say (all such clients count as one).
+    Local(Option<u32>),
 }
 
 impl Peer {
@@ -169,6 +171,21 @@ mod tests {
     }
 
     #[test]
+    fn unix_clients_count_by_user() {
+        let clients = Clients::default();
+        let (_root, mut root_closed) = clients.admit(Peer::Local(Some(0)));
+        let held: Vec<_> = (0..=MAX_PER_PEER)
+            .map(|_| clients.admit(Peer::Local(Some(65534))))
+            .collect();
+        assert!(
+            !is_closed(&mut root_closed),
+            "another user's flood shed root's"
+        );
+        assert_eq!(clients.len(), MAX_PER_PEER + 1);
+        drop(held);
+    }
+
+    #[test]
     fn over_budget_the_oldest_without_a_request_goes_first() {
         let clients = Clients::default();
         let mut held: Vec<_> = (0..MAX_CLIENTS)
@@ -192,7 +209,7 @@ mod tests {
     #[test]
     fn a_place_is_given_up_when_dropped() {
         let clients = Clients::default();
-        let (place, _closed) = clients.admit(Peer::Local);
+        let (place, _closed) = clients.admit(Peer::Local(Some(0)));
         assert_eq!(clients.len(), 1);
         drop(place);
         assert_eq!(clients.len(), 0);

@@ -120,9 +120,10 @@ impl Server {
                 Listening::Tcp(l) => {
                     (l.accept().await).map(|(s, a)| (Client::Tcp(s), Peer::tcp(a)))
                 }
-                Listening::Unix(l) => {
-                    (l.accept().await).map(|(s, _)| (Client::Unix(s), Peer::Local))
-                }
+                Listening::Unix(l) => (l.accept().await).map(|(s, _)| {
+                    let uid = s.peer_cred().ok().map(|c| c.uid());
+                    (Client::Unix(s), Peer::Local(uid))
+                }),
             };
             let (client, peer) = match accepted {
                 Ok(c) => {
