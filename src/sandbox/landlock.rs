@@ -58,12 +58,10 @@ pub struct Enforced {
     targets: Vec<PathBuf>,
     /// Directories in which any UNIX socket may be connected to (the targets' own).
     target_directories: Vec<PathBuf>,
-    /// Directories in which a reload may create UNIX sockets, and in which sockets
-    /// are removed at exit: the sources' own (see `dedicated_directory`).
+    /// Directories in which a reload may create UNIX sockets, and sockets are removed
+    /// at exit: the sources' when spiped's own (see `dedicated_directory`). Elsewhere
+    /// sockets, and a pidfile, stay behind at exit.
     socket_directories: Vec<PathBuf>,
-    /// Directories beneath which files may be removed (the sources' and the
-    /// pidfile's, when spiped's own). Elsewhere the pidfile and sockets stay at exit.
-    removal_directories: Vec<PathBuf>,
     /// The UNIX sockets created at start (absolute): a reload keeping one creates nothing.
     sources: Vec<PathBuf>,
     bind_ports: Vec<u16>,
@@ -124,7 +122,6 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         targets: Vec::new(),
         target_directories: Vec::new(),
         socket_directories: Vec::new(),
-        removal_directories: Vec::new(),
         sources: needs.unix_sources.iter().map(|s| base.join(s)).collect(),
         bind_ports: needs.bind_ports.clone(),
         connect_ports: needs.connect_ports.clone(),
@@ -186,15 +183,13 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
     let sources = needs.unix_sources.iter().map(absolute);
     for dir in sources.filter_map(|s| dedicated_directory(&s, &named)) {
         ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
-        allowed.socket_directories.push(dir.clone());
-        allowed.removal_directories.push(dir);
+        allowed.socket_directories.push(dir);
     }
     if let Some(pidfile) = needs.pidfile.as_ref().map(absolute) {
         // Read back before removal, to leave alone one that another instance replaced.
         ruleset = allow(ruleset, &pidfile, AccessFs::ReadFile.into())?;
         if let Some(dir) = dedicated_directory(&pidfile, &named) {
             ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
-            allowed.removal_directories.push(dir);
         }
     }
     if needs.any_tcp_port {
@@ -509,9 +504,10 @@ mod tests {
         }
     }
 
-    /// Removal (the pidfile, sockets at exit) and socket creation are granted beneath
-    /// a directory of spiped's own only: beside an unrelated file (a home directory)
-    /// the pidfile and sockets stay behind, and that file cannot be removed.
+    /// Removal of sockets at exit and their creation by a reload are granted beneath a
+    /// directory of spiped's own only: beside an unrelated file (a home directory)
+    /// nothing is granted, so that file cannot be removed (the pidfile's directory,
+    /// by the same rule: `a_pidfile_beside_other_files_grants_no_removal`).
     #[test]
     fn removal_only_in_a_directory_of_its_own() {
         let own = tempfile::tempdir().unwrap();
@@ -527,7 +523,6 @@ mod tests {
             }
         };
         let (_ruleset, allowed) = build(&needs_in(shared.path())).unwrap();
-        assert_eq!(allowed.removal_directories, Vec::<PathBuf>::new());
         assert_eq!(allowed.socket_directories, Vec::<PathBuf>::new());
         // A reload keeping the source creates nothing; a new socket there is refused.
         allowed.admits(&needs_in(shared.path())).unwrap();
@@ -543,10 +538,6 @@ mod tests {
         );
         let (_ruleset, allowed) = build(&needs_in(own.path())).unwrap();
         let canonical = std::fs::canonicalize(own.path()).unwrap();
-        assert_eq!(
-            allowed.removal_directories,
-            [canonical.clone(), canonical.clone()]
-        );
         assert_eq!(allowed.socket_directories, [canonical]);
         allowed
             .admits(&Needs {
