@@ -85,13 +85,14 @@ fn daemonizes_with_readiness_and_pidfile() {
         let dir = temp_dir();
         let (k, server) = echo_server(dir.path());
         let hop = &server.hop;
-        let src = Addr::fresh(kind, dir.path(), "src");
+        let run = run_dir(dir.path());
+        let src = Addr::fresh(kind, &run, "src");
         let pidfile = match &src {
-            Addr::Tcp(_) => dir.path().join(format!("{}.pid", src.arg())),
+            Addr::Tcp(_) => run.join(format!("{}.pid", src.arg())),
             Addr::Unix(p) => PathBuf::from(format!("{}.pid", p.display())),
         };
         let mut cmd = ours();
-        cmd.current_dir(dir.path())
+        cmd.current_dir(&run)
             .args(["-e", "-s", &src.arg(), "-t", &hop.arg(), "-k", &k]);
         let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("e.stderr"));
         assert_eq!(code(st), Some(0), "{kind}");
@@ -174,7 +175,7 @@ fn signals_drain_open_connections_then_exit_0() {
         let dir = temp_dir();
         let (k, server) = echo_server(dir.path());
         let hop = &server.hop;
-        let src = Addr::fresh(Transport::Unix, dir.path(), "src");
+        let src = Addr::fresh(Transport::Unix, &run_dir(dir.path()), "src");
         let mut e = Daemon::pipe(Impl::Ours, "e", dir.path(), &src, &hop.arg(), &k, &["-e"]);
         let data = payload(200_000, sig as u64);
         let (first, rest) = data.split_at(1000);
@@ -206,7 +207,7 @@ fn signals_drain_open_connections_then_exit_0() {
 fn draining_setup(dir: &Path, extra: &[&str]) -> (Daemon, Stream, Addr, Server) {
     let (k, server) = echo_server(dir);
     let hop = &server.hop;
-    let src = Addr::fresh(Transport::Unix, dir, "src");
+    let src = Addr::fresh(Transport::Unix, &run_dir(dir), "src");
     let args = [&["-e"][..], extra].concat();
     let e = Daemon::pipe(Impl::Ours, "e", dir, &src, &hop.arg(), &k, &args);
     let mut conn = src.connect().unwrap();

@@ -159,8 +159,9 @@ fn exit_removes_only_what_is_still_ours() {
     let d = dir.path();
     let k = key_file(d, "key", KEY);
     let target = Target::start(Transport::Tcp, d, Mode::Echo);
-    let sock = d.join("s.sock");
-    let pidfile = d.join("s.pid");
+    // In a directory of their own, from which the sandbox lets them be removed at exit.
+    let run = run_dir(d);
+    let (sock, pidfile) = (run.join("s.sock"), run.join("s.pid"));
     let first = daemon_on(d, &sock, &pidfile, &target, "first");
 
     // A spipe holding a connection open through the first daemon.

@@ -370,7 +370,8 @@ fn unix_source_socket_hygiene() {
     };
 
     // Stale: bound, then the listener went away without removing its file.
-    let stale = dpath.join("stale.sock");
+    // In a directory of its own, from which the sandbox lets it be removed at exit.
+    let stale = run_dir(dpath).join("stale.sock");
     drop(UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
     let source = Addr::Unix(stale.clone());

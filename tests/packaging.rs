@@ -652,15 +652,19 @@ fn readme_quick_start_runs_verbatim() {
         .collect();
     assert_eq!(words, Vec::<&str>::new(), "{}", out.stderr);
 
-    let http: i32 = fs::read_to_string(work.join("http.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The pidfiles stay: the directory holds other files, where the sandbox lets a
+    // daemon remove nothing (README's Sandbox).
+    let pids: Vec<i32> = ["http.pid", "client.pid", "server.pid"]
+        .map(|f| {
+            fs::read_to_string(work.join(f))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .into();
     let gone = poll(READY_DEADLINE, || {
-        let running =
-            alive(http) || work.join("client.pid").exists() || work.join("server.pid").exists();
-        (!running).then_some(())
+        (!pids.iter().any(|&p| alive(p))).then_some(())
     });
     assert!(
         gone.is_some(),

@@ -769,3 +769,76 @@ fn a_reload_keeps_a_source_in_a_shared_directory() {
     );
     assert!(spipe_echoes(&source, &key, &payload(50_000, 27)), "{err}");
 }
+
+/// A pidfile beside a file the configuration does not name (as in a home directory):
+/// once confined, the daemon may remove nothing there, so that file survives an attempt
+/// to remove it, and the pidfile stays behind at exit, as C spiped's does.
+#[test]
+fn a_pidfile_beside_other_files_grants_no_removal() {
+    if !root() || skip_under_emulation("removal beside a pidfile under Landlock") {
+        return;
+    }
+    let (dir, k, target) = setup();
+    let home = temp_dir();
+    let unrelated = home.path().join("unrelated");
+    fs::write(&unrelated, "someone else's file").unwrap();
+    let pidfile = home.path().join("spiped.pid");
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let mut cmd = spiped_cmd(Impl::Ours);
+    cmd.env("SPIPED_SANDBOX_PROBE", &unrelated).args([
+        "-d",
+        "-s",
+        &src.arg(),
+        "-t",
+        &target.addr.arg(),
+        "-k",
+        &k,
+        "-p",
+        pidfile.to_str().unwrap(),
+    ]);
+    let (st, daemon) = Daemonized::start(cmd, &pidfile, &dir.path().join("err"));
+    let started = fs::read_to_string(dir.path().join("err")).unwrap();
+    assert!(st.is_some_and(|s| s.success()), "{st:?}: {started}");
+    let daemon = daemon.unwrap();
+    let err = daemon.wait_stderr("sandbox probe: remove", QUICK).unwrap();
+    let want = format!(
+        "sandbox probe: remove {}: Permission denied",
+        unrelated.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(unrelated.exists(), "the unrelated file was removed");
+    signal(daemon.pid, libc::SIGTERM);
+    assert!(daemon.wait_gone(QUICK), "still running after SIGTERM");
+    assert!(pidfile.exists(), "the pidfile was removed");
+}
+
+/// With `-u`, a reload reads key files as that user: a root-only key read at start
+/// cannot be read again, and the reload says why (not a bare "Permission denied"),
+/// while the pipe serves on with the key it has.
+#[test]
+fn a_reload_under_u_names_the_user_a_key_must_be_readable_by() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root() {
+        return;
+    }
+    let (dir, k, target) = setup();
+    let keys = temp_dir();
+    fs::set_permissions(keys.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let key = key_arg(keys.path(), "key", KEY);
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let t = target.addr.arg();
+    let args = ["-d", "-u", "nobody", "--log-connections"];
+    let d = Daemon::pipe(Impl::Ours, "d", dir.path(), &src, &t, &key, &args);
+    d.wait_stderr("sandbox: ", QUICK).unwrap();
+    d.signal(libc::SIGHUP);
+    let err = d.wait_stderr("reload failed", QUICK).unwrap();
+    let want = format!(
+        "cannot read key file {key}: Permission denied; spiped runs as -u nobody since \
+         start, so the key file must be readable by that user"
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        spipe_echoes(&src, Path::new(&k), &payload(50_000, 25)),
+        "{err}"
+    );
+}

@@ -2,7 +2,8 @@
 //! on each reload (so a key file replaced on disk takes effect with SIGHUP).
 
 use super::{Config, KeyRoute};
-use crate::keyfile::{self, Opening};
+use crate::daemon::UserSpec;
+use crate::keyfile::{self, KeyFileError, Opening};
 use spiped_proto::key::Key;
 
 /// Loads key files, remembering a key read from standard input (`-k -`): standard
@@ -16,9 +17,18 @@ pub struct KeyLoader {
     stdin: Option<Key>,
     /// Whether a load was done already: later ones are reloads.
     loaded: bool,
+    /// The `-u` the process switched to, for a reload's "Permission denied": files
+    /// root could read at start may be closed to that user.
+    user: Option<UserSpec>,
 }
 
 impl KeyLoader {
+    /// Records that the process now runs as `user` (`-u`), so that a key file it may
+    /// not read at a reload says why.
+    pub fn running_as(&mut self, user: &UserSpec) {
+        self.user = Some(user.clone());
+    }
+
     /// The keys of each pipe of `config`, in its order and each pipe's key order.
     /// `Err` names every file that failed, one line each (with the place in the
     /// configuration file when it came from one), and every pair of keys of a pipe
@@ -64,7 +74,20 @@ impl KeyLoader {
                         keys.push(key);
                         sources.push(k);
                     }
-                    Err(e) => errors.push(named(&e)),
+                    Err(e) => {
+                        let hint = match (&e, &self.user) {
+                            (KeyFileError::Read { source, .. }, Some(user))
+                                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                            {
+                                format!(
+                                    "; spiped runs as -u {user} since start, so the key file \
+                                     must be readable by that user"
+                                )
+                            }
+                            _ => String::new(),
+                        };
+                        errors.push(named(&format!("{e}{hint}")));
+                    }
                 }
             }
             all.push(keys);

@@ -45,6 +45,17 @@ impl UserSpec {
     }
 }
 
+impl fmt::Display for UserSpec {
+    /// As given to `-u`: `user`, `:group` or `user:group`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserSpec::User(u) => write!(f, "{u}"),
+            UserSpec::Group(g) => write!(f, ":{g}"),
+            UserSpec::UserGroup(u, g) => write!(f, "{u}:{g}"),
+        }
+    }
+}
+
 impl FromStr for UserSpec {
     type Err = UserSpecError;
 

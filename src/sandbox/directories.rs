@@ -6,11 +6,8 @@
 use std::path::{Path, PathBuf};
 
 /// Directories too widely shared to allow as a whole: allowing removals (or reads)
-/// beneath `/etc` or `/run` would allow them for the whole system's files there. A
-/// pidfile or UNIX source socket directly in one of these is allowed by itself only
-/// (and stays behind at exit); in a directory of its own (`/run/spiped/`) its
-/// directory is allowed, so it is removed at exit and a reload may create sockets
-/// beside it.
+/// beneath `/etc` or `/run` would allow them for the whole system's files there, even
+/// while they hold nothing else (a file put there later would be exposed).
 pub(crate) const SHARED_DIRECTORIES: &[&str] = &[
     "/",
     "/etc",

@@ -58,6 +58,9 @@ pub struct Enforced {
     targets: Vec<PathBuf>,
     /// Directories in which any UNIX socket may be connected to (the targets' own).
     target_directories: Vec<PathBuf>,
+    /// Directories in which a reload may create UNIX sockets, and sockets are removed
+    /// at exit: the sources' when spiped's own (see `dedicated_directory`). Elsewhere
+    /// sockets, and a pidfile, stay behind at exit.
     socket_directories: Vec<PathBuf>,
     /// The UNIX sockets created at start (absolute): a reload keeping one creates nothing.
     sources: Vec<PathBuf>,
@@ -175,16 +178,17 @@ fn build(needs: &Needs) -> Result<(RulesetCreated, Enforced), ::landlock::Rulese
         }
     }
     // Removal at exit (and by a reload that stops a pipe); creation by a reload that
-    // starts one in the same directory.
+    // starts one in the same directory. Only in a directory of spiped's own: removal
+    // beneath one that holds anything else (a home directory) would allow deleting it.
     let sources = needs.unix_sources.iter().map(absolute);
-    for dir in sources.filter_map(|s| own_directory(&s)) {
+    for dir in sources.filter_map(|s| dedicated_directory(&s, &named)) {
         ruleset = allow(ruleset, &dir, AccessFs::MakeSock | AccessFs::RemoveFile)?;
         allowed.socket_directories.push(dir);
     }
     if let Some(pidfile) = needs.pidfile.as_ref().map(absolute) {
         // Read back before removal, to leave alone one that another instance replaced.
         ruleset = allow(ruleset, &pidfile, AccessFs::ReadFile.into())?;
-        if let Some(dir) = own_directory(&pidfile) {
+        if let Some(dir) = dedicated_directory(&pidfile, &named) {
             ruleset = allow(ruleset, &dir, AccessFs::RemoveFile.into())?;
         }
     }
@@ -287,8 +291,8 @@ impl Enforced {
             if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
                 return Err(format!(
                     "the sandbox set up at start (Landlock) does not allow creating the \
-                     UNIX socket {}: only in the directories of the sockets created then{}; \
-                     {restart}",
+                     UNIX socket {}: only in the directories of the sockets created then \
+                     that held nothing else{}; {restart}",
                     s.display(),
                     list(&self.socket_directories)
                 ));
@@ -498,5 +502,48 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// Removal of sockets at exit and their creation by a reload are granted beneath a
+    /// directory of spiped's own only: beside an unrelated file (a home directory)
+    /// nothing is granted, so that file cannot be removed (the pidfile's directory,
+    /// by the same rule: `a_pidfile_beside_other_files_grants_no_removal`).
+    #[test]
+    fn removal_only_in_a_directory_of_its_own() {
+        let own = tempfile::tempdir().unwrap();
+        let shared = tempfile::tempdir().unwrap();
+        std::fs::write(shared.path().join("unrelated"), "u").unwrap();
+        let needs_in = |dir: &Path| {
+            let (pidfile, socket) = (dir.join("spiped.pid"), dir.join("s.sock"));
+            std::fs::write(&pidfile, "1").unwrap();
+            Needs {
+                pidfile: Some(pidfile),
+                unix_sources: vec![socket],
+                ..Needs::default()
+            }
+        };
+        let (_ruleset, allowed) = build(&needs_in(shared.path())).unwrap();
+        assert_eq!(allowed.socket_directories, Vec::<PathBuf>::new());
+        // A reload keeping the source creates nothing; a new socket there is refused.
+        allowed.admits(&needs_in(shared.path())).unwrap();
+        let e = allowed
+            .admits(&Needs {
+                unix_sources: vec![shared.path().join("new.sock")],
+                ..Needs::default()
+            })
+            .unwrap_err();
+        assert!(
+            e.contains("new.sock") && e.contains("held nothing else"),
+            "{e}"
+        );
+        let (_ruleset, allowed) = build(&needs_in(own.path())).unwrap();
+        let canonical = std::fs::canonicalize(own.path()).unwrap();
+        assert_eq!(allowed.socket_directories, [canonical]);
+        allowed
+            .admits(&Needs {
+                unix_sources: vec![own.path().join("new.sock")],
+                ..Needs::default()
+            })
+            .unwrap();
     }
 }

@@ -1,14 +1,26 @@
 //! Debug builds only: shows that the sandbox bites. With `SPIPED_SANDBOX_PROBE` set in
 //! the environment, right after confining itself the process tries what an attacker
-//! would (read `/etc/shadow`, run a program, map executable memory) and logs what the kernel answered. The
-//! tests read that line; release builds do not contain this code.
+//! would (read `/etc/shadow`, run a program, map executable memory, and remove the file
+//! the variable names when it is a path) and logs what the kernel answered. The tests
+//! read that line; release builds do not contain this code.
 
 use std::io;
 
 /// Tries the forbidden operations when asked to, logging one line with the outcomes.
 pub fn run_if_asked() {
-    if std::env::var_os("SPIPED_SANDBOX_PROBE").is_none() {
+    let Some(asked) = std::env::var_os("SPIPED_SANDBOX_PROBE") else {
         return;
+    };
+    let victim = std::path::PathBuf::from(asked);
+    if victim.is_absolute() {
+        let removed = match std::fs::remove_file(&victim) {
+            Ok(()) => "removed".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        crate::log::info(&format!(
+            "sandbox probe: remove {}: {removed}",
+            victim.display()
+        ));
     }
     let open = match std::fs::File::open("/etc/shadow") {
         Ok(_) => "opened".to_owned(),

@@ -40,3 +40,12 @@ pub fn temp_dir() -> tempfile::TempDir {
         .tempdir()
         .expect("create temp dir")
 }
+
+/// A directory of its own for a pidfile and UNIX source sockets, in `dir`: the sandbox
+/// lets the daemon remove them at exit (and a reload make sockets there) only in a
+/// directory holding nothing the configuration does not name (see SECURITY.md).
+pub fn run_dir(dir: &Path) -> PathBuf {
+    let run = dir.join("run");
+    fs::create_dir(&run).expect("create run dir");
+    run
+}

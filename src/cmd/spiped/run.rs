@@ -304,6 +304,7 @@ impl Daemon {
             .map(|(path, id)| RemoveOnDrop::socket(path, id));
         if let Some(user) = &process.user {
             daemon::drop_privileges(user).map_err(|e| e.to_string())?;
+            self.loader.running_as(user);
         }
         let needs = self.source.sandbox_needs(&self.config);
         let confinement = sandbox::confine(&needs, process.sandbox)?;
