@@ -2,8 +2,8 @@
 //! on each reload (so a key file replaced on disk takes effect with SIGHUP).
 
 use super::{Config, KeyRoute};
-use crate::daemon::UserSpec;
 use crate::keyfile::{self, KeyFileError, Opening};
+use crate::process::daemonize::UserSpec;
 use spiped_proto::key::Key;
 
 /// Loads key files, remembering a key read from standard input (`-k -`): standard

@@ -1,10 +1,8 @@
 //! What the daemon serves: process-wide settings and one or more pipes, and the key
-//! files they name, loaded ([`keys`]); and what each connection of a pipe runs with
-//! ([`conn`]). Plain values: `spiped`'s command line (a configuration of one pipe) and
+//! files they name, loaded ([`keys`]). Plain values: `spiped`'s command line (a configuration of one pipe) and
 //! its configuration file build them (`cmd/spiped/args.rs`, `cmd/spiped/file.rs`), both
 //! through the command line's validation, so a mistake is worded alike in both.
 
-pub mod conn;
 pub mod keys;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use spiped_transports::Address;
 
-use crate::daemon::UserSpec;
+use crate::process::daemonize::UserSpec;
 use spiped_proto::handshake::Role;
 
 /// Which side of the protocol the daemon plays for its accepted connections.
@@ -105,7 +103,7 @@ pub struct PipeConfig {
     /// `resolve-interval`; `None` with `no-resolve`.
     pub resolve_interval: Option<Duration>,
     /// `proxy`.
-    pub proxy: Option<crate::proxy::Version>,
+    pub proxy: Option<crate::session::proxy::Version>,
     /// `connect-after-handshake`.
     pub connect_after_handshake: bool,
     /// `log-connections`.

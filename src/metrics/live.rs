@@ -6,8 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::config::Direction;
-use crate::conn::peer_bytes;
-use crate::pump::Traffic;
+use crate::session::pump::Traffic;
 use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the
@@ -121,5 +120,19 @@ impl LiveConn {
             state,
             handshake: agreed.map(|a| (a.exchange, a.key_index + 1)),
         }
+    }
+}
+
+/// Plaintext bytes (from the accepted peer, to it) that `traffic` counts on a pipe
+/// playing `direction`: what the accepted peer sent is what we sealed (`-e`) or
+/// opened (`-d`).
+fn peer_bytes(direction: Direction, traffic: &Traffic) -> (u64, u64) {
+    let (sent, received) = (
+        traffic.sent.load(Ordering::Relaxed),
+        traffic.received.load(Ordering::Relaxed),
+    );
+    match direction {
+        Direction::Encrypt => (sent, received),
+        Direction::Decrypt => (received, sent),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Counting stays off the packet path: events (accept, handshake, close) touch a
 //! counter once per connection, and bytes are counted only by the pumps' per-batch
-//! [`Traffic`](crate::pump::Traffic) update that the connection log needs anyway.
+//! [`Traffic`](crate::session::pump::Traffic) update that the connection log needs anyway.
 //! A scrape adds up the open connections' counters and those of the closed ones.
 
 use std::collections::BTreeMap;
@@ -18,8 +18,8 @@ use prometheus_client::registry::Registry;
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
 use crate::config::Direction;
-use crate::conn::ConnError;
 use crate::resolve::Targets;
+use crate::session::client::ConnError;
 use spiped_proto::handshake::Exchange;
 
 /// Label set `{pipe}`.

@@ -3,9 +3,9 @@
 
 use std::io;
 
-use crate::conn::ConnError;
-use crate::pump::PumpError;
-use crate::session::HandshakeFailure;
+use crate::session::client::ConnError;
+use crate::session::handshake::HandshakeFailure;
+use crate::session::pump::PumpError;
 use spiped_proto::handshake::{Exchange, HandshakeError};
 
 /// Why a connection closed: the `reason` label of `spiped_connections_closed_total`.

@@ -31,8 +31,8 @@ pub fn settings(pipe: &PipeConfig) -> Value {
         "idle_timeout_seconds": pipe.idle_timeout.map(secs),
         "keepalive": pipe.keepalive,
         "proxy": pipe.proxy.map(|p| match p {
-            crate::proxy::Version::V1 => "v1",
-            crate::proxy::Version::V2 => "v2",
+            crate::session::proxy::Version::V1 => "v1",
+            crate::session::proxy::Version::V2 => "v2",
         }),
         "connect_after_handshake": pipe.connect_after_handshake,
         "log_connections": pipe.log_connections,

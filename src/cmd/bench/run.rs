@@ -23,7 +23,7 @@ use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transpo
 
 use super::args::{BenchOptions, parse};
 use crate::config::Direction;
-use crate::config::conn::ConnConfig;
+use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::Metrics;
 use crate::resolve::Targets;
 use spiped_proto::handshake::{Handshake, Mode, Role, drive};
@@ -415,14 +415,14 @@ fn with_pipe(
             })
         };
         let pipe = |direction, to: &Listener| {
-            let settings = crate::pipe::Settings {
+            let settings = crate::daemon::pipe::Settings {
                 name: "bench".to_owned(),
                 conn: config(direction),
                 routes: vec![Targets::new(vec![to.endpoint().clone()])],
                 limit: None,
                 allow: Vec::new(),
             };
-            crate::pipe::PipeState::new(settings)
+            crate::daemon::pipe::PipeState::new(settings)
         };
         let (to_target, to_decrypt) = (
             pipe(Direction::Decrypt, &target),
@@ -430,11 +430,11 @@ fn with_pipe(
         );
         let entry = encrypt.endpoint().clone();
         // One process, one off-loop policy: it counts both daemons' connections.
-        let offload = crate::offload::Offload::new();
+        let offload = crate::session::offload::Offload::new();
         // A daemon that never stops: no shutdown, no giving up.
         let daemon = |listener, pipe| {
             let never = std::future::pending::<()>;
-            crate::dispatch::serve(listener, pipe, offload.clone(), never(), never())
+            crate::daemon::accept::serve(listener, pipe, offload.clone(), never(), never())
         };
         let daemons =
             async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };

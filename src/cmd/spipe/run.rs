@@ -4,10 +4,11 @@ use spiped_transports::Stdio;
 use spiped_transports::event_loop::block_on;
 
 use super::args::{SpipeOptions, parse};
-use crate::config::conn::Dial;
-use crate::conn::{ConnError, open_client, within};
-use crate::offload::Offload;
-use crate::{keyfile, pump, resolve, sandbox, session};
+use crate::session::client::Dial;
+use crate::session::client::{ConnError, open_client, within};
+use crate::session::offload::Offload;
+use crate::session::{handshake, pump};
+use crate::{keyfile, resolve, sandbox};
 use spiped_proto::handshake::Role;
 
 /// Entry point of `spipe`; returns the exit status.
@@ -48,7 +49,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
         },
         timeout: link.timeout,
     };
-    let hs = session::start(Role::Client, link.mode, &key, &[])
+    let hs = handshake::start(Role::Client, link.mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
     // One connection: nothing to offload, no spare key pairs.

@@ -10,7 +10,7 @@ use spiped_transports::Address;
 use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
 use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
-use crate::daemon::{UserSpec, UserSpecError};
+use crate::process::daemonize::{UserSpec, UserSpecError};
 
 pub(super) const TOOL: Tool = Tool {
     name: "spiped",

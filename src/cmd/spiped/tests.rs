@@ -10,7 +10,7 @@ use crate::cmd::argv::OptSpec;
 use crate::cmd::parse::Parsed;
 use crate::config::Direction;
 use crate::config::{Config, KeyRoute, PipeConfig, Process};
-use crate::daemon::UserSpec;
+use crate::process::daemonize::UserSpec;
 
 fn args(s: &[&str]) -> Vec<String> {
     crate::cmd::parse::testing::args(s)
@@ -118,8 +118,8 @@ fn operator_options() {
     assert!(o.pipes[0].connect_after_handshake && o.pipes[0].log_connections);
     assert_eq!(o.pipes[0].proxy, None);
     for (v, want) in [
-        ("v1", crate::proxy::Version::V1),
-        ("v2", crate::proxy::Version::V2),
+        ("v1", crate::session::proxy::Version::V1),
+        ("v2", crate::session::proxy::Version::V2),
     ] {
         assert_eq!(run(&with(&["--proxy", v])).pipes[0].proxy, Some(want));
     }

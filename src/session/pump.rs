@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use spiped_transports::Transport;
 
-use crate::offload::Offload;
+use crate::session::offload::Offload;
 
 use spiped_proto::framing::Deframer;
 use spiped_proto::packet::{Opener, PAYLOAD_MAX, PacketError, Sealer, sealed_len};

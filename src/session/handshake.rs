@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use spiped_transports::Transport;
 
-use crate::offload::Offload;
+use crate::session::offload::Offload;
 use spiped_proto::handshake::{
     Exchange, Handshake, HandshakeError, MAX_READ_WINDOW, Mode, Next, Role,
 };

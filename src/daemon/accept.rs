@@ -8,12 +8,12 @@ use std::time::Duration;
 use spiped_transports::{Listener, Transport};
 use tokio::sync::mpsc;
 
-use crate::conn;
-use crate::counters::OpenGuard;
+use crate::daemon::conn;
+use crate::daemon::counters::OpenGuard;
+use crate::daemon::pipe::PipeState;
 use crate::log;
-use crate::offload::Offload;
-use crate::pipe::PipeState;
 use crate::resolve::Targets;
+use crate::session::offload::Offload;
 
 /// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):
 /// long enough not to spin, short enough that service resumes promptly.

@@ -9,8 +9,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
 
-use crate::config::conn::ConnConfig;
-use crate::counters::Counters;
+use crate::daemon::conn_settings::ConnConfig;
+use crate::daemon::counters::Counters;
 use crate::resolve::Targets;
 
 /// A pipe's settings for the connections accepted from now on.
@@ -104,7 +104,7 @@ impl PipeState {
 mod tests {
     use super::*;
     use crate::config::Direction;
-    use crate::config::conn::ConnConfig;
+    use crate::daemon::conn_settings::ConnConfig;
     use spiped_proto::handshake::Mode;
     use spiped_proto::key::Key;
 

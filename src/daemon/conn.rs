@@ -2,96 +2,22 @@
 //! and the client's way of opening a connection, which `spipe` shares.
 
 use std::fmt;
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, Transport, connect};
+use spiped_transports::{Endpoint, SocketStream, Transport};
 
 use crate::config::Direction;
-use crate::config::conn::{ConnConfig, Dial};
-use crate::connlog::ConnLog;
+use crate::daemon::conn_log::ConnLog;
+use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::Tracked;
-use crate::offload::Offload;
-use crate::proxy;
-use crate::pump::{self, PumpError, Traffic};
-use crate::session::{self, Established, HandshakeFailure};
-use spiped_proto::handshake::Handshake;
+use crate::session::client::{ConnError, connect_any, handshake_failed, open_client, within};
+use crate::session::handshake::{self, Established};
+use crate::session::offload::Offload;
+use crate::session::proxy;
+use crate::session::pump::{self, PumpError, Traffic};
 use spiped_proto::key::Key;
-
-/// Why a connection ended early; the daemon logs it and carries on.
-#[derive(Debug)]
-pub enum ConnError {
-    /// No target address accepted a connection.
-    Connect(String),
-    /// The handshake failed; running out of time is [`ConnError::Timeout`].
-    Handshake(HandshakeFailure),
-    /// Connect plus handshake took longer than `-o`; `x25519` when we were an X25519
-    /// client, whose server may not know the extension.
-    Timeout {
-        /// We asked the server for X25519.
-        x25519: bool,
-    },
-    /// Random numbers could not be drawn from the OS.
-    Random(String),
-    /// The client's addresses for the PROXY header could not be read (it left already).
-    Proxy(io::Error),
-    /// A direction of the established session failed.
-    Pipe(PumpError),
-    /// No byte moved either way for `idle-timeout`.
-    Idle(Duration),
-    /// The handshake completed with a key that a reload removed while it ran.
-    Retired,
-}
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnError::Connect(e) => write!(f, "cannot connect to target: {e}"),
-            ConnError::Handshake(e) => write!(f, "{e}"),
-            ConnError::Timeout { x25519 } => {
-                f.write_str("connection timed out before the handshake completed")?;
-                if *x25519 {
-                    write!(f, "; {}", session::X25519_HINT)?;
-                }
-                Ok(())
-            }
-            ConnError::Random(e) => write!(f, "cannot get random bytes from the OS: {e}"),
-            ConnError::Proxy(e) => write!(
-                f,
-                "cannot read the client's addresses for the PROXY header: {}",
-                crate::errors::describe(e)
-            ),
-            ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
-            ConnError::Idle(d) => write!(
-                f,
-                "closed after {} s without traffic (idle-timeout)",
-                d.as_secs_f64()
-            ),
-            ConnError::Retired => f.write_str(
-                "handshake failed: it completed with a key that a reload removed meanwhile",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConnError {}
-
-/// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
-/// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
-/// so that one that never answers does not use up the time the others need.
-async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
-    let mut last = String::from("no target addresses");
-    let each = (targets.len() > 1).then_some(dial.timeout);
-    for ep in targets {
-        match connect(ep, dial.bind, dial.stream, each).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
-        }
-    }
-    Err(last)
-}
 
 /// The target addresses of each key of a pipe, in key order, as they were when a
 /// connection was accepted; without routing by key, one list for every key.
@@ -132,20 +58,6 @@ pub async fn run(
     tracked.closed(outcome.as_ref().map(|_| ()));
 }
 
-/// Plaintext bytes (from the accepted peer, to it) that `traffic` counts on a pipe
-/// playing `direction`: what the accepted peer sent is what we sealed (`-e`) or
-/// opened (`-d`).
-pub fn peer_bytes(direction: Direction, traffic: &Traffic) -> (u64, u64) {
-    let (sent, received) = (
-        traffic.sent.load(Ordering::Relaxed),
-        traffic.received.load(Ordering::Relaxed),
-    );
-    match direction {
-        Direction::Encrypt => (sent, received),
-        Direction::Decrypt => (received, sent),
-    }
-}
-
 /// Connects, handshakes (admitting only a key that is still `current`) and pipes,
 /// counting in `tracked`.
 async fn serve(
@@ -159,7 +71,7 @@ async fn serve(
 ) -> Result<(), ConnError> {
     let traffic = &tracked.conn().traffic;
     let targets = routes.first().map_or(&[][..], |r| &r[..]);
-    let hs = session::start(cfg.direction.role(), cfg.mode, &cfg.keys[0], &cfg.keys[1..])
+    let hs = handshake::start(cfg.direction.role(), cfg.mode, &cfg.keys[0], &cfg.keys[1..])
         .map_err(|e| ConnError::Random(e.to_string()))?;
     // Checked once the handshake has told which key the peer holds, before the target
     // hears of it where it waits for that.
@@ -181,7 +93,7 @@ async fn serve(
     let setup = Box::pin(async {
         match cfg.direction {
             Direction::Encrypt => {
-                let early = session::Early {
+                let early = handshake::Early {
                     prefix: &header,
                     source: accepted,
                 };
@@ -193,7 +105,7 @@ async fn serve(
             Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
-                let keys = session::handshake(offload, accepted, hs, None)
+                let keys = handshake::handshake(offload, accepted, hs, None)
                     .await
                     .map_err(handshake_failed)
                     .and_then(admit)?;
@@ -210,7 +122,7 @@ async fn serve(
                 let (keys, target) = tokio::try_join!(
                     biased;
                     async {
-                        let keys = session::handshake(offload, accepted, hs, None).await;
+                        let keys = handshake::handshake(offload, accepted, hs, None).await;
                         if keys.is_err() {
                             tokio::task::yield_now().await;
                         }
@@ -259,51 +171,6 @@ async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<Socket
     connect_any(targets, cfg.dial())
         .await
         .map_err(ConnError::Connect)
-}
-
-/// Opens a connection as the protocol's client, as `-e` does for each accepted
-/// connection and spipe for its one: connects to the first of `targets` that accepts
-/// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
-/// (its costly steps as `offload` decides), sending `early` with the handshake where it
-/// can. The caller bounds it all by `-o` with [`within`].
-pub async fn open_client<E: From<ConnError>>(
-    targets: &[Endpoint],
-    dial: Dial,
-    offload: &Offload,
-    hs: Box<Handshake>,
-    early: Option<session::Early<'_>>,
-    connected: impl FnOnce() -> Result<(), E>,
-) -> Result<(SocketStream, Established), E> {
-    let target = connect_any(targets, dial)
-        .await
-        .map_err(ConnError::Connect)?;
-    connected()?;
-    let keys = session::handshake(offload, &target, hs, early)
-        .await
-        .map_err(handshake_failed)?;
-    Ok((target, keys))
-}
-
-/// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
-/// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
-/// message then mentions.
-pub async fn within<T, E: From<ConnError>>(
-    timeout: Duration,
-    x25519: bool,
-    setup: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    tokio::time::timeout(timeout, setup)
-        .await
-        .map_err(|_| ConnError::Timeout { x25519 })?
-}
-
-/// A failed handshake as the connection's error: a source that failed while its data
-/// went out early failed as the pipe would have.
-fn handshake_failed(e: HandshakeFailure) -> ConnError {
-    match e {
-        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
-        e => ConnError::Handshake(e),
-    }
 }
 
 /// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a

@@ -1,8 +1,6 @@
 //! Becoming a daemon: forking with a readiness handshake, the pidfile, and dropping
-//! privileges (`-u`) to a user and group that [`account`] looks up. Everything here is
+//! privileges (`-u`) to a user and group that [`super::account`] looks up. Everything here is
 //! a thin, checked wrapper over libc.
-
-mod account;
 
 use std::fmt;
 use std::fs::File;
@@ -11,11 +9,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::errors::describe;
-use account::look_up;
-pub use account::{
+use super::account::look_up;
+pub use super::account::{
     Account, AccountError, AccountKind, AccountProblem, UserSpec, UserSpecError, UserSpecProblem,
 };
+use crate::errors::describe;
 
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the
 /// parent exit 0; dropping it unsent makes the parent exit with the daemon's status.

@@ -8,9 +8,10 @@ use spiped_proto::handshake::Mode;
 use spiped_proto::key::Key;
 use spiped_transports::StreamOptions;
 
-use super::Direction;
+use crate::config::Direction;
 use crate::metrics::PipeMetrics;
-use crate::proxy;
+use crate::session::client::Dial;
+use crate::session::proxy;
 
 /// Everything a connection needs, fixed from its accept to its close: a reload gives
 /// the pipe a new one for later connections.
@@ -42,25 +43,12 @@ pub struct ConnConfig {
     /// `idle-timeout`: close an established session that moves nothing for this long.
     pub idle_timeout: Option<Duration>,
     /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::counters::Counters>,
+    pub counters: Arc<crate::daemon::counters::Counters>,
     /// The pipe's name for log lines, when the process serves several (`-c`).
     pub label: Option<String>,
     /// The pipe's metrics, which every connection updates and which outlive this
     /// configuration.
     pub metrics: Arc<PipeMetrics>,
-}
-
-/// How a connection to a target is opened: from which local address (`-b`), with which
-/// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
-/// for a daemon's outgoing connections and spipe's.
-#[derive(Clone, Copy, Debug)]
-pub struct Dial {
-    /// Local address to bind before connecting (`-b`).
-    pub bind: Option<SocketAddr>,
-    /// Socket options (`-j`).
-    pub stream: StreamOptions,
-    /// Bound on connect plus handshake (`-o`).
-    pub timeout: Duration,
 }
 
 impl ConnConfig {

@@ -16,15 +16,16 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::config::conn::ConnConfig;
 use crate::config::{Config, PipeConfig};
-use crate::counters::Counters;
-use crate::daemon::{self, RemoveOnDrop};
+use crate::daemon::accept;
+use crate::daemon::conn_settings::ConnConfig;
+use crate::daemon::counters::Counters;
+use crate::daemon::pipe::{PipeState, Settings};
 use crate::metrics::{self, Metrics};
-use crate::offload::Offload;
-use crate::pipe::{PipeState, Settings};
+use crate::process::daemonize::{self, RemoveOnDrop};
+use crate::process::systemd;
 use crate::resolve::{self, Targets};
-use crate::{dispatch, systemd};
+use crate::session::offload::Offload;
 use spiped_proto::handshake::{Handshake, Mode};
 use spiped_proto::key::Key;
 
@@ -236,7 +237,7 @@ impl Pipes {
                     let offload = self.offload.clone();
                     let accepting = tokio::spawn(async move {
                         let _socket_file = socket_file;
-                        dispatch::accept_loop(&listener, pipe, offload, open).await;
+                        accept::accept_loop(&listener, pipe, offload, open).await;
                     });
                     let accepting = Accepting(accepting.abort_handle());
                     changes.added += 1;
@@ -394,7 +395,7 @@ impl Pipes {
         let ep = resolve::first(addr, "-s/--source", source)
             .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
         let (uid, gid) = match &pipe.socket_owner {
-            Some(spec) => daemon::socket_owner(spec).map_err(|e| e.to_string())?,
+            Some(spec) => daemonize::socket_owner(spec).map_err(|e| e.to_string())?,
             None => (None, None),
         };
         let file = SocketFile {

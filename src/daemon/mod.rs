@@ -1,0 +1,17 @@
+//! The running daemon: start-up, signals and reloads; its pipes and the settings each
+//! runs with, the accept loop, and one connection's life and log.
+
+pub mod accept;
+pub mod conn;
+pub mod conn_log;
+pub mod conn_settings;
+pub mod counters;
+pub mod pipe;
+pub mod pipes;
+mod reload;
+mod serve;
+mod signals;
+mod source;
+
+pub use serve::{Start, run};
+pub use source::{ReadConfig, Source, sandbox_needs};

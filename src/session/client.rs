@@ -1,0 +1,146 @@
+//! The protocol's client side, which `-e` runs for each accepted connection and spipe
+//! for its one: connecting to a target within the `-o` bound, then the handshake; and
+//! how a connection's setup or life can fail.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use spiped_proto::handshake::Handshake;
+use spiped_transports::{Endpoint, SocketStream, StreamOptions, connect};
+
+use super::handshake::{self, Established, HandshakeFailure};
+use super::offload::Offload;
+use super::pump::PumpError;
+
+/// Why a connection ended early; the daemon logs it and carries on.
+#[derive(Debug)]
+pub enum ConnError {
+    /// No target address accepted a connection.
+    Connect(String),
+    /// The handshake failed; running out of time is [`ConnError::Timeout`].
+    Handshake(HandshakeFailure),
+    /// Connect plus handshake took longer than `-o`; `x25519` when we were an X25519
+    /// client, whose server may not know the extension.
+    Timeout {
+        /// We asked the server for X25519.
+        x25519: bool,
+    },
+    /// Random numbers could not be drawn from the OS.
+    Random(String),
+    /// The client's addresses for the PROXY header could not be read (it left already).
+    Proxy(io::Error),
+    /// A direction of the established session failed.
+    Pipe(PumpError),
+    /// No byte moved either way for `idle-timeout`.
+    Idle(Duration),
+    /// The handshake completed with a key that a reload removed while it ran.
+    Retired,
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Connect(e) => write!(f, "cannot connect to target: {e}"),
+            ConnError::Handshake(e) => write!(f, "{e}"),
+            ConnError::Timeout { x25519 } => {
+                f.write_str("connection timed out before the handshake completed")?;
+                if *x25519 {
+                    write!(f, "; {}", handshake::X25519_HINT)?;
+                }
+                Ok(())
+            }
+            ConnError::Random(e) => write!(f, "cannot get random bytes from the OS: {e}"),
+            ConnError::Proxy(e) => write!(
+                f,
+                "cannot read the client's addresses for the PROXY header: {}",
+                crate::errors::describe(e)
+            ),
+            ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
+            ConnError::Idle(d) => write!(
+                f,
+                "closed after {} s without traffic (idle-timeout)",
+                d.as_secs_f64()
+            ),
+            ConnError::Retired => f.write_str(
+                "handshake failed: it completed with a key that a reload removed meanwhile",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// How a connection to a target is opened: from which local address (`-b`), with which
+/// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
+/// for a daemon's outgoing connections and spipe's.
+#[derive(Clone, Copy, Debug)]
+pub struct Dial {
+    /// Local address to bind before connecting (`-b`).
+    pub bind: Option<SocketAddr>,
+    /// Socket options (`-j`).
+    pub stream: StreamOptions,
+    /// Bound on connect plus handshake (`-o`).
+    pub timeout: Duration,
+}
+
+/// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
+/// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
+/// so that one that never answers does not use up the time the others need.
+pub async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
+    let mut last = String::from("no target addresses");
+    let each = (targets.len() > 1).then_some(dial.timeout);
+    for ep in targets {
+        match connect(ep, dial.bind, dial.stream, each).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
+        }
+    }
+    Err(last)
+}
+
+/// Opens a connection as the protocol's client, as `-e` does for each accepted
+/// connection and spipe for its one: connects to the first of `targets` that accepts
+/// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
+/// (its costly steps as `offload` decides), sending `early` with the handshake where it
+/// can. The caller bounds it all by `-o` with [`within`].
+pub async fn open_client<E: From<ConnError>>(
+    targets: &[Endpoint],
+    dial: Dial,
+    offload: &Offload,
+    hs: Box<Handshake>,
+    early: Option<handshake::Early<'_>>,
+    connected: impl FnOnce() -> Result<(), E>,
+) -> Result<(SocketStream, Established), E> {
+    let target = connect_any(targets, dial)
+        .await
+        .map_err(ConnError::Connect)?;
+    connected()?;
+    let keys = handshake::handshake(offload, &target, hs, early)
+        .await
+        .map_err(handshake_failed)?;
+    Ok((target, keys))
+}
+
+/// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
+/// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
+/// message then mentions.
+pub async fn within<T, E: From<ConnError>>(
+    timeout: Duration,
+    x25519: bool,
+    setup: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .map_err(|_| ConnError::Timeout { x25519 })?
+}
+
+/// A failed handshake as the connection's error: a source that failed while its data
+/// went out early failed as the pipe would have.
+pub fn handshake_failed(e: HandshakeFailure) -> ConnError {
+    match e {
+        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        e => ConnError::Handshake(e),
+    }
+}
