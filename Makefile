@@ -143,4 +143,5 @@ leftovers:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 contrib/layers
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
