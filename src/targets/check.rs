@@ -42,26 +42,28 @@ pub struct Checker {
     pub offload: Arc<Offload>,
 }
 
-/// Checks `pick` once, as `checker` says.
-pub async fn check_once(checker: &Checker, pick: &Pick) -> Result<(), Failure> {
+/// Checks `pick` once, as `checker` says: `Ok` when the target passed; `None` when the
+/// check could not be made for a fault of ours (out of descriptors, memory or random
+/// numbers), which tells nothing of the target.
+pub async fn check_once(checker: &Checker, pick: &Pick) -> Option<Result<(), Failure>> {
     let dial = checker.dial;
     let checked = async {
-        let each = dial.timeout;
-        let stream = connect_target(pick, dial, each)
-            .await
-            .map_err(|e| Failure::of_connect(&e).unwrap_or(Failure::Other(e.to_string())))?;
+        let stream = match connect_target(pick, dial, dial.timeout).await {
+            Ok(s) => s,
+            Err(e) => return Failure::of_connect(&e).map(Err),
+        };
         if let Check::Handshake { key, mode } = &checker.check {
-            let hs = handshake::start(Role::Client, *mode, key, &[])
-                .map_err(|e| Failure::Other(format!("cannot get random bytes: {e}")))?;
-            handshake::handshake(&checker.offload, &stream, hs, None)
-                .await
-                .map_err(|e| Failure::Check(e.to_string()))?;
+            let hs = handshake::start(Role::Client, *mode, key, &[]).ok()?;
+            let shaken = handshake::handshake(&checker.offload, &stream, hs, None).await;
+            if let Err(e) = shaken {
+                return Some(Err(Failure::Check(e.to_string())));
+            }
         }
-        Ok(())
+        Some(Ok(()))
     };
     tokio::time::timeout(dial.timeout, checked)
         .await
-        .unwrap_or(Err(Failure::TimedOut))
+        .unwrap_or(Some(Err(Failure::TimedOut)))
 }
 
 impl Checker {
@@ -89,7 +91,9 @@ impl Checker {
             }
             tokio::select! {
                 Some(done) = running.join_next() => {
-                    let Ok((pick, outcome)) = done else { continue };
+                    // A check that told nothing is forgotten: the next is due one
+                    // interval after it anyway.
+                    let Ok((pick, Some(outcome))) = done else { continue };
                     let change = lock(&set).checked(&pick, outcome, Instant::now());
                     if let Some(change) = change {
                         changed(change);

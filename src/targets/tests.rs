@@ -447,8 +447,8 @@ fn a_connect_check_tells_a_refused_port_from_a_listening_one() {
         )
     })
     .unwrap();
-    assert_eq!(dead, Err(Failure::Refused));
-    assert_eq!(live, Ok(()));
+    assert_eq!(dead, Some(Err(Failure::Refused)));
+    assert_eq!(live, Some(Ok(())));
 }
 
 #[test]
@@ -459,12 +459,18 @@ fn a_handshake_check_passes_with_our_key_and_fails_with_another() {
         mode: Mode::default(),
     });
     let (good, good_peer) = handshake_peer(key);
-    assert_eq!(block_on(check_once(&c, &pick_of(good))).unwrap(), Ok(()));
+    assert_eq!(
+        block_on(check_once(&c, &pick_of(good))).unwrap(),
+        Some(Ok(()))
+    );
     assert!(good_peer.join().unwrap());
     let (wrong, wrong_peer) = handshake_peer(b"another key");
     let outcome = block_on(check_once(&c, &pick_of(wrong))).unwrap();
     assert!(!wrong_peer.join().unwrap());
-    assert!(matches!(outcome, Err(Failure::Check(_))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Some(Err(Failure::Check(_)))),
+        "{outcome:?}"
+    );
 }
 
 #[test]
@@ -514,4 +520,64 @@ fn the_checker_marks_a_wrong_key_target_down_and_keeps_it_skipped() {
     ));
     let candidates = super::connect::lock(&shared).candidates(Instant::now() + 120 * SECOND);
     assert_eq!(ports(&candidates), [good, wrong]);
+}
+
+/// A loopback listener that never accepts and whose backlog is full, so that a connect
+/// to it hangs (its SYN is dropped) until the connector gives up; kept with the
+/// connections that filled it.
+fn hung_listener() -> (u16, socket2::Socket, Vec<std::net::TcpStream>) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let at = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&at, Duration::from_millis(200)) {
+            Ok(s) => filling.push(s),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return (at.port(), listener, filling),
+            Err(e) => panic!("filling the backlog: {e}"),
+        }
+    }
+    panic!("the backlog of a listener that never accepts never filled");
+}
+
+#[test]
+fn a_hung_target_costs_one_connect_timeout_then_is_skipped() {
+    let (hung, _listener, _filling) = hung_listener();
+    let live = TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_port = live.local_addr().unwrap().port();
+    let each = Duration::from_millis(300);
+    let shared: Shared = Arc::new(Mutex::new(TargetSet::new(
+        targets(&[hung, live_port]),
+        Settings {
+            balance: Balance::Failover,
+            connect_timeout: each,
+            health_interval: None,
+        },
+    )));
+    block_on(async {
+        let started = Instant::now();
+        let (_, first) = connect(&shared, dial(60 * SECOND), |_| {}).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(port_of(first.pick()), live_port);
+        assert!(took >= each && took < 20 * each, "took {took:?}");
+        let snap = super::connect::lock(&shared).snapshot(Instant::now());
+        assert!(!snap[0].up, "{snap:?}");
+        assert_eq!(
+            snap[0].last_failure.as_ref().unwrap().0,
+            "connect timed out"
+        );
+        // Skipped now: the next connection goes straight to the live target.
+        let (_, next) = connect(&shared, dial(60 * SECOND), |_| {}).await.unwrap();
+        assert_eq!(port_of(next.pick()), live_port);
+        let snap = super::connect::lock(&shared).snapshot(Instant::now());
+        assert_eq!(
+            snap[0].connect_failures, 1,
+            "not tried again during its back-off"
+        );
+    })
+    .unwrap();
 }
