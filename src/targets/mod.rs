@@ -4,7 +4,7 @@
 //! looks like from outside.
 //!
 //! [`TargetSet`] is sans-IO: plain values, the time passed in. [`connect`] drives it
-//! for one connection, [`check`] runs the active checks; both only report into it.
+//! for one connection, [`Checker`] runs the active checks; both only report into it.
 //! Below `config` and `metrics`, which name its settings and its snapshots, and above
 //! `session`, whose client side the checks use.
 
@@ -12,13 +12,12 @@ mod check;
 mod connect;
 mod health;
 mod set;
+mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use check::{Check, Checker, check_once};
 pub use connect::{Open, Shared, connect, connect_target};
 pub use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
-pub use set::{
-    Balance, Change, DEFAULT_CONNECT_TIMEOUT, Pick, Settings, TargetSet, TargetSnapshot,
-    Transition, connect_timeout,
-};
+pub use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
+pub use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};
