@@ -581,3 +581,13 @@ fn a_hung_target_costs_one_connect_timeout_then_is_skipped() {
     })
     .unwrap();
 }
+
+#[test]
+fn the_connect_and_the_checker_run_on_spawned_tasks() {
+    fn spawnable<T: Send + 'static>(_: &T) {}
+    fn sendable<T: Send>(_: &T) {}
+    let shared: Shared = Arc::new(Mutex::new(set(&[1], Balance::Failover)));
+    let run = checker(Check::Connect).run(shared.clone(), |t| drop(t.to_string()));
+    spawnable(&run);
+    sendable(&connect(&shared, dial(SECOND), |t| drop(t.to_string())));
+}
