@@ -122,6 +122,8 @@ impl fmt::Display for Transition {
 pub struct TargetSnapshot {
     /// The address as configured.
     pub target: String,
+    /// The endpoints it resolves to now, in the order they are tried.
+    pub endpoints: Vec<String>,
     /// Whether it is up.
     pub up: bool,
     /// When a down target is tried again; `None` when up or held down by a check.
@@ -367,6 +369,7 @@ impl TargetSet {
             .iter()
             .map(|t| TargetSnapshot {
                 target: t.address.to_string(),
+                endpoints: t.endpoints.iter().map(ToString::to_string).collect(),
                 up: t.health.is_up(),
                 retry_in: t.health.retry_in(now),
                 connections: t.connections,

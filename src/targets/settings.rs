@@ -57,8 +57,14 @@ pub struct Settings {
     pub health_interval: Option<Duration>,
 }
 
-/// The bound on one connect attempt: `configured` (`connect-timeout`) or
-/// [`DEFAULT_CONNECT_TIMEOUT`], never more than `timeout` (`-o`), which bounds it all.
-pub fn connect_timeout(timeout: Duration, configured: Option<Duration>) -> Duration {
-    configured.unwrap_or(DEFAULT_CONNECT_TIMEOUT).min(timeout)
+/// The bound on one connect attempt: `configured` (`connect-timeout`), else with
+/// `several` targets [`DEFAULT_CONNECT_TIMEOUT`], else `timeout` (`-o`), as before
+/// targets had health (a single target behaves as it did); never more than `timeout`,
+/// which bounds it all.
+pub fn connect_timeout(timeout: Duration, configured: Option<Duration>, several: bool) -> Duration {
+    let default = match several {
+        true => DEFAULT_CONNECT_TIMEOUT,
+        false => timeout,
+    };
+    configured.unwrap_or(default).min(timeout)
 }

@@ -286,6 +286,17 @@ fn a_reload_keeps_the_state_of_the_targets_it_keeps() {
     );
     assert_eq!(snap[2].retry_in, Some(SECOND / 2), "its back-off runs on");
     assert_eq!(snap[1].connections, 2);
+    assert_eq!(snap[1].endpoints, ["127.0.0.1:2"]);
+    // A re-resolution changes where a kept target's connections go, nothing else.
+    s.resolved(
+        &addr(2),
+        targets(&[7, 8]).into_iter().flat_map(|t| t.1).collect(),
+    );
+    let picks = s.candidates(now);
+    let kept = picks.iter().find(|p| port_of(p) == 2).unwrap();
+    assert_eq!(kept.endpoints.len(), 2);
+    assert_eq!(s.snapshot(now)[1].endpoints, ["127.0.0.1:7", "127.0.0.1:8"]);
+    assert_eq!(s.snapshot(now)[1].open, 2);
     // Reports from connections made before the reload still land on their target.
     s.closed(&before[1]);
     assert_eq!(s.snapshot(now)[1].open, 1);
@@ -332,10 +343,14 @@ fn balance_names_and_the_connect_timeout() {
         "random".parse::<Balance>().unwrap_err(),
         "invalid balance 'random' (expected failover, round-robin or least-connections)"
     );
-    assert_eq!(connect_timeout(60 * SECOND, None), 5 * SECOND);
-    assert_eq!(connect_timeout(2 * SECOND, None), 2 * SECOND);
-    assert_eq!(connect_timeout(60 * SECOND, Some(SECOND)), SECOND);
-    assert_eq!(connect_timeout(SECOND, Some(9 * SECOND)), SECOND);
+    let minute = 60 * SECOND;
+    assert_eq!(connect_timeout(minute, None, true), 5 * SECOND);
+    assert_eq!(connect_timeout(2 * SECOND, None, true), 2 * SECOND);
+    assert_eq!(connect_timeout(minute, Some(SECOND), true), SECOND);
+    assert_eq!(connect_timeout(SECOND, Some(9 * SECOND), true), SECOND);
+    // One target: each attempt may take all of -o, as before.
+    assert_eq!(connect_timeout(minute, None, false), minute);
+    assert_eq!(connect_timeout(minute, Some(SECOND), false), SECOND);
 }
 
 /// A loopback port nothing listens on (bound, then closed).
