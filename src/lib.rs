@@ -33,3 +33,4 @@ pub mod process;
 pub mod resolve;
 pub mod sandbox;
 pub mod session;
+pub mod targets;

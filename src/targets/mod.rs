@@ -1,0 +1,23 @@
+//! Several targets per pipe: which one a new connection tries first and next
+//! ([`Balance`]), their passive health (a failed connect skips a target for a back-off
+//! of 1 s doubling to 30 s), active checks (`health-interval`), and what each target
+//! looks like from outside.
+//!
+//! [`TargetSet`] is sans-IO: plain values, the time passed in. [`connect`] drives it
+//! for one connection, [`Checker`] runs the active checks; both only report into it.
+//! Below `config` and `metrics`, which name its settings and its snapshots, and above
+//! `session`, whose client side the checks use.
+
+mod check;
+mod connect;
+mod health;
+mod set;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use check::{Check, Checker, check_once};
+pub use connect::{Open, Shared, connect, connect_target};
+pub use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
+pub use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
+pub use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};
