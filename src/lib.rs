@@ -11,6 +11,7 @@
 //! - [`session`]: what `spipe` and the daemon share: the handshake driven over a
 //!   transport, the data path of the established session, the costly steps that leave
 //!   the event loop, the PROXY header, and the client side (connect within `-o`).
+//! - [`targets`]: several targets per pipe: which one a connection tries, their health.
 //! - [`process`]: forking, pidfile, accounts and privileges (`-u`), systemd.
 //! - [`sandbox`]: self-confinement once serving.
 //! - [`config`]: what the daemon serves, as plain values, built by `spiped`'s command
