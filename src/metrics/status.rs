@@ -81,3 +81,73 @@ pub(super) fn lines(m: &Metrics) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use spiped_proto::handshake::Exchange;
+
+    use super::*;
+    use crate::config::Direction;
+
+    /// The page's bytes, its uptime left out: keys in the order clients have seen them
+    /// (alphabetical), nulls for what is not known yet.
+    #[test]
+    fn status_page_bytes() {
+        let m = Metrics::new();
+        let p = m.pipe(
+            "p".into(),
+            Direction::Encrypt,
+            1,
+            Vec::new(),
+            json!({"direction": "encrypt"}),
+        );
+        m.show(&p);
+        let (a, b) = (
+            p.accepted(7, "peer-a".into()),
+            p.accepted(8, "peer-b".into()),
+        );
+        a.conn().traffic.sent.fetch_add(3, Ordering::Relaxed);
+        a.established("target".into(), Exchange::X25519, 1, Default::default());
+        let text = json(&m);
+        let (head, rest) = text.split_once("\"uptime_seconds\":").unwrap();
+        let tail = &rest[rest.find(',').unwrap()..];
+        let sandbox = match crate::sandbox::in_force() {
+            Some(c) => format!("\"{c}\",\"sandbox_as_asked\":{}", c.as_asked()),
+            None => "null,\"sandbox_as_asked\":null".to_owned(),
+        };
+        let conn = |id, peer, sent, state, kind: &str, key: &str| {
+            format!(
+                "{{\"age_seconds\":AGE,\"bytes_from_peer\":{sent},\"bytes_to_peer\":0,\
+                 \"handshake\":{kind},\"id\":{id},\"key\":{key},\"peer\":\"{peer}\",\
+                 \"state\":\"{state}\",{target}}}",
+                target = match state {
+                    "handshake" => "\"target\":null",
+                    _ => "\"target\":\"target\"",
+                }
+            )
+        };
+        let want = format!(
+            "{{\"pipes\":[{{\"open_connections\":[{},{}],\"pipe\":\"p\",\
+             \"settings\":{{\"direction\":\"encrypt\"}},\"target_addresses\":[]}}],\
+             \"revision\":\"{}\",\"sandbox\":{sandbox},\"uptime_seconds\":UP,\"version\":\"{}\"}}\n",
+            conn(7, "peer-a", 3, "open", "\"x25519\"", "2"),
+            conn(8, "peer-b", 0, "handshake", "null", "null"),
+            super::super::REVISION,
+            super::super::VERSION,
+        );
+        let ages = |s: &str| {
+            s.split("\"age_seconds\":")
+                .enumerate()
+                .map(|(i, part)| match i {
+                    0 => part.to_owned(),
+                    _ => format!("AGE{}", &part[part.find(',').unwrap()..]),
+                })
+                .collect::<Vec<_>>()
+                .join("\"age_seconds\":")
+        };
+        assert_eq!(ages(&format!("{head}\"uptime_seconds\":UP{tail}")), want);
+        drop((a, b));
+    }
+}
