@@ -2,14 +2,12 @@
 //! at a time, and runs each ([`conn::run`]) as a task of the event loop, until stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use spiped_transports::{Listener, Transport};
 use tokio::sync::mpsc;
 
 use crate::daemon::conn;
-use crate::daemon::counters::OpenGuard;
 use crate::daemon::pipe::PipeState;
 use crate::log;
 use crate::resolve::Targets;
@@ -54,7 +52,8 @@ pub async fn serve(
 /// With a limit, a connection over it is not accepted: it waits in the kernel's listen
 /// queue until one of ours closes, and a warning is printed once each time the limit
 /// is reached. A client that the pipe's `allow` does not list is closed as soon as it
-/// is accepted, before any handshake work, and counted.
+/// is accepted, before any handshake work. Each of these events is told to the pipe's
+/// metrics here, once.
 pub async fn accept_loop(
     listener: &Listener,
     pipe: Arc<PipeState>,
@@ -102,8 +101,7 @@ pub async fn accept_loop(
         if !settings.allow.is_empty() {
             let peer = stream.peer();
             if !settings.allows(&peer) {
-                pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
-                settings.conn.metrics.refused();
+                pipe.events.refused();
                 if settings.conn.log_connections {
                     log::info(&format!(
                         "{}: connection from {peer} refused: not in the pipe's allow list",
@@ -113,17 +111,19 @@ pub async fn accept_loop(
                 continue;
             }
         }
-        pipe.counters.accepted.fetch_add(1, Ordering::Relaxed);
         let cfg = settings.conn.clone();
         let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
-        let open = (open.clone(), OpenGuard::new(&pipe.counters));
-        let counted = offload.count();
+        let counted = conn::accepted(stream.peer(), &cfg, &pipe.events);
+        // Open until the task ends: for the drain, `max-connections` and the process's
+        // off-loop policy.
+        let open = (open.clone(), pipe.opened());
+        let process = offload.count();
         let pipe = pipe.clone();
         drop(settings);
         tokio::spawn(async move {
             let current = |key: &_| pipe.holds(key);
-            conn::run(&stream, &cfg, &routes, counted.offload(), current).await;
-            drop((stream, open, counted));
+            conn::run(&stream, counted, &cfg, &routes, process.offload(), current).await;
+            drop((stream, open, process));
         });
     }
 }
@@ -136,20 +136,16 @@ pub async fn accept_loop(
 async fn room(pipe: &PipeState, at_limit: &mut bool) {
     let mut first_look = true;
     loop {
-        // Made before looking, so that a close between the look and the wait still
-        // wakes it.
-        let room = pipe.counters.room.notified();
+        let room = pipe.room();
         {
             let settings = pipe.settings();
-            let full = settings
-                .limit
-                .filter(|&limit| pipe.counters.open.load(Ordering::Relaxed) >= limit);
+            let full = settings.limit.filter(|&limit| pipe.open() >= limit);
             let Some(limit) = full else {
                 *at_limit &= !first_look;
                 return;
             };
             if !*at_limit {
-                settings.conn.metrics.limit_reached();
+                pipe.events.limit_reached();
                 log::warn(&format!(
                     "{}: connection limit reached ({limit} open); new connections wait until one closes",
                     settings.name

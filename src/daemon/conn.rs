@@ -11,7 +11,7 @@ use spiped_transports::{Endpoint, SocketStream, Transport};
 use crate::config::Direction;
 use crate::daemon::conn_log::ConnLog;
 use crate::daemon::conn_settings::ConnConfig;
-use crate::metrics::Tracked;
+use crate::metrics::{PipeMetrics, Tracked};
 use crate::session::client::{ConnError, connect_any, handshake_failed, open_client, within};
 use crate::session::handshake::{self, Established};
 use crate::session::offload::Offload;
@@ -23,31 +23,43 @@ use spiped_proto::key::Key;
 /// connection was accepted; without routing by key, one list for every key.
 pub type Routes = [Arc<Vec<Endpoint>>];
 
-/// Runs one accepted connection to its end, and logs how it went (see [`ConnLog`]).
+/// A connection just accepted on a pipe: numbered for its log lines, and counted and
+/// tracked by the pipe's metrics until [`run`] ends it.
+pub struct Accepted {
+    log: ConnLog,
+    tracked: Tracked,
+}
+
+/// Tells `events` of a connection accepted from `peer` (an address as the listener
+/// reports it) on a pipe whose connections have `cfg`: the one count of the accept.
+pub fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Accepted {
+    let named = match &cfg.label {
+        Some(name) => format!("{peer} on pipe {name}"),
+        None => peer.clone(),
+    };
+    let log = ConnLog::accepted(named, cfg.log_connections, cfg.keys.len() > 1);
+    let tracked = events.accepted(log.id(), peer);
+    Accepted { log, tracked }
+}
+
+/// Runs the connection `counted` on `accepted` to its end, and logs and counts how it
+/// went (see [`ConnLog`], [`Tracked::closed`]).
 /// Borrows the socket: a future that owned it would hold it twice for the connection's
 /// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
 /// `current` tells whether a key is still the pipe's when the handshake completes: a
 /// key that a reload removed meanwhile admits no session.
 pub async fn run(
     accepted: &SocketStream,
+    mut counted: Accepted,
     cfg: &ConnConfig,
     routes: &Routes,
     offload: &Offload,
     current: impl Fn(&Key) -> bool,
 ) {
-    let verbose = cfg.log_connections;
-    let peer = match &cfg.label {
-        Some(name) => format!("{} on pipe {name}", accepted.peer()),
-        None => accepted.peer(),
-    };
-    let mut log = ConnLog::accepted(peer, verbose, cfg.keys.len() > 1);
-    let tracked = cfg.metrics.accepted(log.id(), accepted.peer());
-    let outcome = serve(accepted, cfg, routes, offload, &current, &mut log, &tracked).await;
-    if let Err(ConnError::Idle(_)) = outcome {
-        cfg.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
-    }
+    let (log, tracked) = (&mut counted.log, &counted.tracked);
+    let outcome = serve(accepted, cfg, routes, offload, &current, log, tracked).await;
     let (from_peer, to_peer) = tracked.conn().bytes();
-    log.closed(
+    counted.log.closed(
         from_peer,
         to_peer,
         outcome
@@ -55,7 +67,7 @@ pub async fn run(
             .map_err(|e| e as &dyn fmt::Display)
             .copied(),
     );
-    tracked.closed(outcome.as_ref().map(|_| ()));
+    counted.tracked.closed(outcome.as_ref().map(|_| ()));
 }
 
 /// Connects, handshakes (admitting only a key that is still `current`) and pipes,

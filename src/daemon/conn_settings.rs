@@ -1,7 +1,6 @@
 //! A connection's settings: everything a pipe's connections need from accept to close.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use spiped_proto::handshake::Mode;
@@ -9,7 +8,6 @@ use spiped_proto::key::Key;
 use spiped_transports::StreamOptions;
 
 use crate::config::Direction;
-use crate::metrics::PipeMetrics;
 use crate::session::client::Dial;
 use crate::session::proxy;
 
@@ -42,13 +40,8 @@ pub struct ConnConfig {
     pub routed: bool,
     /// `idle-timeout`: close an established session that moves nothing for this long.
     pub idle_timeout: Option<Duration>,
-    /// The pipe's counters, which outlive this configuration.
-    pub counters: Arc<crate::daemon::counters::Counters>,
     /// The pipe's name for log lines, when the process serves several (`-c`).
     pub label: Option<String>,
-    /// The pipe's metrics, which every connection updates and which outlive this
-    /// configuration.
-    pub metrics: Arc<PipeMetrics>,
 }
 
 impl ConnConfig {

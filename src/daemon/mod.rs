@@ -5,7 +5,6 @@ pub mod accept;
 pub mod conn;
 pub mod conn_log;
 pub mod conn_settings;
-pub mod counters;
 pub mod pipe;
 pub mod pipes;
 mod reload;

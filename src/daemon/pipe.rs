@@ -1,16 +1,18 @@
-//! One pipe at work: its name, its live settings (which a reload replaces) and the
-//! counts of what happened to its connections. The accept loop (`dispatch.rs`)
-//! reads the settings afresh for every connection it accepts; a connection keeps the
-//! settings it was accepted with until it closes.
+//! One pipe at work: its name, its live settings (which a reload replaces), its open
+//! connections (what `max-connections` limits) and the metrics its events go to. The
+//! accept loop (`accept.rs`) reads the settings afresh for every connection it
+//! accepts; a connection keeps the settings it was accepted with until it closes.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use crate::daemon::conn_settings::ConnConfig;
-use crate::daemon::counters::Counters;
+use crate::metrics::PipeMetrics;
 use crate::resolve::Targets;
 
 /// A pipe's settings for the connections accepted from now on.
@@ -23,7 +25,7 @@ pub struct Settings {
     /// kept fresh by the pipe's re-resolution.
     pub routes: Vec<Targets>,
     /// `max-connections`: at most this many of the pipe's connections open at once
-    /// (counted in [`Counters::open`], which reloads keep).
+    /// (counted by [`PipeState::open`], which reloads keep).
     pub limit: Option<usize>,
     /// `allow`: the networks served; empty serves all.
     pub allow: Vec<IpNet>,
@@ -46,24 +48,50 @@ impl Settings {
     }
 }
 
-/// A running pipe's state, shared by its accept loop and whoever reloads it.
+/// A running pipe's state, shared by its accept loop, its connections and whoever
+/// reloads it.
 pub struct PipeState {
     settings: RwLock<Arc<Settings>>,
     /// Set when a reload removes the pipe: its keys then admit no more sessions.
     removed: AtomicBool,
-    /// What happened to its connections.
-    pub counters: Arc<Counters>,
+    /// Connections open now, whatever the settings of the moment: a reload that keeps
+    /// the pipe keeps the count.
+    open: AtomicUsize,
+    /// Signalled when there may be room under `max-connections` again: a connection
+    /// closed, or a reload changed the limit.
+    room: Notify,
+    /// Where the pipe's events are counted, and read back for its stop report.
+    pub events: Arc<PipeMetrics>,
 }
 
 impl PipeState {
-    /// A pipe starting with `settings`, counting into the counters they hold; later
-    /// settings must hold the same.
-    pub fn new(settings: Settings) -> Arc<PipeState> {
+    /// A pipe starting with `settings`, telling `events` what its connections do.
+    pub fn new(settings: Settings, events: Arc<PipeMetrics>) -> Arc<PipeState> {
         Arc::new(PipeState {
-            counters: settings.conn.counters.clone(),
             settings: RwLock::new(Arc::new(settings)),
             removed: AtomicBool::new(false),
+            open: AtomicUsize::new(0),
+            room: Notify::new(),
+            events,
         })
+    }
+
+    /// Counts one more open connection of the pipe, until the value is dropped.
+    pub fn opened(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Open(self.clone())
+    }
+
+    /// How many of its connections are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Completes when there may be room under `max-connections` again; made before
+    /// looking at [`PipeState::open`], so that a close between the look and the wait
+    /// still wakes it.
+    pub fn room(&self) -> Notified<'_> {
+        self.room.notified()
     }
 
     /// The settings for a connection accepted now.
@@ -84,7 +112,7 @@ impl PipeState {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
         // The limit may have changed: an accept loop waiting for room looks again.
-        self.counters.room.notify_one();
+        self.room.notify_one();
     }
 
     /// Whether `key` is still one of the pipe's keys: a session whose handshake ends
@@ -97,6 +125,31 @@ impl PipeState {
     /// A reload removed the pipe: handshakes under way on it admit no session.
     pub fn remove(&self) {
         self.removed.store(true, Ordering::Relaxed);
+    }
+
+    /// With `log-connections`: says what the pipe, which `what` (stopped, removed), has
+    /// done since it started.
+    pub fn report(&self, what: &str) {
+        let settings = self.settings();
+        if !settings.conn.log_connections {
+            return;
+        }
+        let t = self.events.tally();
+        crate::log::info(&format!(
+            "pipe {} {what}: {} connections served, {} refused by allow, {} closed by idle-timeout",
+            settings.name, t.served, t.refused, t.idle_closed
+        ));
+    }
+}
+
+/// One open connection of a pipe (see [`PipeState::opened`]).
+pub struct Open(Arc<PipeState>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        // One stored permit if the accept loop is not waiting yet: it cannot miss it.
+        self.0.room.notify_one();
     }
 }
 
@@ -123,15 +176,7 @@ mod tests {
                 bind: None,
                 routed: false,
                 idle_timeout: None,
-                counters: Default::default(),
                 label: None,
-                metrics: crate::metrics::Metrics::new().pipe(
-                    "t".into(),
-                    Direction::Decrypt,
-                    1,
-                    Vec::new(),
-                    serde_json::Value::Null,
-                ),
             }),
             routes: Vec::new(),
             limit: None,

@@ -19,9 +19,8 @@ use tokio::task::AbortHandle;
 use crate::config::{Config, PipeConfig};
 use crate::daemon::accept;
 use crate::daemon::conn_settings::ConnConfig;
-use crate::daemon::counters::Counters;
 use crate::daemon::pipe::{PipeState, Settings};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, PipeMetrics};
 use crate::process::daemonize::{self, RemoveOnDrop};
 use crate::process::systemd;
 use crate::resolve::{self, Targets};
@@ -49,7 +48,7 @@ pub struct Pipes {
 struct Running {
     /// Its configuration, as last applied.
     config: PipeConfig,
-    /// Its live settings and counters.
+    /// Its live settings, open connections and metrics.
     state: Arc<PipeState>,
     /// The accept loop, which owns the listener: dropping it stops accepting.
     accepting: Accepting,
@@ -114,6 +113,8 @@ pub struct Staged(Vec<Prepared>);
 struct Prepared {
     config: PipeConfig,
     settings: Settings,
+    /// Where its events are counted: a running pipe's, when it keeps its socket.
+    events: Arc<PipeMetrics>,
     /// Where it listens.
     socket: Socket,
     /// The target addresses to re-resolve, and how often.
@@ -207,9 +208,8 @@ impl Pipes {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
                 self.offload.keep_keypairs_ahead();
             }
-            let counted = p.settings.conn.metrics.clone();
             for (targets, addr, every) in p.refresh {
-                let counted = counted.clone();
+                let counted = p.events.clone();
                 tokio::spawn(async move {
                     targets
                         .keep_fresh(&addr, every, move |ok| counted.looked_up(ok))
@@ -219,7 +219,7 @@ impl Pipes {
             let running = match p.socket {
                 Socket::Keep(i) => {
                     let mut r = old[i].take().expect("each running pipe is kept once");
-                    counted.reconfigure(
+                    p.events.reconfigure(
                         p.config.direction,
                         p.config.keys.len(),
                         p.settings.routes.clone(),
@@ -231,8 +231,8 @@ impl Pipes {
                     r
                 }
                 Socket::New(listener, socket_file, _) => {
-                    self.metrics.show(&counted);
-                    let state = PipeState::new(p.settings);
+                    self.metrics.show(&p.events);
+                    let state = PipeState::new(p.settings, p.events);
                     let (pipe, open) = (state.clone(), self.open.0.clone());
                     let offload = self.offload.clone();
                     let accepting = tokio::spawn(async move {
@@ -252,8 +252,10 @@ impl Pipes {
         }
         for gone in old.into_iter().flatten() {
             gone.state.remove();
-            self.metrics.hide(&gone.state.settings().conn.metrics);
-            gone.report("removed");
+            self.metrics.hide(&gone.state.events);
+            // Stops accepting first: the report's counts are final for new connections.
+            drop(gone.accepting);
+            gone.state.report("removed");
             changes.removed += 1;
         }
         changes
@@ -319,13 +321,9 @@ impl Pipes {
         if keys.is_empty() {
             return Err("no key file".to_owned());
         }
-        let counters = match kept {
-            Some(i) => self.running[i].state.counters.clone(),
-            None => Arc::new(Counters::default()),
-        };
         // Counted from the first look-up on; listed once the pipe serves (see apply).
-        let metrics = match kept {
-            Some(i) => self.running[i].state.settings().conn.metrics.clone(),
+        let events = match kept {
+            Some(i) => self.running[i].state.events.clone(),
             None => self.metrics.pipe(
                 pipe.name.clone(),
                 pipe.direction,
@@ -336,7 +334,7 @@ impl Pipes {
         };
         for k in &pipe.keys[..routes.len()] {
             if matches!(k.target, Address::Name { .. }) {
-                metrics.looked_up(true);
+                events.looked_up(true);
             }
         }
         let conn = ConnConfig {
@@ -357,9 +355,7 @@ impl Pipes {
             bind,
             routed,
             idle_timeout: pipe.idle_timeout,
-            counters,
             label: (!self.command_line).then(|| pipe.name.clone()),
-            metrics,
         };
         Ok(Prepared {
             config: pipe.clone(),
@@ -370,6 +366,7 @@ impl Pipes {
                 limit: pipe.max_connections,
                 allow: pipe.allow.clone(),
             },
+            events,
             socket,
             refresh,
         })
@@ -427,42 +424,14 @@ impl Pipes {
     /// Stops accepting on every pipe, then waits until every open connection of every
     /// pipe (those of pipes removed earlier included) has ended.
     pub async fn drain(mut self) {
-        let stopped: Vec<_> = self
-            .running
-            .drain(..)
-            .map(|r| (r.config, r.state))
-            .collect();
+        let stopped: Vec<_> = self.running.drain(..).map(|r| r.state).collect();
         let (tx, mut rx) = self.open;
         drop(tx);
         let _ = rx.recv().await;
-        for (config, state) in stopped {
-            report(&config, &state, "stopped");
+        for state in stopped {
+            state.report("stopped");
         }
     }
-}
-
-impl Running {
-    /// Stops accepting, and says so with the pipe's counts.
-    fn report(self, what: &str) {
-        drop(self.accepting);
-        report(&self.config, &self.state, what);
-    }
-}
-
-/// With `log-connections`: what a pipe that `what` (stopped, removed) has done.
-fn report(config: &PipeConfig, state: &PipeState, what: &str) {
-    if !config.log_connections {
-        return;
-    }
-    let c = &state.counters;
-    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    crate::log::info(&format!(
-        "pipe {} {what}: {} connections served, {} refused by allow, {} closed by idle-timeout",
-        config.name,
-        n(&c.accepted),
-        n(&c.refused),
-        n(&c.idle_closed)
-    ));
 }
 
 /// The socket options of a pipe's connections, both accepted and opened (`-j`).

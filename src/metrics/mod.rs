@@ -4,11 +4,15 @@
 //!
 //! Counting always happens (it is cheap: a few counter increments per connection, the
 //! bytes from the per-batch counters the connection log keeps anyway); only serving it
-//! is optional. Each pipe has a [`PipeMetrics`], handed from its accept loop to every
-//! connection, which holds a [`Tracked`] from accept to close.
+//! is optional. Each pipe has a [`PipeMetrics`], which the daemon tells of each event
+//! once (`events.rs`); each connection holds a [`Tracked`] from accept to close.
+//!
+//! Nothing here knows the daemon: it calls in, and reads back ([`Tally`]) what it
+//! reports itself.
 
 mod clients;
 mod collect;
+mod events;
 mod host;
 mod http;
 mod live;
@@ -27,9 +31,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+pub use events::{Tally, Tracked};
 pub use http::{Server, bind};
 pub use live::{LiveConn, State};
-pub use pipe::{PipeMetrics, Tracked};
+pub use pipe::PipeMetrics;
 pub use settings::settings;
 
 use crate::config::Direction;

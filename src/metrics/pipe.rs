@@ -1,4 +1,5 @@
-//! The counters of one pipe, and the table of its open connections.
+//! The counters of one pipe, and the table of its open connections; what counts into
+//! them is in `events.rs`.
 //!
 //! Counting stays off the packet path: events (accept, handshake, close) touch a
 //! counter once per connection, and bytes are counted only by the pumps' per-batch
@@ -7,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,12 +15,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::events::Tally;
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
 use crate::config::Direction;
 use crate::resolve::Targets;
-use crate::session::client::ConnError;
-use spiped_proto::handshake::Exchange;
 
 /// Label set `{pipe}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,10 +100,10 @@ families! {
 
 /// Bytes of connections that have closed, and the connections still open.
 #[derive(Default)]
-struct Table {
-    open: BTreeMap<u64, Arc<LiveConn>>,
+pub(super) struct Table {
+    pub(super) open: BTreeMap<u64, Arc<LiveConn>>,
     /// Plaintext bytes (from the peer, to the peer) of every closed connection.
-    retired: (u64, u64),
+    pub(super) retired: (u64, u64),
 }
 
 /// What a reload may change of a pipe that keeps its counters.
@@ -114,22 +113,25 @@ struct Current {
     routes: Vec<Targets>,
 }
 
-/// Everything counted about one pipe. Shared (in an `Arc`) by its accept loop, its
+/// Everything counted about one pipe. Shared (in an `Arc`) by the daemon's pipe, its
 /// connections and the metrics endpoint; kept across reloads that keep the pipe.
 pub struct PipeMetrics {
     label: String,
     current: RwLock<Current>,
-    accepted: Counter,
-    closed: [Counter; Closed::ALL.len()],
-    failures: [Counter; Cause::ALL.len()],
-    duration: Histogram,
-    by_key: Family<PipeKey, Counter>,
-    by_kind: [Counter; reason::KINDS.len()],
-    lookups_ok: Counter,
-    lookups_failed: Counter,
-    limit_waits: Counter,
-    refused: Counter,
+    pub(super) accepted: Counter,
+    pub(super) closed: [Counter; Closed::ALL.len()],
+    pub(super) failures: [Counter; Cause::ALL.len()],
+    pub(super) duration: Histogram,
+    pub(super) by_key: Family<PipeKey, Counter>,
+    pub(super) by_kind: [Counter; reason::KINDS.len()],
+    pub(super) lookups_ok: Counter,
+    pub(super) lookups_failed: Counter,
+    pub(super) limit_waits: Counter,
+    pub(super) refused: Counter,
     table: Mutex<Table>,
+    /// The tally when this pipe started: a pipe that takes the name of one removed
+    /// before continues its series, but its stop report counts its own connections.
+    pub(super) since: Tally,
 }
 
 /// What a scrape reads of a pipe besides its counters.
@@ -161,7 +163,7 @@ impl PipeMetrics {
                 result: result.to_owned(),
             })
         };
-        let p = PipeMetrics {
+        let mut p = PipeMetrics {
             accepted: of_pipe(&families.accepted),
             closed: Closed::ALL.map(|c| {
                 families.closed.get_or_create_owned(&PipeReason {
@@ -196,7 +198,9 @@ impl PipeMetrics {
                 routes,
             }),
             table: Mutex::default(),
+            since: Tally::default(),
         };
+        p.since = p.counted();
         p.show_keys(keys);
         p
     }
@@ -225,7 +229,7 @@ impl PipeMetrics {
     }
 
     /// The label set of key number `index` (from 0; labelled from 1, in `-k` order).
-    fn key_label(&self, index: usize) -> PipeKey {
+    pub(super) fn key_label(&self, index: usize) -> PipeKey {
         PipeKey {
             pipe: self.label.clone(),
             key: (index + 1).to_string(),
@@ -234,6 +238,11 @@ impl PipeMetrics {
 
     fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
         self.current.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The direction the pipe plays now.
+    pub(super) fn direction(&self) -> Direction {
+        self.current().direction
     }
 
     /// The `pipe` label: the config name, or the source address.
@@ -261,39 +270,9 @@ impl PipeMetrics {
         all
     }
 
-    fn table(&self) -> MutexGuard<'_, Table> {
+    pub(super) fn table(&self) -> MutexGuard<'_, Table> {
         // A panic elsewhere while holding the lock leaves consistent numbers behind.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Counts a connection accepted from `peer`, logged as `id`, and tracks it until
-    /// the returned handle is dropped.
-    pub fn accepted(self: &Arc<Self>, id: u64, peer: String) -> Tracked {
-        self.accepted.inc();
-        let conn = Arc::new(LiveConn::new(id, peer, self.current().direction));
-        self.table().open.insert(id, conn.clone());
-        Tracked {
-            pipe: self.clone(),
-            conn,
-        }
-    }
-
-    /// Counts a look-up of the target's address that succeeded (`ok`) or failed.
-    pub fn looked_up(&self, ok: bool) {
-        match ok {
-            true => self.lookups_ok.inc(),
-            false => self.lookups_failed.inc(),
-        };
-    }
-
-    /// Counts one time the connection limit was reached.
-    pub fn limit_reached(&self) {
-        self.limit_waits.inc();
-    }
-
-    /// Counts a connection closed at accept: its client is not in the allow list.
-    pub fn refused(&self) {
-        self.refused.inc();
     }
 
     /// The open connections, oldest first.
@@ -315,61 +294,6 @@ impl PipeMetrics {
             from_peer,
             to_peer,
         }
-    }
-}
-
-/// A connection counted by its pipe: open in the table until dropped.
-pub struct Tracked {
-    pipe: Arc<PipeMetrics>,
-    conn: Arc<LiveConn>,
-}
-
-impl Tracked {
-    /// The connection's live record (its traffic counters go to the pumps).
-    pub fn conn(&self) -> &LiveConn {
-        &self.conn
-    }
-
-    /// Counts the finished handshake: its duration, key and kind; the connection now
-    /// pipes to `target`.
-    pub fn established(
-        &self,
-        target: String,
-        exchange: Exchange,
-        key_index: usize,
-        took: Duration,
-    ) {
-        let p = &self.pipe;
-        p.duration.observe(took.as_secs_f64());
-        p.by_key.get_or_create(&p.key_label(key_index)).inc();
-        if let Some(i) = reason::KINDS.iter().position(|k| *k == exchange) {
-            p.by_kind[i].inc();
-        }
-        self.conn.established(target, exchange, key_index);
-    }
-
-    /// Counts how the connection ended, and stops tracking it.
-    pub fn closed(self, outcome: Result<(), &ConnError>) {
-        let (closed, cause) = reason::classify(outcome);
-        let p = &self.pipe;
-        if let Some(i) = Closed::ALL.iter().position(|c| *c == closed) {
-            p.closed[i].inc();
-        }
-        if let Some(i) = cause.and_then(|cause| Cause::ALL.iter().position(|c| *c == cause)) {
-            p.failures[i].inc();
-        }
-    }
-}
-
-impl Drop for Tracked {
-    /// Moves the connection's bytes to the pipe's closed total in the same step that
-    /// removes it from the table, so a scrape never sees them twice or not at all.
-    fn drop(&mut self) {
-        let mut t = self.pipe.table();
-        let (f, o) = self.conn.bytes();
-        t.retired.0 += f;
-        t.retired.1 += o;
-        t.open.remove(&self.conn.id);
     }
 }
 

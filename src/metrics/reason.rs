@@ -44,6 +44,11 @@ impl Closed {
         Closed::Error,
     ];
 
+    /// Its place in [`Closed::ALL`] (which lists the reasons in declaration order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The label value.
     pub fn label(self) -> &'static str {
         match self {
@@ -88,6 +93,11 @@ impl Cause {
         Cause::PeerClosed,
         Cause::Io,
     ];
+
+    /// Its place in [`Cause::ALL`] (which lists the causes in declaration order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The label value.
     pub fn label(self) -> &'static str {
@@ -204,5 +214,8 @@ mod tests {
         };
         assert!(distinct(Closed::ALL.iter().map(|c| c.label()).collect()));
         assert!(distinct(Cause::ALL.iter().map(|c| c.label()).collect()));
+        // Each counts in its own place of the arrays `ALL` sizes.
+        assert!(Closed::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
+        assert!(Cause::ALL.iter().enumerate().all(|(i, c)| c.index() == i));
     }
 }

@@ -195,10 +195,22 @@ impl Stream {
 
     /// True when nothing (no data, no EOF) arrives within `window`.
     pub fn silent_for(&mut self, window: Duration) -> Result<(), String> {
-        self.set_read_timeout(Some(window))
-            .map_err(|e| e.to_string())?;
+        let end = std::time::Instant::now() + window;
         let mut b = [0u8; 1];
-        let r = self.read(&mut b);
+        // A signal to the test process (another test's child exiting) interrupts the
+        // read: that is not the peer speaking, so wait out the rest of the window.
+        let r = loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break Err(io::ErrorKind::TimedOut.into());
+            }
+            self.set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            match self.read(&mut b) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
         self.set_read_timeout(None).map_err(|e| e.to_string())?;
         match r {
             Err(e)

@@ -402,16 +402,7 @@ fn with_pipe(
                 bind: None,
                 routed: false,
                 idle_timeout: None,
-                counters: Default::default(),
                 label: None,
-                // Counted like a daemon's connections, so the benchmark pays what they pay.
-                metrics: Metrics::new().pipe(
-                    "bench".into(),
-                    direction,
-                    1,
-                    Vec::new(),
-                    serde_json::Value::Null,
-                ),
             })
         };
         let pipe = |direction, to: &Listener| {
@@ -422,7 +413,15 @@ fn with_pipe(
                 limit: None,
                 allow: Vec::new(),
             };
-            crate::daemon::pipe::PipeState::new(settings)
+            // Counted like a daemon's connections, so the benchmark pays what they pay.
+            let events = Metrics::new().pipe(
+                "bench".into(),
+                direction,
+                1,
+                Vec::new(),
+                serde_json::Value::Null,
+            );
+            crate::daemon::pipe::PipeState::new(settings, events)
         };
         let (to_target, to_decrypt) = (
             pipe(Direction::Decrypt, &target),
