@@ -8,22 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::live::LiveConn;
-use super::pipe::PipeMetrics;
+use super::pipe::{PipeMetrics, Tally};
 use super::reason::{self, Closed};
 use crate::session::client::ConnError;
 use spiped_proto::handshake::Exchange;
-
-/// What a pipe's connections came to since the pipe started (reloads that keep the
-/// pipe keep counting): what its stop report says.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Connections accepted and served (not refused by `allow`).
-    pub served: u64,
-    /// Connections closed at accept because `allow` does not list the client.
-    pub refused: u64,
-    /// Sessions closed by `idle-timeout`.
-    pub idle_closed: u64,
-}
 
 impl PipeMetrics {
     /// A connection accepted from `peer` (not refused), numbered `id` in the log:

@@ -31,10 +31,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use events::{Tally, Tracked};
+pub use events::Tracked;
 pub use http::{Server, bind};
 pub use live::{LiveConn, State};
-pub use pipe::PipeMetrics;
+pub use pipe::{PipeMetrics, Tally};
 pub use settings::settings;
 
 use crate::config::Direction;

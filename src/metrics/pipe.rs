@@ -15,7 +15,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::events::Tally;
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
 use crate::config::Direction;
@@ -96,6 +95,18 @@ families! {
     refused: Family<PipeLabel, Counter> = Family::default(),
         "connections_refused",
         "Connections closed at accept because the client is not in the pipe's allow list";
+}
+
+/// What a pipe's connections came to since the pipe started (reloads that keep the
+/// pipe keep counting): what its stop report says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Connections accepted and served (not refused by `allow`).
+    pub served: u64,
+    /// Connections closed at accept because `allow` does not list the client.
+    pub refused: u64,
+    /// Sessions closed by `idle-timeout`.
+    pub idle_closed: u64,
 }
 
 /// Bytes of connections that have closed, and the connections still open.
