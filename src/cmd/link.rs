@@ -10,10 +10,9 @@ use std::time::Duration;
 use spiped_proto::handshake::Mode;
 use spiped_transports::Address;
 
-use super::parse::{Mistake, Refusal, address, bind_address, c_seconds, required};
+use crate::config::DEFAULT_TIMEOUT;
 
-/// The connect + handshake timeout when `-o` is not given, as upstream.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+use super::parse::{Mistake, Refusal, address, bind_address, c_seconds, required};
 
 /// The shared options as given, values still words.
 #[derive(Debug, Default)]

@@ -103,26 +103,17 @@ impl PipeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Direction;
+    use crate::config::{Direction, PipeConfig};
     use crate::daemon::conn_settings::ConnConfig;
-    use spiped_proto::handshake::Mode;
     use spiped_proto::key::Key;
 
     fn allowing(nets: &[&str]) -> Settings {
         Settings {
             name: "t".into(),
             conn: Arc::new(ConnConfig {
-                direction: Direction::Decrypt,
+                pipe: Arc::new(PipeConfig::new("t".into(), Direction::Decrypt)),
                 keys: vec![Key::from_file_contents(b"k")],
-                proxy: None,
-                connect_after_handshake: false,
-                log_connections: false,
-                mode: Mode::default(),
-                timeout: std::time::Duration::from_secs(1),
-                stream: Default::default(),
                 bind: None,
-                routed: false,
-                idle_timeout: None,
                 counters: Default::default(),
                 label: None,
                 metrics: crate::metrics::Metrics::new().pipe(

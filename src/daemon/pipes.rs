@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -26,7 +26,7 @@ use crate::process::daemonize::{self, RemoveOnDrop};
 use crate::process::systemd;
 use crate::resolve::{self, Targets};
 use crate::session::offload::Offload;
-use spiped_proto::handshake::{Handshake, Mode};
+use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
 /// The pipes being served, and what they share.
@@ -204,7 +204,7 @@ impl Pipes {
         let mut changes = Changes::default();
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in staged.0 {
-            if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
+            if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.pipe.mode()) {
                 self.offload.keep_keypairs_ahead();
             }
             let counted = p.settings.conn.metrics.clone();
@@ -309,7 +309,6 @@ impl Pipes {
             bind,
             source,
         } = found;
-        let routed = pipe.routes_by_key();
         // Like C, with -D nothing listens before every address resolves.
         let kept = self.kept(pipe);
         let socket = match kept {
@@ -340,23 +339,11 @@ impl Pipes {
             }
         }
         let conn = ConnConfig {
-            direction: pipe.direction,
+            pipe: Arc::new(pipe.clone()),
             // As loaded: taking the first out would shift the others down and leave a
             // copy of the last behind the vector's end, where no drop wipes it.
             keys,
-            proxy: pipe.proxy,
-            connect_after_handshake: pipe.connect_after_handshake,
-            log_connections: pipe.log_connections,
-            mode: Mode {
-                fast: pipe.fast,
-                require_pfs: pipe.require_pfs,
-                x25519: pipe.x25519,
-            },
-            timeout: pipe.timeout,
-            stream: stream_options(pipe),
             bind,
-            routed,
-            idle_timeout: pipe.idle_timeout,
             counters,
             label: (!self.command_line).then(|| pipe.name.clone()),
             metrics,
@@ -403,7 +390,7 @@ impl Pipes {
             uid,
             gid,
         };
-        let listener = Listener::bind_with(&ep, file, stream_options(pipe)).map_err(|e| {
+        let listener = Listener::bind_with(&ep, file, pipe.stream()).map_err(|e| {
             let unix_in_use =
                 e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
             let why = match unix_in_use {
@@ -463,13 +450,6 @@ fn report(config: &PipeConfig, state: &PipeState, what: &str) {
         n(&c.refused),
         n(&c.idle_closed)
     ));
-}
-
-/// The socket options of a pipe's connections, both accepted and opened (`-j`).
-fn stream_options(pipe: &PipeConfig) -> StreamOptions {
-    StreamOptions {
-        keepalive: pipe.keepalive,
-    }
 }
 
 /// Resolves `addr`, retrying until it works when `patient` (`-D`).

@@ -1,41 +1,62 @@
-//! What the status page shows of a pipe's configuration: every setting except key
-//! material (key files are named, never read out).
+//! What the status page shows of a pipe's configuration: its serialized form, which
+//! leaves key material out (key files are named, never read out).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::config::Direction;
 use crate::config::PipeConfig;
 
-/// The settings of `pipe`, as a JSON object. Key files appear as paths only, each with
-/// its target: nothing derived from their contents is ever shown.
+/// The settings of `pipe`, as a JSON object.
 pub fn settings(pipe: &PipeConfig) -> Value {
-    let secs = |d: std::time::Duration| d.as_secs_f64();
-    let keys: Vec<Value> = (pipe.keys.iter())
-        .map(|k| json!({ "file": k.file, "target": k.target.to_string() }))
-        .collect();
-    json!({
-        "name": pipe.name,
-        "direction": match pipe.direction {
-            Direction::Encrypt => "encrypt",
-            Direction::Decrypt => "decrypt",
-        },
-        "source": pipe.source.as_ref().map(|a| a.to_string()),
-        "keys": keys,
-        "bind": pipe.bind.as_ref().map(|a| a.to_string()),
-        "fast": pipe.fast,
-        "require_pfs": pipe.require_pfs,
-        "x25519": pipe.x25519,
-        "max_connections": pipe.max_connections,
-        "timeout_seconds": secs(pipe.timeout),
-        "resolve_interval_seconds": pipe.resolve_interval.map(secs),
-        "idle_timeout_seconds": pipe.idle_timeout.map(secs),
-        "keepalive": pipe.keepalive,
-        "proxy": pipe.proxy.map(|p| match p {
-            crate::session::proxy::Version::V1 => "v1",
-            crate::session::proxy::Version::V2 => "v2",
-        }),
-        "connect_after_handshake": pipe.connect_after_handshake,
-        "log_connections": pipe.log_connections,
-        "allow": pipe.allow.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-    })
+    // Text, numbers and lists only: nothing here can fail to serialize.
+    serde_json::to_value(pipe).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Direction, KeyRoute};
+    use crate::session::proxy::Version;
+
+    /// The bytes the status page has always shown (written by hand before they came
+    /// from serde): names, units and order are what dashboards read.
+    #[test]
+    fn shows_every_setting_but_key_material() {
+        let address = |s: &str| spiped_transports::Address::parse(s).unwrap();
+        let shown = |p: &PipeConfig| serde_json::to_string(&settings(p)).unwrap();
+        let mut pipe = PipeConfig::new("web".into(), Direction::Decrypt);
+        assert_eq!(
+            shown(&pipe),
+            r#"{"allow":[],"bind":null,"connect_after_handshake":false,"direction":"decrypt","fast":false,"idle_timeout_seconds":null,"keepalive":true,"keys":[],"log_connections":false,"max_connections":100,"name":"web","proxy":null,"require_pfs":false,"resolve_interval_seconds":60.0,"source":null,"timeout_seconds":5.0,"x25519":false}"#
+        );
+        let key = |file: &str, target, at: Option<&str>| KeyRoute {
+            file: file.into(),
+            target: address(target),
+            at: at.map(Into::into),
+        };
+        pipe.source = Some(address("[::1]:8025"));
+        pipe.keys = vec![
+            key("/etc/a.key", "localhost:25", Some("f:3")),
+            key("/etc/b.key", "/run/b.sock", None),
+        ];
+        pipe.bind = Some(address("10.0.0.1:0"));
+        pipe.keepalive = false;
+        (pipe.fast, pipe.require_pfs, pipe.x25519) = (true, true, true);
+        pipe.max_connections = None;
+        pipe.timeout = Duration::from_millis(2500);
+        pipe.resolve_interval = None;
+        pipe.proxy = Some(Version::V2);
+        pipe.connect_after_handshake = true;
+        pipe.log_connections = true;
+        pipe.socket_mode = Some(0o660);
+        pipe.allow = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        pipe.idle_timeout = Some(Duration::from_secs(90));
+        assert_eq!(
+            shown(&pipe),
+            r#"{"allow":["10.0.0.0/8","::1/128"],"bind":"[10.0.0.1]:0","connect_after_handshake":true,"direction":"decrypt","fast":true,"idle_timeout_seconds":90.0,"keepalive":false,"keys":[{"file":"/etc/a.key","target":"localhost:25"},{"file":"/etc/b.key","target":"/run/b.sock"}],"log_connections":true,"max_connections":null,"name":"web","proxy":"v2","require_pfs":true,"resolve_interval_seconds":null,"source":"[::1]:8025","timeout_seconds":2.5,"x25519":true}"#
+        );
+        pipe.proxy = Some(Version::V1);
+        assert!(shown(&pipe).contains(r#""proxy":"v1""#));
+    }
 }

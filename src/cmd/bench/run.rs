@@ -22,7 +22,7 @@ use spiped_transports::event_loop::block_on;
 use spiped_transports::{Endpoint, Listener, SocketStream, StreamOptions, Transport, connect};
 
 use super::args::{BenchOptions, parse};
-use crate::config::Direction;
+use crate::config::{Direction, PipeConfig};
 use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::Metrics;
 use crate::resolve::Targets;
@@ -391,17 +391,9 @@ fn with_pipe(
         let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
         let config = |direction| {
             Arc::new(ConnConfig {
-                direction,
+                pipe: Arc::new(PipeConfig::new("bench".into(), direction)),
                 keys: vec![key.clone()],
-                proxy: None,
-                connect_after_handshake: false,
-                log_connections: false,
-                mode: Mode::default(),
-                timeout: Duration::from_secs(5),
-                stream: StreamOptions::default(),
                 bind: None,
-                routed: false,
-                idle_timeout: None,
                 counters: Default::default(),
                 label: None,
                 // Counted like a daemon's connections, so the benchmark pays what they pay.
@@ -431,13 +423,14 @@ fn with_pipe(
         let entry = encrypt.endpoint().clone();
         // One process, one off-loop policy: it counts both daemons' connections.
         let offload = crate::session::offload::Offload::new();
-        // A daemon that never stops: no shutdown, no giving up.
+        // Each connection holds a sender, as a daemon's do; nothing waits for them here.
+        let (open, _) = tokio::sync::mpsc::channel::<()>(1);
         let daemon = |listener, pipe| {
-            let never = std::future::pending::<()>;
-            crate::daemon::accept::serve(listener, pipe, offload.clone(), never(), never())
+            let (offload, open) = (offload.clone(), open.clone());
+            async move { crate::daemon::accept::accept_loop(&listener, pipe, offload, open).await }
         };
         let daemons =
-            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt),) };
+            async { tokio::join!(daemon(decrypt, to_target), daemon(encrypt, to_decrypt)) };
         let targets = async {
             loop {
                 match target.accept(StreamOptions::default()).await {

@@ -9,7 +9,10 @@ use spiped_transports::Address;
 
 use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
-use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
+use crate::config::{
+    Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESOLVE_INTERVAL, Direction, KeyRoute, PipeConfig,
+    Process,
+};
 use crate::process::daemonize::{UserSpec, UserSpecError};
 
 pub(super) const TOOL: Tool = Tool {
@@ -40,12 +43,6 @@ pub(super) const CONFIG_OPTIONS: &[&str] = &[
     "--sandbox",
     "--no-sandbox",
 ];
-
-/// How often the target is re-resolved when neither `-r` nor `-R` is given.
-const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The simultaneous-connection limit when `-n` is not given.
-const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
 pub fn parse(args: &[String]) -> Parsed<Invocation> {
@@ -340,12 +337,11 @@ impl Args {
                 at: None,
             })
             .collect();
+        let name = source.as_ref().map_or_else(
+            || "socket passed by systemd".to_owned(),
+            ToString::to_string,
+        );
         let pipe = PipeConfig {
-            name: source.as_ref().map_or_else(
-                || "socket passed by systemd".to_owned(),
-                ToString::to_string,
-            ),
-            direction,
             source,
             keys,
             bind: link.bind,
@@ -376,9 +372,8 @@ impl Args {
                 .map(|s| UserSpec::parse(s, "--socket-owner").map_err(|e| e.to_string()))
                 .transpose()
                 .map_err(value("socket-owner"))?,
-            // Only a configuration file sets these.
-            allow: Vec::new(),
-            idle_timeout: None,
+            // A configuration file sets the rest.
+            ..PipeConfig::new(name, direction)
         };
         let process = Process {
             wait_dns: self.wait_dns,
