@@ -151,11 +151,11 @@ impl Pipes {
 
     /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
     /// `bind`, and the sources of pipes that do not keep a running socket. Retries
-    /// until each works when `patient` (`-D`). Binds nothing.
-    pub async fn look_up(&self, config: &Config, patient: bool) -> Result<LookedUp, String> {
+    /// until each works when `wait_dns` (`-D`). Binds nothing.
+    pub async fn look_up(&self, config: &Config, wait_dns: bool) -> Result<LookedUp, String> {
         let mut found = Vec::new();
         for pipe in &config.pipes {
-            let f = self.look_up_pipe(pipe, patient).await;
+            let f = self.look_up_pipe(pipe, wait_dns).await;
             found.push(f.map_err(|e| self.about(pipe, e))?);
         }
         Ok(LookedUp(found))
@@ -260,12 +260,12 @@ impl Pipes {
     }
 
     /// The look-ups of one pipe (see [`Pipes::look_up`]).
-    async fn look_up_pipe(&self, pipe: &PipeConfig, patient: bool) -> Result<Found, String> {
+    async fn look_up_pipe(&self, pipe: &PipeConfig, wait_dns: bool) -> Result<Found, String> {
         let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
         for k in &pipe.keys[..if routed { pipe.keys.len() } else { 1 }] {
-            let targets = Targets::new(look_up(&k.target, patient).await?);
+            let targets = Targets::new(look_up(&k.target, wait_dns).await?);
             if let Some(every) = pipe.resolve_interval {
                 refresh.push((targets.clone(), k.target.clone(), every));
             }
@@ -273,12 +273,12 @@ impl Pipes {
         }
         let bind = match &pipe.bind {
             Some(b) => Some(
-                resolve::bind_address(b, look_up(b, patient).await?).map_err(|e| e.to_string())?,
+                resolve::bind_address(b, look_up(b, wait_dns).await?).map_err(|e| e.to_string())?,
             ),
             None => None,
         };
         let source = match (&pipe.source, self.kept(pipe)) {
-            (Some(s), None) => Some(look_up(s, patient).await?),
+            (Some(s), None) => Some(look_up(s, wait_dns).await?),
             _ => None,
         };
         Ok(Found {
@@ -452,7 +452,7 @@ fn report(config: &PipeConfig, state: &PipeState, what: &str) {
     ));
 }
 
-/// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    (resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())
+/// Resolves `addr`, retrying until it works when `wait_dns` (`-D`).
+async fn look_up(addr: &Address, wait_dns: bool) -> Result<Vec<Endpoint>, String> {
+    (resolve::resolve_or_wait(addr, wait_dns).await).map_err(|e| e.to_string())
 }

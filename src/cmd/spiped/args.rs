@@ -7,8 +7,8 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
+use crate::cmd::shared_options::{SharedArgs, shared_args};
 use crate::config::{
     Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_RESOLVE_INTERVAL, Direction, KeyRoute, PipeConfig,
     Process,
@@ -292,7 +292,7 @@ impl Args {
                 .map_err(|(_, m)| m)?,
             sandbox: match (&self.sandbox, self.no_sandbox) {
                 (None, false) => None,
-                _ => Some(crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?),
+                _ => Some(crate::cmd::values::sandbox(self.sandbox, self.no_sandbox)?),
             },
             metrics: parse_metrics(self.metrics.as_deref()).map_err(|(_, m)| m)?,
         })
@@ -306,10 +306,10 @@ impl Args {
         let direction = self.direction()?;
         let source = self.source()?;
         let mut keys = std::mem::take(&mut self.key).into_iter();
-        let link = link_args!(self, keys.next());
-        link.check_shape()?;
+        let shared = shared_args!(self, keys.next());
+        shared.check_shape()?;
         let extra_key_files: Vec<String> = keys.collect();
-        self.check_for(direction, &link, &extra_key_files)?;
+        self.check_for(direction, &shared, &extra_key_files)?;
         let resolve_interval = self.resolve_interval()?;
         let max_connections = match &self.max_connections {
             None => Some(DEFAULT_MAX_CONNECTIONS),
@@ -319,21 +319,21 @@ impl Args {
             },
         };
 
-        let sandbox = crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)
+        let sandbox = crate::cmd::values::sandbox(self.sandbox, self.no_sandbox)
             .map_err(|m| ("sandbox", m))?;
         let pidfile = self
             .pidfile
             .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
         let source = source
-            .map(|s| crate::cmd::parse::address(&s, "-s/--source").map_err(|m| ("source", m)))
+            .map(|s| crate::cmd::values::address(&s, "-s/--source").map_err(|m| ("source", m)))
             .transpose()?;
-        let link = link.validate()?;
+        let shared = shared.validate()?;
         let user = parse_user(self.user.as_deref())?;
-        let keys = std::iter::once(link.key_file)
+        let keys = std::iter::once(shared.key_file)
             .chain(extra_key_files)
             .map(|file| KeyRoute {
                 file,
-                target: link.target.clone(),
+                target: shared.target.clone(),
                 at: None,
             })
             .collect();
@@ -344,13 +344,13 @@ impl Args {
         let pipe = PipeConfig {
             source,
             keys,
-            bind: link.bind,
-            keepalive: link.keepalive,
-            fast: link.mode.fast,
-            require_pfs: link.mode.require_pfs,
-            x25519: link.mode.x25519,
+            bind: shared.bind,
+            keepalive: shared.keepalive,
+            fast: shared.mode.fast,
+            require_pfs: shared.mode.require_pfs,
+            x25519: shared.mode.x25519,
             max_connections,
-            timeout: link.timeout,
+            timeout: shared.timeout,
             resolve_interval,
             proxy: self
                 .proxy
@@ -411,7 +411,7 @@ impl Args {
         let source = match self.source.take() {
             None if std::env::var_os("LISTEN_FDS").is_some() => None,
             s => Some(
-                crate::cmd::parse::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
+                crate::cmd::values::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
             ),
         };
         let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
@@ -434,7 +434,7 @@ impl Args {
     fn check_for(
         &self,
         direction: Direction,
-        link: &LinkArgs,
+        shared: &SharedArgs,
         extra_key_files: &[String],
     ) -> Result<(), Refusal> {
         if !extra_key_files.is_empty() {
@@ -445,7 +445,7 @@ impl Args {
                      several keys (key rotation); -e/--encrypt uses one",
                 ));
             }
-            if extra_key_files.iter().chain(&link.key).any(|k| k == "-") {
+            if extra_key_files.iter().chain(&shared.key).any(|k| k == "-") {
                 return Err(shape(
                     "key",
                     "-k - (key from standard input) cannot be combined with another -k",
@@ -466,7 +466,7 @@ impl Args {
                  always connects before its handshake",
             ));
         }
-        if link.x25519 && direction == Direction::Decrypt {
+        if shared.x25519 && direction == Direction::Decrypt {
             return Err(shape(
                 "x25519",
                 "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
@@ -482,7 +482,7 @@ impl Args {
             .resolve_interval
             .as_deref()
             .map(|s| {
-                crate::cmd::parse::c_seconds(s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
+                crate::cmd::values::c_seconds(s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
             })
             .transpose()
             .map_err(value("resolve-interval"))?;
@@ -514,13 +514,13 @@ fn value(key: &'static str) -> impl Fn(String) -> Refusal {
 /// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
 /// `-s`'s syntax.
 pub(crate) fn parse_metrics(s: Option<&str>) -> Result<Option<Address>, Refusal> {
-    s.map(|s| crate::cmd::parse::address(s, "--metrics").map_err(|m| ("metrics", m)))
+    s.map(|s| crate::cmd::values::address(s, "--metrics").map_err(|m| ("metrics", m)))
         .transpose()
 }
 
 /// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
 pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
-    s.map(|s| crate::cmd::parse::seconds(s, "--drain-timeout"))
+    s.map(|s| crate::cmd::values::seconds(s, "--drain-timeout"))
         .transpose()
         .map_err(|m| ("drain-timeout", Mistake::Value(m)))
 }

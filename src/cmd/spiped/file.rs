@@ -290,12 +290,12 @@ impl Locator<'_> {
 }
 
 /// Collects a raw pipe's values as command-line words, remembering where each was.
-struct Words<'a> {
+struct PipeValues<'a> {
     at: &'a Locator<'a>,
     spans: HashMap<&'static str, Range<usize>>,
 }
 
-impl Words<'_> {
+impl PipeValues<'_> {
     fn flag(&mut self, key: &'static str, v: Option<Spanned<bool>>) -> bool {
         v.is_some_and(|v| {
             self.spans.insert(key, v.span());
@@ -350,11 +350,11 @@ fn number_words(v: &toml::Value) -> Result<String, String> {
 
 /// Checks one `[[pipe]]` table (at `span`, its header) into a pipe's configuration.
 fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, String> {
-    let mut w = Words {
+    let mut w = PipeValues {
         at,
         spans: HashMap::new(),
     };
-    let error = |w: &Words, key: &'static str, msg: &str| {
+    let error = |w: &PipeValues, key: &'static str, msg: &str| {
         at.error(w.spans.get(key).unwrap_or(&span), Some(key), msg)
     };
     let name = w.text("name", raw.name);
@@ -455,7 +455,7 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
         }
     }
     let idle_timeout = idle
-        .map(|s| crate::cmd::parse::seconds(&s, "idle-timeout"))
+        .map(|s| crate::cmd::values::seconds(&s, "idle-timeout"))
         .transpose()
         .map_err(|e| error(&w, "idle-timeout", &e))?;
     let name = name.or(source).unwrap_or_default();
@@ -469,15 +469,15 @@ fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<PipeConfig, St
 }
 
 /// A key file with where it is written.
-type Located = (String, Range<usize>);
+type KeyFileAt = (String, Range<usize>);
 
 /// The key files of `key` (a path or a list) or `keys` (tables with a `file` and maybe a
 /// `target`), with each one's own target if it has one.
 fn key_list(
-    w: &mut Words,
+    w: &mut PipeValues,
     key: Option<Spanned<toml::Value>>,
     keys: Option<Spanned<Vec<RawKey>>>,
-) -> Result<(Vec<Located>, Vec<Option<String>>), String> {
+) -> Result<(Vec<KeyFileAt>, Vec<Option<String>>), String> {
     let at = w.at;
     match (key, keys) {
         (Some(_), Some(keys)) => Err(at.error(
