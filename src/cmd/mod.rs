@@ -15,6 +15,7 @@ pub(crate) mod values;
 pub mod spiped {
     pub mod args;
     pub mod file;
+    mod pipe_args;
     pub mod run;
     #[cfg(test)]
     mod tests;
@@ -35,6 +36,8 @@ pub mod keygen {
 /// `spiped bench`: this machine's throughput and handshake rate.
 pub mod bench {
     pub mod args;
+    mod crypto;
+    mod loopback;
     pub mod run;
 }
 
