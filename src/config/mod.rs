@@ -4,6 +4,8 @@
 //! through the command line's validation, so a mistake is worded alike in both.
 
 pub mod keys;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};

@@ -71,7 +71,7 @@ pub async fn accept_loop(
         // The settings of the moment the connection arrived: a reload while this task
         // waited in accept must apply to it.
         let settings = pipe.settings();
-        if !settings.allow.is_empty() {
+        if !settings.conn.pipe.allow.is_empty() {
             let peer = stream.peer();
             if !settings.allows(&peer) {
                 pipe.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -79,7 +79,7 @@ pub async fn accept_loop(
                 if settings.conn.pipe.log_connections {
                     log::info(&format!(
                         "{}: connection from {peer} refused: not in the pipe's allow list",
-                        settings.name
+                        settings.conn.pipe.name
                     ));
                 }
                 continue;
@@ -113,8 +113,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
         let room = pipe.counters.room.notified();
         {
             let settings = pipe.settings();
-            let full = settings
-                .limit
+            let full = (settings.conn.pipe.max_connections)
                 .filter(|&limit| pipe.counters.open.load(Ordering::Relaxed) >= limit);
             let Some(limit) = full else {
                 *at_limit &= !first_look;
@@ -124,7 +123,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
                 settings.conn.metrics.limit_reached();
                 log::warn(&format!(
                     "{}: connection limit reached ({limit} open); new connections wait until one closes",
-                    settings.name
+                    settings.conn.pipe.name
                 ));
                 *at_limit = true;
             }

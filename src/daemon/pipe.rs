@@ -7,32 +7,26 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ipnet::IpNet;
-
 use crate::daemon::conn_settings::ConnConfig;
 use crate::daemon::counters::Counters;
 use crate::resolve::Targets;
 
 /// A pipe's settings for the connections accepted from now on.
 pub struct Settings {
-    /// How logs (and metrics) name the pipe.
-    pub name: String,
-    /// What each connection does.
+    /// What each connection does, with the pipe's configuration (its name,
+    /// `max-connections`, `allow`).
     pub conn: Arc<ConnConfig>,
     /// The target addresses of each key (one entry when all keys share the target),
     /// kept fresh by the pipe's re-resolution.
     pub routes: Vec<Targets>,
-    /// `max-connections`: at most this many of the pipe's connections open at once
-    /// (counted in [`Counters::open`], which reloads keep).
-    pub limit: Option<usize>,
-    /// `allow`: the networks served; empty serves all.
-    pub allow: Vec<IpNet>,
 }
 
 impl Settings {
-    /// Whether a client at `peer` (an address as the listener reports it) is served.
+    /// Whether a client at `peer` (an address as the listener reports it) is served:
+    /// `allow` lists it, or lists nothing.
     pub fn allows(&self, peer: &str) -> bool {
-        if self.allow.is_empty() {
+        let allow = &self.conn.pipe.allow;
+        if allow.is_empty() {
             return true;
         }
         let ip = peer
@@ -41,7 +35,7 @@ impl Settings {
             .or_else(|_| peer.parse::<IpAddr>());
         ip.is_ok_and(|ip| {
             let ip = ip.to_canonical();
-            self.allow.iter().any(|net| net.contains(&ip))
+            allow.iter().any(|net| net.contains(&ip))
         })
     }
 }
@@ -108,10 +102,11 @@ mod tests {
     use spiped_proto::key::Key;
 
     fn allowing(nets: &[&str]) -> Settings {
+        let mut pipe = PipeConfig::new("t".into(), Direction::Decrypt);
+        pipe.allow = nets.iter().map(|n| n.parse().unwrap()).collect();
         Settings {
-            name: "t".into(),
             conn: Arc::new(ConnConfig {
-                pipe: Arc::new(PipeConfig::new("t".into(), Direction::Decrypt)),
+                pipe: Arc::new(pipe),
                 keys: vec![Key::from_file_contents(b"k")],
                 bind: None,
                 counters: Default::default(),
@@ -125,8 +120,6 @@ mod tests {
                 ),
             }),
             routes: Vec::new(),
-            limit: None,
-            allow: nets.iter().map(|n| n.parse().unwrap()).collect(),
         }
     }
 

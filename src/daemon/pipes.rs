@@ -351,11 +351,8 @@ impl Pipes {
         Ok(Prepared {
             config: pipe.clone(),
             settings: Settings {
-                name: pipe.name.clone(),
                 conn: Arc::new(conn),
                 routes,
-                limit: pipe.max_connections,
-                allow: pipe.allow.clone(),
             },
             socket,
             refresh,

@@ -101,7 +101,11 @@ fn with_pipe(
         let (target, decrypt, encrypt) = (listen()?, listen()?, listen()?);
         let config = |direction| {
             Arc::new(ConnConfig {
-                pipe: Arc::new(PipeConfig::new("bench".into(), direction)),
+                // No limit: nothing to wait for but the measured connection.
+                pipe: Arc::new(PipeConfig {
+                    max_connections: None,
+                    ..PipeConfig::new("bench".into(), direction)
+                }),
                 keys: vec![key.clone()],
                 bind: None,
                 counters: Default::default(),
@@ -118,11 +122,8 @@ fn with_pipe(
         };
         let pipe = |direction, to: &Listener| {
             let settings = crate::daemon::pipe::Settings {
-                name: "bench".to_owned(),
                 conn: config(direction),
                 routes: vec![Targets::new(vec![to.endpoint().clone()])],
-                limit: None,
-                allow: Vec::new(),
             };
             crate::daemon::pipe::PipeState::new(settings)
         };
