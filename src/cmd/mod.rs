@@ -3,17 +3,19 @@
 //! program name and returning the process exit status); and the dispatch to them by
 //! program name (`spiped`, `spipe`) or first argument (`spiped keygen`).
 //!
-//! [`argv`] and [`parse`] hold what every command line shares; [`link`] the options
+//! [`argv`] and [`parse`] hold what every command line shares; [`shared_options`] the options
 //! `spiped` and `spipe` share.
 
 pub mod argv;
-pub mod link;
 pub mod parse;
+pub mod shared_options;
+pub(crate) mod values;
 
 /// `spiped`: the daemon.
 pub mod spiped {
     pub mod args;
     pub mod file;
+    mod pipe_args;
     pub mod run;
     #[cfg(test)]
     mod tests;
@@ -34,6 +36,8 @@ pub mod keygen {
 /// `spiped bench`: this machine's throughput and handshake rate.
 pub mod bench {
     pub mod args;
+    mod crypto;
+    mod loopback;
     pub mod run;
 }
 

@@ -4,18 +4,32 @@
 //! through the command line's validation, so a mistake is worded alike in both.
 
 pub mod keys;
+#[cfg(test)]
+mod tests;
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use spiped_transports::Address;
+use serde::{Serialize, Serializer};
+use spiped_transports::{Address, StreamOptions};
 
 use crate::process::daemonize::UserSpec;
-use spiped_proto::handshake::Role;
+use spiped_proto::handshake::{Mode, Role};
+
+/// The connect + handshake timeout when `-o` / `timeout` is not given, as upstream.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the target is re-resolved when neither `-r` nor `-R` is given.
+pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The simultaneous-connection limit when `-n` / `max-connections` is not given.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// Which side of the protocol the daemon plays for its accepted connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// `-e`: accept plaintext, connect encrypted (protocol client).
     Encrypt,
@@ -73,7 +87,12 @@ pub struct Process {
 }
 
 /// One pipe: a source to listen on, and what to do with each connection to it.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Carried whole to where each setting is used (a connection's settings hold it), and
+/// serialized as the pipe's `settings` on the status page: every setting except
+/// the socket file's mode and owner, durations in seconds, key files by path only
+/// (nothing derived from their contents is ever shown).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PipeConfig {
     /// How logs (and later metrics) name the pipe: the file's `name`, or the source
     /// address as written.
@@ -82,11 +101,13 @@ pub struct PipeConfig {
     pub direction: Direction,
     /// Where to listen; `None` only under systemd socket activation from the command
     /// line, which passed the socket to serve.
+    #[serde(serialize_with = "shown")]
     pub source: Option<Address>,
     /// The keys, newest first: the first is the one `encrypt` uses; a decrypting pipe
     /// accepts clients holding any of them, each sent to its key's target.
     pub keys: Vec<KeyRoute>,
     /// `bind`: local address for outgoing connections.
+    #[serde(serialize_with = "shown")]
     pub bind: Option<Address>,
     /// TCP keep-alives (`no-keepalive` turns them off).
     pub keepalive: bool,
@@ -99,35 +120,44 @@ pub struct PipeConfig {
     /// `max-connections`; `None` means no limit.
     pub max_connections: Option<usize>,
     /// `timeout`: connect plus handshake.
+    #[serde(rename = "timeout_seconds", serialize_with = "seconds")]
     pub timeout: Duration,
     /// `resolve-interval`; `None` with `no-resolve`.
+    #[serde(rename = "resolve_interval_seconds", serialize_with = "seconds")]
     pub resolve_interval: Option<Duration>,
     /// `proxy`.
+    #[serde(serialize_with = "proxy_version")]
     pub proxy: Option<crate::session::proxy::Version>,
     /// `connect-after-handshake`.
     pub connect_after_handshake: bool,
     /// `log-connections`.
     pub log_connections: bool,
     /// `socket-mode`.
+    #[serde(skip)]
     pub socket_mode: Option<u32>,
     /// `socket-owner`.
+    #[serde(skip)]
     pub socket_owner: Option<UserSpec>,
     /// `allow`: the client addresses served; empty means all. Others are closed as
     /// soon as they are accepted.
+    #[serde(serialize_with = "shown")]
     pub allow: Vec<IpNet>,
     /// `idle-timeout`: a session that moves no byte either way for this long is
     /// closed; `None` (the default, as in C) never.
+    #[serde(rename = "idle_timeout_seconds", serialize_with = "seconds")]
     pub idle_timeout: Option<Duration>,
 }
 
 /// A key file of a pipe and the target of the clients that hold it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct KeyRoute {
     /// The key file's path (`-` for standard input, on the command line only).
     pub file: String,
     /// Where a session using this key is connected to.
+    #[serde(serialize_with = "shown")]
     pub target: Address,
     /// `FILE:LINE` of the key in a configuration file, for errors found on loading it.
+    #[serde(skip)]
     pub at: Option<String>,
 }
 
@@ -154,9 +184,111 @@ impl Config {
 }
 
 impl PipeConfig {
+    /// A pipe named `name` that goes `direction`, with every option as C's defaults:
+    /// no source and no key yet, for its maker to fill in.
+    pub fn new(name: String, direction: Direction) -> PipeConfig {
+        PipeConfig {
+            name,
+            direction,
+            source: None,
+            keys: Vec::new(),
+            bind: None,
+            keepalive: true,
+            fast: false,
+            require_pfs: false,
+            x25519: false,
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            timeout: DEFAULT_TIMEOUT,
+            resolve_interval: Some(DEFAULT_RESOLVE_INTERVAL),
+            proxy: None,
+            connect_after_handshake: false,
+            log_connections: false,
+            socket_mode: None,
+            socket_owner: None,
+            allow: Vec::new(),
+            idle_timeout: None,
+        }
+    }
+
+    /// The handshake's options (`fast`, `require-pfs`, `x25519`).
+    pub fn mode(&self) -> Mode {
+        Mode {
+            fast: self.fast,
+            require_pfs: self.require_pfs,
+            x25519: self.x25519,
+        }
+    }
+
+    /// The socket options of the pipe's connections, both accepted and opened.
+    pub fn stream(&self) -> StreamOptions {
+        StreamOptions {
+            keepalive: self.keepalive,
+        }
+    }
+
     /// Whether different keys lead to different targets, so that the target is known
     /// only once the handshake has told which key the client holds.
     pub fn routes_by_key(&self) -> bool {
         self.keys.iter().any(|k| k.target != self.keys[0].target)
+    }
+}
+
+/// Serializes addresses and networks (one, maybe none, or a list) as they are written.
+fn shown<T, S>(value: &T, s: S) -> Result<S::Ok, S::Error>
+where
+    T: Shown,
+    S: Serializer,
+{
+    value.show(s)
+}
+
+/// A value the status page shows as text: what [`shown`] serializes.
+trait Shown {
+    /// Serializes `self` with its `Display` text in place of each value.
+    fn show<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error>;
+}
+
+impl Shown for Address {
+    fn show<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<T: Display> Shown for Option<T> {
+    fn show<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Some(v) => s.collect_str(v),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl<T: Display> Shown for Vec<T> {
+    fn show<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter().map(ToString::to_string))
+    }
+}
+
+/// Serializes a duration, or none, in seconds (a fraction where it has one).
+fn seconds<D, S>(d: &D, s: S) -> Result<S::Ok, S::Error>
+where
+    D: Into<Option<Duration>> + Copy,
+    S: Serializer,
+{
+    match (*d).into() {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Serializes a PROXY protocol version as `proxy` is written: `v1` or `v2`.
+fn proxy_version<S: Serializer>(
+    v: &Option<crate::session::proxy::Version>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(crate::session::proxy::Version::V1) => s.serialize_str("v1"),
+        Some(crate::session::proxy::Version::V2) => s.serialize_str("v2"),
+        None => s.serialize_none(),
     }
 }

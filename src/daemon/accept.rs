@@ -17,34 +17,6 @@ use crate::session::offload::Offload;
 /// long enough not to spin, short enough that service resumes promptly.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accepts connections, running each as a task of the event loop this runs in, until
-/// `shutdown` completes; then closes the listener at once (new connections are refused;
-/// its registration is removed first, so a listening socket that lives on in another
-/// process, as systemd's does, can no longer wake anything here) and returns when every
-/// open connection has finished, or as soon as `give_up` completes (a second signal, the
-/// drain timeout), leaving the connections still open for the caller to end by exiting.
-pub async fn serve(
-    listener: Listener,
-    pipe: Arc<PipeState>,
-    offload: Arc<Offload>,
-    shutdown: impl Future<Output = ()>,
-    give_up: impl Future<Output = ()>,
-) {
-    // Every connection task holds a sender; when the last one is dropped, recv ends.
-    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
-    tokio::select! {
-        biased;
-        () = shutdown => {}
-        () = accept_loop(&listener, pipe, offload, open_tx) => {}
-    }
-    drop(listener);
-    tokio::select! {
-        biased;
-        _ = open_rx.recv() => {}
-        () = give_up => {}
-    }
-}
-
 /// Accepts connections on `listener` for `pipe` until dropped, running each as a task
 /// with the pipe's settings of the moment; each holds a clone of `open` until it ends,
 /// and is counted open in `offload`, the process's off-loop policy.
@@ -67,7 +39,7 @@ pub async fn accept_loop(
         room(&pipe, &mut at_limit).await;
         // No settings are held while waiting in accept: keys a reload removed meanwhile
         // are wiped then, not when the next client comes.
-        let options = pipe.settings().conn.stream;
+        let options = pipe.settings().conn.pipe.stream();
         let stream = match listener.accept(options).await {
             Ok(s) => {
                 if failures > 0 {
@@ -98,14 +70,14 @@ pub async fn accept_loop(
         // The settings of the moment the connection arrived: a reload while this task
         // waited in accept must apply to it.
         let settings = pipe.settings();
-        if !settings.allow.is_empty() {
+        if !settings.conn.pipe.allow.is_empty() {
             let peer = stream.peer();
             if !settings.allows(&peer) {
                 pipe.events.refused();
-                if settings.conn.log_connections {
+                if settings.conn.pipe.log_connections {
                     log::info(&format!(
                         "{}: connection from {peer} refused: not in the pipe's allow list",
-                        settings.name
+                        settings.conn.pipe.name
                     ));
                 }
                 continue;
@@ -139,7 +111,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
         let room = pipe.room();
         {
             let settings = pipe.settings();
-            let full = settings.limit.filter(|&limit| pipe.open() >= limit);
+            let full = (settings.conn.pipe.max_connections).filter(|&limit| pipe.open() >= limit);
             let Some(limit) = full else {
                 *at_limit &= !first_look;
                 return;
@@ -148,7 +120,7 @@ async fn room(pipe: &PipeState, at_limit: &mut bool) {
                 pipe.events.limit_reached();
                 log::warn(&format!(
                     "{}: connection limit reached ({limit} open); new connections wait until one closes",
-                    settings.name
+                    settings.conn.pipe.name
                 ));
                 *at_limit = true;
             }

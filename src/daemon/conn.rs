@@ -37,7 +37,7 @@ pub fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Ac
         Some(name) => format!("{peer} on pipe {name}"),
         None => peer.clone(),
     };
-    let log = ConnLog::accepted(named, cfg.log_connections, cfg.keys.len() > 1);
+    let log = ConnLog::accepted(named, cfg.pipe.log_connections, cfg.keys.len() > 1);
     let tracked = events.accepted(log.id(), peer);
     Accepted { log, tracked }
 }
@@ -83,8 +83,14 @@ async fn serve(
 ) -> Result<(), ConnError> {
     let traffic = &tracked.conn().traffic;
     let targets = routes.first().map_or(&[][..], |r| &r[..]);
-    let hs = handshake::start(cfg.direction.role(), cfg.mode, &cfg.keys[0], &cfg.keys[1..])
-        .map_err(|e| ConnError::Random(e.to_string()))?;
+    let pipe = &cfg.pipe;
+    let hs = handshake::start(
+        pipe.direction.role(),
+        pipe.mode(),
+        &cfg.keys[0],
+        &cfg.keys[1..],
+    )
+    .map_err(|e| ConnError::Random(e.to_string()))?;
     // Checked once the handshake has told which key the peer holds, before the target
     // hears of it where it waits for that.
     let admit = |keys: Established| match current(&cfg.keys[keys.key_index]) {
@@ -92,7 +98,7 @@ async fn serve(
         false => Err(ConnError::Retired),
     };
     // The PROXY header goes first: with the DH message when data can, else right after.
-    let header = match cfg.proxy {
+    let header = match pipe.proxy {
         Some(version) => {
             let (client, destination) = accepted.ends().map_err(ConnError::Proxy)?;
             proxy::header(version, &client, &destination)
@@ -103,7 +109,7 @@ async fn serve(
     // is done: inline, the task of every connection would keep room for it, and twice
     // (rustc keeps a moved-from local beside the future it moved into) for its life.
     let setup = Box::pin(async {
-        match cfg.direction {
+        match pipe.direction {
             Direction::Encrypt => {
                 let early = handshake::Early {
                     prefix: &header,
@@ -114,7 +120,7 @@ async fn serve(
                     open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await?;
                 Ok((target, admit(keys)?))
             }
-            Direction::Decrypt if cfg.connect_after_handshake || cfg.routed => {
+            Direction::Decrypt if pipe.connect_after_handshake || pipe.routes_by_key() => {
                 // The target hears of nobody who has not proved to hold a key; with
                 // routing, which target it is depends on that key.
                 let keys = handshake::handshake(offload, accepted, hs, None)
@@ -146,9 +152,9 @@ async fn serve(
             }
         }
     });
-    let x25519 = cfg.direction == Direction::Encrypt && cfg.mode.x25519;
-    let (other, keys) = within(cfg.timeout, x25519, setup).await?;
-    let (plain, encrypted): (&dyn Transport, &dyn Transport) = match cfg.direction {
+    let x25519 = pipe.direction == Direction::Encrypt && pipe.x25519;
+    let (other, keys) = within(pipe.timeout, x25519, setup).await?;
+    let (plain, encrypted): (&dyn Transport, &dyn Transport) = match pipe.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
     };
@@ -168,7 +174,7 @@ async fn serve(
         (keys.sealer, keys.opener)
     };
     let piped = pump::pipe(plain, encrypted, sealer, opener, traffic, offload);
-    match cfg.idle_timeout {
+    match pipe.idle_timeout {
         None => piped.await.map_err(ConnError::Pipe),
         // Boxed, so that connections without an idle timeout keep no room for its timer.
         Some(idle) => tokio::select! {

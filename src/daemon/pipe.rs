@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use ipnet::IpNet;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
@@ -17,24 +16,20 @@ use crate::resolve::Targets;
 
 /// A pipe's settings for the connections accepted from now on.
 pub struct Settings {
-    /// How logs (and metrics) name the pipe.
-    pub name: String,
-    /// What each connection does.
+    /// What each connection does, with the pipe's configuration (its name,
+    /// `max-connections`, `allow`).
     pub conn: Arc<ConnConfig>,
     /// The target addresses of each key (one entry when all keys share the target),
     /// kept fresh by the pipe's re-resolution.
     pub routes: Vec<Targets>,
-    /// `max-connections`: at most this many of the pipe's connections open at once
-    /// (counted by [`PipeState::open`], which reloads keep).
-    pub limit: Option<usize>,
-    /// `allow`: the networks served; empty serves all.
-    pub allow: Vec<IpNet>,
 }
 
 impl Settings {
-    /// Whether a client at `peer` (an address as the listener reports it) is served.
+    /// Whether a client at `peer` (an address as the listener reports it) is served:
+    /// `allow` lists it, or lists nothing.
     pub fn allows(&self, peer: &str) -> bool {
-        if self.allow.is_empty() {
+        let allow = &self.conn.pipe.allow;
+        if allow.is_empty() {
             return true;
         }
         let ip = peer
@@ -43,7 +38,7 @@ impl Settings {
             .or_else(|_| peer.parse::<IpAddr>());
         ip.is_ok_and(|ip| {
             let ip = ip.to_canonical();
-            self.allow.iter().any(|net| net.contains(&ip))
+            allow.iter().any(|net| net.contains(&ip))
         })
     }
 }
@@ -131,13 +126,13 @@ impl PipeState {
     /// done since it started.
     pub fn report(&self, what: &str) {
         let settings = self.settings();
-        if !settings.conn.log_connections {
+        if !settings.conn.pipe.log_connections {
             return;
         }
         let t = self.events.tally();
         crate::log::info(&format!(
             "pipe {} {what}: {} connections served, {} refused by allow, {} closed by idle-timeout",
-            settings.name, t.served, t.refused, t.idle_closed
+            settings.conn.pipe.name, t.served, t.refused, t.idle_closed
         ));
     }
 }
@@ -156,31 +151,21 @@ impl Drop for Open {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Direction;
+    use crate::config::{Direction, PipeConfig};
     use crate::daemon::conn_settings::ConnConfig;
-    use spiped_proto::handshake::Mode;
     use spiped_proto::key::Key;
 
     fn allowing(nets: &[&str]) -> Settings {
+        let mut pipe = PipeConfig::new("t".into(), Direction::Decrypt);
+        pipe.allow = nets.iter().map(|n| n.parse().unwrap()).collect();
         Settings {
-            name: "t".into(),
             conn: Arc::new(ConnConfig {
-                direction: Direction::Decrypt,
+                pipe: Arc::new(pipe),
                 keys: vec![Key::from_file_contents(b"k")],
-                proxy: None,
-                connect_after_handshake: false,
-                log_connections: false,
-                mode: Mode::default(),
-                timeout: std::time::Duration::from_secs(1),
-                stream: Default::default(),
                 bind: None,
-                routed: false,
-                idle_timeout: None,
                 label: None,
             }),
             routes: Vec::new(),
-            limit: None,
-            allow: nets.iter().map(|n| n.parse().unwrap()).collect(),
         }
     }
 

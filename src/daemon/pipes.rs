@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -25,7 +25,7 @@ use crate::process::daemonize::{self, RemoveOnDrop};
 use crate::process::systemd;
 use crate::resolve::{self, Targets};
 use crate::session::offload::Offload;
-use spiped_proto::handshake::{Handshake, Mode};
+use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
 /// The pipes being served, and what they share.
@@ -152,11 +152,11 @@ impl Pipes {
 
     /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
     /// `bind`, and the sources of pipes that do not keep a running socket. Retries
-    /// until each works when `patient` (`-D`). Binds nothing.
-    pub async fn look_up(&self, config: &Config, patient: bool) -> Result<LookedUp, String> {
+    /// until each works when `wait_dns` (`-D`). Binds nothing.
+    pub async fn look_up(&self, config: &Config, wait_dns: bool) -> Result<LookedUp, String> {
         let mut found = Vec::new();
         for pipe in &config.pipes {
-            let f = self.look_up_pipe(pipe, patient).await;
+            let f = self.look_up_pipe(pipe, wait_dns).await;
             found.push(f.map_err(|e| self.about(pipe, e))?);
         }
         Ok(LookedUp(found))
@@ -205,7 +205,7 @@ impl Pipes {
         let mut changes = Changes::default();
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in staged.0 {
-            if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.mode) {
+            if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.pipe.mode()) {
                 self.offload.keep_keypairs_ahead();
             }
             for (targets, addr, every) in p.refresh {
@@ -262,12 +262,12 @@ impl Pipes {
     }
 
     /// The look-ups of one pipe (see [`Pipes::look_up`]).
-    async fn look_up_pipe(&self, pipe: &PipeConfig, patient: bool) -> Result<Found, String> {
+    async fn look_up_pipe(&self, pipe: &PipeConfig, wait_dns: bool) -> Result<Found, String> {
         let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
         for k in &pipe.keys[..if routed { pipe.keys.len() } else { 1 }] {
-            let targets = Targets::new(look_up(&k.target, patient).await?);
+            let targets = Targets::new(look_up(&k.target, wait_dns).await?);
             if let Some(every) = pipe.resolve_interval {
                 refresh.push((targets.clone(), k.target.clone(), every));
             }
@@ -275,12 +275,12 @@ impl Pipes {
         }
         let bind = match &pipe.bind {
             Some(b) => Some(
-                resolve::bind_address(b, look_up(b, patient).await?).map_err(|e| e.to_string())?,
+                resolve::bind_address(b, look_up(b, wait_dns).await?).map_err(|e| e.to_string())?,
             ),
             None => None,
         };
         let source = match (&pipe.source, self.kept(pipe)) {
-            (Some(s), None) => Some(look_up(s, patient).await?),
+            (Some(s), None) => Some(look_up(s, wait_dns).await?),
             _ => None,
         };
         Ok(Found {
@@ -311,7 +311,6 @@ impl Pipes {
             bind,
             source,
         } = found;
-        let routed = pipe.routes_by_key();
         // Like C, with -D nothing listens before every address resolves.
         let kept = self.kept(pipe);
         let socket = match kept {
@@ -338,33 +337,18 @@ impl Pipes {
             }
         }
         let conn = ConnConfig {
-            direction: pipe.direction,
+            pipe: Arc::new(pipe.clone()),
             // As loaded: taking the first out would shift the others down and leave a
             // copy of the last behind the vector's end, where no drop wipes it.
             keys,
-            proxy: pipe.proxy,
-            connect_after_handshake: pipe.connect_after_handshake,
-            log_connections: pipe.log_connections,
-            mode: Mode {
-                fast: pipe.fast,
-                require_pfs: pipe.require_pfs,
-                x25519: pipe.x25519,
-            },
-            timeout: pipe.timeout,
-            stream: stream_options(pipe),
             bind,
-            routed,
-            idle_timeout: pipe.idle_timeout,
             label: (!self.command_line).then(|| pipe.name.clone()),
         };
         Ok(Prepared {
             config: pipe.clone(),
             settings: Settings {
-                name: pipe.name.clone(),
                 conn: Arc::new(conn),
                 routes,
-                limit: pipe.max_connections,
-                allow: pipe.allow.clone(),
             },
             events,
             socket,
@@ -400,7 +384,7 @@ impl Pipes {
             uid,
             gid,
         };
-        let listener = Listener::bind_with(&ep, file, stream_options(pipe)).map_err(|e| {
+        let listener = Listener::bind_with(&ep, file, pipe.stream()).map_err(|e| {
             let unix_in_use =
                 e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
             let why = match unix_in_use {
@@ -434,14 +418,7 @@ impl Pipes {
     }
 }
 
-/// The socket options of a pipe's connections, both accepted and opened (`-j`).
-fn stream_options(pipe: &PipeConfig) -> StreamOptions {
-    StreamOptions {
-        keepalive: pipe.keepalive,
-    }
-}
-
-/// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    (resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())
+/// Resolves `addr`, retrying until it works when `wait_dns` (`-D`).
+async fn look_up(addr: &Address, wait_dns: bool) -> Result<Vec<Endpoint>, String> {
+    (resolve::resolve_or_wait(addr, wait_dns).await).map_err(|e| e.to_string())
 }

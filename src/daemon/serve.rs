@@ -178,10 +178,10 @@ impl Daemon {
     }
 }
 
-/// Where to bind the metrics endpoint: `addr` resolved (patiently with `-D`).
-async fn look_up_metrics(addr: &Address, patient: bool) -> Result<Endpoint, String> {
+/// Where to bind the metrics endpoint: `addr` resolved (retried until it resolves with `-D`).
+async fn look_up_metrics(addr: &Address, wait_dns: bool) -> Result<Endpoint, String> {
     let found =
-        (crate::resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())?;
+        (crate::resolve::resolve_or_wait(addr, wait_dns).await).map_err(|e| e.to_string())?;
     (found.into_iter().next())
         .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))
 }

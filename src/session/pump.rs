@@ -186,20 +186,20 @@ trait Crunch: Send + 'static {
 
 /// [`crunch`]'s outcome, which yields the state with the work done: at once when it
 /// was done here.
-enum Crunched<T> {
+enum BatchWork<T> {
     Done(Ready<T>),
     /// Boxed: the pumps' futures live as long as their connection, idle or not, and an
     /// inline hand-off would keep room for it (and the state twice over) all that time.
     Pooled(Pin<Box<dyn Future<Output = T> + Send>>),
 }
 
-impl<T: Unpin> Future for Crunched<T> {
+impl<T: Unpin> Future for BatchWork<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         match self.get_mut() {
-            Crunched::Done(done) => Pin::new(done).poll(cx),
-            Crunched::Pooled(job) => job.as_mut().poll(cx),
+            BatchWork::Done(done) => Pin::new(done).poll(cx),
+            BatchWork::Pooled(job) => job.as_mut().poll(cx),
         }
     }
 }
@@ -207,13 +207,13 @@ impl<T: Unpin> Future for Crunched<T> {
 /// Runs `work` on `state`: on the blocking pool when the batch is large and other
 /// connections could use the event loop meanwhile; otherwise here and now, since alone
 /// the hand-off would only add two thread wake-ups per batch.
-fn crunch<T: Crunch>(offload: &Offload, mut state: T, work: fn(&mut T)) -> Crunched<T> {
+fn crunch<T: Crunch>(offload: &Offload, mut state: T, work: fn(&mut T)) -> BatchWork<T> {
     let costly = state.size() >= OFFLOAD_BYTES;
     if !offload.pools(costly) {
         work(&mut state);
-        return Crunched::Done(std::future::ready(state));
+        return BatchWork::Done(std::future::ready(state));
     }
-    Crunched::Pooled(Box::pin(offload.run(costly, move || {
+    BatchWork::Pooled(Box::pin(offload.run(costly, move || {
         work(&mut state);
         state
     })))

@@ -36,7 +36,7 @@ pub fn parse(args: &[String]) -> Parsed<BenchOptions> {
     };
     let seconds = match raw.seconds {
         None => DEFAULT_SECONDS,
-        Some(s) => match crate::cmd::parse::seconds(&s, "--seconds") {
+        Some(s) => match crate::cmd::values::seconds(&s, "--seconds") {
             Ok(d) if d <= MAX_SECONDS => d,
             Ok(_) => {
                 return TOOL.mistake(crate::cmd::parse::Mistake::Value(format!(

@@ -3,8 +3,8 @@
 
 use argh::{ArgsInfo, FromArgs};
 
-use crate::cmd::link::{Link, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Tool, ToolDoc};
+use crate::cmd::shared_options::{SharedOptions, shared_args};
 
 const TOOL: Tool = Tool {
     name: "spipe",
@@ -20,7 +20,7 @@ usage: spipe -t <target socket> -k <key file> [-b <bind address>] [-f | -g] [-j]
 pub struct SpipeOptions {
     /// `-t` (the `spiped -d` to connect to), `-k`, `-b`, `-f`, `-g`, `--x25519` (needs
     /// our `spiped -d`), `-j` and `-o`.
-    pub link: Link,
+    pub shared: SharedOptions,
     /// `--sandbox` / `--no-sandbox`: how spipe confines itself once connected.
     pub sandbox: crate::sandbox::Mode,
 }
@@ -95,12 +95,12 @@ impl crate::cmd::parse::Validate for Args {
 
     /// Checks what argh cannot express; presence problems come before value problems.
     fn validate(mut self) -> Result<SpipeOptions, Mistake> {
-        let link = link_args!(self, self.key.take())
+        let shared = shared_args!(self, self.key.take())
             .validate()
             .map_err(|(_, m)| m)?;
         Ok(SpipeOptions {
-            link,
-            sandbox: crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?,
+            shared,
+            sandbox: crate::cmd::values::sandbox(self.sandbox, self.no_sandbox)?,
         })
     }
 }
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(
             o,
             SpipeOptions {
-                link: Link {
+                shared: SharedOptions {
                     target: Address::Name {
                         host: "host".into(),
                         port: 8025
@@ -142,11 +142,11 @@ mod tests {
             }
         );
         let o = run(&["-t[::1]:1", "-k/etc/key", "-fj", "-o0.5", "-b", "[::1]"]);
-        assert!(o.link.mode.fast && !o.link.keepalive);
-        assert_eq!(o.link.timeout, Duration::from_millis(500));
-        assert_eq!(o.link.bind, Some(Address::parse_bind("[::1]").unwrap()));
-        assert_eq!(run(&["-t/s", "-kkey", "-g"]).link.key_file, "key");
-        assert!(run(&["-t/s", "-k", "-", "-g"]).link.mode.require_pfs);
+        assert!(o.shared.mode.fast && !o.shared.keepalive);
+        assert_eq!(o.shared.timeout, Duration::from_millis(500));
+        assert_eq!(o.shared.bind, Some(Address::parse_bind("[::1]").unwrap()));
+        assert_eq!(run(&["-t/s", "-kkey", "-g"]).shared.key_file, "key");
+        assert!(run(&["-t/s", "-k", "-", "-g"]).shared.mode.require_pfs);
         let o = run(&[
             "--target=host:1",
             "--key",
@@ -155,9 +155,9 @@ mod tests {
             "--timeout=2",
             "--bind=host",
         ]);
-        assert_eq!(o.link.key_file, "-");
-        assert_eq!(o.link.timeout, Duration::from_secs(2));
-        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).link.mode.x25519);
+        assert_eq!(o.shared.key_file, "-");
+        assert_eq!(o.shared.timeout, Duration::from_secs(2));
+        assert!(run(&["-t/s", "-k/k", "--x25519", "-g"]).shared.mode.x25519);
         use crate::sandbox::Mode;
         assert_eq!(run(&["-t/s", "-k/k", "--no-sandbox"]).sandbox, Mode::Off);
         assert_eq!(

@@ -30,11 +30,11 @@ impl From<ConnError> for SetupError {
 }
 
 fn run(opts: &SpipeOptions) -> Result<(), String> {
-    let link = &opts.link;
-    let key = keyfile::load(&link.key_file, keyfile::Opening::Any).map_err(|e| e.to_string())?;
+    let shared = &opts.shared;
+    let key = keyfile::load(&shared.key_file, keyfile::Opening::Any).map_err(|e| e.to_string())?;
     let (targets, bind) = block_on(async {
-        let targets = resolve::resolve(&link.target).await?;
-        let bind = match &link.bind {
+        let targets = resolve::resolve(&shared.target).await?;
+        let bind = match &shared.bind {
             Some(b) => Some(resolve::resolve_bind(b).await?),
             None => None,
         };
@@ -45,11 +45,11 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
     let dial = Dial {
         bind,
         stream: spiped_transports::StreamOptions {
-            keepalive: link.keepalive,
+            keepalive: shared.keepalive,
         },
-        timeout: link.timeout,
+        timeout: shared.timeout,
     };
-    let hs = handshake::start(Role::Client, link.mode, &key, &[])
+    let hs = handshake::start(Role::Client, shared.mode, &key, &[])
         .map_err(|e| format!("cannot get random bytes from the OS: {e}"))?;
     drop(key);
     // One connection: nothing to offload, no spare key pairs.
@@ -63,12 +63,12 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 .map_err(SetupError::Sandbox)
         };
         let opened = open_client(&targets, dial, &offload, hs, None, confine);
-        let opened = within(link.timeout, link.mode.x25519, opened);
+        let opened = within(shared.timeout, shared.mode.x25519, opened);
         let (stream, keys) = opened.await.map_err(|e| match e {
             SetupError::Conn(ConnError::Connect(e)) => {
-                format!("cannot connect to {}: {e}", link.target)
+                format!("cannot connect to {}: {e}", shared.target)
             }
-            SetupError::Conn(e) => format!("{}: {e}", link.target),
+            SetupError::Conn(e) => format!("{}: {e}", shared.target),
             SetupError::Sandbox(e) => e,
         })?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
@@ -82,7 +82,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
             &offload,
         )
         .await
-        .map_err(|e| format!("{}: connection broken: {e}", link.target))
+        .map_err(|e| format!("{}: connection broken: {e}", shared.target))
     })
     .map_err(crate::cmd::event_loop_failed)?
 }

@@ -1,5 +1,7 @@
 //! `spiped`'s command line: the argh struct, and the validation that turns it into
-//! an [`Invocation`]: a configuration of one pipe, or a configuration file to read.
+//! an [`Invocation`]: a configuration of one pipe (its pipe options are checked in
+//! `pipe_args.rs`), or a configuration file to read with the process-wide options
+//! that combine with it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +9,8 @@ use std::time::Duration;
 use argh::{ArgsInfo, FromArgs};
 use spiped_transports::Address;
 
-use crate::cmd::link::{LinkArgs, link_args};
 use crate::cmd::parse::{Mistake, Parsed, Refusal, Tool, ToolDoc};
-use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
+use crate::config::Config;
 use crate::process::daemonize::{UserSpec, UserSpecError};
 
 pub(super) const TOOL: Tool = Tool {
@@ -40,12 +41,6 @@ pub(super) const CONFIG_OPTIONS: &[&str] = &[
     "--sandbox",
     "--no-sandbox",
 ];
-
-/// How often the target is re-resolved when neither `-r` nor `-R` is given.
-const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The simultaneous-connection limit when `-n` is not given.
-const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// Parses `spiped`'s arguments (without `argv[0]`).
 pub fn parse(args: &[String]) -> Parsed<Invocation> {
@@ -295,237 +290,23 @@ impl Args {
                 .map_err(|(_, m)| m)?,
             sandbox: match (&self.sandbox, self.no_sandbox) {
                 (None, false) => None,
-                _ => Some(crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)?),
+                _ => Some(crate::cmd::values::sandbox(self.sandbox, self.no_sandbox)?),
             },
             metrics: parse_metrics(self.metrics.as_deref()).map_err(|(_, m)| m)?,
         })
     }
-
-    /// Checks what argh cannot express: required options, exclusive pairs, and values.
-    /// Presence problems are reported before value problems, so the first complaint is
-    /// about the shape of the command line. A configuration file's pipe goes through
-    /// here too, so that both word every mistake alike.
-    pub(crate) fn pipe(mut self) -> Result<(PipeConfig, Process), Refusal> {
-        let direction = self.direction()?;
-        let source = self.source()?;
-        let mut keys = std::mem::take(&mut self.key).into_iter();
-        let link = link_args!(self, keys.next());
-        link.check_shape()?;
-        let extra_key_files: Vec<String> = keys.collect();
-        self.check_for(direction, &link, &extra_key_files)?;
-        let resolve_interval = self.resolve_interval()?;
-        let max_connections = match &self.max_connections {
-            None => Some(DEFAULT_MAX_CONNECTIONS),
-            Some(s) => match parse_count(s).map_err(value("max-connections"))? {
-                0 => None,
-                n => Some(n),
-            },
-        };
-
-        let sandbox = crate::cmd::parse::sandbox(self.sandbox, self.no_sandbox)
-            .map_err(|m| ("sandbox", m))?;
-        let pidfile = self
-            .pidfile
-            .unwrap_or_else(|| format!("{}.pid", source.as_deref().unwrap_or("spiped")));
-        let source = source
-            .map(|s| crate::cmd::parse::address(&s, "-s/--source").map_err(|m| ("source", m)))
-            .transpose()?;
-        let link = link.validate()?;
-        let user = parse_user(self.user.as_deref())?;
-        let keys = std::iter::once(link.key_file)
-            .chain(extra_key_files)
-            .map(|file| KeyRoute {
-                file,
-                target: link.target.clone(),
-                at: None,
-            })
-            .collect();
-        let pipe = PipeConfig {
-            name: source.as_ref().map_or_else(
-                || "socket passed by systemd".to_owned(),
-                ToString::to_string,
-            ),
-            direction,
-            source,
-            keys,
-            bind: link.bind,
-            keepalive: link.keepalive,
-            fast: link.mode.fast,
-            require_pfs: link.mode.require_pfs,
-            x25519: link.mode.x25519,
-            max_connections,
-            timeout: link.timeout,
-            resolve_interval,
-            proxy: self
-                .proxy
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(value("proxy"))?,
-            connect_after_handshake: self.connect_after_handshake,
-            log_connections: self.log_connections,
-            socket_mode: self
-                .socket_mode
-                .as_deref()
-                .map(parse_mode)
-                .transpose()
-                .map_err(value("socket-mode"))?,
-            socket_owner: self
-                .socket_owner
-                .as_deref()
-                .map(|s| UserSpec::parse(s, "--socket-owner").map_err(|e| e.to_string()))
-                .transpose()
-                .map_err(value("socket-owner"))?,
-            // Only a configuration file sets these.
-            allow: Vec::new(),
-            idle_timeout: None,
-        };
-        let process = Process {
-            wait_dns: self.wait_dns,
-            foreground: self.foreground,
-            pidfile: PathBuf::from(pidfile),
-            syslog: self.syslog,
-            user,
-            drain_timeout: parse_drain_timeout(self.drain_timeout.as_deref())?,
-            sandbox,
-            metrics: parse_metrics(self.metrics.as_deref())?,
-        };
-        Ok((pipe, process))
-    }
-
-    /// `-e` or `-d`: exactly one.
-    fn direction(&self) -> Result<Direction, Refusal> {
-        match (self.encrypt, self.decrypt) {
-            (true, false) => Ok(Direction::Encrypt),
-            (false, true) => Ok(Direction::Decrypt),
-            (true, true) => Err(shape(
-                "decrypt",
-                "-e/--encrypt and -d/--decrypt cannot be used together",
-            )),
-            (false, false) => Err(shape(
-                "encrypt",
-                "one of -e/--encrypt or -d/--decrypt is required",
-            )),
-        }
-    }
-
-    /// `-s` as written: required unless systemd passed the socket; `--socket-mode` and
-    /// `--socket-owner` only beside a UNIX socket source.
-    fn source(&mut self) -> Result<Option<String>, Refusal> {
-        // Under systemd socket activation the socket comes with the process.
-        let source = match self.source.take() {
-            None if std::env::var_os("LISTEN_FDS").is_some() => None,
-            s => Some(
-                crate::cmd::parse::required(s, "-s/--source").map_err(|m| ("source", m.into()))?,
-            ),
-        };
-        let unix_source = source.as_deref().is_some_and(|s| s.starts_with('/'));
-        if (self.socket_mode.is_some() || self.socket_owner.is_some()) && !unix_source {
-            let key = match self.socket_mode {
-                Some(_) => "socket-mode",
-                None => "socket-owner",
-            };
-            return Err(shape(
-                key,
-                "--socket-mode and --socket-owner are for a UNIX socket source \
-                 (-s /path) that spiped creates",
-            ));
-        }
-        Ok(source)
-    }
-
-    /// The options of one direction only: several `-k` and `--connect-after-handshake`
-    /// are for `-d`, `--proxy` and `--x25519` for `-e`.
-    fn check_for(
-        &self,
-        direction: Direction,
-        link: &LinkArgs,
-        extra_key_files: &[String],
-    ) -> Result<(), Refusal> {
-        if !extra_key_files.is_empty() {
-            if direction != Direction::Decrypt {
-                return Err(shape(
-                    "key",
-                    "-k/--key given more than once: only -d/--decrypt accepts \
-                     several keys (key rotation); -e/--encrypt uses one",
-                ));
-            }
-            if extra_key_files.iter().chain(&link.key).any(|k| k == "-") {
-                return Err(shape(
-                    "key",
-                    "-k - (key from standard input) cannot be combined with another -k",
-                ));
-            }
-        }
-        if self.proxy.is_some() && direction != Direction::Encrypt {
-            return Err(shape(
-                "proxy",
-                "--proxy is for -e/--encrypt: it adds the header that the \
-                 service behind -d/--decrypt reads",
-            ));
-        }
-        if self.connect_after_handshake && direction != Direction::Decrypt {
-            return Err(shape(
-                "connect-after-handshake",
-                "--connect-after-handshake is for -d/--decrypt; -e/--encrypt \
-                 always connects before its handshake",
-            ));
-        }
-        if link.x25519 && direction == Direction::Decrypt {
-            return Err(shape(
-                "x25519",
-                "--x25519 is for -e/--encrypt; -d/--decrypt always accepts \
-                 X25519 clients",
-            ));
-        }
-        Ok(())
-    }
-
-    /// `-r` and `-R`: how often to re-resolve the target, `None` for never.
-    fn resolve_interval(&self) -> Result<Option<Duration>, Refusal> {
-        let interval = self
-            .resolve_interval
-            .as_deref()
-            .map(|s| {
-                crate::cmd::parse::c_seconds(s, "-r/--resolve-interval", DEFAULT_RESOLVE_INTERVAL)
-            })
-            .transpose()
-            .map_err(value("resolve-interval"))?;
-        // C refuses -R only beside an -r that changes the interval: `-R -r 60` (or -r 0,
-        // the default) starts there, so it starts here.
-        if self.no_resolve && interval.is_some_and(|r| r != DEFAULT_RESOLVE_INTERVAL) {
-            return Err(shape(
-                "no-resolve",
-                "-r/--resolve-interval and -R/--no-resolve cannot be used together",
-            ));
-        }
-        Ok(match self.no_resolve {
-            true => None,
-            false => Some(interval.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
-        })
-    }
-}
-
-/// A refusal of the command line's shape, concerning the configuration file key `key`.
-fn shape(key: &'static str, msg: &str) -> Refusal {
-    (key, Mistake::Shape(msg.to_owned()))
-}
-
-/// A refusal of a value, concerning the configuration file key `key`.
-fn value(key: &'static str) -> impl Fn(String) -> Refusal {
-    move |msg| (key, Mistake::Value(msg))
 }
 
 /// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
 /// `-s`'s syntax.
 pub(crate) fn parse_metrics(s: Option<&str>) -> Result<Option<Address>, Refusal> {
-    s.map(|s| crate::cmd::parse::address(s, "--metrics").map_err(|m| ("metrics", m)))
+    s.map(|s| crate::cmd::values::address(s, "--metrics").map_err(|m| ("metrics", m)))
         .transpose()
 }
 
 /// Parses `--drain-timeout` (the `drain-timeout` setting of a configuration file).
 pub(crate) fn parse_drain_timeout(s: Option<&str>) -> Result<Option<Duration>, Refusal> {
-    s.map(|s| crate::cmd::parse::seconds(s, "--drain-timeout"))
+    s.map(|s| crate::cmd::values::seconds(s, "--drain-timeout"))
         .transpose()
         .map_err(|m| ("drain-timeout", Mistake::Value(m)))
 }
@@ -535,56 +316,4 @@ pub(crate) fn parse_user(s: Option<&str>) -> Result<Option<UserSpec>, Refusal> {
     s.map(str::parse)
         .transpose()
         .map_err(|e: UserSpecError| ("user", Mistake::Value(e.to_string())))
-}
-
-/// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.
-fn parse_mode(s: &str) -> Result<u32, String> {
-    let bad = || {
-        format!(
-            "invalid value '{s}' for --socket-mode: expected octal permission bits from 0 to 0777, such as 0660"
-        )
-    };
-    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(bad());
-    }
-    // Set through the umask at bind, which covers the permission bits only (set-id and
-    // sticky bits mean nothing on a socket).
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(bad)
-}
-
-/// Parses `-n`. Digits only: `usize::from_str` would also take `+5`, which upstream's
-/// strict number parsing rejects.
-///
-/// As C spiped 1.6 (`PARSENUM` into a `size_t`, which is `strtoumax`): leading blanks, an
-/// optional sign, and `0x` (hexadecimal) or `0` (octal) prefixes are taken, and a minus
-/// sign wraps around, so `-1` is the largest count. A count no process could reach (past
-/// `u32::MAX`) is returned as 0, no limit, which is what it means.
-fn parse_count(s: &str) -> Result<usize, String> {
-    let bad = |why: &str| format!("invalid value '{s}' for -n/--max-connections: {why}");
-    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let (negative, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (radix, digits) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (16, h)
-    } else if t.len() > 1 && t.starts_with('0') {
-        (8, &t[1..])
-    } else {
-        (10, t)
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(bad("expected a whole number (0 = no limit)"));
-    }
-    let n = u64::from_str_radix(digits, radix).map_err(|_| bad("number too large"))?;
-    let n = if negative { n.wrapping_neg() } else { n };
-    Ok(if n > u64::from(u32::MAX) {
-        0
-    } else {
-        n as usize
-    })
 }

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
+use super::pipe_table::parse_net;
 use super::*;
 use crate::cmd::spiped::args::{Invocation, parse as parse_cli};
+use crate::config::Direction;
 
 fn read(text: &str) -> Result<Config, Vec<String>> {
     parse(Path::new("/etc/spiped.conf"), text)

@@ -10,14 +10,14 @@ use std::time::Duration;
 use spiped_proto::handshake::Mode;
 use spiped_transports::Address;
 
-use super::parse::{Mistake, Refusal, address, bind_address, c_seconds, required};
+use crate::config::DEFAULT_TIMEOUT;
 
-/// The connect + handshake timeout when `-o` is not given, as upstream.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+use super::parse::{Mistake, Refusal};
+use super::values::{address, bind_address, c_seconds, required};
 
 /// The shared options as given, values still words.
 #[derive(Debug, Default)]
-pub(super) struct LinkArgs {
+pub(super) struct SharedArgs {
     /// `-t`.
     pub(super) target: Option<String>,
     /// `-k` (the first, for `spiped`).
@@ -36,13 +36,13 @@ pub(super) struct LinkArgs {
     pub(super) timeout: Option<String>,
 }
 
-/// The [`LinkArgs`] taken out of a tool's argh struct `$args`, whose fields name the shared
-/// options as `LinkArgs` does, with `$key` as `-k`. argh cannot flatten one struct into
+/// The [`SharedArgs`] taken out of a tool's argh struct `$args`, whose fields name the shared
+/// options as `SharedArgs` does, with `$key` as `-k`. argh cannot flatten one struct into
 /// another, so each tool declares the options (with help worded for it) and this takes
 /// them out, in one place for both.
-macro_rules! link_args {
+macro_rules! shared_args {
     ($args:ident, $key:expr) => {
-        $crate::cmd::link::LinkArgs {
+        $crate::cmd::shared_options::SharedArgs {
             target: $args.target.take(),
             key: $key,
             bind: $args.bind.take(),
@@ -54,11 +54,11 @@ macro_rules! link_args {
         }
     };
 }
-pub(super) use link_args;
+pub(super) use shared_args;
 
 /// The shared options, validated.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Link {
+pub struct SharedOptions {
     /// `-t`: the address to connect to (for `spipe`, an `spiped -d`).
     pub target: Address,
     /// `-k`: the key file's path, or `-` for standard input; for `spiped`, the first
@@ -75,7 +75,7 @@ pub struct Link {
     pub timeout: Duration,
 }
 
-impl LinkArgs {
+impl SharedArgs {
     /// The first half: required options present, none contradicting another.
     pub(super) fn check_shape(&self) -> Result<(), Refusal> {
         let shape = |key, msg: String| (key, Mistake::Shape(msg));
@@ -98,14 +98,14 @@ impl LinkArgs {
         Ok(())
     }
 
-    /// The second half: the values, once [`LinkArgs::check_shape`] has passed.
-    pub(super) fn validate(self) -> Result<Link, Refusal> {
+    /// The second half: the values, once [`SharedArgs::check_shape`] has passed.
+    pub(super) fn validate(self) -> Result<SharedOptions, Refusal> {
         self.check_shape()?;
         let target = required(self.target, "-t/--target").map_err(|m| ("target", m.into()))?;
         let target = address(&target, "-t/--target").map_err(|m| ("target", m))?;
         let bind = bind_address(self.bind, "-b/--bind").map_err(|m| ("bind", m))?;
         check_bind(bind.as_ref(), &target).map_err(|m| ("bind", Mistake::Value(m)))?;
-        Ok(Link {
+        Ok(SharedOptions {
             target,
             key_file: required(self.key, "-k/--key").map_err(|m| ("key", m.into()))?,
             bind,
