@@ -2,20 +2,16 @@
 //! at a time, and runs each ([`conn::run`]) as a task of the event loop, until stopped.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use spiped_transports::{Listener, Transport};
 use tokio::sync::mpsc;
 
 use crate::daemon::conn;
 use crate::daemon::pipe::PipeState;
+use crate::errors::accept_trouble;
 use crate::log;
 use crate::resolve::Targets;
 use crate::session::offload::Offload;
-
-/// How long to back off when accept fails for lack of resources (EMFILE, ENOBUFS):
-/// long enough not to spin, short enough that service resumes promptly.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts connections on `listener` for `pipe` until dropped, running each as a task
 /// with the pipe's settings of the moment; each holds a clone of `open` until it ends,
@@ -33,40 +29,15 @@ pub async fn accept_loop(
     open: mpsc::Sender<()>,
 ) {
     let mut at_limit = false;
-    // Accept failures in a row; warned about once, when the first one happens.
-    let mut failures = 0u64;
     loop {
         room(&pipe, &mut at_limit).await;
         // No settings are held while waiting in accept: keys a reload removed meanwhile
         // are wiped then, not when the next client comes.
         let options = pipe.settings().conn.pipe.stream();
-        let stream = match listener.accept(options).await {
-            Ok(s) => {
-                if failures > 0 {
-                    log::warn(&format!(
-                        "accepting on {} again after {failures} failed attempts",
-                        listener.endpoint()
-                    ));
-                    failures = 0;
-                }
-                s
-            }
-            Err(e) => {
-                // Out of descriptors, accept fails every back-off period: say so once per
-                // episode, not ten times a second.
-                if failures == 0 {
-                    log::warn(&format!(
-                        "accept on {} failed: {}; retrying every {} ms",
-                        listener.endpoint(),
-                        crate::errors::describe(&e),
-                        ACCEPT_BACKOFF.as_millis()
-                    ));
-                }
-                failures += 1;
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
+        let stream = (listener.accept_retrying(options, |trouble| {
+            log::warn(&accept_trouble(listener.endpoint(), trouble));
+        }))
+        .await;
         // The settings of the moment the connection arrived: a reload while this task
         // waited in accept must apply to it.
         let settings = pipe.settings();

@@ -20,14 +20,13 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::prometheus_text;
-use spiped_transports::{Address, Endpoint, SocketFile, StreamOptions, listening_socket};
-use tokio::io::{AsyncRead, AsyncWrite};
+use spiped_transports::{Address, Endpoint, Listener, SocketFile, SocketStream, StreamOptions};
 use tokio::sync::oneshot;
 
 use super::Metrics;
 use super::clients::{Clients, Peer, Place};
 use super::host::{Hosts, Refused};
-use crate::errors::describe;
+use crate::errors::{accept_trouble, describe};
 use crate::log;
 
 /// How long a client may take to send its request line and headers.
@@ -39,15 +38,13 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEADER_BYTES: usize = 8192;
 /// Header lines a request may have.
 const MAX_HEADERS: usize = 32;
-/// How long to back off when accept fails for lack of resources (EMFILE).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// What the endpoint's connections are accepted with: a scraper's connection lasts one
+/// request, so keepalive probes would never fire.
+const OPTIONS: StreamOptions = StreamOptions { keepalive: false };
 
 /// A bound, listening metrics endpoint, not serving yet.
 pub struct Server {
-    socket: socket2::Socket,
-    endpoint: Endpoint,
-    /// The (device, inode) of a UNIX socket's file as bound.
-    file_id: Option<(u64, u64)>,
+    listener: Listener,
     /// The `Host` a request may name.
     hosts: Hosts,
 }
@@ -57,8 +54,7 @@ pub struct Server {
 /// replaced, as for `-s`. An address beyond loopback draws a warning: the endpoint has
 /// no authentication, and `/status` names key files, targets and peers.
 pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, String> {
-    let opts = StreamOptions { keepalive: false };
-    let (socket, file_id) = listening_socket(ep, SocketFile::default(), opts)
+    let listener = Listener::bind_with(ep, SocketFile::default(), OPTIONS)
         .map_err(|e| format!("cannot listen on {ep} (--metrics): {}", describe(&e)))?;
     let hosts = match (addr, ep) {
         (_, Endpoint::Unix(_)) => Hosts::Any,
@@ -73,74 +69,37 @@ pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, String> {
              authentication: /status shows key file paths, targets and peers' addresses"
         ));
     }
-    Ok(Server {
-        socket,
-        endpoint: ep.clone(),
-        file_id,
-        hosts,
-    })
-}
-
-/// The listening socket in the runtime's terms.
-enum Listening {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+    Ok(Server { listener, hosts })
 }
 
 impl Server {
     /// The UNIX socket file to remove at exit (if the path still names it) and its
     /// (device, inode) as bound; `None` for TCP.
     pub fn unix_file(&self) -> Option<(&Path, (u64, u64))> {
-        match (&self.endpoint, self.file_id) {
-            (Endpoint::Unix(p), Some(id)) => Some((p, id)),
-            _ => None,
-        }
+        self.listener.unix_file()
     }
 
     /// Accepts and serves clients for ever, on the daemon's event loop (so that an
-    /// answer to `/healthz` shows the loop is turning). A listener the loop cannot take
-    /// is reported, and the daemon goes on piping without its endpoint.
+    /// answer to `/healthz` shows the loop is turning).
     pub async fn serve(self, metrics: Arc<Metrics>) {
-        let listening = match self.listen() {
-            Ok(l) => l,
-            Err(e) => {
-                log::warn(&format!(
-                    "metrics endpoint on {} not started: {}",
-                    self.endpoint,
-                    describe(&e)
-                ));
-                return;
-            }
-        };
         let clients = Clients::default();
         let hosts = Arc::new(self.hosts);
-        let mut failing = false;
+        let on = self.listener.endpoint();
         loop {
-            let accepted = match &listening {
-                Listening::Tcp(l) => {
-                    (l.accept().await).map(|(s, a)| (Client::Tcp(s), Peer::tcp(a)))
-                }
-                Listening::Unix(l) => (l.accept().await).map(|(s, _)| {
-                    let uid = s.peer_cred().ok().map(|c| c.uid());
-                    (Client::Unix(s), Peer::Local(uid))
-                }),
-            };
-            let (client, peer) = match accepted {
-                Ok(c) => {
-                    failing = false;
-                    c
-                }
-                Err(e) => {
-                    if !failing {
-                        log::warn(&format!(
-                            "metrics endpoint: accept failed: {}; retrying",
-                            describe(&e)
-                        ));
-                        failing = true;
-                    }
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
+            let client = (self.listener.accept_retrying(OPTIONS, |trouble| {
+                log::warn(&format!(
+                    "metrics endpoint: {}",
+                    accept_trouble(on, trouble)
+                ));
+            }))
+            .await;
+            let peer = match on {
+                Endpoint::Tcp(_) => match client.ends() {
+                    Ok((Endpoint::Tcp(a), _)) => Peer::tcp(a),
+                    // Gone already (reset before we could ask): nothing to serve.
+                    _ => continue,
+                },
+                Endpoint::Unix(_) => Peer::Local(client.peer_uid().ok()),
             };
             let (place, shed) = clients.admit(peer);
             let served = Served {
@@ -148,28 +107,9 @@ impl Server {
                 hosts: hosts.clone(),
                 place: Arc::new(place),
             };
-            tokio::spawn(async move {
-                match client {
-                    Client::Tcp(s) => serve_client(s, served, shed).await,
-                    Client::Unix(s) => serve_client(s, served, shed).await,
-                }
-            });
+            tokio::spawn(serve_client(client, served, shed));
         }
     }
-
-    fn listen(&self) -> std::io::Result<Listening> {
-        let fd = self.socket.try_clone()?;
-        Ok(match self.endpoint {
-            Endpoint::Tcp(_) => Listening::Tcp(tokio::net::TcpListener::from_std(fd.into())?),
-            Endpoint::Unix(_) => Listening::Unix(tokio::net::UnixListener::from_std(fd.into())?),
-        })
-    }
-}
-
-/// An accepted client.
-enum Client {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
 }
 
 /// What a connection's request is answered from.
@@ -182,10 +122,7 @@ struct Served {
 
 /// Serves one request on `io`, within [`CONNECTION_TIMEOUT`], or until `shed` says the
 /// connection is closed to make room for newer ones.
-async fn serve_client<S>(io: S, served: Served, shed: oneshot::Receiver<()>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn serve_client(io: SocketStream, served: Served, shed: oneshot::Receiver<()>) {
     let service = service_fn(move |req| {
         served.place.answered();
         let answer = respond(&req, &served.metrics, &served.hosts);

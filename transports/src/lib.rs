@@ -18,7 +18,7 @@ pub mod transport;
 
 pub use address::{Address, AddressError};
 pub use endpoint::{Endpoint, StreamOptions, connect};
-pub use listener::{Listener, SocketFile, listening_socket};
+pub use listener::{ACCEPT_BACKOFF, AcceptTrouble, Listener, SocketFile};
 pub use stdio::Stdio;
 pub use stream::SocketStream;
 pub use transport::Transport;

@@ -5,6 +5,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -39,6 +40,24 @@ pub struct SocketFile {
     pub uid: Option<u32>,
     /// Owning group id (`--socket-owner`); `None` leaves it.
     pub gid: Option<u32>,
+}
+
+/// How long [`Listener::accept_retrying`] waits after a failed accept before trying
+/// again. Accept fails for lack of resources (EMFILE, ENFILE, ENOBUFS), which lasts
+/// until something closes: long enough not to spin, short enough that service resumes
+/// promptly.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A change in a listener's run of failed accepts, which [`Listener::accept_retrying`]
+/// reports for the caller to tell the operator (this crate does not log): once when a
+/// run starts, once when it ends, never at each retry.
+#[derive(Debug)]
+pub enum AcceptTrouble<'a> {
+    /// Accept failed with this error after having worked (or at the first attempt);
+    /// it is retried every [`ACCEPT_BACKOFF`] until it works.
+    Failing(&'a io::Error),
+    /// Accept works again, after this many failed attempts.
+    Recovered(u64),
 }
 
 /// How many not-yet-accepted connections the kernel queues for us; connections over
@@ -145,14 +164,41 @@ impl Listener {
         let io = Registered::new(socket)?;
         Ok(SocketStream::from_registered(io, tcp, peer))
     }
+
+    /// [`Listener::accept`] until it works, waiting [`ACCEPT_BACKOFF`] after each
+    /// failure; `report` hears when failures start and when they end. A listener keeps
+    /// serving through a shortage of descriptors or buffers (the connections it waits
+    /// for stay in the kernel's queue meanwhile) rather than failing for good.
+    pub async fn accept_retrying(
+        &self,
+        opts: StreamOptions,
+        mut report: impl FnMut(AcceptTrouble<'_>),
+    ) -> SocketStream {
+        let mut failures = 0u64;
+        loop {
+            match self.accept(opts).await {
+                Ok(s) => {
+                    if failures > 0 {
+                        report(AcceptTrouble::Recovered(failures));
+                    }
+                    return s;
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        report(AcceptTrouble::Failing(&e));
+                    }
+                    failures += 1;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
 }
 
-/// A socket listening on `ep`, bound as [`Listener::bind_with`] binds (same options,
-/// same treatment of a UNIX socket's file), non-blocking and close-on-exec, for a
-/// server that runs its own accept loop (the metrics endpoint's HTTP server). With it
-/// comes the (device, inode) of a UNIX socket's file as bound, for removal at exit only
-/// while the path still names that file.
-pub fn listening_socket(
+/// A socket listening on `ep` for [`Listener::bind_with`], non-blocking and
+/// close-on-exec, and the (device, inode) of a UNIX socket's file as bound, for removal
+/// at exit only while the path still names that file.
+fn listening_socket(
     ep: &Endpoint,
     file: SocketFile,
     opts: StreamOptions,

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use socket2::Socket;
 use tokio::io::Interest;
@@ -133,6 +133,31 @@ impl Registered {
     pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // The guard is dropped without clearing: the next read still sees the readiness.
         self.io.poll_read_ready(cx).map_ok(drop)
+    }
+
+    /// Runs `op` once tokio reports the socket ready to write (`write`) or to read,
+    /// again after each `WouldBlock`; until then `cx` is woken when it is. The poll form
+    /// of [`Registered::read_with`] and [`Registered::write_with`], for code that drives
+    /// a socket through tokio's `AsyncRead` and `AsyncWrite` (an HTTP server): it waits
+    /// for readiness every time, which costs a turn of the loop per new socket, nothing
+    /// that matters off the data path.
+    pub(crate) fn poll_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        write: bool,
+        mut op: impl FnMut(&Socket) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let mut guard = ready!(if write {
+                self.io.poll_write_ready(cx)
+            } else {
+                self.io.poll_read_ready(cx)
+            })?;
+            // A `WouldBlock` clears the readiness this guard saw, and the loop waits anew.
+            if let Ok(r) = guard.try_io(|fd| op(fd.get_ref())) {
+                return Poll::Ready(r);
+            }
+        }
     }
 
     /// Waits until the socket reports readiness to write (a connect finished).

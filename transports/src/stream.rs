@@ -2,13 +2,15 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use socket2::Socket;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::registered::Registered;
-use crate::{Endpoint, Transport};
+use crate::{Endpoint, Transport, sys};
 
 /// A connected, non-blocking stream socket registered with the event loop
 /// ([`crate::event_loop`]).
@@ -39,6 +41,31 @@ impl SocketStream {
             endpoint_of(socket.peer_addr()?)?,
             endpoint_of(socket.local_addr()?)?,
         ))
+    }
+
+    /// The user id of the process at the other end of a UNIX socket, as the kernel
+    /// vouches for it (`SO_PEERCRED`, `getpeereid`); meaningless on TCP.
+    pub fn peer_uid(&self) -> io::Result<u32> {
+        sys::peer_uid(self.io.get_ref())
+    }
+
+    /// `shutdown(SHUT_WR)`, a peer already gone aside.
+    fn shut_write(&self) -> io::Result<()> {
+        match self.io.get_ref().shutdown(Shutdown::Write) {
+            // The peer reset the connection as our end of stream went out (its RST
+            // meeting the FIN from the other side of the pipe, as spiped 1.6.4 fixed):
+            // there is no one left to tell about EOF, and the reading direction reports
+            // what happened. Linux says ENOTCONN; other kernels say ECONNRESET.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotConnected | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// The socket, for tests of its options.
@@ -81,25 +108,47 @@ impl Transport for SocketStream {
     }
 
     async fn shutdown_write(&self) -> io::Result<()> {
-        match self.io.get_ref().shutdown(Shutdown::Write) {
-            // The peer reset the connection as our end of stream went out (its RST
-            // meeting the FIN from the other side of the pipe, as spiped 1.6.4 fixed):
-            // there is no one left to tell about EOF, and the reading direction reports
-            // what happened. Linux says ENOTCONN; other kernels say ECONNRESET.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotConnected | io::ErrorKind::ConnectionReset
-                ) =>
-            {
-                Ok(())
-            }
-            r => r,
-        }
+        self.shut_write()
     }
 
     fn peer(&self) -> String {
         self.peer.clone()
+    }
+}
+
+/// For servers built on tokio's traits (the metrics endpoint's HTTP server); the data
+/// path uses [`Transport`], whose reads and writes skip the wait for readiness where
+/// they can.
+impl AsyncRead for SocketStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let unfilled = buf.initialize_unfilled();
+        let n = std::task::ready!(self.io.poll_with(cx, false, |mut s| s.read(unfilled)))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// See the [`AsyncRead`] implementation.
+impl AsyncWrite for SocketStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_with(cx, true, |mut s| s.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered here: a write is in the kernel when it returns.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.shut_write())
     }
 }
 

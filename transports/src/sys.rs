@@ -68,3 +68,44 @@ pub(crate) fn is_listener(socket: &Socket) -> io::Result<bool> {
         Ok(value != 0)
     }
 }
+
+/// The user id of the process at the other end of the connected UNIX socket `socket`,
+/// as the kernel recorded it at connect time (`SO_PEERCRED`; `getpeereid` elsewhere).
+pub(crate) fn peer_uid(socket: &Socket) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` and `len` are live, writable and exactly as large as `len`
+        // says; getsockopt writes at most `len` bytes into `cred` and updates `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&raw mut cred).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(cred.uid)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: `uid` and `gid` are live and writable; getpeereid writes one id into
+        // each and reads nothing else.
+        let r = unsafe { libc::getpeereid(socket.as_raw_fd(), &mut uid, &mut gid) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(uid)
+    }
+}
