@@ -24,7 +24,7 @@ use crate::daemon::pipe::PipeState;
 use crate::metrics::{self, Metrics};
 use crate::session::offload::Offload;
 use prepare::Socket;
-pub use prepare::{LookedUp, Staged};
+pub use prepare::{LookedUp, PipeError, Problem, Staged};
 use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
@@ -96,8 +96,12 @@ impl Pipes {
 
     /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
     /// order of its pipes and their keys): a reload. On error nothing changed, and the
-    /// error says why, one line.
-    pub async fn apply(&mut self, config: &Config, keys: Vec<Vec<Key>>) -> Result<Changes, String> {
+    /// error says why.
+    pub async fn apply(
+        &mut self,
+        config: &Config,
+        keys: Vec<Vec<Key>>,
+    ) -> Result<Changes, PipeError> {
         let found = self.look_up(config, false).await?;
         let staged = self.stage(config, found, keys)?;
         Ok(self.start(staged))

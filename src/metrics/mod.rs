@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use http::{Server, bind};
+pub use http::{BindError, Server, bind};
 pub use live::{LiveConn, State};
 pub use pipe::{PipeMetrics, Tracked};
 pub use settings::settings;

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::args::{Args, ConfigOptions, parse_drain_timeout, parse_metrics, parse_user};
 use crate::config::{Config, Direction, KeyRoute, PipeConfig, Process};
-use crate::sandbox::Mode;
+use crate::sandbox::{Mode, UnknownMode};
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
 /// directory as C spiped's default pidfile is.
@@ -332,7 +332,7 @@ fn sandbox_mode(v: &toml::Value) -> Result<Mode, String> {
     match v {
         toml::Value::Boolean(true) => Ok(Mode::On),
         toml::Value::Boolean(false) => Ok(Mode::Off),
-        toml::Value::String(s) => s.parse(),
+        toml::Value::String(s) => s.parse().map_err(|e: UnknownMode| e.to_string()),
         other => Err(format!(
             "expected true, false, \"on\" or \"strict\", found {}",
             other.type_str()

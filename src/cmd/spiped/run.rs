@@ -41,7 +41,7 @@ fn run(inv: Invocation) -> Result<(), String> {
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets().map_err(|e| e.to_string())?;
-    let mut config = source.read().map_err(|e| e.join("\n"))?;
+    let mut config = source.read().map_err(|e| e.0.join("\n"))?;
     // The keys are read next: with `-k -` the key comes from the caller's standard input.
     let mut loader = KeyLoader::default();
     let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
@@ -70,6 +70,7 @@ fn run(inv: Invocation) -> Result<(), String> {
         inherited,
     }))
     .map_err(crate::cmd::event_loop_failed)?
+    .map_err(|e| e.to_string())
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
@@ -82,7 +83,8 @@ fn check(opts: &ConfigOptions) -> Result<(), String> {
     // The check confines itself as the daemon would once serving, so that what this
     // kernel (or container) cannot enforce shows now, and `strict` fails here too.
     let needs = daemon::sandbox_needs(&config, Some(&opts.path));
-    let confinement = sandbox::confine(&needs, config.process.sandbox)?;
+    let confinement =
+        sandbox::confine(&needs, config.process.sandbox).map_err(|e| e.to_string())?;
     println!(
         "{}: configuration OK ({} pipe{})\nsandbox: {confinement}{}",
         opts.path.display(),

@@ -2,6 +2,8 @@
 //! its new sources (or taking systemd's), and preparing each pipe's settings; the
 //! first two steps of applying it (see [`super::Pipes`]).
 
+use std::fmt;
+use std::io;
 use std::sync::Arc;
 
 use spiped_transports::{Address, Endpoint, Listener, SocketFile, StreamOptions};
@@ -12,11 +14,110 @@ use crate::daemon::conn_settings::ConnConfig;
 use crate::daemon::counters::Counters;
 use crate::daemon::pipe::Settings;
 use crate::metrics;
+use crate::process::account::AccountError;
 use crate::process::daemonize::{self, RemoveOnDrop};
-use crate::process::systemd;
-use crate::resolve::{self, Targets};
+use crate::process::systemd::{self, SystemdError};
+use crate::resolve::{self, ResolveError, Targets};
 use spiped_proto::handshake::Mode;
 use spiped_proto::key::Key;
+
+/// Why a configuration could not be made ready: which pipe, and what went wrong.
+#[derive(Debug)]
+pub struct PipeError {
+    /// The pipe's name; `None` for a command line's one pipe, whose errors read as C's.
+    pipe: Option<String>,
+    /// What went wrong.
+    problem: Problem,
+}
+
+/// What went wrong making a pipe ready.
+#[derive(Debug)]
+pub enum Problem {
+    /// An address (target, `bind` or source) did not resolve.
+    Resolve(ResolveError),
+    /// The sockets systemd passed do not fit the pipe.
+    Systemd(SystemdError),
+    /// There is no source to listen on.
+    NoSource,
+    /// The source resolved to no address it can listen on.
+    NoAddress(Address),
+    /// `socket-owner` names no account.
+    SocketOwner(AccountError),
+    /// The source could not be bound.
+    Listen {
+        /// The source as given.
+        addr: Address,
+        /// Why.
+        error: io::Error,
+        /// Whether it is a UNIX socket, whose path may be in use.
+        unix: bool,
+    },
+    /// The pipe has no key.
+    NoKey,
+}
+
+impl fmt::Display for PipeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.pipe {
+            write!(f, "pipe {name}: ")?;
+        }
+        write!(f, "{}", self.problem)
+    }
+}
+
+impl std::error::Error for PipeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.problem.source()
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Resolve(e) => write!(f, "{e}"),
+            Problem::Systemd(e) => write!(f, "{e}"),
+            Problem::NoSource => {
+                f.write_str("no -s/--source given, and systemd passed no socket (LISTEN_FDS)")
+            }
+            Problem::NoAddress(addr) => write!(f, "cannot resolve {addr}: no addresses found"),
+            Problem::SocketOwner(e) => write!(f, "{e}"),
+            Problem::Listen { addr, error, unix } => {
+                let in_use = *unix && error.kind() == io::ErrorKind::AddrInUse;
+                let why = match in_use {
+                    true => {
+                        " (a process listens there, or the path is not a socket; only a stale \
+                         socket file is replaced)"
+                    }
+                    false => "",
+                };
+                write!(
+                    f,
+                    "cannot listen on {addr}: {}{why}",
+                    crate::errors::describe(error)
+                )
+            }
+            Problem::NoKey => f.write_str("no key file"),
+        }
+    }
+}
+
+impl std::error::Error for Problem {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Problem::Resolve(e) => Some(e),
+            Problem::Systemd(e) => Some(e),
+            Problem::SocketOwner(e) => Some(e),
+            Problem::Listen { error, .. } => Some(error),
+            Problem::NoSource | Problem::NoAddress(_) | Problem::NoKey => None,
+        }
+    }
+}
+
+impl From<ResolveError> for Problem {
+    fn from(e: ResolveError) -> Problem {
+        Problem::Resolve(e)
+    }
+}
 
 /// The listening socket of a pipe being prepared.
 pub(super) enum Socket {
@@ -67,7 +168,7 @@ impl Pipes {
     /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
     /// `bind`, and the sources of pipes that do not keep a running socket. Retries
     /// until each works when `patient` (`-D`). Binds nothing.
-    pub async fn look_up(&self, config: &Config, patient: bool) -> Result<LookedUp, String> {
+    pub async fn look_up(&self, config: &Config, patient: bool) -> Result<LookedUp, PipeError> {
         let mut found = Vec::new();
         for pipe in &config.pipes {
             let f = self.look_up_pipe(pipe, patient).await;
@@ -84,7 +185,7 @@ impl Pipes {
         config: &Config,
         found: LookedUp,
         keys: Vec<Vec<Key>>,
-    ) -> Result<Staged, String> {
+    ) -> Result<Staged, PipeError> {
         let mut prepared = Vec::new();
         for ((pipe, found), keys) in config.pipes.iter().zip(found.0).zip(keys) {
             match self.prepare(pipe, found, keys) {
@@ -105,15 +206,15 @@ impl Pipes {
 
     /// `e` about `pipe`, named unless it is a command line's one pipe (whose errors
     /// read as C's).
-    fn about(&self, pipe: &PipeConfig, e: String) -> String {
-        match self.command_line {
-            true => e,
-            false => format!("pipe {}: {e}", pipe.name),
+    fn about(&self, pipe: &PipeConfig, problem: Problem) -> PipeError {
+        PipeError {
+            pipe: (!self.command_line).then(|| pipe.name.clone()),
+            problem,
         }
     }
 
     /// The look-ups of one pipe (see [`Pipes::look_up`]).
-    async fn look_up_pipe(&self, pipe: &PipeConfig, patient: bool) -> Result<Found, String> {
+    async fn look_up_pipe(&self, pipe: &PipeConfig, patient: bool) -> Result<Found, Problem> {
         let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
@@ -125,9 +226,7 @@ impl Pipes {
             routes.push(targets);
         }
         let bind = match &pipe.bind {
-            Some(b) => Some(
-                resolve::bind_address(b, look_up(b, patient).await?).map_err(|e| e.to_string())?,
-            ),
+            Some(b) => Some(resolve::bind_address(b, look_up(b, patient).await?)?),
             None => None,
         };
         let source = match (&pipe.source, self.kept(pipe)) {
@@ -155,7 +254,7 @@ impl Pipes {
         pipe: &PipeConfig,
         found: Found,
         keys: Vec<Key>,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, Problem> {
         let Found {
             routes,
             refresh,
@@ -170,7 +269,7 @@ impl Pipes {
             None => self.listen(pipe, source)?,
         };
         if keys.is_empty() {
-            return Err("no key file".to_owned());
+            return Err(Problem::NoKey);
         }
         let counters = match kept {
             Some(i) => self.running[i].state.counters.clone(),
@@ -235,20 +334,18 @@ impl Pipes {
         &mut self,
         pipe: &PipeConfig,
         source: Option<Vec<Endpoint>>,
-    ) -> Result<Socket, String> {
+    ) -> Result<Socket, Problem> {
         let taken = systemd::take(&mut self.passed, source.as_deref(), self.command_line);
-        if let Some(l) = taken.map_err(|e| e.to_string())? {
+        if let Some(l) = taken.map_err(Problem::Systemd)? {
             return Ok(Socket::New(l, None, Passed::Yes));
         }
         let (Some(addr), Some(source)) = (&pipe.source, source) else {
-            return Err(
-                "no -s/--source given, and systemd passed no socket (LISTEN_FDS)".to_owned(),
-            );
+            return Err(Problem::NoSource);
         };
         let ep = resolve::first(addr, "-s/--source", source)
-            .ok_or_else(|| format!("cannot resolve {addr}: no addresses found"))?;
+            .ok_or_else(|| Problem::NoAddress(addr.clone()))?;
         let (uid, gid) = match &pipe.socket_owner {
-            Some(spec) => daemonize::socket_owner(spec).map_err(|e| e.to_string())?,
+            Some(spec) => daemonize::socket_owner(spec).map_err(Problem::SocketOwner)?,
             None => (None, None),
         };
         let file = SocketFile {
@@ -256,20 +353,12 @@ impl Pipes {
             uid,
             gid,
         };
-        let listener = Listener::bind_with(&ep, file, stream_options(pipe)).map_err(|e| {
-            let unix_in_use =
-                e.kind() == std::io::ErrorKind::AddrInUse && matches!(ep, Endpoint::Unix(_));
-            let why = match unix_in_use {
-                true => {
-                    " (a process listens there, or the path is not a socket; only a stale \
-                     socket file is replaced)"
-                }
-                false => "",
-            };
-            format!(
-                "cannot listen on {addr}: {}{why}",
-                crate::errors::describe(&e)
-            )
+        let listener = Listener::bind_with(&ep, file, stream_options(pipe)).map_err(|error| {
+            Problem::Listen {
+                addr: addr.clone(),
+                error,
+                unix: matches!(ep, Endpoint::Unix(_)),
+            }
         })?;
         let file = listener
             .unix_file()
@@ -286,6 +375,6 @@ fn stream_options(pipe: &PipeConfig) -> StreamOptions {
 }
 
 /// Resolves `addr`, retrying until it works when `patient` (`-D`).
-async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, String> {
-    (resolve::resolve_or_wait(addr, patient).await).map_err(|e| e.to_string())
+async fn look_up(addr: &Address, patient: bool) -> Result<Vec<Endpoint>, ResolveError> {
+    resolve::resolve_or_wait(addr, patient).await
 }
