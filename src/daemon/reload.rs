@@ -6,6 +6,7 @@ use std::fmt;
 use super::pipes::PipeError;
 use super::serve::{Daemon, notify_systemd};
 use super::source::{ConfigErrors, Source};
+use crate::config::keys::KeyErrors;
 use crate::log;
 use crate::process::systemd;
 use crate::sandbox::{self, Refused};
@@ -17,8 +18,8 @@ enum ReloadError {
     Sandbox(Refused),
     /// The configuration file did not read.
     Config(ConfigErrors),
-    /// A key file did not read: every error, one line each.
-    Keys(Vec<String>),
+    /// A key file did not load.
+    Keys(KeyErrors),
     /// A pipe could not be made ready.
     Pipe(PipeError),
 }
@@ -29,7 +30,7 @@ impl fmt::Display for ReloadError {
         match self {
             ReloadError::Sandbox(e) => write!(f, "{e}"),
             ReloadError::Config(e) => write!(f, "{e}"),
-            ReloadError::Keys(e) => f.write_str(&e.join("; ")),
+            ReloadError::Keys(e) => write!(f, "{e}"),
             ReloadError::Pipe(e) => write!(f, "{e}"),
         }
     }
@@ -40,7 +41,7 @@ impl std::error::Error for ReloadError {
         match self {
             ReloadError::Sandbox(e) => Some(e),
             ReloadError::Config(e) => Some(e),
-            ReloadError::Keys(_) => None,
+            ReloadError::Keys(e) => Some(e),
             ReloadError::Pipe(e) => Some(e),
         }
     }

@@ -18,6 +18,13 @@ pub type ReadConfig = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>
 #[derive(Debug)]
 pub struct ConfigErrors(pub Vec<String>);
 
+impl ConfigErrors {
+    /// One error a line, as the command line prints them.
+    pub fn lines(&self) -> String {
+        self.0.join("\n")
+    }
+}
+
 impl fmt::Display for ConfigErrors {
     /// Every error on one line, as a reload's failure says them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -41,10 +41,10 @@ fn run(inv: Invocation) -> Result<(), String> {
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets().map_err(|e| e.to_string())?;
-    let mut config = source.read().map_err(|e| e.0.join("\n"))?;
+    let mut config = source.read().map_err(|e| e.lines())?;
     // The keys are read next: with `-k -` the key comes from the caller's standard input.
     let mut loader = KeyLoader::default();
-    let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
+    let keys = loader.load(&config).map_err(|e| e.lines())?;
     // Once its keys are read, so that start-up errors name the paths as typed (as C's).
     if let Source::CommandLine(c) = &mut source {
         c.anchor(&base);
@@ -77,9 +77,7 @@ fn run(inv: Invocation) -> Result<(), String> {
 /// what is wrong, or that all is well.
 fn check(opts: &ConfigOptions) -> Result<(), String> {
     let config = file::load(opts).map_err(|e| e.join("\n"))?;
-    KeyLoader::default()
-        .load(&config)
-        .map_err(|e| e.join("\n"))?;
+    KeyLoader::default().load(&config).map_err(|e| e.lines())?;
     // The check confines itself as the daemon would once serving, so that what this
     // kernel (or container) cannot enforce shows now, and `strict` fails here too.
     let needs = daemon::sandbox_needs(&config, Some(&opts.path));
