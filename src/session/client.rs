@@ -195,3 +195,42 @@ pub fn handshake_failed(e: HandshakeFailure) -> ConnError {
         e => ConnError::Handshake(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use spiped_transports::event_loop::block_on;
+
+    use super::*;
+
+    /// A refused connection stays an I/O error the caller can inspect (its kind), and
+    /// reads as the last address tried and why; no address at all says so.
+    #[test]
+    fn connect_errors_keep_the_io_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = Endpoint::Tcp(listener.local_addr().unwrap());
+        drop(listener);
+        let dial = Dial {
+            bind: None,
+            stream: StreamOptions::default(),
+            timeout: Duration::from_secs(5),
+        };
+        let failed = |targets: &[Endpoint]| {
+            let r = block_on(connect_any(targets, dial)).unwrap();
+            r.err().expect("nothing listens there")
+        };
+        let e = failed(std::slice::from_ref(&closed));
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+        assert_eq!(e.to_string(), format!("{closed}: Connection refused"));
+        let e = ConnError::Connect(failed(&[]));
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to target: no target addresses"
+        );
+    }
+}
