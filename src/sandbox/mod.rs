@@ -179,6 +179,7 @@ pub struct NotEnforced(Box<Confinement>);
 
 impl fmt::Display for NotEnforced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Made only when a layer is missing (see `apply`): there is one to name.
         let (what, why) = self.0.first_missing().ok_or(fmt::Error)?;
         write!(
             f,
