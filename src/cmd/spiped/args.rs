@@ -512,8 +512,8 @@ fn shape(key: &'static str, msg: &str) -> Refusal {
 }
 
 /// A refusal of a value, concerning the configuration file key `key`.
-fn value(key: &'static str) -> impl Fn(String) -> Refusal {
-    move |msg| (key, Mistake::Value(msg))
+fn value<E: std::fmt::Display>(key: &'static str) -> impl Fn(E) -> Refusal {
+    move |e| (key, Mistake::Value(e.to_string()))
 }
 
 /// Parses `--metrics` (the `metrics` setting of a configuration file): an address in
