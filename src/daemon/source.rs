@@ -11,8 +11,8 @@ use crate::config::Config;
 use crate::sandbox;
 
 /// How a configuration file is read: the command layer's parser, with the command
-/// line's overrides; `Err` holds every error, one line each.
-pub type ReadConfig = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>;
+/// line's overrides; `Err` holds every error.
+pub type ReadConfig = Arc<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// Why a configuration file could not be read: every error, one line each.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Source {
     pub fn read(&self) -> Result<Config, ConfigErrors> {
         match self {
             Source::CommandLine(c) => Ok(c.clone()),
-            Source::File { base, read, .. } => read().map_err(ConfigErrors).map(|mut c| {
+            Source::File { base, read, .. } => read().map(|mut c| {
                 c.anchor(base);
                 c
             }),

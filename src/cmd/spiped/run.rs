@@ -10,7 +10,7 @@ use spiped_transports::event_loop::block_on;
 use super::args::{ConfigOptions, Invocation, parse};
 use super::file;
 use crate::config::keys::KeyLoader;
-use crate::daemon::{self, Source, Start};
+use crate::daemon::{self, ConfigErrors, Source, Start};
 use crate::process::{daemonize, systemd};
 use crate::sandbox;
 
@@ -34,7 +34,7 @@ fn run(inv: Invocation) -> Result<(), String> {
             Source::File {
                 path: opts.path.clone(),
                 base: base.clone(),
-                read: Arc::new(move || file::load(&opts)),
+                read: Arc::new(move || file::load(&opts).map_err(ConfigErrors)),
             }
         }
     };
