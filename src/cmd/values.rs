@@ -39,7 +39,9 @@ pub(crate) fn sandbox(mode: Option<String>, off: bool) -> Result<crate::sandbox:
             .into()),
         (None, true) => Ok(crate::sandbox::Mode::Off),
         (None, false) => Ok(crate::sandbox::Mode::On),
-        (Some(m), false) => m.parse().map_err(Mistake::Value),
+        (Some(m), false) => m
+            .parse()
+            .map_err(|e: crate::sandbox::UnknownMode| Mistake::Value(e.to_string())),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Loading every key file a configuration names: at start-up, for `--check`, and again
 //! on each reload (so a key file replaced on disk takes effect with SIGHUP).
 
+use std::fmt;
+
 use super::{Config, KeyRoute};
 use crate::keyfile::{self, KeyFileError, Opening};
 use crate::process::daemonize::UserSpec;
@@ -33,7 +35,7 @@ impl KeyLoader {
     /// `Err` names every file that failed, one line each (with the place in the
     /// configuration file when it came from one), and every pair of keys of a pipe
     /// with the same contents but different targets: only the first could be reached.
-    pub fn load(&mut self, config: &Config) -> Result<Vec<Vec<Key>>, Vec<String>> {
+    pub fn load(&mut self, config: &Config) -> Result<Vec<Vec<Key>>, KeyErrors> {
         let opening = match self.loaded {
             false => Opening::Any,
             true => Opening::RegularOnly,
@@ -51,9 +53,9 @@ impl KeyLoader {
                     ("-", Some(key)) => Ok(key.clone()),
                     (file, _) => keyfile::load(file, opening),
                 };
-                let named = |e: &dyn std::fmt::Display| match &k.at {
-                    Some(at) => format!("{at}: key: {e}"),
-                    None => e.to_string(),
+                let named = |problem| KeyError {
+                    at: k.at.clone(),
+                    problem,
                 };
                 match loaded {
                     Ok(key) => {
@@ -64,30 +66,18 @@ impl KeyLoader {
                             other.target != k.target && loaded.same_as(&key)
                         });
                         if let Some((first, _)) = twin {
-                            errors.push(named(&format!(
-                                "key file {} holds the same key as {}, which leads to another \
-                                 target: only the first is ever reached; give each target its \
-                                 own key",
-                                k.file, first.file
-                            )));
+                            errors.push(named(KeyProblem::Twin {
+                                file: k.file.clone(),
+                                first: first.file.clone(),
+                            }));
                         }
                         keys.push(key);
                         sources.push(k);
                     }
-                    Err(e) => {
-                        let hint = match (&e, &self.user) {
-                            (KeyFileError::Read { source, .. }, Some(user))
-                                if source.kind() == std::io::ErrorKind::PermissionDenied =>
-                            {
-                                format!(
-                                    "; spiped runs as -u {user} since start, so the key file \
-                                     must be readable by that user"
-                                )
-                            }
-                            _ => String::new(),
-                        };
-                        errors.push(named(&format!("{e}{hint}")));
-                    }
+                    Err(error) => errors.push(named(KeyProblem::File {
+                        error,
+                        user: self.user.clone(),
+                    })),
                 }
             }
             all.push(keys);
@@ -95,7 +85,100 @@ impl KeyLoader {
         self.loaded = true;
         match errors.is_empty() {
             true => Ok(all),
-            false => Err(errors),
+            false => Err(KeyErrors(errors)),
+        }
+    }
+}
+
+/// Every key file of a configuration that failed to load (see [`KeyLoader::load`]).
+#[derive(Debug)]
+pub struct KeyErrors(Vec<KeyError>);
+
+impl KeyErrors {
+    /// One error a line, as the command line prints them.
+    pub fn lines(&self) -> String {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        lines.join("\n")
+    }
+}
+
+impl fmt::Display for KeyErrors {
+    /// Every error on one line, as a reload's failure says them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for KeyErrors {}
+
+/// A key that failed to load, and where the configuration file names it.
+#[derive(Debug)]
+pub struct KeyError {
+    /// `FILE:LINE` in the configuration file, when it came from one.
+    at: Option<String>,
+    problem: KeyProblem,
+}
+
+/// Why a key failed to load.
+#[derive(Debug)]
+enum KeyProblem {
+    /// It holds the same key as an earlier file of its pipe, which leads to another
+    /// target: only that one could ever be reached.
+    Twin {
+        /// The key file.
+        file: String,
+        /// The earlier one.
+        first: String,
+    },
+    /// The file could not be read, or holds no key.
+    File {
+        /// Why.
+        error: KeyFileError,
+        /// The `-u` the process runs as since start, if any: what a reload's
+        /// "Permission denied" is about.
+        user: Option<UserSpec>,
+    },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = &self.at {
+            write!(f, "{at}: key: ")?;
+        }
+        match &self.problem {
+            KeyProblem::Twin { file, first } => write!(
+                f,
+                "key file {file} holds the same key as {first}, which leads to another \
+                 target: only the first is ever reached; give each target its own key"
+            ),
+            KeyProblem::File { error, user } => {
+                write!(f, "{error}")?;
+                match (error, user) {
+                    (KeyFileError::Read { source, .. }, Some(user))
+                        if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
+                        write!(
+                            f,
+                            "; spiped runs as -u {user} since start, so the key file must be \
+                             readable by that user"
+                        )
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.problem {
+            KeyProblem::File { error, .. } => Some(error),
+            KeyProblem::Twin { .. } => None,
         }
     }
 }

@@ -90,7 +90,7 @@ async fn serve(
         &cfg.keys[0],
         &cfg.keys[1..],
     )
-    .map_err(|e| ConnError::Random(e.to_string()))?;
+    .map_err(ConnError::Random)?;
     // Checked once the handshake has told which key the peer holds, before the target
     // hears of it where it waits for that.
     let admit = |keys: Established| match current(&cfg.keys[keys.key_index]) {

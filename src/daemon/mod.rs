@@ -12,5 +12,5 @@ mod serve;
 mod signals;
 mod source;
 
-pub use serve::{Start, run};
-pub use source::{ReadConfig, Source, sandbox_needs};
+pub use serve::{Start, StartError, run};
+pub use source::{ConfigErrors, ReadConfig, Source, sandbox_needs};

@@ -1,11 +1,51 @@
 //! A reload (SIGHUP): the configuration and every key file read again off the event
 //! loop, then applied to the running pipes all at once, or not at all.
 
+use std::fmt;
+
+use super::pipes::PipeError;
 use super::serve::{Daemon, notify_systemd};
-use super::source::Source;
+use super::source::{ConfigErrors, Source};
+use crate::config::keys::KeyErrors;
 use crate::log;
 use crate::process::systemd;
-use crate::sandbox;
+use crate::sandbox::{self, Refused};
+
+/// Why a reload changed nothing.
+#[derive(Debug)]
+enum ReloadError {
+    /// The sandbox set up at start does not allow what the new configuration needs.
+    Sandbox(Refused),
+    /// The configuration file did not read.
+    Config(ConfigErrors),
+    /// A key file did not load.
+    Keys(KeyErrors),
+    /// A pipe could not be made ready.
+    Pipe(PipeError),
+}
+
+impl fmt::Display for ReloadError {
+    /// One line: a reload's failure is logged, and told to systemd, as one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadError::Sandbox(e) => write!(f, "{e}"),
+            ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::Keys(e) => write!(f, "{e}"),
+            ReloadError::Pipe(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReloadError::Sandbox(e) => Some(e),
+            ReloadError::Config(e) => Some(e),
+            ReloadError::Keys(e) => Some(e),
+            ReloadError::Pipe(e) => Some(e),
+        }
+    }
+}
 
 impl Daemon {
     /// SIGHUP: reads the configuration and every key file again and applies them, or
@@ -25,11 +65,17 @@ impl Daemon {
         // stalls nothing (and what is not a regular file is refused without waiting).
         let (source, mut loader) = (self.source.clone(), std::mem::take(&mut self.loader));
         let (loader, loaded) = off_loop(move || {
-            let read = allowed.and_then(|()| source.read().map_err(|e| e.join("; ")));
+            let read = allowed
+                .map_err(ReloadError::Sandbox)
+                .and_then(|()| source.read().map_err(ReloadError::Config));
             // Before any new key file is read: what the sandbox refuses is named as such.
-            let read = read.and_then(|c| sandbox::admits(&source.sandbox_needs(&c)).map(|()| c));
+            let read = read.and_then(|c| {
+                let needs = source.sandbox_needs(&c);
+                sandbox::admits(&needs).map_err(ReloadError::Sandbox)?;
+                Ok(c)
+            });
             let loaded = read.and_then(|c| {
-                let keys = loader.load(&c).map_err(|e| e.join("; "))?;
+                let keys = loader.load(&c).map_err(ReloadError::Keys)?;
                 Ok((c, keys))
             });
             (loader, loaded)
@@ -41,7 +87,8 @@ impl Daemon {
                 .pipes
                 .apply(&config, keys)
                 .await
-                .map(|changes| (config, changes)),
+                .map(|changes| (config, changes))
+                .map_err(ReloadError::Pipe),
             Err(e) => Err(e),
         };
         match outcome {

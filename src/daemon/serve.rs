@@ -1,22 +1,25 @@
 //! The daemon at work: from start-up (pidfile, look-ups, sockets, privileges,
 //! sandbox) through serving to the drain at exit.
 
+use std::fmt;
+use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use spiped_proto::key::Key;
 use spiped_transports::{Address, Endpoint};
 
-use super::pipes::Pipes;
+use super::pipes::{PipeError, Pipes};
 use super::signals::{Request, Signals};
 use super::source::Source;
 use crate::config::Config;
 use crate::config::keys::KeyLoader;
 use crate::log;
 use crate::metrics::{self, Metrics};
-use crate::process::daemonize::{self, Readiness, RemoveOnDrop};
-use crate::process::systemd;
-use crate::sandbox;
+use crate::process::daemonize::{self, DaemonError, Readiness, RemoveOnDrop};
+use crate::process::systemd::{self, SystemdError};
+use crate::resolve::ResolveError;
+use crate::sandbox::{self, NotEnforced};
 
 /// What the daemon starts with: read and checked before the event loop runs, and
 /// before forking.
@@ -35,15 +38,80 @@ pub struct Start {
     pub inherited: Vec<OwnedFd>,
 }
 
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The signal handlers could not be installed.
+    Signals(io::Error),
+    /// The sockets systemd passed cannot serve.
+    Systemd(SystemdError),
+    /// Becoming a daemon failed: the pidfile, `-u`, or telling the parent.
+    Process(DaemonError),
+    /// A pipe could not be made ready.
+    Pipe(PipeError),
+    /// The metrics endpoint's address did not resolve.
+    MetricsAddress(ResolveError),
+    /// The metrics endpoint's address resolved to nothing.
+    MetricsUnresolved(Address),
+    /// The metrics endpoint could not listen.
+    Metrics(metrics::BindError),
+    /// `--sandbox strict`, and a layer could not be put in force.
+    Sandbox(NotEnforced),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            StartError::Systemd(e) => write!(f, "{e}"),
+            StartError::Process(e) => write!(f, "{e}"),
+            StartError::Pipe(e) => write!(f, "{e}"),
+            StartError::MetricsAddress(e) => write!(f, "{e}"),
+            StartError::MetricsUnresolved(addr) => {
+                write!(f, "cannot resolve {addr} (--metrics): no addresses found")
+            }
+            StartError::Metrics(e) => write!(f, "{e}"),
+            StartError::Sandbox(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Signals(e) => Some(e),
+            StartError::Systemd(e) => Some(e),
+            StartError::Process(e) => Some(e),
+            StartError::Pipe(e) => Some(e),
+            StartError::MetricsAddress(e) => Some(e),
+            StartError::MetricsUnresolved(_) => None,
+            StartError::Metrics(e) => Some(e),
+            StartError::Sandbox(e) => Some(e),
+        }
+    }
+}
+
+impl From<DaemonError> for StartError {
+    fn from(e: DaemonError) -> StartError {
+        StartError::Process(e)
+    }
+}
+
+impl From<PipeError> for StartError {
+    fn from(e: PipeError) -> StartError {
+        StartError::Pipe(e)
+    }
+}
+
 /// Runs the daemon on the event loop this is called in: pidfile, look-ups, sockets,
 /// privileges, sandbox, then serving until SIGTERM or SIGINT, reloading on SIGHUP.
-/// Returns the error that stopped it starting, one line.
-pub async fn run(start: Start) -> Result<(), String> {
+/// Returns the error that stopped it starting.
+pub async fn run(start: Start) -> Result<(), StartError> {
     // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
     // a SIGHUP does not kill a daemon that is still starting.
-    let signals = Signals::install()?;
+    let signals = Signals::install().map_err(StartError::Signals)?;
     // Sockets belong to the event loop they are registered with: made inside.
-    let passed = systemd::listeners(start.inherited).map_err(|e| e.to_string())?;
+    let passed = systemd::listeners(start.inherited).map_err(StartError::Systemd)?;
     let command_line = matches!(start.source, Source::CommandLine(_));
     let metrics = Arc::new(Metrics::new());
     let daemon = Daemon {
@@ -79,11 +147,11 @@ impl Daemon {
         keys: Vec<Vec<Key>>,
         mut readiness: Option<Readiness>,
         mut signals: Signals,
-    ) -> Result<(), String> {
+    ) -> Result<(), StartError> {
         let process = self.config.process.clone();
         let metrics = self.metrics.clone();
         let _pidfile = match readiness {
-            Some(_) => Some(daemonize::write_pidfile(&process.pidfile).map_err(|e| e.to_string())?),
+            Some(_) => Some(daemonize::write_pidfile(&process.pidfile)?),
             None => None,
         };
         if process.wait_dns {
@@ -100,7 +168,7 @@ impl Daemon {
                 Some(addr) => Some(look_up_metrics(addr, process.wait_dns).await?),
                 None => None,
             };
-            Ok::<_, String>((found, endpoint))
+            Ok::<_, StartError>((found, endpoint))
         };
         // SIGHUP cannot reload what is not serving yet; said, since a reload the operator
         // asked for is not done (the configuration read at start is served).
@@ -120,7 +188,7 @@ impl Daemon {
         // Bound before privileges are dropped, as the sources are.
         let staged = self.pipes.stage(&config, found, keys)?;
         let endpoint = match (&process.metrics, endpoint) {
-            (Some(addr), Some(ep)) => Some(metrics::bind(addr, &ep)?),
+            (Some(addr), Some(ep)) => Some(metrics::bind(addr, &ep).map_err(StartError::Metrics)?),
             _ => None,
         };
         let _metrics_file = endpoint
@@ -128,11 +196,11 @@ impl Daemon {
             .and_then(|e| e.unix_file())
             .map(|(path, id)| RemoveOnDrop::socket(path, id));
         if let Some(user) = &process.user {
-            daemonize::drop_privileges(user).map_err(|e| e.to_string())?;
+            daemonize::drop_privileges(user)?;
             self.loader.running_as(user);
         }
         let needs = self.source.sandbox_needs(&self.config);
-        let confinement = sandbox::confine(&needs, process.sandbox)?;
+        let confinement = sandbox::confine(&needs, process.sandbox).map_err(StartError::Sandbox)?;
         // Accepting, and worker threads, start from here on, inside the sandbox.
         self.pipes.start(staged);
         self.pipes.prime_keypairs();
@@ -179,18 +247,20 @@ impl Daemon {
 }
 
 /// Where to bind the metrics endpoint: `addr` resolved (retried until it resolves with `-D`).
-async fn look_up_metrics(addr: &Address, wait_dns: bool) -> Result<Endpoint, String> {
-    let found =
-        (crate::resolve::resolve_or_wait(addr, wait_dns).await).map_err(|e| e.to_string())?;
-    (found.into_iter().next())
-        .ok_or_else(|| format!("cannot resolve {addr} (--metrics): no addresses found"))
+async fn look_up_metrics(addr: &Address, wait_dns: bool) -> Result<Endpoint, StartError> {
+    let found = (crate::resolve::resolve_or_wait(addr, wait_dns).await)
+        .map_err(StartError::MetricsAddress)?;
+    (found.into_iter().next()).ok_or_else(|| StartError::MetricsUnresolved(addr.clone()))
 }
 
 /// Releases the waiting parent (when daemonized) and, with `--syslog`, sends warnings to
 /// syslog from now on; errors before this point reached the caller's terminal.
-pub(super) fn announce_ready(readiness: Option<Readiness>, syslog: bool) -> Result<(), String> {
+pub(super) fn announce_ready(
+    readiness: Option<Readiness>,
+    syslog: bool,
+) -> Result<(), DaemonError> {
     if let Some(r) = readiness {
-        r.ready(syslog).map_err(|e| e.to_string())?;
+        r.ready(syslog)?;
     }
     if syslog {
         log::use_syslog();

@@ -24,13 +24,12 @@ pub enum Request {
 
 impl Signals {
     /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR1 from now on.
-    pub fn install() -> Result<Signals, String> {
-        let catch = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+    pub fn install() -> std::io::Result<Signals> {
         Ok(Signals {
-            term: catch(SignalKind::terminate())?,
-            int: catch(SignalKind::interrupt())?,
-            hup: catch(SignalKind::hangup())?,
-            usr1: catch(SignalKind::user_defined1())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Where the daemon's configuration comes from, and so what a reload reads again and
 //! what the sandbox must let the daemon read.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,8 +11,28 @@ use crate::config::Config;
 use crate::sandbox;
 
 /// How a configuration file is read: the command layer's parser, with the command
-/// line's overrides; `Err` holds every error, one line each.
-pub type ReadConfig = Arc<dyn Fn() -> Result<Config, Vec<String>> + Send + Sync>;
+/// line's overrides; `Err` holds every error.
+pub type ReadConfig = Arc<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
+
+/// Why a configuration file could not be read: every error, one line each.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl ConfigErrors {
+    /// One error a line, as the command line prints them.
+    pub fn lines(&self) -> String {
+        self.0.join("\n")
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    /// Every error on one line, as a reload's failure says them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 /// Where the configuration comes from, and so what a reload reads again.
 #[derive(Clone)]
@@ -31,8 +52,8 @@ pub enum Source {
 }
 
 impl Source {
-    /// The configuration as it reads now; `Err` holds every error, one line each.
-    pub fn read(&self) -> Result<Config, Vec<String>> {
+    /// The configuration as it reads now; `Err` holds every error.
+    pub fn read(&self) -> Result<Config, ConfigErrors> {
         match self {
             Source::CommandLine(c) => Ok(c.clone()),
             Source::File { base, read, .. } => read().map(|mut c| {

@@ -49,13 +49,38 @@ pub struct Server {
     hosts: Hosts,
 }
 
+/// The metrics endpoint could not listen where `--metrics` said.
+#[derive(Debug)]
+pub struct BindError {
+    /// Where it was to listen.
+    endpoint: Endpoint,
+    /// Why it could not.
+    error: std::io::Error,
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ep, e) = (&self.endpoint, &self.error);
+        write!(f, "cannot listen on {ep} (--metrics): {}", describe(e))
+    }
+}
+
+impl std::error::Error for BindError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// Binds the metrics endpoint on `ep`, which `addr` (as given to `--metrics`) resolved
 /// to, before privileges are dropped, like the sources. A stale UNIX socket file is
 /// replaced, as for `-s`. An address beyond loopback draws a warning: the endpoint has
 /// no authentication, and `/status` names key files, targets and peers.
-pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, String> {
-    let listener = Listener::bind_with(ep, SocketFile::default(), OPTIONS)
-        .map_err(|e| format!("cannot listen on {ep} (--metrics): {}", describe(&e)))?;
+pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, BindError> {
+    let listener =
+        Listener::bind_with(ep, SocketFile::default(), OPTIONS).map_err(|error| BindError {
+            endpoint: ep.clone(),
+            error,
+        })?;
     let hosts = match (addr, ep) {
         (_, Endpoint::Unix(_)) => Hosts::Any,
         (Address::Name { host, .. }, _) => Hosts::Own(Some(host.clone())),

@@ -32,7 +32,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 pub use events::Tracked;
-pub use http::{Server, bind};
+pub use http::{BindError, Server, bind};
 pub use live::{LiveConn, State};
 pub use pipe::{PipeMetrics, Tally};
 pub use settings::settings;

@@ -15,8 +15,11 @@ use ::landlock::{
     Scope,
 };
 
-use super::Needs;
+mod reload;
+
 use super::directories::{dedicated_directory, own_directory};
+use super::{LayerError, Needs};
+pub use reload::Refused;
 
 /// The newest ABI whose rights are used here (pathname UNIX socket connections came
 /// with 9); on an older kernel the crate enforces what that kernel knows.
@@ -68,24 +71,63 @@ pub struct Enforced {
     connect_ports: Vec<u16>,
 }
 
+/// Why Landlock is not in force at all.
+#[derive(Debug)]
+pub enum LandlockError {
+    /// The ruleset could not be made or put in force.
+    Ruleset(::landlock::RulesetError),
+    /// The kernel has Landlock, turned off.
+    NotEnabled,
+    /// The kernel has no Landlock.
+    NotBuiltIn,
+    /// The kernel, of this ABI, enforced none of the rules.
+    NotEnforced(i32),
+}
+
+impl fmt::Display for LandlockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LandlockError::Ruleset(e) => write!(f, "{e}"),
+            LandlockError::NotEnabled => f.write_str("not enabled in this kernel"),
+            LandlockError::NotBuiltIn => f.write_str("not built into this kernel"),
+            LandlockError::NotEnforced(abi) => write!(f, "not enforced by this kernel (ABI {abi})"),
+        }
+    }
+}
+
+impl std::error::Error for LandlockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LandlockError::Ruleset(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<LandlockError> for LayerError {
+    fn from(e: LandlockError) -> LayerError {
+        LayerError::Landlock(e)
+    }
+}
+
 /// Restricts the calling thread (and all threads, on ABI 8) to `needs`, and sets
 /// `no_new_privs`. `Err` says why Landlock is not in force at all.
-pub fn restrict(needs: &Needs) -> Result<Enforced, String> {
-    let (ruleset, allowed) = build(needs).map_err(|e| e.to_string())?;
+pub fn restrict(needs: &Needs) -> Result<Enforced, LandlockError> {
+    let (ruleset, allowed) = build(needs).map_err(LandlockError::Ruleset)?;
     let status = ruleset
         .all_threads(true)
         .and_then(RulesetCreated::restrict_self)
-        .map_err(|e| e.to_string())?;
+        .map_err(LandlockError::Ruleset)?;
     let abi = match status.landlock {
         LandlockStatus::Available {
             effective_abi,
             kernel_abi,
         } => kernel_abi.unwrap_or(effective_abi as i32),
-        LandlockStatus::NotEnabled => return Err("not enabled in this kernel".into()),
-        LandlockStatus::NotImplemented => return Err("not built into this kernel".into()),
+        LandlockStatus::NotEnabled => return Err(LandlockError::NotEnabled),
+        LandlockStatus::NotImplemented => return Err(LandlockError::NotBuiltIn),
     };
     if status.ruleset == RulesetStatus::NotEnforced {
-        return Err(format!("not enforced by this kernel (ABI {abi})"));
+        return Err(LandlockError::NotEnforced(abi));
     }
     Ok(Enforced {
         abi,
@@ -229,92 +271,6 @@ fn notify_socket_path() -> Option<PathBuf> {
 }
 
 impl Enforced {
-    /// See [`super::Confinement::admits`].
-    pub fn admits(&self, needs: &Needs) -> Result<(), String> {
-        let restart = "restart spiped to allow it, or turn the sandbox off (--no-sandbox, or \
-                       sandbox = false in the file)";
-        for f in &needs.read_files {
-            let path = self.canonical(f)?;
-            // A file that is not there is for the reading to name as missing: the
-            // sandbox would not be why.
-            let missing = std::fs::symlink_metadata(&path).is_err();
-            if missing || self.directories.iter().any(|d| path.starts_with(d)) {
-                continue;
-            }
-            let same = self.files.iter().find(|(p, _)| *p == path);
-            if same.is_some_and(|(_, id)| *id != file_id(&path)) {
-                return Err(format!(
-                    "{} has been replaced since start (a file renamed over it, as editors \
-                     and key rotation do), and the sandbox set up at start (Landlock) \
-                     allows reading it only as the file that existed then, because its \
-                     directory holds files the configuration does not name: keep key files \
-                     and the configuration file in a directory of their own (such as \
-                     /etc/spiped/), whose files may all be read again; {restart}",
-                    f.display()
-                ));
-            }
-            if same.is_none() {
-                return Err(format!(
-                    "the sandbox set up at start (Landlock) does not allow reading {}: \
-                     only the files named then, and any file of a directory that held \
-                     nothing else{}; {restart}",
-                    f.display(),
-                    list(&self.directories)
-                ));
-            }
-        }
-        if needs.dns && !self.dns {
-            return Err(format!(
-                "the sandbox set up at start (Landlock) does not allow reading /etc/hosts \
-                 and /etc/resolv.conf (no host name was resolved then); {restart}"
-            ));
-        }
-        for t in &needs.unix_targets {
-            let path = self.canonical(t)?;
-            let within = |d: &PathBuf| path.parent() == Some(d.as_path());
-            if !self.targets.contains(&path) && !self.target_directories.iter().any(within) {
-                return Err(format!(
-                    "the sandbox set up at start allows connecting only to the UNIX sockets \
-                     targeted then{}, and to any socket of a directory that held nothing \
-                     else{}: not to {}; {restart}",
-                    list(&self.targets),
-                    list(&self.target_directories),
-                    t.display()
-                ));
-            }
-        }
-        for s in &needs.unix_sources {
-            if self.sources.contains(&self.base.join(s)) {
-                continue;
-            }
-            let dir = own_directory(&self.base.join(s));
-            if !dir.is_some_and(|d| self.socket_directories.contains(&d)) {
-                return Err(format!(
-                    "the sandbox set up at start (Landlock) does not allow creating the \
-                     UNIX socket {}: only in the directories of the sockets created then \
-                     that held nothing else{}; {restart}",
-                    s.display(),
-                    list(&self.socket_directories)
-                ));
-            }
-        }
-        if self.net {
-            let ports = [
-                ("listening on", &needs.bind_ports, &self.bind_ports),
-                ("connecting to", &needs.connect_ports, &self.connect_ports),
-            ];
-            for (what, wanted, allowed) in ports {
-                if let Some(p) = wanted.iter().find(|p| !allowed.contains(p)) {
-                    return Err(format!(
-                        "the sandbox set up at start (Landlock) does not allow {what} TCP \
-                         port {p}: only the ports in use then; {restart}"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Every path `needs` names, canonical, and also with only its directory resolved
     /// (a symbolic link named by the configuration is named as itself, too): what may
     /// be in a directory that is spiped's own.
@@ -337,14 +293,11 @@ impl Enforced {
     /// `path` absolute (against the working directory at start) with symbolic links
     /// resolved, as far as it exists: a file a reload names may not exist yet, its
     /// directory must. `Err` names what could not be found, and why.
-    fn canonical(&self, path: &Path) -> Result<PathBuf, String> {
+    fn canonical(&self, path: &Path) -> Result<PathBuf, Refused> {
         let path = self.base.join(path);
-        let fail = |p: &Path, e: std::io::Error| {
-            format!(
-                "cannot find {}: {}",
-                p.display(),
-                crate::errors::describe(&e)
-            )
+        let fail = |p: &Path, error| Refused::NotFound {
+            path: p.to_path_buf(),
+            error,
         };
         match std::fs::canonicalize(&path) {
             Ok(p) => Ok(p),
@@ -365,17 +318,6 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// ` (a, b)`, or nothing for an empty list.
-fn list(dirs: &[PathBuf]) -> String {
-    match dirs {
-        [] => String::new(),
-        _ => {
-            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            format!(" ({})", names.join(", "))
-        }
-    }
-}
-
 impl fmt::Display for Enforced {
     /// `landlock ABI 7 (fs, net)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -385,165 +327,5 @@ impl fmt::Display for Enforced {
             (false, false) => "fs",
         };
         write!(f, "landlock ABI {} ({layers})", self.abi)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What a reload may add: files beside the key files read at start, and nothing
-    /// else; the ports in use at start, and no other. Refusals name the sandbox.
-    #[test]
-    fn reloads_may_read_beside_the_old_keys_only() {
-        let keys = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        let old = keys.path().join("old.key");
-        std::fs::write(&old, "k").unwrap();
-        let at_start = Needs {
-            read_files: vec![old.clone()],
-            bind_ports: vec![8025],
-            connect_ports: vec![25],
-            ..Needs::default()
-        };
-        let (_ruleset, mut allowed) = build(&at_start).unwrap();
-        allowed.net = true;
-        let reading = |f: PathBuf| Needs {
-            read_files: vec![f],
-            ..Needs::default()
-        };
-        allowed.admits(&at_start).unwrap();
-        std::fs::write(keys.path().join("new.key"), "k").unwrap();
-        allowed
-            .admits(&reading(keys.path().join("new.key")))
-            .unwrap();
-        // A file allowed by itself (not by its directory) must still be the same file.
-        let alone = Needs {
-            read_files: vec![elsewhere.path().join("alone.key")],
-            ..Needs::default()
-        };
-        std::fs::write(&alone.read_files[0], "k").unwrap();
-        let (_ruleset, mut only) = build(&alone).unwrap();
-        only.directories.clear();
-        only.admits(&alone).unwrap();
-        let replacement = elsewhere.path().join("replacement");
-        std::fs::write(&replacement, "k2").unwrap();
-        std::fs::rename(&replacement, &alone.read_files[0]).unwrap();
-        let e = only.admits(&alone).unwrap_err();
-        assert!(
-            e.contains("sandbox") && e.contains("has been replaced"),
-            "{e}"
-        );
-        std::fs::remove_file(&alone.read_files[0]).unwrap();
-        // A file that is not there is left for the reading to report as missing.
-        allowed
-            .admits(&reading(elsewhere.path().join("new.key")))
-            .unwrap();
-        std::fs::write(elsewhere.path().join("new.key"), "k").unwrap();
-        for refused in [elsewhere.path().join("new.key"), "/etc/shadow".into()] {
-            let e = allowed.admits(&reading(refused.clone())).unwrap_err();
-            assert!(
-                e.contains("sandbox") && e.contains(refused.to_str().unwrap()),
-                "{e}"
-            );
-        }
-        let e = allowed
-            .admits(&Needs {
-                bind_ports: vec![9000],
-                ..Needs::default()
-            })
-            .unwrap_err();
-        assert!(e.contains("sandbox") && e.contains("TCP port 9000"), "{e}");
-        let (_ruleset, open) = build(&Needs {
-            any_tcp_port: true,
-            ..at_start.clone()
-        })
-        .unwrap();
-        open.admits(&Needs {
-            bind_ports: vec![9000],
-            ..Needs::default()
-        })
-        .unwrap();
-        let e = allowed
-            .admits(&Needs {
-                dns: true,
-                ..Needs::default()
-            })
-            .unwrap_err();
-        assert!(e.contains("/etc/resolv.conf"), "{e}");
-    }
-
-    /// A reload may target the UNIX sockets targeted at start, and any socket of a
-    /// directory that held only what the configuration names; no other socket.
-    #[test]
-    fn reloads_may_connect_to_the_old_unix_targets_only() {
-        let own = tempfile::tempdir().unwrap();
-        let shared = tempfile::tempdir().unwrap();
-        let in_own = own.path().join("app.sock");
-        let in_shared = shared.path().join("app.sock");
-        std::fs::write(shared.path().join("app.pid"), "1").unwrap();
-        let at_start = Needs {
-            unix_targets: vec![in_own.clone(), in_shared.clone()],
-            ..Needs::default()
-        };
-        let (_ruleset, allowed) = build(&at_start).unwrap();
-        let targeting = |t: PathBuf| Needs {
-            unix_targets: vec![t],
-            ..Needs::default()
-        };
-        allowed.admits(&at_start).unwrap();
-        allowed
-            .admits(&targeting(own.path().join("other.sock")))
-            .unwrap();
-        for refused in [shared.path().join("other.sock"), "/run/x.sock".into()] {
-            let e = allowed.admits(&targeting(refused.clone())).unwrap_err();
-            assert!(
-                e.contains("UNIX sockets targeted then") && e.contains(refused.to_str().unwrap()),
-                "{e}"
-            );
-        }
-    }
-
-    /// Removal of sockets at exit and their creation by a reload are granted beneath a
-    /// directory of spiped's own only: beside an unrelated file (a home directory)
-    /// nothing is granted, so that file cannot be removed (the pidfile's directory,
-    /// by the same rule: `a_pidfile_beside_other_files_grants_no_removal`).
-    #[test]
-    fn removal_only_in_a_directory_of_its_own() {
-        let own = tempfile::tempdir().unwrap();
-        let shared = tempfile::tempdir().unwrap();
-        std::fs::write(shared.path().join("unrelated"), "u").unwrap();
-        let needs_in = |dir: &Path| {
-            let (pidfile, socket) = (dir.join("spiped.pid"), dir.join("s.sock"));
-            std::fs::write(&pidfile, "1").unwrap();
-            Needs {
-                pidfile: Some(pidfile),
-                unix_sources: vec![socket],
-                ..Needs::default()
-            }
-        };
-        let (_ruleset, allowed) = build(&needs_in(shared.path())).unwrap();
-        assert_eq!(allowed.socket_directories, Vec::<PathBuf>::new());
-        // A reload keeping the source creates nothing; a new socket there is refused.
-        allowed.admits(&needs_in(shared.path())).unwrap();
-        let e = allowed
-            .admits(&Needs {
-                unix_sources: vec![shared.path().join("new.sock")],
-                ..Needs::default()
-            })
-            .unwrap_err();
-        assert!(
-            e.contains("new.sock") && e.contains("held nothing else"),
-            "{e}"
-        );
-        let (_ruleset, allowed) = build(&needs_in(own.path())).unwrap();
-        let canonical = std::fs::canonicalize(own.path()).unwrap();
-        assert_eq!(allowed.socket_directories, [canonical]);
-        allowed
-            .admits(&Needs {
-                unix_sources: vec![own.path().join("new.sock")],
-                ..Needs::default()
-            })
-            .unwrap();
     }
 }

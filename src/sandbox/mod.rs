@@ -38,6 +38,8 @@ mod unavailable;
 #[cfg(not(target_os = "linux"))]
 use unavailable::{self as capabilities, self as landlock, self as seccomp};
 
+pub use landlock::Refused;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -58,20 +60,34 @@ pub enum Mode {
 }
 
 impl FromStr for Mode {
-    type Err = String;
+    type Err = UnknownMode;
 
     /// Parses the value of `--sandbox`: `on` or `strict` (`--no-sandbox` turns it off).
-    fn from_str(s: &str) -> Result<Mode, String> {
+    fn from_str(s: &str) -> Result<Mode, UnknownMode> {
         match s {
             "on" => Ok(Mode::On),
             "strict" => Ok(Mode::Strict),
-            _ => Err(format!(
-                "invalid value '{s}' for --sandbox: expected on or strict \
-                 (--no-sandbox turns it off)"
-            )),
+            _ => Err(UnknownMode(s.to_owned())),
         }
     }
 }
+
+/// A `--sandbox` value that is neither `on` nor `strict` (the value).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownMode(String);
+
+impl fmt::Display for UnknownMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid value '{}' for --sandbox: expected on or strict (--no-sandbox turns \
+             it off)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownMode {}
 
 /// What the process still needs once confined: the sum over every pipe it serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,11 +118,94 @@ pub struct Needs {
 #[derive(Debug)]
 pub struct Confinement {
     mode: Mode,
-    landlock: Result<landlock::Enforced, String>,
-    seccomp: Result<usize, String>,
-    capabilities: Result<(), String>,
+    landlock: Result<landlock::Enforced, LayerError>,
+    seccomp: Result<usize, LayerError>,
+    capabilities: Result<(), LayerError>,
     /// Threads that existed before and that a Landlock ABI below 8 could not reach.
     unconfined_threads: usize,
+}
+
+/// Why a layer of the sandbox is not in force.
+#[derive(Debug)]
+pub enum LayerError {
+    /// `--no-sandbox` asked for none.
+    Off,
+    /// The layer does not exist on this system (it is Linux's).
+    Unavailable,
+    /// Landlock could not be put in force.
+    #[cfg(target_os = "linux")]
+    Landlock(landlock::LandlockError),
+    /// The seccomp filter could not be compiled or installed.
+    #[cfg(target_os = "linux")]
+    Seccomp(seccomp::SeccompError),
+    /// A capability set could not be emptied.
+    #[cfg(target_os = "linux")]
+    Capabilities(capabilities::CapsError),
+}
+
+impl fmt::Display for LayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerError::Off => f.write_str("off"),
+            LayerError::Unavailable => f.write_str("not available on this system"),
+            #[cfg(target_os = "linux")]
+            LayerError::Landlock(e) => write!(f, "{e}"),
+            #[cfg(target_os = "linux")]
+            LayerError::Seccomp(e) => write!(f, "{e}"),
+            #[cfg(target_os = "linux")]
+            LayerError::Capabilities(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LayerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LayerError::Off | LayerError::Unavailable => None,
+            #[cfg(target_os = "linux")]
+            LayerError::Landlock(e) => Some(e),
+            #[cfg(target_os = "linux")]
+            LayerError::Seccomp(e) => Some(e),
+            #[cfg(target_os = "linux")]
+            LayerError::Capabilities(e) => Some(e),
+        }
+    }
+}
+
+/// `--sandbox strict` and a layer that could not be put in force: the start-up stops.
+/// It holds what was put in force, to name the first layer that was not.
+#[derive(Debug)]
+pub struct NotEnforced(Box<Confinement>);
+
+impl fmt::Display for NotEnforced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Made only when a layer is missing (see `apply`): there is one to name.
+        let (what, why) = self.0.first_missing().ok_or(fmt::Error)?;
+        write!(
+            f,
+            "--sandbox strict: {what} cannot be enforced: {why} (use --sandbox on to \
+             run with what the kernel supports)"
+        )
+    }
+}
+
+impl std::error::Error for NotEnforced {}
+
+/// Why a layer that was asked for is not in force, as [`NotEnforced`] says it.
+enum Missing<'a> {
+    /// It could not be put in force at all.
+    Layer(&'a LayerError),
+    /// Landlock is in force, but the kernel's ABI cannot restrict what was asked.
+    Abi(i32),
+}
+
+impl fmt::Display for Missing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Missing::Layer(e) => write!(f, "{e}"),
+            Missing::Abi(abi) => write!(f, "the kernel has only ABI {abi}"),
+        }
+    }
 }
 
 /// The confinement in force, once [`confine`] has run.
@@ -117,7 +216,7 @@ static IN_FORCE: OnceLock<Confinement> = OnceLock::new();
 /// started later inherit every layer; seccomp also covers threads started earlier.
 /// Returns an error only in [`Mode::Strict`] when a layer could not be put in force;
 /// otherwise what could not be done is in the [`Confinement`]'s summary.
-pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, String> {
+pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, NotEnforced> {
     if let Some(c) = IN_FORCE.get() {
         return Ok(c);
     }
@@ -132,18 +231,18 @@ pub fn in_force() -> Option<&'static Confinement> {
 
 /// Checks what a reload asks for against the confinement in force (see
 /// [`Confinement::admits`]); anything goes when none is.
-pub fn admits(needs: &Needs) -> Result<(), String> {
+pub fn admits(needs: &Needs) -> Result<(), Refused> {
     IN_FORCE.get().map_or(Ok(()), |c| c.admits(needs))
 }
 
 /// Puts the layers in force; see [`confine`].
-fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
+fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, NotEnforced> {
     if mode == Mode::Off {
         return Ok(Confinement {
             mode,
-            landlock: Err("off".into()),
-            seccomp: Err("off".into()),
-            capabilities: Err("off".into()),
+            landlock: Err(LayerError::Off),
+            seccomp: Err(LayerError::Off),
+            capabilities: Err(LayerError::Off),
             unconfined_threads: 0,
         });
     }
@@ -151,9 +250,9 @@ fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
     // Landlock first: its rules open paths, which seccomp's list need not allow for
     // ever. Both set no_new_privs (seccomp requires it without CAP_SYS_ADMIN), so it is
     // in force even where Landlock is not.
-    let landlock = landlock::restrict(needs);
-    let capabilities = capabilities::drop_all();
-    let seccomp = seccomp::install(mode == Mode::Strict);
+    let landlock = landlock::restrict(needs).map_err(LayerError::from);
+    let capabilities = capabilities::drop_all().map_err(LayerError::from);
+    let seccomp = seccomp::install(mode == Mode::Strict).map_err(LayerError::from);
     let unconfined_threads = match &landlock {
         Ok(l) if !l.all_threads => threads_before.saturating_sub(1),
         _ => 0,
@@ -165,8 +264,8 @@ fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, String> {
         capabilities,
         unconfined_threads,
     };
-    if mode == Mode::Strict {
-        c.fully_enforced()?;
+    if mode == Mode::Strict && c.first_missing().is_some() {
+        return Err(NotEnforced(Box::new(c)));
     }
     #[cfg(debug_assertions)]
     probe::run_if_asked();
@@ -187,7 +286,7 @@ impl Confinement {
     /// Whether every layer that was asked for is in force: all of them, on every
     /// thread, unless `--no-sandbox` asked for none.
     pub fn as_asked(&self) -> bool {
-        self.mode == Mode::Off || (self.fully_enforced().is_ok() && self.unconfined_threads == 0)
+        self.mode == Mode::Off || (self.first_missing().is_none() && self.unconfined_threads == 0)
     }
 
     /// Says at start-up what is in force: one warning line when a layer that was asked
@@ -203,28 +302,20 @@ impl Confinement {
         }
     }
 
-    /// `Err` naming the first layer not in force.
-    fn fully_enforced(&self) -> Result<(), String> {
-        let fail = |what: &str, why: &str| {
-            Err(format!(
-                "--sandbox strict: {what} cannot be enforced: {why} (use --sandbox on to \
-                 run with what the kernel supports)"
-            ))
-        };
+    /// The first layer not in force, by name, and why.
+    fn first_missing(&self) -> Option<(&'static str, Missing<'_>)> {
         match &self.landlock {
-            Err(e) => return fail("Landlock", e),
+            Err(e) => return Some(("Landlock", Missing::Layer(e))),
             Ok(l) if !l.fs || (!l.net && !l.any_tcp_port) => {
-                return fail("Landlock", &format!("the kernel has only ABI {}", l.abi));
+                return Some(("Landlock", Missing::Abi(l.abi)));
             }
             Ok(_) => {}
         }
         if let Err(e) = &self.seccomp {
-            return fail("seccomp", e);
+            return Some(("seccomp", Missing::Layer(e)));
         }
-        if let Err(e) = &self.capabilities {
-            return fail("dropping capabilities", e);
-        }
-        Ok(())
+        let e = self.capabilities.as_ref().err()?;
+        Some(("dropping capabilities", Missing::Layer(e)))
     }
 
     /// Checks that what a reload asks for (`needs`) is within what was allowed at start,
@@ -233,7 +324,7 @@ impl Confinement {
     /// target one targeted then or in such a target's directory of spiped's own (below
     /// Landlock ABI 9 this check is all that holds it); every TCP port one in use then.
     /// The error says what is refused and what to do.
-    pub fn admits(&self, needs: &Needs) -> Result<(), String> {
+    pub fn admits(&self, needs: &Needs) -> Result<(), Refused> {
         let Ok(l) = &self.landlock else {
             return Ok(());
         };
@@ -293,7 +384,7 @@ mod tests {
     fn mode_parses_on_and_strict_only() {
         assert_eq!("on".parse::<Mode>(), Ok(Mode::On));
         assert_eq!("strict".parse::<Mode>(), Ok(Mode::Strict));
-        let e = "off".parse::<Mode>().unwrap_err();
+        let e = "off".parse::<Mode>().unwrap_err().to_string();
         assert!(e.contains("--sandbox") && e.contains("--no-sandbox"), "{e}");
     }
 }

@@ -3,25 +3,61 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule, TargetArch,
 };
 
+use super::LayerError;
 use super::syscalls::{self, Only};
+
+/// Why the filter is not in force.
+#[derive(Debug)]
+pub enum SeccompError {
+    /// It could not be compiled for this architecture.
+    Compile(BackendError),
+    /// The kernel refused it.
+    Install(seccompiler::Error),
+}
+
+impl fmt::Display for SeccompError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeccompError::Compile(e) => write!(f, "{e}"),
+            SeccompError::Install(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SeccompError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SeccompError::Compile(e) => Some(e),
+            SeccompError::Install(e) => Some(e),
+        }
+    }
+}
+
+impl From<SeccompError> for LayerError {
+    fn from(e: SeccompError) -> LayerError {
+        LayerError::Seccomp(e)
+    }
+}
 
 /// Installs the filter on every thread (TSYNC); a call outside the list fails with
 /// `EPERM`, or kills the process when `strict`. Sets `no_new_privs` first (the kernel
 /// requires it, capabilities being gone). Returns the number of calls allowed.
-pub fn install(strict: bool) -> Result<usize, String> {
-    let program = program(strict)?;
-    seccompiler::apply_filter_all_threads(&program).map_err(|e| e.to_string())?;
+pub fn install(strict: bool) -> Result<usize, SeccompError> {
+    let program = program(strict).map_err(SeccompError::Compile)?;
+    seccompiler::apply_filter_all_threads(&program).map_err(SeccompError::Install)?;
     Ok(syscalls::ALLOWED.len() + syscalls::NARROWED.len())
 }
 
 /// The compiled filter for this architecture.
-fn program(strict: bool) -> Result<BpfProgram, String> {
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| e.to_string())?;
+fn program(strict: bool) -> Result<BpfProgram, BackendError> {
+    let arch = TargetArch::try_from(std::env::consts::ARCH)?;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = syscalls::ALLOWED
         .iter()
         .map(|&(_, nr)| (nr, Vec::new()))
@@ -40,19 +76,14 @@ fn program(strict: bool) -> Result<BpfProgram, String> {
         Some(_) => SeccompAction::Log,
         None => refused,
     };
-    let filter = SeccompFilter::new(rules, refused, SeccompAction::Allow, arch)
-        .map_err(|e| e.to_string())?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())
+    SeccompFilter::new(rules, refused, SeccompAction::Allow, arch)?.try_into()
 }
 
 /// The rules allowing a call only when its argument is as `only` says.
-fn narrowed(only: &Only) -> Result<Vec<SeccompRule>, String> {
+fn narrowed(only: &Only) -> Result<Vec<SeccompRule>, BackendError> {
     let rule = |arg: u8, op: SeccompCmpOp, value: u64| {
-        let condition = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)
-            .map_err(|e| e.to_string())?;
-        SeccompRule::new(vec![condition]).map_err(|e| e.to_string())
+        let condition = SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)?;
+        SeccompRule::new(vec![condition])
     };
     match *only {
         Only::OneOf(arg, values) => values

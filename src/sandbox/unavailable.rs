@@ -6,10 +6,19 @@
 
 use std::fmt;
 
-use super::Needs;
+use super::{LayerError, Needs};
 
-/// Why no layer is in force.
-const UNAVAILABLE: &str = "not available on this system";
+/// What a reload asks beyond the sandbox: never, here (there is none).
+#[derive(Debug)]
+pub enum Refused {}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// A Landlock domain in force: never, here. The fields are those the shared code reads.
 #[derive(Debug)]
@@ -27,23 +36,23 @@ pub struct Enforced {
 }
 
 /// Landlock: not available.
-pub fn restrict(_needs: &Needs) -> Result<Enforced, String> {
-    Err(UNAVAILABLE.to_owned())
+pub fn restrict(_needs: &Needs) -> Result<Enforced, LayerError> {
+    Err(LayerError::Unavailable)
 }
 
 /// seccomp: not available.
-pub fn install(_strict: bool) -> Result<usize, String> {
-    Err(UNAVAILABLE.to_owned())
+pub fn install(_strict: bool) -> Result<usize, LayerError> {
+    Err(LayerError::Unavailable)
 }
 
 /// Capabilities: not available (root keeps what it has; `-u` gives it up).
-pub fn drop_all() -> Result<(), String> {
-    Err(UNAVAILABLE.to_owned())
+pub fn drop_all() -> Result<(), LayerError> {
+    Err(LayerError::Unavailable)
 }
 
 impl Enforced {
     /// Admits everything: there is no domain to stay within.
-    pub fn admits(&self, _needs: &Needs) -> Result<(), String> {
+    pub fn admits(&self, _needs: &Needs) -> Result<(), Refused> {
         Ok(())
     }
 }

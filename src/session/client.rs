@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use spiped_proto::handshake::Handshake;
-use spiped_transports::{Endpoint, SocketStream, StreamOptions, connect};
+use spiped_transports::{Address, Endpoint, SocketStream, StreamOptions, connect};
 
 use super::handshake::{self, Established, HandshakeFailure};
 use super::offload::Offload;
@@ -18,7 +18,7 @@ use super::pump::PumpError;
 #[derive(Debug)]
 pub enum ConnError {
     /// No target address accepted a connection.
-    Connect(String),
+    Connect(ConnectError),
     /// The handshake failed; running out of time is [`ConnError::Timeout`].
     Handshake(HandshakeFailure),
     /// Connect plus handshake took longer than `-o`; `x25519` when we were an X25519
@@ -28,7 +28,7 @@ pub enum ConnError {
         x25519: bool,
     },
     /// Random numbers could not be drawn from the OS.
-    Random(String),
+    Random(getrandom::Error),
     /// The client's addresses for the PROXY header could not be read (it left already).
     Proxy(io::Error),
     /// A direction of the established session failed.
@@ -70,7 +70,63 @@ impl fmt::Display for ConnError {
     }
 }
 
-impl std::error::Error for ConnError {}
+impl std::error::Error for ConnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnError::Connect(e) => Some(e),
+            ConnError::Handshake(e) => Some(e),
+            ConnError::Proxy(e) => Some(e),
+            ConnError::Pipe(e) => Some(e),
+            // getrandom's error is a std error only with its `std` feature.
+            ConnError::Random(_) => None,
+            ConnError::Timeout { .. } | ConnError::Idle(_) | ConnError::Retired => None,
+        }
+    }
+}
+
+/// Why no target address accepted a connection: the last one tried, and why.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// There was no address to try.
+    NoTargets,
+    /// The last address tried refused, or could not be reached.
+    Failed {
+        /// The address.
+        endpoint: Endpoint,
+        /// Why.
+        error: io::Error,
+    },
+    /// Each of several targets, as configured, refused or could not be reached.
+    Each(Vec<(Address, io::Error)>),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::NoTargets => f.write_str("no target addresses"),
+            ConnectError::Failed { endpoint, error } => {
+                write!(f, "{endpoint}: {}", crate::errors::describe(error))
+            }
+            ConnectError::Each(failures) => {
+                for (i, (target, error)) in failures.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{target}: {}", crate::errors::describe(error))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::NoTargets => None,
+            ConnectError::Failed { error, .. } => Some(error),
+            ConnectError::Each(failures) => failures.last().map(|(_, e)| e as _),
+        }
+    }
+}
 
 /// How a connection to a target is opened: from which local address (`-b`), with which
 /// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
@@ -88,13 +144,18 @@ pub struct Dial {
 /// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
 /// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
 /// so that one that never answers does not use up the time the others need.
-pub async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, String> {
-    let mut last = String::from("no target addresses");
+pub async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, ConnectError> {
+    let mut last = ConnectError::NoTargets;
     let each = (targets.len() > 1).then_some(dial.timeout);
     for ep in targets {
         match connect(ep, dial.bind, dial.stream, each).await {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("{ep}: {}", crate::errors::describe(&e)),
+            Err(error) => {
+                last = ConnectError::Failed {
+                    endpoint: ep.clone(),
+                    error,
+                }
+            }
         }
     }
     Err(last)
@@ -142,5 +203,44 @@ pub fn handshake_failed(e: HandshakeFailure) -> ConnError {
     match e {
         HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
         e => ConnError::Handshake(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use spiped_transports::event_loop::block_on;
+
+    use super::*;
+
+    /// A refused connection stays an I/O error the caller can inspect (its kind), and
+    /// reads as the last address tried and why; no address at all says so.
+    #[test]
+    fn connect_errors_keep_the_io_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = Endpoint::Tcp(listener.local_addr().unwrap());
+        drop(listener);
+        let dial = Dial {
+            bind: None,
+            stream: StreamOptions::default(),
+            timeout: Duration::from_secs(5),
+        };
+        let failed = |targets: &[Endpoint]| {
+            let r = block_on(connect_any(targets, dial)).unwrap();
+            r.err().expect("nothing listens there")
+        };
+        let e = failed(std::slice::from_ref(&closed));
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(
+            io.map(io::Error::kind),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+        assert_eq!(e.to_string(), format!("{closed}: Connection refused"));
+        let e = ConnError::Connect(failed(&[]));
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to target: no target addresses"
+        );
     }
 }

@@ -27,19 +27,33 @@ pub enum Version {
 }
 
 impl FromStr for Version {
-    type Err = String;
+    type Err = UnknownVersion;
 
     /// Parses `v1` or `v2` (also `1`, `2`).
-    fn from_str(s: &str) -> Result<Version, String> {
+    fn from_str(s: &str) -> Result<Version, UnknownVersion> {
         match s {
             "v1" | "1" => Ok(Version::V1),
             "v2" | "2" => Ok(Version::V2),
-            _ => Err(format!(
-                "invalid value '{s}' for --proxy: expected v1 (text) or v2 (binary)"
-            )),
+            _ => Err(UnknownVersion(s.to_owned())),
         }
     }
 }
+
+/// A `--proxy` value that names no version (the value).
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownVersion(String);
+
+impl std::fmt::Display for UnknownVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = &self.0;
+        write!(
+            f,
+            "invalid value '{v}' for --proxy: expected v1 (text) or v2 (binary)"
+        )
+    }
+}
+
+impl std::error::Error for UnknownVersion {}
 
 /// The 12 bytes every version 2 header starts with.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -242,7 +256,7 @@ mod tests {
     fn version_parses() {
         assert_eq!("v1".parse(), Ok(Version::V1));
         assert_eq!("2".parse(), Ok(Version::V2));
-        let e = "v3".parse::<Version>().unwrap_err();
+        let e = "v3".parse::<Version>().unwrap_err().to_string();
         assert!(e.contains("--proxy") && e.contains("v3"), "{e}");
     }
 }

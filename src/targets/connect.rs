@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use spiped_transports::{SocketStream, connect as connect_endpoint};
 
 use super::set::{Pick, TargetSet, Transition};
-use crate::session::client::{ConnError, Dial};
+use crate::session::client::{ConnError, ConnectError, Dial};
 
 /// A pipe's target set, shared by its connections, its checker and its reloads. Held
 /// only between awaits, never across one.
@@ -82,15 +82,11 @@ pub async fn connect(
                 let set = set.clone();
                 return Ok((stream, Open { set, pick }));
             }
-            Err(e) => failures.push(format!(
-                "{}: {}",
-                pick.address(),
-                crate::errors::describe(&e)
-            )),
+            Err(e) => failures.push((pick.address().clone(), e)),
         }
     }
     Err(ConnError::Connect(match failures.is_empty() {
-        true => String::from("no target addresses"),
-        false => failures.join("; "),
+        true => ConnectError::NoTargets,
+        false => ConnectError::Each(failures),
     }))
 }

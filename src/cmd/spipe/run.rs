@@ -20,7 +20,7 @@ pub fn main(args: &[String]) -> i32 {
 /// sandbox (entered once connected) could not be.
 enum SetupError {
     Conn(ConnError),
-    Sandbox(String),
+    Sandbox(sandbox::NotEnforced),
 }
 
 impl From<ConnError> for SetupError {
@@ -69,7 +69,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
                 format!("cannot connect to {}: {e}", shared.target)
             }
             SetupError::Conn(e) => format!("{}: {e}", shared.target),
-            SetupError::Sandbox(e) => e,
+            SetupError::Sandbox(e) => e.to_string(),
         })?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
         let traffic = pump::Traffic::default();

@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::args::{ConfigOptions, parse_drain_timeout, parse_metrics, parse_user};
 use crate::config::{Config, PipeConfig, Process};
-use crate::sandbox::Mode;
+use crate::sandbox::{Mode, UnknownMode};
 use pipe_table::{RawPipe, pipe};
 
 /// The pidfile of a configuration without `pidfile` and without `-p`, in the working
@@ -257,7 +257,7 @@ fn sandbox_mode(v: &toml::Value) -> Result<Mode, String> {
     match v {
         toml::Value::Boolean(true) => Ok(Mode::On),
         toml::Value::Boolean(false) => Ok(Mode::Off),
-        toml::Value::String(s) => s.parse(),
+        toml::Value::String(s) => s.parse().map_err(|e: UnknownMode| e.to_string()),
         other => Err(format!(
             "expected true, false, \"on\" or \"strict\", found {}",
             other.type_str()

@@ -223,8 +223,8 @@ fn shape(key: &'static str, msg: &str) -> Refusal {
 }
 
 /// A refusal of a value, concerning the configuration file key `key`.
-fn value(key: &'static str) -> impl Fn(String) -> Refusal {
-    move |msg| (key, Mistake::Value(msg))
+fn value<E: std::fmt::Display>(key: &'static str) -> impl Fn(E) -> Refusal {
+    move |e| (key, Mistake::Value(e.to_string()))
 }
 
 /// Parses `--socket-mode`: octal permission bits, such as `660` or `0660`.

@@ -10,7 +10,7 @@ use spiped_transports::event_loop::block_on;
 use super::args::{ConfigOptions, Invocation, parse};
 use super::file;
 use crate::config::keys::KeyLoader;
-use crate::daemon::{self, Source, Start};
+use crate::daemon::{self, ConfigErrors, Source, Start};
 use crate::process::{daemonize, systemd};
 use crate::sandbox;
 
@@ -34,17 +34,17 @@ fn run(inv: Invocation) -> Result<(), String> {
             Source::File {
                 path: opts.path.clone(),
                 base: base.clone(),
-                read: Arc::new(move || file::load(&opts)),
+                read: Arc::new(move || file::load(&opts).map_err(ConfigErrors)),
             }
         }
     };
     // Sockets passed by systemd come first: they are descriptors 3 and up only until
     // this process opens a file of its own.
     let inherited = systemd::inherited_sockets().map_err(|e| e.to_string())?;
-    let mut config = source.read().map_err(|e| e.join("\n"))?;
+    let mut config = source.read().map_err(|e| e.lines())?;
     // The keys are read next: with `-k -` the key comes from the caller's standard input.
     let mut loader = KeyLoader::default();
-    let keys = loader.load(&config).map_err(|e| e.join("\n"))?;
+    let keys = loader.load(&config).map_err(|e| e.lines())?;
     // Once its keys are read, so that start-up errors name the paths as typed (as C's).
     if let Source::CommandLine(c) = &mut source {
         c.anchor(&base);
@@ -70,19 +70,19 @@ fn run(inv: Invocation) -> Result<(), String> {
         inherited,
     }))
     .map_err(crate::cmd::event_loop_failed)?
+    .map_err(|e| e.to_string())
 }
 
 /// `--check`: reads the file and every key file it names, parses every address; prints
 /// what is wrong, or that all is well.
 fn check(opts: &ConfigOptions) -> Result<(), String> {
     let config = file::load(opts).map_err(|e| e.join("\n"))?;
-    KeyLoader::default()
-        .load(&config)
-        .map_err(|e| e.join("\n"))?;
+    KeyLoader::default().load(&config).map_err(|e| e.lines())?;
     // The check confines itself as the daemon would once serving, so that what this
     // kernel (or container) cannot enforce shows now, and `strict` fails here too.
     let needs = daemon::sandbox_needs(&config, Some(&opts.path));
-    let confinement = sandbox::confine(&needs, config.process.sandbox)?;
+    let confinement =
+        sandbox::confine(&needs, config.process.sandbox).map_err(|e| e.to_string())?;
     println!(
         "{}: configuration OK ({} pipe{})\nsandbox: {confinement}{}",
         opts.path.display(),
