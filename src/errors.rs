@@ -5,7 +5,7 @@ use std::io;
 use spiped_transports::{ACCEPT_BACKOFF, AcceptTrouble, Endpoint};
 
 /// The OS's description of an I/O error without Rust's "(os error N)" suffix.
-pub fn describe(e: &io::Error) -> String {
+pub(crate) fn describe(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_owned(),
@@ -16,7 +16,7 @@ pub fn describe(e: &io::Error) -> String {
 /// The warning for a change in a listener's run of failed accepts (said once when it
 /// starts and once when it ends: out of descriptors, accept fails every back-off
 /// period, and ten lines a second would bury everything else).
-pub fn accept_trouble(on: &Endpoint, trouble: AcceptTrouble<'_>) -> String {
+pub(crate) fn accept_trouble(on: &Endpoint, trouble: AcceptTrouble<'_>) -> String {
     match trouble {
         AcceptTrouble::Failing(e) => format!(
             "accept on {on} failed: {}; retrying every {} ms",

@@ -13,7 +13,7 @@ use spiped_proto::key::{Key, KeyHasher};
 
 /// The largest key file hashed. C spiped has no limit but reads the file whole; past this
 /// size a "key file" is a mistake (`-k /dev/zero`, a disk image), not a key.
-pub const MAX_KEY_FILE: u64 = 1 << 30;
+pub(crate) const MAX_KEY_FILE: u64 = 1 << 30;
 
 /// How much of the key file is read (and hashed) at a time: memory use stays at this,
 /// whatever the file's size.
@@ -21,7 +21,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// Which files a key may be read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opening {
+pub(crate) enum Opening {
     /// Start-up and `--check`: any file, as C spiped's `fopen` reads one (a FIFO from
     /// `-k <(command)`, `/dev/stdin`), waiting for its writer as long as it takes:
     /// nothing is served yet.
@@ -44,7 +44,7 @@ pub enum Opening {
 /// standard error (as ssh does for private keys) but is still used: refusing would
 /// break existing setups. Devices, FIFOs and standard input draw none: their modes say
 /// nothing about who can read the key.
-pub fn load(path: &str, opening: Opening) -> Result<Key, KeyFileError> {
+pub(crate) fn load(path: &str, opening: Opening) -> Result<Key, KeyFileError> {
     let name = if path == "-" { "standard input" } else { path };
     let error = |source| KeyFileError::Read {
         name: name.to_owned(),
@@ -100,7 +100,7 @@ pub fn load(path: &str, opening: Opening) -> Result<Key, KeyFileError> {
 /// once) and, if it is a regular file, returns it with its metadata, taken from the
 /// open file so that nothing can swap it in between. Otherwise the inner `Err` says
 /// what it is ("a FIFO", "a directory"...), and nothing was read from it.
-pub fn open_regular(path: &Path) -> io::Result<Result<(File, Metadata), &'static str>> {
+pub(crate) fn open_regular(path: &Path) -> io::Result<Result<(File, Metadata), &'static str>> {
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -121,7 +121,7 @@ pub fn open_regular(path: &Path) -> io::Result<Result<(File, Metadata), &'static
 /// Why a key file could not be loaded; its message names the file (`standard input`
 /// for `-k -`).
 #[derive(Debug)]
-pub enum KeyFileError {
+pub(crate) enum KeyFileError {
     /// Opening or reading it failed.
     Read {
         /// The file as the user named it.
@@ -214,7 +214,7 @@ fn exposure_warning(path: &str, mode: u32) -> Option<String> {
 
 /// Who besides the owner has the permission whose bit for others is `others` and for
 /// the group `group`, in `mode`: "everyone", "its group", or nobody.
-pub fn who(mode: u32, others: u32, group: u32) -> Option<&'static str> {
+pub(crate) fn who(mode: u32, others: u32, group: u32) -> Option<&'static str> {
     match mode {
         m if m & others != 0 => Some("everyone"),
         m if m & group != 0 => Some("its group"),

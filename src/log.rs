@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Prints one warning line, `PROGRAM: MESSAGE`, to standard error, or sends `MESSAGE` to
 /// syslog at priority warning after [`use_syslog`]. A closed or broken standard error is
 /// ignored: losing a warning must never stop the daemon.
-pub fn warn(msg: &str) {
+pub(crate) fn warn(msg: &str) {
     emit(libc::LOG_WARNING, msg);
 }
 
 /// Logs one informational line (`--log-connections`): where warnings go, at syslog
 /// priority info.
-pub fn info(msg: &str) {
+pub(crate) fn info(msg: &str) {
     emit(libc::LOG_INFO, msg);
 }
 
@@ -33,7 +33,7 @@ fn emit(priority: libc::c_int, msg: &str) {
 
 /// Sends every later warning to syslog (facility daemon, ident `spiped`, with the pid)
 /// instead of standard error.
-pub fn use_syslog() {
+pub(crate) fn use_syslog() {
     // SAFETY: openlog keeps the ident pointer; a C string literal lives for the whole
     // program, so it stays valid for every later syslog call.
     unsafe { libc::openlog(c"spiped".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
@@ -43,13 +43,13 @@ pub fn use_syslog() {
 static SYSLOG: AtomicBool = AtomicBool::new(false);
 
 /// The name to prefix messages with: the tool that is running.
-pub fn program() -> &'static str {
+pub(crate) fn program() -> &'static str {
     PROGRAM.get().copied().unwrap_or("spiped")
 }
 
 static PROGRAM: OnceLock<&'static str> = OnceLock::new();
 
 /// Sets the tool name used in messages; the first call wins.
-pub fn set_program(name: &'static str) {
+pub(crate) fn set_program(name: &'static str) {
     let _ = PROGRAM.set(name);
 }

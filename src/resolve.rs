@@ -25,11 +25,11 @@ use provider::ConnectedUdp;
 use crate::log;
 
 /// How long `-D` waits between attempts to resolve an address that does not resolve yet.
-pub const WAIT_DNS_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const WAIT_DNS_RETRY: Duration = Duration::from_secs(1);
 
 /// Resolves `addr` into every endpoint it names, in the resolver's order. Errors name
 /// the address.
-pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, ResolveError> {
+pub(crate) async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, ResolveError> {
     match addr {
         Address::Unix(p) => Ok(vec![Endpoint::Unix(p.clone())]),
         Address::Ip { ip, port } => Ok(vec![Endpoint::Tcp(SocketAddr::new(*ip, *port))]),
@@ -52,7 +52,10 @@ pub async fn resolve(addr: &Address) -> Result<Vec<Endpoint>, ResolveError> {
 
 /// Like [`resolve`], but with `wait` (`-D`) never fails: retries every
 /// [`WAIT_DNS_RETRY`] until it succeeds, warning once.
-pub async fn resolve_or_wait(addr: &Address, wait: bool) -> Result<Vec<Endpoint>, ResolveError> {
+pub(crate) async fn resolve_or_wait(
+    addr: &Address,
+    wait: bool,
+) -> Result<Vec<Endpoint>, ResolveError> {
     let mut warned = false;
     loop {
         match resolve(addr).await {
@@ -114,13 +117,16 @@ fn from_hosts(host: &str) -> Option<Vec<std::net::IpAddr>> {
 }
 
 /// Resolves a `-b` bind address to one IP socket address.
-pub async fn resolve_bind(addr: &Address) -> Result<SocketAddr, ResolveError> {
+pub(crate) async fn resolve_bind(addr: &Address) -> Result<SocketAddr, ResolveError> {
     bind_address(addr, resolve(addr).await?)
 }
 
 /// Picks the address outgoing connections bind to from what `-b` resolved to: the
 /// first, with a warning when there were several ([`first`]).
-pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, ResolveError> {
+pub(crate) fn bind_address(
+    addr: &Address,
+    found: Vec<Endpoint>,
+) -> Result<SocketAddr, ResolveError> {
     match first(addr, "-b/--bind", found) {
         Some(Endpoint::Tcp(a)) => Ok(a),
         _ => Err(ResolveError::UnixBind { addr: addr.clone() }),
@@ -130,7 +136,7 @@ pub fn bind_address(addr: &Address, found: Vec<Endpoint>) -> Result<SocketAddr, 
 /// The first of the endpoints `addr` (given to `option`) resolved to, with a warning
 /// naming it when there were several, as C spiped 1.6.3 does for `-s` and `-b`: a
 /// socket listens on, or binds to, one address only.
-pub fn first(addr: &Address, option: &str, found: Vec<Endpoint>) -> Option<Endpoint> {
+pub(crate) fn first(addr: &Address, option: &str, found: Vec<Endpoint>) -> Option<Endpoint> {
     let n = found.len();
     let first = found.into_iter().next()?;
     if n > 1 {
@@ -143,7 +149,7 @@ pub fn first(addr: &Address, option: &str, found: Vec<Endpoint>) -> Option<Endpo
 
 /// Why an address gave no endpoint; the message names the address.
 #[derive(Debug)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// Its host name did not resolve.
     Lookup {
         /// The address as the user gave it.
@@ -160,7 +166,7 @@ pub enum ResolveError {
 
 /// Why a host name did not resolve.
 #[derive(Debug)]
-pub enum LookupError {
+pub(crate) enum LookupError {
     /// Neither `/etc/hosts` nor DNS knows the name.
     NoSuchHost,
     /// No name server answered.
@@ -222,16 +228,16 @@ impl std::error::Error for LookupError {
 /// The current addresses of the target, shared by the accept loop and whatever keeps
 /// them fresh. New connections read the newest list; open ones are unaffected.
 #[derive(Clone)]
-pub struct Targets(Arc<RwLock<Arc<Vec<Endpoint>>>>);
+pub(crate) struct Targets(Arc<RwLock<Arc<Vec<Endpoint>>>>);
 
 impl Targets {
     /// Starts with an already resolved, non-empty list.
-    pub fn new(initial: Vec<Endpoint>) -> Targets {
+    pub(crate) fn new(initial: Vec<Endpoint>) -> Targets {
         Targets(Arc::new(RwLock::new(Arc::new(initial))))
     }
 
     /// The newest list of target endpoints.
-    pub fn current(&self) -> Arc<Vec<Endpoint>> {
+    pub(crate) fn current(&self) -> Arc<Vec<Endpoint>> {
         match self.0.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -239,7 +245,7 @@ impl Targets {
     }
 
     /// Replaces the list (after a successful re-resolution).
-    pub fn set(&self, list: Vec<Endpoint>) {
+    pub(crate) fn set(&self, list: Vec<Endpoint>) {
         let mut g = match self.0.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -252,7 +258,12 @@ impl Targets {
     /// keeps the last good list and warns. Tells `looked_up` whether each look-up
     /// succeeded. Returns at once for addresses without a host name, which cannot
     /// change.
-    pub async fn keep_fresh(self, addr: &Address, every: Duration, looked_up: impl Fn(bool)) {
+    pub(crate) async fn keep_fresh(
+        self,
+        addr: &Address,
+        every: Duration,
+        looked_up: impl Fn(bool),
+    ) {
         if !matches!(addr, Address::Name { .. }) {
             return;
         }

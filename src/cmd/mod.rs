@@ -8,15 +8,15 @@
 
 pub mod argv;
 pub mod parse;
-pub mod shared_options;
+pub(crate) mod shared_options;
 pub(crate) mod values;
 
 /// `spiped`: the daemon.
 pub mod spiped {
     pub mod args;
-    pub mod file;
+    pub(crate) mod file;
     mod pipe_args;
-    pub mod run;
+    pub(crate) mod run;
     #[cfg(test)]
     mod tests;
 }
@@ -24,27 +24,27 @@ pub mod spiped {
 /// `spipe`: standard input and output through an encrypted connection.
 pub mod spipe {
     pub mod args;
-    pub mod run;
+    pub(crate) mod run;
 }
 
 /// `spiped keygen`: a new random key.
-pub mod keygen {
-    pub mod args;
-    pub mod run;
+pub(crate) mod keygen {
+    pub(crate) mod args;
+    pub(crate) mod run;
 }
 
 /// `spiped bench`: this machine's throughput and handshake rate.
-pub mod bench {
-    pub mod args;
+pub(crate) mod bench {
+    pub(crate) mod args;
     mod crypto;
     mod loopback;
-    pub mod run;
+    pub(crate) mod run;
 }
 
 /// `spiped completions`: shell completion scripts generated from every tool's options.
-pub mod completions {
-    pub mod args;
-    pub mod run;
+pub(crate) mod completions {
+    pub(crate) mod args;
+    pub(crate) mod run;
 }
 
 use std::io::Write;

@@ -251,12 +251,12 @@ pub(crate) mod testing {
     use super::Parsed;
 
     /// Owned arguments, as `parse` takes them.
-    pub fn args(s: &[&str]) -> Vec<String> {
+    pub(crate) fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
     }
 
     /// The options `parse` makes of `s`; panics with the error if it refuses them.
-    pub fn run<T>(parse: fn(&[String]) -> Parsed<T>, s: &[&str]) -> T {
+    pub(crate) fn run<T>(parse: fn(&[String]) -> Parsed<T>, s: &[&str]) -> T {
         match parse(&args(s)) {
             Parsed::Run(o) => o,
             Parsed::Exit { stderr, .. } => panic!("{s:?} rejected: {stderr}"),
@@ -265,7 +265,7 @@ pub(crate) mod testing {
 
     /// Asserts that `parse` refuses each command line of `cases` as [`fail`] does, with a
     /// first line containing the text paired with it.
-    pub fn refusals<T: std::fmt::Debug>(
+    pub(crate) fn refusals<T: std::fmt::Debug>(
         parse: fn(&[String]) -> Parsed<T>,
         tool: &str,
         cases: &[(&[&str], &str)],
@@ -281,7 +281,7 @@ pub(crate) mod testing {
 
     /// The single letters of the argh struct `A`'s options, sorted, once it is checked
     /// that argh accepts each canonical spelling the getopt normaliser emits for them.
-    pub fn option_letters<A: argh::FromArgs + argh::ArgsInfo>(tool: &str) -> Vec<char> {
+    pub(crate) fn option_letters<A: argh::FromArgs + argh::ArgsInfo>(tool: &str) -> Vec<char> {
         let table = super::super::argv::OptSpec::table_for::<A>();
         for opt in table.iter().filter(|o| o.long != super::super::argv::HELP) {
             let argv: Vec<&str> = if opt.takes_value {
@@ -299,7 +299,7 @@ pub(crate) mod testing {
     /// Asserts that `parse` refuses `s` as `tool` must (exit 1, nothing on stdout, a
     /// first line naming the tool; the usage text unless it is a one-line bad value)
     /// and returns that first line.
-    pub fn fail<T: std::fmt::Debug>(
+    pub(crate) fn fail<T: std::fmt::Debug>(
         parse: fn(&[String]) -> Parsed<T>,
         tool: &str,
         s: &[&str],

@@ -15,7 +15,7 @@ use spiped_proto::key::Key;
 /// (reloads, while serving) read regular files only, so that nothing put in a key's
 /// place can stall the daemon (see [`Opening`]).
 #[derive(Default)]
-pub struct KeyLoader {
+pub(crate) struct KeyLoader {
     stdin: Option<Key>,
     /// Whether a load was done already: later ones are reloads.
     loaded: bool,
@@ -27,7 +27,7 @@ pub struct KeyLoader {
 impl KeyLoader {
     /// Records that the process now runs as `user` (`-u`), so that a key file it may
     /// not read at a reload says why.
-    pub fn running_as(&mut self, user: &UserSpec) {
+    pub(crate) fn running_as(&mut self, user: &UserSpec) {
         self.user = Some(user.clone());
     }
 
@@ -35,7 +35,7 @@ impl KeyLoader {
     /// `Err` names every file that failed, one line each (with the place in the
     /// configuration file when it came from one), and every pair of keys of a pipe
     /// with the same contents but different targets: only the first could be reached.
-    pub fn load(&mut self, config: &Config) -> Result<Vec<Vec<Key>>, KeyErrors> {
+    pub(crate) fn load(&mut self, config: &Config) -> Result<Vec<Vec<Key>>, KeyErrors> {
         let opening = match self.loaded {
             false => Opening::Any,
             true => Opening::RegularOnly,
@@ -92,11 +92,11 @@ impl KeyLoader {
 
 /// Every key file of a configuration that failed to load (see [`KeyLoader::load`]).
 #[derive(Debug)]
-pub struct KeyErrors(Vec<KeyError>);
+pub(crate) struct KeyErrors(Vec<KeyError>);
 
 impl KeyErrors {
     /// One error a line, as the command line prints them.
-    pub fn lines(&self) -> String {
+    pub(crate) fn lines(&self) -> String {
         let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         lines.join("\n")
     }
@@ -117,7 +117,7 @@ impl std::error::Error for KeyErrors {}
 
 /// A key that failed to load, and where the configuration file names it.
 #[derive(Debug)]
-pub struct KeyError {
+pub(crate) struct KeyError {
     /// `FILE:LINE` in the configuration file, when it came from one.
     at: Option<String>,
     problem: KeyProblem,

@@ -3,7 +3,7 @@
 //! its configuration file build them (`cmd/spiped/args.rs`, `cmd/spiped/file.rs`), both
 //! through the command line's validation, so a mistake is worded alike in both.
 
-pub mod keys;
+pub(crate) mod keys;
 #[cfg(test)]
 mod tests;
 
@@ -19,13 +19,13 @@ use crate::process::daemonize::UserSpec;
 use spiped_proto::handshake::{Mode, Role};
 
 /// The connect + handshake timeout when `-o` / `timeout` is not given, as upstream.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the target is re-resolved when neither `-r` nor `-R` is given.
-pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The simultaneous-connection limit when `-n` / `max-connections` is not given.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 100;
 
 /// Which side of the protocol the daemon plays for its accepted connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

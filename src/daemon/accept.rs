@@ -22,7 +22,7 @@ use crate::session::offload::Offload;
 /// is reached. A client that the pipe's `allow` does not list is closed as soon as it
 /// is accepted, before any handshake work. Each of these events is told to the pipe's
 /// metrics here, once.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: &Listener,
     pipe: Arc<PipeState>,
     offload: Arc<Offload>,

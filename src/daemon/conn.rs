@@ -21,18 +21,18 @@ use spiped_proto::key::Key;
 
 /// The target addresses of each key of a pipe, in key order, as they were when a
 /// connection was accepted; without routing by key, one list for every key.
-pub type Routes = [Arc<Vec<Endpoint>>];
+pub(crate) type Routes = [Arc<Vec<Endpoint>>];
 
 /// A connection just accepted on a pipe: numbered for its log lines, and counted and
 /// tracked by the pipe's metrics until [`run`] ends it.
-pub struct Accepted {
+pub(crate) struct Accepted {
     log: ConnLog,
     tracked: Tracked,
 }
 
 /// Tells `events` of a connection accepted from `peer` (an address as the listener
 /// reports it) on a pipe whose connections have `cfg`: the one count of the accept.
-pub fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Accepted {
+pub(crate) fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Accepted {
     let named = match &cfg.label {
         Some(name) => format!("{peer} on pipe {name}"),
         None => peer.clone(),
@@ -48,7 +48,7 @@ pub fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Ac
 /// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
 /// `current` tells whether a key is still the pipe's when the handshake completes: a
 /// key that a reload removed meanwhile admits no session.
-pub async fn run(
+pub(crate) async fn run(
     accepted: &SocketStream,
     mut counted: Accepted,
     cfg: &ConnConfig,

@@ -69,7 +69,7 @@ fn warn_limited(msg: &str) {
 }
 
 /// One connection's log state, from accept to close.
-pub struct ConnLog {
+pub(crate) struct ConnLog {
     id: u64,
     peer: String,
     start: Instant,
@@ -85,7 +85,7 @@ pub struct ConnLog {
 
 impl ConnLog {
     /// Starts the record of a connection accepted from `peer` now.
-    pub fn accepted(peer: String, verbose: bool, rotating: bool) -> ConnLog {
+    pub(crate) fn accepted(peer: String, verbose: bool, rotating: bool) -> ConnLog {
         ConnLog {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             peer,
@@ -98,14 +98,14 @@ impl ConnLog {
     }
 
     /// The number the connection's lines carry (`connection #N`).
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// Records that the connection is established: connected to `target`, handshake
     /// done with `exchange` using key number `key_index`. Logs the open line when
     /// verbose.
-    pub fn established(&mut self, target: String, exchange: Exchange, key_index: usize) {
+    pub(crate) fn established(&mut self, target: String, exchange: Exchange, key_index: usize) {
         self.target = Some(target);
         self.agreed = Some((exchange, key_index));
         if self.verbose {
@@ -133,7 +133,12 @@ impl ConnLog {
     /// Logs the end of the connection: `from_peer`/`to_peer` plaintext bytes moved, and
     /// `outcome` (an error is why it ended). A failure is always warned about
     /// (rate-limited); with `--log-connections` every connection gets a close line.
-    pub fn closed(self, from_peer: u64, to_peer: u64, outcome: Result<(), &dyn std::fmt::Display>) {
+    pub(crate) fn closed(
+        self,
+        from_peer: u64,
+        to_peer: u64,
+        outcome: Result<(), &dyn std::fmt::Display>,
+    ) {
         let elapsed = self.start.elapsed().as_secs_f64();
         match (self.verbose, outcome) {
             (true, Ok(())) => log::info(&format!(

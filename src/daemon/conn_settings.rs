@@ -10,7 +10,7 @@ use crate::session::client::Dial;
 
 /// Everything a connection needs, fixed from its accept to its close: a reload gives
 /// the pipe a new one for later connections.
-pub struct ConnConfig {
+pub(crate) struct ConnConfig {
     /// The pipe's configuration as applied, read where each setting is used.
     pub pipe: Arc<PipeConfig>,
     /// The hashed pre-shared keys, never none: the first (`-k`) is the one `-e` uses;
@@ -25,14 +25,14 @@ pub struct ConnConfig {
 
 impl ConnConfig {
     /// Whether `key` is among this configuration's keys (compared in constant time).
-    pub fn holds(&self, key: &Key) -> bool {
+    pub(crate) fn holds(&self, key: &Key) -> bool {
         self.keys
             .iter()
             .fold(false, |found, k| k.same_as(key) | found)
     }
 
     /// How this pipe opens its connections to the target.
-    pub fn dial(&self) -> Dial {
+    pub(crate) fn dial(&self) -> Dial {
         Dial {
             bind: self.bind,
             stream: self.pipe.stream(),

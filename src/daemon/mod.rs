@@ -1,16 +1,16 @@
 //! The running daemon: start-up, signals and reloads; its pipes and the settings each
 //! runs with, the accept loop, and one connection's life and log.
 
-pub mod accept;
-pub mod conn;
-pub mod conn_log;
-pub mod conn_settings;
-pub mod pipe;
-pub mod pipes;
+pub(crate) mod accept;
+pub(crate) mod conn;
+pub(crate) mod conn_log;
+pub(crate) mod conn_settings;
+pub(crate) mod pipe;
+pub(crate) mod pipes;
 mod reload;
 mod serve;
 mod signals;
 mod source;
 
-pub use serve::{Start, StartError, run};
-pub use source::{ConfigErrors, ReadConfig, Source, sandbox_needs};
+pub(crate) use serve::{Start, run};
+pub(crate) use source::{ConfigErrors, Source, sandbox_needs};

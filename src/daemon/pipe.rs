@@ -15,7 +15,7 @@ use crate::metrics::PipeMetrics;
 use crate::resolve::Targets;
 
 /// A pipe's settings for the connections accepted from now on.
-pub struct Settings {
+pub(crate) struct Settings {
     /// What each connection does, with the pipe's configuration (its name,
     /// `max-connections`, `allow`).
     pub conn: Arc<ConnConfig>,
@@ -27,7 +27,7 @@ pub struct Settings {
 impl Settings {
     /// Whether a client at `peer` (an address as the listener reports it) is served:
     /// `allow` lists it, or lists nothing.
-    pub fn allows(&self, peer: &str) -> bool {
+    pub(crate) fn allows(&self, peer: &str) -> bool {
         let allow = &self.conn.pipe.allow;
         if allow.is_empty() {
             return true;
@@ -45,7 +45,7 @@ impl Settings {
 
 /// A running pipe's state, shared by its accept loop, its connections and whoever
 /// reloads it.
-pub struct PipeState {
+pub(crate) struct PipeState {
     settings: RwLock<Arc<Settings>>,
     /// Set when a reload removes the pipe: its keys then admit no more sessions.
     removed: AtomicBool,
@@ -61,7 +61,7 @@ pub struct PipeState {
 
 impl PipeState {
     /// A pipe starting with `settings`, telling `events` what its connections do.
-    pub fn new(settings: Settings, events: Arc<PipeMetrics>) -> Arc<PipeState> {
+    pub(crate) fn new(settings: Settings, events: Arc<PipeMetrics>) -> Arc<PipeState> {
         Arc::new(PipeState {
             settings: RwLock::new(Arc::new(settings)),
             removed: AtomicBool::new(false),
@@ -72,25 +72,25 @@ impl PipeState {
     }
 
     /// Counts one more open connection of the pipe, until the value is dropped.
-    pub fn opened(self: &Arc<Self>) -> Open {
+    pub(crate) fn opened(self: &Arc<Self>) -> Open {
         self.open.fetch_add(1, Ordering::Relaxed);
         Open(self.clone())
     }
 
     /// How many of its connections are open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }
 
     /// Completes when there may be room under `max-connections` again; made before
     /// looking at [`PipeState::open`], so that a close between the look and the wait
     /// still wakes it.
-    pub fn room(&self) -> Notified<'_> {
+    pub(crate) fn room(&self) -> Notified<'_> {
         self.room.notified()
     }
 
     /// The settings for a connection accepted now.
-    pub fn settings(&self) -> Arc<Settings> {
+    pub(crate) fn settings(&self) -> Arc<Settings> {
         self.settings
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -101,7 +101,7 @@ impl PipeState {
     /// theirs. The old settings are dropped here unless a connection still holds them
     /// (the accept loop holds none while it waits), so that keys a reload removed are
     /// wiped as soon as no session uses them.
-    pub fn replace(&self, settings: Settings) {
+    pub(crate) fn replace(&self, settings: Settings) {
         *self
             .settings
             .write()
@@ -113,18 +113,18 @@ impl PipeState {
     /// Whether `key` is still one of the pipe's keys: a session whose handshake ends
     /// with a key that a reload removed meanwhile (with the pipe, or from it) is not
     /// admitted.
-    pub fn holds(&self, key: &spiped_proto::key::Key) -> bool {
+    pub(crate) fn holds(&self, key: &spiped_proto::key::Key) -> bool {
         !self.removed.load(Ordering::Relaxed) && self.settings().conn.holds(key)
     }
 
     /// A reload removed the pipe: handshakes under way on it admit no session.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         self.removed.store(true, Ordering::Relaxed);
     }
 
     /// With `log-connections`: says what the pipe, which `what` (stopped, removed), has
     /// done since it started.
-    pub fn report(&self, what: &str) {
+    pub(crate) fn report(&self, what: &str) {
         let settings = self.settings();
         if !settings.conn.pipe.log_connections {
             return;
@@ -138,7 +138,7 @@ impl PipeState {
 }
 
 /// One open connection of a pipe (see [`PipeState::opened`]).
-pub struct Open(Arc<PipeState>);
+pub(crate) struct Open(Arc<PipeState>);
 
 impl Drop for Open {
     fn drop(&mut self) {

@@ -24,12 +24,12 @@ use crate::daemon::pipe::PipeState;
 use crate::metrics::{self, Metrics};
 use crate::session::offload::Offload;
 use prepare::Socket;
-pub use prepare::{LookedUp, PipeError, Problem, Staged};
+pub(crate) use prepare::{PipeError, Staged};
 use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
 /// The pipes being served, and what they share.
-pub struct Pipes {
+pub(crate) struct Pipes {
     running: Vec<Running>,
     /// Sockets passed by systemd and not yet served.
     passed: Vec<Listener>,
@@ -65,7 +65,7 @@ impl Drop for Accepting {
 
 /// How a configuration changed the running pipes.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// Pipes started.
     pub added: usize,
     /// Pipes kept, with their listening socket, under new settings.
@@ -77,7 +77,7 @@ pub struct Changes {
 impl Pipes {
     /// No pipes yet; `passed` are the sockets systemd passed; `command_line` says
     /// whether the configuration is a command line's; `metrics` counts for the pipes.
-    pub fn new(passed: Vec<Listener>, command_line: bool, metrics: Arc<Metrics>) -> Pipes {
+    pub(crate) fn new(passed: Vec<Listener>, command_line: bool, metrics: Arc<Metrics>) -> Pipes {
         Pipes {
             running: Vec::new(),
             passed,
@@ -90,14 +90,14 @@ impl Pipes {
 
     /// Starts computing the spare key pair now, if a pipe has use for one; after the
     /// sandbox, so that the worker thread runs inside it.
-    pub fn prime_keypairs(&self) {
+    pub(crate) fn prime_keypairs(&self) {
         self.offload.prime();
     }
 
     /// Makes the running pipes those of `config`, whose key files `keys` holds (in the
     /// order of its pipes and their keys): a reload. On error nothing changed, and the
     /// error says why.
-    pub async fn apply(
+    pub(crate) async fn apply(
         &mut self,
         config: &Config,
         keys: Vec<Vec<Key>>,
@@ -109,7 +109,7 @@ impl Pipes {
     /// Starts accepting on the pipes `staged` holds, changes the settings of those it
     /// keeps and stops the others; the running pipes are those of its configuration
     /// from now on. `staged` must come from the last [`Pipes::stage`].
-    pub fn start(&mut self, staged: Staged) -> Changes {
+    pub(crate) fn start(&mut self, staged: Staged) -> Changes {
         let mut changes = Changes::default();
         let mut old: Vec<Option<Running>> = self.running.drain(..).map(Some).collect();
         for p in staged.0 {
@@ -170,7 +170,7 @@ impl Pipes {
     }
     /// Stops accepting on every pipe, then waits until every open connection of every
     /// pipe (those of pipes removed earlier included) has ended.
-    pub async fn drain(mut self) {
+    pub(crate) async fn drain(mut self) {
         let stopped: Vec<_> = self.running.drain(..).map(|r| r.state).collect();
         let (tx, mut rx) = self.open;
         drop(tx);

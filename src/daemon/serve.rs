@@ -23,7 +23,7 @@ use crate::sandbox::{self, NotEnforced};
 
 /// What the daemon starts with: read and checked before the event loop runs, and
 /// before forking.
-pub struct Start {
+pub(crate) struct Start {
     /// Where the configuration comes from (what a reload reads again).
     pub source: Source,
     /// The configuration, as read.
@@ -40,7 +40,7 @@ pub struct Start {
 
 /// Why the daemon could not start.
 #[derive(Debug)]
-pub enum StartError {
+pub(crate) enum StartError {
     /// The signal handlers could not be installed.
     Signals(io::Error),
     /// The sockets systemd passed cannot serve.
@@ -106,7 +106,7 @@ impl From<PipeError> for StartError {
 /// Runs the daemon on the event loop this is called in: pidfile, look-ups, sockets,
 /// privileges, sandbox, then serving until SIGTERM or SIGINT, reloading on SIGHUP.
 /// Returns the error that stopped it starting.
-pub async fn run(start: Start) -> Result<(), StartError> {
+pub(crate) async fn run(start: Start) -> Result<(), StartError> {
     // Installed first, so a SIGTERM during start-up already shuts down cleanly, and
     // a SIGHUP does not kill a daemon that is still starting.
     let signals = Signals::install().map_err(StartError::Signals)?;

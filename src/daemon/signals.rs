@@ -6,7 +6,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::metrics::Metrics;
 
 /// The signals the daemon acts on, caught on the event loop.
-pub struct Signals {
+pub(super) struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
@@ -15,7 +15,7 @@ pub struct Signals {
 
 /// What a signal asks of the daemon.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Request {
+pub(super) enum Request {
     /// SIGTERM or SIGINT.
     Stop,
     /// SIGHUP.
@@ -24,7 +24,7 @@ pub enum Request {
 
 impl Signals {
     /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR1 from now on.
-    pub fn install() -> std::io::Result<Signals> {
+    pub(super) fn install() -> std::io::Result<Signals> {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
@@ -35,7 +35,7 @@ impl Signals {
 
     /// Waits for the next stop or reload; logs the open connections of `metrics` at
     /// each SIGUSR1 meanwhile.
-    pub async fn next(&mut self, metrics: &Metrics) -> Request {
+    pub(super) async fn next(&mut self, metrics: &Metrics) -> Request {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return Request::Stop,

@@ -12,15 +12,15 @@ use crate::sandbox;
 
 /// How a configuration file is read: the command layer's parser, with the command
 /// line's overrides; `Err` holds every error.
-pub type ReadConfig = Arc<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
+pub(crate) type ReadConfig = Arc<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>;
 
 /// Why a configuration file could not be read: every error, one line each.
 #[derive(Debug)]
-pub struct ConfigErrors(pub Vec<String>);
+pub(crate) struct ConfigErrors(pub Vec<String>);
 
 impl ConfigErrors {
     /// One error a line, as the command line prints them.
-    pub fn lines(&self) -> String {
+    pub(crate) fn lines(&self) -> String {
         self.0.join("\n")
     }
 }
@@ -36,7 +36,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// Where the configuration comes from, and so what a reload reads again.
 #[derive(Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// The command line: a reload reads its key files again.
     CommandLine(Config),
     /// A configuration file: a reload reads it and its key files again.
@@ -53,7 +53,7 @@ pub enum Source {
 
 impl Source {
     /// The configuration as it reads now; `Err` holds every error.
-    pub fn read(&self) -> Result<Config, ConfigErrors> {
+    pub(crate) fn read(&self) -> Result<Config, ConfigErrors> {
         match self {
             Source::CommandLine(c) => Ok(c.clone()),
             Source::File { base, read, .. } => read().map(|mut c| {
@@ -65,7 +65,7 @@ impl Source {
 
     /// What serving `config` from this source needs once confined (see
     /// [`sandbox_needs`]).
-    pub fn sandbox_needs(&self, config: &Config) -> sandbox::Needs {
+    pub(crate) fn sandbox_needs(&self, config: &Config) -> sandbox::Needs {
         let file = match self {
             Source::File { path, .. } => Some(path.as_path()),
             Source::CommandLine(_) => None,
@@ -77,7 +77,7 @@ impl Source {
 /// What serving `config` needs once confined: the key files (and the configuration
 /// `file` it came from, if any), UNIX sockets, pidfile, TCP ports, and DNS when `-r`
 /// re-resolves a name.
-pub fn sandbox_needs(config: &Config, file: Option<&Path>) -> sandbox::Needs {
+pub(crate) fn sandbox_needs(config: &Config, file: Option<&Path>) -> sandbox::Needs {
     let mut n = sandbox::Needs {
         pidfile: (!config.process.foreground).then(|| config.process.pidfile.clone()),
         syslog: config.process.syslog,

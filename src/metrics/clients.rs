@@ -18,15 +18,15 @@ use tokio::sync::oneshot;
 /// keeps a small budget from starving anyone: pushing out a scraper between its
 /// connection and its request, microseconds apart, would take more new connections
 /// than this from other peers in that time.
-pub const MAX_CLIENTS: usize = 64;
+pub(super) const MAX_CLIENTS: usize = 64;
 /// Connections held at once from one peer (an IPv4 address, an IPv6 /64, or one user
 /// of a UNIX socket): one peer over it closes its own oldest, not others'. A scraper, a
 /// probe and a few people with curl need far fewer.
-pub const MAX_PER_PEER: usize = 16;
+pub(super) const MAX_PER_PEER: usize = 16;
 
 /// Whose connection it is, as far as the budget is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Peer {
+pub(super) enum Peer {
     /// A TCP client: its IPv4 address, or its IPv6 /64 (one host commonly owns a whole
     /// /64, so counting single IPv6 addresses would cap nobody).
     Ip(IpAddr),
@@ -38,7 +38,7 @@ pub enum Peer {
 
 impl Peer {
     /// The peer a TCP client at `addr` counts as.
-    pub fn tcp(addr: SocketAddr) -> Peer {
+    pub(super) fn tcp(addr: SocketAddr) -> Peer {
         Peer::Ip(match addr.ip().to_canonical() {
             IpAddr::V6(v6) => {
                 let prefix = u128::from(v6) & !((1u128 << 64) - 1);
@@ -81,7 +81,7 @@ impl Table {
 
 /// The endpoint's connections.
 #[derive(Clone, Default)]
-pub struct Clients(Arc<Mutex<Table>>);
+pub(super) struct Clients(Arc<Mutex<Table>>);
 
 impl Clients {
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -92,7 +92,7 @@ impl Clients {
     /// Takes a new connection from `peer`, first closing the oldest of the peer's or of
     /// all if either is at its budget. The receiver completes when the connection is
     /// closed to make room for a newer one.
-    pub fn admit(&self, peer: Peer) -> (Place, oneshot::Receiver<()>) {
+    pub(super) fn admit(&self, peer: Peer) -> (Place, oneshot::Receiver<()>) {
         let mut t = self.table();
         if t.held.values().filter(|h| h.peer == peer).count() >= MAX_PER_PEER {
             t.close_oldest(|h| h.peer == peer);
@@ -124,7 +124,7 @@ impl Clients {
 }
 
 /// A connection's place in the budget, given up when dropped.
-pub struct Place {
+pub(super) struct Place {
     id: u64,
     clients: Clients,
 }
@@ -132,7 +132,7 @@ pub struct Place {
 impl Place {
     /// Notes that the connection's request head is complete: it is closed to make room
     /// only after every connection still sending its head.
-    pub fn answered(&self) {
+    pub(super) fn answered(&self) {
         if let Some(h) = self.clients.table().held.get_mut(&self.id) {
             h.answered = true;
         }

@@ -16,7 +16,7 @@ use spiped_proto::handshake::Exchange;
 impl PipeMetrics {
     /// A connection accepted from `peer` (not refused), numbered `id` in the log:
     /// counted, and open on the status page until the returned handle is dropped.
-    pub fn accepted(self: &Arc<Self>, id: u64, peer: String) -> Tracked {
+    pub(crate) fn accepted(self: &Arc<Self>, id: u64, peer: String) -> Tracked {
         self.accepted.inc();
         let conn = Arc::new(LiveConn::new(id, peer, self.direction()));
         self.table().open.insert(id, conn.clone());
@@ -27,17 +27,17 @@ impl PipeMetrics {
     }
 
     /// A connection closed at accept: its client is not in the allow list.
-    pub fn refused(&self) {
+    pub(crate) fn refused(&self) {
         self.refused.inc();
     }
 
     /// The connection limit was reached: new connections wait.
-    pub fn limit_reached(&self) {
+    pub(crate) fn limit_reached(&self) {
         self.limit_waits.inc();
     }
 
     /// A look-up of the target's address succeeded (`ok`) or failed.
-    pub fn looked_up(&self, ok: bool) {
+    pub(crate) fn looked_up(&self, ok: bool) {
         match ok {
             true => self.lookups_ok.inc(),
             false => self.lookups_failed.inc(),
@@ -45,7 +45,7 @@ impl PipeMetrics {
     }
 
     /// What the pipe's connections came to since it started.
-    pub fn tally(&self) -> Tally {
+    pub(crate) fn tally(&self) -> Tally {
         let (now, since) = (self.counted(), self.since);
         Tally {
             served: now.served - since.served,
@@ -66,20 +66,20 @@ impl PipeMetrics {
 }
 
 /// A connection counted by its pipe: open in the table until dropped.
-pub struct Tracked {
+pub(crate) struct Tracked {
     pipe: Arc<PipeMetrics>,
     conn: Arc<LiveConn>,
 }
 
 impl Tracked {
     /// The connection's live record (its traffic counters go to the pumps).
-    pub fn conn(&self) -> &LiveConn {
+    pub(crate) fn conn(&self) -> &LiveConn {
         &self.conn
     }
 
     /// The handshake finished, after `took`, with `exchange` and key number
     /// `key_index`; the connection now pipes to `target`.
-    pub fn established(
+    pub(crate) fn established(
         &self,
         target: String,
         exchange: Exchange,
@@ -96,7 +96,7 @@ impl Tracked {
     }
 
     /// The connection ended with `outcome`; it is no longer tracked.
-    pub fn closed(self, outcome: Result<(), &ConnError>) {
+    pub(crate) fn closed(self, outcome: Result<(), &ConnError>) {
         let (closed, cause) = reason::classify(outcome);
         self.pipe.closed[closed.index()].inc();
         if let Some(cause) = cause {

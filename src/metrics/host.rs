@@ -24,7 +24,7 @@ use hyper::http::uri::Authority;
 
 /// The names requests may give as their `Host`.
 #[derive(Debug)]
-pub enum Hosts {
+pub(super) enum Hosts {
     /// Any (a UNIX socket).
     Any,
     /// An IP address, `localhost`, or this name (the one given to `--metrics`).
@@ -33,7 +33,7 @@ pub enum Hosts {
 
 /// Why a request's `Host` is refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub(super) enum Refused {
     /// No `Host` header, or more than one, or one that is not a host.
     Malformed,
     /// A name that is not this endpoint's.
@@ -43,7 +43,7 @@ pub enum Refused {
 impl Hosts {
     /// Whether `req` may be answered: its `Host` header, and the authority of an
     /// absolute request target if it has one, each name this endpoint.
-    pub fn check<B>(&self, req: &Request<B>) -> Result<(), Refused> {
+    pub(super) fn check<B>(&self, req: &Request<B>) -> Result<(), Refused> {
         let Hosts::Own(name) = self else {
             return Ok(());
         };

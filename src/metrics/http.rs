@@ -30,12 +30,12 @@ use crate::errors::{accept_trouble, describe};
 use crate::log;
 
 /// How long a client may take to send its request line and headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may last in all, request and response.
-pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The read buffer, which bounds the request line plus headers (hyper's minimum):
 /// a larger request is answered 431 and closed.
-pub const MAX_HEADER_BYTES: usize = 8192;
+pub(super) const MAX_HEADER_BYTES: usize = 8192;
 /// Header lines a request may have.
 const MAX_HEADERS: usize = 32;
 /// What the endpoint's connections are accepted with: a scraper's connection lasts one
@@ -43,7 +43,7 @@ const MAX_HEADERS: usize = 32;
 const OPTIONS: StreamOptions = StreamOptions { keepalive: false };
 
 /// A bound, listening metrics endpoint, not serving yet.
-pub struct Server {
+pub(crate) struct Server {
     listener: Listener,
     /// The `Host` a request may name.
     hosts: Hosts,
@@ -51,7 +51,7 @@ pub struct Server {
 
 /// The metrics endpoint could not listen where `--metrics` said.
 #[derive(Debug)]
-pub struct BindError {
+pub(crate) struct BindError {
     /// Where it was to listen.
     endpoint: Endpoint,
     /// Why it could not.
@@ -75,7 +75,7 @@ impl std::error::Error for BindError {
 /// to, before privileges are dropped, like the sources. A stale UNIX socket file is
 /// replaced, as for `-s`. An address beyond loopback draws a warning: the endpoint has
 /// no authentication, and `/status` names key files, targets and peers.
-pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, BindError> {
+pub(crate) fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, BindError> {
     let listener =
         Listener::bind_with(ep, SocketFile::default(), OPTIONS).map_err(|error| BindError {
             endpoint: ep.clone(),
@@ -100,13 +100,13 @@ pub fn bind(addr: &Address, ep: &Endpoint) -> Result<Server, BindError> {
 impl Server {
     /// The UNIX socket file to remove at exit (if the path still names it) and its
     /// (device, inode) as bound; `None` for TCP.
-    pub fn unix_file(&self) -> Option<(&Path, (u64, u64))> {
+    pub(crate) fn unix_file(&self) -> Option<(&Path, (u64, u64))> {
         self.listener.unix_file()
     }
 
     /// Accepts and serves clients for ever, on the daemon's event loop (so that an
     /// answer to `/healthz` shows the loop is turning).
-    pub async fn serve(self, metrics: Arc<Metrics>) {
+    pub(crate) async fn serve(self, metrics: Arc<Metrics>) {
         let clients = Clients::default();
         let hosts = Arc::new(self.hosts);
         let on = self.listener.endpoint();

@@ -11,7 +11,7 @@ use spiped_proto::handshake::Exchange;
 
 /// A connection between accept and close. Shared between its task, which updates the
 /// traffic counters per batch, and whoever reads the status.
-pub struct LiveConn {
+pub(crate) struct LiveConn {
     /// The number its log lines carry (`connection #N`).
     pub id: u64,
     /// The accepted peer's address.
@@ -32,7 +32,7 @@ struct Agreed {
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Connecting to the target and/or handshaking.
     Handshake,
     /// Established, data may flow both ways.
@@ -43,7 +43,7 @@ pub enum State {
 
 impl State {
     /// The word the status page and log lines use.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             State::Handshake => "handshake",
             State::Open => "open",
@@ -54,7 +54,7 @@ impl State {
 
 /// A snapshot of a [`LiveConn`], for one status line or JSON object.
 #[derive(Debug)]
-pub struct Snapshot<'a> {
+pub(crate) struct Snapshot<'a> {
     /// [`LiveConn::id`].
     pub id: u64,
     /// [`LiveConn::peer`].
@@ -76,7 +76,7 @@ pub struct Snapshot<'a> {
 impl LiveConn {
     /// A connection accepted now from `peer`, logged as number `id`, on a pipe that
     /// plays `direction`.
-    pub fn new(id: u64, peer: String, direction: Direction) -> LiveConn {
+    pub(crate) fn new(id: u64, peer: String, direction: Direction) -> LiveConn {
         LiveConn {
             id,
             peer,
@@ -88,7 +88,7 @@ impl LiveConn {
     }
 
     /// Records that the handshake finished with `target` connected.
-    pub fn established(&self, target: String, exchange: Exchange, key_index: usize) {
+    pub(crate) fn established(&self, target: String, exchange: Exchange, key_index: usize) {
         let _ = self.agreed.set(Agreed {
             target,
             exchange,
@@ -97,12 +97,12 @@ impl LiveConn {
     }
 
     /// Plaintext bytes (from the peer, to the peer) so far.
-    pub fn bytes(&self) -> (u64, u64) {
+    pub(crate) fn bytes(&self) -> (u64, u64) {
         peer_bytes(self.direction, &self.traffic)
     }
 
     /// The connection as it is now.
-    pub fn snapshot(&self) -> Snapshot<'_> {
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
         let agreed = self.agreed.get();
         let state = match (agreed, self.traffic.finished.load(Ordering::Relaxed)) {
             (None, _) => State::Handshake,

@@ -31,19 +31,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use events::Tracked;
-pub use http::{BindError, Server, bind};
-pub use live::{LiveConn, State};
-pub use pipe::{PipeMetrics, Tally};
-pub use settings::settings;
+pub(crate) use events::Tracked;
+pub(crate) use http::{BindError, bind};
+pub(crate) use pipe::PipeMetrics;
+pub(crate) use settings::settings;
 
 use crate::config::Direction;
 use crate::resolve::Targets;
 
 /// The version and git revision this binary was built from.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The git revision this binary was built from (see build.rs), or `unknown`.
-pub const REVISION: &str = env!("SPIPED_GIT_REVISION");
+pub(crate) const REVISION: &str = env!("SPIPED_GIT_REVISION");
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
@@ -57,7 +56,7 @@ struct BuildLabels {
 }
 
 /// Everything the process counts: its pipes' series and its own.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     families: pipe::Families,
     pipes: Arc<collect::Pipes>,
@@ -74,7 +73,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The process's metrics, with no pipes yet; the start time is now.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("spiped");
         let families = pipe::Families::register(&mut registry);
         let pipes = Arc::new(collect::Pipes::default());
@@ -123,7 +122,7 @@ impl Metrics {
     /// source address) that plays `direction` with `keys` keys whose targets are
     /// `routes`; `settings` is what the status page shows of it. Counted at once; on
     /// the status page and in the scrape's live series once [`Metrics::show`]n.
-    pub fn pipe(
+    pub(crate) fn pipe(
         &self,
         label: String,
         direction: Direction,
@@ -142,17 +141,17 @@ impl Metrics {
     }
 
     /// Lists a pipe that started serving.
-    pub fn show(&self, p: &Arc<PipeMetrics>) {
+    pub(crate) fn show(&self, p: &Arc<PipeMetrics>) {
         self.pipes.push(p.clone());
     }
 
     /// Unlists a pipe that a reload removed; its counters stay in the scrape.
-    pub fn hide(&self, p: &Arc<PipeMetrics>) {
+    pub(crate) fn hide(&self, p: &Arc<PipeMetrics>) {
         self.pipes.remove(p);
     }
 
     /// Counts a configuration reload that succeeded (`ok`) or failed.
-    pub fn reloaded(&self, ok: bool) {
+    pub(crate) fn reloaded(&self, ok: bool) {
         match ok {
             true => self.reloads_ok.inc(),
             false => self.reloads_failed.inc(),
@@ -160,17 +159,17 @@ impl Metrics {
     }
 
     /// The pipes, in the order they were added.
-    pub fn pipes(&self) -> Vec<Arc<PipeMetrics>> {
+    pub(crate) fn pipes(&self) -> Vec<Arc<PipeMetrics>> {
         self.pipes.all()
     }
 
     /// How long the process has run.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed().unwrap_or_default()
     }
 
     /// Every series in the Prometheus text format (version 0.0.4).
-    pub fn scrape(&self) -> String {
+    pub(crate) fn scrape(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail, and our collector only fails when it does.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
@@ -178,12 +177,12 @@ impl Metrics {
     }
 
     /// The status page: the pipes' settings and open connections, as JSON.
-    pub fn status_json(&self) -> String {
+    pub(crate) fn status_json(&self) -> String {
         status::json(self)
     }
 
     /// Logs one line per open connection, and one per pipe (SIGUSR1).
-    pub fn log_status(&self) {
+    pub(crate) fn log_status(&self) {
         for line in status::lines(self) {
             crate::log::info(&line);
         }

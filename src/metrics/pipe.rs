@@ -100,7 +100,7 @@ families! {
 /// What a pipe's connections came to since the pipe started (reloads that keep the
 /// pipe keep counting): what its stop report says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Connections accepted and served (not refused by `allow`).
     pub served: u64,
     /// Connections closed at accept because `allow` does not list the client.
@@ -126,7 +126,7 @@ struct Current {
 
 /// Everything counted about one pipe. Shared (in an `Arc`) by the daemon's pipe, its
 /// connections and the metrics endpoint; kept across reloads that keep the pipe.
-pub struct PipeMetrics {
+pub(crate) struct PipeMetrics {
     label: String,
     current: RwLock<Current>,
     pub(super) accepted: Counter,
@@ -217,7 +217,7 @@ impl PipeMetrics {
     }
 
     /// Takes the settings of a reload that kept the pipe: its counts go on.
-    pub fn reconfigure(
+    pub(crate) fn reconfigure(
         &self,
         direction: Direction,
         keys: usize,
@@ -257,17 +257,17 @@ impl PipeMetrics {
     }
 
     /// The `pipe` label: the config name, or the source address.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.label
     }
 
     /// The pipe's settings as the status page shows them (no key material).
-    pub fn settings(&self) -> serde_json::Value {
+    pub(crate) fn settings(&self) -> serde_json::Value {
         self.current().settings.clone()
     }
 
     /// The target addresses new connections use now, of every key.
-    pub fn target_addresses(&self) -> Vec<String> {
+    pub(crate) fn target_addresses(&self) -> Vec<String> {
         let mut all: Vec<String> = (self.current().routes.iter())
             .flat_map(|t| {
                 t.current()
@@ -287,7 +287,7 @@ impl PipeMetrics {
     }
 
     /// The open connections, oldest first.
-    pub fn open(&self) -> Vec<Arc<LiveConn>> {
+    pub(crate) fn open(&self) -> Vec<Arc<LiveConn>> {
         self.table().open.values().cloned().collect()
     }
 

@@ -10,7 +10,7 @@ use spiped_proto::handshake::{Exchange, HandshakeError};
 
 /// Why a connection closed: the `reason` label of `spiped_connections_closed_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closed {
+pub(super) enum Closed {
     /// Both directions reached their end of stream.
     Eof,
     /// A socket was reset or broken by the other end after the handshake.
@@ -33,7 +33,7 @@ pub enum Closed {
 impl Closed {
     /// Every reason, in label order: all are exported from the start (at 0), so a rate
     /// over any of them exists before the first such close.
-    pub const ALL: [Closed; 8] = [
+    pub(super) const ALL: [Closed; 8] = [
         Closed::Eof,
         Closed::Reset,
         Closed::Timeout,
@@ -45,12 +45,12 @@ impl Closed {
     ];
 
     /// Its place in [`Closed::ALL`] (which lists the reasons in declaration order).
-    pub fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         self as usize
     }
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Closed::Eof => "eof",
             Closed::Reset => "reset",
@@ -66,7 +66,7 @@ impl Closed {
 
 /// Why a handshake failed: the `cause` label of `spiped_handshake_failures_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cause {
+pub(super) enum Cause {
     /// The peer's DH message did not authenticate: it holds another key.
     WrongKey,
     /// We require PFS (`-g`) and the peer runs with `-f`.
@@ -85,7 +85,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in label order (exported from the start, at 0).
-    pub const ALL: [Cause; 6] = [
+    pub(super) const ALL: [Cause; 6] = [
         Cause::WrongKey,
         Cause::PfsRequired,
         Cause::Malformed,
@@ -95,12 +95,12 @@ impl Cause {
     ];
 
     /// Its place in [`Cause::ALL`] (which lists the causes in declaration order).
-    pub fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         self as usize
     }
 
     /// The label value.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Cause::WrongKey => "wrong_key",
             Cause::PfsRequired => "pfs_required",
@@ -113,10 +113,10 @@ impl Cause {
 }
 
 /// The handshake kinds: the `kind` label of `spiped_handshakes_total`.
-pub const KINDS: [Exchange; 3] = [Exchange::Group14, Exchange::Fast, Exchange::X25519];
+pub(super) const KINDS: [Exchange; 3] = [Exchange::Group14, Exchange::Fast, Exchange::X25519];
 
 /// The label value of a handshake kind: `pfs` (group 14), `fast` (`-f`), `x25519`.
-pub fn kind_label(e: Exchange) -> &'static str {
+pub(super) fn kind_label(e: Exchange) -> &'static str {
     match e {
         Exchange::Group14 => "pfs",
         Exchange::Fast => "fast",
@@ -125,7 +125,7 @@ pub fn kind_label(e: Exchange) -> &'static str {
 }
 
 /// Why a connection with `outcome` ended, and why its handshake failed if it did.
-pub fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause>) {
+pub(super) fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause>) {
     let e = match outcome {
         Ok(()) => return (Closed::Eof, None),
         Err(e) => e,

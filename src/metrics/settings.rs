@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::config::PipeConfig;
 
 /// The settings of `pipe`, as a JSON object.
-pub fn settings(pipe: &PipeConfig) -> Value {
+pub(crate) fn settings(pipe: &PipeConfig) -> Value {
     // Text, numbers and lists only: nothing here can fail to serialize.
     serde_json::to_value(pipe).unwrap_or(Value::Null)
 }

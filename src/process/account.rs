@@ -188,7 +188,7 @@ unsafe fn look_up_entry<T, R>(
 
 /// A user or group name given to an option (`-u`, `--socket-owner`).
 #[derive(Debug)]
-pub struct Account {
+pub(crate) struct Account {
     /// Whether it names a user or a group.
     pub kind: AccountKind,
     /// The name as given.
@@ -215,7 +215,7 @@ impl Account {
 
 /// Which database an [`Account`] is looked up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountKind {
+pub(crate) enum AccountKind {
     /// The passwd database.
     User,
     /// The group database.
@@ -224,7 +224,7 @@ pub enum AccountKind {
 
 /// Why an [`Account`] cannot be used.
 #[derive(Debug)]
-pub enum AccountProblem {
+pub(crate) enum AccountProblem {
     /// The name holds a NUL byte.
     InvalidName,
     /// No such user or group exists.
@@ -235,7 +235,7 @@ pub enum AccountProblem {
 
 /// A user or group that cannot be used, and why.
 #[derive(Debug)]
-pub struct AccountError {
+pub(crate) struct AccountError {
     /// The name, its kind and the option that gave it.
     pub account: Account,
     /// Why it cannot be used.

@@ -10,14 +10,12 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use super::account::look_up;
-pub use super::account::{
-    Account, AccountError, AccountKind, AccountProblem, UserSpec, UserSpecError, UserSpecProblem,
-};
+pub(crate) use super::account::{AccountError, UserSpec, UserSpecError};
 use crate::errors::describe;
 
 /// The daemon's end of the pipe its parent waits on: [`Readiness::ready`] lets the
 /// parent exit 0; dropping it unsent makes the parent exit with the daemon's status.
-pub struct Readiness {
+pub(crate) struct Readiness {
     pipe: io::PipeWriter,
     /// Opened at once: by the time the daemon is ready, its sandbox forbids opening it.
     null: File,
@@ -31,7 +29,7 @@ pub struct Readiness {
 /// [`Readiness::ready`] (then exits 0) or ends without doing so (then exits with the
 /// child's status, 1 if the child was killed). The child starts a new session, so it
 /// has no controlling terminal, and carries on.
-pub fn daemonize() -> Result<Readiness, DaemonError> {
+pub(crate) fn daemonize() -> Result<Readiness, DaemonError> {
     // Close-on-exec on every system (pipe2 where there is one).
     let (mut rd, wr) = io::pipe().map_err(|source| DaemonError::Daemonize {
         step: "pipe",
@@ -99,7 +97,7 @@ impl Readiness {
     /// keeping a caller's pipe open would make `$(spiped ...)` hang). Standard error is
     /// kept, as the C spiped does, so warnings still reach wherever the caller sent them,
     /// unless `quiet_stderr` (warnings go to syslog) points it at /dev/null too.
-    pub fn ready(mut self, quiet_stderr: bool) -> Result<(), DaemonError> {
+    pub(crate) fn ready(mut self, quiet_stderr: bool) -> Result<(), DaemonError> {
         let null = &self.null;
         let mut targets = vec![libc::STDIN_FILENO, libc::STDOUT_FILENO];
         if quiet_stderr {
@@ -120,7 +118,7 @@ impl Readiness {
 /// still ours: another instance may have replaced it meanwhile (started while this one
 /// drained its connections), and its socket or pidfile must survive our exit. After `-u`
 /// the file may belong to root and stay; that is expected.
-pub struct RemoveOnDrop {
+pub(crate) struct RemoveOnDrop {
     path: PathBuf,
     ours: Ours,
 }
@@ -136,7 +134,7 @@ enum Ours {
 impl RemoveOnDrop {
     /// Takes charge of removing the socket file at `path`, whose (device, inode) was
     /// `id` when bound.
-    pub fn socket(path: &Path, (dev, ino): (u64, u64)) -> RemoveOnDrop {
+    pub(crate) fn socket(path: &Path, (dev, ino): (u64, u64)) -> RemoveOnDrop {
         RemoveOnDrop {
             path: path.to_owned(),
             ours: Ours::File { dev, ino },
@@ -180,7 +178,7 @@ fn open_nofollow(path: &Path, options: &mut std::fs::OpenOptions) -> io::Result<
 /// Unlike C, never through a symlink, and only into a regular file: a root daemon's
 /// pidfile often sits in a directory others may write to, and following a planted link
 /// would let them overwrite any file.
-pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, DaemonError> {
+pub(crate) fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, DaemonError> {
     let pid = std::process::id().to_string();
     let fail = |why| DaemonError::Pidfile {
         path: path.to_owned(),
@@ -209,7 +207,7 @@ pub fn write_pidfile(path: &Path) -> Result<RemoveOnDrop, DaemonError> {
 /// Switches to the user and/or group of `-u`: supplementary groups cleared, then the
 /// group id, then the user id (the only order in which each step is still permitted).
 /// `-u user` takes the user's primary group. Fails, naming the step, if any step fails.
-pub fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
+pub(crate) fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
     let (user, group) = look_up(spec, "-u").map_err(DaemonError::Account)?;
     let gid = group.or(user.map(|(_, gid)| gid));
     let fail = |step: String| DaemonError::DropPrivileges {
@@ -237,14 +235,14 @@ pub fn drop_privileges(spec: &UserSpec) -> Result<(), DaemonError> {
 
 /// The owner and group `--socket-owner` gives the source socket's file, as chown(1)
 /// reads `user`, `:group` and `user:group` (a lone user leaves the group as it is).
-pub fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), AccountError> {
+pub(crate) fn socket_owner(spec: &UserSpec) -> Result<(Option<u32>, Option<u32>), AccountError> {
     let (user, group) = look_up(spec, "--socket-owner")?;
     Ok((user.map(|(uid, _)| uid), group))
 }
 
 /// Why the pidfile was not written.
 #[derive(Debug)]
-pub enum PidfileProblem {
+pub(crate) enum PidfileProblem {
     /// Its path is a symbolic link, which is never written through.
     Symlink,
     /// Its path is something other than a regular file.
@@ -255,7 +253,7 @@ pub enum PidfileProblem {
 
 /// What failed while becoming a daemon; the message says what to do where it can.
 #[derive(Debug)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     /// A step of forking into the background (`pipe`, `fork`) failed.
     Daemonize {
         /// The system call that failed.

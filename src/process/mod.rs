@@ -2,6 +2,6 @@
 //! the pidfile), accounts and dropping privileges (`-u`), and systemd (socket
 //! activation, readiness and watchdog notifications).
 
-pub mod account;
-pub mod daemonize;
-pub mod systemd;
+pub(crate) mod account;
+pub(crate) mod daemonize;
+pub(crate) mod systemd;

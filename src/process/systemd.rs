@@ -25,7 +25,7 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 /// Must run before the process opens any file of its own, so that descriptors 3 and up
 /// are still the ones systemd passed. A descriptor that is not a socket is an error
 /// naming it.
-pub fn inherited_sockets() -> Result<Vec<OwnedFd>, SystemdError> {
+pub(crate) fn inherited_sockets() -> Result<Vec<OwnedFd>, SystemdError> {
     let ours = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -64,7 +64,7 @@ fn is_socket(fd: RawFd) -> bool {
 
 /// The sockets systemd passed, as listeners; each must be a listening TCP or UNIX
 /// stream socket.
-pub fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, SystemdError> {
+pub(crate) fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, SystemdError> {
     inherited
         .into_iter()
         .map(|fd| {
@@ -79,7 +79,7 @@ pub fn listeners(inherited: Vec<OwnedFd>) -> Result<Vec<Listener>, SystemdError>
 /// the one listening on `source` (`-s`), or with no `-s` the only one. `None` when
 /// none is left, or when none listens on `source` and the pipe may bind its own
 /// (`required` false: a configuration file's pipes need not all be socket-activated).
-pub fn take(
+pub(crate) fn take(
     passed: &mut Vec<Listener>,
     source: Option<&[Endpoint]>,
     required: bool,
@@ -101,7 +101,7 @@ pub fn take(
 
 /// What is wrong with the sockets systemd passed, or with how they are to be used.
 #[derive(Debug)]
-pub enum SystemdError {
+pub(crate) enum SystemdError {
     /// `LISTEN_FDS` (its value here) is not a number.
     ListenFds(String),
     /// This descriptor is not an open socket.
@@ -156,7 +156,7 @@ impl std::error::Error for SystemdError {
 
 /// `RELOADING=1` with the `MONOTONIC_USEC` that `Type=notify-reload` requires: the
 /// time of the reload's start on the monotonic clock, in microseconds.
-pub fn reloading_message() -> String {
+pub(crate) fn reloading_message() -> String {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -171,7 +171,7 @@ pub fn reloading_message() -> String {
 /// How often to send `WATCHDOG=1`: half the `WATCHDOG_USEC` that systemd set for this
 /// process (`WatchdogSec=`), as sd_watchdog_enabled(3) advises; `None` when no
 /// watchdog watches us (unset, zero, or meant for another pid).
-pub fn watchdog_interval() -> Option<std::time::Duration> {
+pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
     let ours = std::env::var("WATCHDOG_PID")
         .map(|p| p.parse::<u32>().ok() == Some(std::process::id()))
         .unwrap_or(true);
@@ -182,7 +182,7 @@ pub fn watchdog_interval() -> Option<std::time::Duration> {
 /// Tells the service manager about our state (`READY=1`, `STOPPING=1`) when
 /// `NOTIFY_SOCKET` is set (a `Type=notify` unit); does nothing otherwise. The socket
 /// may be a path or, starting with `@`, an abstract name.
-pub fn notify(state: &str) -> io::Result<()> {
+pub(crate) fn notify(state: &str) -> io::Result<()> {
     let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
         return Ok(());
     };

@@ -11,7 +11,7 @@ use super::LayerError;
 
 /// A capability set that could not be read or emptied.
 #[derive(Debug)]
-pub struct CapsError {
+pub(crate) struct CapsError {
     /// The set being emptied; `None` while reading whether the bounding set can be.
     set: Option<CapSet>,
     error: Failure,
@@ -45,7 +45,7 @@ impl From<CapsError> for LayerError {
 /// because dropping from it needs `CAP_SETPCAP`, which the last step removes. A process
 /// that is not root (after `-u`) has nothing but the bounding set left, and cannot
 /// drop from it: under `no_new_privs` it can never be used again, so that is no error.
-pub fn drop_all() -> Result<(), CapsError> {
+pub(super) fn drop_all() -> Result<(), CapsError> {
     let privileged = caps::has_cap(None, CapSet::Effective, caps::Capability::CAP_SETPCAP)
         .map_err(|error| CapsError { set: None, error })?;
     let clear = |set| {

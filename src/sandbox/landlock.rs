@@ -19,7 +19,7 @@ mod reload;
 
 use super::directories::{dedicated_directory, own_directory};
 use super::{LayerError, Needs};
-pub use reload::Refused;
+pub(crate) use reload::Refused;
 
 /// The newest ABI whose rights are used here (pathname UNIX socket connections came
 /// with 9); on an older kernel the crate enforces what that kernel knows.
@@ -38,7 +38,7 @@ const LOCALTIME: &str = "/etc/localtime";
 
 /// A Landlock domain in force, and what it allows (for [`Enforced::admits`]).
 #[derive(Debug)]
-pub struct Enforced {
+pub(super) struct Enforced {
     /// The kernel's Landlock ABI version.
     pub abi: i32,
     /// File access is restricted (ABI 1 and up).
@@ -73,7 +73,7 @@ pub struct Enforced {
 
 /// Why Landlock is not in force at all.
 #[derive(Debug)]
-pub enum LandlockError {
+pub(crate) enum LandlockError {
     /// The ruleset could not be made or put in force.
     Ruleset(::landlock::RulesetError),
     /// The kernel has Landlock, turned off.
@@ -112,7 +112,7 @@ impl From<LandlockError> for LayerError {
 
 /// Restricts the calling thread (and all threads, on ABI 8) to `needs`, and sets
 /// `no_new_privs`. `Err` says why Landlock is not in force at all.
-pub fn restrict(needs: &Needs) -> Result<Enforced, LandlockError> {
+pub(super) fn restrict(needs: &Needs) -> Result<Enforced, LandlockError> {
     let (ruleset, allowed) = build(needs).map_err(LandlockError::Ruleset)?;
     let status = ruleset
         .all_threads(true)

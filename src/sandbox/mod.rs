@@ -38,7 +38,7 @@ mod unavailable;
 #[cfg(not(target_os = "linux"))]
 use unavailable::{self as capabilities, self as landlock, self as seccomp};
 
-pub use landlock::Refused;
+pub(crate) use landlock::Refused;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -91,7 +91,7 @@ impl std::error::Error for UnknownMode {}
 
 /// What the process still needs once confined: the sum over every pipe it serves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Needs {
+pub(crate) struct Needs {
     /// Files read again on reload: key files and the configuration file.
     pub read_files: Vec<PathBuf>,
     /// UNIX sockets connected to (targets).
@@ -116,7 +116,7 @@ pub struct Needs {
 
 /// What [`confine`] put in force, for the start-up log line and for checking reloads.
 #[derive(Debug)]
-pub struct Confinement {
+pub(crate) struct Confinement {
     mode: Mode,
     landlock: Result<landlock::Enforced, LayerError>,
     seccomp: Result<usize, LayerError>,
@@ -127,10 +127,11 @@ pub struct Confinement {
 
 /// Why a layer of the sandbox is not in force.
 #[derive(Debug)]
-pub enum LayerError {
+pub(crate) enum LayerError {
     /// `--no-sandbox` asked for none.
     Off,
     /// The layer does not exist on this system (it is Linux's).
+    #[cfg(not(target_os = "linux"))]
     Unavailable,
     /// Landlock could not be put in force.
     #[cfg(target_os = "linux")]
@@ -147,6 +148,7 @@ impl fmt::Display for LayerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LayerError::Off => f.write_str("off"),
+            #[cfg(not(target_os = "linux"))]
             LayerError::Unavailable => f.write_str("not available on this system"),
             #[cfg(target_os = "linux")]
             LayerError::Landlock(e) => write!(f, "{e}"),
@@ -161,7 +163,9 @@ impl fmt::Display for LayerError {
 impl std::error::Error for LayerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            LayerError::Off | LayerError::Unavailable => None,
+            LayerError::Off => None,
+            #[cfg(not(target_os = "linux"))]
+            LayerError::Unavailable => None,
             #[cfg(target_os = "linux")]
             LayerError::Landlock(e) => Some(e),
             #[cfg(target_os = "linux")]
@@ -175,7 +179,7 @@ impl std::error::Error for LayerError {
 /// `--sandbox strict` and a layer that could not be put in force: the start-up stops.
 /// It holds what was put in force, to name the first layer that was not.
 #[derive(Debug)]
-pub struct NotEnforced(Box<Confinement>);
+pub(crate) struct NotEnforced(Box<Confinement>);
 
 impl fmt::Display for NotEnforced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,7 +220,7 @@ static IN_FORCE: OnceLock<Confinement> = OnceLock::new();
 /// started later inherit every layer; seccomp also covers threads started earlier.
 /// Returns an error only in [`Mode::Strict`] when a layer could not be put in force;
 /// otherwise what could not be done is in the [`Confinement`]'s summary.
-pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, NotEnforced> {
+pub(crate) fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, NotEnforced> {
     if let Some(c) = IN_FORCE.get() {
         return Ok(c);
     }
@@ -225,13 +229,13 @@ pub fn confine(needs: &Needs, mode: Mode) -> Result<&'static Confinement, NotEnf
 }
 
 /// The confinement in force, once [`confine`] has run (for the metrics endpoint).
-pub fn in_force() -> Option<&'static Confinement> {
+pub(crate) fn in_force() -> Option<&'static Confinement> {
     IN_FORCE.get()
 }
 
 /// Checks what a reload asks for against the confinement in force (see
 /// [`Confinement::admits`]); anything goes when none is.
-pub fn admits(needs: &Needs) -> Result<(), Refused> {
+pub(crate) fn admits(needs: &Needs) -> Result<(), Refused> {
     IN_FORCE.get().map_or(Ok(()), |c| c.admits(needs))
 }
 
@@ -250,8 +254,12 @@ fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, NotEnforced> {
     // Landlock first: its rules open paths, which seccomp's list need not allow for
     // ever. Both set no_new_privs (seccomp requires it without CAP_SYS_ADMIN), so it is
     // in force even where Landlock is not.
+    // Each layer's own error on Linux; off Linux the stubs return a LayerError already.
+    #[cfg_attr(not(target_os = "linux"), allow(clippy::useless_conversion))]
     let landlock = landlock::restrict(needs).map_err(LayerError::from);
+    #[cfg_attr(not(target_os = "linux"), allow(clippy::useless_conversion))]
     let capabilities = capabilities::drop_all().map_err(LayerError::from);
+    #[cfg_attr(not(target_os = "linux"), allow(clippy::useless_conversion))]
     let seccomp = seccomp::install(mode == Mode::Strict).map_err(LayerError::from);
     let unconfined_threads = match &landlock {
         Ok(l) if !l.all_threads => threads_before.saturating_sub(1),
@@ -275,7 +283,7 @@ fn apply(needs: &Needs, mode: Mode) -> Result<Confinement, NotEnforced> {
 impl Confinement {
     /// Each layer by name, and whether it is in force: `landlock`, `seccomp`,
     /// `no_capabilities`.
-    pub fn layers(&self) -> [(&'static str, bool); 3] {
+    pub(crate) fn layers(&self) -> [(&'static str, bool); 3] {
         [
             ("landlock", self.landlock.is_ok()),
             ("seccomp", self.seccomp.is_ok()),
@@ -285,7 +293,7 @@ impl Confinement {
 
     /// Whether every layer that was asked for is in force: all of them, on every
     /// thread, unless `--no-sandbox` asked for none.
-    pub fn as_asked(&self) -> bool {
+    pub(crate) fn as_asked(&self) -> bool {
         self.mode == Mode::Off || (self.first_missing().is_none() && self.unconfined_threads == 0)
     }
 
@@ -294,7 +302,7 @@ impl Confinement {
     /// words on standard error for trouble), unless `verbose` (a log the operator reads:
     /// `--syslog`, `--log-connections`) wants it as an informational line. `/status`
     /// and the metrics say it always.
-    pub fn log_startup(&self, verbose: bool) {
+    pub(crate) fn log_startup(&self, verbose: bool) {
         match (self.as_asked(), verbose) {
             (false, _) => crate::log::warn(&format!("warning: sandbox: {self}")),
             (true, true) => crate::log::info(&format!("sandbox: {self}")),
@@ -324,7 +332,7 @@ impl Confinement {
     /// target one targeted then or in such a target's directory of spiped's own (below
     /// Landlock ABI 9 this check is all that holds it); every TCP port one in use then.
     /// The error says what is refused and what to do.
-    pub fn admits(&self, needs: &Needs) -> Result<(), Refused> {
+    pub(crate) fn admits(&self, needs: &Needs) -> Result<(), Refused> {
         let Ok(l) = &self.landlock else {
             return Ok(());
         };

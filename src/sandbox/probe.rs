@@ -7,7 +7,7 @@
 use std::io;
 
 /// Tries the forbidden operations when asked to, logging one line with the outcomes.
-pub fn run_if_asked() {
+pub(super) fn run_if_asked() {
     let Some(asked) = std::env::var_os("SPIPED_SANDBOX_PROBE") else {
         return;
     };

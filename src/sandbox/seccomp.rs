@@ -15,7 +15,7 @@ use super::syscalls::{self, Only};
 
 /// Why the filter is not in force.
 #[derive(Debug)]
-pub enum SeccompError {
+pub(crate) enum SeccompError {
     /// It could not be compiled for this architecture.
     Compile(BackendError),
     /// The kernel refused it.
@@ -49,7 +49,7 @@ impl From<SeccompError> for LayerError {
 /// Installs the filter on every thread (TSYNC); a call outside the list fails with
 /// `EPERM`, or kills the process when `strict`. Sets `no_new_privs` first (the kernel
 /// requires it, capabilities being gone). Returns the number of calls allowed.
-pub fn install(strict: bool) -> Result<usize, SeccompError> {
+pub(super) fn install(strict: bool) -> Result<usize, SeccompError> {
     let program = program(strict).map_err(SeccompError::Compile)?;
     seccompiler::apply_filter_all_threads(&program).map_err(SeccompError::Install)?;
     Ok(syscalls::ALLOWED.len() + syscalls::NARROWED.len())

@@ -6,10 +6,10 @@
 //! there (`ppoll`, `epoll_pwait`, `dup3`, `unlinkat`), which its list holds instead.
 
 /// `(name, number)` of every system call allowed with any arguments.
-pub static ALLOWED: &[(&str, i64)] = ALLOWED_HERE;
+pub(super) static ALLOWED: &[(&str, i64)] = ALLOWED_HERE;
 
 /// What one argument of a narrowed call must be.
-pub enum Only {
+pub(super) enum Only {
     /// The argument (by index) is one of these values.
     OneOf(u8, &'static [u64]),
     /// The argument has none of these bits set.
@@ -22,7 +22,7 @@ pub enum Only {
 /// other values reach much more of the kernel or of the system.
 // FIONBIO's type depends on the C library (c_ulong with glibc, c_int with musl).
 #[allow(clippy::unnecessary_cast)]
-pub static NARROWED: &[(&str, i64, Only)] = &[
+pub(super) static NARROWED: &[(&str, i64, Only)] = &[
     // Only switching a descriptor's blocking mode; never TIOCSTI on a terminal, which
     // would type commands into the shell that started a foreground daemon.
     (

@@ -10,7 +10,7 @@ use super::{LayerError, Needs};
 
 /// What a reload asks beyond the sandbox: never, here (there is none).
 #[derive(Debug)]
-pub enum Refused {}
+pub(crate) enum Refused {}
 
 impl fmt::Display for Refused {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -22,7 +22,7 @@ impl std::error::Error for Refused {}
 
 /// A Landlock domain in force: never, here. The fields are those the shared code reads.
 #[derive(Debug)]
-pub struct Enforced {
+pub(super) struct Enforced {
     /// The kernel's Landlock ABI version.
     pub abi: i32,
     /// File access is restricted.
@@ -36,23 +36,23 @@ pub struct Enforced {
 }
 
 /// Landlock: not available.
-pub fn restrict(_needs: &Needs) -> Result<Enforced, LayerError> {
+pub(super) fn restrict(_needs: &Needs) -> Result<Enforced, LayerError> {
     Err(LayerError::Unavailable)
 }
 
 /// seccomp: not available.
-pub fn install(_strict: bool) -> Result<usize, LayerError> {
+pub(super) fn install(_strict: bool) -> Result<usize, LayerError> {
     Err(LayerError::Unavailable)
 }
 
 /// Capabilities: not available (root keeps what it has; `-u` gives it up).
-pub fn drop_all() -> Result<(), LayerError> {
+pub(super) fn drop_all() -> Result<(), LayerError> {
     Err(LayerError::Unavailable)
 }
 
 impl Enforced {
     /// Admits everything: there is no domain to stay within.
-    pub fn admits(&self, _needs: &Needs) -> Result<(), Refused> {
+    pub(super) fn admits(&self, _needs: &Needs) -> Result<(), Refused> {
         Ok(())
     }
 }

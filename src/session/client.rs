@@ -16,7 +16,7 @@ use super::pump::PumpError;
 
 /// Why a connection ended early; the daemon logs it and carries on.
 #[derive(Debug)]
-pub enum ConnError {
+pub(crate) enum ConnError {
     /// No target address accepted a connection.
     Connect(ConnectError),
     /// The handshake failed; running out of time is [`ConnError::Timeout`].
@@ -86,7 +86,7 @@ impl std::error::Error for ConnError {
 
 /// Why no target address accepted a connection: the last one tried, and why.
 #[derive(Debug)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// There was no address to try.
     NoTargets,
     /// The last address tried refused, or could not be reached.
@@ -132,7 +132,7 @@ impl std::error::Error for ConnectError {
 /// socket options (`-j`), and within how long for connect plus handshake (`-o`); alike
 /// for a daemon's outgoing connections and spipe's.
 #[derive(Clone, Copy, Debug)]
-pub struct Dial {
+pub(crate) struct Dial {
     /// Local address to bind before connecting (`-b`).
     pub bind: Option<SocketAddr>,
     /// Socket options (`-j`).
@@ -144,7 +144,10 @@ pub struct Dial {
 /// Connects to the first of `targets` that accepts, as `dial` says. The caller bounds
 /// the whole attempt; with several addresses each also gets `dial.timeout` of its own,
 /// so that one that never answers does not use up the time the others need.
-pub async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStream, ConnectError> {
+pub(crate) async fn connect_any(
+    targets: &[Endpoint],
+    dial: Dial,
+) -> Result<SocketStream, ConnectError> {
     let mut last = ConnectError::NoTargets;
     let each = (targets.len() > 1).then_some(dial.timeout);
     for ep in targets {
@@ -166,7 +169,7 @@ pub async fn connect_any(targets: &[Endpoint], dial: Dial) -> Result<SocketStrea
 /// (as `dial` says), runs `connected` (where spipe confines itself), then handshakes
 /// (its costly steps as `offload` decides), sending `early` with the handshake where it
 /// can. The caller bounds it all by `-o` with [`within`].
-pub async fn open_client<E: From<ConnError>>(
+pub(crate) async fn open_client<E: From<ConnError>>(
     targets: &[Endpoint],
     dial: Dial,
     offload: &Offload,
@@ -187,7 +190,7 @@ pub async fn open_client<E: From<ConnError>>(
 /// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing
 /// with [`ConnError::Timeout`]; `x25519` when we asked a server for X25519, which the
 /// message then mentions.
-pub async fn within<T, E: From<ConnError>>(
+pub(crate) async fn within<T, E: From<ConnError>>(
     timeout: Duration,
     x25519: bool,
     setup: impl Future<Output = Result<T, E>>,
@@ -199,7 +202,7 @@ pub async fn within<T, E: From<ConnError>>(
 
 /// A failed handshake as the connection's error: a source that failed while its data
 /// went out early failed as the pipe would have.
-pub fn handshake_failed(e: HandshakeFailure) -> ConnError {
+pub(crate) fn handshake_failed(e: HandshakeFailure) -> ConnError {
     match e {
         HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
         e => ConnError::Handshake(e),

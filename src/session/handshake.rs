@@ -17,12 +17,12 @@ use spiped_proto::packet::{Opener, Sealer};
 /// Why an X25519 client's handshake stalls or is cut off: a server without the extension
 /// (such as the C spiped) waits for the rest of a group-14 message that never comes, and
 /// so does one of ours whose key differs. Added to those errors.
-pub const X25519_HINT: &str = "the server may not support --x25519 (the C spiped does not), its key differs, or it \
+pub(crate) const X25519_HINT: &str = "the server may not support --x25519 (the C spiped does not), its key differs, or it \
      could not reach its target";
 
 /// Why a handshake did not complete.
 #[derive(Debug)]
-pub enum HandshakeFailure {
+pub(crate) enum HandshakeFailure {
     /// The peer closed the connection before the handshake finished.
     Closed,
     /// Our server closed the connection before the handshake finished (we are the
@@ -89,7 +89,7 @@ fn was_dropped(e: &io::Error) -> bool {
 
 /// A finished handshake: the packet keys for this side, and what was agreed.
 #[derive(Debug)]
-pub struct Established {
+pub(crate) struct Established {
     /// Seals the packets we send.
     pub sealer: Sealer,
     /// Opens the packets the peer sends.
@@ -110,7 +110,7 @@ impl Established {
     /// Sends `prefix` (the [`Early`] prefix) sealed, ahead of everything the pumps will
     /// send, unless it went out with our DH message already; returns how many bytes of
     /// the early source went out with it, to count as sent.
-    pub async fn send_prefix(
+    pub(crate) async fn send_prefix(
         &mut self,
         encrypted: &dyn Transport,
         prefix: &[u8],
@@ -130,7 +130,7 @@ impl Established {
 /// Plaintext that a fast client sends along with its DH message when it can (see
 /// [`Handshake::seal_early`]): all of `prefix`, then whatever `source` has ready at that
 /// moment, without waiting for it.
-pub struct Early<'a> {
+pub(crate) struct Early<'a> {
     /// Bytes that must reach the server first (a PROXY protocol header).
     pub prefix: &'a [u8],
     /// The connection whose data the session carries (the accepted client of `-e`).
@@ -164,7 +164,7 @@ impl Early<'_> {
 /// Runs `hs` to completion over `t` and returns the packet keys for this side; sends
 /// `early` data with our DH message if the handshake allows (see [`Early`]). Costly
 /// steps go off the loop, and key pairs come from the spare, as `offload` says.
-pub async fn handshake(
+pub(crate) async fn handshake(
     offload: &Offload,
     t: &dyn Transport,
     mut hs: Box<Handshake>,
@@ -303,7 +303,7 @@ impl Inbox {
 /// (see [`Handshake::accepting_also`]). Cheap: it only draws random numbers; the
 /// exponentiations come later, with the messages that need them. Boxed, so that handing
 /// it to the blocking pool and back moves a pointer, not its secrets.
-pub fn start(
+pub(crate) fn start(
     role: Role,
     mode: Mode,
     key: &Key,

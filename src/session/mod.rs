@@ -2,8 +2,8 @@
 //! established session's data path, which costly steps leave the event loop, the PROXY
 //! protocol header, and the protocol's client side (connecting to a target within `-o`).
 
-pub mod client;
-pub mod handshake;
-pub mod offload;
-pub mod proxy;
-pub mod pump;
+pub(crate) mod client;
+pub(crate) mod handshake;
+pub(crate) mod offload;
+pub(crate) mod proxy;
+pub(crate) mod pump;

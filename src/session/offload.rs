@@ -14,7 +14,7 @@ use spiped_proto::dh;
 /// The off-loop policy of one process and what it needs: its open connections, and
 /// (for a daemon) its spare key pair.
 #[derive(Default)]
-pub struct Offload {
+pub(crate) struct Offload {
     /// Connections of this process between accept and close.
     open: AtomicUsize,
     /// Whether this process keeps a spare key pair at all: a daemon with a group-14
@@ -38,19 +38,19 @@ struct Spare {
 impl Offload {
     /// A process that keeps no spare key pair (until [`Offload::keep_keypairs_ahead`])
     /// and has no connection open yet.
-    pub fn new() -> Arc<Offload> {
+    pub(crate) fn new() -> Arc<Offload> {
         Arc::new(Offload::default())
     }
 
     /// Counts one more open connection until the value is dropped.
-    pub fn count(self: &Arc<Self>) -> OpenConnection {
+    pub(crate) fn count(self: &Arc<Self>) -> OpenConnection {
         self.open.fetch_add(1, Ordering::Relaxed);
         OpenConnection(self.clone())
     }
 
     /// Whether work that is `costly` goes to the blocking pool now: only when other
     /// connections could use the event loop meanwhile.
-    pub fn pools(&self, costly: bool) -> bool {
+    pub(crate) fn pools(&self, costly: bool) -> bool {
         costly && self.open.load(Ordering::Relaxed) > 1
     }
 
@@ -59,7 +59,7 @@ impl Offload {
     /// since alone the hand-off would only add two thread wake-ups of latency. Decides
     /// now, so that the future holds no reference to `self`: it lives in every
     /// connection's pumps.
-    pub fn run<R: Send + 'static, W: FnOnce() -> R + Send + 'static>(
+    pub(crate) fn run<R: Send + 'static, W: FnOnce() -> R + Send + 'static>(
         &self,
         costly: bool,
         work: W,
@@ -82,12 +82,12 @@ impl Offload {
     /// from the next [`Offload::prime`] or handshake on; for daemons, which expect
     /// many connections. Starts no thread: a worker thread started before the sandbox
     /// would stay outside it.
-    pub fn keep_keypairs_ahead(&self) {
+    pub(crate) fn keep_keypairs_ahead(&self) {
         self.keep_spare.store(true, Ordering::Relaxed);
     }
 
     /// Starts computing the spare key pair now, if this process keeps one.
-    pub fn prime(&self) {
+    pub(crate) fn prime(&self) {
         if self.keep_spare.load(Ordering::Relaxed) {
             self.refill();
         }
@@ -95,7 +95,7 @@ impl Offload {
 
     /// The spare key pair, if this process keeps one and it is ready; starts computing
     /// the next one.
-    pub fn take_keypair(&self) -> Option<dh::Keypair> {
+    pub(crate) fn take_keypair(&self) -> Option<dh::Keypair> {
         if !self.keep_spare.load(Ordering::Relaxed) {
             return None;
         }
@@ -126,11 +126,11 @@ impl Offload {
 }
 
 /// Counts a connection as open (see [`Offload::count`]) for as long as it lives.
-pub struct OpenConnection(Arc<Offload>);
+pub(crate) struct OpenConnection(Arc<Offload>);
 
 impl OpenConnection {
     /// The policy that counts this connection, for its handshake and pumps.
-    pub fn offload(&self) -> &Offload {
+    pub(crate) fn offload(&self) -> &Offload {
         &self.0
     }
 }

@@ -56,14 +56,14 @@ impl std::fmt::Display for UnknownVersion {
 impl std::error::Error for UnknownVersion {}
 
 /// The 12 bytes every version 2 header starts with.
-pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
+pub(crate) const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 
 /// Size of `sun_path` in a version 2 `AF_UNIX` address block; paths are NUL-padded.
 const UNIX_PATH_LEN: usize = 108;
 
 /// The header announcing a connection from `source` (the client) to `destination` (the
 /// address it connected to), in `version`.
-pub fn header(version: Version, source: &Endpoint, destination: &Endpoint) -> Vec<u8> {
+pub(crate) fn header(version: Version, source: &Endpoint, destination: &Endpoint) -> Vec<u8> {
     match version {
         Version::V1 => v1(source, destination).into_bytes(),
         Version::V2 => v2(source, destination),

@@ -30,7 +30,7 @@ const MAX_BATCH: usize = 256;
 /// Plaintext bytes a session has moved so far, per direction; kept up to date while it
 /// runs, so a failed session still tells how far it got.
 #[derive(Debug, Default)]
-pub struct Traffic {
+pub(crate) struct Traffic {
     /// Plaintext bytes sealed and sent to the encrypted side.
     pub sent: AtomicU64,
     /// Plaintext bytes opened and delivered to the plaintext side.
@@ -43,7 +43,7 @@ pub struct Traffic {
 /// Moves data both ways between a plaintext transport and an encrypted one until both
 /// directions have ended; the first failure in either direction ends both at once.
 /// Counts what it moves in `traffic`; large batches go off the loop as `offload` says.
-pub async fn pipe(
+pub(crate) async fn pipe(
     plain: &dyn Transport,
     encrypted: &dyn Transport,
     sealer: Sealer,
@@ -70,7 +70,7 @@ pub async fn pipe(
 
 /// Why a direction stopped early. Any of these ends the whole connection.
 #[derive(Debug)]
-pub enum PumpError {
+pub(crate) enum PumpError {
     /// Reading the source failed.
     Read(io::Error),
     /// Writing the destination failed.

@@ -17,7 +17,7 @@ use crate::session::offload::Offload;
 
 /// What a check proves.
 #[derive(Clone)]
-pub enum Check {
+pub(crate) enum Check {
     /// For a `-d` pipe: the target accepts a TCP (or UNIX) connection, closed at once.
     Connect,
     /// For an `-e` pipe, whose targets are `spiped -d` servers: a full handshake with
@@ -32,7 +32,7 @@ pub enum Check {
 
 /// How a pipe's targets are checked.
 #[derive(Clone)]
-pub struct Checker {
+pub(crate) struct Checker {
     /// What a check proves.
     pub check: Check,
     /// How the check connects; its `timeout` bounds a whole check (connect plus
@@ -45,7 +45,7 @@ pub struct Checker {
 /// Checks `pick` once, as `checker` says: `Ok` when the target passed; `None` when the
 /// check could not be made for a fault of ours (out of descriptors, memory or random
 /// numbers), which tells nothing of the target.
-pub async fn check_once(checker: &Checker, pick: &Pick) -> Option<Result<(), Failure>> {
+pub(crate) async fn check_once(checker: &Checker, pick: &Pick) -> Option<Result<(), Failure>> {
     let dial = checker.dial;
     let checked = async {
         let stream = match connect_target(pick, dial, dial.timeout).await {
@@ -71,7 +71,7 @@ impl Checker {
     /// `health-interval`; `changed` hears of each target going down or up, to log.
     /// Runs until dropped (a reload drops it and starts the next): checks in flight
     /// then end with it, and the set forgets them after the check's bound.
-    pub async fn run(self, set: Shared, changed: impl Fn(Transition)) {
+    pub(crate) async fn run(self, set: Shared, changed: impl Fn(Transition)) {
         let mut running = JoinSet::new();
         loop {
             let now = Instant::now();

@@ -12,7 +12,7 @@ use crate::session::client::{ConnError, ConnectError, Dial};
 
 /// A pipe's target set, shared by its connections, its checker and its reloads. Held
 /// only between awaits, never across one.
-pub type Shared = Arc<Mutex<TargetSet>>;
+pub(crate) type Shared = Arc<Mutex<TargetSet>>;
 
 /// Locks `set`; a panic elsewhere while it was held left plain counts, still usable.
 pub(crate) fn lock(set: &Mutex<TargetSet>) -> MutexGuard<'_, TargetSet> {
@@ -20,14 +20,14 @@ pub(crate) fn lock(set: &Mutex<TargetSet>) -> MutexGuard<'_, TargetSet> {
 }
 
 /// A session open on a target, counted among its open sessions until dropped.
-pub struct Open {
+pub(crate) struct Open {
     set: Shared,
     pick: Pick,
 }
 
 impl Open {
     /// The target the session is on.
-    pub fn pick(&self) -> &Pick {
+    pub(crate) fn pick(&self) -> &Pick {
         &self.pick
     }
 }
@@ -40,7 +40,11 @@ impl Drop for Open {
 
 /// Connects to one target: its endpoints in order, each attempt bounded by `each`.
 /// The error is the last endpoint's.
-pub async fn connect_target(pick: &Pick, dial: Dial, each: Duration) -> io::Result<SocketStream> {
+pub(crate) async fn connect_target(
+    pick: &Pick,
+    dial: Dial,
+    each: Duration,
+) -> io::Result<SocketStream> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
     for ep in pick.endpoints.iter() {
         match connect_endpoint(ep, dial.bind, dial.stream, Some(each)).await {
@@ -56,7 +60,7 @@ pub async fn connect_target(pick: &Pick, dial: Dial, each: Duration) -> io::Resu
 /// reported to it; `changed` hears of each target going down or up, to log. The caller
 /// bounds the whole by `-o` (`session::client::within`). The error names every target
 /// tried and why it failed.
-pub async fn connect(
+pub(crate) async fn connect(
     set: &Shared,
     dial: Dial,
     changed: impl Fn(Transition),

@@ -6,13 +6,13 @@ use std::io;
 use std::time::{Duration, Instant};
 
 /// How long a target is skipped after its first failed connect.
-pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest back-off: each failed retry doubles it up to this.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a target could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Nothing listens there (TCP refused, no UNIX socket, or reset while connecting).
     Refused,
     /// No route to the host or its network.
@@ -30,7 +30,7 @@ impl Failure {
     /// The failure a connect error means for the target; `None` when the fault is ours
     /// (out of descriptors, memory or local ports), which says nothing of the target's
     /// health and must not mark it down.
-    pub fn of_connect(e: &io::Error) -> Option<Failure> {
+    pub(crate) fn of_connect(e: &io::Error) -> Option<Failure> {
         let ours = [
             libc::EMFILE,
             libc::ENFILE,

@@ -16,8 +16,8 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub use check::{Check, Checker, check_once};
-pub use connect::{Open, Shared, connect, connect_target};
-pub use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
-pub use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
-pub use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};
+pub(crate) use check::{Check, Checker, check_once};
+pub(crate) use connect::{Open, Shared, connect, connect_target};
+pub(crate) use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
+pub(crate) use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
+pub(crate) use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};

@@ -47,7 +47,7 @@ impl Target {
 /// in order, and what to report the outcome against. Stays valid across a reload: a
 /// report for a target the reload removed is ignored.
 #[derive(Clone, Debug)]
-pub struct Pick {
+pub(crate) struct Pick {
     index: usize,
     address: Arc<Address>,
     /// The endpoints the target's address resolves to now.
@@ -56,14 +56,14 @@ pub struct Pick {
 
 impl Pick {
     /// The target's address as configured.
-    pub fn address(&self) -> &Address {
+    pub(crate) fn address(&self) -> &Address {
         &self.address
     }
 }
 
 /// A target going down or coming back up, for the driver's one log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transition {
+pub(crate) struct Transition {
     /// The target's address as configured.
     pub target: Arc<Address>,
     /// What happened to it.
@@ -72,7 +72,7 @@ pub struct Transition {
 
 /// Which way a target's health changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// It failed: skipped for `retry_in`, or, when `None`, until a check succeeds.
     Down {
         /// Why.
@@ -119,7 +119,7 @@ impl fmt::Display for Transition {
 
 /// One target as seen from outside (metrics, `/status`), at the time asked.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TargetSnapshot {
+pub(crate) struct TargetSnapshot {
     /// The address as configured.
     pub target: String,
     /// The endpoints it resolves to now, in the order they are tried.
@@ -139,7 +139,7 @@ pub struct TargetSnapshot {
 }
 
 /// A pipe's targets (or, with routing by key, one key's), in the order given.
-pub struct TargetSet {
+pub(crate) struct TargetSet {
     targets: Vec<Target>,
     settings: Settings,
     /// Where round-robin starts next (and least-connections breaks ties).
@@ -149,7 +149,7 @@ pub struct TargetSet {
 impl TargetSet {
     /// The targets in the order given, each its configured address with the endpoints
     /// it resolves to now; all up.
-    pub fn new(targets: Vec<(Address, Vec<Endpoint>)>, settings: Settings) -> TargetSet {
+    pub(crate) fn new(targets: Vec<(Address, Vec<Endpoint>)>, settings: Settings) -> TargetSet {
         TargetSet {
             targets: targets
                 .into_iter()
@@ -162,7 +162,7 @@ impl TargetSet {
 
     /// A reload: the set becomes `targets` with `settings`; a target whose address it
     /// keeps keeps its health, counts and open sessions (with the endpoints given now).
-    pub fn reload(&mut self, targets: Vec<(Address, Vec<Endpoint>)>, settings: Settings) {
+    pub(crate) fn reload(&mut self, targets: Vec<(Address, Vec<Endpoint>)>, settings: Settings) {
         let mut old = std::mem::take(&mut self.targets);
         self.targets = targets
             .into_iter()
@@ -186,21 +186,21 @@ impl TargetSet {
     }
 
     /// A re-resolution found `endpoints` for the target at `address`.
-    pub fn resolved(&mut self, address: &Address, endpoints: Vec<Endpoint>) {
+    pub(crate) fn resolved(&mut self, address: &Address, endpoints: Vec<Endpoint>) {
         if let Some(t) = self.targets.iter_mut().find(|t| *t.address == *address) {
             t.endpoints = Arc::new(endpoints);
         }
     }
 
     /// The settings in force.
-    pub fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         self.settings
     }
 
     /// The targets a new connection tries, in order, the next when one fails: those the
     /// policy may use now, as it orders them, then every other (down) one in the order
     /// given, so that with all down all are tried, never none.
-    pub fn candidates(&mut self, now: Instant) -> Vec<Pick> {
+    pub(crate) fn candidates(&mut self, now: Instant) -> Vec<Pick> {
         let n = self.targets.len();
         let (mut ready, rest): (Vec<usize>, Vec<usize>) =
             (0..n).partition(|&i| self.targets[i].health.eligible(now));
@@ -254,7 +254,7 @@ impl TargetSet {
     }
 
     /// A connect to `pick` succeeded: a session on it is open until [`TargetSet::closed`].
-    pub fn connected(&mut self, pick: &Pick, now: Instant) -> Option<Transition> {
+    pub(crate) fn connected(&mut self, pick: &Pick, now: Instant) -> Option<Transition> {
         let tells = self.tells();
         let t = self.find(pick)?;
         t.connections += 1;
@@ -269,7 +269,12 @@ impl TargetSet {
 
     /// A connect to `pick` failed with `e`. A failure that is ours (see
     /// [`Failure::of_connect`]) leaves the target's health alone.
-    pub fn failed(&mut self, pick: &Pick, e: &std::io::Error, now: Instant) -> Option<Transition> {
+    pub(crate) fn failed(
+        &mut self,
+        pick: &Pick,
+        e: &std::io::Error,
+        now: Instant,
+    ) -> Option<Transition> {
         let tells = self.tells();
         let t = self.find(pick)?;
         t.connect_failures += 1;
@@ -286,7 +291,7 @@ impl TargetSet {
     }
 
     /// The session on `pick` ended.
-    pub fn closed(&mut self, pick: &Pick) {
+    pub(crate) fn closed(&mut self, pick: &Pick) {
         if let Some(t) = self.find(pick) {
             t.open = t.open.saturating_sub(1);
         }
@@ -296,7 +301,7 @@ impl TargetSet {
     /// then in flight, so asked again before its result it is not due, and its next is
     /// due one interval later. A check never reported (its task cancelled by a reload)
     /// stops counting as in flight after `hold`.
-    pub fn due_checks(&mut self, now: Instant, hold: Duration) -> Vec<Pick> {
+    pub(crate) fn due_checks(&mut self, now: Instant, hold: Duration) -> Vec<Pick> {
         let Some(interval) = self.settings.health_interval else {
             return Vec::new();
         };
@@ -317,7 +322,7 @@ impl TargetSet {
 
     /// When the next active check is due, for the checker to sleep until; `None` without
     /// `health-interval`.
-    pub fn next_check(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn next_check(&self, now: Instant) -> Option<Instant> {
         self.settings.health_interval?;
         Some(
             self.targets
@@ -334,7 +339,7 @@ impl TargetSet {
 
     /// An active check of `pick` ended: `Ok` when the target answered (and, for `-e`,
     /// holds our key).
-    pub fn checked(
+    pub(crate) fn checked(
         &mut self,
         pick: &Pick,
         outcome: Result<(), Failure>,
@@ -364,7 +369,7 @@ impl TargetSet {
     }
 
     /// Each target as seen now, in the order given.
-    pub fn snapshot(&self, now: Instant) -> Vec<TargetSnapshot> {
+    pub(crate) fn snapshot(&self, now: Instant) -> Vec<TargetSnapshot> {
         self.targets
             .iter()
             .map(|t| TargetSnapshot {

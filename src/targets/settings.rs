@@ -7,11 +7,11 @@ use std::time::Duration;
 
 /// The default bound on one connect attempt, when `-o` is not shorter: a target that
 /// never answers must not use up the time the next one needs.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a new connection chooses among healthy targets (`balance`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Balance {
+pub(crate) enum Balance {
     /// The first healthy target in the order given.
     #[default]
     Failover,
@@ -48,7 +48,7 @@ impl fmt::Display for Balance {
 
 /// A target set's settings, from the pipe's configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `balance`.
     pub balance: Balance,
     /// The bound on one connect attempt (see [`connect_timeout`]).
@@ -61,7 +61,11 @@ pub struct Settings {
 /// `several` targets [`DEFAULT_CONNECT_TIMEOUT`], else `timeout` (`-o`), as before
 /// targets had health (a single target behaves as it did); never more than `timeout`,
 /// which bounds it all.
-pub fn connect_timeout(timeout: Duration, configured: Option<Duration>, several: bool) -> Duration {
+pub(crate) fn connect_timeout(
+    timeout: Duration,
+    configured: Option<Duration>,
+    several: bool,
+) -> Duration {
     let default = match several {
         true => DEFAULT_CONNECT_TIMEOUT,
         false => timeout,

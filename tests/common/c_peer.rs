@@ -13,7 +13,7 @@ use super::{C_SPIPE, C_SPIPED, Impl};
 /// 1.6.x; so a spiped installed over Debian's (ours, by `make BINDIR=/usr/bin install`)
 /// cannot stand in for the judge. Otherwise: panics under CI (env `CI` set), or prints
 /// a note and returns false so the caller can skip.
-pub fn c_available() -> bool {
+pub(crate) fn c_available() -> bool {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
     match CHECK.get_or_init(debian_c_peer) {
         Ok(()) => true,
@@ -80,6 +80,6 @@ fn debian_c_peer() -> Result<(), String> {
 }
 
 /// True when every implementation in `impls` can be run (see [`c_available`]).
-pub fn available(impls: &[Impl]) -> bool {
+pub(crate) fn available(impls: &[Impl]) -> bool {
     !impls.contains(&Impl::C) || c_available()
 }

@@ -12,7 +12,7 @@ use super::{Addr, EXCHANGE_DEADLINE, Impl, Stream, Target, run_with_stdin, sha, 
 
 /// What a client saw over one connection.
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// Everything read until EOF or the read error.
     pub received: Vec<u8>,
     /// Error from connect, write or shutdown (a dropped connection may cause one).
@@ -23,7 +23,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// The peer dropped us: nothing received, and the read ended (EOF or error).
-    pub fn was_dropped(&self) -> bool {
+    pub(crate) fn was_dropped(&self) -> bool {
         self.received.is_empty()
     }
 }
@@ -31,7 +31,7 @@ impl Exchange {
 /// Connects to `addr`, sends `data` (then half-closes) in a writer thread while the
 /// reader reads until EOF, both at once. Everything is bounded by `deadline`: on expiry
 /// the socket is shut down and this returns an error.
-pub fn exchange(addr: &Addr, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
+pub(crate) fn exchange(addr: &Addr, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
     let conn = addr
         .connect()
         .map_err(|e| format!("connect to {addr}: {e}"))?;
@@ -40,14 +40,18 @@ pub fn exchange(addr: &Addr, data: &[u8], deadline: Duration) -> Result<Exchange
 
 /// Sends `data` through the pipe at `addr` (an echo target behind it) and asserts that
 /// exactly `data` comes back; returns the exchange for further checks.
-pub fn assert_echo(addr: &Addr, data: &[u8]) -> Exchange {
+pub(crate) fn assert_echo(addr: &Addr, data: &[u8]) -> Exchange {
     let ex = exchange(addr, data, EXCHANGE_DEADLINE).unwrap();
     assert_eq!(sha(&ex.received), sha(data), "echo through {addr}: {ex:?}");
     ex
 }
 
 /// Like [`exchange`] on an already connected stream.
-pub fn exchange_on(conn: Stream, data: &[u8], deadline: Duration) -> Result<Exchange, String> {
+pub(crate) fn exchange_on(
+    conn: Stream,
+    data: &[u8],
+    deadline: Duration,
+) -> Result<Exchange, String> {
     let mut w = conn.try_clone().map_err(|e| e.to_string())?;
     let mut r = conn.try_clone().map_err(|e| e.to_string())?;
     let data = data.to_vec();
@@ -96,7 +100,7 @@ pub fn exchange_on(conn: Stream, data: &[u8], deadline: Duration) -> Result<Exch
 
 /// Runs `spipe ARGS` (of `which`) with `up` on stdin and asserts it exits 0 having
 /// printed exactly `down`, and that `target` finished a connection that received `up`.
-pub fn spipe_round_trip(
+pub(crate) fn spipe_round_trip(
     which: Impl,
     case: &str,
     args: &[&str],
@@ -118,7 +122,7 @@ pub fn spipe_round_trip(
 
 /// Sends `up` into a `spiped -e` listening on `source` and asserts the answer is exactly
 /// `down` and that `target` finished a connection that received `up`.
-pub fn e_round_trip(case: &str, source: &Addr, up: &[u8], down: &[u8], target: &Target) {
+pub(crate) fn e_round_trip(case: &str, source: &Addr, up: &[u8], down: &[u8], target: &Target) {
     let x = exchange(source, up, EXCHANGE_DEADLINE).unwrap_or_else(|err| panic!("{case}: {err}"));
     assert_eq!(x.write_error, None, "{case}: client write failed");
     assert_eq!(x.read_error, None, "{case}: client read failed");

@@ -16,7 +16,7 @@ use super::{
 };
 
 /// A running `spiped -F` daemon; killed and reaped on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// Whose spiped it is.
     pub which: Impl,
     /// Its name in the test's output and its stderr file's name.
@@ -31,13 +31,19 @@ impl Daemon {
     /// Spawns `spiped -F ARGS` (ARGS must include `-s source`), stderr to a file in `dir`,
     /// and waits until `source` accepts connections. Panics (with the daemon's stderr) if
     /// it exits or does not become ready within [`READY_DEADLINE`].
-    pub fn spawn(which: Impl, label: &str, dir: &Path, source: &Addr, args: &[&str]) -> Daemon {
+    pub(crate) fn spawn(
+        which: Impl,
+        label: &str,
+        dir: &Path,
+        source: &Addr,
+        args: &[&str],
+    ) -> Daemon {
         Daemon::spawn_cmd(which, label, dir, source, spiped_cmd(which), args)
     }
 
     /// Spawns a pipe daemon, `spiped -F ARGS -s SOURCE -t TARGET -k KEY`, as
     /// [`Daemon::spawn`] does; `args` holds `-e` or `-d` and any other options.
-    pub fn pipe(
+    pub(crate) fn pipe(
         which: Impl,
         label: &str,
         dir: &Path,
@@ -54,7 +60,7 @@ impl Daemon {
 
     /// Like [`Daemon::spawn`], with the daemon's RLIMIT_NOFILE set to `nofile` (through
     /// `prlimit`, which execs the daemon, so the PID is the daemon's).
-    pub fn spawn_limited(
+    pub(crate) fn spawn_limited(
         which: Impl,
         label: &str,
         dir: &Path,
@@ -71,7 +77,7 @@ impl Daemon {
 
     /// Like [`Daemon::spawn`], with `cmd` as the command to add `-F ARGS` to (for
     /// example one from [`in_mount_ns`]).
-    pub fn spawn_cmd(
+    pub(crate) fn spawn_cmd(
         which: Impl,
         label: &str,
         dir: &Path,
@@ -130,36 +136,36 @@ impl Daemon {
     }
 
     /// Everything the daemon wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
     /// `deadline`; returns all of it, or an error quoting it.
-    pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
+    pub(crate) fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
         wait_file_contains(&self.stderr_path, needle, deadline)
             .map_err(|err| format!("[{}] {err}", self.label))
     }
 
     /// The daemon's process id.
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
     /// Sends `sig` to the daemon.
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         signal(self.pid(), sig);
     }
 
     /// Waits up to `deadline` for the daemon to exit; `None` (and killed) on timeout.
-    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
         wait_deadline(&mut self.child, deadline)
     }
 
     /// Waits until the daemon has confined itself (`NoNewPrivs: 1`, set with the first
     /// layer), as it does between binding its sources and accepting: what a test puts
     /// beside its key files from then on is not in the directories it saw at start.
-    pub fn wait_confined(&self) {
+    pub(crate) fn wait_confined(&self) {
         let status = format!("/proc/{}/status", self.pid());
         let confined = poll(READY_DEADLINE, || {
             let s = fs::read_to_string(&status).ok()?;
@@ -176,7 +182,7 @@ impl Daemon {
     }
 
     /// The daemon's resident set size in KiB (VmRSS in /proc/PID/status).
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("read /proc/PID/status");
         status
@@ -187,7 +193,7 @@ impl Daemon {
     }
 
     /// The daemon's open descriptors (targets of the /proc/PID/fd links).
-    pub fn fds(&self) -> Vec<PathBuf> {
+    pub(crate) fn fds(&self) -> Vec<PathBuf> {
         fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .expect("read /proc/PID/fd")
             .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
@@ -198,7 +204,7 @@ impl Daemon {
     /// carries signals to its event loop when idle, plus those of each connection. (The
     /// event loop's own descriptors, epoll's and its wake-up eventfd, are not sockets,
     /// so this count moves with connections alone.)
-    pub fn socket_count(&self) -> usize {
+    pub(crate) fn socket_count(&self) -> usize {
         self.fds()
             .iter()
             .filter(|p| p.to_string_lossy().starts_with("socket:"))
@@ -207,13 +213,13 @@ impl Daemon {
 
     /// The daemon's idle socket count: polls until the count has not changed for
     /// 200 ms (the readiness probe's connection is gone), up to 5 s.
-    pub fn idle_sockets(&self) -> usize {
+    pub(crate) fn idle_sockets(&self) -> usize {
         self.settled(Daemon::socket_count)
     }
 
     /// The daemon's count of open descriptors, once settled as [`Daemon::idle_sockets`]
     /// waits for its sockets.
-    pub fn idle_fds(&self) -> usize {
+    pub(crate) fn idle_fds(&self) -> usize {
         self.settled(|d| d.fds().len())
     }
 
@@ -232,7 +238,7 @@ impl Daemon {
 
     /// Polls until the daemon has at most `want` sockets open; returns the last count
     /// seen (which exceeds `want` only if `deadline` passed first).
-    pub fn wait_sockets_at_most(&self, want: usize, deadline: Duration) -> usize {
+    pub(crate) fn wait_sockets_at_most(&self, want: usize, deadline: Duration) -> usize {
         let mut n = 0;
         poll(deadline, || {
             n = self.socket_count();
@@ -242,7 +248,7 @@ impl Daemon {
     }
 
     /// Panics if the daemon has exited.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         if let Ok(Some(st)) = self.child.try_wait() {
             panic!(
                 "[{}] {} spiped died ({st}); stderr: {}",
@@ -270,7 +276,7 @@ impl Drop for Daemon {
 
 /// A `spiped` that daemonized itself (started without `-F`): known by its pidfile,
 /// killed on drop if still running.
-pub struct Daemonized {
+pub(crate) struct Daemonized {
     /// The daemon's process id, from its pidfile.
     pub pid: i32,
     /// The file its stderr goes to.
@@ -281,7 +287,7 @@ impl Daemonized {
     /// Runs `cmd` (a complete `spiped` command line without `-F`) with stderr to
     /// `stderr_path`, and waits for the foreground process to exit. Returns its status
     /// and, when it exited 0, the daemon named by `pidfile`.
-    pub fn start(
+    pub(crate) fn start(
         mut cmd: Command,
         pidfile: &Path,
         stderr_path: &Path,
@@ -308,18 +314,18 @@ impl Daemonized {
     }
 
     /// Everything the daemon wrote to stderr so far.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// Polls the daemon's stderr every 10 ms until it contains `needle`, up to
     /// `deadline`; returns all of it, or an error quoting it.
-    pub fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
+    pub(crate) fn wait_stderr(&self, needle: &str, deadline: Duration) -> Result<String, String> {
         wait_file_contains(&self.stderr_path, needle, deadline)
     }
 
     /// Waits up to `deadline` for the daemon to be gone; true if it is.
-    pub fn wait_gone(&self, deadline: Duration) -> bool {
+    pub(crate) fn wait_gone(&self, deadline: Duration) -> bool {
         poll(deadline, || (!alive(self.pid)).then_some(())).is_some()
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// True when running as root; panics under CI otherwise (tests that need root, for
 /// mount namespaces, -u or file ownership, must run there).
-pub fn root() -> bool {
+pub(crate) fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return true;
@@ -22,7 +22,7 @@ pub fn root() -> bool {
 /// True when the program at `path` exists. When it is missing: panics under CI (env `CI`
 /// set, where `.ci/run` installs Debian `package`), otherwise prints a note and returns
 /// false so the caller can skip.
-pub fn program_available(path: &str, package: &str) -> bool {
+pub(crate) fn program_available(path: &str, package: &str) -> bool {
     if Path::new(path).exists() {
         return true;
     }
@@ -36,7 +36,7 @@ pub fn program_available(path: &str, package: &str) -> bool {
 /// True when our binary runs under an emulator (see [`super::emulator`]), after
 /// printing why a test of `what` is skipped: qemu-user implements neither seccomp nor
 /// Landlock, so nothing of the kernel's sandbox can be observed there.
-pub fn skip_under_emulation(what: &str) -> bool {
+pub(crate) fn skip_under_emulation(what: &str) -> bool {
     let Some(emulator) = super::emulator() else {
         return false;
     };
@@ -48,7 +48,7 @@ pub fn skip_under_emulation(what: &str) -> bool {
 }
 
 /// The uid and primary gid of `user` from /etc/passwd.
-pub fn passwd_ids(user: &str) -> (String, String) {
+pub(crate) fn passwd_ids(user: &str) -> (String, String) {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let line = passwd
         .lines()

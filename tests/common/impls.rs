@@ -14,13 +14,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Path of Debian's C spiped.
-pub const C_SPIPED: &str = "/usr/bin/spiped";
+pub(crate) const C_SPIPED: &str = "/usr/bin/spiped";
 /// Path of Debian's C spipe.
-pub const C_SPIPE: &str = "/usr/bin/spipe";
+pub(crate) const C_SPIPE: &str = "/usr/bin/spipe";
 
 /// Which implementation plays a role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Impl {
+pub(crate) enum Impl {
     /// This crate's binary.
     Ours,
     /// Debian's C spiped 1.6.x.
@@ -37,7 +37,7 @@ impl fmt::Display for Impl {
 }
 
 /// The `spiped` binary of an implementation.
-pub fn spiped_bin(which: Impl) -> PathBuf {
+pub(crate) fn spiped_bin(which: Impl) -> PathBuf {
     match which {
         Impl::Ours => ours().to_path_buf(),
         Impl::C => PathBuf::from(C_SPIPED),
@@ -59,7 +59,7 @@ fn ours() -> &'static Path {
 /// built for another architecture than this machine's; `None` when it runs natively.
 /// Read from the binary's ELF header, so a test knows for certain that the kernel's
 /// layers (seccomp, Landlock), which qemu-user does not pass through, are out of reach.
-pub fn emulator() -> Option<&'static str> {
+pub(crate) fn emulator() -> Option<&'static str> {
     static EMULATOR: OnceLock<Option<String>> = OnceLock::new();
     EMULATOR
         .get_or_init(|| {
@@ -99,7 +99,7 @@ fn ours_argv(argv0: &str) -> Vec<OsString> {
 
 /// The program and leading arguments that run `spiped` of an implementation (for a
 /// wrapper such as `prlimit` to exec).
-pub fn spiped_argv(which: Impl) -> Vec<OsString> {
+pub(crate) fn spiped_argv(which: Impl) -> Vec<OsString> {
     match which {
         Impl::Ours => ours_argv("spiped"),
         Impl::C => vec![C_SPIPED.into()],
@@ -115,7 +115,7 @@ fn command(argv: &[OsString]) -> Command {
 
 /// The `spipe` executable of an implementation. Ours is a symlink named `spipe` to our
 /// binary (so argv[0] dispatch is what gets tested), made once per test process.
-pub fn spipe_bin(which: Impl) -> PathBuf {
+pub(crate) fn spipe_bin(which: Impl) -> PathBuf {
     match which {
         Impl::C => PathBuf::from(C_SPIPE),
         Impl::Ours => {
@@ -136,7 +136,7 @@ pub fn spipe_bin(which: Impl) -> PathBuf {
 
 /// A `Command` for `spipe` of an implementation (ours emulated gets its name from
 /// the emulator's `-0`, as the symlink gives it natively).
-pub fn spipe_cmd(which: Impl) -> Command {
+pub(crate) fn spipe_cmd(which: Impl) -> Command {
     match (which, emulator()) {
         (Impl::Ours, Some(_)) => command(&ours_argv("spipe")),
         _ => Command::new(spipe_bin(which)),
@@ -144,6 +144,6 @@ pub fn spipe_cmd(which: Impl) -> Command {
 }
 
 /// A `Command` for `spiped` of an implementation.
-pub fn spiped_cmd(which: Impl) -> Command {
+pub(crate) fn spiped_cmd(which: Impl) -> Command {
     command(&spiped_argv(which))
 }

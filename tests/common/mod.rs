@@ -23,30 +23,30 @@
 // a re-export it takes nothing from is unused.
 #![allow(dead_code, unused_imports)]
 
-pub mod c_peer;
-pub mod client;
-pub mod daemons;
-pub mod files;
-pub mod host;
-pub mod impls;
-pub mod names;
-pub mod net;
-pub mod payloads;
-pub mod pipes;
-pub mod process;
-pub mod target;
-pub mod wait;
+pub(crate) mod c_peer;
+pub(crate) mod client;
+pub(crate) mod daemons;
+pub(crate) mod files;
+pub(crate) mod host;
+pub(crate) mod impls;
+pub(crate) mod names;
+pub(crate) mod net;
+pub(crate) mod payloads;
+pub(crate) mod pipes;
+pub(crate) mod process;
+pub(crate) mod target;
+pub(crate) mod wait;
 
-pub use c_peer::*;
-pub use client::*;
-pub use daemons::*;
-pub use files::*;
-pub use host::*;
-pub use impls::*;
-pub use names::*;
-pub use net::*;
-pub use payloads::*;
-pub use pipes::*;
-pub use process::*;
-pub use target::*;
-pub use wait::*;
+pub(crate) use c_peer::*;
+pub(crate) use client::*;
+pub(crate) use daemons::*;
+pub(crate) use files::*;
+pub(crate) use host::*;
+pub(crate) use impls::*;
+pub(crate) use names::*;
+pub(crate) use net::*;
+pub(crate) use payloads::*;
+pub(crate) use pipes::*;
+pub(crate) use process::*;
+pub(crate) use target::*;
+pub(crate) use wait::*;

@@ -11,7 +11,7 @@ use super::{Impl, in_mount_ns, spiped_bin};
 /// A mount namespace's view of name resolution: `hosts` as /etc/hosts, and a
 /// resolv.conf naming a DNS server that is not there (127.0.0.1:53 refuses), so only
 /// the hosts file answers and failures are immediate.
-pub struct Names {
+pub(crate) struct Names {
     /// The file mounted over /etc/hosts.
     pub hosts: PathBuf,
     /// The file mounted over /etc/resolv.conf.
@@ -20,7 +20,7 @@ pub struct Names {
 
 impl Names {
     /// Names resolved from `hosts`, files kept in `dir`.
-    pub fn new(dir: &Path, hosts: &str) -> Names {
+    pub(crate) fn new(dir: &Path, hosts: &str) -> Names {
         let n = Names {
             hosts: dir.join("hosts"),
             resolv: dir.join("resolv.conf"),
@@ -31,7 +31,7 @@ impl Names {
     }
 
     /// Rewrites the hosts file in place: the bind mount follows the inode.
-    pub fn set_hosts(&self, text: &str) {
+    pub(crate) fn set_hosts(&self, text: &str) {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .truncate(true)
@@ -42,7 +42,7 @@ impl Names {
     }
 
     /// Our `spiped`, run in a mount namespace that sees these files; add its arguments.
-    pub fn spiped(&self) -> Command {
+    pub(crate) fn spiped(&self) -> Command {
         in_mount_ns(
             &[
                 (&self.hosts, "/etc/hosts"),

@@ -15,7 +15,7 @@ use super::{poll, wait_until};
 
 /// A 127.0.0.1 port that was free a moment ago: a per-process counter from a random base,
 /// skipping ports that cannot be bound right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     static INIT: OnceLock<()> = OnceLock::new();
     INIT.get_or_init(|| {
@@ -41,7 +41,7 @@ pub fn free_port() -> u16 {
 
 /// A socket address: TCP on 127.0.0.1 or a UNIX socket path.
 #[derive(Clone, Debug)]
-pub enum Addr {
+pub(crate) enum Addr {
     /// TCP at this address.
     Tcp(SocketAddr),
     /// A UNIX socket at this path.
@@ -50,7 +50,7 @@ pub enum Addr {
 
 /// Which kind of socket to use for a hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// TCP on 127.0.0.1.
     Tcp,
     /// A UNIX socket in the test's directory.
@@ -68,7 +68,7 @@ impl fmt::Display for Transport {
 
 impl Addr {
     /// A fresh address of the given kind (UNIX sockets go in `dir`, named after `name`).
-    pub fn fresh(kind: Transport, dir: &Path, name: &str) -> Addr {
+    pub(crate) fn fresh(kind: Transport, dir: &Path, name: &str) -> Addr {
         match kind {
             Transport::Tcp => Addr::Tcp(SocketAddr::from(([127, 0, 0, 1], free_port()))),
             Transport::Unix => Addr::Unix(dir.join(format!("{name}.sock"))),
@@ -76,7 +76,7 @@ impl Addr {
     }
 
     /// The address as spiped's `-s`/`-t` argument.
-    pub fn arg(&self) -> String {
+    pub(crate) fn arg(&self) -> String {
         match self {
             Addr::Tcp(sa) => format!("[{}]:{}", sa.ip(), sa.port()),
             Addr::Unix(p) => p.to_str().expect("utf-8 socket path").to_owned(),
@@ -84,7 +84,7 @@ impl Addr {
     }
 
     /// Connects (once, no retry).
-    pub fn connect(&self) -> io::Result<Stream> {
+    pub(crate) fn connect(&self) -> io::Result<Stream> {
         match self {
             Addr::Tcp(sa) => {
                 TcpStream::connect_timeout(sa, Duration::from_secs(5)).map(Stream::Tcp)
@@ -95,7 +95,7 @@ impl Addr {
 
     /// Polls every 10 ms until something accepts connections here, up to `deadline`;
     /// the last connect's error if nothing did.
-    pub fn wait_accepting(&self, deadline: Duration) -> io::Result<()> {
+    pub(crate) fn wait_accepting(&self, deadline: Duration) -> io::Result<()> {
         let mut last = Ok(());
         let accepted = poll(deadline, || {
             last = self.connect().map(drop);
@@ -107,7 +107,7 @@ impl Addr {
     /// Polls every 10 ms until nothing accepts connections here any more (a daemon
     /// closed its listener, as it does when it starts to drain); panics naming `what`
     /// if something still does after `deadline`.
-    pub fn wait_refusing(&self, what: &str, deadline: Duration) {
+    pub(crate) fn wait_refusing(&self, what: &str, deadline: Duration) {
         wait_until(what, deadline, || self.connect().is_err());
     }
 }
@@ -120,7 +120,7 @@ impl fmt::Display for Addr {
 
 /// A connected stream socket of either kind.
 #[derive(Debug)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// A TCP connection.
     Tcp(TcpStream),
     /// A UNIX socket connection.
@@ -129,7 +129,7 @@ pub enum Stream {
 
 impl Stream {
     /// A second handle on the same connection (for a reader and a writer thread).
-    pub fn try_clone(&self) -> io::Result<Stream> {
+    pub(crate) fn try_clone(&self) -> io::Result<Stream> {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
@@ -138,7 +138,7 @@ impl Stream {
 
     /// Closes the socket with a TCP RST instead of a FIN (SO_LINGER 0, then close); on a
     /// UNIX socket, a plain close.
-    pub fn reset(self) {
+    pub(crate) fn reset(self) {
         if let Stream::Tcp(s) = &self {
             socket2::SockRef::from(s)
                 .set_linger(Some(Duration::ZERO))
@@ -147,7 +147,7 @@ impl Stream {
     }
 
     /// Shuts down reading, writing or both (`Shutdown::Write` sends a FIN).
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
@@ -155,7 +155,7 @@ impl Stream {
     }
 
     /// How long a read may block (`None`: for ever).
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(t),
             Stream::Unix(s) => s.set_read_timeout(t),
@@ -163,7 +163,7 @@ impl Stream {
     }
 
     /// How long a write may block (`None`: for ever).
-    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(t),
             Stream::Unix(s) => s.set_write_timeout(t),
@@ -171,7 +171,7 @@ impl Stream {
     }
 
     /// Reads until EOF or error; returns what arrived and the error, if any.
-    pub fn read_to_eof(&mut self) -> (Vec<u8>, Option<io::Error>) {
+    pub(crate) fn read_to_eof(&mut self) -> (Vec<u8>, Option<io::Error>) {
         let mut buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
@@ -185,7 +185,11 @@ impl Stream {
     }
 
     /// Reads exactly `n` bytes, failing after `deadline` (read timeout) or on EOF.
-    pub fn read_exact_within(&mut self, n: usize, deadline: Duration) -> io::Result<Vec<u8>> {
+    pub(crate) fn read_exact_within(
+        &mut self,
+        n: usize,
+        deadline: Duration,
+    ) -> io::Result<Vec<u8>> {
         self.set_read_timeout(Some(deadline))?;
         let mut buf = vec![0u8; n];
         let r = self.read_exact(&mut buf);
@@ -194,7 +198,7 @@ impl Stream {
     }
 
     /// True when nothing (no data, no EOF) arrives within `window`.
-    pub fn silent_for(&mut self, window: Duration) -> Result<(), String> {
+    pub(crate) fn silent_for(&mut self, window: Duration) -> Result<(), String> {
         let end = std::time::Instant::now() + window;
         let mut b = [0u8; 1];
         // A signal to the test process (another test's child exiting) interrupts the

@@ -5,12 +5,12 @@
 use sha2::{Digest, Sha256};
 
 /// Hex SHA-256 of `bytes`.
-pub fn sha(bytes: &[u8]) -> String {
+pub(crate) fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), different for each seed.
-pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -25,7 +25,7 @@ pub fn payload(len: usize, seed: u64) -> Vec<u8> {
 
 /// The scale factor for the size of soak, flood and memory tests: env
 /// `SPIPED_SOAK_SCALE` (default 1, the CI size; see SECURITY.md for manual runs).
-pub fn soak_scale() -> usize {
+pub(crate) fn soak_scale() -> usize {
     std::env::var("SPIPED_SOAK_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -8,7 +8,7 @@ use super::{Addr, Daemon, Impl, Mode, Target, Transport, key_file, temp_dir};
 
 /// A `spiped -d` on a fresh TCP address (`hop`) in front of its own [`Target`]: the
 /// server end of a pipe. Field order is drop order: the daemon dies before its target.
-pub struct Server {
+pub(crate) struct Server {
     /// The decrypting daemon.
     pub d: Daemon,
     /// The target behind it.
@@ -20,14 +20,14 @@ pub struct Server {
 impl Server {
     /// Starts a target in `mode` and `which`'s `spiped -d -s HOP -t TARGET ARGS` in
     /// front of it (`args` holds the `-k` and any other options), files in `dir`.
-    pub fn start(which: Impl, dir: &Path, label: &str, mode: Mode, args: &[&str]) -> Server {
+    pub(crate) fn start(which: Impl, dir: &Path, label: &str, mode: Mode, args: &[&str]) -> Server {
         let tcp = (Transport::Tcp, Transport::Tcp);
         Server::start_on(which, dir, label, tcp, mode, args)
     }
 
     /// [`Server::start`] with the hop and the target on sockets of the given kinds (UNIX
     /// sockets in `dir`).
-    pub fn start_on(
+    pub(crate) fn start_on(
         which: Impl,
         dir: &Path,
         label: &str,
@@ -48,7 +48,7 @@ impl Server {
 impl Daemon {
     /// `which`'s `spiped -e ARGS` on a fresh TCP address (its `source`) to `to` with the
     /// key file `key`, as [`Daemon::pipe`] starts it: a client of the server at `to`.
-    pub fn encrypting(
+    pub(crate) fn encrypting(
         which: Impl,
         label: &str,
         dir: &Path,
@@ -63,11 +63,11 @@ impl Daemon {
 }
 
 /// The key file contents of every [`Chain`], for tests that watch its packets.
-pub const CHAIN_KEY: &[u8] = b"key file of a test chain of daemons";
+pub(crate) const CHAIN_KEY: &[u8] = b"key file of a test chain of daemons";
 
 /// A `spiped -d` in front of a target and a `spiped -e` in front of that, both in the
 /// foreground on TCP, sharing one key: the usual pair for fault and load tests.
-pub struct Chain {
+pub(crate) struct Chain {
     _dir: tempfile::TempDir,
     /// The target behind `dec`.
     pub target: Target,
@@ -81,7 +81,7 @@ impl Chain {
     /// Starts the pair with `enc`/`dec` playing the two daemons and extra arguments for
     /// each. With `proxy`, the encrypted hop goes through it: `proxy(dec's address)`
     /// must return the address `-e` connects to.
-    pub fn start(
+    pub(crate) fn start(
         (enc, enc_extra): (Impl, &[&str]),
         (dec, dec_extra): (Impl, &[&str]),
         mode: Mode,

@@ -15,7 +15,7 @@ use super::{join_deadline, wait_deadline};
 
 /// What a finished (non-daemon) process did.
 #[derive(Debug)]
-pub struct RunOutput {
+pub(crate) struct RunOutput {
     /// `None` when it was killed at the deadline.
     pub status: Option<ExitStatus>,
     /// Everything it wrote to stdout.
@@ -26,18 +26,18 @@ pub struct RunOutput {
 
 impl RunOutput {
     /// Its exit code; `None` when killed (at the deadline or by a signal).
-    pub fn code(&self) -> Option<i32> {
+    pub(crate) fn code(&self) -> Option<i32> {
         self.status.and_then(|s| s.code())
     }
     /// Its stdout as (lossy UTF-8) text.
-    pub fn stdout_str(&self) -> String {
+    pub(crate) fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 }
 
 /// Runs `cmd` with `stdin` as its standard input, capturing stdout and stderr, killing it
 /// after `deadline`.
-pub fn run_with_stdin(mut cmd: Command, stdin: &[u8], deadline: Duration) -> RunOutput {
+pub(crate) fn run_with_stdin(mut cmd: Command, stdin: &[u8], deadline: Duration) -> RunOutput {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -74,12 +74,12 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Run
 }
 
 /// Runs `cmd` with empty stdin (see [`run_with_stdin`]), 10 s deadline.
-pub fn run(cmd: Command) -> RunOutput {
+pub(crate) fn run(cmd: Command) -> RunOutput {
     run_with_stdin(cmd, b"", Duration::from_secs(10))
 }
 
 /// Sends signal `sig` to process `pid`.
-pub fn signal(pid: i32, sig: i32) {
+pub(crate) fn signal(pid: i32, sig: i32) {
     // SAFETY: kill takes plain integers; a stale pid at worst signals nothing.
     let r = unsafe { libc::kill(pid, sig) };
     assert!(r == 0 || sig == libc::SIGKILL, "kill({pid}, {sig}) failed");
@@ -87,7 +87,7 @@ pub fn signal(pid: i32, sig: i32) {
 
 /// True while process `pid` exists and is not a zombie (a daemon's parent is init, which
 /// may reap it late, so a zombie counts as gone).
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => stat
             .rsplit_once(") ")
@@ -99,7 +99,7 @@ pub fn alive(pid: i32) -> bool {
 /// A `Command` that runs `program` in a private mount namespace in which each
 /// `(file, over)` is bind-mounted over the path `over` (needs root and util-linux's
 /// `unshare`, both present in CI). Add the program's arguments to the result.
-pub fn in_mount_ns(binds: &[(&Path, &str)], program: &Path) -> Command {
+pub(crate) fn in_mount_ns(binds: &[(&Path, &str)], program: &Path) -> Command {
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-c"])
         .arg(r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 97; shift 2; done; shift; exec "$@""#)
@@ -115,25 +115,25 @@ pub fn in_mount_ns(binds: &[(&Path, &str)], program: &Path) -> Command {
 /// group when dropped, also when the test fails: what the child starts without leaving
 /// its group (strace's tracee, a shell's commands) goes with it. Killing only the child
 /// would leave a traced daemon running on its own once strace is gone.
-pub struct Group {
+pub(crate) struct Group {
     child: Child,
 }
 
 impl Group {
     /// Spawns `cmd` as the leader of a new process group.
-    pub fn spawn(mut cmd: Command) -> Group {
+    pub(crate) fn spawn(mut cmd: Command) -> Group {
         cmd.process_group(0);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         Group { child }
     }
 
     /// The group's leader, the process spawned.
-    pub fn leader(&mut self) -> &mut Child {
+    pub(crate) fn leader(&mut self) -> &mut Child {
         &mut self.child
     }
 
     /// The processes of the group still alive, the leader included.
-    pub fn members(&self) -> Vec<i32> {
+    pub(crate) fn members(&self) -> Vec<i32> {
         let pgid = self.child.id() as i32;
         let Ok(dir) = fs::read_dir("/proc") else {
             return Vec::new();
@@ -145,7 +145,7 @@ impl Group {
 
     /// Kills every process of the group and reaps the leader; true when none is left
     /// alive within `deadline`.
-    pub fn kill(&mut self, deadline: Duration) -> bool {
+    pub(crate) fn kill(&mut self, deadline: Duration) -> bool {
         // SAFETY: kill takes plain integers; a negative pid names the process group this
         // test created, which holds only processes this test started.
         unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };

@@ -18,7 +18,7 @@ use super::{Addr, EXCHANGE_DEADLINE, Stream, Transport, join_deadline, sha};
 
 /// What the target does with each connection.
 #[derive(Clone, Debug)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Echo everything back as it arrives; half-close after EOF.
     Echo,
     /// Send this payload (then half-close) while concurrently recording everything received.
@@ -35,7 +35,7 @@ pub enum Mode {
 
 /// One finished target connection.
 #[derive(Clone, Debug)]
-pub struct Record {
+pub(crate) struct Record {
     /// How many bytes it received.
     pub received_len: usize,
     /// The hex SHA-256 of what it received.
@@ -53,7 +53,7 @@ struct TargetState {
 }
 
 /// An in-process target server (the plaintext side behind `spiped -d`).
-pub struct Target {
+pub(crate) struct Target {
     /// Where it listens: what `spiped -t` is given.
     pub addr: Addr,
     mode: Arc<Mutex<Mode>>,
@@ -81,7 +81,7 @@ static TARGET_IDS: AtomicUsize = AtomicUsize::new(0);
 
 impl Target {
     /// Starts a target listening on a fresh address of `kind` (UNIX sockets in `dir`).
-    pub fn start(kind: Transport, dir: &Path, mode: Mode) -> Target {
+    pub(crate) fn start(kind: Transport, dir: &Path, mode: Mode) -> Target {
         match kind {
             Transport::Tcp => Target::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), mode),
             Transport::Unix => {
@@ -94,7 +94,7 @@ impl Target {
     }
 
     /// Starts a TCP target on `at` (port 0: any free port).
-    pub fn start_at(at: SocketAddr, mode: Mode) -> Target {
+    pub(crate) fn start_at(at: SocketAddr, mode: Mode) -> Target {
         let l = TcpListener::bind(at).unwrap_or_else(|e| panic!("bind target {at}: {e}"));
         let a = l.local_addr().expect("local addr");
         Target::run(Listener::Tcp(l), Addr::Tcp(a), mode)
@@ -138,27 +138,27 @@ impl Target {
     }
 
     /// Changes what the target does with connections accepted from now on.
-    pub fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
     }
 
     /// All finished connections so far.
-    pub fn records(&self) -> Vec<Record> {
+    pub(crate) fn records(&self) -> Vec<Record> {
         self.state.0.lock().unwrap().records.clone()
     }
 
     /// The peer address of every TCP connection accepted so far, in order.
-    pub fn peers(&self) -> Vec<SocketAddr> {
+    pub(crate) fn peers(&self) -> Vec<SocketAddr> {
         self.state.0.lock().unwrap().peers.clone()
     }
 
     /// Number of accepted connections so far (finished or not).
-    pub fn accepted(&self) -> usize {
+    pub(crate) fn accepted(&self) -> usize {
         self.state.0.lock().unwrap().accepted
     }
 
     /// Waits until a finished connection received exactly `expected` (by hash).
-    pub fn wait_received(&self, expected: &[u8], deadline: Duration) -> Result<(), String> {
+    pub(crate) fn wait_received(&self, expected: &[u8], deadline: Duration) -> Result<(), String> {
         let want = sha(expected);
         let end = Instant::now() + deadline;
         let (m, cv) = &*self.state;
@@ -182,13 +182,13 @@ impl Target {
 
     /// [`Target::wait_received`] within [`EXCHANGE_DEADLINE`], panicking with `case` and
     /// what the target did get if no connection received exactly `expected`.
-    pub fn assert_received(&self, case: &str, expected: &[u8]) {
+    pub(crate) fn assert_received(&self, case: &str, expected: &[u8]) {
         self.wait_received(expected, EXCHANGE_DEADLINE)
             .unwrap_or_else(|err| panic!("{case}: {err}"));
     }
 
     /// Waits until no connection is in progress.
-    pub fn wait_idle(&self, deadline: Duration) -> Result<(), String> {
+    pub(crate) fn wait_idle(&self, deadline: Duration) -> Result<(), String> {
         let end = Instant::now() + deadline;
         let (m, cv) = &*self.state;
         let mut g = m.lock().unwrap();
@@ -203,14 +203,14 @@ impl Target {
     }
 
     /// Total bytes received over all finished connections.
-    pub fn total_received(&self) -> usize {
+    pub(crate) fn total_received(&self) -> usize {
         self.records().iter().map(|r| r.received_len).sum()
     }
 
     /// Waits up to 10 s until no connection is in progress, then asserts that not a byte
     /// reached the target: what a rejected client must leave behind. `case` names the
     /// case in the panic.
-    pub fn assert_received_nothing(&self, case: &str) {
+    pub(crate) fn assert_received_nothing(&self, case: &str) {
         self.wait_idle(Duration::from_secs(10))
             .unwrap_or_else(|err| panic!("{case}: {err}"));
         assert_eq!(

@@ -21,7 +21,7 @@ const MAX_SECONDS: Duration = Duration::from_secs(60);
 
 /// A validated `spiped bench` command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// `--seconds`: how long each figure is measured.
     pub seconds: Duration,
     /// `--json`: print one JSON object instead of a table.
@@ -29,7 +29,7 @@ pub struct BenchOptions {
 }
 
 /// Parses `spiped bench`'s arguments (after `bench`).
-pub fn parse(args: &[String]) -> Parsed<BenchOptions> {
+pub(crate) fn parse(args: &[String]) -> Parsed<BenchOptions> {
     let raw: Args = match TOOL.parse_args(args) {
         Ok(raw) => raw,
         Err(exit) => return exit,
@@ -54,7 +54,7 @@ pub fn parse(args: &[String]) -> Parsed<BenchOptions> {
 }
 
 /// `spiped bench`'s options, for completions and documentation checks.
-pub fn doc() -> ToolDoc {
+pub(crate) fn doc() -> ToolDoc {
     TOOL.doc::<Args>(&[])
 }
 

@@ -14,7 +14,7 @@ use super::crypto::{
 use super::loopback::{pipe_round_trip, pipe_throughput};
 
 /// Entry point of `spiped bench`; returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     crate::cmd::run_tool("spiped bench", args, parse, |opts| run(&opts))
 }
 

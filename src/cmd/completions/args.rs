@@ -13,7 +13,7 @@ usage: spiped completions {bash | zsh | fish}
 
 /// The shells a completion script can be printed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// GNU bash (with or without the bash-completion package).
     Bash,
     /// zsh's completion system (`compinit`).
@@ -26,7 +26,7 @@ pub enum Shell {
 const SHELL_NAMES: &[&str] = &["bash", "zsh", "fish"];
 
 /// Parses `spiped completions`'s arguments (after `completions`).
-pub fn parse(args: &[String]) -> Parsed<Shell> {
+pub(crate) fn parse(args: &[String]) -> Parsed<Shell> {
     // The getopt normaliser takes no operands; options (only -h) go through it, the
     // operand is checked here.
     let (operands, options): (Vec<String>, Vec<String>) =
@@ -47,7 +47,7 @@ pub fn parse(args: &[String]) -> Parsed<Shell> {
 }
 
 /// `spiped completions`'s options and operands, for completions and documentation checks.
-pub fn doc() -> ToolDoc {
+pub(crate) fn doc() -> ToolDoc {
     TOOL.doc::<Args>(SHELL_NAMES)
 }
 

@@ -14,7 +14,7 @@ use crate::cmd::parse::{OptionDoc, ToolDoc};
 use crate::cmd::{Entry, TOOLS};
 
 /// Entry point of `spiped completions`; returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     crate::cmd::run_tool("spiped completions", args, parse, |shell| {
         std::io::stdout()
             .lock()
@@ -29,7 +29,7 @@ pub fn main(args: &[String]) -> i32 {
 }
 
 /// The completion script for `shell`, covering `spiped`, every tool and `spipe`.
-pub fn script(shell: Shell) -> String {
+pub(crate) fn script(shell: Shell) -> String {
     let tools: Vec<(&Entry, ToolDoc)> = TOOLS.iter().map(|t| (t, (t.doc)())).collect();
     match shell {
         Shell::Bash => bash(&tools),

@@ -14,15 +14,15 @@ usage: spiped keygen [-o <file> [--force]] [--bytes <n>]
 };
 
 /// The key length when `--bytes` is not given: the 256 bits spiped asks for.
-pub const DEFAULT_BYTES: usize = 32;
+pub(crate) const DEFAULT_BYTES: usize = 32;
 
 /// Upper bound for `--bytes`: spiped hashes any key file to 256 bits, so more than this
 /// is a typo, not more security.
-pub const MAX_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BYTES: usize = 1 << 20;
 
 /// A validated `spiped keygen` command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeygenOptions {
+pub(crate) struct KeygenOptions {
     /// `-o`: the file to create; `None` writes to standard output.
     pub output: Option<PathBuf>,
     /// `--force`: replace an existing `-o` file.
@@ -32,7 +32,7 @@ pub struct KeygenOptions {
 }
 
 /// Parses `spiped keygen`'s arguments (after `keygen`).
-pub fn parse(args: &[String]) -> Parsed<KeygenOptions> {
+pub(crate) fn parse(args: &[String]) -> Parsed<KeygenOptions> {
     let raw: Args = match TOOL.parse_args(args) {
         Ok(raw) => raw,
         Err(exit) => return exit,
@@ -52,7 +52,7 @@ pub fn parse(args: &[String]) -> Parsed<KeygenOptions> {
 }
 
 /// `spiped keygen`'s options, for completions and documentation checks.
-pub fn doc() -> ToolDoc {
+pub(crate) fn doc() -> ToolDoc {
     TOOL.doc::<Args>(&[])
 }
 

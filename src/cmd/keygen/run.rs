@@ -12,7 +12,7 @@ use super::args::{KeygenOptions, parse};
 use crate::errors::describe;
 
 /// Entry point of `spiped keygen`; returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     crate::cmd::run_tool("spiped keygen", args, parse, |opts| run(&opts))
 }
 

@@ -12,7 +12,7 @@ use crate::{keyfile, resolve, sandbox};
 use spiped_proto::handshake::Role;
 
 /// Entry point of `spipe`; returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     crate::cmd::run_tool("spipe", args, parse, |opts| run(&opts))
 }
 

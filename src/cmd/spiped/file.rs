@@ -20,11 +20,11 @@ const DEFAULT_PIDFILE: &str = "spiped.pid";
 
 /// The largest configuration file read: far more than any real one, and little enough
 /// that `-c /dev/zero`'s like cannot exhaust memory.
-pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+pub(crate) const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// Reads and checks the file `opts` names, letting the command line's `-D`, `-F`, `-p`,
 /// `-u` and `--syslog` override the file. `Err` holds every error found, each a line.
-pub fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
+pub(crate) fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
     let text = read_file(&opts.path).map_err(|e| vec![e])?;
     let mut config = parse(&opts.path, &text)?;
     let p = &mut config.process;
@@ -91,7 +91,7 @@ fn read_file(path: &Path) -> Result<String, String> {
 }
 
 /// The configuration that `text`, the contents of the file at `path`, describes.
-pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, Vec<String>> {
     let at = Locator { path, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);

@@ -15,7 +15,7 @@ use crate::process::{daemonize, systemd};
 use crate::sandbox;
 
 /// Entry point of `spiped`; returns the exit status.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     crate::cmd::run_tool("spiped", args, parse, run)
 }
 

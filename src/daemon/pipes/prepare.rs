@@ -21,7 +21,7 @@ use spiped_proto::key::Key;
 
 /// Why a configuration could not be made ready: which pipe, and what went wrong.
 #[derive(Debug)]
-pub struct PipeError {
+pub(crate) struct PipeError {
     /// The pipe's name; `None` for a command line's one pipe, whose errors read as C's.
     pipe: Option<String>,
     /// What went wrong.
@@ -30,7 +30,7 @@ pub struct PipeError {
 
 /// What went wrong making a pipe ready.
 #[derive(Debug)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// An address (target, `bind` or source) did not resolve.
     Resolve(ResolveError),
     /// The sockets systemd passed do not fit the pipe.
@@ -134,7 +134,7 @@ pub(super) enum Passed {
 }
 
 /// What the look-ups of a configuration found, pipe by pipe (see [`Pipes::look_up`]).
-pub struct LookedUp(Vec<Found>);
+pub(crate) struct LookedUp(Vec<Found>);
 
 /// What the look-ups of one pipe found.
 struct Found {
@@ -150,7 +150,7 @@ struct Found {
 }
 
 /// A configuration whose sources are bound, ready to run (see [`Pipes::start`]).
-pub struct Staged(pub(super) Vec<Prepared>);
+pub(crate) struct Staged(pub(super) Vec<Prepared>);
 
 /// A pipe of the configuration being applied, ready to run.
 pub(super) struct Prepared {
@@ -168,7 +168,11 @@ impl Pipes {
     /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
     /// `bind`, and the sources of pipes that do not keep a running socket. Retries
     /// until each works when `wait_dns` (`-D`). Binds nothing.
-    pub async fn look_up(&self, config: &Config, wait_dns: bool) -> Result<LookedUp, PipeError> {
+    pub(crate) async fn look_up(
+        &self,
+        config: &Config,
+        wait_dns: bool,
+    ) -> Result<LookedUp, PipeError> {
         let mut found = Vec::new();
         for pipe in &config.pipes {
             let f = self.look_up_pipe(pipe, wait_dns).await;
@@ -180,7 +184,7 @@ impl Pipes {
     /// Binds the new sources of `config` (or takes them from systemd's), whose
     /// addresses `found` holds, and prepares each pipe's settings; accepts nothing yet.
     /// On error nothing is bound, and the error says why, one line.
-    pub fn stage(
+    pub(crate) fn stage(
         &mut self,
         config: &Config,
         found: LookedUp,

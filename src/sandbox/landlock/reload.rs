@@ -10,7 +10,7 @@ use crate::sandbox::directories::own_directory;
 /// What a reload asks for beyond what the sandbox set up at start allows; each says
 /// what is refused and what to do.
 #[derive(Debug)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// A path a reload names, or its directory, could not be found.
     NotFound {
         /// What could not be found.
@@ -139,7 +139,7 @@ fn port(f: &mut fmt::Formatter<'_>, what: &str, p: u16) -> fmt::Result {
 
 impl Enforced {
     /// See [`super::Confinement::admits`].
-    pub fn admits(&self, needs: &Needs) -> Result<(), Refused> {
+    pub(crate) fn admits(&self, needs: &Needs) -> Result<(), Refused> {
         for f in &needs.read_files {
             let path = self.canonical(f)?;
             // A file that is not there is for the reading to name as missing: the
