@@ -56,7 +56,6 @@ pub(crate) async fn accept_loop(
         }
         let cfg = settings.conn.clone();
         let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
-        let counted = conn::accepted(stream.peer(), &cfg, &pipe.events);
         // Open until the task ends: for the drain, `max-connections` and the process's
         // off-loop policy.
         let open = (open.clone(), pipe.opened());
@@ -65,7 +64,8 @@ pub(crate) async fn accept_loop(
         drop(settings);
         tokio::spawn(async move {
             let current = |key: &_| pipe.holds(key);
-            conn::run(&stream, counted, &cfg, &routes, process.offload(), current).await;
+            let events = &pipe.events;
+            conn::run(&stream, &cfg, &routes, process.offload(), events, current).await;
             drop((stream, open, process));
         });
     }

@@ -23,43 +23,31 @@ use spiped_proto::key::Key;
 /// connection was accepted; without routing by key, one list for every key.
 pub(crate) type Routes = [Arc<Vec<Endpoint>>];
 
-/// A connection just accepted on a pipe: numbered for its log lines, and counted and
-/// tracked by the pipe's metrics until [`run`] ends it.
-pub(crate) struct Accepted {
-    log: ConnLog,
-    tracked: Tracked,
-}
-
-/// Tells `events` of a connection accepted from `peer` (an address as the listener
-/// reports it) on a pipe whose connections have `cfg`: the one count of the accept.
-pub(crate) fn accepted(peer: String, cfg: &ConnConfig, events: &Arc<PipeMetrics>) -> Accepted {
+/// Runs a connection just accepted on a pipe (`socket`) to its end, telling `events`
+/// (the pipe's metrics) of the accept first, the one count of it, and logging and
+/// counting how it went (see [`ConnLog`], [`Tracked::closed`]).
+/// Borrows what it can: a future that owned an argument would hold it twice for the
+/// connection's life (rustc keeps an `async fn`'s argument beside the local it is moved
+/// into). `current` tells whether a key is still the pipe's when the handshake
+/// completes: a key that a reload removed meanwhile admits no session.
+pub(crate) async fn run(
+    socket: &SocketStream,
+    cfg: &ConnConfig,
+    routes: &Routes,
+    offload: &Offload,
+    events: &Arc<PipeMetrics>,
+    current: impl Fn(&Key) -> bool,
+) {
+    let peer = socket.peer();
     let named = match &cfg.label {
         Some(name) => format!("{peer} on pipe {name}"),
         None => peer.clone(),
     };
-    let log = ConnLog::accepted(named, cfg.pipe.log_connections, cfg.keys.len() > 1);
+    let mut log = ConnLog::accepted(named, cfg.pipe.log_connections, cfg.keys.len() > 1);
     let tracked = events.accepted(log.id(), peer);
-    Accepted { log, tracked }
-}
-
-/// Runs the connection `counted` on `accepted` to its end, and logs and counts how it
-/// went (see [`ConnLog`], [`Tracked::closed`]).
-/// Borrows the socket: a future that owned it would hold it twice for the connection's
-/// life (rustc keeps an `async fn`'s argument beside the local it is moved into).
-/// `current` tells whether a key is still the pipe's when the handshake completes: a
-/// key that a reload removed meanwhile admits no session.
-pub(crate) async fn run(
-    accepted: &SocketStream,
-    mut counted: Accepted,
-    cfg: &ConnConfig,
-    routes: &Routes,
-    offload: &Offload,
-    current: impl Fn(&Key) -> bool,
-) {
-    let (log, tracked) = (&mut counted.log, &counted.tracked);
-    let outcome = serve(accepted, cfg, routes, offload, &current, log, tracked).await;
+    let outcome = serve(socket, cfg, routes, offload, &current, &mut log, &tracked).await;
     let (from_peer, to_peer) = tracked.conn().bytes();
-    counted.log.closed(
+    log.closed(
         from_peer,
         to_peer,
         outcome
@@ -67,7 +55,7 @@ pub(crate) async fn run(
             .map_err(|e| e as &dyn fmt::Display)
             .copied(),
     );
-    counted.tracked.closed(outcome.as_ref().map(|_| ()));
+    tracked.closed(outcome.as_ref().map(|_| ()));
 }
 
 /// Connects, handshakes (admitting only a key that is still `current`) and pipes,
