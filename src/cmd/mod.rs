@@ -3,7 +3,7 @@
 //! program name and returning the process exit status); and the dispatch to them by
 //! program name (`spiped`, `spipe`) or first argument (`spiped keygen`).
 //!
-//! [`argv`] and [`parse`] hold what every command line shares; [`shared_options`] the options
+//! [`argv`] and [`parse`] hold what every command line shares; `shared_options` the options
 //! `spiped` and `spipe` share.
 
 pub mod argv;

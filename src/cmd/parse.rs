@@ -1,6 +1,6 @@
 //! What every tool's command line shares: the getopt grammar of the C tools, kept
 //! byte-for-byte compatible, plus descriptive long names; usage errors, `-h` and `-v`.
-//! The parsers of values several options take are in [`values`](super::values).
+//! The parsers of values several options take are in `values`.
 //!
 //! Each tool's `args.rs` holds its argh struct and the validation that turns it into
 //! the options the rest of the program uses. [`argv`](super::argv) sits in front of argh

@@ -7,7 +7,7 @@ use spiped_transports::{Listener, Transport};
 use tokio::sync::mpsc;
 
 use crate::daemon::conn;
-use crate::daemon::pipe::PipeState;
+use crate::daemon::pipe_state::PipeState;
 use crate::errors::accept_trouble;
 use crate::log;
 use crate::resolve::Targets;

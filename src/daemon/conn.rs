@@ -157,16 +157,16 @@ async fn serve(
         let early = keys
             .send_prefix(encrypted, &header)
             .await
-            .map_err(|e| ConnError::Pipe(PumpError::Write(e)))?;
+            .map_err(|e| ConnError::Broken(PumpError::Write(e)))?;
         traffic.sent.fetch_add(early as u64, Ordering::Relaxed);
         (keys.sealer, keys.opener)
     };
-    let piped = pump::pipe(plain, encrypted, sealer, opener, traffic, offload);
+    let piped = pump::run(plain, encrypted, sealer, opener, traffic, offload);
     match pipe.idle_timeout {
-        None => piped.await.map_err(ConnError::Pipe),
+        None => piped.await.map_err(ConnError::Broken),
         // Boxed, so that connections without an idle timeout keep no room for its timer.
         Some(idle) => tokio::select! {
-            r = piped => r.map_err(ConnError::Pipe),
+            r = piped => r.map_err(ConnError::Broken),
             r = Box::pin(idle_watch(traffic, idle)) => r,
         },
     }

@@ -5,7 +5,7 @@ pub(crate) mod accept;
 pub(crate) mod conn;
 pub(crate) mod conn_log;
 pub(crate) mod conn_settings;
-pub(crate) mod pipe;
+pub(crate) mod pipe_state;
 pub(crate) mod pipes;
 mod reload;
 mod serve;

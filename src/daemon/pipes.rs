@@ -20,7 +20,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::{Config, PipeConfig};
 use crate::daemon::accept;
-use crate::daemon::pipe::PipeState;
+use crate::daemon::pipe_state::PipeState;
 use crate::metrics::{self, Metrics};
 use crate::session::offload::Offload;
 use prepare::Socket;

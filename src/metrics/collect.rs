@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::pipe::{PipeLabel, PipeMetrics};
+use super::pipe_metrics::{PipeLabel, PipeMetrics};
 
 /// The pipes of the process, in configuration order.
 #[derive(Debug, Default)]

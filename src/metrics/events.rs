@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::live::LiveConn;
-use super::pipe::{PipeMetrics, Tally};
+use super::pipe_metrics::{PipeMetrics, Tally};
 use super::reason::{self, Closed};
 use crate::session::client::ConnError;
 use spiped_proto::handshake::Exchange;
@@ -149,7 +149,7 @@ mod tests {
             .closed(Err(&ConnError::Idle(Duration::from_secs(1))));
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         old.accepted(2, "b".into())
-            .closed(Err(&ConnError::Pipe(PumpError::Read(reset))));
+            .closed(Err(&ConnError::Broken(PumpError::Read(reset))));
         old.limit_reached();
         let tally = |served, refused, idle_closed| Tally {
             served,

@@ -16,7 +16,7 @@ mod events;
 mod host;
 mod http;
 mod live;
-mod pipe;
+mod pipe_metrics;
 mod reason;
 mod settings;
 mod status;
@@ -33,7 +33,7 @@ use prometheus_client::registry::Registry;
 
 pub(crate) use events::Tracked;
 pub(crate) use http::{BindError, bind};
-pub(crate) use pipe::PipeMetrics;
+pub(crate) use pipe_metrics::PipeMetrics;
 pub(crate) use settings::settings;
 
 use crate::config::Direction;
@@ -58,7 +58,7 @@ struct BuildLabels {
 /// Everything the process counts: its pipes' series and its own.
 pub(crate) struct Metrics {
     registry: Registry,
-    families: pipe::Families,
+    families: pipe_metrics::Families,
     pipes: Arc<collect::Pipes>,
     reloads_ok: Counter,
     reloads_failed: Counter,
@@ -75,7 +75,7 @@ impl Metrics {
     /// The process's metrics, with no pipes yet; the start time is now.
     pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("spiped");
-        let families = pipe::Families::register(&mut registry);
+        let families = pipe_metrics::Families::register(&mut registry);
         let pipes = Arc::new(collect::Pipes::default());
         registry.register_collector(Box::new(collect::Live(pipes.clone())));
         registry.register_collector(Box::new(collect::Sandbox));

@@ -137,13 +137,13 @@ pub(super) fn classify(outcome: Result<(), &ConnError>) -> (Closed, Option<Cause
         ConnError::Handshake(f) => (Closed::HandshakeFailed, Some(cause(f))),
         // The peer's key is no longer one of ours.
         ConnError::Retired => (Closed::HandshakeFailed, Some(Cause::WrongKey)),
-        ConnError::Pipe(PumpError::Packet(_) | PumpError::Truncated) => (Closed::BadPacket, None),
-        ConnError::Pipe(PumpError::Read(e) | PumpError::Write(e) | PumpError::HalfClose(e))
+        ConnError::Broken(PumpError::Packet(_) | PumpError::Truncated) => (Closed::BadPacket, None),
+        ConnError::Broken(PumpError::Read(e) | PumpError::Write(e) | PumpError::HalfClose(e))
             if is_reset(e) =>
         {
             (Closed::Reset, None)
         }
-        ConnError::Pipe(_) | ConnError::Random(_) | ConnError::Proxy(_) => (Closed::Error, None),
+        ConnError::Broken(_) | ConnError::Random(_) | ConnError::Proxy(_) => (Closed::Error, None),
     }
 }
 
@@ -193,11 +193,11 @@ mod tests {
         );
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
         assert_eq!(
-            classify(Err(&ConnError::Pipe(PumpError::Read(reset)))),
+            classify(Err(&ConnError::Broken(PumpError::Read(reset)))),
             (Closed::Reset, None)
         );
         assert_eq!(
-            classify(Err(&ConnError::Pipe(PumpError::Truncated))),
+            classify(Err(&ConnError::Broken(PumpError::Truncated))),
             (Closed::BadPacket, None)
         );
         assert_eq!(

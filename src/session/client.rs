@@ -32,7 +32,7 @@ pub(crate) enum ConnError {
     /// The client's addresses for the PROXY header could not be read (it left already).
     Proxy(io::Error),
     /// A direction of the established session failed.
-    Pipe(PumpError),
+    Broken(PumpError),
     /// No byte moved either way for `idle-timeout`.
     Idle(Duration),
     /// The handshake completed with a key that a reload removed while it ran.
@@ -57,7 +57,7 @@ impl fmt::Display for ConnError {
                 "cannot read the client's addresses for the PROXY header: {}",
                 crate::errors::describe(e)
             ),
-            ConnError::Pipe(e) => write!(f, "connection broken: {e}"),
+            ConnError::Broken(e) => write!(f, "connection broken: {e}"),
             ConnError::Idle(d) => write!(
                 f,
                 "closed after {} s without traffic (idle-timeout)",
@@ -76,7 +76,7 @@ impl std::error::Error for ConnError {
             ConnError::Connect(e) => Some(e),
             ConnError::Handshake(e) => Some(e),
             ConnError::Proxy(e) => Some(e),
-            ConnError::Pipe(e) => Some(e),
+            ConnError::Broken(e) => Some(e),
             // getrandom's error is a std error only with its `std` feature.
             ConnError::Random(_) => None,
             ConnError::Timeout { .. } | ConnError::Idle(_) | ConnError::Retired => None,
@@ -204,7 +204,7 @@ pub(crate) async fn within<T, E: From<ConnError>>(
 /// went out early failed as the pipe would have.
 pub(crate) fn handshake_failed(e: HandshakeFailure) -> ConnError {
     match e {
-        HandshakeFailure::Source(e) => ConnError::Pipe(PumpError::Read(e)),
+        HandshakeFailure::Source(e) => ConnError::Broken(PumpError::Read(e)),
         e => ConnError::Handshake(e),
     }
 }

@@ -43,7 +43,7 @@ pub(crate) struct Traffic {
 /// Moves data both ways between a plaintext transport and an encrypted one until both
 /// directions have ended; the first failure in either direction ends both at once.
 /// Counts what it moves in `traffic`; large batches go off the loop as `offload` says.
-pub(crate) async fn pipe(
+pub(crate) async fn run(
     plain: &dyn Transport,
     encrypted: &dyn Transport,
     sealer: Sealer,
@@ -387,7 +387,7 @@ mod tests {
         let traffic = Traffic::default();
         let outcome = block_on(async {
             let (sealer, opener) = (Sealer::new(&key, &key), Opener::new(&key, &key));
-            pipe(&t, &t, sealer, opener, &traffic, &Offload::default()).await
+            run(&t, &t, sealer, opener, &traffic, &Offload::default()).await
         })
         .unwrap();
         match outcome {

@@ -109,7 +109,7 @@ fn with_pipe(
             })
         };
         let pipe = |direction, to: &Listener| {
-            let settings = crate::daemon::pipe::Settings {
+            let settings = crate::daemon::pipe_state::Settings {
                 conn: config(direction),
                 routes: vec![Targets::new(vec![to.endpoint().clone()])],
             };
@@ -121,7 +121,7 @@ fn with_pipe(
                 Vec::new(),
                 serde_json::Value::Null,
             );
-            crate::daemon::pipe::PipeState::new(settings, events)
+            crate::daemon::pipe_state::PipeState::new(settings, events)
         };
         let (to_target, to_decrypt) = (
             pipe(Direction::Decrypt, &target),

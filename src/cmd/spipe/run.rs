@@ -73,7 +73,7 @@ fn run(opts: &SpipeOptions) -> Result<(), String> {
         })?;
         let stdio = Stdio::new().map_err(|e| format!("cannot use standard input/output: {e}"))?;
         let traffic = pump::Traffic::default();
-        pump::pipe(
+        pump::run(
             &stdio,
             &stream,
             keys.sealer,

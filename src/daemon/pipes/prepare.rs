@@ -11,7 +11,7 @@ use spiped_transports::{Address, Endpoint, Listener, SocketFile};
 use super::Pipes;
 use crate::config::{Config, PipeConfig};
 use crate::daemon::conn_settings::ConnConfig;
-use crate::daemon::pipe::Settings;
+use crate::daemon::pipe_state::Settings;
 use crate::metrics::{self, PipeMetrics};
 use crate::process::account::AccountError;
 use crate::process::daemonize::{self, RemoveOnDrop};
