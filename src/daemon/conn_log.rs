@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::log;
+use crate::targets::{Change, Transition};
 use spiped_proto::handshake::Exchange;
 
 /// Failure warnings printed back to back before rate limiting starts.
@@ -186,5 +187,14 @@ mod tests {
             assert!(l.admit(later).is_some());
         }
         assert_eq!(l.admit(later), None);
+    }
+}
+
+/// Logs a target of pipe `pipe` going down (a warning) or coming back up: one line.
+pub(crate) fn target_changed(pipe: &str, t: &Transition) {
+    let line = format!("pipe {pipe}: {t}");
+    match t.change {
+        Change::Down { .. } => log::warn(&line),
+        Change::Up { .. } => log::info(&line),
     }
 }

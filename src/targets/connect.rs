@@ -5,14 +5,33 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use spiped_transports::{SocketStream, connect as connect_endpoint};
+use spiped_transports::{Address, Endpoint, SocketStream, connect as connect_endpoint};
 
 use super::set::{Pick, TargetSet, Transition};
+use super::settings::{Balance, Settings, connect_timeout};
 use crate::session::client::{ConnError, ConnectError, Dial};
 
 /// A pipe's target set, shared by its connections, its checker and its reloads. Held
 /// only between awaits, never across one.
 pub(crate) type Shared = Arc<Mutex<TargetSet>>;
+
+/// A set of one target at `endpoint` (its address as written), connected to within
+/// `timeout`, as a pipe of one `-t` is: for pipes made in code (the benchmark's).
+pub(crate) fn one(endpoint: Endpoint, timeout: Duration) -> Shared {
+    let address = match &endpoint {
+        Endpoint::Unix(path) => Address::Unix(path.clone()),
+        Endpoint::Tcp(a) => Address::Ip {
+            ip: a.ip(),
+            port: a.port(),
+        },
+    };
+    let settings = Settings {
+        balance: Balance::default(),
+        connect_timeout: connect_timeout(timeout, None, false),
+        health_interval: None,
+    };
+    Arc::new(Mutex::new(TargetSet::new(vec![(address, vec![endpoint])], settings)))
+}
 
 /// Locks `set`; a panic elsewhere while it was held left plain counts, still usable.
 pub(crate) fn lock(set: &Mutex<TargetSet>) -> MutexGuard<'_, TargetSet> {

@@ -17,7 +17,7 @@ mod settings;
 mod tests;
 
 pub(crate) use check::{Check, Checker, check_once};
-pub(crate) use connect::{Open, Shared, connect, connect_target};
+pub(crate) use connect::{Open, Shared, connect, connect_target, lock, one};
 pub(crate) use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
 pub(crate) use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
 pub(crate) use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};
