@@ -19,13 +19,15 @@ which target served it) and load, and prints figures one per line as `name value
 - rr:           round-robin over three echo targets of a `-d`, 3,000 connections.
 - lc:           least-connections over three targets, one holding its sessions 2 s and
                 the others 0.2 s; sessions per target.
-- wrongkey:     `-e` with three `-d` targets, the first holding another key, with
-                `--health-interval 1`: client failures before and after it is marked down.
+- wrongkey:     `-e` with three `-d` targets, the first holding another key from the
+                start, `--health-interval 1`: when it is marked down, client failures.
+- wrongkey_swap: the same, the first `-d`'s key changed (file rewritten, SIGHUP) 1 s
+                into 1,000 connections: client failures before and after it is marked down.
 
 Latencies are from the client's connect to its first byte's echo, through the pair.
 Every process is started in its own process group and killed on the way out.
 """
-import argparse, http.client, os, signal, socket, subprocess, sys, tempfile, threading, time
+import argparse, http.client, os, signal, socket, subprocess, sys, threading, time
 
 from benchlib import free_port, key_file, wait_listening
 
@@ -90,7 +92,7 @@ class Procs:
         With `ready`, waits for the line 'ready' on its stdout."""
         p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
-        p.name, p.log = name, []
+        p.name, p.log, p.started = name, [], time.perf_counter()
         self.procs.append(p)
 
         def read():
@@ -100,6 +102,10 @@ class Procs:
         if ready and p.stdout.readline().strip() != 'ready':
             sys.exit(f'targets.py: {name} did not start')
         return p
+
+    def by_name(self, name):
+        """The process started as `name`."""
+        return next(p for p in self.procs if p.name == name)
 
     def echo(self, name, hold=0.0, port=None):
         """An echo target named `name` (one letter); returns its port."""
@@ -372,11 +378,14 @@ def kill(ps, key):
     rs = [r for r in rs if r.tag == 's']
     k = killed[0]
     bad = failures(rs)
-    open_on_a = [r for r in rs if r.server == 'a' and r.start < k and r.latency and r.start + r.latency < k < r.end + 0.001]
+    open_on_a = [r for r in rs if r.server == 'a' and r.start < k and r.latency and r.start + r.latency < k < r.end]
     fig('kill_failures', len(bad), 'conn')
     fig('kill_open_on_primary', len(open_on_a), 'conn')
     fig('kill_failures_established_on_primary', sum(r.server == 'a' and r.start < k for r in bad), 'conn')
-    fig('kill_failures_in_flight', sum(r.server is None and r.start < k for r in bad), 'conn')
+    in_flight = [r for r in bad if r.server is None and r.start < k]
+    for r in in_flight:
+        note(f'in flight at the kill: started {(k - r.start) * 1e3:.1f} ms before it, failed: {r.error}')
+    fig('kill_failures_in_flight', len(in_flight), 'conn')
     fig('kill_failures_new', sum(r.start >= k for r in bad), 'conn')
     fig('kill_after_served_by_b', sum(r.server == 'b' and r.start >= k for r in rs), 'conn')
 
@@ -459,9 +468,8 @@ def rr(ps, key):
     for n, p in ports.items():
         got = [l for l in text.splitlines() if l.startswith('spiped_target_connections_total{') and f':{p}"' in l]
         if len(got) != 1:
-            note(f'no spiped_target_connections_total for target :{p}')
-            diff = -1
-            break
+            note(f'no spiped_target_connections_total for target :{p}: counters not compared')
+            return
         diff += abs(int(float(got[0].split()[-1])) - seen[n])
     fig('rr_counter_vs_clients', diff, 'conn')
 
@@ -479,32 +487,67 @@ def lc(ps, key):
     fig('lc_share_slow', 100.0 * sum(r.server == 'a' for r in rs) / len(rs), '%')
 
 
+def down_lines(p, port):
+    """When `p` logged target `port` down, in order."""
+    return [t for t, l in p.log if 'is down' in l and f':{port} ' in l]
+
+
 def wrongkey(ps, key):
-    """`-e` whose first `-d` holds another key, --health-interval 1: client failures
-    before and after the `-e` logs that target down."""
+    """`-e` whose first `-d` holds another key from the start, --health-interval 1:
+    when the `-e` logs that target down (from its start), and client failures."""
     other = key_file()
     try:
         e, ds, _ = e_over_three_d(ps, key, keys={'a': other}, extra=('--health-interval', '1'))
-        ep = [p for p in ps.procs if p.name == f'spiped -e :{e}'][0]
+        ep = ps.by_name(f'spiped -e :{e}')
         t0, rs = stream(paced(e, 1000, 200, 'wk'))
     finally:
         os.unlink(other)
-    a = str(ds['a'][0])
-    downs = [t for t, l in ep.log if 'is down' in l and a in l]
-    bad = failures(rs)
+    downs, bad = down_lines(ep, ds['a'][0]), failures(rs)
     fig('wrongkey_failures', len(bad), 'conn')
     fig('wrongkey_served_by_primary', sum(r.server == 'a' for r in rs), 'conn')
     if not downs:
         note('the -e never logged its first target down')
-        fig('wrongkey_marked_down_at', float('nan'), 's')
         return
-    down = downs[0]
-    fig('wrongkey_marked_down_at', down - t0, 's')
-    fig('wrongkey_failures_before_down', sum(r.start < down for r in bad), 'conn')
-    fig('wrongkey_failures_after_down', sum(r.start >= down for r in bad), 'conn')
+    fig('wrongkey_down_after_start', downs[0] - ep.started, 's')
+    fig('wrongkey_failures_before_down', sum(r.start < downs[0] for r in bad), 'conn')
+    fig('wrongkey_failures_after_down', sum(r.start >= downs[0] for r in bad), 'conn')
 
 
-SCENARIOS = {f.__name__: f for f in (refused, hung, kill, back_passive, back_active, rr, lc, wrongkey)}
+def wrongkey_swap(ps, key):
+    """The first `-d` of an `-e` (--health-interval 1) gets another key (its key file
+    rewritten, SIGHUP) 1 s into 1,000 connections at 200/s: client failures before the
+    `-e` logs that target down and after."""
+    own = key_file()
+    try:
+        with open(key, 'rb') as f, open(own, 'wb') as g:
+            g.write(f.read())
+        e, ds, _ = e_over_three_d(ps, key, keys={'a': own}, extra=('--health-interval', '1'))
+        ep = ps.by_name(f'spiped -e :{e}')
+        swapped = []
+
+        def swap():
+            with open(own, 'wb') as g:
+                g.write(os.urandom(32))
+            os.kill(ds['a'][1].pid, signal.SIGHUP)
+            swapped.append(time.perf_counter())
+            return Result('swap')
+        _, rs = stream(paced(e, 1000, 200, 'wk') + [(1.0, swap)])
+    finally:
+        os.unlink(own)
+    rs = [r for r in rs if r.tag == 'wk']
+    sw, bad = swapped[0], failures(rs)
+    downs = [t for t in down_lines(ep, ds['a'][0]) if t > sw]
+    fig('wrongkey_swap_failures', len(bad), 'conn')
+    fig('wrongkey_swap_served_by_primary_after', sum(r.server == 'a' and r.start > sw for r in rs), 'conn')
+    if not downs:
+        note('the -e never logged its first target down after the key changed')
+        return
+    fig('wrongkey_swap_down_after', downs[0] - sw, 's')
+    fig('wrongkey_swap_failures_before_down', sum(r.start < downs[0] for r in bad), 'conn')
+    fig('wrongkey_swap_failures_after_down', sum(r.start >= downs[0] for r in bad), 'conn')
+
+
+SCENARIOS = {f.__name__: f for f in (refused, hung, kill, back_passive, back_active, rr, lc, wrongkey, wrongkey_swap)}
 
 
 def main():
