@@ -278,6 +278,21 @@ impl PipeMetrics {
         all
     }
 
+    /// Each target of the pipe as seen now, in the order configured (a target of
+    /// several keys' routes once).
+    pub(crate) fn targets(&self) -> Vec<targets::TargetSnapshot> {
+        let now = std::time::Instant::now();
+        let mut all: Vec<targets::TargetSnapshot> = Vec::new();
+        for set in self.current().routes.iter() {
+            for t in targets::lock(set).snapshot(now) {
+                if !all.iter().any(|seen| seen.target == t.target) {
+                    all.push(t);
+                }
+            }
+        }
+        all
+    }
+
     pub(super) fn table(&self) -> MutexGuard<'_, Table> {
         // A panic elsewhere while holding the lock leaves consistent numbers behind.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)

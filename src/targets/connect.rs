@@ -46,6 +46,7 @@ pub(crate) struct Open {
 
 impl Open {
     /// The target the session is on.
+    #[cfg(test)]
     pub(crate) fn pick(&self) -> &Pick {
         &self.pick
     }

@@ -65,7 +65,7 @@ fn the_documented_example() {
     assert_eq!(smtp.idle_timeout, None);
     assert!(api.routes_by_key());
     assert_eq!(api.keys[1].file, "/etc/spiped/redis.key");
-    assert_eq!(api.keys[1].target.to_string(), "[127.0.0.1]:6379");
+    assert_eq!(api.keys[1].targets[0].to_string(), "[127.0.0.1]:6379");
     assert_eq!(api.idle_timeout, Some(Duration::from_secs(600)));
     let nets: Vec<String> = api.allow.iter().map(ToString::to_string).collect();
     assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32"]);
