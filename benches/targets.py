@@ -291,10 +291,11 @@ def hung_listener():
     return port, keep
 
 
-def two_pipes(ps, key, first, healthy, extra=()):
-    """An `-e`/`-d` pair whose `-d` has targets `first` then `healthy`, and a pair whose
-    `-d` has `healthy[0]` only. Returns the two `-e` ports (several, one)."""
-    _, d3 = ps.daemon('-d', [first, *healthy], key, *extra)
+def two_pipes(ps, key, first, healthy, metrics, extra=()):
+    """An `-e`/`-d` pair whose `-d` has targets `first` then `healthy` (and its metrics
+    on port `metrics`), and a pair whose `-d` has `healthy[0]` only. Returns the two
+    `-e` ports (several, one)."""
+    _, d3 = ps.daemon('-d', [first, *healthy], key, '--metrics', addr(metrics), *extra)
     _, e3 = ps.daemon('-e', [d3], key)
     _, d1 = ps.daemon('-d', healthy[:1], key, *extra)
     _, e1 = ps.daemon('-e', [d1], key)
@@ -314,13 +315,17 @@ def latency_figs(prefix, many, one):
 def refused(ps, key):
     """Refused primary: 0 client failures, added p99 against the one-target pipe."""
     b, c = ps.echo('b'), ps.echo('c')
-    e3, e1 = two_pipes(ps, key, refused_port(), [b, c])
+    dead, m = refused_port(), free_port()
+    e3, e1 = two_pipes(ps, key, dead, [b, c], m)
     t0, rs = stream(paced(e3, 1000, 200, 'many') + paced(e1, 1000, 200, 'one', offset=0.0025))
     many, one = [r for r in rs if r.tag == 'many'], [r for r in rs if r.tag == 'one']
     fig('refused_failures', len(failures(many)), 'conn')
     fig('refused_one_failures', len(failures(one)), 'conn')
     fig('refused_not_first_healthy', sum(r.server not in (None, 'b') for r in many), 'conn')
     fig('refused_rate', len(many) / (many[-1].start - t0), 'conn/s')
+    tried = target_metric(scrape(m), 'spiped_target_connect_failures_total', dead)
+    if tried is not None:
+        fig('refused_dead_target_tried', tried, 'conn')
     latency_figs('refused', many, one)
 
 
@@ -331,8 +336,10 @@ def hung(ps, key):
     b, c = ps.echo('b'), ps.echo('c')
     h, keep = hung_listener()
     try:
-        e3, e1 = two_pipes(ps, key, h, [b, c], ('--connect-timeout', str(CONNECT_TIMEOUT)))
+        m = free_port()
+        e3, e1 = two_pipes(ps, key, h, [b, c], m, ('--connect-timeout', str(CONNECT_TIMEOUT)))
         t0, rs = stream(paced(e3, 1000, 200, 'many') + paced(e1, 1000, 200, 'one', offset=0.0025))
+        tried = target_metric(scrape(m), 'spiped_target_connect_failures_total', h)
     finally:
         for s in keep:
             s.close()
@@ -345,6 +352,8 @@ def hung(ps, key):
     fig('hung_first_max', max((r.end - r.start) for r in first), 's')
     fig('hung_first_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in first), 'conn')
     fig('hung_later_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in later), 'conn')
+    if tried is not None:
+        fig('hung_target_tried', tried, 'conn')
     late_one = [r for r in one if r.start - t0 >= CONNECT_TIMEOUT + 0.5]
     latency_figs('hung', later, late_one)
 
@@ -450,6 +459,16 @@ def scrape(port):
         c.close()
 
 
+def target_metric(text, name, port):
+    """The value of metric `name` for the target on `port` in a /metrics `text`, or
+    None (noted) when it has no such series."""
+    got = [l for l in text.splitlines() if l.startswith(name + '{') and f':{port}"' in l]
+    if len(got) != 1:
+        note(f'no single {name} series for target :{port}')
+        return None
+    return int(float(got[0].split()[-1]))
+
+
 def rr(ps, key):
     """Round-robin over three targets: each target's share of 3,000 connections, and
     whether the per-target connection counters agree with what the clients saw."""
@@ -464,14 +483,9 @@ def rr(ps, key):
         fig(f'rr_share_{n}', 100.0 * seen[n] / len(rs), '%')
     fig('rr_max_deviation', max(abs(100.0 * seen[n] / len(rs) - 100 / 3) for n in 'abc'), '%')
     text = scrape(m)
-    diff = 0
-    for n, p in ports.items():
-        got = [l for l in text.splitlines() if l.startswith('spiped_target_connections_total{') and f':{p}"' in l]
-        if len(got) != 1:
-            note(f'no spiped_target_connections_total for target :{p}: counters not compared')
-            return
-        diff += abs(int(float(got[0].split()[-1])) - seen[n])
-    fig('rr_counter_vs_clients', diff, 'conn')
+    counted = {n: target_metric(text, 'spiped_target_connections_total', p) for n, p in ports.items()}
+    if None not in counted.values():
+        fig('rr_counter_vs_clients', sum(abs(counted[n] - seen[n]) for n in 'abc'), 'conn')
 
 
 def lc(ps, key):
