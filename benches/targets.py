@@ -11,7 +11,7 @@ which target served it) and load, and prints figures one per line as `name value
 - refused:      `-e` -> `-d` with targets [refused, b, c]: 1,000 connections at 200/s,
                 interleaved with 1,000 through a pair whose `-d` has only b.
 - hung:         the same with a first target whose backlog is full and never accepts;
-                `--connect-timeout 1`.
+                `--connect-timeout 1`. hung_active: the same with `--health-interval 1`.
 - kill:         `-e` with three `-d` targets a, b, c; 1,000 sessions of 0.2 s at 200/s;
                 SIGKILL of a's `-d` half-way: which sessions fail.
 - back_passive, back_active: `-e` with three `-d` targets, a's started 5.5 s late; the
@@ -329,7 +329,7 @@ def refused(ps, key):
     latency_figs('refused', many, one)
 
 
-def hung(ps, key):
+def hung_with(ps, key, prefix, extra):
     """Hung primary: the first connections wait about connect-timeout and are served
     by the next target; afterwards p99 against the one-target pipe, and how many later
     connections waited on the hung target again (retries once a back-off ends)."""
@@ -337,7 +337,7 @@ def hung(ps, key):
     h, keep = hung_listener()
     try:
         m = free_port()
-        e3, e1 = two_pipes(ps, key, h, [b, c], m, ('--connect-timeout', str(CONNECT_TIMEOUT)))
+        e3, e1 = two_pipes(ps, key, h, [b, c], m, ('--connect-timeout', str(CONNECT_TIMEOUT), *extra))
         t0, rs = stream(paced(e3, 1000, 200, 'many') + paced(e1, 1000, 200, 'one', offset=0.0025))
         tried = target_metric(scrape(m), 'spiped_target_connect_failures_total', h)
     finally:
@@ -346,16 +346,27 @@ def hung(ps, key):
     many, one = [r for r in rs if r.tag == 'many'], [r for r in rs if r.tag == 'one']
     first = [r for r in many if r.start - t0 < CONNECT_TIMEOUT]
     later = [r for r in many if r.start - t0 >= CONNECT_TIMEOUT + 0.5]
-    fig('hung_failures', len(failures(many)), 'conn')
-    fig('hung_connect_timeout', CONNECT_TIMEOUT, 's')
-    fig('hung_first_conns', len(first), 'conn')
-    fig('hung_first_max', max((r.end - r.start) for r in first), 's')
-    fig('hung_first_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in first), 'conn')
-    fig('hung_later_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in later), 'conn')
+    fig(f'{prefix}_failures', len(failures(many)), 'conn')
+    fig(f'{prefix}_connect_timeout', CONNECT_TIMEOUT, 's')
+    fig(f'{prefix}_first_conns', len(first), 'conn')
+    fig(f'{prefix}_first_max', max((r.end - r.start) for r in first), 's')
+    fig(f'{prefix}_first_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in first), 'conn')
+    fig(f'{prefix}_later_waited', sum((r.end - r.start) >= CONNECT_TIMEOUT / 2 for r in later), 'conn')
     if tried is not None:
-        fig('hung_target_tried', tried, 'conn')
+        fig(f'{prefix}_target_tried', tried, 'conn')
     late_one = [r for r in one if r.start - t0 >= CONNECT_TIMEOUT + 0.5]
-    latency_figs('hung', later, late_one)
+    latency_figs(prefix, later, late_one)
+
+
+def hung(ps, key):
+    """Hung primary, passive health only."""
+    hung_with(ps, key, 'hung', ())
+
+
+def hung_active(ps, key):
+    """Hung primary with --health-interval 1: once a check has marked it down, no
+    client connection tries it again."""
+    hung_with(ps, key, 'hung_active', ('--health-interval', '1'))
 
 
 def e_over_three_d(ps, key, keys=None, late=(), extra=()):
@@ -561,7 +572,7 @@ def wrongkey_swap(ps, key):
     fig('wrongkey_swap_failures_after_down', sum(r.start >= downs[0] for r in bad), 'conn')
 
 
-SCENARIOS = {f.__name__: f for f in (refused, hung, kill, back_passive, back_active, rr, lc, wrongkey, wrongkey_swap)}
+SCENARIOS = {f.__name__: f for f in (refused, hung, hung_active, kill, back_passive, back_active, rr, lc, wrongkey, wrongkey_swap)}
 
 
 def main():
