@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use spiped_transports::{SocketStream, Transport};
 
 use crate::config::Direction;
+use crate::daemon::conn_log;
 use crate::daemon::conn_log::ConnLog;
 use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::{PipeMetrics, Tracked};
-use crate::daemon::conn_log;
 use crate::session::client::{ConnError, ConnectError, client_handshake, handshake_failed, within};
 use crate::session::handshake::{self, Established};
 use crate::session::offload::Offload;
@@ -86,7 +86,9 @@ async fn serve(
     let traffic = &tracked.conn().traffic;
     let pipe = &cfg.pipe;
     // Every pipe has a route; a connection whose routes were lost connects nowhere.
-    let first = routes.first().ok_or(ConnError::Connect(ConnectError::NoTargets))?;
+    let first = routes
+        .first()
+        .ok_or(ConnError::Connect(ConnectError::NoTargets))?;
     let hs = handshake::start(
         pipe.direction.role(),
         pipe.mode(),

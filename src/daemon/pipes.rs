@@ -19,14 +19,14 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::config::{Config, Direction, PipeConfig};
-use crate::daemon::{accept, conn_log};
-use crate::resolve;
-use crate::targets::{self, Check, Checker};
 use crate::daemon::pipe::PipeState;
+use crate::daemon::{accept, conn_log};
 use crate::metrics::{self, Metrics};
+use crate::resolve;
 use crate::session::offload::Offload;
-use prepare::{Prepared, Socket};
+use crate::targets::{self, Check, Checker};
 pub(crate) use prepare::{PipeError, Staged};
+use prepare::{Prepared, Socket};
 use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
@@ -206,7 +206,9 @@ impl Pipes {
                 };
                 let (set, name) = (set.clone(), pipe.name.clone());
                 tasks.push(Task::spawn(async move {
-                    checker.run(set, |t| conn_log::target_changed(&name, &t)).await
+                    checker
+                        .run(set, |t| conn_log::target_changed(&name, &t))
+                        .await
                 }));
             }
         }

@@ -162,8 +162,14 @@ fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -
         target: t.target.clone(),
     };
     let gauges: [(&str, &str, fn(&TargetSnapshot) -> i64); 2] = [
-        ("target_up", "Whether each target is up (1) or down (0)", |t| i64::from(t.up)),
-        ("target_open", "Sessions open on each target now", |t| t.open as i64),
+        (
+            "target_up",
+            "Whether each target is up (1) or down (0)",
+            |t| i64::from(t.up),
+        ),
+        ("target_open", "Sessions open on each target now", |t| {
+            t.open as i64
+        }),
     ];
     for (name, help, value) in gauges {
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
@@ -172,10 +178,16 @@ fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -
         }
     }
     let counters: [(&str, &str, fn(&TargetSnapshot) -> u64); 2] = [
-        ("target_connections", "Connects to each target that succeeded", |t| t.connections),
-        ("target_connect_failures", "Connects to each target that failed", |t| {
-            t.connect_failures
-        }),
+        (
+            "target_connections",
+            "Connects to each target that succeeded",
+            |t| t.connections,
+        ),
+        (
+            "target_connect_failures",
+            "Connects to each target that failed",
+            |t| t.connect_failures,
+        ),
     ];
     for (name, help, value) in counters {
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;

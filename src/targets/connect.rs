@@ -30,7 +30,10 @@ pub(crate) fn one(endpoint: Endpoint, timeout: Duration) -> Shared {
         connect_timeout: connect_timeout(timeout, None, false),
         health_interval: None,
     };
-    Arc::new(Mutex::new(TargetSet::new(vec![(address, vec![endpoint])], settings)))
+    Arc::new(Mutex::new(TargetSet::new(
+        vec![(address, vec![endpoint])],
+        settings,
+    )))
 }
 
 /// Locks `set`; a panic elsewhere while it was held left plain counts, still usable.

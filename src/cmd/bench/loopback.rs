@@ -110,7 +110,10 @@ fn with_pipe(
         let pipe = |direction, to: &Listener| {
             let settings = crate::daemon::pipe::Settings {
                 conn: config(direction),
-                routes: vec![crate::targets::one(to.endpoint().clone(), crate::config::DEFAULT_TIMEOUT)],
+                routes: vec![crate::targets::one(
+                    to.endpoint().clone(),
+                    crate::config::DEFAULT_TIMEOUT,
+                )],
             };
             // Counted like a daemon's connections, so the benchmark pays what they pay.
             let events = Metrics::new().pipe(

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::args::{Args, parse_drain_timeout, parse_metrics, parse_user};
 use crate::cmd::parse::{Mistake, Refusal};
 use crate::cmd::shared_options::{SharedArgs, check_bind, shared_args};
-use spiped_transports::Address;
 use crate::config::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_RESOLVE_INTERVAL, Direction, KeyRoute, PipeConfig, Process,
 };
 use crate::process::daemonize::UserSpec;
+use spiped_transports::Address;
 
 impl Args {
     /// Checks what argh cannot express: required options, exclusive pairs, and values.

@@ -97,8 +97,12 @@ impl PipeValues<'_> {
         if list.is_empty() {
             return Err(bad("the list is empty: give at least one target"));
         }
-        if let Some(twice) = (list.iter().enumerate()).find_map(|(i, t)| list[..i].contains(t).then_some(t)) {
-            return Err(bad(&format!("{twice} is listed twice: list each target once")));
+        if let Some(twice) =
+            (list.iter().enumerate()).find_map(|(i, t)| list[..i].contains(t).then_some(t))
+        {
+            return Err(bad(&format!(
+                "{twice} is listed twice: list each target once"
+            )));
         }
         Ok(list)
     }
@@ -143,7 +147,12 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
     }
     let (key_files, key_targets) = key_list(&mut w, raw.key, raw.keys)?;
     let default_target = match target.is_empty() {
-        true => key_targets.iter().flatten().next().cloned().unwrap_or_default(),
+        true => key_targets
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_default(),
         false => target.clone(),
     };
     let args = Args {
