@@ -98,7 +98,8 @@ class Procs:
         def read():
             for line in p.stderr:
                 p.log.append((time.perf_counter(), line.rstrip('\n')))
-        threading.Thread(target=read, daemon=True).start()
+        p.reader = threading.Thread(target=read, daemon=True)
+        p.reader.start()
         if ready and p.stdout.readline().strip() != 'ready':
             sys.exit(f'targets.py: {name} did not start')
         return p
@@ -120,9 +121,11 @@ class Procs:
         for t in targets:
             argv += ['-t', addr(t)]
         p = self.start(argv, f'spiped {mode} :{port}')
-        wait_listening(port)
-        if p.poll() is not None:
-            sys.exit(f'targets.py: {p.name} exited: ' + ' | '.join(l for _, l in p.log))
+        try:
+            wait_listening(port, alive=lambda: p.poll() is None)
+        except SystemExit:
+            p.reader.join(1)  # the dead daemon's last words
+            sys.exit(f'targets.py: {p.name} does not listen: ' + ' | '.join(l for _, l in p.log))
         return p, port
 
     def kill(self, p, sig=signal.SIGKILL):
