@@ -160,6 +160,15 @@ impl ConnLog {
     }
 }
 
+/// Logs a target of pipe `pipe` going down (a warning) or coming back up: one line.
+pub(crate) fn target_changed(pipe: &str, t: &Transition) {
+    let line = format!("pipe {pipe}: {t}");
+    match t.change {
+        Change::Down { .. } => log::warn(&line),
+        Change::Up { .. } => log::info(&line),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,14 +196,5 @@ mod tests {
             assert!(l.admit(later).is_some());
         }
         assert_eq!(l.admit(later), None);
-    }
-}
-
-/// Logs a target of pipe `pipe` going down (a warning) or coming back up: one line.
-pub(crate) fn target_changed(pipe: &str, t: &Transition) {
-    let line = format!("pipe {pipe}: {t}");
-    match t.change {
-        Change::Down { .. } => log::warn(&line),
-        Change::Up { .. } => log::info(&line),
     }
 }

@@ -151,6 +151,9 @@ struct PipeTarget {
     target: String,
 }
 
+/// A per-target series: its name, its help, and its value for a target.
+type Series<T> = (&'static str, &'static str, fn(&TargetSnapshot) -> T);
+
 /// Encodes each target's series: up, open sessions, connects and failed connects.
 fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
     let all: Vec<_> = pipes
@@ -161,7 +164,7 @@ fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -
         pipe: pipe.clone(),
         target: t.target.clone(),
     };
-    let gauges: [(&str, &str, fn(&TargetSnapshot) -> i64); 2] = [
+    let gauges: [Series<i64>; 2] = [
         (
             "target_up",
             "Whether each target is up (1) or down (0)",
@@ -177,7 +180,7 @@ fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -
             ConstGauge::new(value(&t.1)).encode(family.encode_family(&label(t))?)?;
         }
     }
-    let counters: [(&str, &str, fn(&TargetSnapshot) -> u64); 2] = [
+    let counters: [Series<u64>; 2] = [
         (
             "target_connections",
             "Connects to each target that succeeded",

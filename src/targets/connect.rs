@@ -92,8 +92,11 @@ pub(crate) async fn connect(
         let mut s = lock(set);
         (s.candidates(Instant::now()), s.settings().connect_timeout)
     };
+    let single = candidates.len() == 1;
     let mut failures = Vec::new();
+    let mut last_endpoint = None;
     for pick in candidates {
+        last_endpoint = pick.endpoints.last().cloned();
         let outcome = connect_target(&pick, dial, each).await;
         let mut s = lock(set);
         let change = match &outcome {
@@ -112,8 +115,13 @@ pub(crate) async fn connect(
             Err(e) => failures.push((pick.address().clone(), e)),
         }
     }
-    Err(ConnError::Connect(match failures.is_empty() {
-        true => ConnectError::NoTargets,
-        false => ConnectError::Each(failures),
+    Err(ConnError::Connect(match (failures.len(), last_endpoint) {
+        (0, _) => ConnectError::NoTargets,
+        // One target reads as before targets had health: its last address and why.
+        (1, Some(endpoint)) if single => ConnectError::Failed {
+            endpoint,
+            error: failures.remove(0).1,
+        },
+        _ => ConnectError::Each(failures),
     }))
 }

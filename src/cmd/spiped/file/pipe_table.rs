@@ -267,13 +267,16 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
 /// A key file with where it is written.
 type KeyFileAt = (String, Range<usize>);
 
+/// A key's own targets (routing by key), if it names any.
+type OwnTargets = Option<Vec<String>>;
+
 /// The key files of `key` (a path or a list) or `keys` (tables with a `file` and maybe a
 /// `target`), with each one's own target if it has one.
 fn key_list(
     w: &mut PipeValues,
     key: Option<Spanned<toml::Value>>,
     keys: Option<Spanned<Vec<RawKey>>>,
-) -> Result<(Vec<KeyFileAt>, Vec<Option<Vec<String>>>), String> {
+) -> Result<(Vec<KeyFileAt>, Vec<OwnTargets>), String> {
     let at = w.at;
     match (key, keys) {
         (Some(_), Some(keys)) => Err(at.error(
