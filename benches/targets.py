@@ -108,9 +108,9 @@ class Procs:
         """The process started as `name`."""
         return next(p for p in self.procs if p.name == name)
 
-    def echo(self, name, hold=0.0, port=None):
+    def echo(self, name, hold=0.0):
         """An echo target named `name` (one letter); returns its port."""
-        port = port or free_port()
+        port = free_port()
         self.start([sys.executable, os.path.abspath(__file__), '--echo', str(port), name, str(hold)], f'echo {name}', True)
         return port
 
