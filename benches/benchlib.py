@@ -24,14 +24,21 @@ def wait_port(port, who, deadline=10.0):
     sys.exit(f'{who}: nothing listening on {port}')
 
 
-def wait_listening(port, deadline=10.0):
-    """Polls /proc/net/tcp until 127.0.0.1:`port` listens: no probe connection, so a
-    daemon being counted sees none."""
-    want, end = f":{port:04X} ", time.time() + deadline
-    while time.time() < end:
-        with open('/proc/net/tcp') as f:
-            if any(want in l and l.split()[3] == '0A' for l in f):
-                return
+def listening(port):
+    """Whether 127.0.0.1:`port` listens, read from /proc/net/tcp: no probe connection,
+    so a daemon being counted sees none."""
+    want = f":{port:04X} "
+    with open('/proc/net/tcp') as f:
+        return any(want in l and l.split()[3] == '0A' for l in f)
+
+
+def wait_listening(port, deadline=10.0, alive=lambda: True):
+    """Polls until 127.0.0.1:`port` listens (see `listening`), or exits when the
+    deadline passes or `alive()` turns false (the process that should listen died)."""
+    end = time.time() + deadline
+    while time.time() < end and alive():
+        if listening(port):
+            return
         time.sleep(0.01)
     sys.exit(f'nothing listens on {port}')
 

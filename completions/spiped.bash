@@ -14,11 +14,11 @@ _spiped() {
     case $tool in
         spiped)
             case $prev in
-                -s|--source|-t|--target|-k|--key|-b|--bind|-p|--pidfile|--proxy|--socket-mode|-c|--config|--metrics) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                -s|--source|-t|--target|--balance|-k|--key|-b|--bind|-p|--pidfile|--proxy|--socket-mode|-c|--config|--metrics) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 -u|--user|--socket-owner) COMPREPLY=($(compgen -u -- "$cur")); return ;;
-                -n|--max-connections|-o|--timeout|-r|--resolve-interval|--sandbox|--drain-timeout) COMPREPLY=(); return ;;
+                --connect-timeout|--health-interval|-n|--max-connections|-o|--timeout|-r|--resolve-interval|--sandbox|--drain-timeout) COMPREPLY=(); return ;;
             esac
-            words+=" -e --encrypt -d --decrypt -s --source -t --target -k --key -b --bind -D --wait-dns -F --foreground -j --no-keepalive -f --fast -g --require-pfs --x25519 -n --max-connections -o --timeout -p --pidfile -r --resolve-interval -R --no-resolve --syslog -u --user --proxy --connect-after-handshake --log-connections --socket-mode --socket-owner -c --config --check --sandbox --no-sandbox --drain-timeout --metrics -v --version -h --help" ;;
+            words+=" -e --encrypt -d --decrypt -s --source -t --target --balance --connect-timeout --health-interval -k --key -b --bind -D --wait-dns -F --foreground -j --no-keepalive -f --fast -g --require-pfs --x25519 -n --max-connections -o --timeout -p --pidfile -r --resolve-interval -R --no-resolve --syslog -u --user --proxy --connect-after-handshake --log-connections --socket-mode --socket-owner -c --config --check --sandbox --no-sandbox --drain-timeout --metrics -v --version -h --help" ;;
         spipe)
             case $prev in
                 -t|--target|-k|--key|-b|--bind) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;

@@ -34,6 +34,4 @@ pub(crate) mod process;
 pub(crate) mod resolve;
 pub(crate) mod sandbox;
 pub(crate) mod session;
-// Until #27's wiring lands, nothing outside its tests uses it.
-#[allow(dead_code, unused_imports)]
 pub(crate) mod targets;

@@ -10,7 +10,6 @@ mod provider;
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_resolver::config::ResolverConfig;
@@ -225,59 +224,26 @@ impl std::error::Error for LookupError {
     }
 }
 
-/// The current addresses of the target, shared by the accept loop and whatever keeps
-/// them fresh. New connections read the newest list; open ones are unaffected.
-#[derive(Clone)]
-pub(crate) struct Targets(Arc<RwLock<Arc<Vec<Endpoint>>>>);
-
-impl Targets {
-    /// Starts with an already resolved, non-empty list.
-    pub(crate) fn new(initial: Vec<Endpoint>) -> Targets {
-        Targets(Arc::new(RwLock::new(Arc::new(initial))))
+/// Re-resolves `addr` every `every` (`-r`) until the task running it is stopped,
+/// telling `found` each new list; a failure keeps the last good list and warns.
+/// Tells `looked_up` whether each look-up succeeded. Returns at once for addresses
+/// without a host name, which cannot change.
+pub(crate) async fn keep_fresh(
+    addr: &Address,
+    every: Duration,
+    looked_up: impl Fn(bool),
+    found: impl Fn(Vec<Endpoint>),
+) {
+    if !matches!(addr, Address::Name { .. }) {
+        return;
     }
-
-    /// The newest list of target endpoints.
-    pub(crate) fn current(&self) -> Arc<Vec<Endpoint>> {
-        match self.0.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Replaces the list (after a successful re-resolution).
-    pub(crate) fn set(&self, list: Vec<Endpoint>) {
-        let mut g = match self.0.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *g = Arc::new(list);
-    }
-
-    /// Re-resolves `addr` every `every` (`-r`) for as long as anyone else holds this
-    /// list (a reload drops a pipe's old lists), replacing it on success; a failure
-    /// keeps the last good list and warns. Tells `looked_up` whether each look-up
-    /// succeeded. Returns at once for addresses without a host name, which cannot
-    /// change.
-    pub(crate) async fn keep_fresh(
-        self,
-        addr: &Address,
-        every: Duration,
-        looked_up: impl Fn(bool),
-    ) {
-        if !matches!(addr, Address::Name { .. }) {
-            return;
-        }
-        let weak = Arc::downgrade(&self.0);
-        drop(self);
-        loop {
-            tokio::time::sleep(every).await;
-            let found = resolve(addr).await;
-            let Some(list) = weak.upgrade() else { return };
-            looked_up(found.is_ok());
-            match found {
-                Ok(found) => Targets(list).set(found),
-                Err(e) => log::warn(&format!("{e}; still using the previous addresses")),
-            }
+    loop {
+        tokio::time::sleep(every).await;
+        let list = resolve(addr).await;
+        looked_up(list.is_ok());
+        match list {
+            Ok(list) => found(list),
+            Err(e) => log::warn(&format!("{e}; still using the previous addresses")),
         }
     }
 }

@@ -37,13 +37,13 @@ pub(super) struct SharedArgs {
 }
 
 /// The [`SharedArgs`] taken out of a tool's argh struct `$args`, whose fields name the shared
-/// options as `SharedArgs` does, with `$key` as `-k`. argh cannot flatten one struct into
+/// options as `SharedArgs` does, with `$target` as `-t` and `$key` as `-k`. argh cannot flatten one struct into
 /// another, so each tool declares the options (with help worded for it) and this takes
 /// them out, in one place for both.
 macro_rules! shared_args {
-    ($args:ident, $key:expr) => {
+    ($args:ident, $target:expr, $key:expr) => {
         $crate::cmd::shared_options::SharedArgs {
-            target: $args.target.take(),
+            target: $target,
             key: $key,
             bind: $args.bind.take(),
             fast: $args.fast,
@@ -125,7 +125,7 @@ impl SharedArgs {
 /// socket path (a TCP socket cannot bind to one) and a UNIX `-t` (its socket cannot
 /// bind to an IP address). C takes both and then fails each connection ("Error
 /// binding socket"); with a UNIX path and a UNIX target, each after the first.
-fn check_bind(bind: Option<&Address>, target: &Address) -> Result<(), String> {
+pub(super) fn check_bind(bind: Option<&Address>, target: &Address) -> Result<(), String> {
     match bind {
         Some(b) if b.is_unix() => Err(format!(
             "-b/--bind: invalid address '{b}': a UNIX socket path; -b takes the IP \

@@ -63,7 +63,7 @@ impl KeyLoader {
                             self.stdin = Some(key.clone());
                         }
                         let twin = (sources.iter().zip(&keys)).find(|(other, loaded)| {
-                            other.target != k.target && loaded.same_as(&key)
+                            other.targets != k.targets && loaded.same_as(&key)
                         });
                         if let Some((first, _)) = twin {
                             errors.push(named(KeyProblem::Twin {

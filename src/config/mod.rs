@@ -16,6 +16,7 @@ use serde::{Serialize, Serializer};
 use spiped_transports::{Address, StreamOptions};
 
 use crate::process::daemonize::UserSpec;
+use crate::targets::{self, Balance};
 use spiped_proto::handshake::{Mode, Role};
 
 /// The connect + handshake timeout when `-o` / `timeout` is not given, as upstream.
@@ -146,6 +147,24 @@ pub struct PipeConfig {
     /// closed; `None` (the default, as in C) never.
     #[serde(rename = "idle_timeout_seconds", serialize_with = "seconds")]
     pub idle_timeout: Option<Duration>,
+    /// `balance`: how connections choose among several targets.
+    #[serde(serialize_with = "text", skip_serializing_if = "one_way")]
+    pub(crate) balance: Balance,
+    /// `connect-timeout`: the bound on one connect attempt; `None` for the default
+    /// (see [`targets::connect_timeout`]).
+    #[serde(
+        rename = "connect_timeout_seconds",
+        serialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// `health-interval`: active checks of each target this often; `None` for none.
+    #[serde(
+        rename = "health_interval_seconds",
+        serialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_interval: Option<Duration>,
 }
 
 /// A key file of a pipe and the target of the clients that hold it.
@@ -153,9 +172,10 @@ pub struct PipeConfig {
 pub struct KeyRoute {
     /// The key file's path (`-` for standard input, on the command line only).
     pub file: String,
-    /// Where a session using this key is connected to.
-    #[serde(serialize_with = "shown")]
-    pub target: Address,
+    /// Where a session using this key is connected to: one target or several, in the
+    /// order given (shown as one address, or a list of them).
+    #[serde(rename = "target", serialize_with = "one_or_list")]
+    pub targets: Vec<Address>,
     /// `FILE:LINE` of the key in a configuration file, for errors found on loading it.
     #[serde(skip)]
     pub at: Option<String>,
@@ -207,6 +227,9 @@ impl PipeConfig {
             socket_owner: None,
             allow: Vec::new(),
             idle_timeout: None,
+            balance: Balance::default(),
+            connect_timeout: None,
+            health_interval: None,
         }
     }
 
@@ -229,7 +252,17 @@ impl PipeConfig {
     /// Whether different keys lead to different targets, so that the target is known
     /// only once the handshake has told which key the client holds.
     pub fn routes_by_key(&self) -> bool {
-        self.keys.iter().any(|k| k.target != self.keys[0].target)
+        self.keys.iter().any(|k| k.targets != self.keys[0].targets)
+    }
+
+    /// How a route of `several` targets uses them (`balance`, `connect-timeout`,
+    /// `health-interval`).
+    pub(crate) fn target_settings(&self, several: bool) -> targets::Settings {
+        targets::Settings {
+            balance: self.balance,
+            connect_timeout: targets::connect_timeout(self.timeout, self.connect_timeout, several),
+            health_interval: self.health_interval,
+        }
     }
 }
 
@@ -266,6 +299,25 @@ impl<T: Display> Shown for Option<T> {
 impl<T: Display> Shown for Vec<T> {
     fn show<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.iter().map(ToString::to_string))
+    }
+}
+
+/// Whether `balance` is the default, which the status page leaves out (as it was
+/// before pipes had several targets).
+fn one_way(b: &Balance) -> bool {
+    *b == Balance::default()
+}
+
+/// Serializes a value as its `Display` text.
+fn text<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Serializes a key's targets: one as its address, several as a list.
+fn one_or_list<S: Serializer>(targets: &Vec<Address>, s: S) -> Result<S::Ok, S::Error> {
+    match targets.as_slice() {
+        [one] => one.show(s),
+        _ => targets.show(s),
     }
 }
 

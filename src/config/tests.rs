@@ -17,7 +17,7 @@ fn shows_every_setting_but_key_material() {
     );
     let key = |file: &str, target, at: Option<&str>| KeyRoute {
         file: file.into(),
-        target: address(target),
+        targets: vec![address(target)],
         at: at.map(Into::into),
     };
     pipe.source = Some(address("[::1]:8025"));

@@ -10,7 +10,6 @@ use crate::daemon::conn;
 use crate::daemon::pipe_state::PipeState;
 use crate::errors::accept_trouble;
 use crate::log;
-use crate::resolve::Targets;
 use crate::session::offload::Offload;
 
 /// Accepts connections on `listener` for `pipe` until dropped, running each as a task
@@ -55,7 +54,7 @@ pub(crate) async fn accept_loop(
             }
         }
         let cfg = settings.conn.clone();
-        let routes: Vec<_> = settings.routes.iter().map(Targets::current).collect();
+        let routes = settings.routes.clone();
         // Open until the task ends: for the drain, `max-connections` and the process's
         // off-loop policy.
         let open = (open.clone(), pipe.opened());

@@ -6,22 +6,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use spiped_transports::{Endpoint, SocketStream, Transport};
+use spiped_transports::{SocketStream, Transport};
 
 use crate::config::Direction;
+use crate::daemon::conn_log;
 use crate::daemon::conn_log::ConnLog;
 use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::{PipeMetrics, Tracked};
-use crate::session::client::{ConnError, connect_any, handshake_failed, open_client, within};
+use crate::session::client::{ConnError, ConnectError, client_handshake, handshake_failed, within};
 use crate::session::handshake::{self, Established};
 use crate::session::offload::Offload;
 use crate::session::proxy;
 use crate::session::pump::{self, PumpError, Traffic};
+use crate::targets::{self, Open};
 use spiped_proto::key::Key;
 
-/// The target addresses of each key of a pipe, in key order, as they were when a
-/// connection was accepted; without routing by key, one list for every key.
-pub(crate) type Routes = [Arc<Vec<Endpoint>>];
+/// The targets of each key of a pipe, in key order, as they were when a connection was
+/// accepted; without routing by key, one set for every key.
+pub(crate) type Routes = [targets::Shared];
 
 /// Runs a connection just accepted on a pipe (`socket`) to its end, telling `events`
 /// (the pipe's metrics) of the accept first, the one count of it, and logging and
@@ -70,8 +72,11 @@ async fn serve(
     tracked: &Tracked,
 ) -> Result<(), ConnError> {
     let traffic = &tracked.conn().traffic;
-    let targets = routes.first().map_or(&[][..], |r| &r[..]);
     let pipe = &cfg.pipe;
+    // Every pipe has a route; a connection whose routes were lost connects nowhere.
+    let first = routes
+        .first()
+        .ok_or(ConnError::Connect(ConnectError::NoTargets))?;
     let hs = handshake::start(
         pipe.direction.role(),
         pipe.mode(),
@@ -103,9 +108,8 @@ async fn serve(
                     prefix: &header,
                     source: accepted,
                 };
-                let connected = || Ok::<_, ConnError>(());
-                let (target, keys) =
-                    open_client(targets, cfg.dial(), offload, hs, Some(early), connected).await?;
+                let target = connect_target(first, cfg).await?;
+                let keys = client_handshake(&target.0, offload, hs, Some(early)).await?;
                 Ok((target, admit(keys)?))
             }
             Direction::Decrypt if pipe.connect_after_handshake || pipe.routes_by_key() => {
@@ -115,7 +119,7 @@ async fn serve(
                     .await
                     .map_err(handshake_failed)
                     .and_then(admit)?;
-                let route = routes.get(keys.key_index).map_or(targets, |r| &r[..]);
+                let route = routes.get(keys.key_index).unwrap_or(first);
                 Ok((connect_target(route, cfg).await?, keys))
             }
             Direction::Decrypt => {
@@ -134,14 +138,15 @@ async fn serve(
                         }
                         keys.map_err(handshake_failed).and_then(admit)
                     },
-                    connect_target(targets, cfg),
+                    connect_target(first, cfg),
                 )?;
                 Ok((target, keys))
             }
         }
     });
     let x25519 = pipe.direction == Direction::Encrypt && pipe.x25519;
-    let (other, keys) = within(pipe.timeout, x25519, setup).await?;
+    // `_on` counts the session among its target's open ones until it ends.
+    let ((other, _on), keys) = within(pipe.timeout, x25519, setup).await?;
     let (plain, encrypted): (&dyn Transport, &dyn Transport) = match pipe.direction {
         Direction::Encrypt => (accepted, &other),
         Direction::Decrypt => (&other, accepted),
@@ -172,11 +177,14 @@ async fn serve(
     }
 }
 
-/// Connects to the first of `targets` that accepts, as `cfg` says.
-async fn connect_target(targets: &[Endpoint], cfg: &ConnConfig) -> Result<SocketStream, ConnError> {
-    connect_any(targets, cfg.dial())
-        .await
-        .map_err(ConnError::Connect)
+/// Connects to the first target of `route` that accepts, as `cfg` says; a target going
+/// down or up on the way is logged.
+async fn connect_target(
+    route: &targets::Shared,
+    cfg: &ConnConfig,
+) -> Result<(SocketStream, Open), ConnError> {
+    let pipe = &cfg.pipe.name;
+    targets::connect(route, cfg.dial(), |t| conn_log::target_changed(pipe, &t)).await
 }
 
 /// Returns once `traffic` has not moved for `idle`. Looks a few times per period, so a

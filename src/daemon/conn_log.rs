@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::log;
+use crate::targets::{Change, Transition};
 use spiped_proto::handshake::Exchange;
 
 /// Failure warnings printed back to back before rate limiting starts.
@@ -156,6 +157,15 @@ impl ConnLog {
             (false, Ok(())) => {}
             (false, Err(e)) => warn_limited(&format!("connection from {}: {e}", self.peer)),
         }
+    }
+}
+
+/// Logs a target of pipe `pipe` going down (a warning) or coming back up: one line.
+pub(crate) fn target_changed(pipe: &str, t: &Transition) {
+    let line = format!("pipe {pipe}: {t}");
+    match t.change {
+        Change::Down { .. } => log::warn(&line),
+        Change::Up { .. } => log::info(&line),
     }
 }
 

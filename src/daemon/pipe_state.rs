@@ -12,16 +12,16 @@ use tokio::sync::futures::Notified;
 
 use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::PipeMetrics;
-use crate::resolve::Targets;
+use crate::targets;
 
 /// A pipe's settings for the connections accepted from now on.
 pub(crate) struct Settings {
     /// What each connection does, with the pipe's configuration (its name,
     /// `max-connections`, `allow`).
     pub conn: Arc<ConnConfig>,
-    /// The target addresses of each key (one entry when all keys share the target),
-    /// kept fresh by the pipe's re-resolution.
-    pub routes: Vec<Targets>,
+    /// The targets of each key (one entry when all keys share them), their health and
+    /// addresses kept by the pipe across reloads and re-resolutions.
+    pub routes: Vec<targets::Shared>,
 }
 
 impl Settings {

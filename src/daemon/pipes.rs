@@ -18,13 +18,15 @@ use spiped_transports::Listener;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::config::{Config, PipeConfig};
-use crate::daemon::accept;
+use crate::config::{Config, Direction, PipeConfig};
 use crate::daemon::pipe_state::PipeState;
+use crate::daemon::{accept, conn_log};
 use crate::metrics::{self, Metrics};
+use crate::resolve;
 use crate::session::offload::Offload;
-use prepare::Socket;
+use crate::targets::{self, Check, Checker};
 pub(crate) use prepare::{PipeError, Staged};
+use prepare::{Prepared, Socket};
 use spiped_proto::handshake::Handshake;
 use spiped_proto::key::Key;
 
@@ -51,13 +53,24 @@ struct Running {
     /// Its live settings, open connections and metrics.
     state: Arc<PipeState>,
     /// The accept loop, which owns the listener: dropping it stops accepting.
-    accepting: Accepting,
+    accepting: Task,
+    /// What keeps its targets current: re-resolution (`-r`) and active checks
+    /// (`health-interval`), replaced by each reload.
+    upkeep: Vec<Task>,
 }
 
-/// A pipe's accept loop, stopped (and its listener closed) when this is dropped.
-struct Accepting(AbortHandle);
+/// A task of a pipe (its accept loop, which owns the listener, or its targets' upkeep),
+/// stopped when this is dropped.
+struct Task(AbortHandle);
 
-impl Drop for Accepting {
+impl Task {
+    /// Runs `f` as a task of the event loop until the returned value is dropped.
+    fn spawn(f: impl Future<Output = ()> + Send + 'static) -> Task {
+        Task(tokio::spawn(f).abort_handle())
+    }
+}
+
+impl Drop for Task {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -116,14 +129,7 @@ impl Pipes {
             if Handshake::may_use_group14(p.config.direction.role(), p.settings.conn.pipe.mode()) {
                 self.offload.keep_keypairs_ahead();
             }
-            for (targets, addr, every) in p.refresh {
-                let counted = p.events.clone();
-                tokio::spawn(async move {
-                    targets
-                        .keep_fresh(&addr, every, move |ok| counted.looked_up(ok))
-                        .await
-                });
-            }
+            let upkeep = self.upkeep(&p);
             let running = match p.socket {
                 Socket::Keep(i) => {
                     let mut r = old[i].take().expect("each running pipe is kept once");
@@ -135,6 +141,7 @@ impl Pipes {
                     );
                     r.state.replace(p.settings);
                     r.config = p.config;
+                    r.upkeep = upkeep;
                     changes.kept += 1;
                     r
                 }
@@ -143,16 +150,16 @@ impl Pipes {
                     let state = PipeState::new(p.settings, p.events);
                     let (pipe, open) = (state.clone(), self.open.0.clone());
                     let offload = self.offload.clone();
-                    let accepting = tokio::spawn(async move {
+                    let accepting = Task::spawn(async move {
                         let _socket_file = socket_file;
                         accept::accept_loop(&listener, pipe, offload, open).await;
                     });
-                    let accepting = Accepting(accepting.abort_handle());
                     changes.added += 1;
                     Running {
                         config: p.config,
                         state,
                         accepting,
+                        upkeep,
                     }
                 }
             };
@@ -168,6 +175,46 @@ impl Pipes {
         }
         changes
     }
+    /// Gives `p`'s target sets their new targets and settings (a kept target keeps its
+    /// health), and starts what keeps them current: a re-resolution of each host name
+    /// (`-r`), and with `health-interval` the active checks of each route.
+    fn upkeep(&self, p: &Prepared) -> Vec<Task> {
+        let mut tasks = Vec::new();
+        let pipe = &p.settings.conn.pipe;
+        for (set, route, settings) in &p.routes {
+            targets::lock(set).reload(route.clone(), *settings);
+            for (addr, _) in route.iter().filter(|_| pipe.resolve_interval.is_some()) {
+                let (counted, set, addr) = (p.events.clone(), set.clone(), addr.clone());
+                let every = pipe.resolve_interval.unwrap_or_default();
+                tasks.push(Task::spawn(async move {
+                    let found = |list| targets::lock(&set).resolved(&addr, list);
+                    resolve::keep_fresh(&addr, every, |ok| counted.looked_up(ok), found).await
+                }));
+            }
+            if settings.health_interval.is_some() {
+                let check = match pipe.direction {
+                    Direction::Decrypt => Check::Connect,
+                    Direction::Encrypt => Check::Handshake {
+                        key: p.settings.conn.keys[0].clone(),
+                        mode: pipe.mode(),
+                    },
+                };
+                let checker = Checker {
+                    check,
+                    dial: p.settings.conn.dial(),
+                    offload: self.offload.clone(),
+                };
+                let (set, name) = (set.clone(), pipe.name.clone());
+                tasks.push(Task::spawn(async move {
+                    checker
+                        .run(set, |t| conn_log::target_changed(&name, &t))
+                        .await
+                }));
+            }
+        }
+        tasks
+    }
+
     /// Stops accepting on every pipe, then waits until every open connection of every
     /// pipe (those of pipes removed earlier included) has ended.
     pub(crate) async fn drain(mut self) {

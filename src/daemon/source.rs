@@ -104,12 +104,14 @@ pub(crate) fn sandbox_needs(config: &Config, file: Option<&Path>) -> sandbox::Ne
             if key.file != "-" {
                 n.read_files.push(PathBuf::from(&key.file));
             }
-            match &key.target {
-                Address::Unix(p) => n.unix_targets.push(p.clone()),
-                Address::Ip { port, .. } => n.connect_ports.push(*port),
-                Address::Name { port, .. } => {
-                    n.connect_ports.push(*port);
-                    n.dns |= pipe.resolve_interval.is_some();
+            for target in &key.targets {
+                match target {
+                    Address::Unix(p) => n.unix_targets.push(p.clone()),
+                    Address::Ip { port, .. } => n.connect_ports.push(*port),
+                    Address::Name { port, .. } => {
+                        n.connect_ports.push(*port);
+                        n.dns |= pipe.resolve_interval.is_some();
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::pipe_metrics::{PipeLabel, PipeMetrics};
+use crate::targets::TargetSnapshot;
 
 /// The pipes of the process, in configuration order.
 #[derive(Debug, Default)]
@@ -140,6 +141,62 @@ impl Collector for Live {
                 targets.encode_info(&l)?;
             }
         }
-        Ok(())
+        encode_targets(&pipes, &mut encoder)
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PipeTarget {
+    pipe: String,
+    target: String,
+}
+
+/// A per-target series: its name, its help, and its value for a target.
+type Series<T> = (&'static str, &'static str, fn(&TargetSnapshot) -> T);
+
+/// Encodes each target's series: up, open sessions, connects and failed connects.
+fn encode_targets(pipes: &[Arc<PipeMetrics>], encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    let all: Vec<_> = pipes
+        .iter()
+        .flat_map(|p| p.targets().into_iter().map(|t| (p.label().to_owned(), t)))
+        .collect();
+    let label = |(pipe, t): &(String, TargetSnapshot)| PipeTarget {
+        pipe: pipe.clone(),
+        target: t.target.clone(),
+    };
+    let gauges: [Series<i64>; 2] = [
+        (
+            "target_up",
+            "Whether each target is up (1) or down (0)",
+            |t| i64::from(t.up),
+        ),
+        ("target_open", "Sessions open on each target now", |t| {
+            t.open as i64
+        }),
+    ];
+    for (name, help, value) in gauges {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for t in &all {
+            ConstGauge::new(value(&t.1)).encode(family.encode_family(&label(t))?)?;
+        }
+    }
+    let counters: [Series<u64>; 2] = [
+        (
+            "target_connections",
+            "Connects to each target that succeeded",
+            |t| t.connections,
+        ),
+        (
+            "target_connect_failures",
+            "Connects to each target that failed",
+            |t| t.connect_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for t in &all {
+            ConstCounter::new(value(&t.1)).encode(family.encode_family(&label(t))?)?;
+        }
+    }
+    Ok(())
 }

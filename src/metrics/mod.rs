@@ -37,7 +37,7 @@ pub(crate) use pipe_metrics::PipeMetrics;
 pub(crate) use settings::settings;
 
 use crate::config::Direction;
-use crate::resolve::Targets;
+use crate::targets;
 
 /// The version and git revision this binary was built from.
 pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -127,7 +127,7 @@ impl Metrics {
         label: String,
         direction: Direction,
         keys: usize,
-        routes: Vec<Targets>,
+        routes: Vec<targets::Shared>,
         settings: serde_json::Value,
     ) -> Arc<PipeMetrics> {
         Arc::new(PipeMetrics::new(

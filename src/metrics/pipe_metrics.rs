@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 use super::live::LiveConn;
 use super::reason::{self, Cause, Closed};
 use crate::config::Direction;
-use crate::resolve::Targets;
+use crate::targets;
 
 /// Label set `{pipe}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -121,7 +121,7 @@ pub(super) struct Table {
 struct Current {
     direction: Direction,
     settings: serde_json::Value,
-    routes: Vec<Targets>,
+    routes: Vec<targets::Shared>,
 }
 
 /// Everything counted about one pipe. Shared (in an `Arc`) by the daemon's pipe, its
@@ -162,7 +162,7 @@ impl PipeMetrics {
         label: String,
         direction: Direction,
         keys: usize,
-        routes: Vec<Targets>,
+        routes: Vec<targets::Shared>,
         settings: serde_json::Value,
     ) -> PipeMetrics {
         let pipe = || label.clone();
@@ -221,7 +221,7 @@ impl PipeMetrics {
         &self,
         direction: Direction,
         keys: usize,
-        routes: Vec<Targets>,
+        routes: Vec<targets::Shared>,
         settings: serde_json::Value,
     ) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current {
@@ -268,16 +268,28 @@ impl PipeMetrics {
 
     /// The target addresses new connections use now, of every key.
     pub(crate) fn target_addresses(&self) -> Vec<String> {
+        let now = std::time::Instant::now();
         let mut all: Vec<String> = (self.current().routes.iter())
-            .flat_map(|t| {
-                t.current()
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|set| targets::lock(set).snapshot(now))
+            .flat_map(|t| t.endpoints)
             .collect();
         all.sort();
         all.dedup();
+        all
+    }
+
+    /// Each target of the pipe as seen now, in the order configured (a target of
+    /// several keys' routes once).
+    pub(crate) fn targets(&self) -> Vec<targets::TargetSnapshot> {
+        let now = std::time::Instant::now();
+        let mut all: Vec<targets::TargetSnapshot> = Vec::new();
+        for set in self.current().routes.iter() {
+            for t in targets::lock(set).snapshot(now) {
+                if !all.iter().any(|seen| seen.target == t.target) {
+                    all.push(t);
+                }
+            }
+        }
         all
     }
 
@@ -311,6 +323,7 @@ impl PipeMetrics {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     use spiped_transports::Endpoint;
 
@@ -320,7 +333,7 @@ mod tests {
     #[test]
     fn bytes_move_from_open_to_closed_exactly_once() {
         let m = Metrics::new();
-        let targets = Targets::new(vec![Endpoint::Unix("/t".into())]);
+        let targets = targets::one(Endpoint::Unix("/t".into()), Duration::from_secs(5));
         let p = m.pipe(
             "p".into(),
             Direction::Encrypt,

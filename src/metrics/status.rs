@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::Metrics;
 use super::live::{LiveConn, Snapshot};
+use crate::targets::TargetSnapshot;
 
 // The fields of each object are in alphabetical order: the order of the page's keys since
 // it was first served (it was built as a `serde_json` map, which sorts them).
@@ -27,6 +28,42 @@ struct PipeStatus<'a> {
     pipe: &'a str,
     settings: serde_json::Value,
     target_addresses: Vec<String>,
+    targets: Vec<TargetStatus>,
+}
+
+/// A target of a pipe: its health, sessions and connects.
+#[derive(Serialize)]
+struct TargetStatus {
+    connect_failures: u64,
+    connections: u64,
+    /// The last failed connect or check: why, and how many seconds ago.
+    last_failure: Option<LastFailure>,
+    open: u64,
+    target: String,
+    up: bool,
+}
+
+/// A target's last failure.
+#[derive(Serialize)]
+struct LastFailure {
+    reason: String,
+    seconds_ago: f64,
+}
+
+impl From<TargetSnapshot> for TargetStatus {
+    fn from(t: TargetSnapshot) -> TargetStatus {
+        TargetStatus {
+            connect_failures: t.connect_failures,
+            connections: t.connections,
+            last_failure: t.last_failure.map(|(reason, ago)| LastFailure {
+                reason,
+                seconds_ago: ago.as_secs_f64(),
+            }),
+            open: t.open,
+            target: t.target,
+            up: t.up,
+        }
+    }
 }
 
 /// An open connection (see [`Snapshot`]).
@@ -74,6 +111,7 @@ pub(super) fn json(m: &Metrics) -> String {
                 pipe: p.label(),
                 settings: p.settings(),
                 target_addresses: p.target_addresses(),
+                targets: p.targets().into_iter().map(Into::into).collect(),
             })
             .collect(),
         revision: super::REVISION,
@@ -168,7 +206,7 @@ mod tests {
         };
         let want = format!(
             "{{\"pipes\":[{{\"open_connections\":[{},{}],\"pipe\":\"p\",\
-             \"settings\":{{\"direction\":\"encrypt\"}},\"target_addresses\":[]}}],\
+             \"settings\":{{\"direction\":\"encrypt\"}},\"target_addresses\":[],\"targets\":[]}}],\
              \"revision\":\"{}\",\"sandbox\":{sandbox},\"uptime_seconds\":UP,\"version\":\"{}\"}}\n",
             conn(7, "peer-a", 3, "open", "\"x25519\"", "2"),
             conn(8, "peer-b", 0, "handshake", "null", "null"),

@@ -181,10 +181,21 @@ pub(crate) async fn open_client<E: From<ConnError>>(
         .await
         .map_err(ConnError::Connect)?;
     connected()?;
-    let keys = handshake::handshake(offload, &target, hs, early)
-        .await
-        .map_err(handshake_failed)?;
+    let keys = client_handshake(&target, offload, hs, early).await?;
     Ok((target, keys))
+}
+
+/// The client's handshake over `target`, once connected (see [`open_client`]): what a
+/// daemon's `-e` runs after connecting through its targets.
+pub(crate) async fn client_handshake(
+    target: &SocketStream,
+    offload: &Offload,
+    hs: Box<Handshake>,
+    early: Option<handshake::Early<'_>>,
+) -> Result<Established, ConnError> {
+    handshake::handshake(offload, target, hs, early)
+        .await
+        .map_err(handshake_failed)
 }
 
 /// Bounds a connection's setup (connect plus handshake) by `timeout` (`-o`), failing

@@ -5,14 +5,36 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use spiped_transports::{SocketStream, connect as connect_endpoint};
+use spiped_transports::{Address, Endpoint, SocketStream, connect as connect_endpoint};
 
 use super::set::{Pick, TargetSet, Transition};
+use super::settings::{Balance, Settings, connect_timeout};
 use crate::session::client::{ConnError, ConnectError, Dial};
 
 /// A pipe's target set, shared by its connections, its checker and its reloads. Held
 /// only between awaits, never across one.
 pub(crate) type Shared = Arc<Mutex<TargetSet>>;
+
+/// A set of one target at `endpoint` (its address as written), connected to within
+/// `timeout`, as a pipe of one `-t` is: for pipes made in code (the benchmark's).
+pub(crate) fn one(endpoint: Endpoint, timeout: Duration) -> Shared {
+    let address = match &endpoint {
+        Endpoint::Unix(path) => Address::Unix(path.clone()),
+        Endpoint::Tcp(a) => Address::Ip {
+            ip: a.ip(),
+            port: a.port(),
+        },
+    };
+    let settings = Settings {
+        balance: Balance::default(),
+        connect_timeout: connect_timeout(timeout, None, false),
+        health_interval: None,
+    };
+    Arc::new(Mutex::new(TargetSet::new(
+        vec![(address, vec![endpoint])],
+        settings,
+    )))
+}
 
 /// Locks `set`; a panic elsewhere while it was held left plain counts, still usable.
 pub(crate) fn lock(set: &Mutex<TargetSet>) -> MutexGuard<'_, TargetSet> {
@@ -27,6 +49,7 @@ pub(crate) struct Open {
 
 impl Open {
     /// The target the session is on.
+    #[cfg(test)]
     pub(crate) fn pick(&self) -> &Pick {
         &self.pick
     }
@@ -69,8 +92,11 @@ pub(crate) async fn connect(
         let mut s = lock(set);
         (s.candidates(Instant::now()), s.settings().connect_timeout)
     };
+    let single = candidates.len() == 1;
     let mut failures = Vec::new();
+    let mut last_endpoint = None;
     for pick in candidates {
+        last_endpoint = pick.endpoints.last().cloned();
         let outcome = connect_target(&pick, dial, each).await;
         let mut s = lock(set);
         let change = match &outcome {
@@ -89,8 +115,13 @@ pub(crate) async fn connect(
             Err(e) => failures.push((pick.address().clone(), e)),
         }
     }
-    Err(ConnError::Connect(match failures.is_empty() {
-        true => ConnectError::NoTargets,
-        false => ConnectError::Each(failures),
+    Err(ConnError::Connect(match (failures.len(), last_endpoint) {
+        (0, _) => ConnectError::NoTargets,
+        // One target reads as before targets had health: its last address and why.
+        (1, Some(endpoint)) if single => ConnectError::Failed {
+            endpoint,
+            error: failures.remove(0).1,
+        },
+        _ => ConnectError::Each(failures),
     }))
 }

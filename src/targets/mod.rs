@@ -16,8 +16,9 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use check::{Check, Checker, check_once};
-pub(crate) use connect::{Open, Shared, connect, connect_target};
-pub(crate) use health::{FIRST_BACKOFF, Failure, MAX_BACKOFF};
-pub(crate) use set::{Change, Pick, TargetSet, TargetSnapshot, Transition};
-pub(crate) use settings::{Balance, DEFAULT_CONNECT_TIMEOUT, Settings, connect_timeout};
+pub(crate) use check::{Check, Checker};
+pub(crate) use connect::{Open, Shared, connect, lock, one};
+pub(crate) use set::{Change, TargetSet, TargetSnapshot, Transition};
+pub(crate) use settings::{Balance, Settings, connect_timeout};
+#[cfg(test)]
+use {check::check_once, health::Failure, set::Pick};

@@ -401,18 +401,33 @@ fn a_connect_moves_past_a_refused_target_and_then_skips_it() {
 #[test]
 fn a_connect_that_no_target_accepts_names_each() {
     let (a, b) = (refused_port(), refused_port());
-    let shared: Shared = Arc::new(Mutex::new(set(&[a, b], Balance::Failover)));
-    let e = block_on(connect(&shared, dial(10 * SECOND), |_| {}))
-        .unwrap()
-        .err()
-        .unwrap();
     assert_eq!(
-        e.to_string(),
+        connect_error(&[a, b]),
         format!(
             "cannot connect to target: [127.0.0.1]:{a}: Connection refused; \
              [127.0.0.1]:{b}: Connection refused"
         )
     );
+}
+
+/// One target that refuses reads as a pipe of one `-t` always has: its address and why.
+#[test]
+fn a_single_refused_target_reads_as_before() {
+    let a = refused_port();
+    assert_eq!(
+        connect_error(&[a]),
+        format!("cannot connect to target: 127.0.0.1:{a}: Connection refused")
+    );
+}
+
+/// What a connect over targets at `ports`, none of which accepts, says.
+fn connect_error(ports: &[u16]) -> String {
+    let shared: Shared = Arc::new(Mutex::new(set(ports, Balance::Failover)));
+    let e = block_on(connect(&shared, dial(10 * SECOND), |_| {}))
+        .unwrap()
+        .err()
+        .unwrap();
+    e.to_string()
 }
 
 /// Serves one handshake with `key` on a loopback listener, from a thread of its own;

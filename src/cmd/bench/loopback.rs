@@ -15,7 +15,6 @@ use super::crypto::{CHUNK, random_key};
 use crate::config::{Direction, PipeConfig};
 use crate::daemon::conn_settings::ConnConfig;
 use crate::metrics::Metrics;
-use crate::resolve::Targets;
 
 /// What the in-process target does with a connection, chosen by its first byte.
 const SINK: u8 = b'S';
@@ -111,7 +110,10 @@ fn with_pipe(
         let pipe = |direction, to: &Listener| {
             let settings = crate::daemon::pipe_state::Settings {
                 conn: config(direction),
-                routes: vec![Targets::new(vec![to.endpoint().clone()])],
+                routes: vec![crate::targets::one(
+                    to.endpoint().clone(),
+                    crate::config::DEFAULT_TIMEOUT,
+                )],
             };
             // Counted like a daemon's connections, so the benchmark pays what they pay.
             let events = Metrics::new().pipe(

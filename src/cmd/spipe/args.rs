@@ -95,7 +95,7 @@ impl crate::cmd::parse::Validate for Args {
 
     /// Checks what argh cannot express; presence problems come before value problems.
     fn validate(mut self) -> Result<SpipeOptions, Mistake> {
-        let shared = shared_args!(self, self.key.take())
+        let shared = shared_args!(self, self.target.take(), self.key.take())
             .validate()
             .map_err(|(_, m)| m)?;
         Ok(SpipeOptions {

@@ -71,9 +71,21 @@ pub(crate) struct Args {
     #[argh(option, short = 's', arg_name = "source socket")]
     pub(crate) source: Option<String>,
 
-    /// connect address; names re-resolved every -r
+    /// connect address; names re-resolved every -r; repeat for several targets
     #[argh(option, short = 't', arg_name = "target socket")]
-    pub(crate) target: Option<String>,
+    pub(crate) target: Vec<String>,
+
+    /// with several -t: failover, round-robin or least-connections
+    #[argh(option, arg_name = "policy")]
+    pub(crate) balance: Option<String>,
+
+    /// bound on one connect attempt, s (default the smaller of -o and 5)
+    #[argh(option, arg_name = "seconds")]
+    pub(crate) connect_timeout: Option<String>,
+
+    /// check each target this often, s (-d: connect; -e: handshake)
+    #[argh(option, arg_name = "seconds")]
+    pub(crate) health_interval: Option<String>,
 
     /// key file; - reads stdin; repeat on -d to rotate keys
     #[argh(option, short = 'k', arg_name = "key file")]
@@ -252,7 +264,10 @@ impl Args {
             (self.encrypt, "-e/--encrypt"),
             (self.decrypt, "-d/--decrypt"),
             (self.source.is_some(), "-s/--source"),
-            (self.target.is_some(), "-t/--target"),
+            (!self.target.is_empty(), "-t/--target"),
+            (self.balance.is_some(), "--balance"),
+            (self.connect_timeout.is_some(), "--connect-timeout"),
+            (self.health_interval.is_some(), "--health-interval"),
             (!self.key.is_empty(), "-k/--key"),
             (self.bind.is_some(), "-b/--bind"),
             (self.no_keepalive, "-j/--no-keepalive"),

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use super::args::{Args, parse_drain_timeout, parse_metrics, parse_user};
 use crate::cmd::parse::{Mistake, Refusal};
-use crate::cmd::shared_options::{SharedArgs, shared_args};
+use crate::cmd::shared_options::{SharedArgs, check_bind, shared_args};
 use crate::config::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_RESOLVE_INTERVAL, Direction, KeyRoute, PipeConfig, Process,
 };
 use crate::process::daemonize::UserSpec;
+use spiped_transports::Address;
 
 impl Args {
     /// Checks what argh cannot express: required options, exclusive pairs, and values.
@@ -22,8 +23,10 @@ impl Args {
         let direction = self.direction()?;
         let source = self.source()?;
         let mut keys = std::mem::take(&mut self.key).into_iter();
-        let shared = shared_args!(self, keys.next());
+        let mut targets = std::mem::take(&mut self.target).into_iter();
+        let shared = shared_args!(self, targets.next(), keys.next());
         shared.check_shape()?;
+        let extra_targets: Vec<String> = targets.collect();
         let extra_key_files: Vec<String> = keys.collect();
         self.check_for(direction, &shared, &extra_key_files)?;
         let resolve_interval = self.resolve_interval()?;
@@ -44,12 +47,13 @@ impl Args {
             .map(|s| crate::cmd::values::address(&s, "-s/--source").map_err(|m| ("source", m)))
             .transpose()?;
         let shared = shared.validate()?;
+        let targets = more_targets(shared.target.clone(), &extra_targets, shared.bind.as_ref())?;
         let user = parse_user(self.user.as_deref())?;
         let keys = std::iter::once(shared.key_file)
             .chain(extra_key_files)
             .map(|file| KeyRoute {
                 file,
-                target: shared.target.clone(),
+                targets: targets.clone(),
                 at: None,
             })
             .collect();
@@ -88,6 +92,15 @@ impl Args {
                 .map(|s| UserSpec::parse(s, "--socket-owner").map_err(|e| e.to_string()))
                 .transpose()
                 .map_err(value("socket-owner"))?,
+            balance: self
+                .balance
+                .as_deref()
+                .map(|s| s.parse().map_err(|e| format!("--balance: {e}")))
+                .transpose()
+                .map_err(value("balance"))?
+                .unwrap_or_default(),
+            connect_timeout: seconds(self.connect_timeout.as_deref(), "connect-timeout")?,
+            health_interval: seconds(self.health_interval.as_deref(), "health-interval")?,
             // A configuration file sets the rest.
             ..PipeConfig::new(name, direction)
         };
@@ -215,6 +228,34 @@ impl Args {
             false => Some(interval.unwrap_or(DEFAULT_RESOLVE_INTERVAL)),
         })
     }
+}
+
+/// The targets of `-t` given more than once (an extension: C takes one): `first`, then
+/// each of `more` as an address, none twice, each fit for `bind` as the first is.
+pub(crate) fn more_targets(
+    first: Address,
+    more: &[String],
+    bind: Option<&Address>,
+) -> Result<Vec<Address>, Refusal> {
+    let mut targets = vec![first];
+    for t in more {
+        let target = crate::cmd::values::address(t, "-t/--target").map_err(|m| ("target", m))?;
+        check_bind(bind, &target).map_err(value("bind"))?;
+        if targets.contains(&target) {
+            return Err(value("target")(format!(
+                "-t/--target: {target} given twice: list each target once"
+            )));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+/// Parses `--KEY` (the configuration file's `KEY`): seconds, more than 0.
+fn seconds(s: Option<&str>, key: &'static str) -> Result<Option<Duration>, Refusal> {
+    s.map(|s| crate::cmd::values::seconds(s, &format!("--{key}")))
+        .transpose()
+        .map_err(value(key))
 }
 
 /// A refusal of the command line's shape, concerning the configuration file key `key`.

@@ -70,10 +70,10 @@ fn the_documented_command_line() {
                 source: Some(Address::parse("[127.0.0.1]:8025").unwrap()),
                 keys: vec![KeyRoute {
                     file: "/etc/key".into(),
-                    target: Address::Name {
+                    targets: vec![Address::Name {
                         host: "host".into(),
                         port: 25
-                    },
+                    }],
                     at: None,
                 }],
                 bind: None,
@@ -91,6 +91,7 @@ fn the_documented_command_line() {
                 socket_owner: None,
                 allow: vec![],
                 idle_timeout: None,
+                ..PipeConfig::new(String::new(), Direction::Encrypt)
             }],
         }
     );

@@ -16,7 +16,8 @@ use crate::metrics::{self, PipeMetrics};
 use crate::process::account::AccountError;
 use crate::process::daemonize::{self, RemoveOnDrop};
 use crate::process::systemd::{self, SystemdError};
-use crate::resolve::{self, ResolveError, Targets};
+use crate::resolve::{self, ResolveError};
+use crate::targets::{self, TargetSet};
 use spiped_proto::key::Key;
 
 /// Why a configuration could not be made ready: which pipe, and what went wrong.
@@ -138,10 +139,8 @@ pub(crate) struct LookedUp(Vec<Found>);
 
 /// What the look-ups of one pipe found.
 struct Found {
-    /// The target addresses, one list per route.
-    routes: Vec<Targets>,
-    /// The target addresses to re-resolve, and how often.
-    refresh: Vec<(Targets, Address, std::time::Duration)>,
+    /// The targets of each route, each with the addresses it resolves to.
+    routes: Vec<Route>,
     /// The local address of outgoing connections (`bind`).
     bind: Option<std::net::SocketAddr>,
     /// The source's addresses: `None` when the pipe keeps a running pipe's socket, or
@@ -160,9 +159,13 @@ pub(super) struct Prepared {
     pub(super) events: Arc<PipeMetrics>,
     /// Where it listens.
     pub(super) socket: Socket,
-    /// The target addresses to re-resolve, and how often.
-    pub(super) refresh: Vec<(Targets, Address, std::time::Duration)>,
+    /// Each route's target set with what it becomes: a running pipe's sets, kept
+    /// with their health, take their new targets and settings when the pipe starts.
+    pub(super) routes: Vec<(targets::Shared, Route, targets::Settings)>,
 }
+
+/// One route's targets as configured, each with the endpoints it resolves to.
+pub(super) type Route = Vec<(Address, Vec<Endpoint>)>;
 
 impl Pipes {
     /// Resolves every address `config` names that [`Pipes::stage`] needs: targets,
@@ -219,15 +222,14 @@ impl Pipes {
 
     /// The look-ups of one pipe (see [`Pipes::look_up`]).
     async fn look_up_pipe(&self, pipe: &PipeConfig, wait_dns: bool) -> Result<Found, Problem> {
-        let mut refresh = Vec::new();
         let mut routes = Vec::new();
         let routed = pipe.routes_by_key();
         for k in &pipe.keys[..if routed { pipe.keys.len() } else { 1 }] {
-            let targets = Targets::new(look_up(&k.target, wait_dns).await?);
-            if let Some(every) = pipe.resolve_interval {
-                refresh.push((targets.clone(), k.target.clone(), every));
+            let mut route = Vec::new();
+            for target in &k.targets {
+                route.push((target.clone(), look_up(target, wait_dns).await?));
             }
-            routes.push(targets);
+            routes.push(route);
         }
         let bind = match &pipe.bind {
             Some(b) => Some(resolve::bind_address(b, look_up(b, wait_dns).await?)?),
@@ -239,7 +241,6 @@ impl Pipes {
         };
         Ok(Found {
             routes,
-            refresh,
             bind,
             source,
         })
@@ -261,7 +262,6 @@ impl Pipes {
     ) -> Result<Prepared, Problem> {
         let Found {
             routes,
-            refresh,
             bind,
             source,
         } = found;
@@ -274,6 +274,23 @@ impl Pipes {
         if keys.is_empty() {
             return Err(Problem::NoKey);
         }
+        // A kept pipe keeps its routes' target sets (their health), route by route;
+        // they change when it starts, since staging may yet fail.
+        let old = kept.map(|i| self.running[i].state.settings());
+        let routes: Vec<_> = (routes.into_iter().enumerate())
+            .map(|(i, route)| {
+                let settings = pipe.target_settings(route.len() > 1);
+                let set = match old.as_ref().and_then(|o| o.routes.get(i)) {
+                    Some(set) => set.clone(),
+                    None => Arc::new(std::sync::Mutex::new(TargetSet::new(
+                        route.clone(),
+                        settings,
+                    ))),
+                };
+                (set, route, settings)
+            })
+            .collect();
+        let sets: Vec<_> = routes.iter().map(|(set, ..)| set.clone()).collect();
         // Counted from the first look-up on; listed once the pipe serves (see apply).
         let events = match kept {
             Some(i) => self.running[i].state.events.clone(),
@@ -281,13 +298,15 @@ impl Pipes {
                 pipe.name.clone(),
                 pipe.direction,
                 pipe.keys.len(),
-                routes.clone(),
+                sets.clone(),
                 metrics::settings(pipe),
             ),
         };
-        for k in &pipe.keys[..routes.len()] {
-            if matches!(k.target, Address::Name { .. }) {
-                events.looked_up(true);
+        for (_, route, _) in &routes {
+            for (target, _) in route {
+                if matches!(target, Address::Name { .. }) {
+                    events.looked_up(true);
+                }
             }
         }
         let conn = ConnConfig {
@@ -302,11 +321,11 @@ impl Pipes {
             config: pipe.clone(),
             settings: Settings {
                 conn: Arc::new(conn),
-                routes,
+                routes: sets,
             },
             events,
             socket,
-            refresh,
+            routes,
         })
     }
 

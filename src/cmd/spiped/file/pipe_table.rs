@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::{Locator, number_words};
 use crate::cmd::spiped::args::Args;
+use crate::cmd::spiped::pipe_args::more_targets;
 use crate::config::{Direction, KeyRoute, PipeConfig};
 
 /// One `[[pipe]]` table: the command line's long option names, plus what only a file
@@ -22,7 +23,7 @@ pub(super) struct RawPipe {
     encrypt: Option<Spanned<bool>>,
     decrypt: Option<Spanned<bool>>,
     source: Option<Spanned<String>>,
-    target: Option<Spanned<String>>,
+    target: Option<Spanned<toml::Value>>,
     key: Option<Spanned<toml::Value>>,
     keys: Option<Spanned<Vec<RawKey>>>,
     bind: Option<Spanned<String>>,
@@ -41,6 +42,9 @@ pub(super) struct RawPipe {
     socket_owner: Option<Spanned<String>>,
     allow: Option<Spanned<Vec<Spanned<String>>>>,
     idle_timeout: Option<Spanned<toml::Value>>,
+    balance: Option<Spanned<String>>,
+    connect_timeout: Option<Spanned<toml::Value>>,
+    health_interval: Option<Spanned<toml::Value>>,
 }
 
 /// An entry of `keys`: a key file and, for routing by key, its own target.
@@ -48,7 +52,7 @@ pub(super) struct RawPipe {
 #[serde(deny_unknown_fields)]
 struct RawKey {
     file: Spanned<String>,
-    target: Option<Spanned<String>>,
+    target: Option<Spanned<toml::Value>>,
 }
 
 /// Collects a raw pipe's values as command-line words, remembering where each was.
@@ -63,6 +67,44 @@ impl PipeValues<'_> {
             self.spans.insert(key, v.span());
             v.into_inner()
         })
+    }
+
+    /// `target`: an address or a list of them, none twice.
+    fn targets(&mut self, v: Option<Spanned<toml::Value>>) -> Result<Vec<String>, String> {
+        let Some(v) = v else { return Ok(Vec::new()) };
+        let span = v.span();
+        self.spans.insert("target", span.clone());
+        let bad = |msg: &str| self.at.error(&span, Some("target"), msg);
+        let list = match v.into_inner() {
+            toml::Value::String(s) => vec![s],
+            toml::Value::Array(list) => list
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(bad(&format!(
+                        "expected an address or a list of them, found a list holding {}",
+                        other.type_str()
+                    ))),
+                })
+                .collect::<Result<_, _>>()?,
+            other => {
+                return Err(bad(&format!(
+                    "expected an address or a list of them, found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        if list.is_empty() {
+            return Err(bad("the list is empty: give at least one target"));
+        }
+        if let Some(twice) =
+            (list.iter().enumerate()).find_map(|(i, t)| list[..i].contains(t).then_some(t))
+        {
+            return Err(bad(&format!(
+                "{twice} is listed twice: list each target once"
+            )));
+        }
+        Ok(list)
     }
 
     fn text(&mut self, key: &'static str, v: Option<Spanned<String>>) -> Option<String> {
@@ -98,15 +140,21 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
     };
     let name = w.text("name", raw.name);
     let source = w.text("source", raw.source);
-    let target = w.text("target", raw.target);
+    let target = w.targets(raw.target)?;
     // A file never relies on systemd's LISTEN_FDS to stand for a missing source.
     if source.is_none() {
         return Err(error(&w, "source", "missing required option -s/--source"));
     }
     let (key_files, key_targets) = key_list(&mut w, raw.key, raw.keys)?;
-    let default_target = target
-        .clone()
-        .or_else(|| key_targets.iter().flatten().next().cloned());
+    let default_target = match target.is_empty() {
+        true => key_targets
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_default(),
+        false => target.clone(),
+    };
     let args = Args {
         encrypt: w.flag("encrypt", raw.encrypt),
         decrypt: w.flag("decrypt", raw.decrypt),
@@ -127,6 +175,9 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
         log_connections: w.flag("log-connections", raw.log_connections),
         socket_mode: w.text("socket-mode", raw.socket_mode),
         socket_owner: w.text("socket-owner", raw.socket_owner),
+        balance: w.text("balance", raw.balance),
+        connect_timeout: w.number("connect-timeout", raw.connect_timeout)?,
+        health_interval: w.number("health-interval", raw.health_interval)?,
         ..Args::default()
     };
     let idle = w.number("idle-timeout", raw.idle_timeout)?;
@@ -149,7 +200,8 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
     }
     let mut keys = Vec::new();
     for ((file, file_span), key_target) in key_files.into_iter().zip(key_targets) {
-        let target = match key_target.as_deref().or(target.as_deref()) {
+        let own = key_target.as_ref();
+        let targets = match own.unwrap_or(&target).split_first() {
             None => {
                 return Err(at.error(
                     &file_span,
@@ -160,12 +212,17 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
                     ),
                 ));
             }
-            Some(t) => spiped_transports::Address::parse(t)
-                .map_err(|e| at.error(&file_span, Some("target"), &format!("-t/--target: {e}")))?,
+            Some((first, more)) => {
+                let parsed = spiped_transports::Address::parse(first).map_err(|e| {
+                    at.error(&file_span, Some("target"), &format!("-t/--target: {e}"))
+                })?;
+                more_targets(parsed, more, o.bind.as_ref())
+                    .map_err(|(key, m)| at.error(&file_span, Some(key), m.message()))?
+            }
         };
         keys.push(KeyRoute {
             file,
-            target,
+            targets,
             at: Some(at.place(&file_span)),
         });
     }
@@ -210,13 +267,16 @@ pub(super) fn pipe(at: &Locator, raw: RawPipe, span: Range<usize>) -> Result<Pip
 /// A key file with where it is written.
 type KeyFileAt = (String, Range<usize>);
 
+/// A key's own targets (routing by key), if it names any.
+type OwnTargets = Option<Vec<String>>;
+
 /// The key files of `key` (a path or a list) or `keys` (tables with a `file` and maybe a
 /// `target`), with each one's own target if it has one.
 fn key_list(
     w: &mut PipeValues,
     key: Option<Spanned<toml::Value>>,
     keys: Option<Spanned<Vec<RawKey>>>,
-) -> Result<(Vec<KeyFileAt>, Vec<Option<String>>), String> {
+) -> Result<(Vec<KeyFileAt>, Vec<OwnTargets>), String> {
     let at = w.at;
     match (key, keys) {
         (Some(_), Some(keys)) => Err(at.error(
@@ -258,11 +318,11 @@ fn key_list(
                 .into_iter()
                 .map(|k| {
                     let span = k.file.span();
-                    (
-                        (k.file.into_inner(), span),
-                        k.target.map(Spanned::into_inner),
-                    )
+                    let targets = k.target.map(|t| w.targets(Some(t))).transpose()?;
+                    Ok(((k.file.into_inner(), span), targets))
                 })
+                .collect::<Result<Vec<_>, String>>()?
+                .into_iter()
                 .unzip())
         }
         (None, None) => Ok((Vec::new(), Vec::new())),

@@ -65,7 +65,7 @@ fn the_documented_example() {
     assert_eq!(smtp.idle_timeout, None);
     assert!(api.routes_by_key());
     assert_eq!(api.keys[1].file, "/etc/spiped/redis.key");
-    assert_eq!(api.keys[1].target.to_string(), "[127.0.0.1]:6379");
+    assert_eq!(api.keys[1].targets[0].to_string(), "[127.0.0.1]:6379");
     assert_eq!(api.idle_timeout, Some(Duration::from_secs(600)));
     let nets: Vec<String> = api.allow.iter().map(ToString::to_string).collect();
     assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32"]);
@@ -274,8 +274,9 @@ fn the_contrib_example_is_valid() {
     let text = include_str!("../../../../contrib/spiped.toml");
     let c = read(text).unwrap();
     let names: Vec<&str> = c.pipes.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["smtp", "api", "backup"]);
+    assert_eq!(names, ["smtp", "api", "backup", "db"]);
     assert!(c.pipes[1].routes_by_key());
+    assert_eq!(c.pipes[3].keys[0].targets.len(), 2);
     assert_eq!(c.pipes[1].allow.len(), 3);
     // Its pidfile lies in a directory of its own, where the sandboxed daemon may remove
     // it at exit (not in /run itself, where it would stay behind).
@@ -349,4 +350,60 @@ fn the_file_read_is_bounded_and_regular() {
             .ends_with("is a FIFO, not a regular file"),
         "a FIFO without writer is refused at once"
     );
+}
+
+/// A pipe of several targets, a key's own list, and the options that go with them.
+#[test]
+fn several_targets() {
+    let c = read(
+        r#"
+[[pipe]]
+decrypt = true
+source = "[0.0.0.0]:9000"
+target = ["[127.0.0.1]:1", "/run/b.sock"]
+balance = "round-robin"
+connect-timeout = 0.5
+health-interval = 10
+keys = [{ file = "/k1" }, { file = "/k2", target = ["[127.0.0.1]:3", "[127.0.0.1]:4"] }]
+"#,
+    )
+    .unwrap();
+    let p = &c.pipes[0];
+    let shown =
+        |i: usize| -> Vec<String> { p.keys[i].targets.iter().map(|t| t.to_string()).collect() };
+    assert_eq!(shown(0), ["[127.0.0.1]:1", "/run/b.sock"]);
+    assert_eq!(shown(1), ["[127.0.0.1]:3", "[127.0.0.1]:4"]);
+    assert_eq!(p.balance, crate::targets::Balance::RoundRobin);
+    assert_eq!(p.connect_timeout, Some(Duration::from_millis(500)));
+    assert_eq!(p.health_interval, Some(Duration::from_secs(10)));
+    assert!(p.routes_by_key());
+}
+
+/// An empty or repeating target list, a bad balance: one line naming file, line and key.
+#[test]
+fn several_targets_refusals() {
+    let pipe = |line: &str| {
+        format!("[[pipe]]\nencrypt = true\nsource = \"[127.0.0.1]:2\"\nkey = \"/k\"\n{line}\n")
+    };
+    let e = error(&pipe("target = []"));
+    assert!(
+        e.starts_with("/etc/spiped.conf:5: target: ") && e.contains("empty"),
+        "{e}"
+    );
+    let e = error(&pipe(r#"target = ["[127.0.0.1]:1", "[127.0.0.1]:1"]"#));
+    assert!(
+        e.starts_with("/etc/spiped.conf:5: target: ") && e.contains("twice"),
+        "{e}"
+    );
+    let e = error(&pipe("target = \"[127.0.0.1]:1\"\nbalance = \"x\""));
+    assert!(
+        e.starts_with("/etc/spiped.conf:6: balance: ") && e.contains("invalid balance"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    // The command line: the same target twice, and spipe's one -t.
+    let e = cli_error(&[
+        "-e", "-s", "[::1]:1", "-t", "[::1]:2", "-t", "[::1]:2", "-k", "/k",
+    ]);
+    assert!(e.contains("given twice"), "{e}");
 }
