@@ -768,7 +768,7 @@ fn readme_service_walkthrough_checks_the_example() {
     assert_eq!(out.code(), Some(0), "{stdout}\n{}", out.stderr);
     assert!(
         stdout.contains(
-            "/etc/spiped/spiped.toml: configuration OK (3 pipes)\nsandbox: landlock ABI "
+            "/etc/spiped/spiped.toml: configuration OK (4 pipes)\nsandbox: landlock ABI "
         ),
         "{stdout}"
     );
@@ -778,7 +778,7 @@ fn readme_service_walkthrough_checks_the_example() {
         fs::read(repo_file("contrib/spiped.toml")).unwrap()
     );
     use std::os::unix::fs::MetadataExt;
-    for key in ["smtp", "pg", "redis", "backup"] {
+    for key in ["smtp", "pg", "redis", "backup", "db"] {
         let meta = fs::metadata(etc.join(format!("{key}.key"))).unwrap();
         assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0), "{key}.key");
     }
