@@ -21,17 +21,31 @@ pub(crate) enum Balance {
     LeastConnections,
 }
 
-impl FromStr for Balance {
-    type Err = String;
+/// A `balance` that names no policy.
+#[derive(Debug)]
+pub(crate) struct UnknownBalance(String);
 
-    fn from_str(s: &str) -> Result<Balance, String> {
+impl fmt::Display for UnknownBalance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid balance '{}' (expected failover, round-robin or least-connections)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownBalance {}
+
+impl FromStr for Balance {
+    type Err = UnknownBalance;
+
+    fn from_str(s: &str) -> Result<Balance, UnknownBalance> {
         match s {
             "failover" => Ok(Balance::Failover),
             "round-robin" => Ok(Balance::RoundRobin),
             "least-connections" => Ok(Balance::LeastConnections),
-            _ => Err(format!(
-                "invalid balance '{s}' (expected failover, round-robin or least-connections)"
-            )),
+            _ => Err(UnknownBalance(s.to_owned())),
         }
     }
 }

@@ -340,7 +340,7 @@ fn balance_names_and_the_connect_timeout() {
         assert_eq!(name.parse::<Balance>().unwrap().to_string(), name);
     }
     assert_eq!(
-        "random".parse::<Balance>().unwrap_err(),
+        "random".parse::<Balance>().unwrap_err().to_string(),
         "invalid balance 'random' (expected failover, round-robin or least-connections)"
     );
     let minute = 60 * SECOND;
