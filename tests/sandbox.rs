@@ -773,6 +773,52 @@ fn a_reload_keeps_a_source_in_a_shared_directory() {
     assert!(spipe_echoes(&source, &key, &payload(50_000, 27)), "{err}");
 }
 
+/// With `-u`, a reload reads the configuration file as that user too: one only root
+/// may read says why at a reload, and the pipes serve on.
+#[test]
+fn a_reload_under_u_names_the_user_the_configuration_must_be_readable_by() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root() {
+        return;
+    }
+    let (dir, k, target) = setup();
+    let etc = temp_dir();
+    fs::set_permissions(etc.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let conf = etc.path().join("spiped.toml");
+    fs::write(
+        &conf,
+        format!(
+            "[[pipe]]\ndecrypt = true\nsource = \"{}\"\ntarget = \"{}\"\nkey = \"{k}\"\n\
+             log-connections = true\n",
+            src.arg(),
+            target.addr.arg()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&conf, fs::Permissions::from_mode(0o600)).unwrap();
+    let c = conf.to_str().unwrap();
+    let d = Daemon::spawn(
+        Impl::Ours,
+        "d",
+        dir.path(),
+        &src,
+        &["-c", c, "-u", "nobody"],
+    );
+    d.wait_stderr("sandbox: ", QUICK).unwrap();
+    d.signal(libc::SIGHUP);
+    let err = d.wait_stderr("reload failed", QUICK).unwrap();
+    let want = format!(
+        "cannot read configuration file {c}: Permission denied; spiped runs as -u nobody \
+         since start, so the configuration file must be readable by that user"
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        spipe_echoes(&src, Path::new(&k), &payload(50_000, 28)),
+        "{err}"
+    );
+}
+
 /// A pidfile beside a file the configuration does not name (as in a home directory):
 /// once confined, the daemon may remove nothing there, so that file survives an attempt
 /// to remove it, and the pidfile stays behind at exit, as C spiped's does.

@@ -31,6 +31,11 @@ impl KeyLoader {
         self.user = Some(user.clone());
     }
 
+    /// The `-u` user the process runs as, once [`KeyLoader::running_as`] said so.
+    pub(crate) fn user(&self) -> Option<&UserSpec> {
+        self.user.as_ref()
+    }
+
     /// The keys of each pipe of `config`, in its order and each pipe's key order.
     /// `Err` names every file that failed, one line each (with the place in the
     /// configuration file when it came from one), and every pair of keys of a pipe

@@ -2,12 +2,14 @@
 //! loop, then applied to the running pipes all at once, or not at all.
 
 use std::fmt;
+use std::os::unix::fs::OpenOptionsExt as _;
 
 use super::pipes::PipeError;
 use super::serve::{Daemon, notify_systemd};
 use super::source::{ConfigErrors, Source};
 use crate::config::keys::KeyErrors;
 use crate::log;
+use crate::process::account::UserSpec;
 use crate::process::systemd;
 use crate::sandbox::{self, Refused};
 
@@ -16,8 +18,9 @@ use crate::sandbox::{self, Refused};
 enum ReloadError {
     /// The sandbox set up at start does not allow what the new configuration needs.
     Sandbox(Refused),
-    /// The configuration file did not read.
-    Config(ConfigErrors),
+    /// The configuration file did not read; with the `-u` user the process runs as
+    /// when that user may not open it (root could, at start).
+    Config(ConfigErrors, Option<UserSpec>),
     /// A key file did not load.
     Keys(KeyErrors),
     /// A pipe could not be made ready.
@@ -29,7 +32,12 @@ impl fmt::Display for ReloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReloadError::Sandbox(e) => write!(f, "{e}"),
-            ReloadError::Config(e) => write!(f, "{e}"),
+            ReloadError::Config(e, None) => write!(f, "{e}"),
+            ReloadError::Config(e, Some(user)) => write!(
+                f,
+                "{e}; spiped runs as -u {user} since start, so the configuration file must \
+                 be readable by that user"
+            ),
             ReloadError::Keys(e) => write!(f, "{e}"),
             ReloadError::Pipe(e) => write!(f, "{e}"),
         }
@@ -40,7 +48,7 @@ impl std::error::Error for ReloadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ReloadError::Sandbox(e) => Some(e),
-            ReloadError::Config(e) => Some(e),
+            ReloadError::Config(e, _) => Some(e),
             ReloadError::Keys(e) => Some(e),
             ReloadError::Pipe(e) => Some(e),
         }
@@ -65,9 +73,12 @@ impl Daemon {
         // stalls nothing (and what is not a regular file is refused without waiting).
         let (source, mut loader) = (self.source.clone(), std::mem::take(&mut self.loader));
         let (loader, loaded) = off_loop(move || {
-            let read = allowed
-                .map_err(ReloadError::Sandbox)
-                .and_then(|()| source.read().map_err(ReloadError::Config));
+            let read = match allowed {
+                Err(refused) => Err(ReloadError::Sandbox(refused)),
+                Ok(()) => source
+                    .read()
+                    .map_err(|e| ReloadError::Config(e, denied_to(&source, loader.user()))),
+            };
             // Before any new key file is read: what the sandbox refuses is named as such.
             let read = read.and_then(|c| {
                 let needs = source.sandbox_needs(&c);
@@ -135,4 +146,19 @@ async fn off_loop<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) 
         // Not cancelled (nothing aborts it): it panicked, and so does the caller.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// `user` (the `-u` the process runs as), when it may not open the configuration file
+/// of `source`: a file only root could read, at start, fails at a reload.
+fn denied_to(source: &Source, user: Option<&UserSpec>) -> Option<UserSpec> {
+    let Source::File { path, .. } = source else {
+        return None;
+    };
+    // Without blocking: a FIFO there must not stall the reload.
+    let denied = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    user.filter(|_| denied).cloned()
 }
