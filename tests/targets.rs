@@ -8,6 +8,7 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -73,20 +74,50 @@ fn down_lines(text: &str) -> usize {
     text.lines().filter(|l| l.contains(" is down (")).count()
 }
 
+/// A `-d` (labelled `label`, files in `dir`) whose targets are a dead address and then
+/// an echo target, behind an `-e`, both with `key`: what the failover tests start from.
+struct DeadFirst {
+    /// The `-e` in front, whose source clients use.
+    c: Daemon,
+    /// The `-d` with the two targets.
+    d: Daemon,
+    live: Target,
+    src: Addr,
+    gone: Addr,
+}
+
+fn dead_first(dir: &Path, key: &str, label: &str) -> DeadFirst {
+    let live = Target::start(Transport::Tcp, dir, Mode::Echo);
+    let gone = dead();
+    let src = Addr::fresh(Transport::Tcp, dir, "src");
+    let (g, e, s) = (gone.arg(), live.addr.arg(), src.arg());
+    let args = ["-d", "-s", &s, "-t", &g, "-t", &e, "-k", key];
+    let d = Daemon::spawn(Impl::Ours, label, dir, &src, &args);
+    let ca = Addr::fresh(Transport::Tcp, dir, "client");
+    let c = Daemon::pipe(Impl::Ours, "e", dir, &ca, &s, key, &["-e"]);
+    DeadFirst {
+        c,
+        d,
+        live,
+        src,
+        gone,
+    }
+}
+
 /// `-t` twice on the command line, and a list in a configuration file: the dead first
 /// target is passed over and every connection echoes through the live one.
 #[test]
 fn two_t_and_a_config_list_are_served() {
     let dir = temp_dir();
     let key = key_arg(dir.path(), "key", KEY);
-    let echo = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let gone = dead();
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
+    let DeadFirst {
+        c,
+        d,
+        live: echo,
+        src,
+        gone,
+    } = dead_first(dir.path(), &key, "two-t");
     let (g, e, s) = (gone.arg(), echo.addr.arg(), src.arg());
-    let args = ["-d", "-s", &s, "-t", &g, "-t", &e, "-k", &key];
-    let d = Daemon::spawn(Impl::Ours, "two-t", dir.path(), &src, &args);
-    let ca = Addr::fresh(Transport::Tcp, dir.path(), "client");
-    let c = Daemon::pipe(Impl::Ours, "e", dir.path(), &ca, &s, &key, &["-e"]);
     for i in 0..5 {
         assert_echo(&c.source, &payload(3000, i));
     }
@@ -218,14 +249,13 @@ fn round_robin_spreads_exactly_evenly() {
 fn failover_returns_to_the_primary_once_it_is_back() {
     let dir = temp_dir();
     let key = key_arg(dir.path(), "key", KEY);
-    let second = Target::start(Transport::Tcp, dir.path(), Mode::Echo);
-    let gone = dead();
-    let src = Addr::fresh(Transport::Tcp, dir.path(), "src");
-    let (g, e, s) = (gone.arg(), second.addr.arg(), src.arg());
-    let args = ["-d", "-s", &s, "-t", &g, "-t", &e, "-k", &key];
-    let d = Daemon::spawn(Impl::Ours, "failover", dir.path(), &src, &args);
-    let ca = Addr::fresh(Transport::Tcp, dir.path(), "client");
-    let c = Daemon::pipe(Impl::Ours, "e", dir.path(), &ca, &s, &key, &["-e"]);
+    let DeadFirst {
+        c,
+        d,
+        live: second,
+        gone,
+        ..
+    } = dead_first(dir.path(), &key, "failover");
     assert_echo(&c.source, b"while the primary is dead");
     wait_served(&second, 1);
     let Addr::Tcp(at) = gone else { unreachable!() };
