@@ -2,7 +2,6 @@
 //! loop, then applied to the running pipes all at once, or not at all.
 
 use std::fmt;
-use std::os::unix::fs::OpenOptionsExt as _;
 
 use super::pipes::PipeError;
 use super::serve::{Daemon, notify_systemd};
@@ -75,9 +74,10 @@ impl Daemon {
         let (loader, loaded) = off_loop(move || {
             let read = match allowed {
                 Err(refused) => Err(ReloadError::Sandbox(refused)),
-                Ok(()) => source
-                    .read()
-                    .map_err(|e| ReloadError::Config(e, denied_to(&source, loader.user()))),
+                Ok(()) => source.read().map_err(|e| {
+                    let user = loader.user().filter(|_| e.denied).cloned();
+                    ReloadError::Config(e, user)
+                }),
             };
             // Before any new key file is read: what the sandbox refuses is named as such.
             let read = read.and_then(|c| {
@@ -146,19 +146,4 @@ async fn off_loop<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) 
         // Not cancelled (nothing aborts it): it panicked, and so does the caller.
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
-}
-
-/// `user` (the `-u` the process runs as), when it may not open the configuration file
-/// of `source`: a file only root could read, at start, fails at a reload.
-fn denied_to(source: &Source, user: Option<&UserSpec>) -> Option<UserSpec> {
-    let Source::File { path, .. } = source else {
-        return None;
-    };
-    // Without blocking: a FIFO there must not stall the reload.
-    let denied = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
-    user.filter(|_| denied).cloned()
 }

@@ -16,19 +16,33 @@ pub(crate) type ReadConfig = Arc<dyn Fn() -> Result<Config, ConfigErrors> + Send
 
 /// Why a configuration file could not be read: every error, one line each.
 #[derive(Debug)]
-pub(crate) struct ConfigErrors(pub Vec<String>);
+pub(crate) struct ConfigErrors {
+    /// The errors, one line each.
+    pub(crate) lines: Vec<String>,
+    /// Whether the file itself could not be opened for lack of permission: a file only
+    /// root could read, at start, fails so at a reload under `-u`.
+    pub(crate) denied: bool,
+}
 
 impl ConfigErrors {
+    /// `lines`, none of them a refused open.
+    pub(crate) fn new(lines: Vec<String>) -> ConfigErrors {
+        ConfigErrors {
+            lines,
+            denied: false,
+        }
+    }
+
     /// One error a line, as the command line prints them.
     pub(crate) fn lines(&self) -> String {
-        self.0.join("\n")
+        self.lines.join("\n")
     }
 }
 
 impl fmt::Display for ConfigErrors {
     /// Every error on one line, as a reload's failure says them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("; "))
+        f.write_str(&self.lines.join("; "))
     }
 }
 

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::args::{ConfigOptions, parse_drain_timeout, parse_metrics, parse_user};
 use crate::config::{Config, PipeConfig, Process};
+use crate::daemon::ConfigErrors;
 use crate::sandbox::{Mode, UnknownMode};
 use pipe_table::{RawPipe, pipe};
 
@@ -24,9 +25,9 @@ pub(crate) const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// Reads and checks the file `opts` names, letting the command line's `-D`, `-F`, `-p`,
 /// `-u` and `--syslog` override the file. `Err` holds every error found, each a line.
-pub(crate) fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
-    let text = read_file(&opts.path).map_err(|e| vec![e])?;
-    let mut config = parse(&opts.path, &text)?;
+pub(crate) fn load(opts: &ConfigOptions) -> Result<Config, ConfigErrors> {
+    let text = read_file(&opts.path)?;
+    let mut config = parse(&opts.path, &text).map_err(ConfigErrors::new)?;
     let p = &mut config.process;
     p.wait_dns |= opts.wait_dns;
     p.foreground |= opts.foreground;
@@ -53,7 +54,7 @@ pub(crate) fn load(opts: &ConfigOptions) -> Result<Config, Vec<String>> {
 /// blocking, so that a FIFO there cannot stall a reload) of at most
 /// [`MAX_CONFIG_FILE`] bytes. One that its group or everyone may write draws a
 /// warning: it says what root does (the pidfile it writes, the user it becomes).
-fn read_file(path: &Path) -> Result<String, String> {
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
     use std::io::Read as _;
     use std::os::unix::fs::PermissionsExt as _;
     let shown = path.display();
@@ -63,9 +64,17 @@ fn read_file(path: &Path) -> Result<String, String> {
             crate::errors::describe(&e)
         )
     };
+    let one = |line| ConfigErrors::new(vec![line]);
     let (file, meta) = crate::keyfile::open_regular(path)
-        .map_err(cannot)?
-        .map_err(|what| format!("configuration file {shown} is {what}, not a regular file"))?;
+        .map_err(|e| ConfigErrors {
+            denied: e.kind() == std::io::ErrorKind::PermissionDenied,
+            lines: vec![cannot(e)],
+        })?
+        .map_err(|what| {
+            one(format!(
+                "configuration file {shown} is {what}, not a regular file"
+            ))
+        })?;
     let mode = meta.permissions().mode();
     if let Some(who) = crate::keyfile::who(mode, 0o002, 0o020) {
         crate::log::warn(&format!(
@@ -76,17 +85,17 @@ fn read_file(path: &Path) -> Result<String, String> {
     }
     let mut bytes = Vec::new();
     // One byte past the cap tells a file that is too large from one just at it.
-    (file.take(MAX_CONFIG_FILE + 1).read_to_end(&mut bytes)).map_err(cannot)?;
+    (file.take(MAX_CONFIG_FILE + 1).read_to_end(&mut bytes)).map_err(|e| one(cannot(e)))?;
     if bytes.len() as u64 > MAX_CONFIG_FILE {
-        return Err(format!(
+        return Err(one(format!(
             "configuration file {shown} is larger than 1 MiB: is it the right file?"
-        ));
+        )));
     }
     String::from_utf8(bytes).map_err(|_| {
-        cannot(std::io::Error::new(
+        one(cannot(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "stream did not contain valid UTF-8",
-        ))
+        )))
     })
 }
 

@@ -10,7 +10,7 @@ use spiped_transports::event_loop::block_on;
 use super::args::{ConfigOptions, Invocation, parse};
 use super::file;
 use crate::config::keys::KeyLoader;
-use crate::daemon::{self, ConfigErrors, Source, Start};
+use crate::daemon::{self, Source, Start};
 use crate::process::{daemonize, systemd};
 use crate::sandbox;
 
@@ -34,7 +34,7 @@ fn run(inv: Invocation) -> Result<(), String> {
             Source::File {
                 path: opts.path.clone(),
                 base: base.clone(),
-                read: Arc::new(move || file::load(&opts).map_err(ConfigErrors)),
+                read: Arc::new(move || file::load(&opts)),
             }
         }
     };
@@ -76,7 +76,7 @@ fn run(inv: Invocation) -> Result<(), String> {
 /// `--check`: reads the file and every key file it names, parses every address; prints
 /// what is wrong, or that all is well.
 fn check(opts: &ConfigOptions) -> Result<(), String> {
-    let config = file::load(opts).map_err(|e| e.join("\n"))?;
+    let config = file::load(opts).map_err(|e| e.lines())?;
     KeyLoader::default().load(&config).map_err(|e| e.lines())?;
     // The check confines itself as the daemon would once serving, so that what this
     // kernel (or container) cannot enforce shows now, and `strict` fails here too.

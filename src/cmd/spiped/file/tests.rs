@@ -328,7 +328,7 @@ fn the_file_read_is_bounded_and_regular() {
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(MAX_CONFIG_FILE + 1).unwrap();
     assert_eq!(
-        read_file(&big).unwrap_err(),
+        read_file(&big).unwrap_err().lines(),
         format!(
             "configuration file {} is larger than 1 MiB: is it the right file?",
             big.display()
@@ -337,7 +337,7 @@ fn the_file_read_is_bounded_and_regular() {
     f.set_len(MAX_CONFIG_FILE).unwrap();
     assert_eq!(read_file(&big).unwrap().len() as u64, MAX_CONFIG_FILE);
     assert_eq!(
-        read_file(Path::new("/dev/zero")).unwrap_err(),
+        read_file(Path::new("/dev/zero")).unwrap_err().lines(),
         "configuration file /dev/zero is a character device, not a regular file"
     );
     let fifo = dir.path().join("fifo");
@@ -347,6 +347,7 @@ fn the_file_read_is_bounded_and_regular() {
     assert!(
         read_file(&fifo)
             .unwrap_err()
+            .lines()
             .ends_with("is a FIFO, not a regular file"),
         "a FIFO without writer is refused at once"
     );
