@@ -119,6 +119,7 @@ impl Pipes {
         let staged = self.stage(config, found, keys)?;
         Ok(self.start(staged))
     }
+
     /// Starts accepting on the pipes `staged` holds, changes the settings of those it
     /// keeps and stops the others; the running pipes are those of its configuration
     /// from now on. `staged` must come from the last [`Pipes::stage`].
@@ -175,6 +176,7 @@ impl Pipes {
         }
         changes
     }
+
     /// Gives `p`'s target sets their new targets and settings (a kept target keeps its
     /// health), and starts what keeps them current: a re-resolution of each host name
     /// (`-r`), and with `health-interval` the active checks of each route.
